@@ -1,0 +1,98 @@
+"""Shared CLI plumbing: logging set-up, progress bars, and turning errors into one clear line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from cropglobe.errors import CropGlobeError
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = ["fail", "handle_errors", "progress", "quiet_option", "setup_logging"]
+
+_QUIET = False
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Configure the root logger for the CLI (the library itself never does)."""
+    global _QUIET
+    _QUIET = quiet
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.captureWarnings(True)
+
+
+def is_quiet() -> bool:
+    """True when ``-q`` was given."""
+    return _QUIET
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``Error: message`` on stderr and exit with ``code`` (no traceback)."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Decorator: CropGlobeError and common input errors become one line and exit status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CropGlobeError as exc:
+            fail(str(exc), exc.exit_code)
+        except FileNotFoundError as exc:
+            fail(f"{exc.filename or exc}: no such file or folder; check the path")
+        except PermissionError as exc:
+            fail(f"{exc.filename or exc}: permission denied; choose a writable location")
+        except OSError as exc:
+            if exc.errno == 28:
+                fail(f"no space left on device while writing {exc.filename or ''}; free some space")
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (silent under ``-q`` or when not a terminal)."""
+    if _QUIET:
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    ) as bar:
+        yield from bar.track(items, description=description, total=total)
+
+
+def quiet_option(func: F) -> F:
+    """``-q/--quiet`` and ``-v/--verbose`` options that configure logging."""
+
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bars, warnings only.")
+    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    @functools.wraps(func)
+    def wrapper(*args: Any, quiet: bool, verbose: int, **kwargs: Any) -> Any:
+        setup_logging(verbose, quiet)
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

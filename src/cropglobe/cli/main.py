@@ -1,0 +1,52 @@
+"""Entry point of the ``cropglobe`` command: a click group whose commands load lazily.
+
+Each command lives in its own module ``cropglobe.cli.<name>`` exposing a click command named
+``command``; importing ``cropglobe --help`` stays fast because modules load only when run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from cropglobe import __version__
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("cropglobe.cli.demo", "Run the main job on a simulated CropGlobe-like world."),
+    "info": ("cropglobe.cli.info", "Summarise what a dataset holds; optionally plot NDVI curves."),
+    "simulate": ("cropglobe.cli.simulate", "Write a synthetic CropGlobe-like dataset."),
+    "composite": ("cropglobe.cli.composite", "Composite irregular observations to a time grid."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        cmd: click.Command = module.command
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cropglobe")
+def cli() -> None:
+    """cropglobe: crop-type maps from satellite time series that transfer across the globe."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="cropglobe")

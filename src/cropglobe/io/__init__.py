@@ -1,0 +1,1 @@
+"""Readers and writers. Every reader validates its input once and returns the data contract."""

@@ -1,0 +1,710 @@
+"""The data contract: :class:`TimeGrid` (the time axis) and :class:`SeriesSet` (pixel series).
+
+Days are counted in a season that starts on the grid's *anchor* (``"01-01"`` for calendar-year
+series, e.g. ``"07-01"`` for a southern-hemisphere season that runs July to June). Day of season
+(``dos``) 1 is the anchor day. Calendar arithmetic uses a non-leap reference year: 29 February
+shares the day of 28 February, so every date maps to a day 1…365 and calendar grids (months,
+dekads) have the same bins every year.
+
+A season is named by the calendar year in which it *starts* (a July 2022 – June 2023 season is
+season 2022). With the default anchor ``"01-01"`` the season year is the calendar year.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from cropglobe._fs import atomic_path
+from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
+
+__all__ = ["Observations", "SeriesSet", "TimeGrid", "day_of_season", "parse_anchor"]
+
+_MONTH_STARTS = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366])
+_FORMAT_VERSION = 1
+
+
+def parse_anchor(anchor: str) -> int:
+    """Day of year (non-leap, 1…365) of an ``"MM-DD"`` season anchor.
+
+    Raises:
+        GridError: when ``anchor`` is not a valid ``MM-DD`` day of a non-leap year.
+    """
+    try:
+        month_s, day_s = anchor.split("-")
+        month, day = int(month_s), int(day_s)
+        if not 1 <= month <= 12:
+            raise ValueError
+        length = int(_MONTH_STARTS[month] - _MONTH_STARTS[month - 1])
+        if not 1 <= day <= length:
+            raise ValueError
+    except (ValueError, AttributeError):
+        raise GridError(
+            f"season anchor {anchor!r} is not a valid 'MM-DD' day (e.g. '01-01' for calendar "
+            "years, '07-01' for a July–June southern-hemisphere season)"
+        ) from None
+    return int(_MONTH_STARTS[month - 1]) + day - 1
+
+
+def day_of_season(
+    dates: ArrayLike, anchor: str = "01-01"
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Season year and day of season (1…365) of each date.
+
+    Args:
+        dates: anything ``numpy.datetime64`` understands (strings ``"2023-05-01"``, datetime64,
+            pandas timestamps), any shape.
+        anchor: ``"MM-DD"`` first day of the season.
+
+    Returns:
+        ``(season_year, dos)``, int64 arrays of the input's shape.
+    """
+    d = np.asarray(dates, dtype="datetime64[D]")
+    years = d.astype("datetime64[Y]")
+    doy = (d - years.astype("datetime64[D]")).astype(np.int64) + 1
+    year = years.astype(np.int64) + 1970
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    doy_ref = np.where(leap & (doy >= 60), doy - 1, doy)  # 29 Feb shares 28 Feb's day
+    a = parse_anchor(anchor)
+    before = doy_ref < a
+    season_year = np.where(before, year - 1, year)
+    dos = (doy_ref - a) % 365 + 1
+    return season_year.astype(np.int64), dos.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """A time axis of T steps (bins) over one season.
+
+    Bin ``i`` covers days of season ``edges[i]`` … ``edges[i + 1] − 1`` (1-based, inclusive).
+    Bins are contiguous; the grid may cover only part of the season (a window).
+
+    Attributes:
+        edges: T + 1 strictly increasing day-of-season boundaries, within 1 … 366.
+        anchor: ``"MM-DD"``, the first day of the season (day of season 1).
+        kind: a label (``"5-day"``, ``"monthly"``, ``"dekad"``, ``"16-day"``, ``"custom"``).
+    """
+
+    edges: tuple[int, ...]
+    anchor: str = "01-01"
+    kind: str = "custom"
+
+    def __post_init__(self) -> None:
+        e = np.asarray(self.edges)
+        if e.ndim != 1 or e.size < 2:
+            raise GridError(
+                f"time grid edges must hold at least 2 boundaries (1 step), got {list(self.edges)}"
+            )
+        if np.any(np.diff(e) <= 0) or e[0] < 1 or e[-1] > 366:
+            raise GridError(
+                f"time grid edges must increase strictly within day of season 1…366, got "
+                f"{list(self.edges)[:6]}…; pass bin start days in order"
+            )
+        object.__setattr__(self, "edges", tuple(int(x) for x in e))
+        parse_anchor(self.anchor)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def regular(
+        cls, step_days: int = 5, start: int = 1, end: int = 365, anchor: str = "01-01"
+    ) -> TimeGrid:
+        """Steps of ``step_days`` days from day ``start`` to day ``end`` (inclusive).
+
+        The last step is shorter when the span is not a multiple of the step.
+        ``regular(5)`` is the CropGlobe grid: 73 bins, bin i covering days 5i+1 … 5i+5.
+        """
+        if step_days < 1:
+            raise GridError(f"step_days must be a positive number of days, got {step_days}")
+        if not 1 <= start <= end <= 365:
+            raise GridError(f"need 1 <= start <= end <= 365 days, got start={start}, end={end}")
+        edges = [*range(start, end + 1, step_days), end + 1]
+        return cls(tuple(edges), anchor, f"{step_days}-day")
+
+    @classmethod
+    def cropglobe(cls, anchor: str = "01-01") -> TimeGrid:
+        """The CropGlobe release grid: 73 five-day bins over the season."""
+        return cls.regular(5, 1, 365, anchor)
+
+    @classmethod
+    def monthly(cls, anchor: str = "01-01") -> TimeGrid:
+        """Twelve calendar months, starting with the anchor's month (anchor must be day 1)."""
+        return cls._calendar(anchor, dekads=False)
+
+    @classmethod
+    def dekads(cls, anchor: str = "01-01") -> TimeGrid:
+        """36 dekads: days 1–10, 11–20 and 21–end of each month (anchor must be day 1)."""
+        return cls._calendar(anchor, dekads=True)
+
+    @classmethod
+    def _calendar(cls, anchor: str, dekads: bool) -> TimeGrid:
+        a = parse_anchor(anchor)
+        if anchor.split("-")[1].lstrip("0") != "1":
+            raise GridError(
+                f"calendar grids (monthly, dekad) need an anchor on the first of a month, got "
+                f"{anchor!r}; use e.g. '07-01'"
+            )
+        starts: list[int] = []
+        for m in range(12):
+            s = int(_MONTH_STARTS[m])
+            starts += [s, s + 10, s + 20] if dekads else [s]
+        dos = sorted((s - a) % 365 + 1 for s in starts)
+        return cls((*dos, 366), anchor, "dekad" if dekads else "monthly")
+
+    @classmethod
+    def from_starts(
+        cls, starts: Sequence[int], end: int = 365, anchor: str = "01-01", kind: str = "custom"
+    ) -> TimeGrid:
+        """Bins starting on the given days of season; the last bin ends on day ``end``.
+
+        CAWa's 16-day composites: ``from_starts([1, 17, …, 353])``.
+        """
+        return cls((*[int(s) for s in starts], int(end) + 1), anchor, kind)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_steps(self) -> int:
+        """Number of bins T."""
+        return len(self.edges) - 1
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    @property
+    def starts(self) -> NDArray[np.int64]:
+        """First day of season of each bin, (T,)."""
+        return np.asarray(self.edges[:-1], dtype=np.int64)
+
+    @property
+    def ends(self) -> NDArray[np.int64]:
+        """Last day of season of each bin (inclusive), (T,)."""
+        return np.asarray(self.edges[1:], dtype=np.int64) - 1
+
+    @property
+    def centers(self) -> NDArray[np.float64]:
+        """Centre of each bin in days of season, (T,): (start + end) / 2."""
+        return (self.starts + self.ends) / 2.0
+
+    @property
+    def lengths(self) -> NDArray[np.int64]:
+        """Number of days in each bin, (T,)."""
+        return np.diff(np.asarray(self.edges, dtype=np.int64))
+
+    @property
+    def step_days(self) -> int | None:
+        """The common bin length in days, or None when bins differ (the last may be shorter)."""
+        lengths = self.lengths
+        if lengths.size == 1 or np.all(lengths[:-1] == lengths[0]) and lengths[-1] <= lengths[0]:
+            return int(lengths[0])
+        return None
+
+    # ------------------------------------------------------------------ operations
+    def bin_index(self, dos: ArrayLike) -> NDArray[np.int64]:
+        """Bin of each day of season; −1 where the day falls outside the grid."""
+        d = np.asarray(dos, dtype=np.int64)
+        idx = np.searchsorted(np.asarray(self.edges), d, side="right") - 1
+        outside = (d < self.edges[0]) | (d >= self.edges[-1])
+        return np.where(outside, -1, idx).astype(np.int64)
+
+    def window_indices(self, start: int, end: int) -> NDArray[np.int64]:
+        """Indices of the bins whose centre lies within days of season ``start`` … ``end``.
+
+        On the CropGlobe grid, ``window_indices(121, 334)`` gives bins 24 … 66 (43 steps), the
+        paper's window; on a monthly grid, May … November.
+        """
+        c = self.centers
+        idx = np.flatnonzero((c >= start) & (c <= end))
+        if idx.size == 0:
+            raise GridError(
+                f"window days {start}–{end} holds no bin of the {self.kind} grid, which spans "
+                f"days {self.edges[0]}–{self.edges[-1] - 1}; choose a window inside the grid"
+            )
+        return idx
+
+    def window(self, start: int, end: int) -> TimeGrid:
+        """The sub-grid of :meth:`window_indices` (contiguous bins)."""
+        idx = self.window_indices(start, end)
+        return TimeGrid(self.edges[idx[0] : idx[-1] + 2], self.anchor, self.kind)
+
+    def select(self, idx: NDArray[np.integer[Any]] | slice) -> TimeGrid:
+        """The sub-grid made of contiguous bins ``idx``."""
+        sel = np.arange(self.n_steps)[idx]
+        if sel.size == 0 or np.any(np.diff(sel) != 1):
+            raise GridError("selected time steps must be a non-empty run of consecutive bins")
+        return TimeGrid(self.edges[sel[0] : sel[-1] + 2], self.anchor, self.kind)
+
+    def dates(self, season_year: int) -> NDArray[np.datetime64]:
+        """Calendar date of each bin centre for the season starting in ``season_year``."""
+        start = np.datetime64(f"{season_year:04d}-01-01") + (parse_anchor(self.anchor) - 1)
+        return start + np.floor(self.centers - 1).astype("timedelta64[D]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (inverse of :meth:`from_dict`)."""
+        return {"edges": list(self.edges), "anchor": self.anchor, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimeGrid:
+        """Rebuild a grid from :meth:`to_dict` output."""
+        try:
+            return cls(tuple(d["edges"]), str(d.get("anchor", "01-01")), str(d.get("kind", "")))
+        except (KeyError, TypeError) as exc:
+            raise GridError(f"not a time grid description: {d!r} ({exc})") from None
+
+    def same_axis(self, other: TimeGrid) -> bool:
+        """True when both grids have the same bins and anchor (``kind`` is only a label)."""
+        return self.edges == other.edges and self.anchor == other.anchor
+
+    def __str__(self) -> str:
+        step = f"{self.step_days}-day" if self.step_days else self.kind
+        return (
+            f"{self.n_steps} × {step} steps, days {self.edges[0]}–{self.edges[-1] - 1} "
+            f"of a season starting {self.anchor}"
+        )
+
+
+def _default_meta(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"sample_id": [str(i) for i in range(n)]})
+
+
+@dataclass
+class SeriesSet:
+    """Labelled (or unlabelled) pixel time series on one time grid.
+
+    Attributes:
+        values: float32 array (N, C, T), samples × bands × time steps; NaN marks a missing
+            observation. Units are those of the source (Sentinel-2 reflectance × 10,000 in
+            CropGlobe data).
+        bands: the C band names, in order.
+        grid: the time axis (T steps).
+        labels: int64 array (N,) of indices into ``classes``; −1 for unlabelled samples.
+        classes: class names; ``labels`` index into it.
+        meta: one row per sample (``sample_id``, ``country``, ``region``, ``year``, ``lon``,
+            ``lat``, …), index 0 … N−1.
+        attrs: JSON-serialisable facts about the whole set (``source``, ``synthetic`` …).
+
+    Construction checks shapes and label range (cheap); readers validate content once with
+    :meth:`validate`.
+    """
+
+    values: NDArray[np.float32]
+    bands: tuple[str, ...]
+    grid: TimeGrid
+    labels: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    classes: tuple[str, ...] = ()
+    meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        v = np.asarray(self.values)
+        if v.ndim != 3:
+            raise DataFormatError(
+                f"SeriesSet values must be a 3-D array (samples, bands, time), got shape {v.shape}"
+            )
+        self.values = np.ascontiguousarray(v, dtype=np.float32)
+        n, c, t = self.values.shape
+        self.bands = tuple(str(b) for b in self.bands)
+        if len(self.bands) != c:
+            raise BandError(
+                f"SeriesSet has {c} bands in its values but {len(self.bands)} band names "
+                f"{list(self.bands)}; give one name per band"
+            )
+        if len(set(self.bands)) != c:
+            raise BandError(f"band names must be unique, got {list(self.bands)}")
+        if self.grid.n_steps != t:
+            raise GridError(
+                f"SeriesSet values have {t} time steps but the grid has {self.grid.n_steps} "
+                f"({self.grid}); build the grid that matches the data"
+            )
+        labels = np.asarray(self.labels)
+        if labels.size == 0 and n > 0:
+            labels = np.full(n, -1, dtype=np.int64)
+        if labels.shape != (n,):
+            raise LabelError(f"labels must have shape ({n},), got {labels.shape}")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            raise LabelError(
+                f"labels must be integer class indices, got dtype {labels.dtype}; map names to "
+                "indices with cropglobe.classes.encode_labels"
+            )
+        self.labels = labels.astype(np.int64, copy=False)
+        self.classes = tuple(str(c_) for c_ in self.classes)
+        if self.labels.size:
+            lo, hi = int(self.labels.min()), int(self.labels.max())
+            if lo < -1 or hi >= len(self.classes):
+                raise LabelError(
+                    f"labels range {lo}…{hi} falls outside the vocabulary of {len(self.classes)} "
+                    f"classes {list(self.classes)}; expected −1 (unlabelled) or 0…"
+                    f"{len(self.classes) - 1}"
+                )
+        meta = self.meta if len(self.meta.columns) else _default_meta(n)
+        if len(meta) != n:
+            raise DataFormatError(f"meta has {len(meta)} rows for {n} samples; give one per sample")
+        self.meta = meta.reset_index(drop=True)
+
+    # ------------------------------------------------------------------ shape
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        """N."""
+        return int(self.values.shape[0])
+
+    @property
+    def n_bands(self) -> int:
+        """C."""
+        return int(self.values.shape[1])
+
+    @property
+    def n_steps(self) -> int:
+        """T."""
+        return int(self.values.shape[2])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(N, C, T)."""
+        n, c, t = self.values.shape
+        return int(n), int(c), int(t)
+
+    def __repr__(self) -> str:
+        return (
+            f"SeriesSet({self.n_samples} samples × {self.n_bands} bands × {self.n_steps} steps, "
+            f"bands={list(self.bands)}, grid='{self.grid}', classes={list(self.classes)})"
+        )
+
+    # ------------------------------------------------------------------ checks
+    def empty_samples(self) -> NDArray[np.bool_]:
+        """Mask (N,) of samples that hold no valid observation at all."""
+        return np.asarray(np.isnan(self.values).all(axis=(1, 2)))
+
+    def missing_fraction(self) -> float:
+        """Share of missing (NaN) values, 0 … 1."""
+        return float(np.isnan(self.values).mean()) if self.values.size else 0.0
+
+    def validate(self, source: str = "data", *, allow_empty: bool = False) -> SeriesSet:
+        """Check content once where data enters: finite or NaN values, no empty samples.
+
+        Args:
+            source: how to name the data in messages (usually the file path).
+            allow_empty: accept samples with no valid observation (e.g. for mapping).
+
+        Returns:
+            self, for chaining.
+
+        Raises:
+            DataFormatError: infinite values, or all-NaN samples when not allowed.
+        """
+        if np.isinf(self.values).any():
+            raise DataFormatError(
+                f"{source}: values contain ±inf; expected finite numbers with NaN for missing "
+                "observations; replace the infinite values"
+            )
+        if not allow_empty and self.n_samples:
+            empty = self.empty_samples()
+            if empty.any():
+                ids = self.meta["sample_id"].astype(str).to_numpy()[empty][:3] if (
+                    "sample_id" in self.meta
+                ) else np.flatnonzero(empty)[:3]
+                raise DataFormatError(
+                    f"{source}: {int(empty.sum())} of {self.n_samples} samples have no valid "
+                    f"observation (all NaN), e.g. {list(ids)}; drop them first "
+                    "(SeriesSet.drop_empty()) or fix the extraction"
+                )
+        return self
+
+    # ------------------------------------------------------------------ selection
+    def subset(self, index: ArrayLike | slice) -> SeriesSet:
+        """Samples selected by a slice, a boolean mask (N,) or integer positions."""
+        if isinstance(index, slice):
+            idx = np.arange(self.n_samples)[index]
+        else:
+            arr = np.asarray(index)
+            if arr.dtype == bool:
+                if arr.shape != (self.n_samples,):
+                    raise DataFormatError(
+                        f"boolean mask must have shape ({self.n_samples},), got {arr.shape}"
+                    )
+                idx = np.flatnonzero(arr)
+            else:
+                idx = arr.astype(np.int64).reshape(-1)
+        return SeriesSet(
+            self.values[idx],
+            self.bands,
+            self.grid,
+            self.labels[idx],
+            self.classes,
+            self.meta.iloc[idx].reset_index(drop=True),
+            dict(self.attrs),
+        )
+
+    def drop_empty(self) -> SeriesSet:
+        """Without the samples that hold no valid observation."""
+        return self.subset(~self.empty_samples())
+
+    def where(self, **conditions: Any) -> SeriesSet:
+        """Samples whose meta columns equal the given values (a list means 'any of').
+
+        ``ss.where(country="FRA")``, ``ss.where(region=["Fergana", "Samarkand"], year=2016)``.
+        """
+        mask = np.ones(self.n_samples, dtype=bool)
+        for col, value in conditions.items():
+            if col not in self.meta:
+                raise DataFormatError(
+                    f"meta has no column {col!r}; available: {list(self.meta.columns)}"
+                )
+            vals = value if isinstance(value, list | tuple | set) else [value]
+            mask &= self.meta[col].isin(list(vals)).to_numpy()
+        return self.subset(mask)
+
+    def select_bands(self, names: Sequence[str]) -> SeriesSet:
+        """The given bands, in the given order (any spelling :func:`canonical_band` knows)."""
+        from cropglobe.bands import band_index
+
+        idx = [band_index(self.bands, n, what=f"this SeriesSet ({self.n_bands} bands)")
+               for n in names]  # fmt: skip
+        return SeriesSet(
+            self.values[:, idx, :],
+            tuple(self.bands[i] for i in idx),
+            self.grid,
+            self.labels,
+            self.classes,
+            self.meta,
+            dict(self.attrs),
+        )
+
+    def select_window(self, start: int, end: int) -> SeriesSet:
+        """The time steps whose bin centre lies in days of season ``start`` … ``end``.
+
+        ``select_window(121, 334)`` on the CropGlobe grid gives the paper's 43-step window.
+        """
+        idx = self.grid.window_indices(start, end)
+        return SeriesSet(
+            self.values[:, :, idx],
+            self.bands,
+            self.grid.window(start, end),
+            self.labels,
+            self.classes,
+            self.meta,
+            dict(self.attrs),
+        )
+
+    def relabel(self, classes: Sequence[str], *, unknown: str | None = None) -> SeriesSet:
+        """Re-express labels in another vocabulary (by class name).
+
+        Args:
+            classes: the new class names.
+            unknown: class name for labels whose name is not in ``classes``; when None such
+                labels raise :class:`LabelError`.
+        """
+        new = tuple(classes)
+        lut = np.full(len(self.classes) + 1, -1, dtype=np.int64)  # last slot: label -1
+        missing = []
+        for i, name in enumerate(self.classes):
+            if name in new:
+                lut[i] = new.index(name)
+            elif unknown is not None and unknown in new:
+                lut[i] = new.index(unknown)
+            elif np.any(self.labels == i):
+                missing.append(name)
+        if missing:
+            raise LabelError(
+                f"classes {missing} have no place in the vocabulary {list(new)}; add them or "
+                "pass unknown='other'"
+            )
+        return SeriesSet(
+            self.values, self.bands, self.grid, lut[self.labels], new, self.meta, dict(self.attrs)
+        )
+
+    @classmethod
+    def concat(cls, sets: Sequence[SeriesSet]) -> SeriesSet:
+        """Stack sets that share bands, grid and classes (meta columns are unioned)."""
+        if not sets:
+            raise DataFormatError("concat needs at least one SeriesSet")
+        first = sets[0]
+        for i, s in enumerate(sets[1:], start=1):
+            if s.bands != first.bands:
+                raise BandError(
+                    f"cannot concatenate: set {i} has bands {list(s.bands)}, set 0 has "
+                    f"{list(first.bands)}; use select_bands to align them"
+                )
+            if not s.grid.same_axis(first.grid):
+                raise GridError(
+                    f"cannot concatenate: set {i} is on grid '{s.grid}', set 0 on '{first.grid}'; "
+                    "composite both to one grid first"
+                )
+            if s.classes != first.classes:
+                raise LabelError(
+                    f"cannot concatenate: set {i} has classes {list(s.classes)}, set 0 has "
+                    f"{list(first.classes)}; relabel to one vocabulary first"
+                )
+        attrs = dict(first.attrs)
+        if len(sets) > 1:
+            attrs["synthetic"] = any(bool(s.attrs.get("synthetic")) for s in sets)
+        return cls(
+            np.concatenate([s.values for s in sets]),
+            first.bands,
+            first.grid,
+            np.concatenate([s.labels for s in sets]),
+            first.classes,
+            pd.concat([s.meta for s in sets], ignore_index=True),
+            attrs,
+        )
+
+    def deduplicate(self) -> SeriesSet:
+        """Without repeated samples: rows whose values (NaN-equal) and label equal an earlier row.
+
+        The CropGlobe release de-duplicates identical feature rows before use.
+        """
+        if self.n_samples == 0:
+            return self
+        flat = self.values.reshape(self.n_samples, -1)
+        # One canonical NaN bit pattern so that NaN equals NaN in the byte comparison.
+        flat = np.ascontiguousarray(np.where(np.isnan(flat), np.float32(np.nan), flat))
+        rows = np.concatenate(
+            [flat.view(np.uint8), self.labels.reshape(-1, 1).view(np.uint8)], axis=1
+        )
+        _, first = np.unique(rows, axis=0, return_index=True)
+        return self.subset(np.sort(first))
+
+    # ------------------------------------------------------------------ summaries
+    def class_counts(self) -> pd.Series:
+        """Samples per class name (unlabelled samples under ``"<unlabelled>"``)."""
+        names = np.array([*self.classes, "<unlabelled>"], dtype=object)
+        counts = pd.Series(names[self.labels]).value_counts()
+        order = [c for c in (*self.classes, "<unlabelled>") if c in counts.index]
+        return counts.reindex(order).astype(np.int64)
+
+    def label_names(self) -> NDArray[np.object_]:
+        """Class name of each sample (None for unlabelled), (N,)."""
+        names = np.array([*self.classes, None], dtype=object)
+        return names[self.labels]
+
+    def fingerprint(self) -> str:
+        """SHA-256 of values, labels, bands, grid and classes (for model cards)."""
+        h = hashlib.sha256()
+        h.update(json.dumps([list(self.bands), self.grid.to_dict(), list(self.classes)]).encode())
+        h.update(np.ascontiguousarray(self.values).tobytes())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------------ disk
+    def header(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready."""
+        return {
+            "format": "cropglobe.SeriesSet",
+            "version": _FORMAT_VERSION,
+            "bands": list(self.bands),
+            "grid": self.grid.to_dict(),
+            "classes": list(self.classes),
+            "attrs": self.attrs,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write to one ``.npz`` file (atomic): arrays, a JSON header and meta as Parquet bytes.
+
+        No pickled objects are written, so :meth:`load` never unpickles.
+        """
+        target = Path(path)
+        buf = io.BytesIO()
+        self.meta.to_parquet(buf, index=False)
+        header = json.dumps(self.header(), default=_json_default).encode()
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                values=self.values,
+                labels=self.labels,
+                header=np.frombuffer(header, dtype=np.uint8),
+                meta_parquet=np.frombuffer(buf.getvalue(), dtype=np.uint8),
+            )
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> SeriesSet:
+        """Read a file written by :meth:`save`."""
+        p = Path(path)
+        if not p.is_file():
+            raise MissingFileError(f"{p}: no such file; expected a SeriesSet .npz written by save()")
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                header = json.loads(bytes(z["header"]).decode())
+                values, labels = z["values"], z["labels"]
+                meta = pd.read_parquet(io.BytesIO(bytes(z["meta_parquet"])))
+        except (KeyError, ValueError, OSError) as exc:
+            raise DataFormatError(
+                f"{p}: not a cropglobe SeriesSet file ({exc}); expected an .npz written by "
+                "SeriesSet.save (for CropGlobe release files use cropglobe.io.read_cropglobe)"
+            ) from None
+        if header.get("format") != "cropglobe.SeriesSet":
+            raise DataFormatError(f"{p}: header does not describe a cropglobe.SeriesSet")
+        return cls(
+            values,
+            tuple(header["bands"]),
+            TimeGrid.from_dict(header["grid"]),
+            labels,
+            tuple(header["classes"]),
+            meta,
+            dict(header.get("attrs", {})),
+        )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass
+class Observations:
+    """Raw, irregular observations before compositing: the long-table contract.
+
+    Attributes:
+        table: one row per (sample, acquisition date): ``sample`` (int64 position into
+            ``samples``), ``date`` (datetime64[ns]), one float32 column per band in ``bands``
+            (NaN = no data), and optionally ``valid`` (bool; False = masked) and/or ``SCL``
+            (Sentinel-2 scene classification, masked with :data:`cropglobe.bands.SCL_INVALID`).
+        bands: band column names, canonical spelling, in order.
+        samples: one row per sample, index 0 … S−1: ``sample_id`` (str), ``label`` (int64 index
+            into ``classes``, −1 unlabelled) and any metadata (``country``, ``year``, ``lon`` …).
+        classes: class vocabulary of ``samples.label``.
+        attrs: JSON-serialisable facts (``source`` …).
+    """
+
+    table: pd.DataFrame
+    bands: tuple[str, ...]
+    samples: pd.DataFrame
+    classes: tuple[str, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in ("sample", "date", *self.bands) if c not in self.table.columns]
+        if missing:
+            raise DataFormatError(
+                f"observation table lacks columns {missing}; expected 'sample', 'date' and the "
+                f"bands {list(self.bands)}"
+            )
+        if "sample_id" not in self.samples or "label" not in self.samples:
+            raise DataFormatError("samples table needs 'sample_id' and 'label' columns")
+        self.samples = self.samples.reset_index(drop=True)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples S."""
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (
+            f"Observations({len(self.table)} rows, {self.n_samples} samples, "
+            f"bands={list(self.bands)}, classes={list(self.classes)})"
+        )
