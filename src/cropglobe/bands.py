@@ -78,8 +78,17 @@ S2_CATALOGUE: dict[str, BandInfo] = {
 #: The 10 Sentinel-2 bands of the CropGlobe release, in the order this project assumes
 #: (REFERENCE.md: the release's order is unknown; this is the natural one).
 S2_BANDS: tuple[str, ...] = (
-    "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
-)  # fmt: skip
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B11",
+    "B12",
+)
 
 SENTINEL1_BANDS: tuple[str, ...] = ("VV", "VH")
 
@@ -129,7 +138,7 @@ def canonical_bands(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     dup = [b for b in out if b in seen or seen.add(b)]  # type: ignore[func-returns-value]
     if dup:
         raise BandError(
-            f"band names {list(names)} contain duplicates after normalisation ({sorted(set(dup))}); "
+            f"band names {list(names)} repeat {sorted(set(dup))} after normalisation; "
             "expected each band once; rename or drop the repeated columns"
         )
     return out

@@ -36,8 +36,14 @@ __all__ = [
 
 #: The CropGlobe vocabulary, index = class id.
 CROPGLOBE_CLASSES: tuple[str, ...] = (
-    "corn", "soybeans", "rice", "wheat", "sugarcane", "cotton", "other",
-)  # fmt: skip
+    "corn",
+    "soybeans",
+    "rice",
+    "wheat",
+    "sugarcane",
+    "cotton",
+    "other",
+)
 
 #: The 8 CropGlobe countries.
 CROPGLOBE_COUNTRIES: tuple[str, ...] = ("ARG", "AUS", "BEL", "CHN", "FRA", "GBR", "NLD", "USA")
@@ -256,9 +262,17 @@ def country(code: str) -> Country:
         raise DataFormatError(
             f"unknown country {code!r}; known ISO3 codes: {', '.join(table.index)}"
         )
-    r = table.loc[c]
-    return Country(c, str(r.iso2), str(r["name"]), str(r.continent), str(r.hemisphere),
-                   float(r.lat), float(r.lon), tuple(str(r.cropglobe_classes).split(";")))  # fmt: skip
+    r = {str(k): v for k, v in table.loc[c].to_dict().items()}
+    return Country(
+        c,
+        str(r["iso2"]),
+        str(r["name"]),
+        str(r["continent"]),
+        str(r["hemisphere"]),
+        float(str(r["lat"])),
+        float(str(r["lon"])),
+        tuple(str(r["cropglobe_classes"]).split(";")),
+    )
 
 
 def class_colors(classes: Sequence[str]) -> list[str]:
@@ -266,5 +280,6 @@ def class_colors(classes: Sequence[str]) -> list[str]:
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
-    return [_CLASS_COLORS.get(c, matplotlib.colors.to_hex(cmap(i % 20)))
-            for i, c in enumerate(classes)]  # fmt: skip
+    return [
+        _CLASS_COLORS.get(c, matplotlib.colors.to_hex(cmap(i % 20))) for i, c in enumerate(classes)
+    ]

@@ -197,13 +197,13 @@ class TimeGrid:
     @property
     def lengths(self) -> NDArray[np.int64]:
         """Number of days in each bin, (T,)."""
-        return np.diff(np.asarray(self.edges, dtype=np.int64))
+        return np.asarray(np.diff(np.asarray(self.edges, dtype=np.int64)), dtype=np.int64)
 
     @property
     def step_days(self) -> int | None:
         """The common bin length in days, or None when bins differ (the last may be shorter)."""
         lengths = self.lengths
-        if lengths.size == 1 or np.all(lengths[:-1] == lengths[0]) and lengths[-1] <= lengths[0]:
+        if lengths.size == 1 or (np.all(lengths[:-1] == lengths[0]) and lengths[-1] <= lengths[0]):
             return int(lengths[0])
         return None
 
@@ -410,9 +410,11 @@ class SeriesSet:
         if not allow_empty and self.n_samples:
             empty = self.empty_samples()
             if empty.any():
-                ids = self.meta["sample_id"].astype(str).to_numpy()[empty][:3] if (
-                    "sample_id" in self.meta
-                ) else np.flatnonzero(empty)[:3]
+                ids = (
+                    self.meta["sample_id"].astype(str).to_numpy()[empty][:3]
+                    if ("sample_id" in self.meta)
+                    else np.flatnonzero(empty)[:3]
+                )
                 raise DataFormatError(
                     f"{source}: {int(empty.sum())} of {self.n_samples} samples have no valid "
                     f"observation (all NaN), e.g. {list(ids)}; drop them first "
@@ -468,8 +470,9 @@ class SeriesSet:
         """The given bands, in the given order (any spelling :func:`canonical_band` knows)."""
         from cropglobe.bands import band_index
 
-        idx = [band_index(self.bands, n, what=f"this SeriesSet ({self.n_bands} bands)")
-               for n in names]  # fmt: skip
+        idx = [
+            band_index(self.bands, n, what=f"this SeriesSet ({self.n_bands} bands)") for n in names
+        ]
         return SeriesSet(
             self.values[:, idx, :],
             tuple(self.bands[i] for i in idx),
@@ -631,7 +634,9 @@ class SeriesSet:
         """Read a file written by :meth:`save`."""
         p = Path(path)
         if not p.is_file():
-            raise MissingFileError(f"{p}: no such file; expected a SeriesSet .npz written by save()")
+            raise MissingFileError(
+                f"{p}: no such file; expected a SeriesSet .npz written by save()"
+            )
         try:
             with np.load(p, allow_pickle=False) as z:
                 header = json.loads(bytes(z["header"]).decode())

@@ -1,0 +1,66 @@
+"""``cropglobe info PATH``: what a dataset holds, and optionally its class-mean NDVI curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from cropglobe.cli._common import handle_errors, quiet_option
+
+
+@click.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--plot",
+    "plot",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write class-mean NDVI curves per country (or region) to this PNG.",
+)
+@click.option(
+    "--group-by",
+    default="country",
+    show_default=True,
+    help="Metadata column that splits the summary and the plot's panels.",
+)
+@click.option("--band", default="NDVI", show_default=True, help="Band (or NDVI) to plot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@quiet_option
+@handle_errors
+def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bool) -> None:
+    """Summarise PATH: countries, classes and counts, bands, grid, missing-value share.
+
+    PATH may be a CropGlobe release folder, a CropGlobe or SeriesSet .npz, a long table
+    (CSV, Parquet, GeoParquet: WorldCereal extraction, tidy or monthly format), a wide table
+    (one column per date or day of year) or the CAWa folder.
+    """
+    from cropglobe.io import read_dataset
+    from cropglobe.series import SeriesSet
+    from cropglobe.summary import describe, format_description, infer_grid
+
+    data = read_dataset(path)
+    desc = describe(data)
+    if group_by != "country" and desc["group_by"] != group_by:
+        meta = data.meta if isinstance(data, SeriesSet) else data.samples
+        if group_by not in meta.columns:
+            raise click.BadParameter(
+                f"no metadata column {group_by!r}; available: {', '.join(map(str, meta.columns))}",
+                param_hint="--group-by",
+            )
+    click.echo(
+        json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
+    )
+    if plot is not None:
+        from cropglobe.report.figures import plot_phenology
+
+        if isinstance(data, SeriesSet):
+            series = data
+        else:
+            from cropglobe.composite import composite
+
+            series = composite(data, infer_grid(data), fill=True, allow_empty=True)
+        group = group_by if group_by in series.meta.columns else None
+        plot_phenology(series, plot, band=band, group_by=group)
+        click.echo(f"wrote {plot}")

@@ -1,0 +1,1 @@
+"""Figures and reports (matplotlib PNGs, self-contained HTML)."""

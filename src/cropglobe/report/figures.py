@@ -1,0 +1,121 @@
+"""Figures that people would rather look at than read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from cropglobe._fs import atomic_path
+from cropglobe.bands import ndvi
+from cropglobe.classes import class_colors
+from cropglobe.errors import DataFormatError
+from cropglobe.series import SeriesSet
+
+__all__ = ["class_mean_curves", "plot_phenology"]
+
+
+def class_mean_curves(
+    ss: SeriesSet, group_by: str | None = "country", band: str = "NDVI"
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, int]]]:
+    """Class-mean curves of one band (or NDVI) per group.
+
+    Returns:
+        ``{group: {class: (mean (T,), std (T,), n_samples)}}``; NaN observations are ignored.
+    """
+    if band.upper() == "NDVI":
+        curve = ndvi(ss.values, ss.bands)
+    else:
+        from cropglobe.bands import band_index
+
+        curve = ss.values[:, band_index(ss.bands, band), :]
+    if group_by and group_by in ss.meta.columns:
+        groups = ss.meta[group_by].astype(str).to_numpy()
+    else:
+        groups = np.full(ss.n_samples, "all", dtype=object)
+    names = ss.label_names()
+    out: dict[str, dict[str, tuple[np.ndarray, np.ndarray, int]]] = {}
+    for g in dict.fromkeys(groups):
+        out[str(g)] = {}
+        for c in ss.classes:
+            sel = (groups == g) & (names == c)
+            if not sel.any():
+                continue
+            block = curve[sel]
+            with np.errstate(all="ignore"):
+                valid = ~np.isnan(block)
+                count = valid.sum(axis=0)
+                mean = np.where(count > 0, np.nansum(block, 0) / np.maximum(count, 1), np.nan)
+                var = np.where(
+                    count > 0,
+                    np.nansum((block - mean) ** 2, 0) / np.maximum(count, 1),
+                    np.nan,
+                )
+            out[str(g)][c] = (mean, np.sqrt(var), int(sel.sum()))
+    return out
+
+
+def plot_phenology(
+    ss: SeriesSet,
+    path: str | os.PathLike[str],
+    *,
+    band: str = "NDVI",
+    group_by: str | None = "country",
+    title: str | None = None,
+    max_groups: int = 12,
+) -> Path:
+    """Draw class-mean curves (± 1 std band) per group, one panel per group, to a PNG.
+
+    Args:
+        ss: the data; NDVI needs ``B04`` and ``B08`` (or an ``NDVI`` band).
+        path: output PNG path (written atomically).
+        band: ``"NDVI"`` or a band name.
+        group_by: meta column giving one panel per value (``country``, ``region``), or None.
+        title: figure title; defaults to a description of the data.
+        max_groups: panels beyond this many groups are left out (largest groups kept).
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = class_mean_curves(ss, group_by, band)
+    if not curves:
+        raise DataFormatError("nothing to plot: the dataset holds no samples")
+    groups = sorted(curves, key=lambda g: -sum(v[2] for v in curves[g].values()))[:max_groups]
+    groups = sorted(groups)
+    colors = dict(zip(ss.classes, class_colors(ss.classes), strict=True))
+    ncols = min(4, len(groups))
+    nrows = int(np.ceil(len(groups) / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, sharey=True
+    )
+    x = ss.grid.centers
+    for ax, g in zip(axes.flat, groups, strict=False):
+        for c, (mean, std, n) in curves[g].items():
+            col = colors[c]
+            edge = "#333333" if c == "cotton" else col
+            ax.plot(x, mean, color=edge, lw=1.8, label=f"{c} (n={n:,})")
+            ax.fill_between(x, mean - std, mean + std, color=col, alpha=0.15, lw=0)
+        ax.set_title(g)
+        ax.set_xlim(ss.grid.edges[0], ss.grid.edges[-1] - 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", frameon=False)
+        anchor = ss.grid.anchor
+        ax.set_xlabel("day of year" if anchor == "01-01" else f"day of season (from {anchor})")
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(band.upper() if band.upper() == "NDVI" else band)
+    synthetic = " — SYNTHETIC data" if ss.attrs.get("synthetic") else ""
+    fig.suptitle(title or f"Class-mean {band} per {group_by or 'dataset'}{synthetic}")
+    fig.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return target

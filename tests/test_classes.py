@@ -1,0 +1,72 @@
+"""Class vocabularies, label mappings and the country table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cropglobe.bands import canonical_band, canonical_bands, ndvi
+from cropglobe.classes import (
+    CROPGLOBE_CLASSES,
+    cawa_table,
+    collapse_to_target,
+    country,
+    ewoc_to_cropglobe,
+    map_labels,
+    normalise_country,
+)
+from cropglobe.errors import BandError, DataFormatError, LabelError
+
+
+def test_vocabulary_ids() -> None:
+    assert CROPGLOBE_CLASSES.index("corn") == 0 and CROPGLOBE_CLASSES.index("other") == 6
+    assert len(CROPGLOBE_CLASSES) == 7
+
+
+def test_target_rules() -> None:
+    pred = np.arange(7)
+    np.testing.assert_array_equal(collapse_to_target(pred, "AUS"), [6, 6, 6, 6, 4, 5, 6])
+    np.testing.assert_array_equal(collapse_to_target(pred, "CHN"), [0, 1, 2, 6, 6, 6, 6])
+    np.testing.assert_array_equal(collapse_to_target(pred, "ARG"), [0, 1, 2, 6, 4, 5, 6])
+    np.testing.assert_array_equal(collapse_to_target(pred, "FRA"), pred)
+
+
+def test_label_tables() -> None:
+    assert map_labels(["Maize", "soya beans", "winter wheat", "other"]).tolist() == [0, 1, 3, 6]
+    assert ewoc_to_cropglobe(1101060000) == "corn"
+    assert ewoc_to_cropglobe(1101010001) == "wheat"
+    assert ewoc_to_cropglobe(1106000020) == "soybeans"
+    assert ewoc_to_cropglobe(1101020001) == "other"  # barley
+    assert map_labels([1101060000, 1106000030], "ewoc").tolist() == [0, 6]
+    assert map_labels(["cotton", "wheat-rice", "maize", "orchard"], "cawa").tolist() == [5, 6, 0, 6]
+    assert cawa_table("summer")("wheat-rice") == "rice"
+    with pytest.raises(LabelError, match="barley"):
+        map_labels(["barley"])
+    assert map_labels(["barley"], default="other").tolist() == [6]
+
+
+def test_countries() -> None:
+    assert normalise_country("be") == "BEL"
+    c = country("ARG")
+    assert c.hemisphere == "south" and "wheat" not in c.classes
+    assert country("AUS").classes == ("sugarcane", "cotton", "other")
+    with pytest.raises(DataFormatError, match="known ISO3"):
+        country("XYZ")
+
+
+def test_band_names() -> None:
+    assert canonical_band("S2-L2A-B02") == "B02"
+    assert canonical_band("b8a") == "B8A"
+    assert canonical_band("B2") == "B02"
+    assert canonical_band("S1-SIGMA0-VV") == "VV"
+    assert canonical_band("ndvi") == "NDVI"
+    assert canonical_band("R0552") == "R0552"
+    with pytest.raises(BandError, match="repeat"):
+        canonical_bands(["B2", "B02"])
+
+
+def test_ndvi_known_values() -> None:
+    v = np.array([[[1000.0, 0.0], [3000.0, 0.0]]])  # bands B04, B08
+    out = ndvi(v, ("B04", "B08"))
+    assert out[0, 0] == pytest.approx(0.5)
+    assert np.isnan(out[0, 1])

@@ -1,0 +1,159 @@
+"""SeriesSet and TimeGrid: the data contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cropglobe import CROPGLOBE_CLASSES, SeriesSet, TimeGrid
+from cropglobe.bands import S2_BANDS
+from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
+from cropglobe.series import day_of_season, parse_anchor
+
+
+def make_set(n: int = 6, t_grid: TimeGrid | None = None, seed: int = 0) -> SeriesSet:
+    grid = t_grid or TimeGrid.cropglobe()
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0, 5000, (n, len(S2_BANDS), grid.n_steps)).astype(np.float32)
+    values[0, 2, 5] = np.nan
+    labels = rng.integers(0, 7, n)
+    meta = pd.DataFrame(
+        {"sample_id": [f"s{i}" for i in range(n)], "country": ["FRA", "BEL"] * (n // 2)}
+    )
+    return SeriesSet(values, S2_BANDS, grid, labels, CROPGLOBE_CLASSES, meta, {"source": "x"})
+
+
+def test_cropglobe_grid_bins() -> None:
+    g = TimeGrid.cropglobe()
+    assert g.n_steps == 73
+    assert g.starts[0] == 1 and g.ends[0] == 5 and g.starts[72] == 361 and g.ends[72] == 365
+    assert g.step_days == 5
+    w = g.window_indices(121, 334)
+    assert (w[0], w[-1], w.size) == (24, 66, 43)
+    sub = g.window(121, 334)
+    assert sub.n_steps == 43 and sub.starts[0] == 121 and sub.ends[-1] == 335
+
+
+def test_bin_index_known_days() -> None:
+    g = TimeGrid.cropglobe()
+    np.testing.assert_array_equal(g.bin_index([1, 5, 6, 365, 366, 0]), [0, 0, 1, 72, -1, -1])
+    cawa = TimeGrid.from_starts(range(1, 354, 16))
+    assert cawa.n_steps == 23 and cawa.same_axis(TimeGrid.regular(16))
+
+
+def test_calendar_grids() -> None:
+    m = TimeGrid.monthly()
+    assert m.edges == (1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366)
+    assert TimeGrid.dekads().n_steps == 36
+    south = TimeGrid.monthly("07-01")
+    assert south.n_steps == 12 and south.edges[0] == 1 and south.edges[6] == 185  # Jan 1
+    may_nov = m.window_indices(121, 334)
+    np.testing.assert_array_equal(may_nov, np.arange(4, 11))
+    with pytest.raises(GridError, match="first of a month"):
+        TimeGrid.monthly("07-15")
+
+
+def test_day_of_season_leap_and_anchor() -> None:
+    year, dos = day_of_season(["2023-01-01", "2024-02-29", "2024-03-01", "2024-12-31"])
+    np.testing.assert_array_equal(year, [2023, 2024, 2024, 2024])
+    np.testing.assert_array_equal(dos, [1, 59, 60, 365])
+    year, dos = day_of_season(["2022-07-01", "2022-12-31", "2023-01-01", "2023-06-30"], "07-01")
+    np.testing.assert_array_equal(year, [2022, 2022, 2022, 2022])
+    np.testing.assert_array_equal(dos, [1, 184, 185, 365])
+    assert parse_anchor("07-01") == 182
+    with pytest.raises(GridError, match="MM-DD"):
+        parse_anchor("02-30")
+
+
+def test_grid_dates_and_dict_roundtrip() -> None:
+    g = TimeGrid.regular(10, anchor="07-01")
+    assert TimeGrid.from_dict(g.to_dict()) == g
+    d = g.dates(2022)
+    assert str(d[0]) == "2022-07-05"
+    with pytest.raises(GridError):
+        TimeGrid((5, 3))
+
+
+def test_seriesset_checks() -> None:
+    g = TimeGrid.cropglobe()
+    with pytest.raises(BandError, match="band names"):
+        SeriesSet(np.zeros((2, 3, 73)), ("B02", "B03"), g)
+    with pytest.raises(GridError, match="73"):
+        SeriesSet(np.zeros((2, 2, 43)), ("B02", "B03"), g)
+    with pytest.raises(LabelError, match="vocabulary"):
+        SeriesSet(np.zeros((2, 1, 73)), ("NDVI",), g, np.array([0, 7]), CROPGLOBE_CLASSES)
+    with pytest.raises(DataFormatError, match="3-D"):
+        SeriesSet(np.zeros((2, 73)), ("NDVI",), g)
+    ss = SeriesSet(np.zeros((2, 1, 73)), ("NDVI",), g)
+    assert ss.labels.tolist() == [-1, -1] and ss.values.dtype == np.float32
+
+
+def test_validate_rejects_empty_and_inf() -> None:
+    ss = make_set()
+    ss.values[3] = np.nan
+    with pytest.raises(DataFormatError, match="1 of 6 samples have no valid observation"):
+        ss.validate("f.npz")
+    assert ss.drop_empty().n_samples == 5
+    ss.values[0, 0, 0] = np.inf
+    with pytest.raises(DataFormatError, match="inf"):
+        ss.validate("f.npz", allow_empty=True)
+
+
+def test_subset_where_select_concat() -> None:
+    ss = make_set()
+    fra = ss.where(country="FRA")
+    assert fra.n_samples == 3 and set(fra.meta.country) == {"FRA"}
+    sub = ss.select_bands(["B8", "red"])
+    assert sub.bands == ("B08", "B04")
+    np.testing.assert_array_equal(sub.values[:, 1], ss.values[:, 2])
+    with pytest.raises(BandError, match="B09"):
+        ss.select_bands(["B09"])
+    win = ss.select_window(121, 334)
+    assert win.shape == (6, 10, 43)
+    np.testing.assert_array_equal(win.values, ss.values[:, :, 24:67])
+    both = SeriesSet.concat([ss, ss.subset([0, 1])])
+    assert both.n_samples == 8 and both.meta.sample_id.tolist()[-2:] == ["s0", "s1"]
+    with pytest.raises(GridError):
+        SeriesSet.concat([ss, win])
+
+
+def test_deduplicate_nan_equal() -> None:
+    ss = make_set()
+    doubled = SeriesSet.concat([ss, ss.subset([0, 2])])
+    dedup = doubled.deduplicate()
+    assert dedup.n_samples == 6
+    np.testing.assert_array_equal(dedup.meta.sample_id, ss.meta.sample_id)
+
+
+def test_relabel_and_counts() -> None:
+    g = TimeGrid.regular(30)
+    ss = SeriesSet(
+        np.ones((4, 1, g.n_steps)), ("NDVI",), g, np.array([0, 1, 1, -1]), ("maize", "wheat")
+    )
+    assert ss.class_counts().to_dict() == {"maize": 1, "wheat": 2, "<unlabelled>": 1}
+    with pytest.raises(LabelError, match="maize"):
+        ss.relabel(CROPGLOBE_CLASSES)
+    re = ss.relabel(CROPGLOBE_CLASSES, unknown="other")
+    assert re.labels.tolist() == [6, 3, 3, -1]
+
+
+def test_save_load_roundtrip(tmp_path) -> None:
+    ss = make_set()
+    path = ss.save(tmp_path / "set.npz")
+    back = SeriesSet.load(path)
+    np.testing.assert_array_equal(back.values, ss.values)
+    np.testing.assert_array_equal(back.labels, ss.labels)
+    assert back.bands == ss.bands and back.grid == ss.grid and back.classes == ss.classes
+    pd.testing.assert_frame_equal(back.meta, ss.meta)
+    assert back.attrs == {"source": "x"}
+    assert back.fingerprint() == ss.fingerprint()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_load_errors(tmp_path) -> None:
+    with pytest.raises(MissingFileError, match="no such file"):
+        SeriesSet.load(tmp_path / "missing.npz")
+    np.savez(tmp_path / "foreign.npz", fea=np.zeros((2, 10, 73)))
+    with pytest.raises(DataFormatError, match="not a cropglobe SeriesSet"):
+        SeriesSet.load(tmp_path / "foreign.npz")
