@@ -1,0 +1,74 @@
+"""Scoring against hand-computed answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cropglobe.errors import LabelError
+from cropglobe.evaluate import aggregate_runs, score_transfer
+from cropglobe.evaluate.scenarios import scenario
+
+
+def test_oa_and_macro_f1_by_hand() -> None:
+    # classes corn 0, wheat 3, other 6
+    y_true = [0, 0, 0, 3, 3, 6]
+    y_pred = [0, 0, 3, 3, 6, 6]
+    s = score_transfer(y_true, y_pred)
+    assert s["oa"] == pytest.approx(4 / 6)
+    # corn: tp 2, pred 2, true 3 -> 4/5; wheat: tp 1, pred 2, true 2 -> 1/2; other: tp 1,
+    # pred 2, true 1 -> 2/3
+    f1 = {"corn": 0.8, "wheat": 0.5, "other": 2 / 3}
+    assert s["per_class_f1"] == pytest.approx(f1)
+    assert s["macro_f1"] == pytest.approx(np.mean(list(f1.values())))
+    assert s["weighted_f1"] == pytest.approx((3 * 0.8 + 2 * 0.5 + 1 * 2 / 3) / 6)
+    assert s["confusion"][0].tolist() == [2, 0, 0, 1, 0, 0, 0]
+
+
+def test_exclusion_and_target_collapse() -> None:
+    # AUS target: sugarcane 4, cotton 5, other 6. Model trained on corn/wheat/cotton/other.
+    y_true = [4, 5, 5, 6, 6]
+    y_pred = [0, 5, 3, 0, 6]
+    s = score_transfer(y_true, y_pred, model_classes=[0, 3, 5, 6], target="AUS")
+    # sugarcane sample excluded (model cannot output it); corn/wheat predictions -> other
+    assert s["n_excluded"] == 1 and s["n_scored"] == 4
+    # remaining: true [5,5,6,6], pred [5,6,6,6] -> OA 3/4
+    assert s["oa"] == pytest.approx(0.75)
+    assert s["present"] == ["cotton", "other"]
+    assert s["per_class_f1"]["cotton"] == pytest.approx(2 / 3)
+    assert s["per_class_f1"]["other"] == pytest.approx(0.8)
+
+
+def test_arg_wheat_prediction_becomes_other() -> None:
+    s = score_transfer([6, 0], [3, 0], target="ARG")
+    assert s["oa"] == 1.0
+
+
+def test_no_shared_class_is_an_error() -> None:
+    with pytest.raises(LabelError, match="no sample of a class the model can output"):
+        score_transfer([4, 5], [4, 5], model_classes=[0, 3], target="AUS")
+
+
+def test_aggregate_mean_std_ddof0() -> None:
+    runs = pd.DataFrame(
+        {
+            "method": ["a", "a", "b"],
+            "oa": [0.8, 0.9, 0.5],
+            "macro_f1": [0.6, 0.8, 0.4],
+            "weighted_f1": [0.7, 0.7, 0.5],
+        }
+    )
+    agg = aggregate_runs(runs, ["method"]).set_index("method")
+    assert agg.loc["a", "oa_mean"] == pytest.approx(85.0)
+    assert agg.loc["a", "oa_std"] == pytest.approx(5.0)
+    assert agg.loc["b", "oa_std"] == 0.0 and agg.loc["a", "n_runs"] == 2
+
+
+def test_scenarios() -> None:
+    assert scenario("FRA", "BEL") == "cross-country"
+    assert scenario("FRA", "USA") == "cross-continent"
+    assert scenario("FRA", "CHN") == "cross-continent"
+    assert scenario("FRA", "ARG") == "cross-hemisphere"
+    assert scenario("USA", "AUS") == "cross-hemisphere"
+    assert scenario("FRA", "FRA") == "within-country"
