@@ -16,6 +16,8 @@ __all__ = [
     "GridError",
     "LabelError",
     "MissingFileError",
+    "ModelError",
+    "ParameterError",
 ]
 
 
@@ -49,3 +51,12 @@ class GridError(CropGlobeError, ValueError):
 
 class LabelError(CropGlobeError, ValueError):
     """Labels fall outside the class vocabulary, or a label mapping is incomplete."""
+
+
+class ParameterError(CropGlobeError, ValueError):
+    """An argument has a value outside what the function accepts (a probability above 1 …)."""
+
+
+class ModelError(CropGlobeError, ValueError):
+    """An unknown model name, or a model folder or checkpoint that is corrupt, foreign or from
+    another configuration."""

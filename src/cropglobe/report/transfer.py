@@ -1,0 +1,238 @@
+"""The transfer-experiment report: PNG figures plus one self-contained HTML page.
+
+Inputs are plain tables so that any experiment (CropGlobe countries, CAWa regions, years) can
+be reported:
+
+- ``runs``: one row per (method, source, target, seed) with ``scenario``, ``oa``,
+  ``macro_f1``, ``weighted_f1`` (fractions 0…1), ``n_scored``;
+- ``per_class``: one row per (method, source, target, seed, class) with ``f1``;
+- ``confusions``: ``{(method, source, target): (K, K) int array}`` summed over seeds.
+
+Figures are embedded in the HTML as base64 PNGs and also written beside it; the page loads no
+network assets.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cropglobe._fs import atomic_path
+from cropglobe.evaluate.metrics import aggregate_runs
+from cropglobe.evaluate.scenarios import SCENARIOS
+
+__all__ = ["write_transfer_report"]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> Path:
+    """Source × target matrix of ``metric`` (mean over seeds, percent) for one method."""
+    plt = _plt()
+    sub = agg[agg["method"] == method]
+    mat = sub.pivot(index="source", columns="target", values=f"{metric}_mean")
+    std = sub.pivot(index="source", columns="target", values=f"{metric}_std")
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * mat.shape[1], 0.9 + 0.6 * mat.shape[0]))
+    im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(mat.shape[1]), mat.columns)
+    ax.set_yticks(range(mat.shape[0]), mat.index)
+    ax.set_xlabel("target")
+    ax.set_ylabel("source")
+    mvals = mat.to_numpy(dtype=float)
+    svals = std.to_numpy(dtype=float)
+    for i in range(mat.shape[0]):
+        for j in range(mat.shape[1]):
+            v = float(mvals[i, j])
+            if np.isfinite(v):
+                s = float(svals[i, j])
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.1f}\n±{s:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v < 60 else "black",
+                )
+    fig.colorbar(im, ax=ax, label=f"{metric} (%)")
+    ax.set_title(f"{method}: {metric} (mean ± std over seeds)")
+    return _save(fig, path)
+
+
+def per_class_figure(per_class: pd.DataFrame, path: Path) -> Path:
+    """Mean per-class F1 over all targets and seeds, one bar group per class."""
+    plt = _plt()
+    table = per_class.groupby(["class", "method"])["f1"].mean().unstack("method") * 100
+    fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(table), 3.5))
+    table.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_ylabel("F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Per-class F1 on targets (mean over targets and seeds)")
+    ax.legend(fontsize=7, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str, path: Path) -> Path:
+    """Row-normalised confusion matrix with counts."""
+    plt = _plt()
+    keep = np.flatnonzero((cm.sum(axis=0) + cm.sum(axis=1)) > 0)
+    sub = cm[np.ix_(keep, keep)]
+    names = [classes[int(i)] for i in keep]
+    rows = sub.sum(axis=1, keepdims=True)
+    norm = np.divide(sub, rows, out=np.zeros(sub.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(names), 1.0 + 0.65 * len(names)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(
+                j,
+                i,
+                f"{sub[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
+    ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def scenario_table(agg: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
+    """Method × scenario table of ``metric``: mean over pairs of the per-pair seed means."""
+    present = [s for s in SCENARIOS if s in set(agg["scenario"])]
+    grouped = agg.groupby(["method", "scenario"])
+    mean = grouped[f"{metric}_mean"].mean().unstack("scenario")
+    std = grouped[f"{metric}_std"].mean().unstack("scenario")
+    out = pd.DataFrame(index=mean.index)
+    for s in present:
+        out[s] = [f"{m:.1f} ± {d:.1f}" for m, d in zip(mean[s], std[s], strict=True)]
+    return out
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:72rem;
+color:#222;padding:0 1rem}h1{font-size:1.6rem}h2{margin-top:2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}td,th{border:1px solid #ddd;
+padding:.25rem .6rem;text-align:right}th{background:#f4f4f4}img{max-width:100%;margin:.5rem 0}
+.note{background:#fff8e1;border-left:4px solid #f2c12e;padding:.5rem 1rem}.grid{display:flex;
+flex-wrap:wrap;gap:1rem}.grid img{max-width:30rem}pre{background:#f6f6f6;padding:1rem;
+overflow:auto;font-size:.8rem}
+"""
+
+
+def write_transfer_report(
+    output: str | os.PathLike[str],
+    runs: pd.DataFrame,
+    per_class: pd.DataFrame,
+    confusions: Mapping[tuple[str, str, str], np.ndarray],
+    classes: Sequence[str],
+    *,
+    config: Mapping[str, Any] | None = None,
+    phenology_figures: Sequence[Path] = (),
+    title: str = "cropglobe transfer experiment",
+    notes: Sequence[str] = (),
+) -> Path:
+    """Write ``report.html``, PNG figures, ``results.csv`` and ``results.json`` to ``output``.
+
+    Returns:
+        The path of ``report.html``.
+    """
+    out = Path(output)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    with atomic_path(out / "results.csv") as tmp:
+        agg.to_csv(tmp, index=False, float_format="%.3f")
+    payload = {
+        "aggregated": agg.to_dict(orient="records"),
+        "runs": runs.to_dict(orient="records"),
+        "config": dict(config or {}),
+    }
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=1, default=str))
+
+    methods = list(dict.fromkeys(runs["method"]))
+    sections: list[str] = []
+    for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
+        table = scenario_table(agg, metric)
+        sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
+        sections.append(table.to_html(escape=True))
+    heat = [heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{m}.png") for m in methods]
+    heat += [heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{m}.png") for m in methods]
+    sections.append("<h2>Source × target matrices</h2><div class='grid'>")
+    sections += [_img(p) for p in heat]
+    sections.append("</div>")
+    if len(per_class):
+        pc = per_class_figure(per_class, fig_dir / "per_class_f1.png")
+        sections.append("<h2>Per-class F1</h2>" + _img(pc))
+    sections.append("<h2>Confusion matrices (summed over seeds)</h2><div class='grid'>")
+    for (method, source, target), cm in confusions.items():
+        p = confusion_figure(
+            cm,
+            classes,
+            f"{method}: {source} → {target}",
+            fig_dir / f"confusion_{method}_{source}_{target}.png",
+        )
+        sections.append(_img(p))
+    sections.append("</div>")
+    if phenology_figures:
+        sections.append("<h2>Phenology: source vs targets (class-mean NDVI)</h2>")
+        sections += [_img(Path(p)) for p in phenology_figures]
+    detail = agg.copy()
+    for m in ("oa", "macro_f1", "weighted_f1"):
+        detail[m] = [
+            f"{a:.1f} ± {b:.1f}"
+            for a, b in zip(detail[f"{m}_mean"], detail[f"{m}_std"], strict=True)
+        ]
+    detail = detail[
+        ["method", "source", "target", "scenario", "oa", "macro_f1", "weighted_f1", "n_runs"]
+    ]
+    sections.append("<h2>All pairs</h2>" + detail.to_html(index=False, escape=True))
+    sections.append(
+        "<h2>Configuration</h2><pre>"
+        + html.escape(json.dumps(dict(config or {}), indent=2, default=str))
+        + "</pre>"
+    )
+    note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{note_html}"
+        + "<h2>Summary</h2>"
+        + "\n".join(sections)
+        + "</body></html>"
+    )
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return out / "report.html"

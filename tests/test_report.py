@@ -1,0 +1,77 @@
+"""The transfer report is written completely, self-contained, from plain tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from cropglobe.classes import CROPGLOBE_CLASSES
+from cropglobe.evaluate.scenarios import scenario
+from cropglobe.report.transfer import scenario_table, write_transfer_report
+
+
+def _runs() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    rows, pcs = [], []
+    rng = np.random.default_rng(0)
+    for method in ("cropnet-aug", "rf-median1d"):
+        for target in ("BEL", "USA", "ARG"):
+            for seed in (82, 83):
+                oa = rng.uniform(0.4, 0.9)
+                rows.append(
+                    {
+                        "method": method,
+                        "source": "FRA",
+                        "target": target,
+                        "seed": seed,
+                        "scenario": scenario("FRA", target),
+                        "oa": oa,
+                        "macro_f1": oa - 0.1,
+                        "weighted_f1": oa - 0.05,
+                        "n_scored": 100,
+                    }
+                )
+                pcs += [
+                    {
+                        "method": method,
+                        "source": "FRA",
+                        "target": target,
+                        "seed": seed,
+                        "class": c,
+                        "f1": rng.uniform(),
+                    }
+                    for c in ("corn", "other")
+                ]
+    cms = {("cropnet-aug", "FRA", "BEL"): np.diag([5, 0, 0, 3, 0, 0, 9])}
+    return pd.DataFrame(rows), pd.DataFrame(pcs), cms
+
+
+def test_report_files(tmp_path) -> None:
+    runs, pcs, cms = _runs()
+    page = write_transfer_report(
+        tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES, config={"source": "FRA"}
+    )
+    text = page.read_text()
+    assert "cross-hemisphere" in text and "<img" in text
+    assert "http://" not in text and "https://" not in text
+    res = pd.read_csv(tmp_path / "results.csv")
+    assert len(res) == 6 and set(res.scenario) == {
+        "cross-country",
+        "cross-continent",
+        "cross-hemisphere",
+    }
+    one = runs[(runs.method == "rf-median1d") & (runs.target == "USA")].oa
+    row = res[(res.method == "rf-median1d") & (res.target == "USA")].iloc[0]
+    assert row.oa_mean == np.round(100 * one.mean(), 3)
+    assert json.loads((tmp_path / "results.json").read_text())["config"] == {"source": "FRA"}
+    assert (tmp_path / "figures" / "matrix_oa_cropnet-aug.png").stat().st_size > 1000
+
+
+def test_scenario_table_shape() -> None:
+    runs, _, _ = _runs()
+    from cropglobe.evaluate.metrics import aggregate_runs
+
+    table = scenario_table(aggregate_runs(runs, ["method", "source", "target", "scenario"]))
+    assert list(table.columns) == ["cross-country", "cross-continent", "cross-hemisphere"]
+    assert "±" in table.iloc[0, 0]
