@@ -1,0 +1,329 @@
+"""Transfer experiments: train in one group (country, region, year), test in others.
+
+An experiment is a dataset, a grouping column, sources, targets, methods and seeds. Each
+(method, source, seed) run trains once and predicts every target; it is a folder
+
+    OUTPUT/runs/{method}/{source}/seed{seed}/
+        predictions.parquet   target, sample_id, y_true, y_pred, p_{class}…
+        metrics.json          per-target scores (written last: its presence marks the run done)
+
+so that a rerun skips finished runs and an interrupted experiment continues where it stopped.
+``OUTPUT/config.json`` records the experiment; an output folder holding a different
+experiment's runs is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cropglobe._fs import atomic_path
+from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.evaluate.metrics import score_transfer
+from cropglobe.evaluate.scenarios import scenario
+from cropglobe.series import SeriesSet
+
+__all__ = ["ExperimentConfig", "ExperimentResult", "run_transfer"]
+
+logger = logging.getLogger(__name__)
+
+
+class ExperimentMismatchError(CropGlobeError, ValueError):
+    """The output folder holds runs of a different experiment."""
+
+
+@dataclass
+class ExperimentConfig:
+    """What defines an experiment (saved as ``config.json``).
+
+    Attributes:
+        sources: source groups (values of ``group_by``).
+        targets: target groups; a source is never its own target unless ``within`` is set.
+        methods: method names (see :func:`cropglobe.evaluate.methods.available_methods`).
+        seeds: random seeds, one run per (method, source, seed).
+        group_by: metadata column holding the groups (``country``, ``region``, ``year``).
+        protocol: ``"clean"`` (held-out validation split) or ``"paper"`` (the release's quirks).
+        epochs: training epochs of neural methods.
+        batch_size: mini-batch size of neural methods.
+        window: day-of-season window (start, end) the models see; None = the whole grid.
+        device: torch device for neural methods.
+        data_fingerprint: SHA-256 of the data (see :meth:`SeriesSet.fingerprint`).
+        within: also score each source on a held-out part of itself (within-country baseline).
+        extra: method options (JSON-ready).
+    """
+
+    sources: list[str]
+    targets: list[str]
+    methods: list[str]
+    seeds: list[int]
+    group_by: str = "country"
+    protocol: str = "clean"
+    epochs: int = 50
+    batch_size: int = 256
+    window: tuple[int, int] | None = (121, 334)
+    device: str = "cpu"
+    data_fingerprint: str = ""
+    within: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that must match for runs to be reused (not sources/targets/seeds lists)."""
+        d = asdict(self)
+        for key in ("sources", "targets", "methods", "seeds", "device"):
+            d.pop(key)
+        d["window"] = list(self.window) if self.window else None
+        return d
+
+
+@dataclass
+class ExperimentResult:
+    """Everything an experiment produced, as tables."""
+
+    runs: pd.DataFrame
+    per_class: pd.DataFrame
+    confusions: dict[tuple[str, str, str], np.ndarray]
+    classes: tuple[str, ...]
+    output: Path
+    seconds: float = 0.0
+
+
+def _check_output(output: Path, config: ExperimentConfig) -> None:
+    path = output / "config.json"
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise ExperimentMismatchError(
+                f"{path} is not valid JSON; delete it or choose another --output folder"
+            ) from None
+        old_id = old.get("identity", {})
+        new_id = json.loads(json.dumps(config.identity()))
+        if old_id != new_id:
+            diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+            raise ExperimentMismatchError(
+                f"{output} holds runs of a different experiment (differs in {diff}); choose "
+                "another --output folder or delete the old one (its runs were left untouched)"
+            )
+    payload = {"identity": config.identity(), "config": asdict(config)}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def _run_dir(output: Path, method: str, source: str, seed: int) -> Path:
+    return output / "runs" / method / str(source) / f"seed{seed}"
+
+
+def run_transfer(
+    data: SeriesSet,
+    config: ExperimentConfig,
+    output: str | os.PathLike[str],
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> ExperimentResult:
+    """Run (or resume) a transfer experiment and return its tables.
+
+    Args:
+        data: all groups' samples, labelled; ``data.meta[config.group_by]`` names each
+            sample's group.
+        config: the experiment.
+        output: folder for runs and config.
+        progress: called with a short description before each run starts.
+
+    Returns:
+        Runs (one row per method/source/target/seed), per-class F1, confusion matrices summed
+        over seeds.
+    """
+    from cropglobe.evaluate.methods import get_method
+
+    t0 = time.perf_counter()
+    out = Path(output)
+    if config.group_by not in data.meta.columns:
+        raise DataFormatError(
+            f"data has no metadata column {config.group_by!r} to group by; available: "
+            f"{list(data.meta.columns)}"
+        )
+    groups = data.meta[config.group_by].astype(str).to_numpy()
+    present = sorted(set(groups))
+    for g in [*config.sources, *config.targets]:
+        if g not in present:
+            raise DataFormatError(
+                f"group {g!r} is not in the data's {config.group_by!r} column; present: "
+                f"{', '.join(present)}"
+            )
+    methods = {m: get_method(m) for m in config.methods}  # unknown names fail before any work
+    if not config.data_fingerprint:
+        config.data_fingerprint = data.fingerprint()
+    _check_output(out, config)
+
+    rows: list[dict[str, Any]] = []
+    per_class: list[dict[str, Any]] = []
+    confusions: dict[tuple[str, str, str], np.ndarray] = {}
+    plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
+    for i, (mname, source, seed) in enumerate(plan, start=1):
+        rdir = _run_dir(out, mname, source, seed)
+        metrics_path = rdir / "metrics.json"
+        if metrics_path.exists():
+            logger.info("run %s/%s/seed%d already done, reusing it", mname, source, seed)
+            result = json.loads(metrics_path.read_text())
+        else:
+            if progress:
+                progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
+            result = _one_run(data, groups, methods[mname], config, source, seed, rdir)
+        for target, s in result["targets"].items():
+            rows.append(
+                {
+                    "method": mname,
+                    "source": source,
+                    "target": target,
+                    "seed": seed,
+                    "scenario": s["scenario"],
+                    "oa": s["oa"],
+                    "macro_f1": s["macro_f1"],
+                    "weighted_f1": s["weighted_f1"],
+                    "n_scored": s["n_scored"],
+                    "n_excluded": s["n_excluded"],
+                    "train_seconds": result.get("train_seconds", 0.0),
+                }
+            )
+            for cname, f1 in s["per_class_f1"].items():
+                per_class.append(
+                    {
+                        "method": mname,
+                        "source": source,
+                        "target": target,
+                        "seed": seed,
+                        "class": cname,
+                        "f1": f1,
+                    }
+                )
+            key = (mname, source, target)
+            cm = np.asarray(s["confusion"], dtype=np.int64)
+            confusions[key] = confusions.get(key, 0) + cm
+    return ExperimentResult(
+        pd.DataFrame(rows),
+        pd.DataFrame(per_class),
+        confusions,
+        data.classes,
+        out,
+        time.perf_counter() - t0,
+    )
+
+
+def _one_run(
+    data: SeriesSet,
+    groups: np.ndarray,
+    method: Any,
+    config: ExperimentConfig,
+    source: str,
+    seed: int,
+    rdir: Path,
+) -> dict[str, Any]:
+    train = data.subset(groups == source)
+    targets = [t for t in config.targets if t != source]
+    holdout: SeriesSet | None = None
+    if config.within:
+        rng = np.random.default_rng(seed)
+        mask = rng.random(train.n_samples) < 0.2
+        holdout, train = train.subset(mask), train.subset(~mask)
+    t0 = time.perf_counter()
+    fitted = method.fit(train, seed=seed, config=config)
+    train_seconds = time.perf_counter() - t0
+    model_classes = sorted(int(c) for c in np.unique(train.labels[train.labels >= 0]))
+    scores: dict[str, Any] = {}
+    preds: list[pd.DataFrame] = []
+    evaluations: list[tuple[str, SeriesSet]] = [(t, data.subset(groups == t)) for t in targets]
+    if holdout is not None:
+        evaluations.append((source, holdout))
+    for target, tset in evaluations:
+        proba = fitted.predict_proba(tset)
+        y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
+        s = score_transfer(
+            tset.labels,
+            y_pred,
+            model_classes=model_classes,
+            target=target if config.group_by == "country" else None,
+            classes=data.classes,
+        )
+        s["confusion"] = s["confusion"].tolist()
+        s["scenario"] = _scenario(source, target, config.group_by)
+        scores[target] = s
+        frame = pd.DataFrame(
+            {
+                "target": target,
+                "sample_id": tset.meta["sample_id"].astype(str).to_numpy(),
+                "y_true": tset.labels,
+                "y_pred": y_pred,
+            }
+        )
+        for k, cname in enumerate(data.classes):
+            frame[f"p_{cname}"] = proba[:, k].astype(np.float32)
+        preds.append(frame)
+    rdir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(rdir / "predictions.parquet") as tmp:
+        pd.concat(preds, ignore_index=True).to_parquet(tmp, index=False)
+    result = {
+        "method": method.name,
+        "source": source,
+        "seed": seed,
+        "train_seconds": train_seconds,
+        "n_train": train.n_samples,
+        "model_classes": [data.classes[c] for c in model_classes],
+        "targets": scores,
+    }
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=_json_default))
+    return json.loads(json.dumps(result, default=_json_default))
+
+
+def _scenario(source: str, target: str, group_by: str) -> str:
+    if group_by == "country":
+        try:
+            return scenario(source, target)
+        except CropGlobeError:
+            return "cross-country"
+    if source == target:
+        return f"within-{group_by}"
+    return f"cross-{group_by}"
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(type(obj).__name__)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"82-91"`` -> [82, …, 91]; ``"1,5,7"`` -> [1, 5, 7]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                a, b = part.split("-")
+                seeds += list(range(int(a), int(b) + 1))
+            elif part:
+                seeds.append(int(part))
+    except ValueError:
+        raise DataFormatError(
+            f"seeds {text!r} do not parse; expected e.g. '82-91' or '1,2,3'"
+        ) from None
+    if not seeds:
+        raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
+    return seeds
+
+
+def sequence_arg(values: Sequence[str] | str) -> list[str]:
+    """Split comma-separated CLI values."""
+    items = [values] if isinstance(values, str) else list(values)
+    return [v.strip() for item in items for v in item.split(",") if v.strip()]
