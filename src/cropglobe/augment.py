@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -163,10 +163,10 @@ class TimeShift(Augmentation):
 
     def apply(self, batch: AugmentBatch, rng: np.random.Generator) -> AugmentBatch:
         n = batch.values.shape[0]
-        s = rng.uniform(-self.max_days, self.max_days, n)
+        draws = rng.uniform(-self.max_days, self.max_days, n)
         applied = self._applied(rng, n)
-        s = np.where(applied, s, 0.0)
-        batch.offsets = batch.offsets + s[:, None]
+        shift = np.where(applied, draws, 0.0)
+        batch.offsets = batch.offsets + shift[:, None]
         return batch
 
 
@@ -275,8 +275,9 @@ class MagnitudeWarp(Augmentation):
         radar = [i for i, b in enumerate(batch.bands or ()) if b.upper() in RADAR_BANDS]
         if radar:
             zr = rng.normal(0.0, self.radar_sigma, (n, self.knots))
-            add = np.clip(np.where(applied[:, None], zr, 0.0) @ basis, -self.radar_clip,
-                          self.radar_clip)  # fmt: skip
+            add = np.clip(
+                np.where(applied[:, None], zr, 0.0) @ basis, -self.radar_clip, self.radar_clip
+            )
             curve = np.where(applied[:, None], np.clip(curve, *self.optical_clip), curve)
             optical = np.setdiff1d(np.arange(batch.values.shape[1]), radar)
             out = batch.values.copy()
@@ -417,25 +418,30 @@ def resample_window(
 _STAGES = ("series", "window", "output")
 
 
-@dataclass(frozen=True)
 class Compose(Augmentation):
     """A pipeline of augmentations (run by stage: series, window, resample, output).
 
     Attributes:
-        members: the augmentations.
+        members: the augmentations, in order.
     """
 
-    members: tuple[Augmentation, ...] = field(default_factory=tuple)
     p: float = 1.0
 
     def __init__(self, members: Sequence[Augmentation] = ()) -> None:
-        object.__setattr__(self, "members", tuple(members))
-        object.__setattr__(self, "p", 1.0)
+        self.members: tuple[Augmentation, ...] = tuple(members)
         for m in self.members:
             if not isinstance(m, Augmentation) or m.stage not in _STAGES:
                 raise ParameterError(
                     f"Compose members must be cropglobe.augment augmentations, got {m!r}"
                 )
+
+    def __repr__(self) -> str:
+        return f"Compose([{', '.join(repr(m) for m in self.members)}])"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Compose) and self.members == other.members
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: ``{"name": "Compose", "members": [...]}``."""
@@ -619,8 +625,3 @@ def augment_offline(
     parts = [plain]
     parts += [pipe(values, rng, grid=grid, bands=bands, window=window) for _ in range(copies)]
     return np.concatenate(parts), np.tile(y, int(copies) + 1)
-
-
-def with_params(aug: Augmentation, **changes: Any) -> Augmentation:
-    """A copy of a dataclass augmentation with some parameters changed."""
-    return replace(aug, **changes)  # type: ignore[type-var]

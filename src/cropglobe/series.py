@@ -569,12 +569,24 @@ class SeriesSet:
         if self.n_samples == 0:
             return self
         flat = self.values.reshape(self.n_samples, -1)
-        # One canonical NaN bit pattern so that NaN equals NaN in the byte comparison.
-        flat = np.ascontiguousarray(np.where(np.isnan(flat), np.float32(np.nan), flat))
-        rows = np.concatenate(
-            [flat.view(np.uint8), self.labels.reshape(-1, 1).view(np.uint8)], axis=1
+        # One canonical NaN bit pattern so that NaN equals NaN in the bit comparison.
+        bits = np.ascontiguousarray(np.where(np.isnan(flat), np.float32(np.nan), flat))
+        cols = np.concatenate(
+            [bits.view(np.uint32), self.labels.reshape(-1, 1).astype(np.uint32)], axis=1
         )
-        _, first = np.unique(rows, axis=0, return_index=True)
+        # A 64-bit multiplicative hash per row finds candidate duplicates in one pass; every
+        # candidate is then compared bit for bit with the first row of its hash, so a hash
+        # collision can never drop a distinct sample.
+        mult = np.random.default_rng(0x5EED).integers(1, 2**32, (cols.shape[1], 2), np.uint32)
+        h32 = cols @ (mult | np.uint32(1))  # two independent 32-bit hashes, wrapping products
+        h = (h32[:, 0].astype(np.uint64) << np.uint64(32)) | h32[:, 1].astype(np.uint64)
+        codes, _ = pd.factorize(h)
+        _, head = np.unique(codes, return_index=True)
+        cand = np.flatnonzero(head[codes] != np.arange(self.n_samples))
+        same = (cols[cand] == cols[head[codes[cand]]]).all(axis=1)
+        keep = np.ones(self.n_samples, dtype=bool)
+        keep[cand[same]] = False
+        first = np.flatnonzero(keep)
         return self.subset(np.sort(first))
 
     # ------------------------------------------------------------------ summaries

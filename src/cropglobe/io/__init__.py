@@ -1,1 +1,148 @@
-"""Readers and writers. Every reader validates its input once and returns the data contract."""
+"""Readers and writers. Every reader validates its input once and returns the data contract.
+
+:func:`read_dataset` opens any supported input by looking at it:
+
+- a folder in the CropGlobe release layout (``for_CropNet/``, ``Median/``) -> :class:`SeriesSet`
+- a SeriesSet ``.npz`` written by :meth:`SeriesSet.save` -> :class:`SeriesSet`
+- a single CropGlobe ``.npz`` (``fea``/``lbl``; 73 or 43 steps) -> :class:`SeriesSet`
+- a SeriesSet Parquet table written by :func:`write_series_table` -> :class:`SeriesSet`
+- a long observation table (CSV, Parquet, GeoParquet) -> :class:`Observations`
+- the CAWa folder or its time-series CSV -> :class:`SeriesSet`
+- a wide CSV/Parquet (one column per day of year or date) -> :class:`SeriesSet`
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cropglobe.errors import DataFormatError, MissingFileError
+from cropglobe.io.cropglobe_npz import (
+    CROPGLOBE_FEATURE_FAMILIES,
+    CROPGLOBE_KINDS,
+    list_cropglobe,
+    read_cropglobe,
+    read_cropglobe_features,
+    read_cropglobe_file,
+    write_cropglobe,
+)
+from cropglobe.io.tables import (
+    OBSERVATION_FORMATS,
+    read_cawa,
+    read_observations,
+    read_series_table,
+    read_wide_table,
+    wkb_points_to_lonlat,
+    write_observations,
+    write_series_table,
+)
+from cropglobe.series import Observations, SeriesSet
+
+__all__ = [
+    "CROPGLOBE_FEATURE_FAMILIES",
+    "CROPGLOBE_KINDS",
+    "OBSERVATION_FORMATS",
+    "list_cropglobe",
+    "read_cawa",
+    "read_cropglobe",
+    "read_cropglobe_features",
+    "read_cropglobe_file",
+    "read_dataset",
+    "read_observations",
+    "read_series_table",
+    "read_wide_table",
+    "wkb_points_to_lonlat",
+    "write_cropglobe",
+    "write_observations",
+    "write_series_table",
+]
+
+_ACCEPTED = (
+    "a CropGlobe release folder (for_CropNet/, Median/), a CropGlobe .npz (fea, lbl), a "
+    "SeriesSet .npz, a long table (.csv/.parquet/.geoparquet with sample_id and date, timestamp "
+    "or month columns), a wide table (one column per day of year or date), or the CAWa folder"
+)
+_CROPGLOBE_FILE = re.compile(r"^median_S2_[A-Za-z0-9]+_month(1-12|5-11)_day5\.npz$")
+
+
+def _npz_members(path: Path) -> set[str]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return {n[:-4] if n.endswith(".npy") else n for n in zf.namelist()}
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataFormatError(f"{path}: not a readable .npz archive ({exc})") from None
+
+
+def _is_wide(columns: list[str]) -> bool:
+    doy = [c for c in columns if re.fullmatch(r"\d{1,3}", c.strip())]
+    dated = [c for c in columns if re.fullmatch(r"\d{4}-\d{2}-\d{2}", c.strip())]
+    return max(len(doy), len(dated)) >= 2
+
+
+def _columns(path: Path) -> list[str]:
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet", ".pq"):
+            return [str(c) for c in pq.read_schema(path).names]
+        import pandas as pd
+
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except (pa.ArrowException, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{path}: cannot read the table header ({exc})") from None
+
+
+def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observations:
+    """Open any supported dataset by looking at what ``path`` is.
+
+    Args:
+        path: file or folder (see the module docstring for what is recognised).
+        **kw: passed on to the reader chosen (e.g. ``countries=``, ``kind=`` for a CropGlobe
+            folder; ``format=``, ``bands=`` for a long table).
+
+    Returns:
+        A :class:`SeriesSet` (composited series) or :class:`Observations` (raw long tables).
+
+    Raises:
+        MissingFileError: ``path`` does not exist.
+        DataFormatError: ``path`` is none of the accepted inputs (the message lists them).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError(f"{p}: no such file or folder; expected {_ACCEPTED}")
+    if p.is_dir():
+        if any(p.rglob("median_S2_*_day5.npz")):
+            return read_cropglobe(p, **kw)
+        if (p / "CAWa_CropType_time-series.csv").is_file():
+            return read_cawa(p, **kw)
+        raise DataFormatError(f"{p}: folder holds no recognised dataset; expected {_ACCEPTED}")
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        members = _npz_members(p)
+        if {"header", "values", "labels"} <= members:
+            return SeriesSet.load(p)
+        if {"fea", "lbl"} <= members:
+            return read_cropglobe_file(p, **kw)
+        if "ndvi" in members and "doy" in members:
+            return read_cawa(p)  # raises a clear error pointing at the CSV tables
+        raise DataFormatError(
+            f"{p}: npz arrays {sorted(members)} match no known layout; expected {_ACCEPTED}"
+        )
+    if name == "cawa_croptype_time-series.csv":
+        return read_cawa(p, **kw)
+    if name.endswith((".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz", ".tsv")):
+        if name.endswith((".parquet", ".geoparquet", ".pq")):
+            try:
+                md = pq.read_schema(p).metadata or {}
+            except (pa.ArrowException, OSError) as exc:
+                raise DataFormatError(f"{p}: not a readable Parquet file ({exc})") from None
+            if b"cropglobe.series_table" in md.get(b"cropglobe", b""):
+                return read_series_table(p)
+        if name.endswith((".parquet", ".geoparquet", ".pq", ".csv")) and _is_wide(_columns(p)):
+            return read_wide_table(p, **kw)
+        return read_observations(p, **kw)
+    raise DataFormatError(f"{p}: unknown input type; expected {_ACCEPTED}")

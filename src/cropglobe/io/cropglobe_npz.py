@@ -224,7 +224,9 @@ def _load_npz(path: Path) -> dict[str, NDArray[Any]]:
         raise DataFormatError(f"{path}: not a readable .npz archive ({exc})") from None
 
 
-def _extras(path: Path, z: Mapping[str, NDArray[Any]], n: int) -> tuple[dict[str, Any], pd.DataFrame | None]:
+def _extras(
+    path: Path, z: Mapping[str, NDArray[Any]], n: int
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """The optional ``meta_json`` blob (as a dict) and ``meta_parquet`` table of a file."""
     blob: dict[str, Any] = {}
     if "meta_json" in z:
@@ -236,14 +238,18 @@ def _extras(path: Path, z: Mapping[str, NDArray[Any]], n: int) -> tuple[dict[str
                 "cropglobe.io.write_cropglobe or drop the key"
             ) from None
         if not isinstance(parsed, dict):
-            raise DataFormatError(f"{path}: 'meta_json' must hold a JSON object, got {parsed!r:.60}")
+            raise DataFormatError(
+                f"{path}: 'meta_json' must hold a JSON object, got {parsed!r:.60}"
+            )
         blob = parsed
     meta = None
     if "meta_parquet" in z:
         try:
             meta = pd.read_parquet(io.BytesIO(bytes(np.asarray(z["meta_parquet"], np.uint8))))
         except (ValueError, OSError) as exc:
-            raise DataFormatError(f"{path}: 'meta_parquet' is not a Parquet table ({exc})") from None
+            raise DataFormatError(
+                f"{path}: 'meta_parquet' is not a Parquet table ({exc})"
+            ) from None
         if len(meta) != n:
             raise DataFormatError(
                 f"{path}: 'meta_parquet' has {len(meta)} rows for {n} samples; expected one "
@@ -259,8 +265,10 @@ def _labels(path: Path, lbl: NDArray[Any], n: int) -> NDArray[np.int64]:
             f"{path}: 'lbl' has shape {lbl.shape} but 'fea' holds {n} samples; expected ({n},)"
         )
     if not np.issubdtype(lbl.dtype, np.integer):
-        if np.issubdtype(lbl.dtype, np.floating) and np.all(np.isfinite(lbl)) and np.all(
-            lbl == np.round(lbl)
+        if (
+            np.issubdtype(lbl.dtype, np.floating)
+            and np.all(np.isfinite(lbl))
+            and np.all(lbl == np.round(lbl))
         ):
             lbl = lbl.astype(np.int64)
         else:
@@ -278,7 +286,9 @@ def _labels(path: Path, lbl: NDArray[Any], n: int) -> NDArray[np.int64]:
     return lbl
 
 
-def _resolve_bands(path: Path, n_bands: int, bands: Sequence[str] | None, blob: Mapping[str, Any]) -> tuple[str, ...]:
+def _resolve_bands(
+    path: Path, n_bands: int, bands: Sequence[str] | None, blob: Mapping[str, Any]
+) -> tuple[str, ...]:
     if bands is not None:
         names = canonical_bands(tuple(str(b) for b in bands))
         if len(names) != n_bands:
@@ -627,7 +637,9 @@ def write_cropglobe(
         if ss.bands not in (S2_BANDS, S2_BANDS + SENTINEL1_BANDS):
             log.warning(
                 "sets[%r]: bands %s differ from the release convention; they are recorded in "
-                "meta_json for cropglobe readers", cc, list(ss.bands)
+                "meta_json for cropglobe readers",
+                cc,
+                list(ss.bands),
             )
         attrs = {**ss.attrs, **(extra or {})}
         meta_bytes = None

@@ -1,0 +1,1039 @@
+"""Irregular observations -> a fixed time grid: median composites, masking, gap filling, windows.
+
+The pipeline from a long observation table (:class:`~cropglobe.series.Observations`) to pixel
+series on a :class:`~cropglobe.series.TimeGrid` (:class:`~cropglobe.series.SeriesSet`):
+
+1. **Masking** — rows flagged ``valid == False`` or with a Sentinel-2 scene class in
+   :data:`cropglobe.bands.SCL_INVALID` are dropped.
+2. **Season** — each sample is composited over one season (the grid's anchor gives its first
+   day). Its season year comes from, in order: ``season_year=`` (one int for all, or a mapping
+   ``sample_id -> year``), a ``year`` column of ``obs.samples``, or the season holding most of
+   the sample's valid observations that fall inside the grid (ties go to the earlier season).
+   Observations of other seasons are ignored.
+3. **Reduction** — the NaN-aware median (or mean) of the observations in each
+   (sample, band, bin): :func:`composite_arrays`, a fully vectorised kernel also used on raster
+   pixel blocks.
+4. **Gap filling** (optional) — :func:`fill_gaps`: linear interpolation between bin centres
+   across gaps up to ``max_gap_days``, leading/trailing gaps held or left missing.
+
+Further tools move series between grids (:func:`resample`), windows (:func:`select_window`,
+:func:`paper_window`), seasons (:func:`shift_anchor`), shift them in time (:func:`shift_series`)
+and check from the data whether a country's season is aligned (:func:`detect_season_alignment`).
+
+Every function here is vectorised with NumPy: the Python-level loops run over bands, group sizes,
+chunks of samples or target bins, never over pixels or samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from cropglobe.bands import SCL_INVALID, ndvi
+from cropglobe.errors import DataFormatError, GridError, ParameterError
+from cropglobe.series import (
+    _MONTH_STARTS,
+    Observations,
+    SeriesSet,
+    TimeGrid,
+    day_of_season,
+    parse_anchor,
+)
+
+__all__ = [
+    "composite",
+    "composite_arrays",
+    "detect_season_alignment",
+    "fill_gaps",
+    "paper_window",
+    "resample",
+    "select_window",
+    "shift_anchor",
+    "shift_series",
+]
+
+logger = logging.getLogger(__name__)
+
+MaskMode = Literal["auto", "none", "valid", "scl"]
+Reducer = Literal["median", "mean"]
+Edge = Literal["hold", "nan"]
+
+#: Rows of the observation table processed at once by :func:`composite_arrays` (bounds memory).
+_CHUNK_ROWS = 1 << 18
+#: Samples processed at once by :func:`fill_gaps` (bounds memory).
+_CHUNK_SERIES = 1 << 16
+#: Largest group size sorted with a min/max network rather than ``np.sort``.
+_NETWORK_MAX = 8
+
+_PAPER_START, _PAPER_END, _PAPER_STEPS = 121, 334, 43
+
+
+# =====================================================================================
+# Kernel: median per (sample, bin) of irregular observations
+# =====================================================================================
+def composite_arrays(
+    sample: ArrayLike,
+    dos: ArrayLike,
+    values: ArrayLike,
+    n_samples: int,
+    grid: TimeGrid,
+    *,
+    reducer: Reducer = "median",
+) -> NDArray[np.float32]:
+    """Reduce irregular observations to one value per (sample, band, bin) of ``grid``.
+
+    Observations are grouped by (sample, bin); within each group, each band is reduced
+    separately ignoring NaN (the median of an even count is the mean of the two middle values).
+    Rows are sorted by (sample, bin) once (skipped when already in order, as in tables sorted by
+    sample and date), then groups are reduced by size bucket with vectorised sorting networks or
+    ``np.sort`` — no loop over samples or pixels. Memory beyond the output is bounded by
+    processing about a million rows at a time.
+
+    Args:
+        sample: int array (R,), sample position 0 … ``n_samples`` − 1 of each observation; rows
+            with a negative sample are ignored (a cheap way to mask rows without copying
+            ``values``).
+        dos: int array (R,), day of season 1 … 365 of each observation (see
+            :func:`cropglobe.series.day_of_season`); rows outside the grid are ignored.
+        values: float array (R, C), band values; NaN = no data.
+        n_samples: N, the number of output series.
+        grid: the time grid (T bins).
+        reducer: ``"median"`` (default) or ``"mean"``.
+
+    Returns:
+        float32 array (N, C, T); NaN where a (sample, band, bin) holds no valid observation.
+
+    Raises:
+        DataFormatError: mismatched lengths, or sample positions ≥ ``n_samples``.
+        ParameterError: unknown ``reducer``.
+    """
+    if reducer not in ("median", "mean"):
+        raise ParameterError(
+            f"reducer must be 'median' or 'mean', got {reducer!r}; pick one of those"
+        )
+    v = np.asarray(values)
+    if v.ndim == 1:
+        v = v[:, None]
+    if v.ndim != 2:
+        raise DataFormatError(
+            f"composite_arrays needs values of shape (R, C), got {v.shape}; pass one row per "
+            "observation and one column per band"
+        )
+    if not np.issubdtype(v.dtype, np.floating):
+        v = v.astype(np.float32)
+    return _composite_columns(sample, dos, [v[:, j] for j in range(v.shape[1])], n_samples,
+                              grid, reducer)  # fmt: skip
+
+
+def _composite_columns(
+    sample: ArrayLike,
+    dos: ArrayLike,
+    columns: list[NDArray[Any]],
+    n_samples: int,
+    grid: TimeGrid,
+    reducer: str,
+) -> NDArray[np.float32]:
+    """:func:`composite_arrays` on C band columns (R,) each, read chunk by chunk (no full copy)."""
+    s = np.asarray(sample)
+    d = np.asarray(dos)
+    n_rows = s.shape[0] if s.ndim == 1 else -1
+    if s.ndim != 1 or d.shape != s.shape or any(c.shape != s.shape for c in columns):
+        raise DataFormatError(
+            f"composite_arrays needs sample (R,), dos (R,) and values (R, C) of one length R, "
+            f"got shapes {s.shape}, {d.shape} and {(len(columns[0]) if columns else 0, len(columns))}; "
+            "pass one row per observation"
+        )
+    if not (np.issubdtype(s.dtype, np.integer) and np.issubdtype(d.dtype, np.integer)):
+        raise DataFormatError(
+            f"sample and dos must be integer arrays, got dtypes {s.dtype} and {d.dtype}"
+        )
+    n_bands = len(columns)
+    n_steps = grid.n_steps
+    n_samples = int(n_samples)
+    if n_rows and s.max() >= n_samples:
+        raise DataFormatError(
+            f"sample positions reach {int(s.max())} but n_samples is {n_samples}; sample must "
+            "index 0 … n_samples − 1 (or be negative to skip a row)"
+        )
+    # Key (sample, bin) in the narrowest integer type; bins via a lookup table over days 0…366.
+    ktype = np.int32 if n_samples * n_steps < 2**31 - 1 else np.int64
+    lut = np.full(368, -1, dtype=ktype)
+    lut[1:367] = grid.bin_index(np.arange(1, 367))
+    bins = lut[np.clip(d, 0, 367)]
+    keep = (s >= 0) & (bins >= 0)
+    if keep.all():
+        rows: NDArray[np.integer[Any]] | None = None
+        key = s.astype(ktype) * ktype(n_steps) + bins
+    else:
+        rows = np.flatnonzero(keep)
+        if n_rows < 2**31 - 1:
+            rows = rows.astype(np.int32)
+        key = s[rows].astype(ktype) * ktype(n_steps) + bins[rows]
+    del bins, keep
+    out = np.full((n_samples, n_bands, n_steps), np.nan, dtype=np.float32)
+    if key.size == 0 or n_bands == 0:
+        return out
+    if key.size > 1 and np.any(key[1:] < key[:-1]):
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        rows = order if rows is None else rows[order]
+        del order
+    ftype = np.result_type(np.float32, *[c.dtype for c in columns])
+    if not np.issubdtype(ftype, np.floating):
+        ftype = np.dtype(np.float32)
+    start = 0
+    n = key.size
+    while start < n:
+        stop = min(start + _CHUNK_ROWS, n)
+        if stop < n:  # end the chunk on a group boundary
+            cut = int(np.searchsorted(key, key[stop], side="left"))
+            stop = cut if cut > start else int(np.searchsorted(key, key[stop], side="right"))
+        sel: slice | NDArray[np.integer[Any]] = (
+            slice(start, stop) if rows is None else rows[start:stop]
+        )
+        block = np.empty((stop - start, n_bands), dtype=ftype)
+        for j, col in enumerate(columns):
+            block[:, j] = col[sel]
+        _reduce_chunk(key[start:stop].astype(np.int64), block, out, n_steps, reducer)
+        start = stop
+    return out
+
+
+def _reduce_chunk(
+    key: NDArray[np.int64],
+    block: NDArray[np.floating[Any]],
+    out: NDArray[np.float32],
+    n_steps: int,
+    reducer: str,
+) -> None:
+    """Reduce one chunk of key-sorted rows into ``out`` (N, C, T) in place."""
+    n = key.size
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    sizes = np.diff(np.r_[starts, n])
+    gkey = key[starts]
+    if reducer == "mean":
+        finite = ~np.isnan(block)
+        sums = np.add.reduceat(np.where(finite, block, 0).astype(np.float64), starts, axis=0)
+        counts = np.add.reduceat(finite.astype(np.int32), starts, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            res = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        out[gkey // n_steps, :, gkey % n_steps] = res
+        return
+    res = np.empty((starts.size, block.shape[1]), dtype=np.float64)
+    one = sizes == 1
+    if one.all():
+        out[gkey // n_steps, :, gkey % n_steps] = block
+        return
+    res[one] = block[starts[one]]
+    # Buckets: exact sizes up to _NETWORK_MAX, then power-of-two widths padded with NaN.
+    rest = np.flatnonzero(~one)
+    rsizes = sizes[rest]
+    widths = np.where(
+        rsizes <= _NETWORK_MAX,
+        rsizes,
+        1 << np.ceil(np.log2(np.maximum(rsizes, 1))).astype(np.int64),
+    )
+    for width in np.unique(widths):
+        sel = rest[widths == width]
+        res[sel] = _median_groups(block, starts[sel], sizes[sel], int(width))
+    out[gkey // n_steps, :, gkey % n_steps] = res
+
+
+def _median_groups(
+    block: NDArray[np.floating[Any]],
+    starts: NDArray[np.int64],
+    sizes: NDArray[np.int64],
+    width: int,
+) -> NDArray[np.float64]:
+    """NaN-median of G groups of at most ``width`` consecutive rows of ``block`` -> (G, C)."""
+    offs = np.arange(width)
+    inside = offs[None, :] < sizes[:, None]
+    idx = np.where(inside, starts[:, None] + offs[None, :], 0)
+    groups = block[idx]  # (G, width, C)
+    groups[~inside] = np.nan
+    return _nanmedian_axis1(groups)
+
+
+def _nanmedian_axis1(groups: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """NaN-median along axis 1 of a (G, W, C) array -> (G, C) float64; NaN where all NaN.
+
+    Small widths use an odd–even transposition network of ``np.minimum``/``np.maximum``
+    (vectorised over G × C, far cheaper than many tiny sorts); wider ones ``np.sort``.
+    Never warns on all-NaN groups.
+    """
+    nan = np.isnan(groups)
+    count = (~nan).sum(axis=1)  # (G, C)
+    width = groups.shape[1]
+    if width == 1:
+        return groups[:, 0, :].astype(np.float64)
+    if width == 2:
+        a, b = groups[:, 0, :].astype(np.float64), groups[:, 1, :].astype(np.float64)
+        return np.where(nan[:, 0, :], b, np.where(nan[:, 1, :], a, (a + b) / 2))
+    filled = np.where(nan, np.inf, groups)
+    if width <= _NETWORK_MAX:
+        cols = [filled[:, i, :] for i in range(width)]
+        for rnd in range(width):
+            for i in range(rnd % 2, width - 1, 2):
+                lo = np.minimum(cols[i], cols[i + 1])
+                cols[i + 1] = np.maximum(cols[i], cols[i + 1])
+                cols[i] = lo
+        ordered = np.stack(cols, axis=1)
+    else:
+        ordered = np.sort(filled, axis=1)
+    lo_i = np.maximum((count - 1) // 2, 0)[:, None, :]
+    hi_i = np.maximum(count // 2, 0)[:, None, :]
+    lo_v = np.take_along_axis(ordered, lo_i, axis=1)[:, 0, :].astype(np.float64)
+    hi_v = np.take_along_axis(ordered, np.minimum(hi_i, width - 1), axis=1)[:, 0, :]
+    med = (lo_v + hi_v.astype(np.float64)) / 2
+    return np.where(count > 0, med, np.nan)
+
+
+def _nanmedian_last(a: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+    """NaN-median along the last axis, without warnings on all-NaN slices."""
+    shape = a.shape[:-1]
+    flat = a.reshape(-1, 1, a.shape[-1]).transpose(0, 2, 1)  # (M, W, 1)
+    return _nanmedian_axis1(flat)[:, 0].reshape(shape)
+
+
+# =====================================================================================
+# Observations -> SeriesSet
+# =====================================================================================
+def composite(
+    obs: Observations,
+    grid: TimeGrid,
+    *,
+    season_year: int | Mapping[Any, int] | None = None,
+    mask: MaskMode = "auto",
+    fill: bool | Literal["linear"] = False,
+    max_gap_days: int | None = 30,
+    edge: Edge = "hold",
+    reducer: Reducer = "median",
+    allow_empty: bool = False,
+) -> SeriesSet:
+    """Composite irregular observations to ``grid``: one NaN-aware median per bin.
+
+    Args:
+        obs: the long observation table (see :class:`~cropglobe.series.Observations`).
+        grid: the target time grid; its anchor defines the season (``"07-01"`` collects
+            July of year Y to June of Y + 1, so series spanning two calendar years work).
+        season_year: which season to composite for each sample (named by the calendar year in
+            which it starts): one int for all samples; a mapping ``sample_id -> year``; or None
+            to take ``obs.samples["year"]`` when that column exists, else the season holding
+            most of the sample's valid observations that fall inside the grid (ties: the
+            earlier season). A calendar-year grid and a series from 2017-01 to 2018-06 gives
+            2017. Observations of other seasons are ignored.
+        mask: ``"auto"`` masks with the ``valid`` column and/or the ``SCL`` column when
+            present; ``"valid"`` / ``"scl"`` require that column; ``"none"`` uses every row.
+            SCL classes in :data:`cropglobe.bands.SCL_INVALID` are masked.
+        fill: False keeps empty bins NaN; True or ``"linear"`` fills them with
+            :func:`fill_gaps`.
+        max_gap_days: longest gap (days between the centres of the two valid neighbours) that
+            gap filling bridges; None bridges any gap. Used only when ``fill`` is on.
+        edge: ``"hold"`` repeats the first/last valid value over leading/trailing gaps when
+            filling; ``"nan"`` leaves them missing.
+        reducer: ``"median"`` (default, as CropGlobe) or ``"mean"``.
+        allow_empty: accept samples left without any valid observation in their season (they
+            stay all NaN); by default they raise.
+
+    Returns:
+        A SeriesSet (N = ``obs.n_samples``, C = ``len(obs.bands)``, T = ``grid.n_steps``),
+        float32, with the labels and classes of ``obs``; ``meta`` is ``obs.samples`` without
+        ``label`` and with ``year`` set to the season year used.
+
+    Raises:
+        DataFormatError: bad sample positions, a missing season-year mapping entry, or samples
+            without any valid observation (unless ``allow_empty``).
+        ParameterError: an unknown ``mask``, ``fill``, ``edge`` or ``reducer``.
+    """
+    _check_choice("mask", mask, ("auto", "none", "valid", "scl"))
+    _check_choice("edge", edge, ("hold", "nan"))
+    _check_choice("reducer", reducer, ("median", "mean"))
+    if fill not in (False, True, "linear"):
+        raise ParameterError(f"fill must be False, True or 'linear', got {fill!r}")
+    table = obs.table
+    n = obs.n_samples
+    sample = _sample_positions(table, n)
+    keep = sample >= 0
+    keep &= _row_mask(table, mask)
+    syear, dos, has_date = _season_days(table["date"], grid.anchor)
+    keep &= has_date
+    years = _season_years(obs, grid, season_year, sample, syear, dos, keep)
+    if n:
+        keep &= syear == years.astype(np.int32)[sample]
+    del syear
+    columns = _band_columns(table, obs.bands)
+    logger.debug("compositing %d of %d rows for %d samples", int(keep.sum()), len(table), n)
+    row_sample = np.where(keep, sample, -1).astype(np.int32 if n < 2**31 - 1 else np.int64)
+    del keep
+    out = _composite_columns(row_sample, dos, columns, n, grid, reducer)
+    del columns, row_sample, dos
+    empty = np.isnan(out).all(axis=(1, 2)) if n else np.zeros(0, dtype=bool)
+    if empty.any() and not allow_empty:
+        ids = obs.samples["sample_id"].astype(str).to_numpy()[empty][:3]
+        raise DataFormatError(
+            f"composite: {int(empty.sum())} of {n} samples have no valid observation in their "
+            f"season on the {grid.kind} grid (e.g. {list(ids)}); check season_year and masking, "
+            "drop those samples, or pass allow_empty=True"
+        )
+    if fill:
+        _fill_inplace(out, grid.centers, max_gap_days, edge)
+    meta = obs.samples.drop(columns=["label"]).copy()
+    meta["year"] = years
+    labels = obs.samples["label"].to_numpy(dtype=np.int64)
+    attrs = dict(obs.attrs)
+    attrs["composite"] = {
+        "reducer": reducer,
+        "mask": mask,
+        "fill": bool(fill),
+        "max_gap_days": max_gap_days,
+        "edge": edge,
+    }
+    return SeriesSet(out, obs.bands, grid, labels, obs.classes, meta, attrs)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParameterError(
+            f"{name} must be one of {list(choices)}, got {value!r}; pick one of those"
+        )
+
+
+def _sample_positions(table: pd.DataFrame, n: int) -> NDArray[np.int64]:
+    s = table["sample"].to_numpy()
+    if not np.issubdtype(s.dtype, np.integer):
+        raise DataFormatError(
+            f"observation column 'sample' must hold integer positions into samples, got dtype "
+            f"{s.dtype}; map sample ids to positions 0 … {n - 1}"
+        )
+    s = s.astype(np.int64, copy=False)
+    if s.size and (s.min() < 0 or s.max() >= n):
+        raise DataFormatError(
+            f"observation column 'sample' ranges {int(s.min())} … {int(s.max())} but there are "
+            f"{n} samples; positions must lie in 0 … {n - 1}"
+        )
+    return s
+
+
+def _row_mask(table: pd.DataFrame, mask: str) -> NDArray[np.bool_]:
+    """True for rows kept by the masking rule."""
+    keep = np.ones(len(table), dtype=bool)
+    has_valid, has_scl = "valid" in table.columns, "SCL" in table.columns
+    if mask == "valid" and not has_valid:
+        raise DataFormatError(
+            "mask='valid' needs a boolean 'valid' column in the observation table, which has "
+            f"{list(table.columns)}; use mask='auto' or add the column"
+        )
+    if mask == "scl" and not has_scl:
+        raise DataFormatError(
+            "mask='scl' needs an 'SCL' scene-classification column in the observation table, "
+            f"which has {list(table.columns)}; use mask='auto' or add the column"
+        )
+    if has_valid and mask in ("auto", "valid"):
+        keep &= table["valid"].fillna(False).to_numpy(dtype=bool)
+    if has_scl and mask in ("auto", "scl"):
+        scl = pd.to_numeric(table["SCL"], errors="coerce").to_numpy(dtype=np.float64)
+        keep &= ~np.isin(scl, np.array(sorted(SCL_INVALID), dtype=np.float64))
+    return keep
+
+
+def _season_days(
+    dates: pd.Series, anchor: str
+) -> tuple[NDArray[np.int32], NDArray[np.int16], NDArray[np.bool_]]:
+    """(season year, day of season, has a date) of each row, via a lookup over the date range."""
+    try:
+        d = pd.to_datetime(dates).to_numpy(dtype="datetime64[ns]")
+    except (TypeError, ValueError):
+        raise DataFormatError(
+            f"observation column 'date' must hold dates, got dtype {dates.dtype}; convert it "
+            "with pandas.to_datetime"
+        ) from None
+    has = ~np.isnat(d)
+    if not has.any():
+        return np.zeros(d.size, np.int32), np.zeros(d.size, np.int16), has
+    days = np.empty(d.size, dtype=np.int32)  # days since 1970-01-01 (NaT gives a junk value)
+    np.floor_divide(d.view(np.int64), 86_400 * 10**9, out=days, casting="unsafe")
+    lo, hi = int(days[has].min()), int(days[has].max())
+    days -= lo
+    np.clip(days, 0, hi - lo, out=days)
+    year_lut, dos_lut = day_of_season(np.arange(lo, hi + 1).astype("datetime64[D]"), anchor)
+    return year_lut.astype(np.int32)[days], dos_lut.astype(np.int16)[days], has
+
+
+def _band_columns(table: pd.DataFrame, bands: tuple[str, ...]) -> list[NDArray[Any]]:
+    """Band columns as 1-D numeric arrays (views where possible), NaN for missing."""
+    out: list[NDArray[Any]] = []
+    for b in bands:
+        col = table[b]
+        try:
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiu":
+                out.append(col.to_numpy())
+            else:
+                out.append(col.to_numpy(dtype=np.float32, na_value=np.nan))
+        except (TypeError, ValueError):
+            raise DataFormatError(
+                f"band column {b!r} must hold numbers, got dtype {col.dtype}; convert it to float"
+            ) from None
+    return out
+
+
+def _season_years(
+    obs: Observations,
+    grid: TimeGrid,
+    season_year: int | Mapping[Any, int] | None,
+    sample: NDArray[np.int64],
+    syear: NDArray[np.int32],
+    dos: NDArray[np.int16],
+    keep: NDArray[np.bool_],
+) -> NDArray[np.int64]:
+    """Season year of each sample (S,), following the rules of :func:`composite`."""
+    n = obs.n_samples
+    if isinstance(season_year, bool):
+        raise ParameterError(f"season_year must be an int, a mapping or None, got {season_year!r}")
+    if isinstance(season_year, int | np.integer):
+        return np.full(n, int(season_year), dtype=np.int64)
+    ids = obs.samples["sample_id"].astype(str)
+    if isinstance(season_year, Mapping):
+        lookup = {str(k): v for k, v in season_year.items()}
+        mapped = ids.map(lookup)
+        missing = mapped.isna().to_numpy()
+        if missing.any():
+            raise DataFormatError(
+                f"season_year mapping lacks {int(missing.sum())} of {n} sample ids (e.g. "
+                f"{list(ids[missing][:3])}); give a year for every sample_id"
+            )
+        return mapped.to_numpy(dtype=np.int64)
+    if season_year is not None:
+        raise ParameterError(
+            f"season_year must be an int, a mapping sample_id -> year or None, got "
+            f"{type(season_year).__name__}"
+        )
+    if "year" in obs.samples.columns:
+        col = pd.to_numeric(obs.samples["year"], errors="coerce")
+        if col.isna().any():
+            raise DataFormatError(
+                f"samples column 'year' has {int(col.isna().sum())} missing or non-numeric "
+                "values; fill it or pass season_year explicitly"
+            )
+        return col.to_numpy(dtype=np.int64)
+    # Infer: the season holding most of each sample's valid in-grid observations.
+    use = keep & (grid.bin_index(dos) >= 0)
+    s, y = sample[use], syear[use]
+    years = np.full(n, -1, dtype=np.int64)
+    if s.size:
+        y0 = int(y.min())
+        span = int(y.max()) - y0 + 1
+        pair, counts = np.unique(s * span + (y - y0), return_counts=True)
+        ps, py = pair // span, pair % span + y0
+        order = np.lexsort((py, -counts, ps))  # per sample: most observations, then earliest
+        first = np.r_[True, ps[order][1:] != ps[order][:-1]]
+        years[ps[order][first]] = py[order][first]
+    if (years < 0).any():
+        logger.debug("%d samples have no valid observation to infer a season", (years < 0).sum())
+    return years
+
+
+# =====================================================================================
+# Gap filling
+# =====================================================================================
+def fill_gaps(
+    values: ArrayLike,
+    grid: TimeGrid,
+    *,
+    max_gap_days: float | None = None,
+    edge: Edge = "hold",
+) -> NDArray[np.float32]:
+    """Fill missing bins by linear interpolation in time between valid bins.
+
+    A gap is bridged only when the distance between the centres of its two valid neighbours
+    (:attr:`TimeGrid.centers`, days) is at most ``max_gap_days``; longer gaps stay NaN.
+    Leading and trailing gaps (before the first / after the last valid bin) are held at the
+    nearest valid value (``edge="hold"``, whatever their length) or left NaN (``"nan"``).
+    Series without any valid value stay all NaN. Vectorised with forward/backward index
+    propagation (``np.maximum.accumulate``), in chunks of samples.
+
+    Args:
+        values: float array (..., T), typically (N, C, T); NaN = missing.
+        grid: the time grid of the last axis (T bins).
+        max_gap_days: longest gap to bridge, in days; None bridges every inner gap.
+        edge: ``"hold"`` or ``"nan"``.
+
+    Returns:
+        float32 array of the input's shape (a new array).
+
+    Raises:
+        GridError: the last axis does not have ``grid.n_steps`` steps.
+        ParameterError: unknown ``edge`` or a negative ``max_gap_days``.
+    """
+    v = np.array(values, dtype=np.float32)  # copy
+    if v.ndim == 0 or v.shape[-1] != grid.n_steps:
+        raise GridError(
+            f"values have {v.shape[-1] if v.ndim else 0} time steps but the grid has "
+            f"{grid.n_steps} ({grid}); pass the grid the values are on"
+        )
+    _fill_inplace(v, grid.centers, max_gap_days, edge)
+    return v
+
+
+def _fill_inplace(
+    v: NDArray[np.float32],
+    centers: NDArray[np.float64],
+    max_gap_days: float | None,
+    edge: str,
+) -> None:
+    """Gap-fill a C-contiguous float32 array (..., T) in place (see :func:`fill_gaps`)."""
+    _check_choice("edge", edge, ("hold", "nan"))
+    if max_gap_days is not None and max_gap_days < 0:
+        raise ParameterError(
+            f"max_gap_days must be a non-negative number of days or None, got {max_gap_days}"
+        )
+    t = v.shape[-1]
+    if v.size == 0 or t == 0:
+        return
+    flat = v.reshape(-1)  # a view (v is C-contiguous)
+    chunk = max(1, (_CHUNK_SERIES * 16) // t) * t  # whole series per chunk
+    centers = np.asarray(centers, dtype=np.float64)
+    for lo in range(0, flat.size, chunk):
+        _fill_flat(flat[lo : lo + chunk], centers, max_gap_days, edge == "hold")
+
+
+def _fill_flat(
+    part: NDArray[np.float32],
+    centers: NDArray[np.float64],
+    max_gap_days: float | None,
+    hold: bool,
+) -> None:
+    """Gap-fill whole series laid end to end in a flat view (M · T,) in place.
+
+    The previous / next valid element of each missing one comes from a running count of valid
+    elements (``cumsum``) indexing the list of valid positions; a neighbour counts only when it
+    lies in the same series.
+    """
+    t = centers.size
+    nan = np.isnan(part)
+    miss = np.flatnonzero(nan)
+    if miss.size == 0:
+        return
+    good = np.flatnonzero(~nan)
+    if good.size == 0:
+        return
+    n_before = np.cumsum(~nan, dtype=np.int64 if part.size >= 2**31 else np.int32)
+    del nan
+    k = n_before.take(miss)  # valid elements before each missing one
+    del n_before
+    col = miss % t
+    row0 = miss - col
+    pf = good.take(np.maximum(k - 1, 0))
+    qf = good.take(np.minimum(k, good.size - 1))
+    has_p = (k > 0) & (pf >= row0)
+    has_q = (k < good.size) & (qf < row0 + t)
+    del k, row0
+    inner = has_p & has_q
+    if max_gap_days is not None:
+        gap = centers.take(col + (qf - miss), mode="clip") - centers.take(
+            col - (miss - pf), mode="clip"
+        )
+        inner &= gap <= max_gap_days
+    if inner.any():
+        mi, ci = miss[inner], col[inner]
+        pi, qi = pf[inner], qf[inner]
+        x = centers.take(ci)
+        x0 = centers.take(ci - (mi - pi))
+        x1 = centers.take(ci + (qi - mi))
+        y0 = part.take(pi).astype(np.float64)
+        y1 = part.take(qi).astype(np.float64)
+        part[mi] = y0 + (x - x0) / (x1 - x0) * (y1 - y0)
+    if hold:
+        lead = ~has_p & has_q
+        part[miss[lead]] = part.take(qf[lead])
+        trail = has_p & ~has_q
+        part[miss[trail]] = part.take(pf[trail])
+
+
+# =====================================================================================
+# Grid changes and windows
+# =====================================================================================
+def resample(
+    ss: SeriesSet,
+    grid: TimeGrid,
+    *,
+    method: Literal["auto", "interpolate", "median", "mean"] = "auto",
+) -> SeriesSet:
+    """Move a SeriesSet to another grid with the same season anchor.
+
+    * ``"interpolate"`` (coarse -> fine, e.g. monthly -> 5-day): each series is linearly
+      interpolated between the centres of its valid bins and read at the target centres; before
+      the first / after the last valid centre the edge value is held (as the shared
+      ``cropglobe_format`` files were made). Target bins whose centre lies outside the source
+      grid's span are NaN.
+    * ``"median"`` / ``"mean"`` (fine -> coarse, e.g. 5-day -> monthly or dekad): NaN-median
+      (or mean) of the source bins whose centres fall in each target bin; NaN when none is valid.
+    * ``"auto"``: interpolate when the target's median bin is shorter than the source's, else
+      median.
+
+    Args:
+        ss: the series (N, C, T_src).
+        grid: the target grid (T_dst bins), same anchor as ``ss.grid``.
+        method: see above.
+
+    Returns:
+        A new SeriesSet (N, C, T_dst) on ``grid``; labels, classes, meta and attrs kept.
+
+    Raises:
+        GridError: the anchors differ (call :func:`shift_anchor` first).
+        ParameterError: unknown ``method``.
+    """
+    _check_choice("method", method, ("auto", "interpolate", "median", "mean"))
+    src = ss.grid
+    if src.anchor != grid.anchor:
+        raise GridError(
+            f"resample: the series' grid starts its season on {src.anchor!r} but the target grid "
+            f"on {grid.anchor!r}; call cropglobe.composite.shift_anchor(ss, {grid.anchor!r}) "
+            "first, then resample"
+        )
+    if src.same_axis(grid):
+        return _with_values(ss, ss.values.copy(), grid)
+    if method == "auto":
+        method = "interpolate" if np.median(grid.lengths) < np.median(src.lengths) else "median"
+    if method == "interpolate":
+        out = _interpolate_grid(ss.values, src, grid)
+    else:
+        out = _aggregate_grid(ss.values, src, grid, method)
+    return _with_values(ss, out, grid)
+
+
+def _with_values(ss: SeriesSet, values: NDArray[np.float32], grid: TimeGrid) -> SeriesSet:
+    return SeriesSet(values, ss.bands, grid, ss.labels, ss.classes, ss.meta, dict(ss.attrs))
+
+
+def _interpolate_grid(
+    values: NDArray[np.float32], src: TimeGrid, dst: TimeGrid
+) -> NDArray[np.float32]:
+    """Linear interpolation between valid source centres, edge hold, read at target centres."""
+    filled = fill_gaps(values, src, max_gap_days=None, edge="hold")
+    sc, dc = src.centers, dst.centers
+    out = _linear_at(filled, sc, np.clip(dc, sc[0], sc[-1]))
+    outside = (dc < src.edges[0]) | (dc >= src.edges[-1])
+    out[..., outside] = np.nan
+    return out
+
+
+def _linear_at(
+    values: NDArray[np.float32], x: NDArray[np.float64], xq: NDArray[np.float64]
+) -> NDArray[np.float32]:
+    """Linear interpolation of (…, S) values known at x (S,) at points xq (T,) inside x's range.
+
+    Where one of the two bracketing values is NaN the other is used only if its weight is 1
+    (exact hit); otherwise the result is NaN.
+    """
+    s = x.size
+    if s == 1:
+        return np.repeat(values[..., :1], xq.size, axis=-1).astype(np.float32)
+    j = np.clip(np.searchsorted(x, xq, side="right") - 1, 0, s - 2)
+    w = (xq - x[j]) / (x[j + 1] - x[j])
+    a = values[..., j].astype(np.float64)
+    b = values[..., j + 1].astype(np.float64)
+    res = a * (1 - w) + b * w
+    res = np.where(w == 0, a, np.where(w == 1, b, res))
+    return res.astype(np.float32)
+
+
+def _aggregate_grid(
+    values: NDArray[np.float32], src: TimeGrid, dst: TimeGrid, method: str
+) -> NDArray[np.float32]:
+    """NaN-median / mean of the source bins whose centres fall in each target bin."""
+    edges = np.asarray(dst.edges, dtype=np.float64)
+    sc = src.centers
+    member = np.searchsorted(edges, sc, side="right") - 1
+    member[(sc < edges[0]) | (sc >= edges[-1])] = -1
+    n, c, _ = values.shape
+    out = np.full((n, c, dst.n_steps), np.nan, dtype=np.float32)
+    for t in range(dst.n_steps):  # loop over target bins, vectorised over all series
+        idx = np.flatnonzero(member == t)
+        if idx.size == 0:
+            continue
+        part = values[:, :, idx]
+        if method == "median":
+            out[:, :, t] = _nanmedian_last(part)
+        else:
+            cnt = (~np.isnan(part)).sum(axis=-1)
+            tot = np.where(np.isnan(part), 0, part).astype(np.float64).sum(axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[:, :, t] = np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+    return out
+
+
+def select_window(ss: SeriesSet, start_doy: int, end_doy: int) -> SeriesSet:
+    """The time steps whose bin centre lies within days of season ``start_doy`` … ``end_doy``.
+
+    A thin wrapper of :meth:`SeriesSet.select_window`; on the 5-day CropGlobe grid
+    ``select_window(ss, 121, 334)`` gives bins 24 … 66 (43 steps).
+    """
+    return ss.select_window(int(start_doy), int(end_doy))
+
+
+def paper_window(ss: SeriesSet) -> SeriesSet:
+    """The paper's 43-step input: days of season 121 … 334 of the 5-day grid (bins 24 … 66).
+
+    A series not on (a window of) the 5-day grid is first resampled to
+    ``TimeGrid.cropglobe(anchor)`` with :func:`resample`. Days count from the grid's anchor, so
+    for an aligned southern-hemisphere season (anchor ``"07-01"``) the window is the same
+    stretch of that season.
+
+    Raises:
+        GridError: the series does not cover the whole window.
+    """
+    full = TimeGrid.cropglobe(ss.grid.anchor)
+    if not set(ss.grid.edges) <= set(full.edges):
+        ss = resample(ss, full)
+    out = ss.select_window(_PAPER_START, _PAPER_END)
+    if out.n_steps != _PAPER_STEPS:
+        raise GridError(
+            f"paper_window: the series covers only {out.n_steps} of the {_PAPER_STEPS} 5-day steps "
+            f"of days {_PAPER_START}–{_PAPER_END} (its grid: {ss.grid}); composite the whole "
+            "season first"
+        )
+    return out
+
+
+# =====================================================================================
+# Seasons: anchors, shifts, alignment
+# =====================================================================================
+def _grid_like(grid: TimeGrid, anchor: str) -> TimeGrid:
+    """A grid of the same kind as ``grid`` over a whole season starting on ``anchor``."""
+    if grid.kind == "monthly":
+        return TimeGrid.monthly(anchor)
+    if grid.kind == "dekad":
+        return TimeGrid.dekads(anchor)
+    step = grid.step_days
+    if step is None:
+        raise GridError(
+            f"shift_anchor cannot rebuild a '{grid.kind}' grid with unequal bins ({grid}) on "
+            "another anchor; resample to a regular, monthly or dekad grid first"
+        )
+    return TimeGrid.regular(step, 1, 365, anchor)
+
+
+def shift_anchor(
+    ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = None
+) -> SeriesSet:
+    """Re-express a series on a grid whose season starts on ``anchor`` (e.g. ``"07-01"``).
+
+    The new season starts on ``anchor`` in the same calendar year as the old season's start
+    when ``anchor`` comes later in the calendar year (a calendar-year 2023 series becomes the
+    July 2023 – June 2024 season, named 2023); otherwise it starts one year later. Days of the
+    new season that fall after the end of ``ss``'s season come from ``next_season`` (the same
+    samples, next year's series on the same grid) when given, else they are NaN.
+
+    The new grid is of the same kind: monthly and dekad grids are rebuilt on calendar months
+    (values are copied exactly, no smoothing); regular grids (5-day …) get bins starting on the
+    anchor, and each new bin takes the linear interpolation between the two source bins whose
+    centres bracket its centre (the single valid one when the other is missing, NaN when both
+    are).
+
+    Args:
+        ss: series (N, C, T) on a whole-season grid.
+        anchor: ``"MM-DD"`` first day of the new season.
+        next_season: optional series of the following season: same shape, bands and grid.
+
+    Returns:
+        A new SeriesSet on the re-anchored grid; ``meta["year"]`` (when present) is the new
+        season year.
+
+    Raises:
+        GridError: ``ss`` does not cover a whole season, ``next_season`` is on another grid,
+            or the grid kind cannot be rebuilt.
+        DataFormatError: ``next_season`` holds other samples or bands.
+    """
+    a0, a1 = parse_anchor(ss.grid.anchor), parse_anchor(anchor)
+    if ss.grid.edges[0] != 1 or ss.grid.edges[-1] != 366:
+        raise GridError(
+            f"shift_anchor needs series over a whole season (days 1–365), got grid '{ss.grid}'; "
+            "shift the full-season series, then select a window"
+        )
+    dst = _grid_like(ss.grid, anchor)
+    if a0 == a1:
+        return resample(ss, dst)
+    offset = (a1 - a0) % 365  # new season day 1 = old season day offset + 1
+    src = ss.grid
+    if next_season is not None:
+        if not next_season.grid.same_axis(src):
+            raise GridError(
+                f"next_season is on grid '{next_season.grid}' but ss on '{src}'; composite both "
+                "to one grid"
+            )
+        if next_season.shape != ss.shape or next_season.bands != ss.bands:
+            raise DataFormatError(
+                f"next_season has shape {next_season.shape} and bands {list(next_season.bands)}, "
+                f"expected the same samples and bands as ss: {ss.shape}, {list(ss.bands)}"
+            )
+        nxt_values = next_season.values
+    else:
+        nxt_values = np.full_like(ss.values, np.nan)
+    both = np.concatenate([ss.values, nxt_values], axis=-1)
+    x = np.r_[src.centers, src.centers + 365]
+    xq = dst.centers + offset
+    inside = (xq >= x[0]) & (xq <= x[-1])
+    vals = _linear_nanfallback(both, x, np.clip(xq, x[0], x[-1]))
+    vals[..., ~inside] = np.nan
+    meta = ss.meta.copy()
+    if "year" in meta.columns and a1 < a0:
+        meta["year"] = pd.to_numeric(meta["year"], errors="coerce") + 1
+    attrs = dict(ss.attrs)
+    attrs["shifted_from_anchor"] = ss.grid.anchor
+    return SeriesSet(vals, ss.bands, dst, ss.labels, ss.classes, meta, attrs)
+
+
+def _linear_nanfallback(
+    values: NDArray[np.float32], x: NDArray[np.float64], xq: NDArray[np.float64]
+) -> NDArray[np.float32]:
+    """Like :func:`_linear_at` but a missing neighbour falls back to the valid one."""
+    s = x.size
+    if s == 1:
+        return np.repeat(values[..., :1], xq.size, axis=-1).astype(np.float32)
+    j = np.clip(np.searchsorted(x, xq, side="right") - 1, 0, s - 2)
+    w = (xq - x[j]) / (x[j + 1] - x[j])
+    a = values[..., j].astype(np.float64)
+    b = values[..., j + 1].astype(np.float64)
+    wa = np.where(np.isnan(a), 0.0, 1 - w)
+    wb = np.where(np.isnan(b), 0.0, w)
+    tot = wa + wb
+    num = np.where(wa > 0, a, 0.0) * wa + np.where(wb > 0, b, 0.0) * wb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        res = np.where(tot > 0, num / np.where(tot > 0, tot, 1.0), np.nan)
+    return res.astype(np.float32)
+
+
+def shift_series(ss: SeriesSet, days: float, *, edge: Edge = "nan") -> SeriesSet:
+    """Shift every series in time by ``days`` (positive = later), on the same grid.
+
+    The value at bin centre t becomes the linear interpolation of the original series at
+    t − days (between the two bracketing bin centres; a missing neighbour falls back to the
+    valid one). Where t − days falls outside the original centres the result is NaN
+    (``edge="nan"``) or the nearest edge value (``edge="hold"``). Used by stress tests that
+    mimic a shifted phenology.
+
+    Args:
+        ss: series (N, C, T).
+        days: shift in days; may be fractional or negative.
+        edge: ``"nan"`` (default) or ``"hold"``.
+
+    Returns:
+        A new SeriesSet on the same grid.
+    """
+    _check_choice("edge", edge, ("hold", "nan"))
+    c = ss.grid.centers
+    xq = c - float(days)
+    vals = _linear_nanfallback(ss.values, c, np.clip(xq, c[0], c[-1]))
+    if edge == "nan":
+        vals[..., (xq < c[0]) | (xq > c[-1])] = np.nan
+    else:
+        vals = _hold_edges(ss.values, vals, xq < c[0], xq > c[-1])
+    return _with_values(ss, vals, ss.grid)
+
+
+def _hold_edges(
+    orig: NDArray[np.float32],
+    vals: NDArray[np.float32],
+    before: NDArray[np.bool_],
+    after: NDArray[np.bool_],
+) -> NDArray[np.float32]:
+    """Set steps before/after the data range to the first/last valid value of each series."""
+    t = orig.shape[-1]
+    valid = ~np.isnan(orig)
+    steps = np.arange(t)
+    first = np.where(valid, steps, t).min(axis=-1)
+    last = np.where(valid, steps, -1).max(axis=-1)
+    fv = np.take_along_axis(orig, np.minimum(first, t - 1)[..., None], axis=-1)
+    lv = np.take_along_axis(orig, np.maximum(last, 0)[..., None], axis=-1)
+    vals = np.where(before, fv, vals)
+    return np.where(after, lv, vals).astype(np.float32)
+
+
+def detect_season_alignment(ss: SeriesSet, band: str = "NDVI") -> pd.DataFrame:
+    """When does NDVI peak in each country? Flags seasons that look unaligned.
+
+    For each country (``meta["country"]``, or one group ``"all"``) the class-mean NDVI curve of
+    every class present (all samples together when unlabelled) is computed and its peak found;
+    the country's peak is the median of the class peaks. A calendar-year series whose NDVI
+    peaks in December–February is flagged: it suggests a southern-hemisphere season that was
+    not aligned (the paper's May–November window would miss it). The reference leaves open
+    whether the release stores ARG/AUS aligned; detect it from the data, never assume.
+
+    Args:
+        ss: series with an ``NDVI`` band, or ``B08`` and ``B04`` to compute it.
+        band: ``"NDVI"`` (the only index supported).
+
+    Returns:
+        DataFrame, one row per country: ``country``, ``n_samples``, ``n_classes``, ``peak_dos``
+        (day of season of the peak, bin centre), ``peak_month`` (calendar month 1–12),
+        ``peak_ndvi``, ``class_peaks`` (``"class:dos, …"``), ``unaligned_southern`` (bool) and
+        ``note``.
+
+    Raises:
+        BandError: NDVI cannot be computed from the bands.
+        ParameterError: ``band`` is not ``"NDVI"``.
+    """
+    if band.upper() != "NDVI":
+        raise ParameterError(f"band must be 'NDVI' (the index whose peak is timed), got {band!r}")
+    curve = ndvi(ss.values, ss.bands)  # (N, T)
+    countries = (
+        ss.meta["country"].astype(str).to_numpy()
+        if "country" in ss.meta.columns
+        else np.full(ss.n_samples, "all", dtype=object)
+    )
+    centers = ss.grid.centers
+    a = parse_anchor(ss.grid.anchor)
+    rows: list[dict[str, Any]] = []
+    names = np.array([*ss.classes, "unlabelled"], dtype=object)
+    for country in pd.unique(countries):  # loop over countries, vectorised inside
+        in_c = countries == country
+        labels = ss.labels[in_c]
+        cur = curve[in_c]
+        uniq, inv = np.unique(labels, return_inverse=True)
+        valid = ~np.isnan(cur)
+        sums = np.zeros((uniq.size, cur.shape[1]))
+        cnts = np.zeros((uniq.size, cur.shape[1]))
+        np.add.at(sums, inv, np.where(valid, cur, 0.0))
+        np.add.at(cnts, inv, valid)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(cnts > 0, sums / np.maximum(cnts, 1), -np.inf)
+        has = np.isfinite(means).any(axis=1)
+        peak_bin = np.argmax(means, axis=1)
+        peak_dos = centers[peak_bin][has]
+        peak_val = means[np.arange(uniq.size), peak_bin][has]
+        if peak_dos.size == 0:
+            rows.append({"country": country, "n_samples": int(in_c.sum()), "n_classes": 0,
+                         "peak_dos": np.nan, "peak_month": -1, "peak_ndvi": np.nan,
+                         "class_peaks": "", "unaligned_southern": False,
+                         "note": "no valid NDVI"})  # fmt: skip
+            continue
+        dos = float(np.median(peak_dos))
+        doy = int((a - 1 + int(np.floor(dos)) - 1) % 365 + 1)
+        month = int(np.searchsorted(_MONTH_STARTS, doy, side="right"))
+        flag = ss.grid.anchor == "01-01" and month in (12, 1, 2)
+        note = (
+            "peak in Dec–Feb suggests an unaligned southern-hemisphere season; consider "
+            "shift_anchor(ss, '07-01', next_season=...)"
+            if flag
+            else "peak inside the season"
+        )
+        cls = [str(names[u]) for u in uniq[has]]
+        rows.append(
+            {
+                "country": country,
+                "n_samples": int(in_c.sum()),
+                "n_classes": len(cls),
+                "peak_dos": dos,
+                "peak_month": month,
+                "peak_ndvi": float(np.median(peak_val)),
+                "class_peaks": ", ".join(f"{n}:{d:g}" for n, d in zip(cls, peak_dos, strict=True)),
+                "unaligned_southern": bool(flag),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(rows)

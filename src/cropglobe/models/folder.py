@@ -1,0 +1,313 @@
+"""Model folders: weights + a JSON model card; loading never unpickles.
+
+A folder holds ``card.json`` (:class:`ModelCard`) and the weights: ``model.safetensors`` for
+neural models, ``forest.npz`` + ``estimator.json`` for the random forest, ``lightgbm.txt`` +
+``estimator.json`` for LightGBM. Writes are atomic (the folder appears complete or not at all).
+Prediction checks data against the card with :func:`check_compatible` and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cropglobe._fs import atomic_dir
+from cropglobe.errors import BandError, GridError, MissingFileError, ModelError
+from cropglobe.models.registry import canonical_name, create_model, is_neural, model_class
+from cropglobe.series import SeriesSet, TimeGrid
+
+__all__ = ["CARD_FILE", "ModelCard", "check_compatible", "load_model", "model_inputs", "save_model"]
+
+logger = logging.getLogger(__name__)
+
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.safetensors"
+_FORMAT = "cropglobe.model"
+_VERSION = 1
+
+
+@dataclass
+class ModelCard:
+    """Everything needed to use a trained model correctly, stored as JSON beside its weights.
+
+    Attributes:
+        model: registry name (``"cropnet"``, ``"random_forest"`` …).
+        params: constructor hyperparameters (``n_classes``, ``n_bands``, ``n_steps`` …).
+        bands: band names in the order the model reads them.
+        grid: the time grid of the input data (e.g. the 73-bin CropGlobe grid).
+        window: (start, end) days of season the model sees, cut from ``grid``; None = whole grid.
+        classes: class names, index = model output.
+        features: the feature pipeline (gap filling, scaling, NaN value, flattening …).
+        training: training configuration (protocol, epochs, seed, augmentation …).
+        data_fingerprint: :meth:`SeriesSet.fingerprint` of the training data.
+        metrics: validation figures (macro-F1, accuracy, best epoch …).
+        created: ISO-8601 UTC time of creation.
+        version: cropglobe version that wrote it.
+    """
+
+    model: str
+    params: dict[str, Any]
+    bands: tuple[str, ...]
+    grid: TimeGrid
+    classes: tuple[str, ...]
+    window: tuple[int, int] | None = None
+    features: dict[str, Any] = field(default_factory=lambda: {"fill": "linear", "nan": 0.0})
+    training: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    )
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        self.model = canonical_name(self.model)
+        self.bands = tuple(str(b) for b in self.bands)
+        self.classes = tuple(str(c) for c in self.classes)
+        if self.window is not None:
+            self.window = (int(self.window[0]), int(self.window[1]))
+        if not self.version:
+            from cropglobe import __version__
+
+            self.version = __version__
+
+    @property
+    def model_grid(self) -> TimeGrid:
+        """The grid the network sees: ``grid`` cut to ``window``."""
+        return self.grid if self.window is None else self.grid.window(*self.window)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (inverse of :meth:`from_dict`)."""
+        return {
+            "format": _FORMAT,
+            "format_version": _VERSION,
+            "model": self.model,
+            "params": self.params,
+            "bands": list(self.bands),
+            "grid": self.grid.to_dict(),
+            "window": list(self.window) if self.window is not None else None,
+            "classes": list(self.classes),
+            "features": self.features,
+            "training": self.training,
+            "data_fingerprint": self.data_fingerprint,
+            "metrics": self.metrics,
+            "created": self.created,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "model card") -> ModelCard:
+        """Rebuild a card; :class:`ModelError` when it is not a cropglobe model card."""
+        if not isinstance(d, dict) or d.get("format") != _FORMAT:
+            got = d.get("format") if isinstance(d, dict) else type(d).__name__
+            raise ModelError(
+                f"{source}: not a cropglobe model card (format {got!r}, "
+                f"expected {_FORMAT!r}); point to a folder written by cropglobe.models.save_model"
+            )
+        try:
+            return cls(
+                model=d["model"],
+                params=dict(d["params"]),
+                bands=tuple(d["bands"]),
+                grid=TimeGrid.from_dict(d["grid"]),
+                classes=tuple(d["classes"]),
+                window=(int(d["window"][0]), int(d["window"][1])) if d.get("window") else None,
+                features=dict(d.get("features") or {}),
+                training=dict(d.get("training") or {}),
+                data_fingerprint=d.get("data_fingerprint"),
+                metrics=dict(d.get("metrics") or {}),
+                created=str(d.get("created", "")),
+                version=str(d.get("version", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(
+                f"{source}: model card is incomplete or damaged ({type(exc).__name__}: {exc}); "
+                "re-save the model"
+            ) from None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path | TimeGrid):
+        return obj.to_dict() if isinstance(obj, TimeGrid) else str(obj)
+    if isinstance(obj, tuple | set | frozenset):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def save_model(
+    folder: str | os.PathLike[str],
+    model: Any,
+    card: ModelCard | dict[str, Any],
+    *,
+    overwrite: bool = True,
+) -> Path:
+    """Write a model folder atomically: weights + ``card.json``.
+
+    Args:
+        folder: destination folder; an existing *model* folder is replaced only once the new one
+            is complete; any other existing non-empty folder is refused.
+        model: a torch model from :func:`create_model`, or a fitted
+            :class:`~cropglobe.models.RandomForestModel` / :class:`~cropglobe.models.LightGBMModel`.
+        card: the model card (or its dictionary).
+        overwrite: False refuses to replace an existing model folder.
+
+    Returns:
+        The folder path.
+    """
+    target = Path(folder)
+    c = card if isinstance(card, ModelCard) else ModelCard.from_dict(card, "card")
+    if target.exists():
+        if not target.is_dir():
+            raise ModelError(f"{target} exists and is a file; choose a folder path for the model")
+        if any(target.iterdir()) and not (target / CARD_FILE).is_file():
+            raise ModelError(
+                f"{target} exists and is not a cropglobe model folder; refusing to replace it — "
+                "choose a new or empty folder"
+            )
+        if not overwrite and (target / CARD_FILE).is_file():
+            raise ModelError(f"{target} already holds a model; pass overwrite=True to replace it")
+    card_text = json.dumps(c.to_dict(), indent=2, default=_json_default)
+    with atomic_dir(target) as tmp:
+        if is_neural(c.model):
+            from safetensors.torch import save_file
+
+            state = {
+                k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
+            }
+            save_file(
+                state, str(tmp / WEIGHTS_FILE), metadata={"format": _FORMAT, "model": c.model}
+            )
+        else:
+            if not hasattr(model, "save"):
+                raise ModelError(
+                    f"model of type {type(model).__name__} cannot be saved as {c.model!r}; pass "
+                    "the fitted cropglobe classical model"
+                )
+            model.save(tmp)
+        (tmp / CARD_FILE).write_text(card_text)
+    logger.info("saved %s model to %s", c.model, target)
+    return target
+
+
+def read_card(folder: str | os.PathLike[str]) -> ModelCard:
+    """The :class:`ModelCard` of a model folder."""
+    src = Path(folder)
+    path = src / CARD_FILE
+    if not src.is_dir():
+        raise MissingFileError(f"{src}: no such model folder; expected a folder from save_model")
+    if not path.is_file():
+        raise ModelError(f"{src}: no {CARD_FILE}; not a cropglobe model folder")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"{path}: unreadable model card ({exc}); re-save the model") from None
+    return ModelCard.from_dict(data, str(path))
+
+
+def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
+    """Load a model folder written by :func:`save_model` (never unpickles).
+
+    Returns:
+        ``(model, card)`` — a torch model in eval mode on the CPU, or a fitted classical model.
+    """
+    src = Path(folder)
+    card = read_card(src)
+    if not is_neural(card.model):
+        return model_class(card.model).load(src), card
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = src / WEIGHTS_FILE
+    if not path.is_file():
+        raise ModelError(f"{src}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
+    params = dict(card.params)
+    try:
+        model = create_model(
+            card.model,
+            params.pop("n_classes"),
+            params.pop("n_bands"),
+            params.pop("n_steps"),
+            **params,
+        )
+    except KeyError as exc:
+        raise ModelError(f"{src}: model card params lack {exc}; re-save the model") from None
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise ModelError(
+            f"{path}: weights do not match the card's {card.model!r} model ({msg}); re-save it"
+        ) from None
+    model.eval()
+    return model, card
+
+
+def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
+    """Refuse data whose bands or time grid differ from what the model was trained on.
+
+    Data may be on the card's full grid or already cut to its window.
+
+    Raises:
+        BandError: bands missing, extra or in another order.
+        GridError: another time grid or season anchor.
+    """
+    if ss.bands != card.bands:
+        missing = [b for b in card.bands if b not in ss.bands]
+        if missing:
+            raise BandError(
+                f"data lacks bands {missing} the model needs; model bands {list(card.bands)}, "
+                f"data bands {list(ss.bands)}; provide data with these bands"
+            )
+        raise BandError(
+            f"data bands {list(ss.bands)} differ in order or number from the model's "
+            f"{list(card.bands)}; reorder with ss.select_bands({list(card.bands)})"
+        )
+    if ss.grid.same_axis(card.grid) or ss.grid.same_axis(card.model_grid):
+        return
+    raise GridError(
+        f"data grid '{ss.grid}' differs from the model's '{card.grid}'"
+        f"{f' (window {card.window[0]}–{card.window[1]})' if card.window else ''}; composite the "
+        "data to the model's grid first"
+    )
+
+
+def model_inputs(card: ModelCard, ss: SeriesSet) -> NDArray[np.float32]:
+    """Check ``ss`` against the card and return what the model reads.
+
+    Neural models: the card's feature pipeline (:func:`~cropglobe.models.prepare_inputs`) runs on
+    the data's own grid (gaps are filled over the full season, as in training), then the window
+    is cut. Classical models get the windowed values with NaN (they route missing values).
+
+    Returns:
+        float32 (N, C, T_model).
+    """
+    check_compatible(card, ss)
+    values = ss.values
+    if is_neural(card.model):
+        from cropglobe.models.inputs import prepare_inputs
+
+        f = card.features
+        scale = f.get("scale")
+        values = prepare_inputs(
+            values,
+            grid=ss.grid,
+            fill=str(f.get("fill", "linear")),
+            scale=(scale[0], scale[1]) if scale else None,
+            nan=float(f.get("nan", 0.0)),
+        )
+    if card.window is not None and not ss.grid.same_axis(card.model_grid):
+        values = values[:, :, ss.grid.window_indices(*card.window)]
+    return np.ascontiguousarray(values, dtype=np.float32)

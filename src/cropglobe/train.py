@@ -1,0 +1,594 @@
+"""Training neural crop classifiers: the paper protocol and the clean protocol, resumable.
+
+Both protocols use Adam (learning rate 1e-4, no schedule), batches of 256, balanced
+cross-entropy (class weight N / (K · n_c)) and keep the epoch with the best validation
+macro-F1 (REFERENCE.md "Training and evaluation protocol").
+
+- ``protocol="clean"`` (default): a seeded, stratified 20 % held-out validation split (or the
+  ``val`` set you give), online augmentation (fresh draws every batch, shift and scale composed),
+  optional early stopping.
+- ``protocol="paper"``: the release's recipe — train on 100 % of the source, validate on the same
+  un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift).
+
+Reproducible: everything random is drawn from generators seeded by ``seed`` (model init and
+dropout inside a forked torch RNG, so the caller's global state is untouched; batch order from a
+``torch.Generator``; augmentation from a ``numpy.random.Generator``); on CPU deterministic
+algorithms are switched on for the run. After every epoch a checkpoint (weights, optimizer,
+RNG states, history, best weights) is written atomically to ``checkpoint_dir``; ``resume=True``
+continues an interrupted run to the same final weights as an uninterrupted one. Checkpoints are
+safetensors + JSON metadata: nothing is ever unpickled.
+
+Inputs are gap-filled once on the full season grid (linear in time, edges hold; see
+:func:`cropglobe.models.prepare_inputs`) before augmentation and the network; values are used
+without normalisation, as in the paper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cropglobe._fs import atomic_path
+from cropglobe.augment import DEFAULT_WINDOW, Compose, augment_offline, get_augmentation
+from cropglobe.errors import (
+    BandError,
+    DataFormatError,
+    GridError,
+    LabelError,
+    ModelError,
+    ParameterError,
+)
+from cropglobe.models.folder import ModelCard
+from cropglobe.models.inputs import prepare_inputs, resolve_device
+from cropglobe.models.registry import MODELS, canonical_name, create_model
+from cropglobe.series import SeriesSet
+
+__all__ = ["TrainResult", "balanced_class_weights", "stratified_split", "train"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.safetensors"
+ProgressFn = Callable[[int, float, float], Any]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the torch model holding the best epoch's weights, in eval mode, on ``device``.
+        card: the model card for :func:`cropglobe.models.save_model` (None when the model is
+            not a registered architecture).
+        history: one dict per epoch: ``epoch`` (1-based), ``loss`` (mean training loss),
+            ``val_f1`` (macro-F1), ``val_accuracy``, ``seconds``.
+        best_epoch: 1-based epoch whose weights were kept.
+        best_val_f1: its validation macro-F1 (0 … 1).
+        classes: class names of the model outputs (the classes present in the training data).
+        train_index: positions (in the labelled training set) used for fitting.
+        val_index: positions used for validation (the same as ``train_index`` under
+            ``protocol="paper"``; empty when a separate ``val`` set was given).
+    """
+
+    model: Any
+    card: ModelCard | None
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val_f1: float
+    classes: tuple[str, ...]
+    train_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    val_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+# ---------------------------------------------------------------------------------- helpers
+def balanced_class_weights(labels: NDArray[np.int64], n_classes: int) -> NDArray[np.float32]:
+    """Weights N / (K · n_c) for labels 0 … K−1 (0 for a class without samples)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, labels.size / (n_classes * np.maximum(counts, 1.0)), 0.0)
+    return w.astype(np.float32)
+
+
+def stratified_split(
+    labels: NDArray[np.int64], fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Seeded stratified split: ``round(fraction · n_c)`` (at least 1) samples of every class
+    with n_c >= 2 go to validation; single-sample classes stay in training.
+
+    Returns:
+        (train positions, validation positions), both sorted.
+    """
+    val: list[NDArray[np.int64]] = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if idx.size < 2:
+            continue
+        k = min(max(1, round(fraction * idx.size)), idx.size - 1)
+        val.append(rng.permutation(idx)[:k])
+    v = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
+    t = np.setdiff1d(np.arange(labels.size), v)
+    return t.astype(np.int64), v.astype(np.int64)
+
+
+def _macro_f1(y_true: NDArray[np.int64], y_pred: NDArray[np.int64]) -> tuple[float, float]:
+    from sklearn.metrics import f1_score
+
+    f1 = f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0.0)
+    return float(f1), float(np.mean(y_true == y_pred))
+
+
+def _check_args(
+    protocol: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    early_stopping: int | None,
+    val_fraction: float,
+    precision: str,
+) -> None:
+    if protocol not in ("clean", "paper"):
+        raise ParameterError(f"protocol must be 'clean' or 'paper', got {protocol!r}")
+    if int(epochs) < 1:
+        raise ParameterError(f"epochs must be >= 1, got {epochs!r}")
+    if int(batch_size) < 2:
+        raise ParameterError(f"batch_size must be >= 2 (BatchNorm), got {batch_size!r}")
+    if not float(lr) > 0:
+        raise ParameterError(f"lr must be a positive learning rate, got {lr!r}")
+    if early_stopping is not None and int(early_stopping) < 1:
+        raise ParameterError(
+            f"early_stopping must be None or a patience >= 1 epochs, got {early_stopping!r}"
+        )
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ParameterError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ParameterError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+
+
+def _labelled(ss: SeriesSet, what: str) -> SeriesSet:
+    if not isinstance(ss, SeriesSet):
+        raise DataFormatError(f"{what} must be a cropglobe SeriesSet, got {type(ss).__name__}")
+    keep = ss.labels >= 0
+    if not keep.all():
+        logger.info("%s: ignoring %d unlabelled samples", what, int((~keep).sum()))
+        ss = ss.subset(keep)
+    if ss.n_samples == 0:
+        raise DataFormatError(f"{what} holds no labelled sample; give labelled series to train on")
+    return ss.validate(what)
+
+
+@contextlib.contextmanager
+def _deterministic(device_type: str) -> Iterator[None]:
+    import torch
+
+    if device_type != "cpu":
+        yield
+        return
+    prev = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _save_checkpoint(
+    path: Path,
+    model: Any,
+    optimizer: Any,
+    best_state: dict[str, Any],
+    shuffle_gen: Any,
+    aug_rng: np.random.Generator,
+    meta: dict[str, Any],
+) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().cpu().contiguous().clone()
+    for k, v in best_state.items():
+        tensors[f"best.{k}"] = v.detach().cpu().contiguous().clone()
+    osd = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in osd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{pid}.{k}"] = v.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[k] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = shuffle_gen.get_state()
+    if torch.cuda.is_available() and meta.get("device_type") == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    info = dict(meta)
+    info["optim_param_groups"] = osd["param_groups"]
+    info["optim_scalars"] = scalars
+    info["aug_rng"] = aug_rng.bit_generator.state
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"cropglobe": json.dumps(info)})
+
+
+def _load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {})["cropglobe"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, KeyError, ValueError, OSError) as exc:
+        raise ModelError(
+            f"{path}: unreadable or foreign training checkpoint ({exc}); delete it or train with "
+            "resume=False"
+        ) from None
+    return tensors, meta
+
+
+def _restore(
+    tensors: dict[str, Any],
+    meta: dict[str, Any],
+    model: Any,
+    optimizer: Any,
+    shuffle_gen: Any,
+    aug_rng: np.random.Generator,
+) -> dict[str, Any]:
+    import torch
+
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    for pid, sc in meta.get("optim_scalars", {}).items():
+        state.setdefault(int(pid), {}).update(sc)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["optim_param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    shuffle_gen.set_state(tensors["rng.shuffle"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    aug_rng.bit_generator.state = meta["aug_rng"]
+    return best
+
+
+# ---------------------------------------------------------------------------------- train
+def train(
+    model: str | Any,
+    train: SeriesSet,
+    val: SeriesSet | None = None,
+    *,
+    protocol: str = "clean",
+    epochs: int = 50,
+    batch_size: int = 256,
+    lr: float = 1e-4,
+    augment: str | Compose | None = None,
+    seed: int = 82,
+    device: Any = "cpu",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    early_stopping: int | None = None,
+    progress: ProgressFn | None = None,
+    window: tuple[int, int] | None = DEFAULT_WINDOW,
+    val_fraction: float = 0.2,
+    copies: int = 2,
+    precision: str = "auto",
+    model_kw: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a neural classifier on a labelled :class:`SeriesSet`.
+
+    Args:
+        model: a registered name (``"cropnet"``, ``"mlp"``, ``"tempcnn"``, ``"transformer"``) or
+            a torch module built for K classes (input (B, C, T), output logits (B, K)).
+        train: labelled series (N, C, T) on the full season grid (e.g. CropGlobe's 73 bins),
+            so that time shifts can reach outside the window; unlabelled samples are ignored.
+        val: separate validation set (same bands and grid); None: a stratified split of
+            ``train`` (clean protocol) or ``train`` itself (paper protocol).
+        protocol: ``"clean"`` or ``"paper"`` (see the module docstring).
+        epochs: number of epochs.
+        batch_size: samples per step.
+        lr: Adam learning rate.
+        augment: ``"online"``, ``"paper"`` (offline copies), ``"none"`` or a
+            :class:`~cropglobe.augment.Compose` (applied online); None picks ``"paper"`` for
+            the paper protocol and ``"online"`` for the clean one.
+        seed: seeds model init, dropout, batch order, split and augmentation.
+        device: torch device (``"cpu"``, ``"cuda"`` …).
+        checkpoint_dir: folder for the per-epoch checkpoint (None: no checkpoints).
+        resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        early_stopping: stop after this many epochs without a better validation macro-F1
+            (None: run all epochs).
+        progress: called after every epoch with ``(epoch, mean training loss, val macro-F1)``.
+        window: (start, end) days of season the model sees; None: the whole grid.
+        val_fraction: validation share of the clean protocol's split.
+        copies: augmented copies per sample for offline (``"paper"``) augmentation.
+        precision: ``"auto"`` (bf16 autocast on CUDA, float32 on CPU), ``"fp32"`` or
+            ``"bf16"`` (autocast on any device).
+        model_kw: extra hyperparameters for :func:`cropglobe.models.create_model`.
+
+    Returns:
+        A :class:`TrainResult` holding the best epoch's model.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    _check_args(protocol, epochs, batch_size, lr, early_stopping, val_fraction, precision)
+    dev = resolve_device(device)
+    mode = augment if augment is not None else ("paper" if protocol == "paper" else "online")
+    offline = mode == "paper"
+    pipeline = get_augmentation(mode)
+    tr = _labelled(train, "training data")
+
+    # classes: those present in the training data, in vocabulary order
+    present = np.unique(tr.labels)
+    if present.size < 2:
+        raise LabelError(
+            f"training data holds only class {[tr.classes[i] for i in present]}; a classifier "
+            "needs samples of at least 2 classes"
+        )
+    classes = tuple(tr.classes[i] for i in present)
+    lut = np.full(len(tr.classes), -1, dtype=np.int64)
+    lut[present] = np.arange(present.size)
+    y_all = lut[tr.labels]
+    k = len(classes)
+
+    # inputs: gap-filled once on the full grid, then windowed
+    win_idx = (
+        tr.grid.window_indices(*window) if window is not None else np.arange(tr.n_steps)
+    ).astype(np.int64)
+    model_grid = tr.grid.select(win_idx)
+    x_all = prepare_inputs(tr.values, grid=tr.grid)
+
+    seq = np.random.SeedSequence(int(seed))
+    split_rng, aug_rng = (np.random.default_rng(s) for s in seq.spawn(2))
+    val_index = np.zeros(0, np.int64)
+    if val is not None:
+        vs = _labelled(val, "validation data")
+        if vs.bands != tr.bands:
+            raise BandError(
+                f"validation bands {list(vs.bands)} differ from training bands "
+                f"{list(tr.bands)}; use val.select_bands(train.bands)"
+            )
+        if not vs.grid.same_axis(tr.grid):
+            raise GridError(
+                f"validation grid '{vs.grid}' differs from training grid '{tr.grid}'; "
+                "composite both to one grid"
+            )
+        vnames = vs.label_names()
+        keep = np.isin(vnames, classes)
+        if not keep.any():
+            raise LabelError(
+                f"no validation sample has a class the model learns ({list(classes)}); give a "
+                "validation set with these classes"
+            )
+        train_index = np.arange(tr.n_samples, dtype=np.int64)
+        x_val = prepare_inputs(vs.values[keep], grid=vs.grid)[:, :, win_idx]
+        y_val = np.array([classes.index(n) for n in vnames[keep]], dtype=np.int64)
+    elif protocol == "paper":
+        train_index = val_index = np.arange(tr.n_samples, dtype=np.int64)
+        x_val, y_val = x_all[:, :, win_idx], y_all
+    else:
+        train_index, val_index = stratified_split(y_all, val_fraction, split_rng)
+        if val_index.size == 0:
+            raise LabelError(
+                f"training data ({tr.n_samples} samples) is too small for a validation split; "
+                "give more samples or a separate val set"
+            )
+        x_val, y_val = x_all[val_index][:, :, win_idx], y_all[val_index]
+    x_fit, y_fit = x_all[train_index], y_all[train_index]
+    weights = balanced_class_weights(y_all if protocol == "paper" else y_fit, k)
+
+    # config fingerprint: a checkpoint is resumed only into the same configuration
+    if isinstance(model, str):
+        name = canonical_name(model)
+        if MODELS[name][2] != "neural":
+            raise ModelError(
+                f"train() fits neural models; {name!r} is a classical model — use its "
+                "fit(X, y) (cropglobe.models.create_model(...).fit)"
+            )
+    else:
+        name = str(getattr(model, "name", type(model).__name__.lower()))
+    kw = dict(model_kw or {})
+    if name == "transformer" and "days" not in kw and isinstance(model, str):
+        kw["days"] = model_grid.centers.tolist()
+    config = {
+        "model": name,
+        "model_kw": kw,
+        "protocol": protocol,
+        "augment": pipeline.to_dict() if pipeline is not None else "none",
+        "offline": offline,
+        "copies": int(copies) if offline else 0,
+        "batch_size": int(batch_size),
+        "lr": float(lr),
+        "seed": int(seed),
+        "window": list(window) if window is not None else None,
+        "val_fraction": float(val_fraction),
+        "precision": precision,
+        "data": tr.fingerprint(),
+        "val_data": val.fingerprint() if val is not None else None,
+    }
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    config_id = config_hash.hexdigest()
+    ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+
+    fork_devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices), _deterministic(dev.type):
+        torch.manual_seed(int(seed))
+        if isinstance(model, str):
+            net = create_model(name, k, tr.n_bands, int(win_idx.size), **kw)
+        else:
+            net = model
+            n_out = getattr(net, "config", {}).get("n_classes", k)
+            if n_out != k:
+                raise ModelError(
+                    f"the given model outputs {n_out} classes but the training data has {k} "
+                    f"({list(classes)}); build it with n_classes={k}"
+                )
+        net = net.to(dev)
+        optimizer = torch.optim.Adam(net.parameters(), lr=float(lr))
+        shuffle_gen = torch.Generator().manual_seed(int(seed))
+        w_t = torch.from_numpy(weights).to(dev)
+        use_bf16 = precision == "bf16" or (precision == "auto" and dev.type == "cuda")
+
+        if offline:
+            x_train, y_train = augment_offline(
+                x_fit,
+                y_fit,
+                copies=copies,
+                rng=aug_rng,
+                grid=tr.grid,
+                bands=tr.bands,
+                window=window,
+                pipeline=pipeline,
+            )
+        else:
+            x_train, y_train = x_fit[:, :, win_idx], y_fit
+        y_train_t = torch.from_numpy(np.ascontiguousarray(y_train))
+
+        history: list[dict[str, float]] = []
+        best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}
+        best_f1, best_epoch, start = -1.0, 0, 0
+        if ckpt is not None and resume and ckpt.is_file():
+            tensors, meta = _load_checkpoint(ckpt)
+            if meta.get("config_id") != config_id:
+                raise ModelError(
+                    f"{ckpt}: checkpoint comes from another configuration (model, data, seed or "
+                    "settings differ); delete it or train with resume=False"
+                )
+            best_state = _restore(tensors, meta, net, optimizer, shuffle_gen, aug_rng)
+            history = list(meta["history"])
+            best_f1, best_epoch, start = (
+                float(meta["best_f1"]),
+                int(meta["best_epoch"]),
+                int(meta["epoch"]),
+            )
+            logger.info("resuming from %s after epoch %d", ckpt, start)
+        elif resume:
+            logger.info("no checkpoint to resume in %s; starting afresh", checkpoint_dir)
+
+        n = int(y_train.shape[0])
+        for epoch in range(start, int(epochs)):
+            if early_stopping is not None and epoch - best_epoch >= int(early_stopping):
+                break
+            t0 = time.perf_counter()
+            net.train()
+            perm = torch.randperm(n, generator=shuffle_gen).numpy()
+            total, seen = 0.0, 0
+            for lo in range(0, n, int(batch_size)):
+                idx = perm[lo : lo + int(batch_size)]
+                if idx.size < 2:  # BatchNorm cannot train on one sample
+                    continue
+                if pipeline is not None and not offline:
+                    xb = pipeline(x_fit[idx], aug_rng, grid=tr.grid, bands=tr.bands, window=window)
+                else:
+                    xb = x_train[idx]
+                xt = torch.from_numpy(np.ascontiguousarray(xb)).to(dev, non_blocking=True)
+                yt = y_train_t[idx].to(dev, non_blocking=True)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits = net(xt)
+                loss = F.cross_entropy(logits.float(), yt, weight=w_t)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach()) * idx.size
+                seen += idx.size
+            f1, acc = _evaluate(net, x_val, y_val, dev, use_bf16, int(batch_size))
+            loss_mean = total / max(seen, 1)
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "loss": loss_mean,
+                    "val_f1": f1,
+                    "val_accuracy": acc,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            if f1 > best_f1:
+                best_f1, best_epoch = f1, epoch + 1
+                best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}
+            logger.info(
+                "epoch %d/%d loss %.4f val macro-F1 %.4f (%.1f s)",
+                epoch + 1,
+                epochs,
+                loss_mean,
+                f1,
+                history[-1]["seconds"],
+            )
+            if ckpt is not None:
+                meta_out = {
+                    "config_id": config_id,
+                    "epoch": epoch + 1,
+                    "best_f1": best_f1,
+                    "best_epoch": best_epoch,
+                    "history": history,
+                    "device_type": dev.type,
+                }
+                _save_checkpoint(ckpt, net, optimizer, best_state, shuffle_gen, aug_rng, meta_out)
+            if progress is not None:
+                progress(epoch + 1, loss_mean, f1)
+
+        net.load_state_dict(best_state)
+        net.eval()
+
+    card = None
+    params = getattr(net, "config", None)
+    if name in MODELS and isinstance(params, dict):
+        last = next((h for h in history if h["epoch"] == best_epoch), {})
+        card = ModelCard(
+            model=name,
+            params=params,
+            bands=tr.bands,
+            grid=tr.grid,
+            classes=classes,
+            window=window,
+            features={"fill": "linear", "scale": None, "nan": 0.0},
+            training={
+                **{kk: v for kk, v in config.items() if kk not in ("data", "val_data")},
+                "epochs": int(epochs),
+                "epochs_run": len(history),
+                "device": str(dev),
+                "early_stopping": early_stopping,
+                "class_weights": weights.tolist(),
+                "n_train": int(train_index.size),
+                "n_val": int(y_val.size),
+            },
+            data_fingerprint=str(config["data"]),
+            metrics={
+                "val_macro_f1": best_f1,
+                "val_accuracy": last.get("val_accuracy"),
+                "best_epoch": best_epoch,
+            },
+        )
+    return TrainResult(
+        model=net,
+        card=card,
+        history=history,
+        best_epoch=best_epoch,
+        best_val_f1=best_f1,
+        classes=classes,
+        train_index=train_index,
+        val_index=val_index,
+    )
+
+
+def _evaluate(
+    net: Any, x: NDArray[np.float32], y: NDArray[np.int64], dev: Any, bf16: bool, batch_size: int
+) -> tuple[float, float]:
+    import torch
+
+    net.eval()
+    preds = []
+    with torch.inference_mode():
+        for lo in range(0, x.shape[0], max(batch_size, 512)):
+            xt = torch.from_numpy(np.ascontiguousarray(x[lo : lo + max(batch_size, 512)]))
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                preds.append(net(xt.to(dev)).argmax(dim=1).cpu().numpy())
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    return _macro_f1(y, pred.astype(np.int64))

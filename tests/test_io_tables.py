@@ -1,0 +1,386 @@
+"""Long, wide and series tables: WorldCereal, tidy, monthly, CAWa, SeriesSet Parquet."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from cropglobe.classes import CROPGLOBE_CLASSES
+from cropglobe.errors import BandError, DataFormatError, LabelError, MissingFileError
+from cropglobe.io import (
+    read_cawa,
+    read_dataset,
+    read_observations,
+    read_series_table,
+    read_wide_table,
+    wkb_points_to_lonlat,
+    write_observations,
+    write_series_table,
+)
+from cropglobe.series import Observations, SeriesSet, TimeGrid
+
+WC_S2 = ["S2-L2A-B02", "S2-L2A-B03", "S2-L2A-B04", "S2-L2A-B05", "S2-L2A-B06", "S2-L2A-B07",
+         "S2-L2A-B08", "S2-L2A-B11", "S2-L2A-B12"]  # fmt: skip
+
+
+def _worldcereal(path: Path, seed: int = 0, lonlat_columns: bool = False) -> pd.DataFrame:
+    """A WorldCereal-style extraction: 3 samples × 4 dekads, uint16 with 65535 no-data."""
+    rng = np.random.default_rng(seed)
+    ids = ["2023_FRA_LPIS_POLY_110_1", "2023_FRA_LPIS_POLY_110_2", "2023_FRA_LPIS_POLY_110_3"]
+    codes = [1101060000, 1101010012, 2000000000]  # maize, wheat, other
+    coords = [(-0.46, 43.33), (1.5, 44.1), (2.25, 45.0)]
+    rows = []
+    for i, sid in enumerate(ids):
+        for d in ("2023-05-01", "2023-05-11", "2023-05-21", "2023-06-01"):
+            lon, lat = coords[i]
+            row = {"sample_id": sid, "ref_id": "2023_FRA_LPIS_POLY_110",
+                   "timestamp": pd.Timestamp(d), "ewoc_code": codes[i], "year": 2023,
+                   "valid_time": "2023-06-01", "AGERA5-TMEAN": int(rng.integers(28000, 30000)),
+                   "geometry": (struct.pack("<BIdd", 1, 1, lon, lat) if i != 1
+                                else struct.pack(">BIdd", 0, 1, lon, lat))}  # fmt: skip
+            for c in WC_S2:
+                row[c] = int(rng.integers(100, 5000))
+            row["S1-SIGMA0-VV"] = int(rng.integers(1000, 5000))
+            row["S1-SIGMA0-VH"] = 65535
+            row["S2-L2A-B8A"] = 65535
+            if lonlat_columns:
+                row["lon"], row["lat"] = lon, lat
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    for c in [*WC_S2, "S1-SIGMA0-VV", "S1-SIGMA0-VH", "AGERA5-TMEAN"]:
+        df[c] = df[c].astype(np.uint16)
+    df.loc[1, "S2-L2A-B04"] = 65535
+    df.to_parquet(path, index=False)
+    return df
+
+
+def test_worldcereal_geoparquet(tmp_path: Path) -> None:
+    f = tmp_path / "raw.geoparquet"
+    df = _worldcereal(f)
+    obs = read_observations(f)
+    assert isinstance(obs, Observations) and obs.attrs["format"] == "worldcereal"
+    assert obs.bands == ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12",
+                         "VV", "VH")  # fmt: skip
+    assert obs.n_samples == 3 and len(obs.table) == 12
+    assert obs.table["B8A"].isna().all() and obs.table["VH"].isna().all()
+    assert np.isnan(obs.table.loc[1, "B04"]) and obs.table["B02"].notna().all()
+    assert obs.table["B02"].dtype == np.float32
+    assert obs.table["date"].dtype == "datetime64[ns]"
+    np.testing.assert_allclose(obs.table.loc[0, "B03"], df.loc[0, "S2-L2A-B03"])
+    np.testing.assert_allclose(obs.samples["lon"], [-0.46, 1.5, 2.25])
+    np.testing.assert_allclose(obs.samples["lat"], [43.33, 44.1, 45.0])
+    names = [CROPGLOBE_CLASSES[i] for i in obs.samples["label"]]
+    assert names == ["corn", "wheat", "other"]
+    s = obs.samples
+    assert {"sample_id", "ref_id", "year", "valid_time", "ewoc_code", "country"} <= set(s.columns)
+    assert "AGERA5-TMEAN" not in s.columns and "geometry" not in s.columns
+    assert list(s["country"]) == ["FRA"] * 3
+    sub = read_observations(f, bands=["b4", "S1-SIGMA0-VV"])
+    assert sub.bands == ("B04", "VV")
+
+
+def test_worldcereal_prefers_lonlat_columns(tmp_path: Path) -> None:
+    f = tmp_path / "raw.parquet"
+    _worldcereal(f, lonlat_columns=True)
+    obs = read_observations(f, format="worldcereal")
+    np.testing.assert_allclose(obs.samples["lon"], [-0.46, 1.5, 2.25])
+
+
+def test_wkb_points() -> None:
+    ewkb = struct.pack("<BIIdd", 1, 0x20000001, 4326, 3.0, 4.0)
+    x, y = wkb_points_to_lonlat([struct.pack("<BIdd", 1, 1, 1.0, 2.0), None, ewkb])
+    np.testing.assert_allclose(x, [1.0, np.nan, 3.0])
+    np.testing.assert_allclose(y, [2.0, np.nan, 4.0])
+    poly = struct.pack("<BII", 1, 3, 0) + b"\x00" * 12
+    with pytest.raises(DataFormatError, match="point"):
+        wkb_points_to_lonlat([poly, poly])
+
+
+def _tidy(path: Path) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "sample_id": ["a", "a", "a", "b", "b"],
+            "date": ["2023-05-03", "2023-05-01", "2023-06-10", "2023-05-02", "2023-07-01"],
+            "b2": [1.0, 2.0, 3.0, 4.0, np.nan],
+            "B8": [10.0, 20.0, 30.0, 40.0, 50.0],
+            "red": [5.0, 6.0, 7.0, 8.0, 9.0],
+            "cloud": [0, 1, 0, 0, 0],
+            "SCL": [4, 4, 9, 4, 5],
+            "label": ["maize", "maize", "maize", "winter wheat", "winter wheat"],
+            "region": ["north", "north", "north", "south", "south"],
+            "country": ["BE", "BE", "BE", "FRA", "FRA"],
+            "quality": [1, 2, 3, 4, 5],
+        }
+    )
+    df.to_csv(path, index=False)
+    return df
+
+
+def test_tidy_csv(tmp_path: Path) -> None:
+    f = tmp_path / "obs.csv"
+    _tidy(f)
+    obs = read_observations(f)
+    assert obs.bands == ("B02", "B04", "B08")
+    t = obs.table
+    assert list(t["sample"]) == [0, 0, 0, 1, 1]
+    assert list(t["date"].dt.day[:3]) == [1, 3, 10]  # sorted by date within sample
+    assert list(t["valid"]) == [False, True, True, True, True]
+    assert list(t["SCL"]) == [4, 4, 9, 4, 5]
+    s = obs.samples
+    assert list(s["sample_id"]) == ["a", "b"]
+    assert list(s["label"]) == [0, 3]
+    assert list(s["region"]) == ["north", "south"]
+    assert list(s["country"]) == ["BEL", "FRA"] and list(s["country_original"]) == ["BE", "FRA"]
+    assert "quality" not in s.columns  # varies within a sample
+
+
+def test_observations_roundtrip(tmp_path: Path) -> None:
+    f = tmp_path / "obs.csv"
+    _tidy(f)
+    obs = read_observations(f)
+    for name in ("out.parquet", "out.csv"):
+        out = write_observations(obs, tmp_path / name)
+        back = read_observations(out)
+        assert back.bands == obs.bands
+        pd.testing.assert_frame_equal(back.table, obs.table, check_dtype=False)
+        assert list(back.samples["label"]) == list(obs.samples["label"])
+        assert list(back.samples["region"]) == list(obs.samples["region"])
+
+
+def test_observations_custom_vocabulary_roundtrip(tmp_path: Path) -> None:
+    table = pd.DataFrame({"sample": [0, 1], "date": pd.to_datetime(["2023-01-01", "2023-01-02"]),
+                          "NDVI": np.array([0.1, 0.2], np.float32)})  # fmt: skip
+    samples = pd.DataFrame({"sample_id": ["x", "y"], "label": [1, -1]})
+    obs = Observations(table, ("NDVI",), samples, ("barley", "oats"))
+    back = read_observations(write_observations(obs, tmp_path / "o.parquet"))
+    assert back.classes == ("barley", "oats") and list(back.samples["label"]) == [1, -1]
+
+
+def _series(n: int = 5, seed: int = 0) -> SeriesSet:
+    rng = np.random.default_rng(seed)
+    grid = TimeGrid.monthly("07-01")
+    values = rng.normal(size=(n, 3, 12)).astype(np.float32)
+    values[1, :, 4:7] = np.nan
+    meta = pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)],
+                         "year": np.arange(n, dtype=np.int64) + 2020,
+                         "lat": rng.normal(size=n), "region": list("abcab")[:n],
+                         "label": ["orig"] * n, "B02": np.arange(n)})  # fmt: skip
+    labels = np.array([0, 3, -1, 6, 1])[:n]
+    return SeriesSet(values, ("B02", "B08", "VV"), grid, labels, CROPGLOBE_CLASSES, meta,
+                     {"source": "test", "synthetic": True})  # fmt: skip
+
+
+def test_series_table_roundtrip_exact(tmp_path: Path) -> None:
+    ss = _series()
+    f = write_series_table(ss, tmp_path / "s.parquet")
+    long = pd.read_parquet(f)
+    assert len(long) == 5 * 12 and {"sample_id", "step", "date", "B02", "label"} <= set(long)
+    # date = bin start in the sample's season year (season 2020 starts 1 July 2020)
+    assert long["date"].iloc[0] == pd.Timestamp("2020-07-01")
+    assert long["date"].iloc[6] == pd.Timestamp("2021-01-01")
+    back = read_series_table(f)
+    np.testing.assert_array_equal(back.values, ss.values)
+    np.testing.assert_array_equal(back.labels, ss.labels)
+    assert back.grid == ss.grid and back.bands == ss.bands and back.classes == ss.classes
+    pd.testing.assert_frame_equal(back.meta, ss.meta)
+    assert back.attrs == ss.attrs
+    assert isinstance(read_dataset(f), SeriesSet)
+
+
+def test_series_table_requires_metadata(tmp_path: Path) -> None:
+    f = tmp_path / "plain.parquet"
+    pd.DataFrame({"sample_id": ["a"], "step": [0]}).to_parquet(f)
+    with pytest.raises(DataFormatError, match=r"plain\.parquet"):
+        read_series_table(f)
+    with pytest.raises(DataFormatError, match="Parquet"):
+        write_series_table(_series(), tmp_path / "s.csv")
+
+
+def test_wide_table_doy_and_dates(tmp_path: Path) -> None:
+    f = tmp_path / "wide.csv"
+    pd.DataFrame({"id": ["p", "q"], "1": [0.1, np.nan], "17": [0.2, 0.3], "33": [0.4, 0.5],
+                  "crop": ["cotton", "rice"]}).to_csv(f, index=False)  # fmt: skip
+    ss = read_wide_table(f, id_column="id", label_column="crop")
+    assert ss.shape == (2, 1, 3) and ss.bands == ("NDVI",)
+    assert ss.grid.edges == (1, 17, 33, 366) and ss.grid.kind == "16-day"
+    assert list(ss.meta["sample_id"]) == ["p", "q"] and np.isnan(ss.values[1, 0, 0])
+    assert [ss.classes[i] for i in ss.labels] == ["cotton", "rice"]
+    g = tmp_path / "dated.csv"
+    pd.DataFrame({"2023-05-11": [1.0], "2023-05-01": [2.0]}).to_csv(g, index=False)
+    sd = read_wide_table(g, value_name="evi")
+    assert sd.grid.starts.tolist() == [121, 131] and sd.values[0, 0].tolist() == [2.0, 1.0]
+    assert sd.meta["year"].iloc[0] == 2023 and sd.bands == ("EVI",)
+    assert isinstance(read_dataset(g), SeriesSet)
+    h = tmp_path / "twoseasons.csv"
+    pd.DataFrame({"2022-05-01": [1.0], "2023-05-01": [2.0]}).to_csv(h, index=False)
+    with pytest.raises(DataFormatError, match="seasons"):
+        read_wide_table(h)
+    k = tmp_path / "notime.csv"
+    pd.DataFrame({"a": [1.0]}).to_csv(k, index=False)
+    with pytest.raises(DataFormatError, match=r"notime\.csv.*no time columns"):
+        read_wide_table(k)
+
+
+def test_monthly_layout(tmp_path: Path) -> None:
+    f = tmp_path / "monthly.parquet"
+    pd.DataFrame({"sample_id": ["a", "a", "b"], "month": ["2017-01", "2017-02", "2017-05"],
+                  "B02": [1.0, 2.0, 3.0], "VV": [4.0, 5.0, 6.0], "ndvi": [0.1, 0.2, 0.3],
+                  "crop6": ["corn", "corn", "soybeans"],
+                  "country": ["BE", "BE", "CAN"]}).to_parquet(f)  # fmt: skip
+    obs = read_observations(f)
+    assert obs.attrs["format"] == "monthly" and obs.bands == ("B02", "VV")
+    assert list(obs.table["date"]) == list(pd.to_datetime(["2017-01-15", "2017-02-15",
+                                                           "2017-05-15"]))  # fmt: skip
+    assert list(obs.samples["label"]) == [0, 1] and list(obs.samples["country"]) == ["BEL", "CAN"]
+    bad = tmp_path / "badmonth.parquet"
+    pd.DataFrame({"sample_id": ["a"], "month": ["2017-13"], "B02": [1.0]}).to_parquet(bad)
+    with pytest.raises(DataFormatError, match=r"badmonth\.parquet.*'month'.*2017-13"):
+        read_observations(bad)
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(MissingFileError, match=r"absent\.csv"):
+        read_observations(tmp_path / "absent.csv")
+    f = tmp_path / "obs.csv"
+    df = _tidy(f)
+    with pytest.raises(BandError, match=r"obs\.csv.*B99"):
+        read_observations(f, bands=["B99"])
+    d = tmp_path / "dates.csv"
+    df.assign(date=["2023-05-01", "soon", "2023-06-01", "x", "2023-07-01"]).to_csv(d, index=False)
+    with pytest.raises(DataFormatError, match=r"dates\.csv.*'date'.*'soon'"):
+        read_observations(d)
+    lab = tmp_path / "labels.csv"
+    df.assign(label=["barley"] * 3 + ["wheat"] * 2).to_csv(lab, index=False)
+    with pytest.raises(LabelError, match=r"labels\.csv.*barley"):
+        read_observations(lab)
+    ids = tmp_path / "ids.csv"
+    df.assign(label=[9, 9, 9, 0, 0]).to_csv(ids, index=False)
+    with pytest.raises(LabelError, match=r"ids\.csv.*outside"):
+        read_observations(ids)
+    changing = tmp_path / "changing.csv"
+    df.assign(label=["maize", "wheat", "maize", "wheat", "wheat"]).to_csv(changing, index=False)
+    with pytest.raises(DataFormatError, match="changes within sample"):
+        read_observations(changing)
+    pq_path = tmp_path / "cols.parquet"
+    pd.DataFrame({"id": ["a"], "when": ["2023-01-01"], "B02": [1.0]}).to_parquet(pq_path)
+    with pytest.raises(DataFormatError, match=r"cols\.parquet.*\['sample_id', 'date'\].*found"):
+        read_observations(pq_path)
+    nob = tmp_path / "nobands.csv"
+    pd.DataFrame({"sample_id": ["a"], "date": ["2023-01-01"], "x": [1]}).to_csv(nob, index=False)
+    with pytest.raises(BandError, match="no band columns"):
+        read_observations(nob)
+    txt = tmp_path / "obs.xlsx"
+    txt.write_bytes(b"")
+    with pytest.raises(DataFormatError, match="unknown table type"):
+        read_observations(txt)
+    with pytest.raises(DataFormatError, match="format="):
+        read_observations(f, format="gee")
+    wc = tmp_path / "wc.parquet"
+    _worldcereal(wc).drop(columns=["timestamp"]).to_parquet(wc)
+    with pytest.raises(DataFormatError, match=r"wc\.parquet.*timestamp"):
+        read_observations(wc)
+
+
+def test_cawa_npz_refused_and_missing(tmp_path: Path) -> None:
+    npz = tmp_path / "cawa_ndvi.npz"
+    np.savez(npz, ndvi=np.zeros((2, 3)), doy=np.arange(3), label=np.array(["a", "b"], object))
+    with pytest.raises(DataFormatError, match="unpickling"):
+        read_dataset(npz)
+    with pytest.raises(MissingFileError, match=r"CAWa_CropType_time-series\.csv"):
+        read_cawa(tmp_path)
+
+
+def test_cawa_small(tmp_path: Path) -> None:
+    pd.DataFrame({"1": [0.1, np.nan, 0.3], "17": [0.2, 0.2, np.nan]}).to_csv(
+        tmp_path / "CAWa_CropType_time-series.csv", index=False)  # fmt: skip
+    pd.DataFrame({"sampler": "x", "country": ["Uzbekistan", "Tajikistan", "Uzbekistan"],
+                  "region": ["Fergana", "Dushanbe", "Khorezm"], "date": "2016-06-01",
+                  "year": [2016, 2016, 2015], "label_1": ["cotton", "wheat-rice", "maize"],
+                  "label_2": "summer", "area": 1.0}).to_csv(
+        tmp_path / "samples_attributes.csv", index=False)  # fmt: skip
+    ss = read_cawa(tmp_path)
+    assert [ss.classes[i] for i in ss.labels] == ["cotton", "other", "corn"]
+    assert list(ss.meta["label_original"]) == ["cotton", "wheat-rice", "maize"]
+    assert list(ss.meta["country"]) == ["UZB", "TJK", "UZB"]
+    assert isinstance(read_dataset(tmp_path), SeriesSet)
+
+
+# ---------------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_real_monthly_long(shared_data: Path) -> None:
+    obs = read_observations(shared_data / "worldcereal" / "s2_monthly_long.parquet")
+    s = obs.samples
+    names = np.array([*obs.classes, "?"])[s["label"]]
+    counts = pd.crosstab(s["country"], names)
+    expected = {
+        "CAN": {"corn": 517, "soybeans": 562, "wheat": 853, "other": 1689},
+        "FRA": {"corn": 94, "soybeans": 13, "wheat": 62, "other": 831},
+        "BEL": {"corn": 5, "soybeans": 0, "wheat": 1, "other": 44},
+    }
+    for cc, row in expected.items():
+        assert {k: int(counts.loc[cc, k]) for k in row} == row
+    assert set(s.loc[s["country"] == "BEL", "country_original"]) == {"BE"}
+    assert obs.table["B8A"].isna().all()
+    assert {"lat", "lon", "ewoc_code", "label_name", "ref_id"} <= set(s.columns)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "name",
+    [
+        "raw_2023_FRA_LPIS_POLY_110_dekad.geoparquet",
+        "raw_2022_FRA_LPIS_POLY_110_month.geoparquet",
+    ],
+)
+def test_real_worldcereal_raw(shared_data: Path, name: str) -> None:
+    path = shared_data / "worldcereal" / name
+    obs = read_observations(path)
+    assert obs.n_samples == 500 and obs.attrs["format"] == "worldcereal"
+    assert obs.table["B8A"].isna().all() and (obs.table["B02"].dropna() < 65535).all()
+    assert obs.samples["lon"].notna().all()
+    # WKB geometry and the lon/lat columns agree
+    first = pq.read_table(path, columns=["sample_id", "geometry", "lon", "lat"]).to_pandas()
+    first = first.drop_duplicates("sample_id")
+    x, y = wkb_points_to_lonlat(first["geometry"].tolist())
+    np.testing.assert_allclose(x, first["lon"]) and np.testing.assert_allclose(y, first["lat"])
+
+
+@pytest.mark.realdata
+def test_real_cawa(shared_data: Path) -> None:
+    ss = read_cawa(shared_data / "cawa")
+    assert ss.shape == (8435, 1, 23)
+    assert 0.24 < ss.missing_fraction() < 0.28
+    assert ss.grid.starts.tolist() == list(range(1, 354, 16))
+    assert (ss.meta["label_original"] == "cotton").sum() == 4025
+    assert ss.class_counts()["cotton"] == 4025
+    with pytest.raises(DataFormatError, match="CSV"):
+        read_cawa(shared_data / "cawa" / "cawa_ndvi.npz")
+
+
+def test_mixed_and_bad_first_dates(tmp_path: Path) -> None:
+    f = tmp_path / "mixed.csv"
+    pd.DataFrame({"sample_id": ["a", "a"], "date": ["2023-05-01", "2023-05-02T10:30:00"],
+                  "B04": [1.0, 2.0]}).to_csv(f, index=False)  # fmt: skip
+    assert read_observations(f).table["date"].dt.day.tolist() == [1, 2]
+    g = tmp_path / "firstbad.csv"
+    pd.DataFrame({"sample_id": ["a", "a"], "date": ["later", "2023-05-02"],
+                  "B04": [1.0, 2.0]}).to_csv(g, index=False)  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"firstbad\.csv.*'later'"):
+        read_observations(g)
+
+
+def test_series_table_duplicate_ids_and_default_meta(tmp_path: Path) -> None:
+    grid = TimeGrid.regular(10, 1, 30)
+    one = SeriesSet(np.ones((2, 1, 3), np.float32), ("NDVI",), grid)
+    two = SeriesSet(np.zeros((2, 1, 3), np.float32), ("NDVI",), grid)
+    ss = SeriesSet.concat([one, two])  # sample ids "0", "1", "0", "1"
+    back = read_series_table(write_series_table(ss, tmp_path / "d.parquet"))
+    np.testing.assert_array_equal(back.values, ss.values)
+    np.testing.assert_array_equal(back.labels, [-1, -1, -1, -1])
+    pd.testing.assert_frame_equal(back.meta, ss.meta)
