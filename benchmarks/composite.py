@@ -55,7 +55,8 @@ def make_observations(n_pixels: int, seed: int = 0) -> Observations:
     ).astype(np.float32)
     cloudy = rng.random(r) < 0.30
     values[cloudy] += 4000.0  # bright clouds: wrong if they were not masked
-    table = pd.DataFrame({"sample": sample, "date": np.datetime64(f"{YEAR}-01-01", "ns") + day.astype("timedelta64[D]")})  # fmt: skip
+    start = np.datetime64(f"{YEAR}-01-01", "ns")
+    table = pd.DataFrame({"sample": sample, "date": start + day.astype("timedelta64[D]")})
     for j, b in enumerate(BANDS):
         table[b] = values[:, j]
     table["valid"] = ~cloudy

@@ -139,14 +139,14 @@ def _composite_columns(
     reducer: str,
 ) -> NDArray[np.float32]:
     """:func:`composite_arrays` on C band columns (R,) each, read chunk by chunk (no full copy)."""
-    s = np.asarray(sample)
-    d = np.asarray(dos)
+    s: NDArray[Any] = np.asarray(sample)
+    d: NDArray[Any] = np.asarray(dos)
     n_rows = s.shape[0] if s.ndim == 1 else -1
     if s.ndim != 1 or d.shape != s.shape or any(c.shape != s.shape for c in columns):
         raise DataFormatError(
             f"composite_arrays needs sample (R,), dos (R,) and values (R, C) of one length R, "
-            f"got shapes {s.shape}, {d.shape} and {(len(columns[0]) if columns else 0, len(columns))}; "
-            "pass one row per observation"
+            f"got shapes {s.shape}, {d.shape} and "
+            f"{(len(columns[0]) if columns else 0, len(columns))}; pass one row per observation"
         )
     if not (np.issubdtype(s.dtype, np.integer) and np.issubdtype(d.dtype, np.integer)):
         raise DataFormatError(
@@ -161,19 +161,19 @@ def _composite_columns(
             "index 0 … n_samples − 1 (or be negative to skip a row)"
         )
     # Key (sample, bin) in the narrowest integer type; bins via a lookup table over days 0…366.
-    ktype = np.int32 if n_samples * n_steps < 2**31 - 1 else np.int64
+    ktype = np.dtype(np.int32 if n_samples * n_steps < 2**31 - 1 else np.int64)
     lut = np.full(368, -1, dtype=ktype)
     lut[1:367] = grid.bin_index(np.arange(1, 367))
     bins = lut[np.clip(d, 0, 367)]
     keep = (s >= 0) & (bins >= 0)
     if keep.all():
         rows: NDArray[np.integer[Any]] | None = None
-        key = s.astype(ktype) * ktype(n_steps) + bins
+        key = s.astype(ktype) * n_steps + bins
     else:
         rows = np.flatnonzero(keep)
         if n_rows < 2**31 - 1:
             rows = rows.astype(np.int32)
-        key = s[rows].astype(ktype) * ktype(n_steps) + bins[rows]
+        key = s[rows].astype(ktype) * n_steps + bins[rows]
     del bins, keep
     out = np.full((n_samples, n_bands, n_steps), np.nan, dtype=np.float32)
     if key.size == 0 or n_bands == 0:
@@ -324,8 +324,9 @@ def composite(
         season_year: which season to composite for each sample (named by the calendar year in
             which it starts): one int for all samples; a mapping ``sample_id -> year``; or None
             to take ``obs.samples["year"]`` when that column exists, else the season holding
-            most of the sample's valid observations that fall inside the grid (ties: the
-            earlier season). A calendar-year grid and a series from 2017-01 to 2018-06 gives
+            most of the sample's valid observations (unmasked, inside the grid, at least one
+            band not NaN; ties: the earlier season; a sample without any gets the most common
+            season of the others). A calendar-year grid and a series from 2017-01 to 2018-06 gives
             2017. Observations of other seasons are ignored.
         mask: ``"auto"`` masks with the ``valid`` column and/or the ``SCL`` column when
             present; ``"valid"`` / ``"scl"`` require that column; ``"none"`` uses every row.
@@ -362,7 +363,7 @@ def composite(
     keep &= _row_mask(table, mask)
     syear, dos, has_date = _season_days(table["date"], grid.anchor)
     keep &= has_date
-    years = _season_years(obs, grid, season_year, sample, syear, dos, keep)
+    years = _season_years(obs, grid, season_year, sample, syear, dos, keep, obs.bands)
     if n:
         keep &= syear == years.astype(np.int32)[sample]
     del syear
@@ -489,6 +490,7 @@ def _season_years(
     syear: NDArray[np.int32],
     dos: NDArray[np.int16],
     keep: NDArray[np.bool_],
+    bands: tuple[str, ...],
 ) -> NDArray[np.int64]:
     """Season year of each sample (S,), following the rules of :func:`composite`."""
     n = obs.n_samples
@@ -506,7 +508,7 @@ def _season_years(
                 f"season_year mapping lacks {int(missing.sum())} of {n} sample ids (e.g. "
                 f"{list(ids[missing][:3])}); give a year for every sample_id"
             )
-        return mapped.to_numpy(dtype=np.int64)
+        return np.asarray(mapped.to_numpy(dtype=np.int64), dtype=np.int64)
     if season_year is not None:
         raise ParameterError(
             f"season_year must be an int, a mapping sample_id -> year or None, got "
@@ -519,9 +521,15 @@ def _season_years(
                 f"samples column 'year' has {int(col.isna().sum())} missing or non-numeric "
                 "values; fill it or pass season_year explicitly"
             )
-        return col.to_numpy(dtype=np.int64)
-    # Infer: the season holding most of each sample's valid in-grid observations.
+        return np.asarray(col.to_numpy(dtype=np.int64), dtype=np.int64)
+    # Infer: the season holding most of each sample's valid in-grid observations (rows whose
+    # bands are all missing do not count).
     use = keep & (grid.bin_index(dos) >= 0)
+    has_value = np.zeros(len(use), dtype=bool)
+    for values in _band_columns(obs.table, bands):
+        has_value |= ~np.isnan(values) if values.dtype.kind == "f" else True
+    use &= has_value
+    del has_value
     s, y = sample[use], syear[use]
     years = np.full(n, -1, dtype=np.int64)
     if s.size:
@@ -532,8 +540,13 @@ def _season_years(
         order = np.lexsort((py, -counts, ps))  # per sample: most observations, then earliest
         first = np.r_[True, ps[order][1:] != ps[order][:-1]]
         years[ps[order][first]] = py[order][first]
-    if (years < 0).any():
-        logger.debug("%d samples have no valid observation to infer a season", (years < 0).sum())
+    unknown = years < 0
+    if unknown.any():
+        known = years[~unknown]
+        fallback = int(np.bincount(known - known.min()).argmax() + known.min()) if known.size else 0
+        logger.debug("%d samples have no valid observation to infer a season; using %d",
+                     int(unknown.sum()), fallback)  # fmt: skip
+        years[unknown] = fallback
     return years
 
 
@@ -623,7 +636,7 @@ def _fill_flat(
         return
     n_before = np.cumsum(~nan, dtype=np.int64 if part.size >= 2**31 else np.int32)
     del nan
-    k = n_before.take(miss)  # valid elements before each missing one
+    k: NDArray[Any] = n_before.take(miss)  # valid elements before each missing one
     del n_before
     col = miss % t
     row0 = miss - col
@@ -818,9 +831,7 @@ def _grid_like(grid: TimeGrid, anchor: str) -> TimeGrid:
     return TimeGrid.regular(step, 1, 365, anchor)
 
 
-def shift_anchor(
-    ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = None
-) -> SeriesSet:
+def shift_anchor(ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = None) -> SeriesSet:
     """Re-express a series on a grid whose season starts on ``anchor`` (e.g. ``"07-01"``).
 
     The new season starts on ``anchor`` in the same calendar year as the old season's start

@@ -879,7 +879,7 @@ def _simulate_country(
     green_f = np.maximum(green_f, cover_amp * np.minimum(cover_f, 1.0))
     # evergreen baseline (grassland): seasonal canopy on top of a winter-damped baseline
     green_f = base + (1.0 - base) * green_f
-    water_f = np.minimum(water_f, 1.0) * 0.9 * np.clip(1.0 - green_f / 0.85, 0.0, 1.0)
+    water_f = np.minimum(water_f, 1.0) * 0.75 * np.clip(1.0 - green_f / 0.85, 0.0, 1.0)
     total = green_f + dry_f + water_f + boll_f
     scale = np.where(total > 1.0, 1.0 / np.maximum(total, 1e-9), 1.0)
     green_f, dry_f, water_f, boll_f = (
@@ -911,9 +911,9 @@ def _simulate_country(
 
     # snow on low canopies in northern winters (calendar time, before any rotation)
     if ct.snow > 0:
-        doy = t_obs
-        winter_days = (doy < 60) | (doy > 340)
-        snowy = winter_days & (rng.random(t_obs.shape) < ct.snow) & (green_f < 0.35)
+        # snow chance peaks mid-January and fades out by mid-November / mid-March
+        season = np.clip(2.0 * np.cos(2.0 * np.pi * (t_obs - 15.0) / 365.0) - 1.0, 0.0, 1.0)
+        snowy = (rng.random(t_obs.shape) < ct.snow * season) & (green_f < 0.35)
         cover = rng.uniform(0.5, 0.95, t_obs.shape)
         mix = np.where(snowy, cover, 0.0)[:, None, :]
         refl = (1.0 - mix) * refl + mix * _SNOW[None, :, None]

@@ -24,7 +24,9 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Configure the root logger for the CLI (the library itself never does)."""
     global _QUIET
     _QUIET = quiet
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    level = (
+        logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.captureWarnings(True)
 
@@ -89,7 +91,7 @@ def quiet_option(func: F) -> F:
     """``-q/--quiet`` and ``-v/--verbose`` options that configure logging."""
 
     @click.option("-q", "--quiet", is_flag=True, help="No progress bars, warnings only.")
-    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    @click.option("-v", "--verbose", count=True, help="Log progress (-v) or debug details (-vv).")
     @functools.wraps(func)
     def wrapper(*args: Any, quiet: bool, verbose: int, **kwargs: Any) -> Any:
         setup_logging(verbose, quiet)

@@ -131,5 +131,6 @@ def command(
     if result is not None:
         click.echo(
             f"wrote {output}: {result.n_samples} samples × {result.n_bands} bands × "
-            f"{result.n_steps} steps ({result.grid}), {100 * result.missing_fraction():.1f}% missing"
+            f"{result.n_steps} steps ({result.grid}), "
+            f"{100 * result.missing_fraction():.1f}% missing"
         )

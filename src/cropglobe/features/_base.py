@@ -48,7 +48,9 @@ _MONTH_STARTS = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335,
 WindowSpec = tuple[int, int] | str | None
 
 
-def resolve_window(window: WindowSpec, grid: TimeGrid, *, param: str = "window") -> NDArray[np.int64]:
+def resolve_window(
+    window: WindowSpec, grid: TimeGrid, *, param: str = "window"
+) -> NDArray[np.int64]:
     """Indices of the bins of ``grid`` that ``window`` selects.
 
     Args:
@@ -89,7 +91,9 @@ def resolve_window(window: WindowSpec, grid: TimeGrid, *, param: str = "window")
     return grid.window_indices(start, end).astype(np.int64)
 
 
-def step_labels(grid: TimeGrid, idx: Sequence[int] | NDArray[np.integer[Any]] | None = None) -> list[str]:
+def step_labels(
+    grid: TimeGrid, idx: Sequence[int] | NDArray[np.integer[Any]] | None = None
+) -> list[str]:
     """Short, stable labels of time steps for feature names.
 
     * regular grids whose bins line up with day 1 (5-day CropGlobe grid, 16-day CAWa grid …):
@@ -116,7 +120,9 @@ def step_labels(grid: TimeGrid, idx: Sequence[int] | NDArray[np.integer[Any]] | 
     return [f"d{int(s):03d}" for s in starts]
 
 
-def fill_linear(values: NDArray[np.floating[Any]], centers: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+def fill_linear(
+    values: NDArray[np.floating[Any]], centers: NDArray[np.floating[Any]]
+) -> NDArray[np.float32]:
     """Fill NaN gaps along the last axis by linear interpolation in time, holding the edges.
 
     A series with no valid value stays all NaN.
@@ -163,7 +169,7 @@ def _as_grid(grid: Any, param: str) -> TimeGrid:
     )
 
 
-class SeriesTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class SeriesTransformer(TransformerMixin, BaseEstimator):
     """Base class: reads (N, C, T) input with its band names and grid, checks it against fit.
 
     Subclasses define ``input_bands`` and ``input_grid`` constructor parameters (used only when
@@ -222,7 +228,7 @@ class SeriesTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         if bands != self.bands_in_:
             raise BandError(
                 f"{name} was fitted on bands {list(self.bands_in_)} but received bands "
-                f"{list(bands)}; select and order the bands as at fit time (SeriesSet.select_bands) "
+                f"{list(bands)}; select and order the bands as at fit (SeriesSet.select_bands) "
                 "or refit"
             )
         if not grid.same_axis(self.grid_in_):

@@ -14,12 +14,12 @@ Algorithm (vectorised, no Python loop per pixel): with the design matrix A (T, P
 and the validity mask w ∈ {0, 1} of a pixel-band, the normal equations are
 (Aᵀ diag(w) A) β = Aᵀ diag(w) y. The P × P Gram matrices of a whole chunk are one matrix
 product W @ O, with O[t] = A[t] ⊗ A[t] the outer products, the right-hand sides are Y₀ @ A
-(missing values set to 0), and the systems are solved batched in float64 with
-``numpy.linalg.solve``. Pixels whose bands share one validity pattern (clouds mask every band
-at once) share one Gram matrix and are solved with C right-hand sides at once. The systems are solved by a
-Cholesky factorisation vectorised over the batch; a system that is ill-conditioned (smallest
-relative pivot < 1e-5, e.g. a few observations clustered at one end of the window) is re-solved
-by SVD of its weighted design matrix — the minimum-norm least-squares solution ``lstsq`` gives.
+(missing values set to 0), and the systems are solved in float64 by a Cholesky factorisation
+vectorised over the batch. Pixels whose bands share one validity pattern (clouds mask every band
+at once) share one Gram matrix and are solved with C right-hand sides at once. A system that is
+ill-conditioned (smallest relative pivot < 1e-5, e.g. a few observations clustered at one end of
+the window) is re-solved by SVD of its weighted design matrix — the minimum-norm least-squares
+solution ``lstsq`` gives — because the normal equations square the condition number.
 
 A pixel-band with fewer than ``min_obs`` (default 2n + 1) valid observations is
 *underdetermined*: its coefficients (and RMSE) are NaN, and the number of such pixels is logged
@@ -119,9 +119,7 @@ class HarmonicFit:
     determined: NDArray[np.bool_]
 
 
-def _cholesky_solve(
-    gram_t: F64, rhs_t: F64, pairs: dict[tuple[int, int], int]
-) -> tuple[F64, F64]:
+def _cholesky_solve(gram_t: F64, rhs_t: F64, pairs: dict[tuple[int, int], int]) -> tuple[F64, F64]:
     """Batched Cholesky solve with the batch on the *last* axis (vectorised over systems).
 
     Args:
@@ -185,9 +183,11 @@ class _Model:
 
     def __init__(self, design: F64) -> None:
         self.design = design
-        t, p = design.shape
+        p = design.shape[1]
         self.p = p
-        self.pairs = {(i, j): k for k, (i, j) in enumerate((i, j) for i in range(p) for j in range(i + 1))}
+        self.pairs = {
+            (i, j): k for k, (i, j) in enumerate((i, j) for i in range(p) for j in range(i + 1))
+        }
         # outer_t[k] = A[:, i] * A[:, j] for pair k: the Gram entries are outer_t @ Wᵀ.
         self.outer_t = np.stack([design[:, i] * design[:, j] for (i, j) in self.pairs])
         self.count_row = self.pairs[(0, 0)]  # A[:, 0] = 1, so this entry counts observations
@@ -196,7 +196,7 @@ class _Model:
 def _fit_chunk(
     y: NDArray[np.floating[Any]], model: _Model, min_obs: int, want_rmse: bool
 ) -> tuple[F64, NDArray[np.int64], F64 | None]:
-    """Fit one chunk y (n, C, T); see :func:`fit_harmonics`. Returns coef (n, C, P), counts, rmse."""
+    """Fit one chunk y (n, C, T) (see :func:`fit_harmonics`): coef (n, C, P), counts, rmse."""
     n, c, t = y.shape
     p = model.p
     valid = ~np.isnan(y)
@@ -284,12 +284,14 @@ def fit_harmonics(
     tt = np.asarray(t, dtype=np.float64).reshape(-1)
     if tt.size != arr.shape[2]:
         raise DataFormatError(
-            f"t has {tt.size} times but values have {arr.shape[2]} time steps; give one time per step"
+            f"t has {tt.size} times but values have {arr.shape[2]} time steps; give one per step"
         )
     if int(n_harmonics) != n_harmonics or n_harmonics < 0:
         raise DataFormatError(f"n_harmonics must be an integer >= 0, got {n_harmonics!r}")
     if not np.isfinite(omega) or omega <= 0:
-        raise DataFormatError(f"omega must be a positive frequency in cycles per year, got {omega!r}")
+        raise DataFormatError(
+            f"omega must be a positive frequency in cycles per year, got {omega!r}"
+        )
     p = 2 * int(n_harmonics) + 1
     need = p if min_obs is None else int(min_obs)
     if need < p:
@@ -418,7 +420,9 @@ class Harmonics(SeriesTransformer):
                 f"omega must be a positive frequency in cycles per year, got {self.omega!r}"
             )
         if self.policy not in _POLICIES:
-            raise DataFormatError(f"policy={self.policy!r} is not supported; expected one of {list(_POLICIES)}")
+            raise DataFormatError(
+                f"policy={self.policy!r} is not supported; expected one of {list(_POLICIES)}"
+            )
         if self.dtype not in ("float32", "float64"):
             raise DataFormatError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         p = 2 * int(n) + 1
@@ -443,11 +447,15 @@ class Harmonics(SeriesTransformer):
             )
         what = f"the fitted data ({len(bands)} bands)"
         chosen = bands if self.bands is None else tuple(str(b) for b in self.bands)
-        self.band_idx_ = np.asarray([band_index(bands, b, what=what) for b in chosen], dtype=np.int64)
+        self.band_idx_ = np.asarray(
+            [band_index(bands, b, what=what) for b in chosen], dtype=np.int64
+        )
         fitted = [bands[i] for i in self.band_idx_]
         names = [_index_name(i) for i in self.indices]
         self.index_names_ = tuple(i for i in dict.fromkeys(names) if i not in fitted)
-        compute_indices(values[:1], bands, self.index_names_, scale=self.scale)  # early, clear error
+        compute_indices(
+            values[:1], bands, self.index_names_, scale=self.scale
+        )  # early, clear error
         self.series_ = (*fitted, *self.index_names_)
         if not self.series_:
             raise DataFormatError(
@@ -501,16 +509,16 @@ class Harmonics(SeriesTransformer):
             need = self.min_obs or 2 * int(self.n_harmonics) + 1
             msg = (
                 f"{self.n_underdetermined_} of {under.size} pixels have a series with fewer than "
-                f"{need} valid observations in the window; lower n_harmonics or min_obs, widen "
-                "the window, or fill gaps first"
+                f"{need} valid observations in the window"
             )
+            fix = "lower n_harmonics or min_obs, widen the window, or fill gaps first"
             if self.policy == "raise":
-                raise DataFormatError(f"Harmonics (policy='raise'): {msg}")
-            logger.warning("harmonic features are NaN for %s", msg)
+                raise DataFormatError(f"Harmonics (policy='raise'): {msg}; {fix}")
+            logger.warning("%s: their harmonic features are NaN (%s)", msg, fix)
         return feats.reshape(feats.shape[0], -1).astype(self.dtype, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
-        """``{series}_const``, ``{series}_h{k}_cos``, ``{series}_h{k}_sin`` [, ``{series}_rmse``]."""
+        """``{s}_const``, ``{s}_h{k}_cos``, ``{s}_h{k}_sin`` [, ``{s}_rmse``] per series ``s``."""
         check_is_fitted(self, "series_")
         suffixes = harmonic_names(int(self.n_harmonics)) + (["rmse"] if self.add_rmse else [])
         return np.asarray([f"{s}_{x}" for s in self.series_ for x in suffixes], dtype=object)

@@ -21,6 +21,7 @@ region is dropped) is NaN.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,7 +49,7 @@ WATER_VAPOUR_NM: tuple[tuple[float, float], ...] = ((1340.0, 1450.0), (1800.0, 1
 _FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
-class _SpectralTransformer(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class _SpectralTransformer(TransformerMixin, BaseEstimator):
     """Reads Spectra or (N, B) arrays and checks wavelengths against fit."""
 
     wavelengths: Sequence[float] | NDArray[np.floating[Any]] | None
@@ -59,7 +60,7 @@ class _SpectralTransformer(TransformerMixin, BaseEstimator):  # type: ignore[mis
         if self.wavelengths is None:
             raise DataFormatError(
                 f"{type(self).__name__} got a {type(X).__name__} without wavelengths; pass a "
-                "cropglobe.io.emit.Spectra, or give wavelengths=... (nm, one per band) at construction"
+                "cropglobe.io.emit.Spectra, or give wavelengths=... (nm, one per band) at init"
             )
         arr = np.asarray(X, dtype=np.float32)
         wl = np.asarray(self.wavelengths, dtype=np.float64).reshape(-1)
@@ -80,10 +81,14 @@ class _SpectralTransformer(TransformerMixin, BaseEstimator):  # type: ignore[mis
         self.wavelengths_in_ = wl
         return values, wl, spectra
 
-    def _check_input(self, X: Any) -> tuple[NDArray[np.float32], NDArray[np.float64], Spectra | None]:
+    def _check_input(
+        self, X: Any
+    ) -> tuple[NDArray[np.float32], NDArray[np.float64], Spectra | None]:
         check_is_fitted(self, "wavelengths_in_")
         values, wl, spectra = self._unpack(X)
-        if wl.shape != self.wavelengths_in_.shape or not np.allclose(wl, self.wavelengths_in_, atol=0.01):
+        if wl.shape != self.wavelengths_in_.shape or not np.allclose(
+            wl, self.wavelengths_in_, atol=0.01
+        ):
             raise BandError(
                 f"{type(self).__name__} was fitted on {self.wavelengths_in_.size} bands "
                 f"({self.wavelengths_in_[0]:.1f}…{self.wavelengths_in_[-1]:.1f} nm) but received "
@@ -155,7 +160,9 @@ class GoodBands(_SpectralTransformer):
             if flags is not None:
                 f = np.asarray(flags, dtype=bool).reshape(-1)
                 if f.size != wl.size:
-                    raise DataFormatError(f"good has {f.size} flags for {wl.size} bands; give one per band")
+                    raise DataFormatError(
+                        f"good has {f.size} flags for {wl.size} bands; give one per band"
+                    )
                 mask &= f
         if not mask.any():
             raise BandError("GoodBands would drop every band; check exclude, min_nm and max_nm")
@@ -183,7 +190,7 @@ def _segments(wl: NDArray[np.float64]) -> list[slice]:
     step = np.diff(wl)
     cuts = np.flatnonzero(step > 1.5 * np.median(step)) + 1
     edges = [0, *cuts.tolist(), wl.size]
-    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
 class SpectralSmoother(_SpectralTransformer):
@@ -213,10 +220,13 @@ class SpectralSmoother(_SpectralTransformer):
         """Check parameters and remember the wavelengths."""
         _, wl, _ = self._fit_input(X)
         if self.window_length < 3 or self.window_length % 2 == 0:
-            raise DataFormatError(f"window_length must be an odd integer >= 3, got {self.window_length}")
+            raise DataFormatError(
+                f"window_length must be an odd integer >= 3, got {self.window_length}"
+            )
         if not 0 <= self.polyorder < self.window_length:
             raise DataFormatError(
-                f"polyorder must be in 0…{self.window_length - 1} (below window_length), got {self.polyorder}"
+                f"polyorder must be in 0…{self.window_length - 1} (below window_length), "
+                f"got {self.polyorder}"
             )
         self.segments_ = _segments(wl)
         return self

@@ -116,7 +116,9 @@ def compute_index(
     key = _index_name(index, "index")
     canon = [canonical_band(str(b)) for b in bands]
     if scale <= 0:
-        raise DataFormatError(f"scale must be a positive number (DN per reflectance unit), got {scale}")
+        raise DataFormatError(
+            f"scale must be a positive number (DN per reflectance unit), got {scale}"
+        )
     arr = np.asarray(values)
     if key in canon:  # the index is already a band (e.g. CAWa NDVI)
         return np.take(arr, canon.index(key), axis=band_axis).astype(np.float32)
@@ -141,7 +143,7 @@ def compute_indices(
     scale: float = 10_000.0,
     band_axis: int = -2,
 ) -> NDArray[np.float32]:
-    """Several indices stacked along ``band_axis`` (in the order given); see :func:`compute_index`."""
+    """Several indices stacked along ``band_axis``, in order (see :func:`compute_index`)."""
     parts = [compute_index(values, bands, i, scale=scale, band_axis=band_axis) for i in indices]
     if not parts:
         shape = list(np.shape(values))
@@ -226,9 +228,7 @@ class SpectralIndices(SeriesTransformer):
         values, bands, grid = self._check_input(X)
         out = self._compute(values, bands)
         if isinstance(X, SeriesSet):
-            return SeriesSet(
-                out, self.bands_out_, grid, X.labels, X.classes, X.meta, dict(X.attrs)
-            )
+            return SeriesSet(out, self.bands_out_, grid, X.labels, X.classes, X.meta, dict(X.attrs))
         return out
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:

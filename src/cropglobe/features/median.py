@@ -168,6 +168,8 @@ class Median2D(_MedianBase):
         return m[:, None, :, :]
 
     def transform_series(self, X: SeriesSet) -> SeriesSet:
-        """The windowed (and gap-filled) series as a SeriesSet (bands ``bands_out_``, ``grid_out_``)."""
+        """The windowed, gap-filled series as a SeriesSet (``bands_out_``, ``grid_out_``)."""
         m = self._matrix(X)
-        return SeriesSet(m, self.bands_out_, self.grid_out_, X.labels, X.classes, X.meta, dict(X.attrs))
+        return SeriesSet(
+            m, self.bands_out_, self.grid_out_, X.labels, X.classes, X.meta, dict(X.attrs)
+        )

@@ -81,11 +81,15 @@ class Spectra:
             np.ones(b, dtype=bool) if self.good is None else np.asarray(self.good, dtype=bool)
         )
         if self.good.shape != (b,):
-            raise DataFormatError(f"Spectra good flags have shape {self.good.shape}, expected ({b},)")
+            raise DataFormatError(
+                f"Spectra good flags have shape {self.good.shape}, expected ({b},)"
+            )
         if len(self.meta.columns) == 0:
             self.meta = pd.DataFrame(index=range(v.shape[0]))
         if len(self.meta) != v.shape[0]:
-            raise DataFormatError(f"Spectra meta has {len(self.meta)} rows for {v.shape[0]} samples")
+            raise DataFormatError(
+                f"Spectra meta has {len(self.meta)} rows for {v.shape[0]} samples"
+            )
         self.meta = self.meta.reset_index(drop=True)
 
     def __len__(self) -> int:
@@ -100,8 +104,10 @@ class Spectra:
         """``R{nm:04d}`` names of the bands (``R0552`` = band centred at ~552 nm)."""
         return wavelength_names(self.wavelengths)
 
-    def with_bands(self, mask: NDArray[np.bool_], values: NDArray[np.float32] | None = None) -> Spectra:
-        """A copy restricted to the bands in ``mask`` (optionally with new values (N, mask.sum()))."""
+    def with_bands(
+        self, mask: NDArray[np.bool_], values: NDArray[np.float32] | None = None
+    ) -> Spectra:
+        """A copy with the bands in ``mask`` (optionally new values (N, mask.sum()))."""
         return Spectra(
             self.values[:, mask] if values is None else values,
             self.wavelengths[mask],
@@ -143,7 +149,9 @@ class EmitScene:
     fill_value: float = EMIT_FILL_VALUE
     attrs: dict[str, Any] = field(default_factory=dict)
 
-    def pixel_of(self, lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    def pixel_of(
+        self, lon: ArrayLike, lat: ArrayLike
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Instrument (downtrack, crosstrack) 0-based indices of points; −1 where no pixel.
 
         Args:
@@ -155,16 +163,22 @@ class EmitScene:
         x = np.asarray(lon, dtype=np.float64).reshape(-1)
         y = np.asarray(lat, dtype=np.float64).reshape(-1)
         if x.shape != y.shape:
-            raise DataFormatError(f"lon has {x.size} values but lat has {y.size}; give one per point")
+            raise DataFormatError(
+                f"lon has {x.size} values but lat has {y.size}; give one per point"
+            )
         g0, g1, g2, g3, g4, g5 = self.geotransform
         det = g1 * g5 - g2 * g4
         if det == 0:
-            raise DataFormatError(f"{self.path}: geotransform {self.geotransform} is not invertible")
+            raise DataFormatError(
+                f"{self.path}: geotransform {self.geotransform} is not invertible"
+            )
         dx, dy = x - g0, y - g3
         col = np.floor((g5 * dx - g2 * dy) / det)
         row = np.floor((-g4 * dx + g1 * dy) / det)
         h, w = self.glt_x.shape
-        inside = np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        inside = (
+            np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        )
         r = np.where(inside, row, 0).astype(np.int64)
         c = np.where(inside, col, 0).astype(np.int64)
         gx = np.abs(self.glt_x[r, c].astype(np.int64))
@@ -177,10 +191,15 @@ def _open(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     if not p.is_file():
         raise MissingFileError(f"{p}: no such file; expected an EMIT L2A reflectance NetCDF (.nc)")
-    import h5netcdf
-
     try:
+        import h5netcdf
+
         return h5netcdf.File(p, "r")
+    except ImportError as exc:
+        raise DataFormatError(
+            f"{p}: reading EMIT NetCDF needs h5netcdf and h5py ({exc}); install them with "
+            "'pip install h5netcdf h5py'"
+        ) from None
     except (OSError, ValueError) as exc:
         raise DataFormatError(
             f"{p}: cannot be opened as NetCDF4/HDF5 ({exc}); expected an EMIT L2A RFL .nc file"
@@ -289,9 +308,7 @@ def sample_emit(
     return read_emit_points(path, lon, lat).values
 
 
-def read_emit_points(
-    path: str | os.PathLike[str], lon: ArrayLike, lat: ArrayLike
-) -> Spectra:
+def read_emit_points(path: str | os.PathLike[str], lon: ArrayLike, lat: ArrayLike) -> Spectra:
     """Like :func:`sample_emit`, with wavelengths, fwhm, good-band flags and per-point meta.
 
     Returns:
@@ -314,5 +331,8 @@ def read_emit_points(
             "crosstrack": cross,
         }
     )
-    attrs = {"source": str(p), **{k: scene.attrs[k] for k in ("time_coverage_start",) if k in scene.attrs}}
+    attrs = {
+        "source": str(p),
+        **{k: scene.attrs[k] for k in ("time_coverage_start",) if k in scene.attrs},
+    }
     return Spectra(values, scene.wavelengths, scene.fwhm, scene.good, meta, attrs)

@@ -1,0 +1,119 @@
+"""``cropglobe features``: a dataset in, a feature table (Parquet) and its parameters (JSON) out."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.errors import DataFormatError, GridError
+
+logger = logging.getLogger(__name__)
+
+
+def _window(text: str | None) -> Any:
+    """``121-334`` -> (121, 334); a window name (``may-nov``, ``paper``, ``full``) as is."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d{1,3})\s*[-:,]\s*(\d{1,3})\s*", text)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    if re.fullmatch(r"[A-Za-z-]+", text):
+        return text.lower()
+    raise GridError(
+        f"--window {text!r} is not a window; expected START-END days of season (e.g. 121-334) "
+        "or a name (may-nov, paper, full)"
+    )
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+@click.command("features")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), required=True,
+    help="Feature table to write (.parquet); parameters go beside it as .json.",
+)  # fmt: skip
+@click.option(
+    "--family", type=click.Choice(["median1d", "harmonics", "indices"]), default="median1d",
+    show_default=True, help="Feature family.",
+)  # fmt: skip
+@click.option("--window", default=None, help="Season window: START-END days (121-334), or "
+              "may-nov / paper / full. Default: May–Nov (121-334).")  # fmt: skip
+@click.option("--bands", default=None, help="Comma-separated bands to use (default: all).")
+@click.option("--indices", default=None, help="Comma-separated spectral indices (NDVI,EVI,…); "
+              "for harmonics they are fitted besides the bands.")  # fmt: skip
+@click.option("--n-harmonics", type=int, default=None, help="Harmonic order n (default 3).")
+@click.option("--omega", type=float, default=None, help="Harmonic base frequency, cycles/year "
+              "(default 1).")  # fmt: skip
+@click.option("--min-obs", type=int, default=None, help="Least valid observations per harmonic "
+              "fit (default 2n+1).")  # fmt: skip
+@click.option("--add-rmse", is_flag=True, help="Harmonics: add the fit RMSE per series.")
+@click.option("--fill", type=click.Choice(["linear", "none"]), default=None,
+              help="Median/indices: gap filling (default linear).")  # fmt: skip
+@click.option("--n-jobs", type=int, default=None, help="Worker threads for harmonics.")
+@quiet_option
+@handle_errors
+def command(
+    input_path: Path,
+    output: Path,
+    family: str,
+    window: str | None,
+    bands: str | None,
+    indices: str | None,
+    n_harmonics: int | None,
+    omega: float | None,
+    min_obs: int | None,
+    add_rmse: bool,
+    fill: str | None,
+    n_jobs: int | None,
+) -> None:
+    """Compute invariant features of INPUT (any dataset cropglobe reads) into a Parquet table."""
+    from cropglobe.features.table import feature_table, make_features, write_feature_table
+    from cropglobe.io import read_dataset
+    from cropglobe.series import SeriesSet
+
+    params: dict[str, Any] = {"window": _window(window), "bands": _names(bands)}
+    if family == "harmonics":
+        if fill is not None:
+            raise DataFormatError(
+                "--fill applies to median1d/indices; harmonics fit valid steps only"
+            )
+        params.update(
+            n_harmonics=n_harmonics, omega=omega, min_obs=min_obs, add_rmse=add_rmse or None,
+            n_jobs=n_jobs, indices=_names(indices),
+        )  # fmt: skip
+    else:
+        if n_harmonics is not None or omega is not None or min_obs is not None or add_rmse:
+            raise DataFormatError(
+                f"--n-harmonics/--omega/--min-obs/--add-rmse apply to --family harmonics, not "
+                f"{family}; drop them or choose --family harmonics"
+            )
+        params["fill"] = fill
+        if family == "indices":
+            params["indices"] = _names(indices)
+        elif indices is not None:
+            raise DataFormatError("--indices needs --family indices or harmonics")
+    data = read_dataset(input_path)
+    if not isinstance(data, SeriesSet):
+        raise DataFormatError(
+            f"{input_path} holds raw observations, not series on a time grid; run "
+            "'cropglobe composite' first and compute features of its output"
+        )
+    transformer = make_features(family, **params)
+    table, meta = feature_table(data, transformer)
+    meta["input"] = str(input_path)
+    table_path, side = write_feature_table(table, meta, output)
+    click.echo(
+        f"wrote {table_path} ({len(table)} samples × {len(meta['feature_names'])} {family} "
+        f"features) and {side}",
+        err=True,
+    )

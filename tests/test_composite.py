@@ -1,0 +1,484 @@
+"""Tests of cropglobe.composite: median composites, gap filling, resampling, seasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import cropglobe.composite as cmp
+from cropglobe.bands import canonical_band
+from cropglobe.composite import (
+    composite,
+    composite_arrays,
+    detect_season_alignment,
+    fill_gaps,
+    paper_window,
+    resample,
+    select_window,
+    shift_anchor,
+    shift_series,
+)
+from cropglobe.errors import DataFormatError, GridError, ParameterError
+from cropglobe.series import Observations, SeriesSet, TimeGrid, day_of_season
+
+NAN = np.nan
+
+
+def _obs(
+    rows: list[tuple[int, str, float, float]],
+    n_samples: int,
+    *,
+    valid: list[bool] | None = None,
+    scl: list[int] | None = None,
+    samples: pd.DataFrame | None = None,
+) -> Observations:
+    """Observations with bands B04, B08 from (sample, date, b04, b08) rows."""
+    table = pd.DataFrame(
+        {
+            "sample": np.array([r[0] for r in rows], dtype=np.int64),
+            "date": pd.to_datetime([r[1] for r in rows]),
+            "B04": np.array([r[2] for r in rows], dtype=np.float32),
+            "B08": np.array([r[3] for r in rows], dtype=np.float32),
+        }
+    )
+    if valid is not None:
+        table["valid"] = valid
+    if scl is not None:
+        table["SCL"] = np.array(scl, dtype=np.int64)
+    if samples is None:
+        samples = pd.DataFrame(
+            {"sample_id": [f"s{i}" for i in range(n_samples)], "label": np.zeros(n_samples, int)}
+        )
+    return Observations(table, ("B04", "B08"), samples, classes=("corn",))
+
+
+def _slow_reference(sample, dos, values, n, grid):
+    """Loop-per-group reference with np.median on the valid values."""
+    bins = grid.bin_index(dos)
+    out = np.full((n, values.shape[1], grid.n_steps), np.nan, dtype=np.float32)
+    for i in range(n):
+        for t in range(grid.n_steps):
+            sel = (sample == i) & (bins == t)
+            for c in range(values.shape[1]):
+                x = values[sel, c]
+                x = x[~np.isnan(x)]
+                if x.size:
+                    out[i, c, t] = np.median(x.astype(np.float64))
+    return out
+
+
+# ----------------------------------------------------------------------------- composite
+def test_composite_hand_computed() -> None:
+    grid = TimeGrid.regular(10, 1, 60)  # 6 bins of 10 days: 1-10, 11-20, ...
+    rows = [
+        (0, "2023-01-02", 1.0, 10.0),  # bin 0: two values -> median 2
+        (0, "2023-01-05", 3.0, 30.0),
+        (0, "2023-01-12", 10.0, 100.0),  # bin 1: three values -> median 20 (B04)
+        (0, "2023-01-15", 30.0, NAN),  # B08 missing here: median of 100, 200 = 150
+        (0, "2023-01-18", 20.0, 200.0),
+        (0, "2023-01-25", 999.0, 999.0),  # bin 2: masked (valid False)
+        (0, "2023-01-27", 7.0, 70.0),
+        (1, "2023-02-14", 5.0, 50.0),  # sample 1, bin 4
+        (1, "2023-02-15", 6.0, 60.0),
+        (1, "2023-02-16", 900.0, 900.0),  # masked
+        (1, "2022-02-15", 111.0, 111.0),  # another season: ignored
+    ]
+    valid = [True] * 5 + [False, True, True, True, False, True]
+    ss = composite(_obs(rows, 2, valid=valid), grid, season_year=2023)
+    expected = np.full((2, 2, 6), NAN, dtype=np.float32)
+    expected[0, :, 0] = [2.0, 20.0]
+    expected[0, :, 1] = [20.0, 150.0]
+    expected[0, :, 2] = [7.0, 70.0]
+    expected[1, :, 4] = [5.5, 55.0]
+    np.testing.assert_array_equal(ss.values, expected)
+    assert ss.values.dtype == np.float32
+    assert ss.bands == ("B04", "B08")
+    assert ss.grid == grid
+    assert list(ss.meta["year"]) == [2023, 2023]
+    assert "label" not in ss.meta.columns
+    assert list(ss.labels) == [0, 0]
+    assert ss.classes == ("corn",)
+
+
+def test_composite_scl_mask_and_mask_modes() -> None:
+    grid = TimeGrid.regular(10, 1, 30)
+    rows = [(0, "2023-01-02", 1.0, 1.0), (0, "2023-01-03", 50.0, 50.0)]
+    obs = _obs(rows, 1, scl=[4, 9])  # 9 = cloud high probability
+    assert composite(obs, grid, season_year=2023).values[0, 0, 0] == 1.0
+    assert composite(obs, grid, season_year=2023, mask="scl").values[0, 0, 0] == 1.0
+    assert composite(obs, grid, season_year=2023, mask="none").values[0, 0, 0] == 25.5
+    with pytest.raises(DataFormatError, match="mask='valid' needs"):
+        composite(obs, grid, season_year=2023, mask="valid")
+    with pytest.raises(ParameterError, match="mask must be one of"):
+        composite(obs, grid, season_year=2023, mask="clouds")  # type: ignore[arg-type]
+
+
+def test_composite_mean_reducer_and_fill() -> None:
+    grid = TimeGrid.regular(10, 1, 50)
+    rows = [
+        (0, "2023-01-02", 1.0, 1.0),
+        (0, "2023-01-03", 2.0, 2.0),
+        (0, "2023-01-04", 6.0, 6.0),
+        (0, "2023-01-22", 9.0, 9.0),
+    ]
+    obs = _obs(rows, 1)
+    mean = composite(obs, grid, season_year=2023, reducer="mean")
+    np.testing.assert_allclose(mean.values[0, 0], [3.0, NAN, 9.0, NAN, NAN])
+    filled = composite(obs, grid, season_year=2023, fill=True, max_gap_days=20)
+    np.testing.assert_allclose(filled.values[0, 0], [2.0, 5.5, 9.0, 9.0, 9.0])
+    assert filled.attrs["composite"]["fill"] is True
+
+
+def test_composite_arrays_matches_slow_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    grid = TimeGrid.regular(16, 1, 365)
+    n = 30
+    r = 4000
+    sample = np.r_[rng.integers(0, n, r), np.zeros(40, int)]  # one big group (sample 0, day 100)
+    dos = np.r_[rng.integers(1, 366, r), np.full(40, 100)]
+    values = rng.normal(size=(sample.size, 3)).astype(np.float32)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    expected = _slow_reference(sample, dos, values, n, grid)
+    np.testing.assert_allclose(composite_arrays(sample, dos, values, n, grid), expected,
+                               rtol=1e-6, equal_nan=True)  # fmt: skip
+    # Several chunks, unsorted input, float64 values, and masked rows (sample −1).
+    monkeypatch.setattr(cmp, "_CHUNK_ROWS", 97)
+    got = composite_arrays(sample, dos, values.astype(np.float64), n, grid)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, equal_nan=True)
+    masked = np.where(sample == 3, -1, sample)
+    got = composite_arrays(masked, dos, values, n, grid)
+    assert np.isnan(got[3]).all()
+    np.testing.assert_allclose(np.delete(got, 3, 0), np.delete(expected, 3, 0), equal_nan=True)
+
+
+def test_composite_arrays_sorted_input_and_errors() -> None:
+    grid = TimeGrid.cropglobe()
+    order = np.lexsort(([5, 3, 1, 3], [1, 0, 0, 0]))
+    sample = np.array([1, 0, 0, 0])[order]
+    dos = np.array([5, 3, 1, 3])[order]
+    values = np.array([[4.0], [1.0], [2.0], [3.0]])[order]
+    out = composite_arrays(sample, dos, values, 2, grid)
+    assert out.shape == (2, 1, 73)
+    assert out[0, 0, 0] == 2.0 and out[1, 0, 0] == 4.0
+    assert np.isnan(out[:, :, 1:]).all()
+    with pytest.raises(DataFormatError, match="n_samples"):
+        composite_arrays(sample, dos, values, 1, grid)
+    with pytest.raises(DataFormatError, match="one length R"):
+        composite_arrays(sample[:2], dos, values, 2, grid)
+    assert composite_arrays(sample[:0], dos[:0], values[:0], 3, grid).shape == (3, 1, 73)
+
+
+def test_composite_empty_sample_raises_unless_allowed() -> None:
+    grid = TimeGrid.monthly()
+    rows = [(0, "2023-03-02", 1.0, 1.0), (1, "2023-03-03", 5.0, 5.0), (2, "2023-05-01", 2.0, 2.0)]
+    obs = _obs(rows, 3, valid=[True, False, True])
+    with pytest.raises(DataFormatError, match=r"1 of 3 samples have no valid observation.*s1"):
+        composite(obs, grid, season_year=2023)
+    ss = composite(obs, grid, season_year=2023, allow_empty=True)
+    assert np.isnan(ss.values[1]).all()
+    with pytest.raises(DataFormatError, match="no valid observation"):
+        ss.validate()
+    ss.validate(allow_empty=True)
+
+
+def test_season_year_inference_and_sources() -> None:
+    grid = TimeGrid.monthly()
+    months = pd.date_range("2017-01-01", "2018-06-01", freq="MS") + pd.Timedelta(days=14)
+    rows = [(0, str(d.date()), float(d.year * 100 + d.month), 0.0) for d in months]
+    rows += [(1, "2019-03-10", 3.0, 0.0), (1, "2020-03-10", 4.0, 0.0)]  # tie: earlier season
+    obs = _obs(rows, 2)
+    ss = composite(obs, grid)
+    assert list(ss.meta["year"]) == [2017, 2019]
+    np.testing.assert_array_equal(ss.values[0, 0], [201700 + m for m in range(1, 13)])
+    assert ss.values[1, 0, 2] == 3.0
+    # Explicit int, mapping and a 'year' column.
+    assert composite(obs, grid, season_year=2018, allow_empty=True).values[0, 0, 0] == 201801
+    ss_map = composite(obs, grid, season_year={"s0": 2018, "s1": 2020}, allow_empty=True)
+    assert ss_map.values[0, 0, 5] == 201806 and np.isnan(ss_map.values[0, 0, 6])
+    assert ss_map.values[1, 0, 2] == 4.0
+    with pytest.raises(DataFormatError, match="lacks 1 of 2 sample ids"):
+        composite(obs, grid, season_year={"s0": 2018})
+    samples = obs.samples.assign(year=[2018, 2020])
+    obs_y = Observations(obs.table, obs.bands, samples, obs.classes)
+    assert list(composite(obs_y, grid).meta["year"]) == [2018, 2020]
+
+
+def test_southern_season_spans_two_calendar_years() -> None:
+    grid = TimeGrid.monthly("07-01")
+    dates = pd.date_range("2023-07-01", "2024-06-01", freq="MS") + pd.Timedelta(days=9)
+    rows = [(0, str(d.date()), float(d.month), 0.0) for d in dates]
+    rows.append((0, "2024-02-29", 2.0, 0.0))  # leap day lands in February
+    rows.append((0, "2022-12-10", 99.0, 0.0))  # previous season: ignored
+    ss = composite(_obs(rows, 1), grid)
+    assert ss.meta["year"][0] == 2023
+    np.testing.assert_array_equal(ss.values[0, 0], [7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6])
+
+
+def test_day_of_season_leap_day() -> None:
+    year, dos = day_of_season(["2024-02-28", "2024-02-29", "2024-03-01", "2024-07-01"], "07-01")
+    assert list(year) == [2023, 2023, 2023, 2024]
+    assert list(dos) == [243, 243, 244, 1]
+
+
+# ----------------------------------------------------------------------------- fill_gaps
+def test_fill_gaps_known_answers() -> None:
+    grid = TimeGrid.regular(10, 1, 90)  # centres 5.5, 15.5, ..., 85.5
+    v = np.array([[[NAN, 1.0, NAN, 3.0, NAN, NAN, NAN, NAN, 8.0]]], dtype=np.float32)
+    got = fill_gaps(v, grid, max_gap_days=20)
+    np.testing.assert_allclose(got[0, 0], [1, 1, 2, 3, NAN, NAN, NAN, NAN, 8], equal_nan=True)
+    got = fill_gaps(v, grid, max_gap_days=50)
+    np.testing.assert_allclose(got[0, 0], [1, 1, 2, 3, 4, 5, 6, 7, 8])
+    got = fill_gaps(v, grid, max_gap_days=None, edge="nan")
+    np.testing.assert_allclose(got[0, 0], [NAN, 1, 2, 3, 4, 5, 6, 7, 8], equal_nan=True)
+    assert np.isnan(v[0, 0, 0])  # input untouched
+    trailing = np.array([1.0, NAN, NAN], dtype=np.float32)
+    np.testing.assert_allclose(fill_gaps(trailing, TimeGrid.regular(10, 1, 30)), [1, 1, 1])
+    assert np.isnan(fill_gaps(np.full((2, 9), NAN), grid)).all()
+
+
+def test_fill_gaps_uneven_bins_and_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = TimeGrid.monthly()  # centres differ in spacing
+    rng = np.random.default_rng(1)
+    v = rng.random((50, 3, 12)).astype(np.float32)
+    v[rng.random(v.shape) < 0.5] = np.nan
+    c = grid.centers
+    ref = fill_gaps(v, grid, max_gap_days=62)
+    s, b = 4, 1
+    row = v[s, b]
+    ok = np.flatnonzero(~np.isnan(row))
+    for t in range(12):
+        if np.isnan(row[t]) and ok[0] < t < ok[-1]:
+            j = np.searchsorted(ok, t)
+            lo, hi = ok[j - 1], ok[j]
+            if c[hi] - c[lo] <= 62:
+                expected = row[lo] + (c[t] - c[lo]) / (c[hi] - c[lo]) * (row[hi] - row[lo])
+                assert ref[s, b, t] == pytest.approx(expected, rel=1e-6)
+            else:
+                assert np.isnan(ref[s, b, t])
+    monkeypatch.setattr(cmp, "_CHUNK_SERIES", 1)  # one series per chunk
+    np.testing.assert_array_equal(fill_gaps(v, grid, max_gap_days=62), ref)
+    with pytest.raises(GridError, match="time steps"):
+        fill_gaps(v, TimeGrid.cropglobe())
+    with pytest.raises(ParameterError, match="edge"):
+        fill_gaps(v, grid, edge="zero")  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- resample
+def _series(values: np.ndarray, grid: TimeGrid, **meta: list) -> SeriesSet:
+    n = values.shape[0]
+    bands = ("B04", "B08", "NDVI")[: values.shape[1]]
+    m = pd.DataFrame({"sample_id": [str(i) for i in range(n)], **meta})
+    return SeriesSet(values.astype(np.float32), bands, grid, meta=m)
+
+
+def test_monthly_to_5day_to_monthly_round_trip() -> None:
+    monthly = TimeGrid.monthly()
+    c = monthly.centers
+    base = np.stack([1000 + 400 * np.sin(2 * np.pi * (c - 80) / 365), 2000 + 0 * c])
+    ss = _series(base[None], monthly)
+    fine = resample(ss, TimeGrid.cropglobe())
+    assert fine.shape == (1, 2, 73) and fine.grid.kind == "5-day"
+    assert not np.isnan(fine.values).any()
+    # Values at the monthly centres are reproduced exactly where a 5-day bin centre hits one.
+    back = resample(fine, monthly)
+    np.testing.assert_allclose(back.values, ss.values, rtol=0.03)
+    np.testing.assert_allclose(back.values[0, 1], 2000.0)
+
+
+def test_resample_interpolates_like_the_release_and_aggregates() -> None:
+    monthly = TimeGrid.monthly()
+    v = np.full((1, 1, 12), NAN, dtype=np.float32)
+    v[0, 0, 2], v[0, 0, 4] = 10.0, 30.0  # March and May only
+    fine = resample(_series(v, monthly), TimeGrid.cropglobe(), method="interpolate").values[0, 0]
+    c5, cm = TimeGrid.cropglobe().centers, monthly.centers
+    expected = np.interp(c5, [cm[2], cm[4]], [10.0, 30.0])  # edge hold outside
+    np.testing.assert_allclose(fine, expected, rtol=1e-6)
+    coarse = np.arange(73, dtype=np.float32)[None, None]
+    med = resample(_series(coarse, TimeGrid.cropglobe()), monthly).values[0, 0]
+    assert med[0] == pytest.approx(2.5)  # January holds the 5-day bins 0 … 5 -> median 2.5
+    mean = resample(_series(coarse, TimeGrid.cropglobe()), monthly, method="mean").values[0, 0]
+    assert mean[0] == pytest.approx(2.5)
+    dek = resample(_series(coarse, TimeGrid.cropglobe()), TimeGrid.dekads())
+    assert dek.n_steps == 36 and not np.isnan(dek.values).any()
+
+
+def test_resample_refuses_other_anchor() -> None:
+    ss = _series(np.zeros((1, 1, 12)), TimeGrid.monthly())
+    with pytest.raises(GridError, match="shift_anchor"):
+        resample(ss, TimeGrid.monthly("07-01"))
+    with pytest.raises(ParameterError, match="method"):
+        resample(ss, TimeGrid.cropglobe(), method="cubic")  # type: ignore[arg-type]
+
+
+def test_paper_window_is_bins_24_to_66() -> None:
+    v = np.tile(np.arange(73, dtype=np.float32), (2, 1, 1))
+    ss = _series(v, TimeGrid.cropglobe())
+    win = paper_window(ss)
+    assert win.n_steps == 43
+    np.testing.assert_array_equal(win.values[0, 0], np.arange(24, 67))
+    assert win.grid.edges[0] == 121 and win.grid.edges[-1] == 336
+    np.testing.assert_array_equal(select_window(ss, 121, 334).values, win.values)
+    assert paper_window(win).n_steps == 43  # already windowed
+    monthly = _series(np.ones((1, 1, 12)), TimeGrid.monthly())
+    assert paper_window(monthly).shape == (1, 1, 43)
+    short = select_window(ss, 150, 200)
+    with pytest.raises(GridError, match="43"):
+        paper_window(short)
+
+
+# ----------------------------------------------------------------------------- seasons
+def _two_year_observations() -> Observations:
+    days = pd.date_range("2023-01-01", "2024-12-31", freq="3D")
+    t = (days - pd.Timestamp("2023-01-01")).days.to_numpy(dtype=float)
+    rows = [(0, str(d.date()), 100 + x, 5000 - x) for d, x in zip(days, t, strict=True)]
+    rows.append((0, "2024-02-29", 100 + 424.0, 5000 - 424.0))
+    return _obs(rows, 1)
+
+
+def test_shift_anchor_builds_a_july_june_season_from_two_years() -> None:
+    obs = _two_year_observations()
+    cal = TimeGrid.monthly()
+    y23 = composite(obs, cal, season_year=2023)
+    y24 = composite(obs, cal, season_year=2024)
+    shifted = shift_anchor(y23, "07-01", next_season=y24)
+    direct = composite(obs, TimeGrid.monthly("07-01"), season_year=2023)
+    assert shifted.grid.same_axis(direct.grid)
+    np.testing.assert_array_equal(shifted.values, direct.values)
+    alone = shift_anchor(y23, "07-01")
+    np.testing.assert_array_equal(alone.values[..., :6], direct.values[..., :6])
+    assert np.isnan(alone.values[..., 6:]).all()
+    back = shift_anchor(shifted, "01-01")
+    assert back.meta["year"][0] == 2024
+    np.testing.assert_array_equal(back.values[..., :6], y24.values[..., :6])
+    with pytest.raises(GridError, match="next_season"):
+        shift_anchor(y23, "07-01", next_season=resample(y24, TimeGrid.dekads()))
+
+
+def test_shift_anchor_on_5day_grid_interpolates() -> None:
+    grid = TimeGrid.cropglobe()
+    line = grid.centers.astype(np.float32)  # value = day of the calendar year 2023
+    ss = _series(line[None, None], grid)
+    nxt = _series((line + 365)[None, None], grid)
+    out = shift_anchor(ss, "07-01", next_season=nxt)
+    assert out.grid.anchor == "07-01" and out.n_steps == 73
+    # New day of season d is calendar day 181 + d: a linear signal is reproduced.
+    np.testing.assert_allclose(out.values[0, 0], out.grid.centers + 181, rtol=1e-6)
+    with pytest.raises(GridError, match="whole season"):
+        shift_anchor(select_window(ss, 121, 334), "07-01")
+
+
+def test_shift_series() -> None:
+    grid = TimeGrid.regular(10, 1, 100)
+    v = grid.centers.astype(np.float32)[None, None]
+    ss = _series(v, grid)
+    later = shift_series(ss, 15).values[0, 0]
+    assert np.isnan(later[:1]).all()
+    np.testing.assert_allclose(later[2:], grid.centers[2:] - 15)
+    held = shift_series(ss, -25, edge="hold").values[0, 0]
+    np.testing.assert_allclose(held[:7], grid.centers[:7] + 25)
+    assert (held[8:] == v[0, 0, -1]).all()
+    assert np.array_equal(shift_series(ss, 0).values, ss.values)
+
+
+def test_detect_season_alignment_flags_summer_peak_in_january() -> None:
+    grid = TimeGrid.cropglobe()
+    c = grid.centers
+    north = 0.2 + 0.6 * np.exp(-(((c - 200) / 30) ** 2))
+    south = 0.2 + 0.6 * np.exp(-(((((c - 20 + 182) % 365) - 182) / 30) ** 2))
+    ndvi = np.stack([north, north, south, south])[:, None, :]
+    ss = SeriesSet(
+        ndvi.astype(np.float32), ("NDVI",), grid, np.array([0, 1, 0, 1]), ("corn", "wheat"),
+        pd.DataFrame({"sample_id": list("abcd"), "country": ["FRA", "FRA", "ARG", "ARG"]}),
+    )  # fmt: skip
+    df = detect_season_alignment(ss).set_index("country")
+    assert df.loc["FRA", "peak_month"] == 7 and not df.loc["FRA", "unaligned_southern"]
+    assert df.loc["ARG", "peak_month"] == 1 and df.loc["ARG", "unaligned_southern"]
+    assert "Dec–Feb" in df.loc["ARG", "note"]
+    assert df.loc["ARG", "n_classes"] == 2
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import cropglobe.io
+    from cropglobe.cli.composite import command
+
+    obs = _two_year_observations()
+    monkeypatch.setattr(cropglobe.io, "read_observations", lambda p, **kw: obs, raising=False)
+    out = tmp_path / "out.npz"
+    res = CliRunner().invoke(
+        command,
+        [
+            "in.parquet",
+            "-o",
+            str(out),
+            "--grid",
+            "monthly",
+            "--season-year",
+            "2024",
+            "--window",
+            "121-334",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    ss = SeriesSet.load(out)
+    assert ss.shape == (1, 2, 7) and ss.grid.kind == "monthly"
+    res = CliRunner().invoke(command, ["x", "-o", str(out), "--window", "9-1", "-q"])
+    assert res.exit_code == 2 and "--window" in res.output
+    res = CliRunner().invoke(command, ["x", "-o", str(out), "--anchor", "13-01", "-q"])
+    assert res.exit_code == 2 and "anchor" in res.output
+
+
+# ----------------------------------------------------------------------------- real data
+@pytest.mark.realdata
+def test_real_worldcereal_dekads_to_monthly(shared_data: Path) -> None:
+    path = shared_data / "worldcereal" / "raw_2023_FRA_LPIS_POLY_110_dekad.geoparquet"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    raw_bands = [f"S2-L2A-B{b}" for b in ("02", "03", "04", "05", "06", "07", "08", "11", "12")]
+    df = pd.read_parquet(path, columns=["sample_id", "timestamp", *raw_bands])
+    ids = np.sort(df["sample_id"].unique())
+    table = pd.DataFrame(
+        {"sample": np.searchsorted(ids, df["sample_id"]), "date": df["timestamp"].to_numpy()}
+    )
+    bands = tuple(canonical_band(b) for b in raw_bands)
+    for raw, band in zip(raw_bands, bands, strict=True):
+        col = df[raw].to_numpy().astype(np.float32)
+        col[df[raw].to_numpy() == 65535] = np.nan
+        table[band] = col
+    labels_csv = pd.read_csv(shared_data / "worldcereal" / "samples.csv")
+    crop = pd.Series(ids).map(labels_csv.set_index("sample_id")["crop6"]).fillna("other")
+    classes = ("corn", "soybeans", "wheat", "other")
+    samples = pd.DataFrame(
+        {"sample_id": ids, "label": [classes.index(c) for c in crop], "country": "FRA"}
+    )
+    obs = Observations(table, bands, samples, classes)
+    with pytest.raises(DataFormatError, match="1 of 500 samples have no valid observation"):
+        composite(obs, TimeGrid.dekads())  # one field has no Sentinel-2 data at all
+    dekad = composite(obs, TimeGrid.dekads(), allow_empty=True)  # dekad dates map one to one
+    assert (dekad.meta["year"] == 2023).all()  # Sep 2022 … Jan 2024: most in 2023
+    monthly = resample(dekad, TimeGrid.monthly())
+    direct = composite(obs, TimeGrid.monthly(), allow_empty=True)
+    assert direct.shape == (500, 9, 12)
+    assert int(direct.empty_samples().sum()) == 1
+    assert monthly.shape == (500, 9, 12)
+    nd = (direct.values[:, 6] - direct.values[:, 2]) / (direct.values[:, 6] + direct.values[:, 2])
+    corn = direct.labels == 0
+    assert corn.sum() == 88
+    valid = ~np.isnan(nd[corn])
+    curve = np.where(valid, nd[corn], 0).sum(0) / valid.sum(0)
+    assert int(np.argmax(curve)) in (6, 7)  # July or August
+    assert curve.max() > 0.7
+    # Medians of dekads vs median of the month's dates agree closely where both are valid.
+    both = ~np.isnan(monthly.values) & ~np.isnan(direct.values)
+    assert both.mean() > 0.5
+    np.testing.assert_allclose(monthly.values[both], direct.values[both], rtol=0.6)
+    filled = composite(obs, TimeGrid.cropglobe(), fill=True, max_gap_days=30, allow_empty=True)
+    assert filled.missing_fraction() < direct.missing_fraction() + 0.5
+    alignment = detect_season_alignment(direct)
+    assert not alignment["unaligned_southern"].any()

@@ -1,0 +1,248 @@
+"""Models: CropNet as REFERENCE.md, the other networks, classical baselines, model folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cropglobe._gapfill import linear_fill
+from cropglobe.errors import BandError, DataFormatError, GridError, ModelError
+from cropglobe.models import (
+    CropNet,
+    LightGBMModel,
+    ModelCard,
+    RandomForestModel,
+    available_models,
+    check_compatible,
+    create_model,
+    load_model,
+    predict_proba,
+    prepare_inputs,
+    save_model,
+)
+from cropglobe.models.folder import model_inputs
+from cropglobe.series import SeriesSet, TimeGrid
+
+BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+
+
+def n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+# ---------------------------------------------------------------------------------- CropNet
+def test_cropnet_parameter_counts() -> None:
+    assert n_params(CropNet(7)) == 1_036_295
+    assert n_params(CropNet(6)) == 1_036_166
+
+
+def test_cropnet_shapes() -> None:
+    torch.manual_seed(0)
+    m = CropNet(7).eval()
+    x = torch.randn(3, 1, 10, 43)
+    assert m(x).shape == (3, 7)
+    assert m.blocks[0](x).shape == (3, 128, 5, 22)  # 10 × 43 becomes 5 × 22 after block 1
+    torch.testing.assert_close(m(x[:, 0]), m(x))  # (B, C, T) is accepted too
+    assert m(torch.randn(2, 1, 12, 30)).shape == (2, 7)  # any C and T
+    with pytest.raises(DataFormatError, match="model input"):
+        m(torch.randn(2, 3, 10, 43))
+
+
+def test_cropnet_layers_and_init() -> None:
+    torch.manual_seed(0)
+    m = CropNet(7)
+    block = m.blocks[0]
+    kinds = [type(layer).__name__ for layer in block]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Dropout2d"]
+    assert block[0].stride == (2, 2) and block[0].bias is None and block[0].padding == (1, 1)
+    assert [b[6].p for b in m.blocks] == [0.2, 0.3, 0.3, 0.4]
+    assert all(b[0].stride == (1, 1) for b in m.blocks[1:])
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            assert torch.all(mod.weight == 1) and torch.all(mod.bias == 0)
+    w = m.blocks[1][3].weight  # fan_out = 128 · 9
+    assert w.std().item() == pytest.approx(np.sqrt(2 / (128 * 9)), rel=0.05)
+    assert m.head.weight.std().item() == pytest.approx(np.sqrt(2 / 128), rel=0.1)
+    assert torch.all(m.head.bias == 0)
+
+
+@pytest.mark.parametrize("name", ["mlp", "tempcnn", "transformer"])
+def test_other_networks(name: str) -> None:
+    torch.manual_seed(0)
+    m = create_model(name, 5, n_bands=4, n_steps=20).eval()
+    assert m(torch.randn(3, 4, 20)).shape == (3, 5)
+    assert m(torch.randn(3, 1, 4, 20)).shape == (3, 5)
+    with pytest.raises(DataFormatError, match="built for 4 bands"):
+        m(torch.randn(3, 5, 20))
+
+
+def test_mlp_layout() -> None:
+    m = create_model("mlp", 7, 10, 43)
+    kinds = [type(layer).__name__ for layer in m.body]
+    assert kinds == ["Linear", "BatchNorm1d", "GELU", "Dropout"] * 8
+    assert m.body[0].in_features == 430 and m.head.in_features == 128
+
+
+def test_registry() -> None:
+    assert set(available_models()) >= {"cropnet", "mlp", "tempcnn", "transformer",
+                                       "random_forest", "lightgbm"}  # fmt: skip
+    assert isinstance(create_model("rf", 3), RandomForestModel)
+    with pytest.raises(ModelError, match="expected one of .*cropnet.*transformer"):
+        create_model("resnet", 7)
+    with pytest.raises(ModelError, match="bad hyperparameters"):
+        create_model("cropnet", 7, depth=3)
+
+
+def test_import_is_light() -> None:
+    code = "import cropglobe, cropglobe.models, sys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False" and out.stderr == ""
+
+
+# ---------------------------------------------------------------------------------- inputs
+def test_linear_fill_matches_np_interp() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 30)).astype(np.float32)
+    x[rng.random(x.shape) < 0.4] = np.nan
+    x[3] = np.nan
+    xs = np.cumsum(rng.uniform(1, 10, 30))
+    out = linear_fill(x, xs)
+    for i, row in enumerate(x):
+        ok = ~np.isnan(row)
+        if not ok.any():
+            assert np.isnan(out[i]).all()
+            continue
+        np.testing.assert_allclose(out[i], np.interp(xs, xs[ok], row[ok]), rtol=1e-5, atol=1e-5)
+
+
+def test_prepare_inputs() -> None:
+    x = np.array([[[np.nan, 1.0, np.nan, 3.0, np.nan]], [[np.nan] * 5]], np.float32)
+    out = prepare_inputs(x)
+    np.testing.assert_array_equal(out[0, 0], [1, 1, 2, 3, 3])
+    np.testing.assert_array_equal(out[1, 0], 0)
+    np.testing.assert_array_equal(prepare_inputs(x, scale=(1.0, 2.0), nan=-1)[0, 0],
+                                  [0, 0, 0.5, 1, 1])  # fmt: skip
+    with pytest.raises(DataFormatError, match="NaN"):
+        predict_proba(CropNet(2), x)
+
+
+# ---------------------------------------------------------------------------------- classical
+def _tabular(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(300, 3, 8)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int64) + 2 * (x[:, 1, 3] > 0.3)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    return x, y
+
+
+def test_random_forest_round_trip_equals_sklearn(tmp_path: Path) -> None:
+    x, y = _tabular()
+    rf = RandomForestModel(n_estimators=40, random_state=0).fit(x, y)
+    expected = rf.estimator_.predict_proba(x.reshape(len(x), -1))
+    np.testing.assert_array_equal(rf.predict_proba(x), expected)
+    rf.save(tmp_path / "rf")
+    assert not list((tmp_path / "rf").glob("*.pkl"))
+    loaded = RandomForestModel.load(tmp_path / "rf")
+    assert not hasattr(loaded, "estimator_")
+    x2, _ = _tabular(1)
+    np.testing.assert_array_equal(loaded.predict_proba(x2),
+                                  rf.estimator_.predict_proba(x2.reshape(len(x2), -1)))  # fmt: skip
+    np.testing.assert_array_equal(loaded.classes_, rf.classes_)
+    assert rf.score(x, y) > 0.95
+
+
+def test_lightgbm_round_trip(tmp_path: Path) -> None:
+    x, y = _tabular()
+    lg = LightGBMModel(n_estimators=30, random_state=0, n_jobs=1).fit(x, y)
+    lg.save(tmp_path / "lgb")
+    assert (tmp_path / "lgb" / "lightgbm.txt").read_text().startswith("tree")
+    loaded = LightGBMModel.load(tmp_path / "lgb")
+    np.testing.assert_allclose(loaded.predict_proba(x), lg.predict_proba(x), rtol=1e-12)
+    assert lg.score(x, y) > 0.95
+    with pytest.raises(DataFormatError, match="fitted on 24"):
+        lg.predict_proba(x[:, :2])
+
+
+# ---------------------------------------------------------------------------------- folders
+def _card(model: str = "cropnet", **params: object) -> ModelCard:
+    base = {"n_classes": 3, "n_bands": 10, "n_steps": 43}
+    return ModelCard(model=model, params={**base, **params}, bands=BANDS,
+                     grid=TimeGrid.cropglobe(), classes=("corn", "wheat", "other"),
+                     window=(121, 334), metrics={"val_macro_f1": 0.9})  # fmt: skip
+
+
+def _series(bands: tuple[str, ...] = BANDS, grid: TimeGrid | None = None) -> SeriesSet:
+    g = grid or TimeGrid.cropglobe()
+    v = np.random.default_rng(0).normal(1000, 100, (4, len(bands), g.n_steps)).astype(np.float32)
+    v[0, :, 30] = np.nan
+    return SeriesSet(v, bands, g)
+
+
+@pytest.mark.parametrize("name", ["cropnet", "transformer"])
+def test_neural_folder_round_trip(tmp_path: Path, name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, 3, 10, 43).eval()
+    card = _card(name, **model.config)
+    save_model(tmp_path / "m", model, card)
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["card.json", "model.safetensors"]
+    loaded, card2 = load_model(tmp_path / "m")
+    assert card2.to_dict() == card.to_dict()
+    x = model_inputs(card2, _series())
+    assert x.shape == (4, 10, 43) and not np.isnan(x).any()
+    np.testing.assert_array_equal(predict_proba(loaded, x), predict_proba(model, x))
+    data = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert data["grid"] == TimeGrid.cropglobe().to_dict() and data["window"] == [121, 334]
+
+
+def test_classical_folder_round_trip(tmp_path: Path) -> None:
+    x, y = _tabular()
+    rf = RandomForestModel(n_estimators=10, random_state=0).fit(x, y)
+    card = ModelCard(model="random_forest", params=rf.get_params(), bands=("a", "b", "c"),
+                     grid=TimeGrid.regular(5, 1, 40), classes=("p", "q", "r", "s"))  # fmt: skip
+    save_model(tmp_path / "rf", rf, card)
+    loaded, _ = load_model(tmp_path / "rf")
+    np.testing.assert_array_equal(loaded.predict_proba(x), rf.predict_proba(x))
+
+
+def test_mismatched_data_is_refused() -> None:
+    card = _card()
+    check_compatible(card, _series())
+    check_compatible(card, _series(grid=TimeGrid.cropglobe().window(121, 334)))  # pre-windowed
+    with pytest.raises(BandError, match="reorder with"):
+        check_compatible(card, _series(bands=tuple(reversed(BANDS))))
+    with pytest.raises(BandError, match=r"lacks bands \['B12'\]"):
+        check_compatible(card, _series(bands=(*BANDS[:9], "VV")))
+    with pytest.raises(GridError, match="differs from the model's"):
+        check_compatible(card, _series(grid=TimeGrid.regular(10)))
+    with pytest.raises(GridError):
+        check_compatible(card, _series(grid=TimeGrid.cropglobe(anchor="07-01")))
+
+
+def test_bad_folders(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a cropglobe model folder"):
+        (tmp_path / "empty").mkdir()
+        load_model(tmp_path / "empty")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep me")
+    with pytest.raises(ModelError, match="refusing to replace"):
+        save_model(other, CropNet(3), _card())
+    assert (other / "precious.txt").read_text() == "keep me"
+    save_model(tmp_path / "m", CropNet(3), _card())
+    (tmp_path / "m" / "card.json").write_text("{not json")
+    with pytest.raises(ModelError, match="unreadable model card"):
+        load_model(tmp_path / "m")
+    save_model(tmp_path / "m2", CropNet(3), _card(width=64))  # card says width 64, weights 128
+    with pytest.raises(ModelError, match="weights do not match"):
+        load_model(tmp_path / "m2")
+    (tmp_path / "m3").mkdir()
+    (tmp_path / "m3" / "card.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ModelError, match="not a cropglobe model card"):
+        load_model(tmp_path / "m3")

@@ -1,0 +1,157 @@
+"""Training: learns a separable set, is deterministic, resumes to the same weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cropglobe.errors import DataFormatError, LabelError, ModelError, ParameterError
+from cropglobe.models import load_model, predict_proba, save_model
+from cropglobe.models.folder import model_inputs
+from cropglobe.series import SeriesSet, TimeGrid
+from cropglobe.train import balanced_class_weights, stratified_split, train
+
+
+def phenology_set(n: int = 240, c: int = 4, seed: int = 0) -> SeriesSet:
+    """Three classes told apart by the timing of a green-up peak (synthetic, seeded)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    t = np.arange(73) * 5 + 3.0
+    peak = np.array([170.0, 230.0, 290.0])[y] + rng.normal(0, 8, n)
+    curve = np.exp(-0.5 * ((t[None, :] - peak[:, None]) / 25) ** 2)
+    gains = np.linspace(0.5, 1.5, c)
+    v = curve[:, None, :] * gains[None, :, None] * 3000 + 500 + rng.normal(0, 100, (n, c, 73))
+    v[rng.random(v.shape) < 0.05] = np.nan
+    bands = tuple(f"B0{i + 2}" for i in range(c))
+    return SeriesSet(v.astype(np.float32), bands, TimeGrid.cropglobe(), y,
+                     ("corn", "wheat", "other"))  # fmt: skip
+
+
+FAST = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "seed": 5}
+
+
+def weights_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_helpers() -> None:
+    y = np.array([0, 0, 0, 1, 2, 2])
+    np.testing.assert_allclose(balanced_class_weights(y, 3), [6 / 9, 6 / 3, 6 / 6])
+    labels = np.repeat([0, 1, 2], [50, 30, 1])
+    tr, va = stratified_split(labels, 0.2, np.random.default_rng(0))
+    assert np.bincount(labels[va], minlength=3).tolist() == [10, 6, 0]
+    assert np.intersect1d(tr, va).size == 0 and tr.size + va.size == labels.size
+
+
+@pytest.mark.parametrize("name", ["cropnet", "mlp", "tempcnn", "transformer"])
+def test_learns_a_separable_set(name: str) -> None:
+    ss = phenology_set(360)
+    kw = {**FAST, "epochs": 4}
+    model_kw = {"width": 32} if name == "cropnet" else None
+    r = train(name, ss, model_kw=model_kw, **kw)
+    assert r.best_val_f1 > 0.9, r.history
+    assert r.classes == ("corn", "wheat", "other")
+    assert r.val_index.size == 72 and r.train_index.size == 288
+    assert r.card is not None and r.card.metrics["val_macro_f1"] == r.best_val_f1
+
+
+def test_same_seed_same_weights() -> None:
+    ss = phenology_set()
+    a = train("mlp", ss, **FAST)
+    b = train("mlp", ss, **FAST)
+    c = train("mlp", ss, **{**FAST, "seed": 6})
+    assert weights_equal(a.model.state_dict(), b.model.state_dict())
+    assert not weights_equal(a.model.state_dict(), c.model.state_dict())
+    assert [h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+
+
+def test_global_rng_untouched() -> None:
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train("mlp", phenology_set(), **{**FAST, "epochs": 1})
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
+    ss = phenology_set(200)
+    kw = {"epochs": 4, "batch_size": 32, "lr": 1e-3, "seed": 3, "model_kw": {"width": 16}}
+    full = train("cropnet", ss, checkpoint_dir=tmp_path / "a", **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(epoch: int, loss: float, f1: float) -> None:
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill_after_two, **kw)
+    assert load_file(tmp_path / "b" / "checkpoint.safetensors")  # epoch-2 checkpoint exists
+    resumed = train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **kw)
+    # the final checkpoints hold last-epoch weights, optimizer state and best weights
+    ca = load_file(tmp_path / "a" / "checkpoint.safetensors")
+    cb = load_file(tmp_path / "b" / "checkpoint.safetensors")
+    assert weights_equal(ca, cb)
+    assert weights_equal(full.model.state_dict(), resumed.model.state_dict())
+    drop = ("seconds",)
+    assert [{k: v for k, v in h.items() if k not in drop} for h in full.history] == [
+        {k: v for k, v in h.items() if k not in drop} for h in resumed.history
+    ]
+    with pytest.raises(ModelError, match="another configuration"):
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **{**kw, "lr": 1e-2})
+
+
+def test_paper_protocol_and_progress() -> None:
+    ss = phenology_set(120)
+    seen: list[tuple[int, float, float]] = []
+    r = train("tempcnn", ss, protocol="paper", progress=lambda *a: seen.append(a), **FAST)
+    np.testing.assert_array_equal(r.train_index, r.val_index)  # validates on the training set
+    assert [s[0] for s in seen] == [1, 2, 3]
+    assert all(isinstance(s[1], float) and 0 <= s[2] <= 1 for s in seen)
+    assert r.card is not None and r.card.training["offline"] and r.card.training["copies"] == 2
+
+
+def test_early_stopping_and_bf16() -> None:
+    ss = phenology_set(120)
+    r = train("mlp", ss, early_stopping=1, **{**FAST, "epochs": 30, "lr": 1e-6})
+    assert len(r.history) < 30
+    r = train("mlp", ss, precision="bf16", augment="none", **FAST)
+    assert len(r.history) == 3
+
+
+def test_trained_model_folder_round_trip(tmp_path: Path) -> None:
+    ss = phenology_set(120)
+    r = train("tempcnn", ss, **FAST)
+    assert r.card is not None
+    save_model(tmp_path / "model", r.model, r.card)
+    model, card = load_model(tmp_path / "model")
+    assert card.data_fingerprint == ss.fingerprint()
+    x = model_inputs(card, ss)
+    np.testing.assert_allclose(predict_proba(model, x), predict_proba(r.model, x), rtol=1e-6)
+
+
+def test_bad_training_input() -> None:
+    ss = phenology_set(60)
+    with pytest.raises(LabelError, match="at least 2 classes"):
+        train("mlp", ss.subset(ss.labels == 0), **FAST)
+    with pytest.raises(DataFormatError, match="no labelled sample"):
+        train("mlp", ss.subset(np.zeros(60, bool)), **FAST)
+    v = ss.values.copy()
+    v[3] = np.nan
+    empty = SeriesSet(v, ss.bands, ss.grid, ss.labels, ss.classes)
+    with pytest.raises(DataFormatError, match="no valid observation"):
+        train("mlp", empty, **FAST)
+    with pytest.raises(ModelError, match="classical model"):
+        train("random_forest", ss, **FAST)
+    with pytest.raises(ModelError, match="unknown model"):
+        train("resnet", ss, **FAST)
+    with pytest.raises(ParameterError, match="protocol"):
+        train("mlp", ss, protocol="dirty")
+    with pytest.raises(ParameterError, match="CUDA"):
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+        train("mlp", ss, device="cuda", **FAST)
