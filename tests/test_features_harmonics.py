@@ -18,7 +18,7 @@ BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 
 def _lstsq(values: np.ndarray, t: np.ndarray, n: int, omega: float) -> np.ndarray:
     a = harmonic_design(t, n, omega)
-    out = np.full(values.shape[:-1] + (a.shape[1],), np.nan)
+    out = np.full((*values.shape[:-1], a.shape[1]), np.nan)
     for idx in np.ndindex(values.shape[:-1]):
         v = ~np.isnan(values[idx])
         if v.sum() >= a.shape[1]:
@@ -121,7 +121,9 @@ def test_refuses_other_bands_or_grid() -> None:
     h = Harmonics().fit(ss)
     with pytest.raises(BandError, match="fitted on bands"):
         h.transform(ss.select_bands(list(reversed(BANDS))))
-    other = SeriesSet(ss.values[:, :, :72], BANDS, TimeGrid.regular(5, 1, 360), ss.labels, ss.classes)
+    other = SeriesSet(
+        ss.values[:, :, :72], BANDS, TimeGrid.regular(5, 1, 360), ss.labels, ss.classes
+    )
     with pytest.raises(GridError, match="fitted on the grid"):
         h.transform(other)
     with pytest.raises(DataFormatError, match="input_bands"):

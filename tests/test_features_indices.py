@@ -45,7 +45,9 @@ def test_by_name_not_position() -> None:
     got = compute_index(v, [BANDS[i] for i in order], "ndvi")
     np.testing.assert_allclose(got, compute_index(PIX[None, :, None], BANDS, "NDVI"))
     # other spellings of band names work too
-    assert compute_index(np.array([[3000.0, 600.0]]), ["nir", "red"], "NDVI", band_axis=1).shape == (1,)
+    assert compute_index(
+        np.array([[3000.0, 600.0]]), ["nir", "red"], "NDVI", band_axis=1
+    ).shape == (1,)
 
 
 def test_transformer_appends_and_is_nan_safe() -> None:

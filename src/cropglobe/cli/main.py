@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("cropglobe.cli.info", "Summarise what a dataset holds; optionally plot NDVI curves."),
     "simulate": ("cropglobe.cli.simulate", "Write a synthetic CropGlobe-like dataset."),
     "composite": ("cropglobe.cli.composite", "Composite irregular observations to a time grid."),
+    "features": ("cropglobe.cli.features", "Compute invariant features into a Parquet table."),
+    "transfer": ("cropglobe.cli.transfer", "Train in source groups, test in targets, report."),
 }
 
 

@@ -1,0 +1,244 @@
+"""Methods of a transfer experiment: a feature pipeline + a model + an augmentation setting.
+
+Each method fits on a labelled source :class:`SeriesSet` and returns a predictor whose
+``predict_proba(ss)`` gives (N, K) probabilities over the data's whole class vocabulary
+(classes the source lacks get probability 0), so every method is scored the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cropglobe.errors import CropGlobeError
+from cropglobe.series import SeriesSet, TimeGrid
+
+__all__ = ["METHODS", "Method", "available_methods", "get_method"]
+
+
+class UnknownMethodError(CropGlobeError, KeyError):
+    """A method name is not in the registry."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class Predictor(Protocol):
+    """A fitted method."""
+
+    def predict_proba(self, ss: SeriesSet) -> NDArray[np.float64]:
+        """(N, K) probabilities over the data's vocabulary."""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named recipe.
+
+    Attributes:
+        name: registry key (``cropnet-aug``).
+        features: ``"series"`` (the windowed bands × time matrix, as CropNet and TempCNN see
+            it), ``"median1d"`` (the same matrix flattened) or ``"harmonic"`` (harmonic
+            coefficients per band).
+        model: ``"cropnet"``, ``"mlp"``, ``"tempcnn"``, ``"transformer"``, ``"rf"`` or
+            ``"lightgbm"``.
+        augment: ``"none"``, or ``"auto"`` (online augmentation under the clean protocol, the
+            release's offline copies under the paper protocol).
+        description: one line for listings and reports.
+    """
+
+    name: str
+    features: str
+    model: str
+    augment: str
+    description: str
+
+    def fit(self, train: SeriesSet, *, seed: int, config: Any) -> Predictor:
+        """Fit on a labelled source set with the experiment's config (window, epochs …)."""
+        window = tuple(config.window) if config.window else None
+        if self.model in ("rf", "lightgbm"):
+            return _fit_classical(self, train, seed, window)
+        return _fit_neural(self, train, seed, window, config)
+
+
+def _full_proba(proba: NDArray[Any], cols: NDArray[np.int64], k: int) -> NDArray[np.float64]:
+    out = np.zeros((proba.shape[0], k), dtype=np.float64)
+    out[:, cols] = proba
+    return out
+
+
+def _feature_transformer(kind: str, window: tuple[int, int] | None, grid: TimeGrid) -> Any:
+    from cropglobe.features import Harmonics, Median1D
+
+    win: Any = window if window is not None else (grid.edges[0], grid.edges[-1] - 1)
+    if kind == "median1d":
+        return Median1D(window=win)
+    if kind == "harmonic":
+        return Harmonics(window=win)
+    raise ValueError(kind)
+
+
+@dataclass
+class _ClassicalPredictor:
+    transformer: Any
+    model: Any
+    columns: NDArray[np.int64]
+    n_classes: int
+
+    def predict_proba(self, ss: SeriesSet) -> NDArray[np.float64]:
+        x = self.transformer.transform(ss)
+        return _full_proba(self.model.predict_proba(x), self.columns, self.n_classes)
+
+
+def _fit_classical(
+    method: Method, train: SeriesSet, seed: int, window: tuple[int, int] | None
+) -> Predictor:
+    from cropglobe.models.classical import LightGBMModel, RandomForestModel
+
+    tr = train.subset(train.labels >= 0)
+    transformer = _feature_transformer(method.features, window, tr.grid).fit(tr)
+    x = transformer.transform(tr)
+    model: Any
+    if method.model == "rf":
+        model = RandomForestModel(random_state=seed, n_jobs=-1)
+    else:
+        model = LightGBMModel(random_state=seed)
+    model.fit(x, tr.labels)
+    cols = np.asarray(model.classes_, dtype=np.int64)
+    return _ClassicalPredictor(transformer, model, cols, len(train.classes))
+
+
+@dataclass
+class _NeuralPredictor:
+    result: Any
+    columns: NDArray[np.int64]
+    n_classes: int
+    device: str
+    transformer: Any = None
+
+    def predict_proba(self, ss: SeriesSet) -> NDArray[np.float64]:
+        from cropglobe.models.folder import model_inputs
+        from cropglobe.models.inputs import predict_proba
+
+        data = ss if self.transformer is None else _as_feature_set(self.transformer, ss)
+        x = model_inputs(self.result.card, data)
+        proba = predict_proba(self.result.model, x, device=self.device)
+        return _full_proba(proba, self.columns, self.n_classes)
+
+
+def _as_feature_set(transformer: Any, ss: SeriesSet) -> SeriesSet:
+    """Flat features (N, F) as a one-step SeriesSet (N, F, 1) so the MLP trainer can use them."""
+    x = np.asarray(transformer.transform(ss), dtype=np.float32)
+    names = tuple(str(n) for n in transformer.get_feature_names_out())
+    return SeriesSet(
+        x[:, :, None],
+        names,
+        TimeGrid((1, 366), ss.grid.anchor, "features"),
+        ss.labels,
+        ss.classes,
+        ss.meta,
+        dict(ss.attrs),
+    )
+
+
+def _fit_neural(
+    method: Method, train: SeriesSet, seed: int, window: tuple[int, int] | None, config: Any
+) -> Predictor:
+    from cropglobe.train import train as train_model
+
+    tr = train.subset(train.labels >= 0)
+    transformer = None
+    if method.features in ("median1d", "harmonic"):
+        transformer = _feature_transformer(method.features, window, tr.grid).fit(tr)
+        tr = _as_feature_set(transformer, tr)
+        window = None
+    augment = "none" if method.augment == "none" or transformer is not None else None
+    result = train_model(
+        method.model,
+        tr,
+        protocol=config.protocol,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        augment=augment,
+        seed=seed,
+        device=config.device,
+        window=window,
+    )
+    cols = np.asarray([train.classes.index(c) for c in result.classes], dtype=np.int64)
+    return _NeuralPredictor(result, cols, len(train.classes), config.device, transformer)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "cropnet-aug",
+            "series",
+            "cropnet",
+            "auto",
+            "CropNet on the 2D median image with phenology augmentation (the paper's model)",
+        ),
+        Method("cropnet", "series", "cropnet", "none", "CropNet without augmentation"),
+        Method(
+            "rf-median1d",
+            "median1d",
+            "rf",
+            "none",
+            "random forest (500 trees, balanced) on flattened median composites",
+        ),
+        Method(
+            "rf-harmonic",
+            "harmonic",
+            "rf",
+            "none",
+            "random forest on harmonic coefficients (n = 3, ω = 1)",
+        ),
+        Method(
+            "lightgbm-median1d",
+            "median1d",
+            "lightgbm",
+            "none",
+            "LightGBM on flattened median composites",
+        ),
+        Method(
+            "lightgbm-harmonic", "harmonic", "lightgbm", "none", "LightGBM on harmonic coefficients"
+        ),
+        Method("mlp-harmonic", "harmonic", "mlp", "none", "MLP (8 × 128) on harmonic coefficients"),
+        Method(
+            "mlp-median1d",
+            "median1d",
+            "mlp",
+            "none",
+            "MLP (8 × 128) on flattened median composites",
+        ),
+        Method("tempcnn", "series", "tempcnn", "none", "TempCNN over time"),
+        Method("tempcnn-aug", "series", "tempcnn", "auto", "TempCNN with phenology augmentation"),
+        Method(
+            "transformer", "series", "transformer", "none", "Transformer encoder over time steps"
+        ),
+        Method(
+            "transformer-aug",
+            "series",
+            "transformer",
+            "auto",
+            "Transformer encoder with phenology augmentation",
+        ),
+    )
+}
+
+
+def available_methods() -> tuple[str, ...]:
+    """Registered method names."""
+    return tuple(METHODS)
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``; an error listing the valid names otherwise."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UnknownMethodError(
+            f"unknown method {name!r}; valid methods: {', '.join(METHODS)}"
+        ) from None
