@@ -90,10 +90,16 @@ def test_mlp_layout() -> None:
 
 
 def test_registry() -> None:
-    assert set(available_models()) >= {"cropnet", "mlp", "tempcnn", "transformer",
-                                       "random_forest", "lightgbm"}  # fmt: skip
+    assert set(available_models()) >= {
+        "cropnet",
+        "mlp",
+        "tempcnn",
+        "transformer",
+        "random_forest",
+        "lightgbm",
+    }
     assert isinstance(create_model("rf", 3), RandomForestModel)
-    with pytest.raises(ModelError, match="expected one of .*cropnet.*transformer"):
+    with pytest.raises(ModelError, match=r"expected one of .*cropnet.*transformer"):
         create_model("resnet", 7)
     with pytest.raises(ModelError, match="bad hyperparameters"):
         create_model("cropnet", 7, depth=3)
@@ -126,8 +132,9 @@ def test_prepare_inputs() -> None:
     out = prepare_inputs(x)
     np.testing.assert_array_equal(out[0, 0], [1, 1, 2, 3, 3])
     np.testing.assert_array_equal(out[1, 0], 0)
-    np.testing.assert_array_equal(prepare_inputs(x, scale=(1.0, 2.0), nan=-1)[0, 0],
-                                  [0, 0, 0.5, 1, 1])  # fmt: skip
+    np.testing.assert_array_equal(
+        prepare_inputs(x, scale=(1.0, 2.0), nan=-1)[0, 0], [0, 0, 0.5, 1, 1]
+    )
     with pytest.raises(DataFormatError, match="NaN"):
         predict_proba(CropNet(2), x)
 
@@ -151,8 +158,9 @@ def test_random_forest_round_trip_equals_sklearn(tmp_path: Path) -> None:
     loaded = RandomForestModel.load(tmp_path / "rf")
     assert not hasattr(loaded, "estimator_")
     x2, _ = _tabular(1)
-    np.testing.assert_array_equal(loaded.predict_proba(x2),
-                                  rf.estimator_.predict_proba(x2.reshape(len(x2), -1)))  # fmt: skip
+    np.testing.assert_array_equal(
+        loaded.predict_proba(x2), rf.estimator_.predict_proba(x2.reshape(len(x2), -1))
+    )
     np.testing.assert_array_equal(loaded.classes_, rf.classes_)
     assert rf.score(x, y) > 0.95
 
@@ -172,9 +180,15 @@ def test_lightgbm_round_trip(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- folders
 def _card(model: str = "cropnet", **params: object) -> ModelCard:
     base = {"n_classes": 3, "n_bands": 10, "n_steps": 43}
-    return ModelCard(model=model, params={**base, **params}, bands=BANDS,
-                     grid=TimeGrid.cropglobe(), classes=("corn", "wheat", "other"),
-                     window=(121, 334), metrics={"val_macro_f1": 0.9})  # fmt: skip
+    return ModelCard(
+        model=model,
+        params={**base, **params},
+        bands=BANDS,
+        grid=TimeGrid.cropglobe(),
+        classes=("corn", "wheat", "other"),
+        window=(121, 334),
+        metrics={"val_macro_f1": 0.9},
+    )
 
 
 def _series(bands: tuple[str, ...] = BANDS, grid: TimeGrid | None = None) -> SeriesSet:
@@ -204,8 +218,13 @@ def test_neural_folder_round_trip(tmp_path: Path, name: str) -> None:
 def test_classical_folder_round_trip(tmp_path: Path) -> None:
     x, y = _tabular()
     rf = RandomForestModel(n_estimators=10, random_state=0).fit(x, y)
-    card = ModelCard(model="random_forest", params=rf.get_params(), bands=("a", "b", "c"),
-                     grid=TimeGrid.regular(5, 1, 40), classes=("p", "q", "r", "s"))  # fmt: skip
+    card = ModelCard(
+        model="random_forest",
+        params=rf.get_params(),
+        bands=("a", "b", "c"),
+        grid=TimeGrid.regular(5, 1, 40),
+        classes=("p", "q", "r", "s"),
+    )
     save_model(tmp_path / "rf", rf, card)
     loaded, _ = load_model(tmp_path / "rf")
     np.testing.assert_array_equal(loaded.predict_proba(x), rf.predict_proba(x))

@@ -28,8 +28,9 @@ def phenology_set(n: int = 240, c: int = 4, seed: int = 0) -> SeriesSet:
     v = curve[:, None, :] * shapes[y][:, :, None] * 3000 + 500 + rng.normal(0, 100, (n, c, 73))
     v[rng.random(v.shape) < 0.05] = np.nan
     bands = tuple(f"B0{i + 2}" for i in range(c))
-    return SeriesSet(v.astype(np.float32), bands, TimeGrid.cropglobe(), y,
-                     ("corn", "wheat", "other"))  # fmt: skip
+    return SeriesSet(
+        v.astype(np.float32), bands, TimeGrid.cropglobe(), y, ("corn", "wheat", "other")
+    )
 
 
 FAST = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "seed": 5}

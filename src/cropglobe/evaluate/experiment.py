@@ -70,7 +70,11 @@ def run_experiment(
     group other than the source.
     """
     from cropglobe.report.figures import plot_phenology
-    from cropglobe.report.transfer import scenario_table, write_transfer_report
+    from cropglobe.report.transfer import (
+        scenario_table,
+        single_class_pairs,
+        write_transfer_report,
+    )
 
     ss = data if isinstance(data, SeriesSet) else load_series(data)
     if ss.n_samples == 0:
@@ -88,6 +92,16 @@ def run_experiment(
             raise DataFormatError(
                 f"window {window[0]}-{window[1]} is outside the data's grid (days {lo}-{hi}); "
                 "pass a window inside it or 'all'"
+            )
+    from cropglobe.evaluate.methods import get_method
+
+    for m in methods:
+        get_method(m)  # unknown names fail before any output
+    for g in [*src, *tgt]:
+        if g not in groups:
+            raise DataFormatError(
+                f"group {g!r} is not in the data's {group_by!r} column; present: "
+                f"{', '.join(groups)}"
             )
     config = ExperimentConfig(
         sources=src,
@@ -148,6 +162,8 @@ def run_experiment(
         notes=notes,
     )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
-    table = scenario_table(agg, "oa")
+    single = single_class_pairs(result.runs)
+    scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
+    table = scenario_table(scored if len(scored) else agg, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
     return ExperimentReport(result, report, agg, text)

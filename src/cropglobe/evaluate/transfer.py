@@ -191,6 +191,7 @@ def run_transfer(
                     "weighted_f1": s["weighted_f1"],
                     "n_scored": s["n_scored"],
                     "n_excluded": s["n_excluded"],
+                    "n_classes_scored": len(s["present"]),
                     "train_seconds": result.get("train_seconds", 0.0),
                 }
             )

@@ -126,7 +126,8 @@ def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str, path: P
 
 def scenario_table(agg: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     """Method × scenario table of ``metric``: mean over pairs of the per-pair seed means."""
-    present = [s for s in SCENARIOS if s in set(agg["scenario"])]
+    seen = list(dict.fromkeys(agg["scenario"]))
+    present = [s for s in SCENARIOS if s in seen] + sorted(s for s in seen if s not in SCENARIOS)
     grouped = agg.groupby(["method", "scenario"])
     mean = grouped[f"{metric}_mean"].mean().unstack("scenario")
     std = grouped[f"{metric}_std"].mean().unstack("scenario")
@@ -134,6 +135,15 @@ def scenario_table(agg: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     for s in present:
         out[s] = [f"{m:.1f} ± {d:.1f}" for m, d in zip(mean[s], std[s], strict=True)]
     return out
+
+
+def single_class_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(source, target) pairs on which at most one class could be scored."""
+    if "n_classes_scored" not in runs.columns or not len(runs):
+        return []
+    n = runs.groupby(["source", "target"], sort=False)["n_classes_scored"].max().reset_index()
+    low = n[n["n_classes_scored"] <= 1]
+    return [(str(a), str(b)) for a, b in zip(low["source"], low["target"], strict=True)]
 
 
 def _img(path: Path) -> str:
@@ -173,6 +183,16 @@ def write_transfer_report(
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    single = single_class_pairs(runs)
+    if single:
+        pairs = ", ".join(f"{a} → {b}" for a, b in single)
+        notes = (
+            *notes,
+            f"Left out of the scenario tables: {pairs}. Only one class of these "
+            "targets could be scored (the model cannot output the others), so their "
+            "accuracy says nothing about transfer; they remain in the matrices below.",
+        )
+    agg_scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
     with atomic_path(out / "results.csv") as tmp:
         agg.to_csv(tmp, index=False, float_format="%.3f")
     payload = {
@@ -186,7 +206,7 @@ def write_transfer_report(
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
-        table = scenario_table(agg, metric)
+        table = scenario_table(agg_scored if len(agg_scored) else agg, metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
     heat = [heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{m}.png") for m in methods]

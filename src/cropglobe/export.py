@@ -1,0 +1,165 @@
+"""ONNX export of the neural models and an onnxruntime inference path.
+
+:func:`export_onnx` writes a model (input ``x`` float32 (B, C, T), output ``logits`` (B, K),
+dynamic batch) with torch's ONNX exporter; :class:`OnnxClassifier` runs it with onnxruntime and
+gives the same probabilities as the torch model (to about 1e-5). Needs the optional packages
+``onnx``, ``onnxscript`` (export) and ``onnxruntime`` (inference).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cropglobe._fs import atomic_path
+from cropglobe.errors import DataFormatError, MissingFileError, ModelError
+
+__all__ = ["OnnxClassifier", "export_model_folder", "export_onnx"]
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILE = "model.onnx"
+
+
+def _need(module: str, extra: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ModelError(
+            f"ONNX support needs the package {extra!r}, which is not installed; "
+            f"install it with: pip install {extra}"
+        ) from None
+
+
+def export_onnx(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    n_bands: int,
+    n_steps: int,
+    opset: int = 18,
+) -> Path:
+    """Export a torch classifier to ONNX (atomic write).
+
+    Args:
+        model: a neural model from :func:`cropglobe.models.create_model` (any ``nn.Module`` with
+            input (B, C, T) and logits output).
+        path: the ``.onnx`` file to write.
+        n_bands: C of the input.
+        n_steps: T of the input.
+        opset: ONNX opset version.
+
+    Returns:
+        The written path. The graph has input ``x`` float32 (batch, C, T) with a dynamic batch
+        size and output ``logits`` float32 (batch, K).
+    """
+    import torch
+
+    _need("onnx", "onnx")
+    _need("onnxscript", "onnxscript")
+    target = Path(path)
+    was_training = model.training
+    model.eval()
+    example = torch.zeros(2, int(n_bands), int(n_steps), dtype=torch.float32)
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with atomic_path(target) as tmp:
+            program = torch.onnx.export(
+                model,
+                (example,),
+                input_names=["x"],
+                output_names=["logits"],
+                dynamic_shapes=({0: batch},),
+                opset_version=int(opset),
+                dynamo=True,
+                verbose=False,
+            )
+            if program is None:  # pragma: no cover - the dynamo exporter always returns one
+                raise ModelError("torch.onnx.export returned no program")
+            program.save(str(tmp))
+    finally:
+        model.train(was_training)
+    logger.info("exported ONNX model to %s", target)
+    return target
+
+
+class OnnxClassifier:
+    """Class probabilities from an exported ONNX model with onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file.
+        providers: onnxruntime execution providers (default: CPU).
+        threads: intra-op threads (None: onnxruntime's default).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        providers: list[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        ort = _need("onnxruntime", "onnxruntime")
+        p = Path(path)
+        if not p.is_file():
+            raise MissingFileError(f"{p}: no such ONNX file; export one with export_onnx")
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(p), opts, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{p}: not a loadable ONNX model ({exc})") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.input_shape = self.session.get_inputs()[0].shape
+
+    def logits(self, values: ArrayLike, *, batch_size: int = 4096) -> NDArray[np.float32]:
+        """Raw logits (N, K) of prepared (gap-filled) float input (N, C, T)."""
+        x = np.ascontiguousarray(values, dtype=np.float32)
+        if x.ndim != 3 or any(
+            isinstance(d, int) and d != s
+            for d, s in zip(self.input_shape[1:], x.shape[1:], strict=True)
+        ):
+            raise DataFormatError(
+                f"ONNX model expects input (batch, {self.input_shape[1]}, {self.input_shape[2]}), "
+                f"got {x.shape}"
+            )
+        outs = [
+            self.session.run(None, {self.input_name: x[lo : lo + batch_size]})[0]
+            for lo in range(0, x.shape[0], batch_size)
+        ]
+        return np.concatenate(outs).astype(np.float32)
+
+    def predict_proba(self, values: ArrayLike, *, batch_size: int = 4096) -> NDArray[np.float64]:
+        """Softmax probabilities (N, K) float64."""
+        z = self.logits(values, batch_size=batch_size).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def export_model_folder(folder: str | os.PathLike[str]) -> Path:
+    """Write ``model.onnx`` into a neural model folder (shapes from its model card)."""
+    from cropglobe.models.folder import load_model
+    from cropglobe.models.registry import is_neural
+
+    model, card = load_model(folder)
+    if not is_neural(card.model):
+        raise ModelError(
+            f"{folder}: a {card.model!r} model has no ONNX export; only neural models do"
+        )
+    return export_onnx(
+        model,
+        Path(folder) / ONNX_FILE,
+        n_bands=int(card.params["n_bands"]),
+        n_steps=int(card.params["n_steps"]),
+    )

@@ -1,0 +1,147 @@
+"""Transfer experiments end to end on a tiny simulated world: results, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cropglobe.cli.main import cli
+from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.evaluate import methods as methods_mod
+from cropglobe.evaluate.experiment import run_experiment
+from cropglobe.evaluate.transfer import ExperimentMismatchError, parse_seeds
+from cropglobe.simulate import simulate_world, write_world
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate_world(("FRA", "BEL", "USA", "ARG"), 80, random_state=3)
+
+
+def _run(world, out, **kw):
+    args = dict(
+        sources=["FRA"],
+        targets=["BEL", "USA", "ARG"],
+        methods=["rf-median1d"],
+        seeds=[82, 83],
+        output=out,
+    )
+    args.update(kw)
+    return run_experiment(world, **args)
+
+
+def test_end_to_end(world, tmp_path) -> None:
+    rep = _run(world, tmp_path / "exp")
+    runs = rep.result.runs
+    assert len(runs) == 2 * 3
+    assert set(runs.scenario) == {"cross-country", "cross-continent", "cross-hemisphere"}
+    assert runs.oa.between(0, 1).all() and (runs.n_scored > 0).all()
+    assert rep.report.exists() and (tmp_path / "exp" / "results.csv").exists()
+    pred = pd.read_parquet(
+        tmp_path / "exp" / "runs" / "rf-median1d" / "FRA" / "seed82" / "predictions.parquet"
+    )
+    assert set(pred.target) == {"BEL", "USA", "ARG"}
+    probs = pred[[c for c in pred.columns if c.startswith("p_")]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # FRA has no sugarcane or cotton: the model never predicts them
+    assert np.all(pred[["p_sugarcane", "p_cotton"]].to_numpy() == 0)
+    # scores recomputed from the saved predictions agree with the run's metrics
+    metrics = json.loads((tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json").read_text())
+    bel = pred[pred.target == "BEL"]
+    assert metrics["targets"]["BEL"]["oa"] == pytest.approx(np.mean(bel.y_true == bel.y_pred))
+    assert "Overall accuracy" in rep.summary_text
+
+
+def test_resume_after_interrupt(world, tmp_path, monkeypatch) -> None:
+    ref = _run(world, tmp_path / "ref").result.runs
+    real_fit = methods_mod.Method.fit
+    calls = {"n": 0}
+
+    def flaky_fit(self, train, *, seed, config):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_fit(self, train, seed=seed, config=config)
+
+    monkeypatch.setattr(methods_mod.Method, "fit", flaky_fit)
+    with pytest.raises(KeyboardInterrupt):
+        _run(world, tmp_path / "exp")
+    done = tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json"
+    assert done.exists()
+    assert not (tmp_path / "exp/runs/rf-median1d/FRA/seed83/metrics.json").exists()
+    stamp = done.stat().st_mtime_ns
+    monkeypatch.setattr(methods_mod.Method, "fit", real_fit)
+    again = _run(world, tmp_path / "exp").result.runs
+    assert done.stat().st_mtime_ns == stamp  # the finished run was reused, not redone
+    pd.testing.assert_frame_equal(
+        again.drop(columns="train_seconds"), ref.drop(columns="train_seconds")
+    )
+
+
+def test_other_experiment_in_folder_refused(world, tmp_path) -> None:
+    _run(world, tmp_path / "exp", seeds=[82])
+    with pytest.raises(ExperimentMismatchError, match="different experiment"):
+        _run(world, tmp_path / "exp", seeds=[82], protocol="paper")
+    assert (tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json").exists()
+
+
+def test_bad_input(world, tmp_path) -> None:
+    with pytest.raises(CropGlobeError, match="valid methods: cropnet-aug"):
+        _run(world, tmp_path / "a", methods=["svm"])
+    with pytest.raises(DataFormatError, match="present: ARG, BEL, FRA, USA"):
+        _run(world, tmp_path / "b", targets=["XYZ"])
+    with pytest.raises(DataFormatError, match="no metadata column 'province'"):
+        _run(world, tmp_path / "c", group_by="province")
+    assert parse_seeds("82-84,90") == [82, 83, 84, 90]
+    with pytest.raises(DataFormatError, match="do not parse"):
+        parse_seeds("a-b")
+
+
+def test_transfer_cli(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "transfer",
+            "--data",
+            str(data),
+            "--source",
+            "FRA",
+            "--targets",
+            "BEL,ARG",
+            "--methods",
+            "rf-median1d",
+            "--seeds",
+            "1",
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "cross-hemisphere" in res.output and (tmp_path / "out/report.html").exists()
+    bad = runner.invoke(
+        cli,
+        [
+            "transfer",
+            "--data",
+            str(data),
+            "--source",
+            "FRA",
+            "--methods",
+            "nope",
+            "--seeds",
+            "1",
+            "-o",
+            str(tmp_path / "o2"),
+        ],
+    )
+    assert bad.exit_code == 2
+    assert bad.output.strip().startswith("Error: unknown method 'nope'")
+    assert len(bad.output.strip().splitlines()) == 1
