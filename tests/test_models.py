@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cropglobe._gapfill import linear_fill
+from cropglobe.composite import fill_gaps
 from cropglobe.errors import BandError, DataFormatError, GridError, ModelError
 from cropglobe.models import (
     CropNet,
@@ -117,8 +117,9 @@ def test_linear_fill_matches_np_interp() -> None:
     x = rng.normal(size=(20, 30)).astype(np.float32)
     x[rng.random(x.shape) < 0.4] = np.nan
     x[3] = np.nan
-    xs = np.cumsum(rng.uniform(1, 10, 30))
-    out = linear_fill(x, xs)
+    grid = TimeGrid.from_starts(np.cumsum(rng.integers(1, 10, 30)).tolist(), end=320)
+    xs = grid.centers
+    out = fill_gaps(x, grid)
     for i, row in enumerate(x):
         ok = ~np.isnan(row)
         if not ok.any():

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cropglobe._gapfill import linear_fill
+from cropglobe.composite import fill_gaps
 from cropglobe.errors import DataFormatError, ParameterError
 from cropglobe.series import TimeGrid
 
@@ -294,8 +294,9 @@ class ObservationDropout(Augmentation):
     """Drop whole observations (all bands of a time step, like a cloud) and re-fill the gaps.
 
     Each step of an applied sample is set missing with probability ``p_drop``; the gaps are then
-    filled by linear interpolation in time (edges hold the nearest value) — the same filling
-    as inference (:func:`cropglobe.models.prepare_inputs`). A sample left with no observation keeps
+    filled by linear interpolation in time (edges hold the nearest value) with
+    :func:`cropglobe.composite.fill_gaps` — the same filling as inference
+    (:func:`cropglobe.models.prepare_inputs`). A sample left with no observation keeps
     its original values.
 
     Attributes:
@@ -320,7 +321,7 @@ class ObservationDropout(Augmentation):
             return batch
         orig = batch.values
         holed = np.where(drop[:, None, :], np.float32(np.nan), orig)
-        filled = linear_fill(holed, batch.grid.centers, edge="hold")
+        filled = fill_gaps(holed, batch.grid, edge="hold")
         batch.values = np.where(np.isnan(filled) & ~np.isnan(orig), orig, filled)
         return batch
 

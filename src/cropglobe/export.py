@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,14 @@ def export_onnx(
     model.eval()
     example = torch.zeros(2, int(n_bands), int(n_steps), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1)
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # quiet the exporter's registry chatter (torchvision ops …)
     try:
-        with atomic_path(target) as tmp:
+        with atomic_path(target) as tmp, warnings.catch_warnings():
+            # torch's exporter trips over its own deprecations (FutureWarning/DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             program = torch.onnx.export(
                 model,
                 (example,),
@@ -85,6 +92,7 @@ def export_onnx(
                 raise ModelError("torch.onnx.export returned no program")
             program.save(str(tmp))
     finally:
+        onnx_log.setLevel(level)
         model.train(was_training)
     logger.info("exported ONNX model to %s", target)
     return target

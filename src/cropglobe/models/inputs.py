@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cropglobe._gapfill import linear_fill
 from cropglobe.errors import DataFormatError, ParameterError
 from cropglobe.series import TimeGrid
 
@@ -34,8 +33,9 @@ def prepare_inputs(
         values: float (N, C, T); NaN marks a missing observation.
         grid: time axis of ``values`` (bin centres weight the interpolation); None means equally
             spaced steps.
-        fill: ``"linear"`` — linear interpolation in time between the nearest valid steps,
-            leading/trailing gaps hold the nearest value; ``"none"`` — no filling.
+        fill: ``"linear"`` — :func:`cropglobe.composite.fill_gaps`: linear interpolation in
+            time between the nearest valid steps, leading/trailing gaps hold the nearest value;
+            ``"none"`` — no filling.
         scale: ``(offset, divisor)``, scalars or per-band (C,) sequences: values become
             ``(x − offset) / divisor``. None (the paper: no normalisation) keeps values.
         nan: value that replaces NaN left after filling (samples with no observation at all),
@@ -52,7 +52,9 @@ def prepare_inputs(
     if grid is not None and grid.n_steps != v.shape[2]:
         raise ParameterError(f"grid has {grid.n_steps} steps, values have {v.shape[2]}")
     if fill == "linear":
-        v = linear_fill(v, None if grid is None else grid.centers, edge="hold")
+        from cropglobe.composite import fill_gaps
+
+        v = fill_gaps(v, grid if grid is not None else _unit_grid(v.shape[2]), edge="hold")
     elif fill != "none":
         raise ParameterError(f"fill must be 'linear' or 'none', got {fill!r}")
     if scale is not None:
@@ -62,6 +64,14 @@ def prepare_inputs(
             raise ParameterError("scale divisor must not be 0")
         v = (v - off) / div
     return np.where(np.isnan(v), np.float32(nan), v).astype(np.float32, copy=False)
+
+
+def _unit_grid(n_steps: int) -> TimeGrid:
+    if not 1 <= n_steps <= 365:
+        raise ParameterError(
+            f"cannot gap-fill {n_steps} time steps without a grid; pass grid= (the SeriesSet's)"
+        )
+    return TimeGrid(tuple(range(1, n_steps + 2)), kind="steps")
 
 
 def resolve_device(device: Any) -> Any:

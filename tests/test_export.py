@@ -1,0 +1,51 @@
+"""ONNX export: onnxruntime matches the torch model (optional packages; skipped if absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from cropglobe.errors import DataFormatError
+from cropglobe.export import OnnxClassifier, export_model_folder, export_onnx
+from cropglobe.models import ModelCard, create_model, predict_proba, save_model
+from cropglobe.series import TimeGrid
+
+
+@pytest.mark.parametrize("name", ["cropnet", "mlp", "tempcnn", "transformer"])
+def test_onnx_parity(tmp_path: Path, name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name, 7, 10, 43).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", n_bands=10, n_steps=43)
+    x = np.random.default_rng(0).normal(1000, 300, (37, 10, 43)).astype(np.float32)
+    clf = OnnxClassifier(path)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).numpy()
+    scale = max(1.0, float(np.abs(ref).max()))  # float32 sums of inputs ~1000: relative 1e-5
+    np.testing.assert_allclose(clf.logits(x, batch_size=16), ref, rtol=1e-5, atol=1e-5 * scale)
+    np.testing.assert_allclose(clf.predict_proba(x), predict_proba(model, x), atol=1e-5)
+    with pytest.raises(DataFormatError, match="expects input"):
+        clf.logits(x[:, :9])
+
+
+def test_export_model_folder(tmp_path: Path) -> None:
+    model = create_model("cropnet", 3, 10, 43, width=16).eval()
+    card = ModelCard(
+        model="cropnet",
+        params=model.config,
+        bands=tuple(f"b{i}" for i in range(10)),
+        grid=TimeGrid.cropglobe(),
+        classes=("a", "b", "c"),
+        window=(121, 334),
+    )
+    save_model(tmp_path / "m", model, card)
+    onnx_path = export_model_folder(tmp_path / "m")
+    x = np.random.default_rng(1).normal(size=(5, 10, 43)).astype(np.float32)
+    np.testing.assert_allclose(
+        OnnxClassifier(onnx_path).predict_proba(x), predict_proba(model, x), atol=1e-5
+    )
