@@ -46,32 +46,48 @@ def _parse_gap(text: str) -> int | None:
 @click.command("composite")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), required=True,
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
     help="SeriesSet .npz to write.",
-)  # fmt: skip
+)
 @click.option(
-    "--grid", "grid_name", type=click.Choice(GRIDS), default="5-day", show_default=True,
+    "--grid",
+    "grid_name",
+    type=click.Choice(GRIDS),
+    default="5-day",
+    show_default=True,
     help="Time grid: 5-day (CropGlobe, 73 bins), dekad, monthly or 16-day (MODIS).",
-)  # fmt: skip
+)
 @click.option(
-    "--anchor", default="01-01", show_default=True,
+    "--anchor",
+    default="01-01",
+    show_default=True,
     help="First day of the season, MM-DD (07-01 for a July–June southern season).",
-)  # fmt: skip
+)
 @click.option("--window", default=None, help="Keep only days of season START-END, e.g. 121-334.")
 @click.option(
-    "--max-gap", default="30", show_default=True,
+    "--max-gap",
+    default="30",
+    show_default=True,
     help="Longest gap (days) bridged by linear gap filling; 'none' bridges all.",
-)  # fmt: skip
+)
 @click.option("--fill/--no-fill", default=True, show_default=True, help="Fill gaps linearly.")
 @click.option(
-    "--season-year", type=int, default=None,
+    "--season-year",
+    type=int,
+    default=None,
     help="Season to composite (year it starts); default: the samples' year column or the "
     "season holding most observations.",
-)  # fmt: skip
+)
 @click.option(
-    "--mask", type=click.Choice(["auto", "none", "valid", "scl"]), default="auto",
-    show_default=True, help="Cloud masking by the 'valid' and/or 'SCL' columns.",
-)  # fmt: skip
+    "--mask",
+    type=click.Choice(["auto", "none", "valid", "scl"]),
+    default="auto",
+    show_default=True,
+    help="Cloud masking by the 'valid' and/or 'SCL' columns.",
+)
 @click.option("--allow-empty", is_flag=True, help="Keep samples without any valid observation.")
 @click.option(
     "--format", "fmt", default="auto", show_default=True, help="Input format for the reader."

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 
 
 @click.command("demo")
@@ -21,20 +21,51 @@ from cropglobe.cli._common import handle_errors, quiet_option
 @click.option(
     "--n-per-country",
     type=click.IntRange(50, 100_000),
-    default=600,
+    default=800,
     show_default=True,
     help="Simulated samples per country.",
+)
+@click.option("--seeds", default="82,83", show_default=True, help="Seeds, e.g. 82-91.")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1, 1000),
+    default=12,
+    show_default=True,
+    help="Training epochs of the neural methods.",
+)
+@click.option(
+    "--methods",
+    default="cropnet-aug,cropnet,rf-harmonic,rf-median1d",
+    show_default=True,
+    help="Comma-separated methods to compare.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
 @quiet_option
 @handle_errors
-def command(output: Path, n_per_country: int, seed: int) -> None:
-    """Simulate a CropGlobe-like world, summarise it and draw its phenology figure."""
+def command(
+    output: Path, n_per_country: int, seeds: str, epochs: int, methods: str, seed: int
+) -> None:
+    """Simulate a CropGlobe-like world, run the transfer experiment on it, write the report."""
     from cropglobe.demo import run_demo
-    from cropglobe.summary import format_description
+    from cropglobe.evaluate.transfer import parse_seeds, sequence_arg
 
-    result = run_demo(output, n_per_country=n_per_country, random_state=seed)
-    click.echo(format_description(result.summary, f"synthetic world: {result.dataset}"))
-    for fig in result.figures:
-        click.echo(f"figure: {fig}")
-    click.echo(f"done in {result.seconds:.1f} s; everything is in {result.output}/")
+    echo = None if is_quiet() else click.echo
+    result = run_demo(
+        output,
+        n_per_country=n_per_country,
+        seeds=parse_seeds(seeds),
+        epochs=epochs,
+        methods=sequence_arg(methods),
+        random_state=seed,
+        echo=echo,
+    )
+    click.echo("")
+    click.echo(result.scenario_text)
+    click.echo("")
+    click.echo("What the numbers say (SYNTHETIC world):")
+    for line in result.findings:
+        click.echo(f"  - {line}")
+    click.echo("")
+    click.echo(f"phenology figure: {result.figures[0]}")
+    click.echo(f"report: {result.report}")
+    click.echo(f"done in {result.seconds / 60:.1f} min; everything is in {result.output}/")

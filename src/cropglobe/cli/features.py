@@ -39,26 +39,49 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 @click.command("features")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), required=True,
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
     help="Feature table to write (.parquet); parameters go beside it as .json.",
-)  # fmt: skip
+)
 @click.option(
-    "--family", type=click.Choice(["median1d", "harmonics", "indices"]), default="median1d",
-    show_default=True, help="Feature family.",
-)  # fmt: skip
-@click.option("--window", default=None, help="Season window: START-END days (121-334), or "
-              "may-nov / paper / full. Default: May–Nov (121-334).")  # fmt: skip
+    "--family",
+    type=click.Choice(["median1d", "harmonics", "indices"]),
+    default="median1d",
+    show_default=True,
+    help="Feature family.",
+)
+@click.option(
+    "--window",
+    default=None,
+    help="Season window: START-END days (121-334), or "
+    "may-nov / paper / full. Default: May–Nov (121-334).",
+)
 @click.option("--bands", default=None, help="Comma-separated bands to use (default: all).")
-@click.option("--indices", default=None, help="Comma-separated spectral indices (NDVI,EVI,…); "
-              "for harmonics they are fitted besides the bands.")  # fmt: skip
+@click.option(
+    "--indices",
+    default=None,
+    help="Comma-separated spectral indices (NDVI,EVI,…); "
+    "for harmonics they are fitted besides the bands.",
+)
 @click.option("--n-harmonics", type=int, default=None, help="Harmonic order n (default 3).")
-@click.option("--omega", type=float, default=None, help="Harmonic base frequency, cycles/year "
-              "(default 1).")  # fmt: skip
-@click.option("--min-obs", type=int, default=None, help="Least valid observations per harmonic "
-              "fit (default 2n+1).")  # fmt: skip
+@click.option(
+    "--omega", type=float, default=None, help="Harmonic base frequency, cycles/year (default 1)."
+)
+@click.option(
+    "--min-obs",
+    type=int,
+    default=None,
+    help="Least valid observations per harmonic fit (default 2n+1).",
+)
 @click.option("--add-rmse", is_flag=True, help="Harmonics: add the fit RMSE per series.")
-@click.option("--fill", type=click.Choice(["linear", "none"]), default=None,
-              help="Median/indices: gap filling (default linear).")  # fmt: skip
+@click.option(
+    "--fill",
+    type=click.Choice(["linear", "none"]),
+    default=None,
+    help="Median/indices: gap filling (default linear).",
+)
 @click.option("--n-jobs", type=int, default=None, help="Worker threads for harmonics.")
 @quiet_option
 @handle_errors
@@ -88,9 +111,13 @@ def command(
                 "--fill applies to median1d/indices; harmonics fit valid steps only"
             )
         params.update(
-            n_harmonics=n_harmonics, omega=omega, min_obs=min_obs, add_rmse=add_rmse or None,
-            n_jobs=n_jobs, indices=_names(indices),
-        )  # fmt: skip
+            n_harmonics=n_harmonics,
+            omega=omega,
+            min_obs=min_obs,
+            add_rmse=add_rmse or None,
+            n_jobs=n_jobs,
+            indices=_names(indices),
+        )
     else:
         if n_harmonics is not None or omega is not None or min_obs is not None or add_rmse:
             raise DataFormatError(

@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("cropglobe.cli.simulate", "Write a synthetic CropGlobe-like dataset."),
     "composite": ("cropglobe.cli.composite", "Composite irregular observations to a time grid."),
     "features": ("cropglobe.cli.features", "Compute invariant features into a Parquet table."),
+    "map": ("cropglobe.cli.map", "Map a region from a raster stack with a trained model."),
+    "train": ("cropglobe.cli.train", "Train a model into a model folder."),
+    "predict": ("cropglobe.cli.predict", "Predict labels and probabilities with a model folder."),
+    "export": ("cropglobe.cli.export", "Export a neural model folder to ONNX."),
     "transfer": ("cropglobe.cli.transfer", "Train in source groups, test in targets, report."),
 }
 

@@ -50,6 +50,13 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 @click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1, 65_536), default=256, show_default=True)
 @click.option(
+    "--lr",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1e-4,
+    show_default=True,
+    help="Adam learning rate of neural methods.",
+)
+@click.option(
     "--window",
     default="121-334",
     show_default=True,
@@ -76,6 +83,7 @@ def command(
     protocol: str,
     epochs: int,
     batch_size: int,
+    lr: float,
     window: str,
     within: bool,
     device: str,
@@ -95,6 +103,7 @@ def command(
         protocol=protocol,
         epochs=epochs,
         batch_size=batch_size,
+        lr=lr,
         window=None if window == "all" else _window(window),
         within=within,
         device=device,

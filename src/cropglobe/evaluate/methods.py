@@ -161,6 +161,7 @@ def _fit_neural(
         protocol=config.protocol,
         epochs=config.epochs,
         batch_size=config.batch_size,
+        lr=config.lr,
         augment=augment,
         seed=seed,
         device=config.device,

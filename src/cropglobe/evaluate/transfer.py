@@ -54,6 +54,7 @@ class ExperimentConfig:
         protocol: ``"clean"`` (held-out validation split) or ``"paper"`` (the release's quirks).
         epochs: training epochs of neural methods.
         batch_size: mini-batch size of neural methods.
+        lr: Adam learning rate of neural methods (the paper: 1e-4).
         window: day-of-season window (start, end) the models see; None = the whole grid.
         device: torch device for neural methods.
         data_fingerprint: SHA-256 of the data (see :meth:`SeriesSet.fingerprint`).
@@ -69,6 +70,7 @@ class ExperimentConfig:
     protocol: str = "clean"
     epochs: int = 50
     batch_size: int = 256
+    lr: float = 1e-4
     window: tuple[int, int] | None = (121, 334)
     device: str = "cpu"
     data_fingerprint: str = ""

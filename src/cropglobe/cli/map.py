@@ -1,0 +1,134 @@
+"""``cropglobe map MODEL_DIR --stack 'tiles/*.tif' -o map.tif``: a crop map from a raster stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cropglobe.cli._common import handle_errors, progress, quiet_option
+
+
+@click.command("map")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--stack",
+    "stack",
+    required=True,
+    help="GeoTIFF/COG files: a quoted glob ('tiles/*.tif'), a folder, or a .zarr store.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Class-id Cloud-Optimized GeoTIFF to write (uint8, 255 = no data).",
+)
+@click.option(
+    "--probabilities",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write per-class probabilities to this COG.",
+)
+@click.option(
+    "--probability-dtype",
+    type=click.Choice(["uint8", "float32"]),
+    default="uint8",
+    show_default=True,
+    help="uint8: probability × 254 (255 = no data); float32: 0–1, NaN.",
+)
+@click.option(
+    "--uncertainty",
+    type=click.Choice(["entropy", "margin"]),
+    default=None,
+    help="Also write an uncertainty band (<output>.uncertainty.tif).",
+)
+@click.option(
+    "--scl",
+    default=None,
+    help="SCL (or validity, see --mask-kind) files, one per date: a quoted glob or folder.",
+)
+@click.option(
+    "--mask-kind",
+    type=click.Choice(["scl", "valid"]),
+    default="scl",
+    show_default=True,
+    help="scl: Sentinel-2 scene classes (clouds, shadows masked); valid: non-zero = valid.",
+)
+@click.option(
+    "--block-size",
+    type=int,
+    default=512,
+    show_default=True,
+    help="Window and COG tile size in pixels (multiple of 16).",
+)
+@click.option(
+    "--workers", type=int, default=2, show_default=True, help="Threads computing windows."
+)
+@click.option(
+    "--batch-size", type=int, default=4096, show_default=True, help="Pixels per model call."
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["torch", "onnx", "onnx-int8"]),
+    default="torch",
+    show_default=True,
+    help="Inference engine for neural models (onnx needs onnxruntime).",
+)
+@click.option("--season-year", type=int, default=None, help="Season to map (the year it starts).")
+@click.option(
+    "--dask-scheduler",
+    default=None,
+    help="Compute windows on a Dask cluster (tcp://host:8786); this process writes.",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run of the same map.")
+@quiet_option
+@handle_errors
+def command(
+    model_dir: Path,
+    stack: str,
+    output: Path,
+    probabilities: Path | None,
+    probability_dtype: str,
+    uncertainty: str | None,
+    scl: str | None,
+    mask_kind: str,
+    block_size: int,
+    workers: int,
+    batch_size: int,
+    engine: str,
+    season_year: int | None,
+    dask_scheduler: str | None,
+    resume: bool,
+) -> None:
+    """Map a region: classify every pixel of a raster stack with the model in MODEL_DIR."""
+    from cropglobe.mapping import MapJob
+
+    job = MapJob(
+        model_dir,
+        stack,
+        output,
+        probabilities=probabilities,
+        probability_dtype=probability_dtype,  # type: ignore[arg-type]
+        uncertainty=uncertainty,  # type: ignore[arg-type]
+        mask=scl,
+        mask_kind=mask_kind,
+        block_size=block_size,
+        workers=workers,
+        batch_size=batch_size,
+        engine=engine,  # type: ignore[arg-type]
+        season_year=season_year,
+        dask_scheduler=dask_scheduler,
+        resume=resume,
+    )
+    try:
+        for _ in progress(job.run(), "mapping windows", total=len(job.pending)):
+            pass
+        res = job.finish()
+    finally:
+        job.close()
+    click.echo(
+        f"wrote {res.output} ({res.n_valid} of {res.n_pixels} pixels mapped, "
+        f"{res.n_windows} windows, {res.seconds.get('total', 0.0):.1f} s)",
+        err=True,
+    )

@@ -1,0 +1,125 @@
+"""``cropglobe train``: train a model on a dataset (optionally one country) into a model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
+
+
+@click.command("train")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
+)
+@click.option(
+    "--country",
+    "countries",
+    multiple=True,
+    help="Train on these groups only (repeat or comma-separate).",
+)
+@click.option(
+    "--group-by",
+    default="country",
+    show_default=True,
+    help="Metadata column --country selects from (country, region, year).",
+)
+@click.option(
+    "--model",
+    "model",
+    default="cropnet",
+    show_default=True,
+    help="cropnet, mlp, tempcnn, transformer, random_forest, lightgbm.",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(["online", "paper", "none"]),
+    default=None,
+    help="Phenology augmentation (default: online for clean, paper for paper).",
+)
+@click.option(
+    "--protocol", type=click.Choice(["clean", "paper"]), default="clean", show_default=True
+)
+@click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 65_536), default=256, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=1e-4, show_default=True)
+@click.option("--seed", type=int, default=82, show_default=True)
+@click.option(
+    "--window",
+    default="121-334",
+    show_default=True,
+    help="Day-of-season window the model sees, or 'all'.",
+)
+@click.option(
+    "--early-stopping",
+    type=click.IntRange(1, 10_000),
+    default=None,
+    help="Stop after this many epochs without a better validation macro-F1.",
+)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted training run.")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
+)
+@quiet_option
+@handle_errors
+def command(
+    data_path: Path,
+    countries: tuple[str, ...],
+    group_by: str,
+    model: str,
+    augment: str | None,
+    protocol: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    window: str,
+    early_stopping: int | None,
+    device: str,
+    resume: bool,
+    output: Path,
+) -> None:
+    """Train MODEL on the labelled samples of --data and save a model folder."""
+    from cropglobe.cli.transfer import _window
+    from cropglobe.evaluate.experiment import load_series
+    from cropglobe.evaluate.transfer import sequence_arg
+    from cropglobe.workflow import select_groups, train_to_folder
+
+    ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+
+    def report(epoch: int, loss: float, f1: float) -> None:
+        if not is_quiet():
+            click.echo(
+                f"epoch {epoch:3d}/{epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}", err=True
+            )
+
+    summary = train_to_folder(
+        ss,
+        model,
+        output,
+        protocol=protocol,
+        augment=augment,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        window=None if window == "all" else _window(window),
+        resume=resume,
+        early_stopping=early_stopping,
+        progress=report,
+    )
+    click.echo(
+        f"trained {summary.model} on {summary.n_train:,} samples, classes "
+        f"{', '.join(summary.classes)}"
+    )
+    for key, value in summary.metrics.items():
+        if isinstance(value, float):
+            click.echo(f"  {key}: {value:.4f}")
+    click.echo(f"model folder: {summary.folder}")

@@ -1,0 +1,198 @@
+"""Train-to-folder and predict-from-folder: the library side of ``cropglobe train`` / ``predict``.
+
+A model folder (see :mod:`cropglobe.models.folder`) holds weights in a safe format and a JSON
+model card (bands, grid, window, classes, feature pipeline, training config, data
+fingerprint, metrics). Prediction checks the data against the card and refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cropglobe._fs import atomic_path
+from cropglobe.errors import DataFormatError, LabelError
+from cropglobe.series import SeriesSet
+
+__all__ = ["TrainSummary", "predict_dataset", "select_groups", "train_to_folder"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSummary:
+    """What :func:`train_to_folder` did."""
+
+    folder: Path
+    model: str
+    classes: tuple[str, ...]
+    n_train: int
+    metrics: dict[str, Any]
+
+
+def select_groups(
+    ss: SeriesSet, values: Sequence[str] | None, column: str = "country"
+) -> SeriesSet:
+    """The samples whose ``column`` is one of ``values`` (all samples when ``values`` is empty)."""
+    if not values:
+        return ss
+    if column not in ss.meta.columns:
+        raise DataFormatError(
+            f"data has no metadata column {column!r} to select {list(values)} from; available: "
+            f"{list(ss.meta.columns)}"
+        )
+    present = sorted(ss.meta[column].astype(str).unique())
+    missing = [v for v in values if v not in present]
+    if missing:
+        raise DataFormatError(f"{column} {missing} not in the data; present: {', '.join(present)}")
+    return ss.where(**{column: list(values)})
+
+
+def train_to_folder(
+    data: SeriesSet,
+    model: str,
+    output: str | os.PathLike[str],
+    *,
+    protocol: str = "clean",
+    augment: str | None = None,
+    epochs: int = 50,
+    batch_size: int = 256,
+    lr: float = 1e-4,
+    seed: int = 82,
+    device: str = "cpu",
+    window: tuple[int, int] | None = (121, 334),
+    resume: bool = False,
+    early_stopping: int | None = None,
+    progress: Callable[[int, float, float], Any] | None = None,
+) -> TrainSummary:
+    """Train a registered model on labelled series and save it as a model folder.
+
+    Neural models train with :func:`cropglobe.train.train` (checkpoints in
+    ``output/../.{name}.checkpoint`` so that ``resume=True`` continues an interrupted run);
+    classical models (``random_forest``, ``lightgbm``) fit on the windowed bands × time values
+    with missing values left for the trees to route.
+
+    Raises:
+        LabelError: no labelled sample, or a single class.
+    """
+    from cropglobe.models.folder import ModelCard, save_model
+    from cropglobe.models.registry import canonical_name, is_neural, model_class
+
+    name = canonical_name(model)
+    labelled = data.subset(data.labels >= 0)
+    if labelled.n_samples == 0:
+        raise LabelError("the training data holds no labelled sample; give labelled data")
+    present = np.unique(labelled.labels)
+    if present.size < 2:
+        raise LabelError(
+            f"the training data holds a single class ({labelled.classes[present[0]]}); a "
+            "classifier needs at least two"
+        )
+    labelled.validate("training data", allow_empty=False)
+    out = Path(output)
+    if is_neural(name):
+        from cropglobe.train import train
+
+        ckpt = out.parent / f".{out.name}.checkpoint"
+        result = train(
+            name,
+            labelled,
+            protocol=protocol,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            augment=augment,
+            seed=seed,
+            device=device,
+            window=window,
+            checkpoint_dir=ckpt,
+            resume=resume,
+            early_stopping=early_stopping,
+            progress=progress,
+        )
+        if result.card is None:  # only unregistered modules lack a card; names are registered
+            raise DataFormatError(f"model {name!r} produced no model card; cannot save it")
+        save_model(out, result.model, result.card)
+        metrics = dict(result.card.metrics)
+        classes = result.classes
+        import shutil
+
+        shutil.rmtree(ckpt, ignore_errors=True)
+    else:
+        idx = labelled.grid.window_indices(*window) if window else np.arange(labelled.n_steps)
+        x = labelled.values[:, :, idx]
+        classes = tuple(labelled.classes[i] for i in present)
+        lut = np.full(len(labelled.classes), -1, np.int64)
+        lut[present] = np.arange(present.size)
+        est = model_class(name)(random_state=seed).fit(x, lut[labelled.labels])
+        train_acc = float(np.mean(est.predict(x) == lut[labelled.labels]))
+        metrics = {"train_accuracy": train_acc}
+        card = ModelCard(
+            model=name,
+            params=est.get_params(),
+            bands=labelled.bands,
+            grid=labelled.grid,
+            classes=classes,
+            window=window,
+            features={"fill": "none", "flatten": True},
+            training={"seed": seed, "n_train": labelled.n_samples},
+            data_fingerprint=labelled.fingerprint(),
+            metrics=metrics,
+        )
+        save_model(out, est, card)
+    return TrainSummary(out, name, tuple(classes), labelled.n_samples, metrics)
+
+
+def predict_dataset(
+    folder: str | os.PathLike[str],
+    data: SeriesSet,
+    *,
+    device: str = "cpu",
+    batch_size: int = 1024,
+) -> pd.DataFrame:
+    """Predict every sample of ``data`` with the model in ``folder``.
+
+    Returns:
+        One row per sample: ``sample_id``, metadata group columns when present (``country``,
+        ``region``, ``year``), ``label`` (true class name or None), ``predicted`` (class
+        name), ``confidence`` and ``p_{class}`` for each model class.
+    """
+    from cropglobe.models.folder import load_model, model_inputs
+    from cropglobe.models.inputs import predict_proba
+
+    model, card = load_model(folder)
+    x = model_inputs(card, data)
+    proba = predict_proba(model, x, batch_size=batch_size, device=device)
+    pred = proba.argmax(axis=1)
+    out = pd.DataFrame({"sample_id": data.meta["sample_id"].astype(str).to_numpy()})
+    for col in ("country", "region", "year"):
+        if col in data.meta.columns:
+            out[col] = data.meta[col].to_numpy()
+    out["label"] = data.label_names()
+    out["predicted"] = np.asarray(card.classes, dtype=object)[pred]
+    out["confidence"] = proba.max(axis=1).astype(np.float32)
+    for k, name in enumerate(card.classes):
+        out[f"p_{name}"] = proba[:, k].astype(np.float32)
+    return out
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a table atomically as Parquet or CSV (by suffix)."""
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        if target.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        elif target.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            raise DataFormatError(
+                f"{target}: unknown table format {target.suffix!r}; use .parquet or .csv"
+            )
+    return target

@@ -1,0 +1,99 @@
+"""train / predict / export commands and their library functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cropglobe.cli.main import cli
+from cropglobe.errors import BandError, LabelError
+from cropglobe.simulate import simulate_world, write_world
+from cropglobe.workflow import predict_dataset, train_to_folder
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate_world(("FRA", "BEL"), 60, random_state=5)
+
+
+def test_classical_folder_roundtrip(world, tmp_path) -> None:
+    fra = world.where(country="FRA")
+    summary = train_to_folder(fra, "lightgbm", tmp_path / "m", seed=1)
+    assert summary.classes == tuple(c for c in world.classes if c in set(fra.label_names()))
+    table = predict_dataset(tmp_path / "m", world.where(country="BEL"))
+    assert len(table) == 60 and set(table.predicted) <= set(summary.classes)
+    probs = table[[f"p_{c}" for c in summary.classes]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    again = predict_dataset(tmp_path / "m", world.where(country="BEL"))
+    pd.testing.assert_frame_equal(table, again)  # deterministic
+
+
+def test_refusals(world, tmp_path) -> None:
+    fra = world.where(country="FRA")
+    with pytest.raises(LabelError, match="single class"):
+        train_to_folder(fra.subset(fra.labels == fra.labels[0]), "lightgbm", tmp_path / "x")
+    train_to_folder(fra, "random_forest", tmp_path / "m", seed=1)
+    shuffled = fra.select_bands(list(reversed(fra.bands)))
+    with pytest.raises(BandError, match="differ in order"):
+        predict_dataset(tmp_path / "m", shuffled)
+
+
+def test_cli_train_predict_export(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--country",
+            "FRA",
+            "--model",
+            "cropnet",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "-o",
+            str(tmp_path / "cn"),
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cn" / "card.json").exists()
+    out = tmp_path / "pred.parquet"
+    res = runner.invoke(
+        cli,
+        ["predict", str(tmp_path / "cn"), "--data", str(data), "--country", "BEL", "-o", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_parquet(out)) == 60 and "accuracy" in res.output
+    pytest.importorskip("onnxruntime")
+    res = runner.invoke(cli, ["export", str(tmp_path / "cn")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "cn" / "model.onnx").exists()
+
+
+def test_cli_errors(tmp_path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "predict",
+            str(tmp_path / "nope"),
+            "--data",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "p.parquet"),
+        ],
+    )
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
+    assert res.output.startswith("Error:")
+    assert not (tmp_path / "p.parquet").exists()
+    res = runner.invoke(cli, ["info", str(tmp_path / "missing.parquet")])
+    assert res.exit_code == 2 and "missing.parquet" in res.output
+    assert "Traceback" not in res.output
