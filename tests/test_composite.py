@@ -482,3 +482,15 @@ def test_real_worldcereal_dekads_to_monthly(shared_data: Path) -> None:
     assert filled.missing_fraction() < direct.missing_fraction() + 0.5
     alignment = detect_season_alignment(direct)
     assert not alignment["unaligned_southern"].any()
+
+
+def test_fill_gaps_non_contiguous_input() -> None:
+    """A band subset by fancy indexing is not C-ordered; filling must still happen."""
+    from cropglobe.composite import fill_gaps
+    from cropglobe.series import TimeGrid
+
+    v = np.arange(5 * 10 * 73, dtype=np.float32).reshape(5, 10, 73)
+    v[0, 0, 30] = np.nan
+    sub = v[:, np.arange(10), :]
+    out = fill_gaps(sub, TimeGrid.cropglobe())
+    assert out[0, 0, 30] == 30.0 and not np.isnan(out).any()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from cropglobe.composite import fill_gaps
 from cropglobe.errors import BandError, GridError
-from cropglobe.features import Median1D, Median2D, fill_linear, step_labels
+from cropglobe.features import Median1D, Median2D, step_labels
 from cropglobe.series import SeriesSet, TimeGrid
 
 BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -50,14 +51,14 @@ def test_median2d_and_bands() -> None:
     assert sub.bands == ("B04", "B08") and sub.grid.n_steps == 43
 
 
-def test_fill_linear_interpolates_and_holds_edges() -> None:
+def test_gap_filling_interpolates_and_holds_edges() -> None:
     v = np.array([[np.nan, 1.0, np.nan, 3.0, np.nan], [np.nan] * 5], dtype=np.float32)
-    out = fill_linear(v, np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    out = fill_gaps(v, TimeGrid.regular(1, 1, 5))
     np.testing.assert_allclose(out[0], [1, 1, 2, 3, 3])
     assert np.isnan(out[1]).all()
-    # irregular spacing uses the bin centres
-    out = fill_linear(np.array([1.0, np.nan, 4.0]), np.array([0.0, 1.0, 3.0]))
-    np.testing.assert_allclose(out, [1, 2, 4])
+    # irregular spacing uses the bin centres (1.5, 3.5, 7.5)
+    out = fill_gaps(np.array([1.0, np.nan, 4.0]), TimeGrid((1, 3, 5, 11)))
+    np.testing.assert_allclose(out, [1, 1 + 3 * 2 / 6, 4])
 
 
 def test_median_gaps_filled_or_kept() -> None:

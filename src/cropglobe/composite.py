@@ -582,7 +582,7 @@ def fill_gaps(
         GridError: the last axis does not have ``grid.n_steps`` steps.
         ParameterError: unknown ``edge`` or a negative ``max_gap_days``.
     """
-    v = np.array(values, dtype=np.float32)  # copy
+    v = np.array(values, dtype=np.float32, order="C")  # a C-contiguous copy: filled in place
     if v.ndim == 0 or v.shape[-1] != grid.n_steps:
         raise GridError(
             f"values have {v.shape[-1] if v.ndim else 0} time steps but the grid has "

@@ -6,7 +6,7 @@ Series transformers take a :class:`~cropglobe.series.SeriesSet` (or a float arra
 fitted on, and refuse input on other bands or another grid.
 """
 
-from cropglobe.features._base import PAPER_WINDOW, fill_linear, resolve_window, step_labels
+from cropglobe.features._base import PAPER_WINDOW, resolve_window, step_labels
 from cropglobe.features.embeddings import (
     EmbeddingLoader,
     Embeddings,
@@ -41,7 +41,6 @@ __all__ = [
     "compute_index",
     "compute_indices",
     "evaluate_harmonics",
-    "fill_linear",
     "fit_harmonics",
     "harmonic_design",
     "load_embeddings",

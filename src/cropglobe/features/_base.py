@@ -25,7 +25,6 @@ __all__ = [
     "PAPER_WINDOW",
     "WINDOWS",
     "SeriesTransformer",
-    "fill_linear",
     "resolve_window",
     "step_labels",
 ]
@@ -118,44 +117,6 @@ def step_labels(
         months = np.searchsorted(_MONTH_STARTS, starts, side="right")
         return [f"m{int(m):02d}" for m in months]
     return [f"d{int(s):03d}" for s in starts]
-
-
-def fill_linear(
-    values: NDArray[np.floating[Any]], centers: NDArray[np.floating[Any]]
-) -> NDArray[np.float32]:
-    """Fill NaN gaps along the last axis by linear interpolation in time, holding the edges.
-
-    A series with no valid value stays all NaN.
-
-    Args:
-        values: float array (..., T); NaN marks a missing observation.
-        centers: (T,) bin centres (days), used as the interpolation abscissa.
-
-    Returns:
-        float32 array of the same shape with every gap of a non-empty series filled.
-    """
-    v = np.asarray(values, dtype=np.float32)
-    valid = ~np.isnan(v)
-    if valid.all():
-        return v.copy()
-    t_len = v.shape[-1]
-    pos = np.arange(t_len)
-    prev = np.maximum.accumulate(np.where(valid, pos, -1), axis=-1)
-    nxt = np.flip(
-        np.minimum.accumulate(np.flip(np.where(valid, pos, t_len), axis=-1), axis=-1), axis=-1
-    )
-    has_prev, has_next = prev >= 0, nxt < t_len
-    p = np.clip(prev, 0, t_len - 1)
-    q = np.clip(nxt, 0, t_len - 1)
-    vp = np.take_along_axis(v, p, axis=-1)
-    vq = np.take_along_axis(v, q, axis=-1)
-    c = np.asarray(centers, dtype=np.float64)
-    cp, cq, ct = c[p], c[q], c[pos]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        frac = np.where(cq > cp, (ct - cp) / np.where(cq > cp, cq - cp, 1.0), 0.0)
-    interp = vp + (vq - vp) * frac.astype(np.float32)
-    out = np.where(has_prev & has_next, interp, np.where(has_prev, vp, vq))
-    return np.where(valid, v, out).astype(np.float32)
 
 
 def _as_grid(grid: Any, param: str) -> TimeGrid:

@@ -16,12 +16,12 @@ from numpy.typing import NDArray
 from sklearn.utils.validation import check_is_fitted
 
 from cropglobe.bands import band_index
+from cropglobe.composite import fill_gaps
 from cropglobe.errors import DataFormatError
 from cropglobe.features._base import (
     PAPER_WINDOW,
     SeriesTransformer,
     WindowSpec,
-    fill_linear,
     resolve_window,
     step_labels,
 )
@@ -70,7 +70,7 @@ class _MedianBase(SeriesTransformer):
         values, _, grid = self._check_input(X)
         v = values[:, self.band_idx_, :]
         if self.fill == "linear":
-            v = fill_linear(v, grid.centers)
+            v = fill_gaps(v, grid)  # the same filler as training and mapping
         return np.ascontiguousarray(v[:, :, self.window_idx_], dtype=np.float32)
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
