@@ -1,0 +1,1205 @@
+"""Crop maps from raster stacks: windowed, batched, parallel (threads or Dask), COG out.
+
+:func:`map_raster` applies a trained model folder (:func:`cropglobe.models.save_model`) to a
+:class:`~cropglobe.io.raster.RasterStack` and writes
+
+- a Cloud-Optimized GeoTIFF of class ids (uint8, a colour table, class names in the tags,
+  255 = no data where a pixel has no valid observation),
+- optionally a COG of per-class probabilities (``uint8``: probability × 254 rounded, 255 = no
+  data, band scale 1/254 so GDAL-aware readers see 0 … 1; or ``float32``, NaN = no data),
+- optionally an uncertainty COG (normalised entropy or top-two margin, same encoding),
+- a JSON sidecar (``map.json`` beside ``map.tif``): model card summary, inputs, options, timings.
+
+Each window of the output's tile grid (``block_size`` × ``block_size``) goes through the same
+code path as training data: read (T, C, h, w) -> pixels as observations -> the compositing
+kernel :func:`cropglobe.composite.composite_arrays` on the model's time grid (day of season of
+each acquisition from :func:`cropglobe.series.day_of_season`) -> :func:`cropglobe.models.
+folder.model_inputs` (the card's gap filling and window) -> batched prediction. Windows are read
+in strips of about ``strip_pixels`` pixels, so the memory of one window in flight is about
+``T × C × strip_pixels × 4`` bytes × a small factor, whatever the raster size (see
+``docs/mapping.md``).
+
+Results are written by one writer (the calling process) into a *partial* folder beside the
+output (``.map.tif.partial/``): fixed-offset block files plus an append-only log of finished
+windows. ``resume=True`` continues from it window by window; the final COGs are assembled from
+it at the end and renamed into place, so an interrupted run never leaves a file that looks
+complete, and a resumed run writes the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cropglobe._fs import atomic_path
+from cropglobe.composite import composite_arrays, fill_gaps
+from cropglobe.errors import CropGlobeError, GridError, ModelError, ParameterError
+from cropglobe.io.raster import RasterStack, Window, open_stack, stack_from_xarray, to_float
+from cropglobe.series import SeriesSet, day_of_season
+
+__all__ = [
+    "ENGINES",
+    "MapJob",
+    "MapResult",
+    "MapWriteError",
+    "WindowResult",
+    "compute_window",
+    "map_raster",
+]
+
+logger = logging.getLogger(__name__)
+
+Engine = Literal["torch", "onnx", "onnx-int8"]
+ENGINES: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+ProbDtype = Literal["uint8", "float32"]
+Uncertainty = Literal["entropy", "margin"]
+
+NODATA_CLASS = 255
+_U8_SCALE = 254.0
+_GDAL_CACHE_MB = 128
+_FORMAT = "cropglobe.map"
+
+
+class MapWriteError(CropGlobeError, OSError):
+    """Writing the map failed (disk full, unwritable folder); nothing complete-looking is left."""
+
+    def __str__(self) -> str:  # OSError would format errno tuples
+        return str(self.args[0]) if self.args else "map write error"
+
+
+# =====================================================================================
+# The job: everything a worker needs to compute a window (picklable, small)
+# =====================================================================================
+@dataclass(frozen=True)
+class _Job:
+    stack: RasterStack
+    model_dir: str
+    engine: str
+    onnx_path: str | None
+    date_index: tuple[int, ...]
+    dos: tuple[int, ...]
+    band_index: tuple[int, ...]
+    windows: tuple[Window, ...]
+    prob_dtype: str
+    write_probs: bool
+    uncertainty: str | None
+    batch_size: int
+    strip_pixels: int
+    threads: int | None
+    model_stamp: str = ""
+
+
+@dataclass
+class WindowResult:
+    """What a worker returns for one window (arrays the writer puts in place).
+
+    Attributes:
+        index: window number (row-major over the tile grid).
+        classes: uint8 (h, w) class ids, 255 = no data.
+        probs: (K, h, w) uint8 (× 254, 255 = no data) or float32 (NaN = no data), or None.
+        uncertainty: (h, w) in the probability encoding, or None.
+        n_valid: pixels with at least one valid observation.
+        seconds: ``read``, ``composite`` (incl. model inputs) and ``model`` seconds.
+    """
+
+    index: int
+    classes: NDArray[np.uint8]
+    probs: NDArray[Any] | None
+    uncertainty: NDArray[Any] | None
+    n_valid: int
+    seconds: dict[str, float]
+
+
+_PREDICTORS: dict[tuple[str, str, str, str | None, int | None], tuple[Any, Any]] = {}
+_PRED_LOCK = threading.Lock()
+
+
+def _predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.float64]], Any]:
+    """A cached ``(predict_proba over card.classes, card)`` for this process."""
+    key = (job.model_dir, job.model_stamp, job.engine, job.onnx_path, job.threads)
+    with _PRED_LOCK:
+        hit = _PREDICTORS.get(key)
+        if hit is None:
+            hit = _load_predictor(job)
+            _PREDICTORS[key] = hit
+    return hit
+
+
+def _load_predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.float64]], Any]:
+    from cropglobe.models.folder import load_model, read_card
+    from cropglobe.models.registry import is_neural
+
+    card = read_card(job.model_dir)
+    k = len(card.classes)
+    bs = job.batch_size
+    if job.engine != "torch":
+        from cropglobe.export import OnnxClassifier
+
+        if job.onnx_path is None:  # pragma: no cover - set by MapJob for ONNX engines
+            raise ModelError("ONNX engine selected without an ONNX file")
+        clf = OnnxClassifier(job.onnx_path, threads=job.threads)
+
+        def onnx_proba(x: NDArray[np.float32]) -> NDArray[np.float64]:
+            return clf.predict_proba(x, batch_size=bs)
+
+        return onnx_proba, card
+    model, card = load_model(job.model_dir)
+    if is_neural(card.model):
+        from cropglobe.models.inputs import predict_proba
+
+        def torch_proba(x: NDArray[np.float32]) -> NDArray[np.float64]:
+            return predict_proba(model, x, batch_size=bs)
+
+        return torch_proba, card
+    # classical: classes_ are indices into card.classes (or class names); fill absent columns
+    cls = np.asarray(model.classes_)
+    if np.issubdtype(cls.dtype, np.integer):
+        cols = cls.astype(np.int64)
+    else:
+        names = [str(c) for c in cls]
+        unknown = [n for n in names if n not in card.classes]
+        if unknown:
+            raise ModelError(
+                f"{job.model_dir}: model classes {unknown} are not in the card's classes "
+                f"{list(card.classes)}; re-save the model with a matching card"
+            )
+        cols = np.array([card.classes.index(n) for n in names], dtype=np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= k):
+        raise ModelError(
+            f"{job.model_dir}: model class indices {cols.tolist()} fall outside the card's "
+            f"{k} classes; re-save the model with a matching card"
+        )
+
+    def classical_proba(x: NDArray[np.float32]) -> NDArray[np.float64]:
+        out = np.zeros((x.shape[0], k), dtype=np.float64)
+        for lo in range(0, x.shape[0], bs):
+            out[lo : lo + bs, cols] = model.predict_proba(x[lo : lo + bs])
+        return out
+
+    return classical_proba, card
+
+
+def _composite_pixels(
+    values: NDArray[np.float32],
+    valid: NDArray[np.bool_],
+    dos: NDArray[np.int64],
+    grid: Any,
+    comp: dict[str, Any],
+) -> NDArray[np.float32]:
+    """Pixels of a (T, C, h, w) block as observations, composited to ``grid``.
+
+    Args:
+        values: float32 (T, C, h, w), NaN = no data.
+        valid: bool (T, h, w), False = masked by the SCL / validity layer.
+        dos: int (T,) day of season of each date, increasing.
+        grid: the target :class:`~cropglobe.series.TimeGrid`.
+        comp: the card's ``features["composite"]`` settings (reducer, gap filling), may be empty.
+
+    Returns:
+        float32 (h · w, C, T_grid), pixels row-major; NaN where a bin holds no valid value.
+    """
+    t, c, h, w = values.shape
+    p = h * w
+    # rows ordered (pixel, date): with dates sorted within the season, keys come sorted
+    obs = np.ascontiguousarray(values.reshape(t, c, p).transpose(2, 0, 1)).reshape(p * t, c)
+    sample = np.repeat(np.arange(p, dtype=np.int32), t)
+    keep = np.ascontiguousarray(valid.reshape(t, p).T).reshape(-1)
+    sample[~keep] = -1
+    rows_dos = np.tile(dos.astype(np.int16), p)
+    out = composite_arrays(sample, rows_dos, obs, p, grid, reducer=comp.get("reducer", "median"))
+    if comp.get("fill"):
+        out = fill_gaps(
+            out,
+            grid,
+            max_gap_days=comp.get("max_gap_days", 30),
+            edge=comp.get("edge", "hold"),
+        )
+    return out
+
+
+def _plan(card: Any, dos: NDArray[np.int64]) -> tuple[Any, NDArray[np.int64]]:
+    """The grid to composite to and the dates (positions into ``dos``) that reach it.
+
+    Neural models fill gaps over the card's whole grid before the window is cut, so they need
+    the whole grid. Classical models read only the window, and median bins are independent:
+    compositing straight to the window's bins gives the same values for less work.
+    """
+    from cropglobe.models.registry import is_neural
+
+    comp = card.features.get("composite") or {}
+    if card.window is not None and not is_neural(card.model) and not comp.get("fill"):
+        grid = card.model_grid
+    else:
+        grid = card.grid
+    return grid, np.flatnonzero(grid.bin_index(dos) >= 0)
+
+
+def _encode(p: NDArray[np.float64], dtype: str) -> NDArray[Any]:
+    if dtype == "uint8":
+        return np.rint(np.clip(p, 0.0, 1.0) * _U8_SCALE).astype(np.uint8)
+    return p.astype(np.float32)
+
+
+def _uncertainty(p: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
+    """Normalised entropy (0 … 1) or top-two margin (0 … 1) of probabilities (N, K)."""
+    if kind == "margin":
+        if p.shape[1] < 2:
+            return np.ones(p.shape[0])
+        top = np.partition(p, p.shape[1] - 2, axis=1)[:, -2:]
+        return np.asarray(top[:, 1] - top[:, 0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return np.asarray(ent / math.log(max(p.shape[1], 2)))
+
+
+def compute_window(job: _Job, index: int) -> WindowResult:
+    """Read, composite and classify one window (runs in a thread, a Dask worker, anywhere).
+
+    Args:
+        job: the job description built by :class:`MapJob` (picklable).
+        index: the window number.
+
+    Returns:
+        the :class:`WindowResult`.
+    """
+    predict, card = _predictor(job)
+    from cropglobe.models.folder import model_inputs
+
+    _r0, _c0, h, w = job.windows[index]
+    k = len(card.classes)
+    classes = np.full((h, w), NODATA_CLASS, dtype=np.uint8)
+    fill = np.uint8(255) if job.prob_dtype == "uint8" else np.float32(np.nan)
+    pdtype = np.uint8 if job.prob_dtype == "uint8" else np.float32
+    probs = np.full((k, h, w), fill, dtype=pdtype) if job.write_probs else None
+    unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
+    secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
+    dos = np.asarray(job.dos, dtype=np.int64)
+    grid, sel = _plan(card, dos)
+    comp = card.features.get("composite") or {}
+    rows = max(1, job.strip_pixels // max(w, 1))
+    n_valid = 0
+    t0 = time.perf_counter()  # the whole window is read at once, in the files' dtype
+    with rasterio_env(), job.stack.reader() as rd:
+        raw, nodata, valid_all = rd.read_raw(job.windows[index], job.date_index, job.band_index)
+    secs["read"] += time.perf_counter() - t0
+    for s0 in range(0, h, rows):
+        sh = min(rows, h - s0)
+        t1 = time.perf_counter()
+        values = to_float(raw[:, :, s0 : s0 + sh], nodata)
+        valid = valid_all[:, s0 : s0 + sh]
+        # a pixel is mapped when it has a valid observation in the season (as a table row
+        # composited with allow_empty=True would be non-empty)
+        seen = valid & ~np.isnan(values).all(axis=1)  # (T, sh, w)
+        has = seen.any(axis=0).reshape(-1)
+        n = int(has.sum())
+        n_valid += n
+        if n == 0:
+            secs["composite"] += time.perf_counter() - t1
+            continue
+        if sel.size < dos.size:
+            values, valid = values[sel], valid[sel]
+        series = _composite_pixels(values, valid, dos[sel], grid, comp)
+        del values, valid, seen
+        ss = SeriesSet(series if n == series.shape[0] else series[has], card.bands, grid)
+        x = model_inputs(card, ss)
+        del series, ss
+        t2 = time.perf_counter()
+        p = predict(x)
+        del x
+        t3 = time.perf_counter()
+        secs["composite"] += t2 - t1
+        secs["model"] += t3 - t2
+        rr, cc = np.divmod(np.flatnonzero(has), w)
+        rr += s0
+        classes[rr, cc] = np.argmax(p, axis=1).astype(np.uint8)
+        if probs is not None:
+            probs[:, rr, cc] = _encode(p, job.prob_dtype).T
+        if unc is not None and job.uncertainty is not None:
+            unc[rr, cc] = _encode(_uncertainty(p, job.uncertainty), job.prob_dtype)
+    return WindowResult(index, classes, probs, unc, n_valid, secs)
+
+
+# =====================================================================================
+# Partial output: fixed-offset block files + an append-only log of finished windows
+# =====================================================================================
+class _BlockFile:
+    """Window arrays (bands, h, w) at fixed offsets of one raw file (window i at i × slot)."""
+
+    def __init__(self, path: Path, n_windows: int, bands: int, block: int, dtype: Any) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.bands = bands
+        self.slot = bands * block * block * self.dtype.itemsize
+        size = n_windows * self.slot
+        mode = os.O_RDWR | os.O_CREAT
+        self.fd = os.open(path, mode, 0o644)
+        if os.fstat(self.fd).st_size != size:
+            os.ftruncate(self.fd, size)
+
+    def write(self, index: int, arr: NDArray[Any]) -> None:
+        data = np.ascontiguousarray(arr, dtype=self.dtype).tobytes()
+        view = memoryview(data)
+        off = index * self.slot
+        while view:
+            n = os.pwrite(self.fd, view, off)
+            view, off = view[n:], off + n
+
+    def read(self, index: int, h: int, w: int) -> NDArray[Any]:
+        n = self.bands * h * w * self.dtype.itemsize
+        buf = os.pread(self.fd, n, index * self.slot)
+        return np.frombuffer(buf, dtype=self.dtype).reshape(self.bands, h, w)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+@dataclass
+class MapResult:
+    """What :func:`map_raster` returns.
+
+    Attributes:
+        output: the class-id COG.
+        probabilities: the probability COG, or None.
+        uncertainty: the uncertainty COG, or None.
+        sidecar: the JSON sidecar.
+        n_windows: windows of the tile grid.
+        n_pixels: H × W.
+        n_valid: pixels with at least one valid observation (the others are no data).
+        seconds: ``total``, ``read``, ``composite``, ``model`` (summed over windows, so they can
+            exceed ``total`` with several workers), ``assemble`` (COG writing).
+        resumed_windows: windows taken from an earlier interrupted run.
+    """
+
+    output: Path
+    probabilities: Path | None
+    uncertainty: Path | None
+    sidecar: Path
+    n_windows: int
+    n_pixels: int
+    n_valid: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    resumed_windows: int = 0
+
+
+def _free_bytes(folder: Path) -> int:
+    return int(shutil.disk_usage(folder).free)
+
+
+def _as_stack(stack: Any, mask: Any, mask_kind: str) -> RasterStack:
+    if isinstance(stack, RasterStack):
+        return stack
+    if isinstance(stack, str | os.PathLike) and str(stack).rstrip("/").endswith(".zarr"):
+        return stack_from_xarray(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
+    if isinstance(stack, str | os.PathLike | list | tuple):
+        return open_stack(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
+    return stack_from_xarray(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
+
+
+def _choose_season(
+    stack: RasterStack, card: Any, season_year: int | None
+) -> tuple[list[int], list[int], int]:
+    """Dates of the stack used for the map: one season, inside the card's grid."""
+    years, dos = day_of_season(stack.dates, card.grid.anchor)
+    inside = card.grid.bin_index(dos) >= 0
+    if season_year is None:
+        cand = years[inside]
+        if cand.size == 0:
+            season = int(years[0]) if years.size else 0
+        else:
+            uniq, counts = np.unique(cand, return_counts=True)
+            season = int(uniq[np.argmax(counts)])  # most dates; ties: the earlier season
+    else:
+        season = int(season_year)
+    use = inside & (years == season)
+    mg = card.model_grid
+    in_window = use & (dos >= mg.edges[0]) & (dos < mg.edges[-1])
+    if not in_window.any():
+        span = f"{stack.dates[0]} … {stack.dates[-1]}" if stack.dates.size else "no dates"
+        raise GridError(
+            f"{stack.description}: no acquisition date ({span}) falls in the model's time window "
+            f"of season {season} (days {mg.edges[0]}–{mg.edges[-1] - 1} of a season starting "
+            f"{card.grid.anchor}); give a stack of that season or pass the right season_year"
+        )
+    skipped = int((~use).sum())
+    if skipped:
+        logger.info(
+            "%d of %d acquisition dates lie outside season %d of the model's grid; ignored",
+            skipped,
+            stack.dates.size,
+            season,
+        )
+    idx = [int(i) for i in np.flatnonzero(use)]
+    order = sorted(idx, key=lambda i: (int(dos[i]), i))
+    return order, [int(dos[i]) for i in order], season
+
+
+def _windows(height: int, width: int, block: int) -> list[Window]:
+    return [
+        (r, c, min(block, height - r), min(block, width - c))
+        for r in range(0, height, block)
+        for c in range(0, width, block)
+    ]
+
+
+def _card_summary(card: Any) -> dict[str, Any]:
+    return {
+        "model": card.model,
+        "classes": list(card.classes),
+        "bands": list(card.bands),
+        "grid": card.grid.to_dict(),
+        "window": list(card.window) if card.window else None,
+        "features": card.features,
+        "metrics": card.metrics,
+        "data_fingerprint": card.data_fingerprint,
+        "created": card.created,
+        "version": card.version,
+    }
+
+
+class MapJob:
+    """A map being computed: validated inputs, windows, partial output; run, then finish.
+
+    ``MapJob(...)`` checks everything that can be checked before reading pixels (model card,
+    bands, dates, block size, output paths, free disk space) and prepares the partial folder.
+    :meth:`run` computes the pending windows and yields each window number once it is written
+    (drive a progress bar with it); :meth:`finish` assembles the COGs and the sidecar. Stopping
+    the iteration early (or a crash) leaves the partial folder for ``resume=True``.
+
+    Args: see :func:`map_raster`.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str],
+        stack: Any,
+        output: str | os.PathLike[str],
+        *,
+        probabilities: str | os.PathLike[str] | None = None,
+        probability_dtype: ProbDtype = "uint8",
+        uncertainty: Uncertainty | None = None,
+        uncertainty_path: str | os.PathLike[str] | None = None,
+        block_size: int = 512,
+        workers: int = 1,
+        batch_size: int = 4096,
+        engine: Engine = "torch",
+        season_year: int | None = None,
+        mask: Any = None,
+        mask_kind: str = "scl",
+        resume: bool = False,
+        client: Any = None,
+        dask_scheduler: str | None = None,
+        strip_pixels: int = 8192,
+        threads: int | None = None,
+    ) -> None:
+        from cropglobe.models.folder import read_card
+        from cropglobe.models.registry import is_neural
+
+        self._t0 = time.perf_counter()
+        if block_size < 16 or block_size % 16:
+            raise ParameterError(
+                f"block_size must be a multiple of 16 (GeoTIFF tiles) >= 16, got {block_size}; "
+                "use 256 or 512"
+            )
+        if workers < 0:
+            raise ParameterError(f"workers must be >= 0 (0 or 1: no thread pool), got {workers}")
+        if batch_size < 1 or strip_pixels < 1:
+            raise ParameterError(
+                f"batch_size and strip_pixels must be >= 1, got {batch_size}, {strip_pixels}"
+            )
+        if probability_dtype not in ("uint8", "float32"):
+            raise ParameterError(
+                f"probability_dtype must be 'uint8' or 'float32', got {probability_dtype!r}"
+            )
+        if uncertainty not in (None, "entropy", "margin"):
+            raise ParameterError(
+                f"uncertainty must be None, 'entropy' or 'margin', got {uncertainty!r}"
+            )
+        if engine not in ENGINES:
+            raise ParameterError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+        self.model_dir = Path(model).resolve()
+        self.card = read_card(self.model_dir)
+        k = len(self.card.classes)
+        if k > 255:
+            raise ModelError(
+                f"{self.model_dir}: {k} classes do not fit a uint8 map (at most 255); merge classes"
+            )
+        self.stack = _as_stack(stack, mask, mask_kind)
+        band_index = self.stack.band_positions(self.card.bands)
+        date_index, dos, self.season = _choose_season(self.stack, self.card, season_year)
+        self.output = Path(output).resolve()
+        self.probabilities = None if probabilities is None else Path(probabilities).resolve()
+        self.uncertainty = uncertainty
+        self.uncertainty_path: Path | None = None
+        if uncertainty is not None:
+            self.uncertainty_path = (
+                Path(uncertainty_path).resolve()
+                if uncertainty_path is not None
+                else self.output.with_name(f"{self.output.stem}.uncertainty{self.output.suffix}")
+            )
+        self.sidecar = self.output.with_suffix(".json")
+        outs = [p for p in (self.output, self.probabilities, self.uncertainty_path) if p]
+        if len(set(outs)) != len(outs) or self.sidecar in outs:
+            raise ParameterError(
+                f"output paths must differ: map {self.output}, probabilities "
+                f"{self.probabilities}, uncertainty {self.uncertainty_path}"
+            )
+        for p in outs:
+            if p.suffix.lower() not in (".tif", ".tiff"):
+                raise ParameterError(f"{p}: output must be a .tif (Cloud-Optimized GeoTIFF)")
+            if p.is_dir():
+                raise ParameterError(f"{p}: is a folder; give a .tif file path")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        self.block_size = int(block_size)
+        self.windows = _windows(self.stack.height, self.stack.width, self.block_size)
+        self.partial = self.output.with_name(f".{self.output.name}.partial")
+        self.workers = int(workers)
+        self.client = client
+        self.dask_scheduler = dask_scheduler
+        self.probability_dtype = probability_dtype
+        onnx_path = None
+        if engine != "torch" and not is_neural(self.card.model):
+            raise ParameterError(
+                f"engine {engine!r} runs neural models; {self.model_dir} holds a "
+                f"{self.card.model!r} model — use engine='torch'"
+            )
+        self._engine = engine
+        job_key = {
+            "format": _FORMAT,
+            "model": str(self.model_dir),
+            "card_created": self.card.created,
+            "card_fingerprint": self.card.data_fingerprint,
+            "stack": self.stack.files or [self.stack.description],
+            "shape": list(self.stack.shape),
+            "dates": [str(self.stack.dates[i]) for i in date_index],
+            "bands": list(self.card.bands),
+            "block_size": self.block_size,
+            "probabilities": self.probabilities is not None,
+            "probability_dtype": probability_dtype,
+            "uncertainty": uncertainty,
+            "engine": engine,
+            "strip_pixels": int(strip_pixels),
+        }
+        self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
+        self.resumed = self._prepare_partial(resume, job_key)
+        if engine != "torch":
+            onnx_path = str(self._onnx_file(engine))
+        self.job = _Job(
+            stack=self.stack,
+            model_dir=str(self.model_dir),
+            engine=engine,
+            onnx_path=onnx_path,
+            date_index=tuple(date_index),
+            dos=tuple(dos),
+            band_index=tuple(band_index),
+            windows=tuple(self.windows),
+            prob_dtype=probability_dtype,
+            write_probs=self.probabilities is not None,
+            uncertainty=uncertainty,
+            batch_size=int(batch_size),
+            strip_pixels=int(strip_pixels),
+            threads=threads,
+            model_stamp=_folder_stamp(self.model_dir),
+        )
+        self.pending = [i for i in range(len(self.windows)) if i not in self.done]
+        self.seconds = {"read": 0.0, "composite": 0.0, "model": 0.0, "write": 0.0}
+        self.n_valid = 0
+
+    # ------------------------------------------------------------------ partial folder
+    def _prepare_partial(self, resume: bool, job_key: dict[str, Any]) -> int:
+        p = self.partial
+        meta = p / "job.json"
+        self.done: set[int] = set()
+        if p.exists() and resume and meta.is_file():
+            try:
+                old = json.loads(meta.read_text())
+            except (ValueError, OSError):
+                old = {}
+            if old.get("hash") == self.job_hash:
+                self.done = self._read_log()
+                logger.info(
+                    "resuming %s: %d of %d windows already done",
+                    self.output,
+                    len(self.done),
+                    len(self.windows),
+                )
+            else:
+                logger.warning("%s: partial output belongs to another job; starting afresh", p)
+                shutil.rmtree(p)
+        elif p.exists():
+            if resume:
+                logger.warning("%s: no usable progress file; starting afresh", p)
+            shutil.rmtree(p)
+        p.mkdir(parents=True, exist_ok=True)
+        k = len(self.card.classes)
+        bs = self.block_size
+        pd = np.uint8 if self.probability_dtype == "uint8" else np.float32
+        need = (
+            len(self.windows)
+            * bs
+            * bs
+            * (
+                1
+                + (k * np.dtype(pd).itemsize if self.probabilities else 0)
+                + (np.dtype(pd).itemsize if self.uncertainty else 0)
+            )
+        )
+        free = _free_bytes(p)
+        if not self.done and free < 2.2 * need:  # partial blocks + assembled COGs
+            shutil.rmtree(p, ignore_errors=True)
+            raise MapWriteError(
+                f"{self.output.parent}: {free / 1e9:.2f} GB free, the map needs about "
+                f"{2.2 * need / 1e9:.2f} GB while it is written; free some space or write "
+                "elsewhere"
+            )
+        n = len(self.windows)
+        try:
+            self.blocks = {"classes": _BlockFile(p / "classes.blk", n, 1, bs, np.uint8)}
+            if self.probabilities:
+                self.blocks["probs"] = _BlockFile(p / "probs.blk", n, k, bs, pd)
+            if self.uncertainty:
+                self.blocks["unc"] = _BlockFile(p / "unc.blk", n, 1, bs, pd)
+            if not self.done:
+                with atomic_path(meta) as tmp:
+                    tmp.write_text(json.dumps({"hash": self.job_hash, "job": job_key}, indent=1))
+                (p / "done.log").write_text("")
+            self._log = open(p / "done.log", "a")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise MapWriteError(_os_message(exc, p)) from None
+        return len(self.done)
+
+    def _read_log(self) -> set[int]:
+        path = self.partial / "done.log"
+        if not path.is_file():
+            return set()
+        text = path.read_text()
+        lines = text.split("\n")
+        if not text.endswith("\n"):
+            lines = lines[:-1]  # a line cut by a kill is not trusted
+        done = set()
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                i = int(parts[0])
+                if 0 <= i < len(self.windows):
+                    done.add(i)
+        return done
+
+    def _onnx_file(self, engine: str) -> Path:
+        from cropglobe.export import ONNX_FILE, export_onnx
+
+        src = self.model_dir / ONNX_FILE
+        if not src.is_file():
+            model, card = _load_torch(self.model_dir)
+            src = self.partial / ONNX_FILE
+            if not src.is_file():
+                export_onnx(
+                    model,
+                    src,
+                    n_bands=int(card.params["n_bands"]),
+                    n_steps=int(card.params["n_steps"]),
+                )
+        if engine == "onnx":
+            return src
+        q = self.partial / "model.int8.onnx"
+        if not q.is_file():
+            try:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+            except ImportError:
+                raise ModelError(
+                    "engine 'onnx-int8' needs the package 'onnxruntime' (with its quantization "
+                    "tools); pip install onnxruntime onnx"
+                ) from None
+            with atomic_path(q) as tmp:
+                quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+        return q
+
+    # ------------------------------------------------------------------ running
+    def _commit(self, res: WindowResult) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.blocks["classes"].write(res.index, res.classes[None])
+            if res.probs is not None and "probs" in self.blocks:
+                self.blocks["probs"].write(res.index, res.probs)
+            if res.uncertainty is not None and "unc" in self.blocks:
+                self.blocks["unc"].write(res.index, res.uncertainty[None])
+            self._log.write(f"{res.index} {res.n_valid}\n")
+            self._log.flush()
+        except OSError as exc:
+            raise MapWriteError(_os_message(exc, self.partial)) from None
+        for key, val in res.seconds.items():
+            self.seconds[key] = self.seconds.get(key, 0.0) + val
+        self.seconds["write"] += time.perf_counter() - t0
+        self.done.add(res.index)
+
+    def run(self) -> Iterator[int]:
+        """Compute and write the pending windows; yield each window number once written."""
+        todo = [i for i in self.pending if i not in self.done]
+        if not todo:
+            return
+        if self.client is not None or self.dask_scheduler is not None:
+            yield from self._run_dask(todo)
+        elif self.workers <= 1:
+            for i in todo:
+                self._commit(compute_window(self.job, i))
+                yield i
+        else:
+            yield from self._run_threads(todo)
+
+    def _run_threads(self, todo: list[int]) -> Iterator[int]:
+        it = iter(todo)
+        in_flight = self.workers + 1  # one window queued ahead keeps every worker busy
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="cropglobe-map")
+        futures: set[Future[WindowResult]] = set()
+        try:
+            for i in itertools.islice(it, in_flight):
+                futures.add(pool.submit(compute_window, self.job, i))
+            while futures:
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in sorted(finished, key=lambda f: f.result().index):
+                    res = fut.result()
+                    self._commit(res)
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        futures.add(pool.submit(compute_window, self.job, nxt))
+                    yield res.index
+        finally:
+            for fut in futures:
+                fut.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run_dask(self, todo: list[int]) -> Iterator[int]:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise ParameterError(
+                "Dask mapping needs the package 'distributed'; pip install 'dask[distributed]'"
+            ) from None
+        own = None
+        client = self.client
+        if client is None:
+            try:
+                own = client = Client(self.dask_scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ParameterError(
+                    f"cannot connect to the Dask scheduler {self.dask_scheduler!r} ({exc}); "
+                    "check the address (tcp://host:8786) and that the scheduler runs"
+                ) from None
+        try:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            job_f = client.scatter(self.job, broadcast=True)
+            it = iter(todo)
+            first = [
+                client.submit(compute_window, job_f, i, pure=False)
+                for i in itertools.islice(it, 2 * n_workers)
+            ]
+            ac = as_completed(first)
+            for fut in ac:
+                res = fut.result()
+                fut.release()
+                self._commit(res)
+                nxt = next(it, None)
+                if nxt is not None:
+                    ac.add(client.submit(compute_window, job_f, nxt, pure=False))
+                yield res.index
+        finally:
+            if own is not None:
+                own.close()
+
+    def close(self) -> None:
+        """Close the partial files (the partial folder stays for ``resume``)."""
+        for b in getattr(self, "blocks", {}).values():
+            b.close()
+        log = getattr(self, "_log", None)
+        if log is not None and not log.closed:
+            log.close()
+
+    # ------------------------------------------------------------------ finishing
+    def finish(self) -> MapResult:
+        """Assemble the COGs and the sidecar from the partial output, then remove it.
+
+        Raises:
+            ParameterError: windows are still missing (the run was interrupted).
+            MapWriteError: the disk filled up or the folder is not writable.
+        """
+        missing = len(self.windows) - len(self.done)
+        if missing:
+            raise ParameterError(
+                f"{self.output}: {missing} of {len(self.windows)} windows are not computed yet; "
+                "run() them first (or map again with resume=True)"
+            )
+        t0 = time.perf_counter()
+        n_valid = self._count_valid()
+        try:
+            outputs = self._assemble()
+            self.seconds["assemble"] = time.perf_counter() - t0
+            self.seconds["total"] = time.perf_counter() - self._t0
+            result = MapResult(
+                output=self.output,
+                probabilities=self.probabilities,
+                uncertainty=self.uncertainty_path,
+                sidecar=self.sidecar,
+                n_windows=len(self.windows),
+                n_pixels=self.stack.height * self.stack.width,
+                n_valid=n_valid,
+                seconds=dict(self.seconds),
+                resumed_windows=self.resumed,
+            )
+            sidecar = self._sidecar(result)
+            # rename into place only once everything is written: maps first, sidecar last
+            for tmp, final in outputs:
+                os.replace(tmp, final)
+            with atomic_path(self.sidecar) as tmp:
+                tmp.write_text(json.dumps(sidecar, indent=2, default=str))
+        except OSError as exc:
+            raise MapWriteError(_os_message(exc, self.output.parent)) from None
+        finally:
+            self.close()
+        shutil.rmtree(self.partial, ignore_errors=True)
+        logger.info(
+            "wrote %s (%d windows, %.1f s)", self.output, len(self.windows), self.seconds["total"]
+        )
+        return result
+
+    def _count_valid(self) -> int:
+        # a window re-run after an interruption may be logged twice: count it once
+        seen: dict[int, int] = {}
+        for line in (self.partial / "done.log").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                seen[int(parts[0])] = int(parts[1])
+        return sum(seen.values())
+
+    def _assemble(self) -> list[tuple[Path, Path]]:
+        """Write each output as a tiled GeoTIFF, then copy it to a COG beside the target."""
+        import rasterio
+        import rasterio.shutil
+        from rasterio.errors import RasterioError
+
+        from cropglobe.classes import class_colors
+
+        classes = self.card.classes
+        k = len(classes)
+        made: list[tuple[Path, Path]] = []
+        names_json = json.dumps(list(classes))
+        common_tags = {
+            "CROPGLOBE_MODEL": self.card.model,
+            "CROPGLOBE_CLASSES": names_json,
+            "CROPGLOBE_SEASON": str(self.season),
+        }
+        pd_nodata: float = 255 if self.probability_dtype == "uint8" else float("nan")
+        specs: list[dict[str, Any]] = [
+            {
+                "key": "classes",
+                "target": self.output,
+                "count": 1,
+                "dtype": "uint8",
+                "nodata": NODATA_CLASS,
+                "resampling": "NEAREST",
+                "descriptions": ["class"],
+                "tags": {**common_tags, **{f"CLASS_{i}": c for i, c in enumerate(classes)}},
+            },
+        ]
+        if self.probabilities is not None:
+            specs.append(
+                {
+                    "key": "probs",
+                    "target": self.probabilities,
+                    "count": k,
+                    "dtype": self.probability_dtype,
+                    "nodata": pd_nodata,
+                    "resampling": "AVERAGE",
+                    "descriptions": [f"p({c})" for c in classes],
+                    "tags": {**common_tags, "CROPGLOBE_ENCODING": self._encoding_text()},
+                }
+            )
+        if self.uncertainty_path is not None:
+            specs.append(
+                {
+                    "key": "unc",
+                    "target": self.uncertainty_path,
+                    "count": 1,
+                    "dtype": self.probability_dtype,
+                    "nodata": pd_nodata,
+                    "resampling": "AVERAGE",
+                    "descriptions": [str(self.uncertainty)],
+                    "tags": {
+                        **common_tags,
+                        "CROPGLOBE_UNCERTAINTY": str(self.uncertainty),
+                        "CROPGLOBE_ENCODING": self._encoding_text(),
+                    },
+                }
+            )
+        colors = class_colors(classes)
+        bs = self.block_size
+        try:
+            with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB, GDAL_NUM_THREADS=1):
+                for spec in specs:
+                    tiled = self.partial / f"{spec['key']}.tif"
+                    profile = {
+                        "driver": "GTiff",
+                        "width": self.stack.width,
+                        "height": self.stack.height,
+                        "count": spec["count"],
+                        "dtype": spec["dtype"],
+                        "crs": self.stack.crs,
+                        "transform": self.stack.transform,
+                        "nodata": spec["nodata"],
+                        "tiled": True,
+                        "blockxsize": bs,
+                        "blockysize": bs,
+                        "interleave": "pixel" if spec["count"] > 1 else "band",
+                        "BIGTIFF": "IF_SAFER",
+                    }
+                    blk = self.blocks[spec["key"]]
+                    with rasterio.open(tiled, "w", **profile) as dst:
+                        for i, (r0, c0, h, w) in enumerate(self.windows):
+                            arr = blk.read(i, h, w)
+                            dst.write(arr, window=((r0, r0 + h), (c0, c0 + w)))
+                        for b, desc in enumerate(spec["descriptions"], start=1):
+                            dst.set_band_description(b, desc)
+                        if spec["key"] == "classes":
+                            dst.write_colormap(1, _colormap(colors))
+                        elif self.probability_dtype == "uint8":
+                            dst.scales = [1.0 / _U8_SCALE] * spec["count"]
+                        dst.update_tags(**spec["tags"])
+                    tmp = _temp_beside(spec["target"])
+                    made.append((tmp, spec["target"]))
+                    rasterio.shutil.copy(
+                        tiled,
+                        tmp,
+                        driver="COG",
+                        BLOCKSIZE=bs,
+                        COMPRESS="DEFLATE",
+                        PREDICTOR="YES" if spec["dtype"] == "float32" else "NO",
+                        OVERVIEW_RESAMPLING=spec["resampling"],
+                        BIGTIFF="IF_SAFER",
+                        NUM_THREADS=1,
+                    )
+                    tiled.unlink()
+        except (RasterioError, OSError) as exc:
+            for tmp, _ in made:
+                tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise
+            raise MapWriteError(
+                f"{self.output.parent}: writing the COG failed ({str(exc).splitlines()[0]}); "
+                "check free space and permissions, then map again with resume=True"
+            ) from None
+        return made
+
+    def _encoding_text(self) -> str:
+        if self.probability_dtype == "uint8":
+            return "uint8: value = round(probability * 254); 255 = no data; band scale 1/254"
+        return "float32 probability 0..1; NaN = no data"
+
+    def _sidecar(self, result: MapResult) -> dict[str, Any]:
+        st = self.stack
+        used = [str(st.dates[i]) for i in self.job.date_index]
+        return {
+            "format": _FORMAT,
+            "outputs": {
+                "classes": str(result.output),
+                "probabilities": str(result.probabilities) if result.probabilities else None,
+                "uncertainty": str(result.uncertainty) if result.uncertainty else None,
+                "class_nodata": NODATA_CLASS,
+                "probability_encoding": self._encoding_text(),
+                "uncertainty_kind": self.uncertainty,
+            },
+            "model": {"folder": str(self.model_dir), **_card_summary(self.card)},
+            "inputs": {
+                "stack": st.description,
+                "n_files": len(st.files),
+                "shape": {
+                    "dates": st.shape[0],
+                    "bands": st.shape[1],
+                    "height": st.height,
+                    "width": st.width,
+                },
+                "bands": list(st.bands),
+                "dates": [str(d) for d in st.dates],
+                "dates_used": used,
+                "season": self.season,
+                "crs": None if st.crs is None else str(st.crs),
+                "transform": list(st.transform)[:6] if st.transform is not None else None,
+                "mask": bool(st.mask_sources and any(st.mask_sources)) or st.mask_array is not None,
+            },
+            "options": {
+                "block_size": self.block_size,
+                "workers": self.workers,
+                "dask": self.client is not None or self.dask_scheduler is not None,
+                "engine": self._engine,
+                "batch_size": self.job.batch_size,
+                "probability_dtype": self.probability_dtype,
+            },
+            "n_windows": result.n_windows,
+            "n_pixels": result.n_pixels,
+            "n_valid": result.n_valid,
+            "resumed_windows": result.resumed_windows,
+            "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        }
+
+
+def _folder_stamp(folder: Path) -> str:
+    """Names, sizes and modification times of a model folder's files (cache key)."""
+    items = sorted(
+        f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+        for p in folder.iterdir()
+        if p.is_file()
+    )
+    return hashlib.sha256("|".join(items).encode()).hexdigest()[:16]
+
+
+def rasterio_env() -> Any:
+    """A ``rasterio.Env`` with GDAL's block cache capped (memory stays bounded by the windows)."""
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB)
+
+
+def _temp_beside(target: Path) -> Path:
+    """A fresh temporary name beside ``target`` (same suffix; the file itself is not created)."""
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+    )
+    os.close(fd)
+    os.unlink(name)
+    return Path(name)
+
+
+def _load_torch(folder: Path) -> tuple[Any, Any]:
+    from cropglobe.models.folder import load_model
+
+    return load_model(folder)
+
+
+def _colormap(colors: Sequence[str]) -> dict[int, tuple[int, int, int, int]]:
+    cmap: dict[int, tuple[int, int, int, int]] = {}
+    for i, hexcol in enumerate(colors):
+        h = hexcol.lstrip("#")
+        cmap[i] = (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255)
+    cmap[NODATA_CLASS] = (0, 0, 0, 0)
+    return cmap
+
+
+def _os_message(exc: OSError, where: Path) -> str:
+    if exc.errno == 28:
+        return (
+            f"{exc.filename or where}: no space left on device while writing the map; free some "
+            "space, then map again with resume=True"
+        )
+    return (
+        f"{exc.filename or where}: cannot write the map ({exc.strerror or exc}); choose a "
+        "writable location"
+    )
+
+
+def map_raster(
+    model: str | os.PathLike[str],
+    stack: Any,
+    output: str | os.PathLike[str],
+    *,
+    probabilities: str | os.PathLike[str] | None = None,
+    probability_dtype: ProbDtype = "uint8",
+    uncertainty: Uncertainty | None = None,
+    uncertainty_path: str | os.PathLike[str] | None = None,
+    block_size: int = 512,
+    workers: int = 1,
+    batch_size: int = 4096,
+    engine: Engine = "torch",
+    season_year: int | None = None,
+    mask: Any = None,
+    mask_kind: str = "scl",
+    resume: bool = False,
+    client: Any = None,
+    dask_scheduler: str | None = None,
+    strip_pixels: int = 8192,
+    threads: int | None = None,
+    on_window: Callable[[int, int], Any] | None = None,
+) -> MapResult:
+    """Map a region: classify every pixel of a raster stack with a trained model folder.
+
+    Args:
+        model: a model folder written by :func:`cropglobe.models.save_model`.
+        stack: a :class:`~cropglobe.io.raster.RasterStack`, a glob / folder / list of GeoTIFF
+            files (:func:`~cropglobe.io.raster.open_stack`), an xarray DataArray (time, band,
+            y, x) or Dataset, or a ``.zarr`` path (:func:`~cropglobe.io.raster.
+            stack_from_xarray`).
+        output: the class-id COG to write (``.tif``); the sidecar is ``output`` with ``.json``.
+        probabilities: optional COG of per-class probabilities (K bands, card class order).
+        probability_dtype: ``"uint8"`` (× 254, 255 = no data) or ``"float32"`` (NaN = no data).
+        uncertainty: ``"entropy"`` (normalised, 0 … 1) or ``"margin"`` (top-1 − top-2) band.
+        uncertainty_path: where to write it (default ``<output stem>.uncertainty.tif``).
+        block_size: window and COG tile size in pixels (multiple of 16).
+        workers: threads computing windows (0 or 1: in the calling thread).
+        batch_size: pixels per model call.
+        engine: ``"torch"`` (the saved model; also runs classical models), ``"onnx"`` or
+            ``"onnx-int8"`` (onnxruntime; int8 = dynamic quantization of the exported model).
+        season_year: the season to map (the year it starts); None: the season holding most
+            acquisition dates inside the model's grid. Other dates are ignored.
+        mask: SCL / validity files (or DataArray) when not inside the stack.
+        mask_kind: ``"scl"`` or ``"valid"``.
+        resume: continue an interrupted run of the same job from its partial folder.
+        client: a ``dask.distributed.Client``: windows are computed on its workers (they must
+            see the model folder and the stack files), written by this process.
+        dask_scheduler: a scheduler address (``tcp://host:8786``) to connect a client to.
+        strip_pixels: pixels read and composited at once inside a window (bounds memory).
+        threads: intra-op threads of the ONNX runtime (None: its default).
+        on_window: called as ``on_window(done, total)`` after each window is written.
+
+    Returns:
+        the :class:`MapResult`.
+
+    Raises:
+        BandError: the stack lacks bands the model needs.
+        GridError: no acquisition date falls in the model's season window.
+        DataFormatError: files differ in CRS / transform / shape, or a tile is unreadable.
+        MapWriteError: disk full or unwritable output folder (resume afterwards).
+        ParameterError, ModelError: bad arguments or model folder.
+    """
+    job = MapJob(
+        model,
+        stack,
+        output,
+        probabilities=probabilities,
+        probability_dtype=probability_dtype,
+        uncertainty=uncertainty,
+        uncertainty_path=uncertainty_path,
+        block_size=block_size,
+        workers=workers,
+        batch_size=batch_size,
+        engine=engine,
+        season_year=season_year,
+        mask=mask,
+        mask_kind=mask_kind,
+        resume=resume,
+        client=client,
+        dask_scheduler=dask_scheduler,
+        strip_pixels=strip_pixels,
+        threads=threads,
+    )
+    try:
+        total = len(job.windows)
+        for _ in job.run():
+            if on_window is not None:
+                on_window(len(job.done), total)
+        return job.finish()
+    finally:
+        job.close()

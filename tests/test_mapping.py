@@ -1,0 +1,576 @@
+"""Mapping raster stacks with a trained model: equivalence with table prediction, COG output,
+Dask, resume, CLI and bad input. Stacks are tiny GeoTIFFs written in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+
+from affine import Affine  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from cropglobe.bands import S2_BANDS  # noqa: E402
+from cropglobe.composite import composite  # noqa: E402
+from cropglobe.errors import BandError, DataFormatError, GridError  # noqa: E402
+from cropglobe.mapping import MapJob, MapWriteError, map_raster  # noqa: E402
+from cropglobe.series import Observations, TimeGrid  # noqa: E402
+
+SIZE = 64
+CLASSES = ("wheat", "maize", "grassland", "rapeseed")
+DATES = [
+    f"2023-{m:02d}-{d:02d}"
+    for m, d in [(2, 10), (3, 15), (4, 12), (5, 20), (6, 14), (7, 9), (8, 18), (9, 22), (10, 25)]
+]
+PEAKS = (140, 215, 180, 110)  # day of year of the NDVI peak per class
+CRS = "EPSG:32631"
+TRANSFORM = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0)
+
+
+def _field_map() -> np.ndarray:
+    """(64, 64) class id per pixel: four fields in the quadrants, a stripe of the first class."""
+    f = np.zeros((SIZE, SIZE), dtype=np.int64)
+    f[:32, 32:] = 1
+    f[32:, :32] = 2
+    f[32:, 32:] = 3
+    f[28:36, 8:56] = 0
+    return f
+
+
+def _pixels(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """values (T, C, H, W) uint16 reflectance × 10000, scl (T, H, W) uint8, fields (H, W)."""
+    rng = np.random.default_rng(seed)
+    fields = _field_map()
+    doy = np.array([np.datetime64(d, "D").astype(object).timetuple().tm_yday for d in DATES])
+    t = len(DATES)
+    # NDVI-like curve per class and date, with pixel noise
+    peak = np.asarray(PEAKS)[fields]  # (H, W)
+    green = np.exp(-(((doy[:, None, None] - peak[None]) / 40.0) ** 2))  # (T, H, W)
+    green = green * (0.8 + 0.2 * rng.random((1, SIZE, SIZE)))
+    vis = 900 - 600 * green  # B02 B03 B04
+    red_edge = 1500 + 1500 * green  # B05 B06
+    nir = 2000 + 3000 * green  # B07 B08 B8A
+    swir = 2500 - 1000 * green  # B11 B12
+    per_band = [
+        vis,
+        vis * 1.2,
+        vis * 0.9,
+        red_edge,
+        red_edge * 1.3,
+        nir * 0.9,
+        nir,
+        nir * 1.05,
+        swir,
+        swir * 0.7,
+    ]
+    values = np.stack(per_band, axis=1) + rng.normal(0, 40, (t, 10, SIZE, SIZE))
+    values = np.clip(values, 1, 10000).astype(np.uint16)
+    scl = np.full((t, SIZE, SIZE), 4, dtype=np.uint8)
+    cloud = rng.random((t, SIZE, SIZE)) < 0.15
+    scl[cloud] = 9
+    scl[:, :3, :3] = 8  # always cloudy corner -> no data in the map
+    values[2, :, 10:12, 40:50] = 0  # nodata value on one date
+    return values, scl, fields
+
+
+def write_stack(
+    folder: Path,
+    *,
+    per_band: bool = False,
+    scl_separate: bool = True,
+    seed: int = 0,
+    dates: list[str] | None = None,
+    transform: Any = TRANSFORM,
+    crs: str = CRS,
+) -> tuple[Path, Path | None]:
+    """Write the synthetic stack as GeoTIFFs; returns (stack folder, SCL folder or None)."""
+    values, scl, _ = _pixels(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    scl_dir = folder.parent / f"{folder.name}_scl"
+    if scl_separate:
+        scl_dir.mkdir(exist_ok=True)
+    prof = {
+        "driver": "GTiff",
+        "height": SIZE,
+        "width": SIZE,
+        "dtype": "uint16",
+        "crs": crs,
+        "transform": transform,
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": 32,
+        "blockysize": 32,
+    }
+    for i, date in enumerate(dates or DATES):
+        stamp = date.replace("-", "")
+        if per_band:
+            for j, b in enumerate(S2_BANDS):
+                with rasterio.open(folder / f"S2_{stamp}_{b}.tif", "w", count=1, **prof) as ds:
+                    ds.write(values[i, j], 1)
+        else:
+            count = 10 if scl_separate else 11
+            with rasterio.open(folder / f"S2_{stamp}.tif", "w", count=count, **prof) as ds:
+                ds.write(values[i], list(range(1, 11)))
+                names = list(S2_BANDS)
+                if not scl_separate:
+                    ds.write(scl[i].astype(np.uint16), 11)
+                    names.append("SCL")
+                ds.descriptions = tuple(names)
+        if scl_separate:
+            p = {**prof, "dtype": "uint8", "nodata": None}
+            with rasterio.open(scl_dir / f"SCL_{stamp}.tif", "w", count=1, **p) as ds:
+                ds.write(scl[i], 1)
+    return folder, (scl_dir if scl_separate else None)
+
+
+def observations(seed: int = 0) -> Observations:
+    """The same pixels as a long observation table (sample = row-major pixel)."""
+    values, scl, fields = _pixels(seed)
+    t, c, h, w = values.shape
+    v = values.reshape(t, c, h * w).transpose(2, 0, 1).reshape(-1, c).astype(np.float32)
+    v[v == 0] = np.nan
+    table = pd.DataFrame(v, columns=list(S2_BANDS))
+    table.insert(0, "sample", np.repeat(np.arange(h * w), t))
+    table.insert(1, "date", np.tile(np.array(DATES, dtype="datetime64[ns]"), h * w))
+    table["SCL"] = scl.reshape(t, h * w).T.reshape(-1)
+    samples = pd.DataFrame(
+        {"sample_id": [str(i) for i in range(h * w)], "label": fields.reshape(-1)}
+    )
+    return Observations(table, tuple(S2_BANDS), samples, CLASSES)
+
+
+GRID = TimeGrid.monthly()
+WINDOW = (32, 300)  # February … October: the classical model reads 9 months
+
+
+@pytest.fixture(scope="module")
+def lgbm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small LightGBM model folder trained on composited pixels of another seed."""
+    from cropglobe.models import LightGBMModel, ModelCard, save_model
+
+    ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True).drop_empty()
+    model = LightGBMModel(n_estimators=15, num_leaves=8, random_state=0, n_jobs=1)
+    model.fit(ss.select_window(*WINDOW).values, ss.labels)
+    card = ModelCard(
+        model="lightgbm",
+        params={"n_estimators": 15},
+        bands=S2_BANDS,
+        grid=GRID,
+        classes=CLASSES,
+        window=WINDOW,
+        features={"fill": "none"},
+    )
+    return save_model(tmp_path_factory.mktemp("models") / "lgbm", model, card)
+
+
+@pytest.fixture(scope="module")
+def stack_dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("stack")
+    folder, scl = write_stack(root / "tiles")
+    assert scl is not None
+    return folder, scl
+
+
+def _table_prediction(model_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    from cropglobe.models import load_model
+    from cropglobe.models.folder import model_inputs
+
+    model, card = load_model(model_dir)
+    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
+    has = ~ss.empty_samples()
+    proba = np.zeros((ss.n_samples, len(CLASSES)))
+    proba[np.ix_(has, np.asarray(model.classes_))] = model.predict_proba(
+        model_inputs(card, ss.subset(has))
+    )
+    cls = np.where(has, np.argmax(proba, axis=1), 255).reshape(SIZE, SIZE)
+    proba[~has] = np.nan
+    return cls, proba.reshape(SIZE, SIZE, -1).transpose(2, 0, 1)
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def test_map_equals_table_prediction_and_is_a_cog(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    out = tmp_path / "map.tif"
+    res = map_raster(
+        lgbm_model,
+        str(folder / "*.tif"),
+        out,
+        mask=str(scl / "*.tif"),
+        probabilities=tmp_path / "p.tif",
+        probability_dtype="float32",
+        uncertainty="entropy",
+        block_size=32,
+        workers=2,
+    )
+    cls_ref, proba_ref = _table_prediction(lgbm_model)
+    cls = _read(out)[0]
+    np.testing.assert_array_equal(cls, cls_ref)
+    assert (cls[:3, :3] == 255).all() and res.n_valid == SIZE * SIZE - 9
+    proba = _read(tmp_path / "p.tif")
+    np.testing.assert_allclose(proba, proba_ref.astype(np.float32), rtol=0, atol=1e-7)
+    assert (cls_ref[cls_ref != 255] == _field_map()[cls_ref != 255]).mean() > 0.9
+    for path in (out, tmp_path / "p.tif", res.uncertainty):
+        assert path is not None
+        with rasterio.open(path) as ds:
+            assert ds.profile["tiled"] and ds.block_shapes[0] == (32, 32)
+            assert ds.overviews(1) == [2]
+            assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+            assert ds.crs == rasterio.crs.CRS.from_string(CRS) and ds.transform == TRANSFORM
+    with rasterio.open(out) as ds:
+        assert ds.nodata == 255 and ds.dtypes[0] == "uint8"
+        assert ds.colormap(1)[1][:3] != (0, 0, 0)
+        assert json.loads(ds.tags()["CROPGLOBE_CLASSES"]) == list(CLASSES)
+    side = json.loads(res.sidecar.read_text())
+    assert side["model"]["model"] == "lightgbm" and side["inputs"]["season"] == 2023
+    assert side["n_valid"] == res.n_valid and side["seconds"]["total"] > 0
+    assert not any(p.name.endswith(".partial") for p in tmp_path.iterdir())
+
+
+def test_uint8_probabilities_and_single_thread_match(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    map_raster(
+        lgbm_model,
+        folder,
+        tmp_path / "a.tif",
+        mask=scl,
+        probabilities=tmp_path / "pa.tif",
+        block_size=32,
+        workers=0,
+        strip_pixels=100,
+    )
+    map_raster(
+        lgbm_model,
+        folder,
+        tmp_path / "b.tif",
+        mask=scl,
+        probabilities=tmp_path / "pb.tif",
+        block_size=32,
+        workers=3,
+    )
+    assert (tmp_path / "a.tif").read_bytes() == (tmp_path / "b.tif").read_bytes()
+    assert (tmp_path / "pa.tif").read_bytes() == (tmp_path / "pb.tif").read_bytes()
+    _, proba_ref = _table_prediction(lgbm_model)
+    p = _read(tmp_path / "pa.tif")
+    expect = np.where(np.isnan(proba_ref), 255, np.rint(np.nan_to_num(proba_ref) * 254))
+    np.testing.assert_array_equal(p, expect.astype(np.uint8))
+    with rasterio.open(tmp_path / "pa.tif") as ds:
+        assert ds.scales[0] == pytest.approx(1 / 254)
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_dask_local_cluster_is_byte_identical(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, processes: bool
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    folder, scl = stack_dirs
+    map_raster(
+        lgbm_model,
+        folder,
+        tmp_path / "one.tif",
+        mask=scl,
+        probabilities=tmp_path / "p1.tif",
+        block_size=32,
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        map_raster(
+            lgbm_model,
+            folder,
+            tmp_path / "two.tif",
+            mask=scl,
+            probabilities=tmp_path / "p2.tif",
+            block_size=32,
+            client=client,
+        )
+    assert (tmp_path / "one.tif").read_bytes() == (tmp_path / "two.tif").read_bytes()
+    assert (tmp_path / "p1.tif").read_bytes() == (tmp_path / "p2.tif").read_bytes()
+
+
+def test_resume_after_kill_gives_the_same_file(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    map_raster(
+        lgbm_model,
+        folder,
+        tmp_path / "ref.tif",
+        mask=scl,
+        probabilities=tmp_path / "pref.tif",
+        block_size=16,
+    )
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_5(done: int, total: int) -> None:
+        if done == 5:
+            raise Killed
+
+    out, probs = tmp_path / "map.tif", tmp_path / "p.tif"
+    with pytest.raises(Killed):
+        map_raster(
+            lgbm_model,
+            folder,
+            out,
+            mask=scl,
+            probabilities=probs,
+            block_size=16,
+            workers=2,
+            on_window=kill_after_5,
+        )
+    assert not out.exists() and not probs.exists()
+    assert (tmp_path / ".map.tif.partial" / "done.log").is_file()
+    job = MapJob(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=16, resume=True)
+    assert job.resumed >= 5 and len(job.pending) == 16 - job.resumed
+    seen = list(job.run())
+    res = job.finish()
+    assert sorted(seen) == job.pending and res.resumed_windows == job.resumed
+    assert out.read_bytes() == (tmp_path / "ref.tif").read_bytes()
+    assert probs.read_bytes() == (tmp_path / "pref.tif").read_bytes()
+
+
+def test_scl_band_inside_per_date_files_and_per_band_files(
+    lgbm_model: Path, tmp_path: Path
+) -> None:
+    inside, _ = write_stack(tmp_path / "inside", scl_separate=False)
+    map_raster(lgbm_model, inside, tmp_path / "a.tif", block_size=32)
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(tmp_path / "a.tif")[0], cls_ref)
+    per_band, scl = write_stack(tmp_path / "per_band", per_band=True)
+    map_raster(lgbm_model, str(per_band / "*.tif"), tmp_path / "b.tif", mask=scl, block_size=64)
+    np.testing.assert_array_equal(_read(tmp_path / "b.tif")[0], cls_ref)
+
+
+def test_xarray_input_matches_files(lgbm_model: Path, tmp_path: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    values, scl, _ = _pixels()
+    da = xr.DataArray(
+        np.where(values == 0, np.nan, values.astype(np.float32)),
+        dims=("time", "band", "y", "x"),
+        coords={"time": np.array(DATES, dtype="datetime64[ns]"), "band": list(S2_BANDS)},
+        attrs={"crs": CRS, "transform": tuple(TRANSFORM)[:6]},
+    )
+    mask = xr.DataArray(scl, dims=("time", "y", "x"))
+    res = map_raster(lgbm_model, da, tmp_path / "x.tif", mask=mask, block_size=32, workers=2)
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(res.output)[0], cls_ref)
+    with rasterio.open(res.output) as ds:
+        assert ds.transform == TRANSFORM and ds.crs.to_epsg() == 32631
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_missing_band_and_dates_outside_the_season(lgbm_model: Path, tmp_path: Path) -> None:
+    folder, scl = write_stack(tmp_path / "s", per_band=True)
+    for p in folder.glob("*_B8A.tif"):
+        p.unlink()
+    with pytest.raises(BandError, match=r"lacks bands \['B8A'\]"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=32)
+    assert not (tmp_path / "m.tif").exists()
+    old, scl2 = write_stack(tmp_path / "old", dates=[d.replace("2023", "2021") for d in DATES])
+    with pytest.raises(GridError, match="season 2023"):
+        map_raster(lgbm_model, old, tmp_path / "m.tif", mask=scl2, season_year=2023)
+
+
+def test_mismatched_grid_names_the_file(lgbm_model: Path, tmp_path: Path) -> None:
+    folder, scl = write_stack(tmp_path / "s")
+    odd = folder / "S2_20231101.tif"
+    values, _, _ = _pixels()
+    prof = {
+        "driver": "GTiff",
+        "height": SIZE,
+        "width": SIZE,
+        "count": 10,
+        "dtype": "uint16",
+        "crs": "EPSG:32632",
+        "transform": TRANSFORM,
+    }
+    with rasterio.open(odd, "w", **prof) as ds:
+        ds.write(values[0])
+        ds.descriptions = tuple(S2_BANDS)
+    with pytest.raises(DataFormatError, match=r"S2_20231101\.tif: CRS EPSG:32632 differs"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl)
+
+
+def test_cli_map_and_its_errors(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+
+    folder, scl = stack_dirs
+    runner = CliRunner()
+    out = tmp_path / "cli.tif"
+    r = runner.invoke(
+        cli,
+        [
+            "map",
+            str(lgbm_model),
+            "--stack",
+            str(folder / "*.tif"),
+            "-o",
+            str(out),
+            "--probabilities",
+            str(tmp_path / "p.tif"),
+            "--block-size",
+            "32",
+            "--workers",
+            "2",
+            "--scl",
+            str(scl / "*.tif"),
+            "--uncertainty",
+            "margin",
+            "-q",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(out)[0], cls_ref)
+    assert (tmp_path / "cli.uncertainty.tif").is_file()
+    # an unreadable tile
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in folder.glob("*.tif"):
+        (bad / p.name).write_bytes(p.read_bytes())
+    (bad / "S2_20230512.tif").write_bytes(b"II*\x00garbage")
+    r = runner.invoke(
+        cli,
+        [
+            "map",
+            str(lgbm_model),
+            "--stack",
+            str(bad / "*.tif"),
+            "-o",
+            str(tmp_path / "bad.tif"),
+            "-q",
+        ],
+    )
+    assert r.exit_code == 2
+    assert "S2_20230512.tif: unreadable stack file" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert not (tmp_path / "bad.tif").exists()
+    # no stack files at all
+    r = runner.invoke(
+        cli,
+        [
+            "map",
+            str(lgbm_model),
+            "--stack",
+            str(tmp_path / "none*.tif"),
+            "-o",
+            str(tmp_path / "x.tif"),
+        ],
+    )
+    assert r.exit_code == 2 and "matches no file" in r.output
+
+
+def test_full_disk_is_a_clear_error(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: Any
+) -> None:
+    import cropglobe.mapping as mapping
+
+    folder, scl = stack_dirs
+    monkeypatch.setattr(mapping, "_free_bytes", lambda _folder: 1000)
+    with pytest.raises(MapWriteError, match="free some space"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------ neural + ONNX
+@pytest.fixture(scope="module")
+def tempcnn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny TempCNN trained for one epoch on composited pixels (monthly grid, no window)."""
+    pytest.importorskip("torch")
+    from cropglobe.models import save_model
+    from cropglobe.train import train
+
+    ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True).drop_empty()
+    res = train(
+        "tempcnn",
+        ss.subset(np.arange(0, ss.n_samples, 4)),
+        epochs=1,
+        window=None,
+        augment="none",
+        batch_size=64,
+        model_kw={"filters": 8, "hidden": 16},
+    )
+    assert res.card is not None
+    return save_model(tmp_path_factory.mktemp("models") / "tempcnn", res.model, res.card)
+
+
+def test_neural_map_equals_table_prediction(
+    tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.models import load_model, predict_proba
+    from cropglobe.models.folder import model_inputs
+
+    folder, scl = stack_dirs
+    res = map_raster(
+        tempcnn_model,
+        folder,
+        tmp_path / "m.tif",
+        mask=scl,
+        block_size=32,
+        probabilities=tmp_path / "p.tif",
+        probability_dtype="float32",
+        workers=2,
+    )
+    model, card = load_model(tempcnn_model)
+    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
+    has = ~ss.empty_samples()
+    proba = predict_proba(model, model_inputs(card, ss.subset(has)))
+    p = _read(res.probabilities).reshape(len(CLASSES), -1)[:, has].T  # type: ignore[arg-type]
+    np.testing.assert_allclose(p, proba, rtol=0, atol=1e-5)
+    cls = _read(res.output).reshape(-1)
+    assert (cls[~has] == 255).all()
+    agree = cls[has] == np.argmax(proba, axis=1)
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    assert agree.all() or (top2[~agree, 1] - top2[~agree, 0] < 1e-5).all()
+
+
+def test_onnx_engines(tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    folder, scl = stack_dirs
+    kw: dict[str, Any] = {"mask": scl, "block_size": 32, "probability_dtype": "float32"}
+    ref = map_raster(
+        tempcnn_model, folder, tmp_path / "t.tif", probabilities=tmp_path / "pt.tif", **kw
+    )
+    onnx = map_raster(
+        tempcnn_model,
+        folder,
+        tmp_path / "o.tif",
+        engine="onnx",
+        probabilities=tmp_path / "po.tif",
+        **kw,
+    )
+    q = map_raster(
+        tempcnn_model,
+        folder,
+        tmp_path / "q.tif",
+        engine="onnx-int8",
+        probabilities=tmp_path / "pq.tif",
+        **kw,
+    )
+    pt, po, pq = (_read(r.probabilities) for r in (ref, onnx, q))  # type: ignore[arg-type]
+    np.testing.assert_allclose(po, pt, atol=1e-4)
+    valid = ~np.isnan(pt)
+    assert np.abs(pq[valid] - pt[valid]).max() < 0.1
+    assert (_read(q.output) == _read(ref.output)).mean() > 0.95
+    assert json.loads(q.sidecar.read_text())["options"]["engine"] == "onnx-int8"
