@@ -8,8 +8,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["atomic_dir", "atomic_path"]
+import numpy as np
+
+__all__ = ["atomic_dir", "atomic_path", "json_default"]
 
 
 @contextlib.contextmanager
@@ -58,3 +61,19 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=…)`` for NumPy scalars and arrays, paths, sets and objects with a
+    ``to_dict()`` (such as :class:`cropglobe.series.TimeGrid`)."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, set | frozenset):
+        return sorted(obj, key=str)
+    if callable(getattr(obj, "to_dict", None)):
+        return obj.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
 
 __all__ = ["Observations", "SeriesSet", "TimeGrid", "day_of_season", "parse_anchor"]
@@ -630,7 +630,7 @@ class SeriesSet:
         target = Path(path)
         buf = io.BytesIO()
         self.meta.to_parquet(buf, index=False)
-        header = json.dumps(self.header(), default=_json_default).encode()
+        header = json.dumps(self.header(), default=json_default).encode()
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(
                 fh,
@@ -670,16 +670,6 @@ class SeriesSet:
             meta,
             dict(header.get("attrs", {})),
         )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import CropGlobeError, DataFormatError
 from cropglobe.evaluate.metrics import score_transfer
 from cropglobe.evaluate.scenarios import scenario
@@ -283,8 +283,8 @@ def _one_run(
         "targets": scores,
     }
     with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=_json_default))
-    return json.loads(json.dumps(result, default=_json_default))
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return json.loads(json.dumps(result, default=json_default))
 
 
 def _scenario(source: str, target: str, group_by: str) -> str:
@@ -296,14 +296,6 @@ def _scenario(source: str, target: str, group_by: str) -> str:
     if source == target:
         return f"within-{group_by}"
     return f"cross-{group_by}"
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
 
 
 def parse_seeds(text: str) -> list[int]:

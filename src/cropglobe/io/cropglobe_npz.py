@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, json_default
 from cropglobe.bands import S2_BANDS, SENTINEL1_BANDS, canonical_bands
 from cropglobe.classes import CROPGLOBE_CLASSES, normalise_country
 from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
@@ -560,14 +560,6 @@ def list_cropglobe(root: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- writing
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _to_cropglobe_labels(cc: str, ss: SeriesSet) -> NDArray[np.int64]:
@@ -658,7 +650,7 @@ def write_cropglobe(
                 "classes": list(CROPGLOBE_CLASSES),
                 "attrs": attrs,
             }
-            text = json.dumps(blob, default=_json_default).encode("utf-8")
+            text = json.dumps(blob, default=json_default).encode("utf-8")
             arrays: dict[str, NDArray[Any]] = {
                 "fea": np.ascontiguousarray(sub.values, dtype=np.float32),
                 "lbl": labels.astype(np.int64),

@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, json_default
 from cropglobe.bands import S2_CATALOGUE, canonical_band, canonical_bands
 from cropglobe.classes import CROPGLOBE_CLASSES, country_table, map_labels, normalise_country
 from cropglobe.errors import BandError, DataFormatError, LabelError, MissingFileError
@@ -540,7 +540,7 @@ def _write_table(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> Path:
         if suffix in _PARQUET_SUFFIXES:
             table = pa.Table.from_pandas(df, preserve_index=False)
             kv = dict(table.schema.metadata or {})
-            kv[_META_KEY] = json.dumps(meta, default=_json_default).encode("utf-8")
+            kv[_META_KEY] = json.dumps(meta, default=json_default).encode("utf-8")
             pq.write_table(table.replace_schema_metadata(kv), tmp)
         elif suffix in _CSV_SUFFIXES and suffix != ".tsv":
             df.to_csv(tmp, index=False, compression="gzip" if suffix == ".csv.gz" else None)
@@ -549,16 +549,6 @@ def _write_table(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> Path:
                 f"{path}: cannot write a {suffix!r} table; use .csv, .csv.gz or .parquet"
             )
     return path
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def write_observations(obs: Observations, path: str | os.PathLike[str]) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_dir
+from cropglobe._fs import atomic_dir, json_default
 from cropglobe.errors import BandError, GridError, MissingFileError, ModelError
 from cropglobe.models.registry import canonical_name, create_model, is_neural, model_class
 from cropglobe.series import SeriesSet, TimeGrid
@@ -134,18 +134,6 @@ class ModelCard:
             ) from None
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path | TimeGrid):
-        return obj.to_dict() if isinstance(obj, TimeGrid) else str(obj)
-    if isinstance(obj, tuple | set | frozenset):
-        return list(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
 def save_model(
     folder: str | os.PathLike[str],
     model: Any,
@@ -178,7 +166,7 @@ def save_model(
             )
         if not overwrite and (target / CARD_FILE).is_file():
             raise ModelError(f"{target} already holds a model; pass overwrite=True to replace it")
-    card_text = json.dumps(c.to_dict(), indent=2, default=_json_default)
+    card_text = json.dumps(c.to_dict(), indent=2, default=json_default)
     with atomic_dir(target) as tmp:
         if is_neural(c.model):
             from safetensors.torch import save_file
