@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,7 +16,15 @@ from cropglobe.errors import CropGlobeError
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["fail", "handle_errors", "progress", "quiet_option", "setup_logging"]
+__all__ = [
+    "data_option",
+    "fail",
+    "handle_errors",
+    "progress",
+    "quiet_option",
+    "setup_logging",
+    "training_options",
+]
 
 _QUIET = False
 
@@ -98,3 +107,74 @@ def quiet_option(func: F) -> F:
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def data_option(func: F) -> F:
+    """``--data PATH``: any dataset cropglobe reads."""
+    opt = click.option(
+        "--data",
+        "data_path",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
+    )
+    return opt(func)
+
+
+def training_options(func: F) -> F:
+    """``--protocol --epochs --batch-size --lr --window --device`` shared by train and transfer."""
+    options = [
+        click.option(
+            "--protocol",
+            type=click.Choice(["clean", "paper"]),
+            default="clean",
+            show_default=True,
+            help="Validation protocol (paper reproduces the release's quirks).",
+        ),
+        click.option(
+            "--epochs",
+            type=click.IntRange(1, 10_000),
+            default=50,
+            show_default=True,
+            help="Training epochs of neural models.",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, 65_536),
+            default=256,
+            show_default=True,
+            help="Mini-batch size of neural models.",
+        ),
+        click.option(
+            "--lr",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=1e-4,
+            show_default=True,
+            help="Adam learning rate of neural models.",
+        ),
+        click.option(
+            "--window",
+            default="121-334",
+            show_default=True,
+            callback=_parse_window,
+            help="Day-of-season window START-END the models see, or 'all'.",
+        ),
+        click.option(
+            "--device", default="cpu", show_default=True, help="torch device (cpu, cuda)."
+        ),
+    ]
+    for opt in reversed(options):
+        func = opt(func)
+    return func
+
+
+def _parse_window(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, int] | None:
+    if text == "all":
+        return None
+    try:
+        a, b = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a window; expected START-END days of season, e.g. 121-334, or 'all'"
+        ) from None
+    return a, b

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
+from cropglobe.cli._common import (
+    data_option,
+    handle_errors,
+    is_quiet,
+    quiet_option,
+    training_options,
+)
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
-)
+@data_option
 @click.option(
     "--country",
     "countries",
@@ -42,26 +42,14 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
     default=None,
     help="Phenology augmentation (default: online for clean, paper for paper).",
 )
-@click.option(
-    "--protocol", type=click.Choice(["clean", "paper"]), default="clean", show_default=True
-)
-@click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 65_536), default=256, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=1e-4, show_default=True)
+@training_options
 @click.option("--seed", type=int, default=82, show_default=True)
-@click.option(
-    "--window",
-    default="121-334",
-    show_default=True,
-    help="Day-of-season window the model sees, or 'all'.",
-)
 @click.option(
     "--early-stopping",
     type=click.IntRange(1, 10_000),
     default=None,
     help="Stop after this many epochs without a better validation macro-F1.",
 )
-@click.option("--device", default="cpu", show_default=True)
 @click.option("--resume", is_flag=True, help="Continue an interrupted training run.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
@@ -78,15 +66,14 @@ def command(
     epochs: int,
     batch_size: int,
     lr: float,
-    seed: int,
-    window: str,
-    early_stopping: int | None,
+    window: tuple[int, int] | None,
     device: str,
+    seed: int,
+    early_stopping: int | None,
     resume: bool,
     output: Path,
 ) -> None:
     """Train MODEL on the labelled samples of --data and save a model folder."""
-    from cropglobe.cli.transfer import _window
     from cropglobe.evaluate.experiment import load_series
     from cropglobe.evaluate.transfer import sequence_arg
     from cropglobe.workflow import select_groups, train_to_folder
@@ -110,7 +97,7 @@ def command(
         lr=lr,
         seed=seed,
         device=device,
-        window=None if window == "all" else _window(window),
+        window=window,
         resume=resume,
         early_stopping=early_stopping,
         progress=report,

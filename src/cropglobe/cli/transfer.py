@@ -6,17 +6,19 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
-
-
-@click.command("transfer")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
+from cropglobe.cli._common import (
+    data_option,
+    handle_errors,
+    is_quiet,
+    quiet_option,
+    training_options,
 )
+
+
+@click.command(
+    "transfer", context_settings={"allow_extra_args": True, "ignore_unknown_options": False}
+)
+@data_option
 @click.option(
     "--source",
     "sources",
@@ -25,7 +27,10 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
     help="Source group(s), comma-separated or repeated; 'all' = every group.",
 )
 @click.option(
-    "--targets", "targets", multiple=True, help="Target groups (default: every other group)."
+    "--targets",
+    "targets",
+    multiple=True,
+    help="Target groups: --targets BEL NLD GBR, or comma-separated (default: all).",
 )
 @click.option(
     "--methods",
@@ -40,30 +45,8 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
     show_default=True,
     help="Metadata column holding the groups (country, region, year).",
 )
-@click.option(
-    "--protocol",
-    type=click.Choice(["clean", "paper"]),
-    default="clean",
-    show_default=True,
-    help="Validation protocol (paper reproduces the release).",
-)
-@click.option("--epochs", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1, 65_536), default=256, show_default=True)
-@click.option(
-    "--lr",
-    type=click.FloatRange(0, 1, min_open=True),
-    default=1e-4,
-    show_default=True,
-    help="Adam learning rate of neural methods.",
-)
-@click.option(
-    "--window",
-    default="121-334",
-    show_default=True,
-    help="Day-of-season window the models see, or 'all'.",
-)
+@training_options
 @click.option("--within", is_flag=True, help="Also score each source on a 20 % held-out split.")
-@click.option("--device", default="cpu", show_default=True, help="torch device (cpu, cuda).")
 @click.option(
     "-o",
     "--output",
@@ -73,7 +56,9 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 )
 @quiet_option
 @handle_errors
+@click.pass_context
 def command(
+    ctx: click.Context,
     data_path: Path,
     sources: tuple[str, ...],
     targets: tuple[str, ...],
@@ -84,19 +69,22 @@ def command(
     epochs: int,
     batch_size: int,
     lr: float,
-    window: str,
-    within: bool,
+    window: tuple[int, int] | None,
     device: str,
+    within: bool,
     output: Path,
 ) -> None:
     """Train each method in each source, test it in every target, and write a report."""
     from cropglobe.evaluate.experiment import run_experiment
     from cropglobe.evaluate.transfer import parse_seeds, sequence_arg
 
+    extra = list(ctx.args)
+    if extra and not targets:
+        raise click.UsageError(f"unexpected arguments {extra}; did you mean --targets {extra[0]}?")
     result = run_experiment(
         data_path,
         sources=sequence_arg(sources),
-        targets=sequence_arg(targets) or None,
+        targets=sequence_arg([*targets, *extra]) or None,
         methods=sequence_arg(methods),
         seeds=parse_seeds(seeds),
         group_by=group_by,
@@ -104,7 +92,7 @@ def command(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
-        window=None if window == "all" else _window(window),
+        window=window,
         within=within,
         device=device,
         output=output,
@@ -112,14 +100,3 @@ def command(
     )
     click.echo(result.summary_text)
     click.echo(f"report: {result.report}")
-
-
-def _window(text: str) -> tuple[int, int]:
-    try:
-        a, b = (int(x) for x in text.split("-"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a window; expected START-END days of season, e.g. 121-334",
-            param_hint="--window",
-        ) from None
-    return a, b
