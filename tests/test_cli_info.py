@@ -1,0 +1,118 @@
+"""`cropglobe info`, `simulate` and `demo` from the command line, including bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cropglobe.cli.main import cli
+
+
+def test_info_monthly_parquet_matches_data_md(shared_data) -> None:
+    res = CliRunner().invoke(
+        cli, ["info", str(shared_data / "worldcereal" / "s2_monthly_long.parquet"), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.output)["class_counts"]
+    assert counts["CAN"] == {
+        "corn": 517,
+        "soybeans": 562,
+        "wheat": 853,
+        "other": 1689,
+        "total": 3621,
+    }
+    assert counts["FRA"] == {"corn": 94, "soybeans": 13, "wheat": 62, "other": 831, "total": 1000}
+    assert counts["BEL"]["corn"] == 5 and counts["BEL"]["other"] == 44
+
+
+def test_info_cawa_with_plot(shared_data, tmp_path) -> None:
+    png = tmp_path / "cawa.png"
+    res = CliRunner().invoke(
+        cli, ["info", str(shared_data / "cawa"), "--group-by", "region", "--plot", str(png)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "8,435 samples" in res.output and "16-day" in res.output
+    assert png.stat().st_size > 10_000
+
+
+def test_simulate_then_info_plot(tmp_path) -> None:
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "simulate",
+            "-o",
+            str(tmp_path / "w"),
+            "--countries",
+            "FRA,ARG",
+            "--n-per-country",
+            "60",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    png = tmp_path / "ndvi.png"
+    res = runner.invoke(cli, ["info", str(tmp_path / "w"), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert "SYNTHETIC" in res.output and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "make, expect",
+    [
+        (lambda p: p / "missing.parquet", "missing.parquet"),
+        (lambda p: _bad_parquet(p), "bad.parquet"),
+        (lambda p: _bad_dates(p), "date"),
+    ],
+)
+def test_info_bad_input_one_line(tmp_path, make, expect) -> None:
+    path = make(tmp_path)
+    res = CliRunner().invoke(cli, ["info", str(path)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and expect in lines[0]
+
+
+def _bad_parquet(p):
+    path = p / "bad.parquet"
+    pd.DataFrame({"foo": [1, 2], "bar": [3, 4]}).to_parquet(path)
+    return path
+
+
+def _bad_dates(p):
+    path = p / "tidy.csv"
+    pd.DataFrame(
+        {
+            "sample_id": ["a", "a"],
+            "date": ["2023-05-01", "not-a-date"],
+            "B04": [1.0, 2.0],
+            "B08": [3.0, 4.0],
+            "label": ["corn", "corn"],
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_demo_small(tmp_path) -> None:
+    """The demo pipeline end to end with the fast methods and a tiny world."""
+    res = CliRunner().invoke(
+        cli,
+        [
+            "demo",
+            "-o",
+            str(tmp_path / "d"),
+            "--n-per-country",
+            "60",
+            "--seeds",
+            "1",
+            "--methods",
+            "rf-median1d",
+            "-q",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "d" / "transfer" / "report.html").exists()
+    assert "cross-hemisphere" in res.output and "rf-median1d:" in res.output
