@@ -162,6 +162,14 @@ def training_options(func: F) -> F:
         click.option(
             "--device", default="cpu", show_default=True, help="torch device (cpu, cuda)."
         ),
+        click.option(
+            "--precision",
+            type=click.Choice(["auto", "fp32", "bf16"]),
+            default="auto",
+            show_default=True,
+            help="auto: bf16 autocast on CUDA, float32 on CPU; bf16 is about 2x faster on CPUs "
+            "with AVX-512 BF16.",
+        ),
     ]
     for opt in reversed(options):
         func = opt(func)

@@ -71,6 +71,7 @@ def command(
     lr: float,
     window: tuple[int, int] | None,
     device: str,
+    precision: str,
     within: bool,
     output: Path,
 ) -> None:
@@ -95,6 +96,7 @@ def command(
         window=window,
         within=within,
         device=device,
+        precision=precision,
         output=output,
         echo=None if is_quiet() else click.echo,
     )

@@ -162,6 +162,7 @@ def _fit_neural(
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,
+        precision=config.precision,
         augment=augment,
         seed=seed,
         device=config.device,

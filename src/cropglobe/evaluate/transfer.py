@@ -59,6 +59,8 @@ class ExperimentConfig:
         device: torch device for neural methods.
         data_fingerprint: SHA-256 of the data (see :meth:`SeriesSet.fingerprint`).
         within: also score each source on a held-out part of itself (within-country baseline).
+        precision: ``"auto"`` (bf16 autocast on CUDA, float32 on CPU), ``"fp32"`` or
+            ``"bf16"`` (autocast on any device; about 2x faster on CPUs with AVX-512 BF16).
         extra: method options (JSON-ready).
     """
 
@@ -75,6 +77,7 @@ class ExperimentConfig:
     device: str = "cpu"
     data_fingerprint: str = ""
     within: bool = False
+    precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
@@ -107,7 +110,10 @@ def _check_output(output: Path, config: ExperimentConfig) -> None:
             raise ExperimentMismatchError(
                 f"{path} is not valid JSON; delete it or choose another --output folder"
             ) from None
-        old_id = old.get("identity", {})
+        # Fields missing from an older config.json take their defaults, so that adding a
+        # field with a default never invalidates finished runs.
+        defaults = json.loads(json.dumps(ExperimentConfig([], [], [], []).identity()))
+        old_id = {**defaults, **old.get("identity", {})}
         new_id = json.loads(json.dumps(config.identity()))
         if old_id != new_id:
             diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
