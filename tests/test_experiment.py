@@ -61,7 +61,7 @@ def test_resume_after_interrupt(world, tmp_path, monkeypatch) -> None:
     real_fit = methods_mod.Method.fit
     calls = {"n": 0}
 
-    def flaky_fit(self, train, *, seed, config):
+    def flaky_fit(self, train, *, seed, config, on_epoch=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt

@@ -7,6 +7,7 @@ Each method fits on a labelled source :class:`SeriesSet` and returns a predictor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,12 +56,22 @@ class Method:
     augment: str
     description: str
 
-    def fit(self, train: SeriesSet, *, seed: int, config: Any) -> Predictor:
-        """Fit on a labelled source set with the experiment's config (window, epochs …)."""
+    def fit(
+        self,
+        train: SeriesSet,
+        *,
+        seed: int,
+        config: Any,
+        on_epoch: Callable[[int, float, float], Any] | None = None,
+    ) -> Predictor:
+        """Fit on a labelled source set with the experiment's config (window, epochs …).
+
+        ``on_epoch(epoch, loss, val_macro_f1)`` is called after each epoch of neural methods.
+        """
         window = tuple(config.window) if config.window else None
         if self.model in ("rf", "lightgbm"):
             return _fit_classical(self, train, seed, window)
-        return _fit_neural(self, train, seed, window, config)
+        return _fit_neural(self, train, seed, window, config, on_epoch)
 
 
 def _full_proba(proba: NDArray[Any], cols: NDArray[np.int64], k: int) -> NDArray[np.float64]:
@@ -144,7 +155,12 @@ def _as_feature_set(transformer: Any, ss: SeriesSet) -> SeriesSet:
 
 
 def _fit_neural(
-    method: Method, train: SeriesSet, seed: int, window: tuple[int, int] | None, config: Any
+    method: Method,
+    train: SeriesSet,
+    seed: int,
+    window: tuple[int, int] | None,
+    config: Any,
+    on_epoch: Callable[[int, float, float], Any] | None = None,
 ) -> Predictor:
     from cropglobe.train import train as train_model
 
@@ -163,6 +179,7 @@ def _fit_neural(
         batch_size=config.batch_size,
         lr=config.lr,
         precision=config.precision,
+        progress=on_epoch,
         augment=augment,
         seed=seed,
         device=config.device,

@@ -185,7 +185,7 @@ def run_transfer(
         else:
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
-            result = _one_run(data, groups, methods[mname], config, source, seed, rdir)
+            result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
         for target, s in result["targets"].items():
             rows.append(
                 {
@@ -235,6 +235,7 @@ def _one_run(
     source: str,
     seed: int,
     rdir: Path,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     train = data.subset(groups == source)
     targets = [t for t in config.targets if t != source]
@@ -244,7 +245,14 @@ def _one_run(
         mask = rng.random(train.n_samples) < 0.2
         holdout, train = train.subset(mask), train.subset(~mask)
     t0 = time.perf_counter()
-    fitted = method.fit(train, seed=seed, config=config)
+
+    def on_epoch(epoch: int, loss: float, f1: float) -> None:
+        if progress and (epoch % 5 == 0 or epoch in (1, config.epochs)):
+            progress(
+                f"    epoch {epoch:3d}/{config.epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}"
+            )
+
+    fitted = method.fit(train, seed=seed, config=config, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - t0
     model_classes = sorted(int(c) for c in np.unique(train.labels[train.labels >= 0]))
     scores: dict[str, Any] = {}
