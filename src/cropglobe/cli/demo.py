@@ -21,7 +21,7 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 @click.option(
     "--n-per-country",
     type=click.IntRange(50, 100_000),
-    default=800,
+    default=1000,
     show_default=True,
     help="Simulated samples per country.",
 )
@@ -29,7 +29,7 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 @click.option(
     "--epochs",
     type=click.IntRange(1, 1000),
-    default=12,
+    default=15,
     show_default=True,
     help="Training epochs of the neural methods.",
 )
