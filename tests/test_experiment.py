@@ -146,3 +146,14 @@ def test_transfer_cli(world, tmp_path) -> None:
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("Error: unknown method 'nope'")
     assert len(bad.output.strip().splitlines()) == 1
+
+
+def test_collect_runs_matches_result(world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import collect_runs
+
+    runs = _run(world, tmp_path / "exp").result.runs
+    collected = collect_runs(tmp_path / "exp")
+    key = ["method", "source", "target", "seed"]
+    a = runs.sort_values(key).reset_index(drop=True)
+    b = collected.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[[*key, "oa", "macro_f1"]], b[[*key, "oa", "macro_f1"]])

@@ -32,7 +32,7 @@ from cropglobe.evaluate.metrics import score_transfer
 from cropglobe.evaluate.scenarios import scenario
 from cropglobe.series import SeriesSet
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "run_transfer"]
+__all__ = ["ExperimentConfig", "ExperimentResult", "collect_runs", "run_transfer"]
 
 logger = logging.getLogger(__name__)
 
@@ -336,3 +336,32 @@ def sequence_arg(values: Sequence[str] | str) -> list[str]:
     """Split comma-separated CLI values."""
     items = [values] if isinstance(values, str) else list(values)
     return [v.strip() for item in items for v in item.split(",") if v.strip()]
+
+
+def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every finished run under ``output/runs`` as one row per (method, source, target, seed).
+
+    Reads the ``metrics.json`` files, so it works on a partly finished experiment and on runs
+    added later with other methods or seeds.
+    """
+    rows: list[dict[str, Any]] = []
+    for path in sorted(Path(output).glob("runs/*/*/seed*/metrics.json")):
+        result = json.loads(path.read_text())
+        for target, s in result["targets"].items():
+            rows.append(
+                {
+                    "method": result["method"],
+                    "source": result["source"],
+                    "target": target,
+                    "seed": result["seed"],
+                    "scenario": s["scenario"],
+                    "oa": s["oa"],
+                    "macro_f1": s["macro_f1"],
+                    "weighted_f1": s["weighted_f1"],
+                    "n_scored": s["n_scored"],
+                    "n_excluded": s["n_excluded"],
+                    "n_classes_scored": len(s["present"]),
+                    "train_seconds": result.get("train_seconds", 0.0),
+                }
+            )
+    return pd.DataFrame(rows)
