@@ -1,0 +1,34 @@
+"""Print a Markdown table of a transfer experiment folder (finished runs only).
+
+python scripts/results_markdown.py runs/can_fra
+"""
+
+from __future__ import annotations
+
+import sys
+
+from cropglobe.evaluate.metrics import aggregate_runs
+from cropglobe.evaluate.transfer import collect_runs
+
+
+def main(folder: str) -> None:
+    runs = collect_runs(folder)
+    if runs.empty:
+        sys.exit(f"Error: {folder} holds no finished run (runs/*/*/seed*/metrics.json)")
+    agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    print(
+        "| method | source → target | scenario | OA (%) | macro-F1 (%) | weighted F1 (%) | seeds |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in agg.itertuples():
+        print(
+            f"| {r.method} | {r.source} → {r.target} | {r.scenario} | "
+            f"{r.oa_mean:.1f} ± {r.oa_std:.1f} | {r.macro_f1_mean:.1f} ± {r.macro_f1_std:.1f} | "
+            f"{r.weighted_f1_mean:.1f} ± {r.weighted_f1_std:.1f} | {r.n_runs} |"
+        )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python scripts/results_markdown.py RUN_FOLDER")
+    main(sys.argv[1])
