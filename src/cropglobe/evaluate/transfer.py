@@ -292,6 +292,7 @@ def _one_run(
         "source": source,
         "seed": seed,
         "train_seconds": train_seconds,
+        "training": _training_summary(fitted),
         "n_train": train.n_samples,
         "model_classes": [data.classes[c] for c in model_classes],
         "targets": scores,
@@ -299,6 +300,19 @@ def _one_run(
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return json.loads(json.dumps(result, default=json_default))
+
+
+def _training_summary(fitted: Any) -> dict[str, Any]:
+    """Validation figures of a neural run (best epoch, its held-out macro-F1); {} otherwise."""
+    result = getattr(fitted, "result", None)
+    if result is None:
+        return {}
+    return {
+        "best_epoch": int(result.best_epoch),
+        "best_val_macro_f1": float(result.best_val_f1),
+        "n_val": int(len(result.val_index)),
+        "history": result.history,
+    }
 
 
 def _scenario(source: str, target: str, group_by: str) -> str:
