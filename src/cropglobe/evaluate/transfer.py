@@ -310,7 +310,7 @@ def _training_summary(fitted: Any) -> dict[str, Any]:
     return {
         "best_epoch": int(result.best_epoch),
         "best_val_macro_f1": float(result.best_val_f1),
-        "n_val": int(len(result.val_index)),
+        "n_val": len(result.val_index),
         "history": result.history,
     }
 
