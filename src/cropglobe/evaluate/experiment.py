@@ -126,6 +126,12 @@ def run_experiment(
             f"experiment: {len(methods)} methods × {len(src)} sources × {len(seeds)} seeds "
             f"-> {output}"
         )
+        echo(
+            f"config: sources {src}, targets {tgt}, methods {list(methods)}, seeds "
+            f"{list(seeds)}, group by {group_by}, protocol {protocol}, epochs {epochs}, batch "
+            f"{batch_size}, lr {lr:g}, precision {precision}, window {window}, device {device} "
+            f"(saved in {Path(output) / 'config.json'})"
+        )
     result = run_transfer(ss, config, output, progress=echo)
     out = Path(output)
     phen = []
