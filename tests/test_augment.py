@@ -248,3 +248,19 @@ def test_bad_parameters_are_refused(series: np.ndarray) -> None:
         TimeShift()(series, 42)  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="pass the SeriesSet's grid"):
         TimeShift()(series[:, :, :40], np.random.default_rng(0))
+
+
+def test_online_keeps_a_third_of_samples_original() -> None:
+    from cropglobe.augment import online_augmentation
+    from cropglobe.series import TimeGrid
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (3000, 2, 73)).astype(np.float32)
+    out = online_augmentation()(x, np.random.default_rng(1), grid=TimeGrid.cropglobe())
+    same = np.all(out == x[:, :, 24:67], axis=(1, 2))
+    assert abs(same.mean() - 1 / 3) < 0.04
+    assert online_augmentation(p_original=0.0)(x[:50], np.random.default_rng(1)).shape == (
+        50,
+        2,
+        43,
+    )

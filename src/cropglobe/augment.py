@@ -432,11 +432,17 @@ class Compose(Augmentation):
 
     Attributes:
         members: the augmentations, in order.
+        p_original: probability that a sample passes through un-augmented (only cut to the
+            window). The release trains on the originals plus 2 augmented copies, so a third
+            of what its network sees is un-augmented; ``online_augmentation`` uses 1/3 to keep
+            that mixture while drawing fresh augmentations every batch.
     """
 
     p: float = 1.0
 
-    def __init__(self, members: Sequence[Augmentation] = ()) -> None:
+    def __init__(self, members: Sequence[Augmentation] = (), *, p_original: float = 0.0) -> None:
+        _check_p("p_original", p_original)
+        self.p_original = float(p_original)
         self.members: tuple[Augmentation, ...] = tuple(members)
         for m in self.members:
             if not isinstance(m, Augmentation) or m.stage not in _STAGES:
@@ -445,18 +451,37 @@ class Compose(Augmentation):
                 )
 
     def __repr__(self) -> str:
-        return f"Compose([{', '.join(repr(m) for m in self.members)}])"
+        extra = f", p_original={self.p_original:g}" if self.p_original else ""
+        return f"Compose([{', '.join(repr(m) for m in self.members)}]{extra})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Compose) and self.members == other.members
+        return (
+            isinstance(other, Compose)
+            and self.members == other.members
+            and self.p_original == other.p_original
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: ``{"name": "Compose", "members": [...]}``."""
-        return {"name": "Compose", "members": [m.to_dict() for m in self.members]}
+        return {
+            "name": "Compose",
+            "members": [m.to_dict() for m in self.members],
+            "p_original": self.p_original,
+        }
 
     def apply(self, batch: AugmentBatch, rng: np.random.Generator) -> AugmentBatch:
+        keep: NDArray[np.bool_] | None = None
+        if self.p_original > 0.0:
+            keep = np.asarray(rng.random(batch.values.shape[0]) < self.p_original)
+            n_keep = int(np.count_nonzero(keep))
+            plain = resample_window(
+                batch.values[keep],
+                np.full(n_keep, float(batch.first)),
+                np.full(n_keep, float(batch.last)),
+                batch.n_out,
+            )
         for stage in _STAGES:
             if stage == "output":
                 p0, p1 = _window_positions(batch.grid, batch.first, batch.last, batch.offsets)
@@ -465,6 +490,8 @@ class Compose(Augmentation):
             for m in self.members:
                 if m.stage == stage:
                     batch = m.apply(batch, rng)
+        if keep is not None and keep.any():
+            batch.values[keep] = plain
         return batch
 
     def __call__(
@@ -550,17 +577,20 @@ def online_augmentation(
     p_shift: float = 1.0,
     p_scale: float = 0.5,
     p_warp: float = 0.25,
+    p_original: float = 1.0 / 3.0,
 ) -> Compose:
     """The default training pipeline: shift, then scale composed with it, then magnitude warp.
 
-    Applied with fresh draws to every batch (online).
+    Applied with fresh draws to every batch (online). A share ``p_original`` of the samples
+    passes un-augmented, the mixture the release trains on (originals + 2 augmented copies).
     """
     return Compose(
         [
             TimeShift(max_shift, p_shift),
             TimeScale(max_scale, p_scale, replace=False),
             MagnitudeWarp(sigma, knots, p_warp),
-        ]
+        ],
+        p_original=p_original,
     )
 
 
