@@ -157,3 +157,14 @@ def test_collect_runs_matches_result(world, tmp_path) -> None:
     a = runs.sort_values(key).reset_index(drop=True)
     b = collected.sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a[[*key, "oa", "macro_f1"]], b[[*key, "oa", "macro_f1"]])
+
+
+def test_neural_run_keeps_its_model(world, tmp_path) -> None:
+    from cropglobe.workflow import predict_dataset
+
+    _run(world, tmp_path / "exp", methods=["tempcnn"], seeds=[82], targets=["BEL"], epochs=1)
+    folder = tmp_path / "exp/runs/tempcnn/FRA/seed82/model"
+    assert (folder / "card.json").exists()
+    table = predict_dataset(folder, world.where(country="BEL"))
+    pred = pd.read_parquet(tmp_path / "exp/runs/tempcnn/FRA/seed82/predictions.parquet")
+    assert table["predicted"].tolist() == [world.classes[i] for i in pred["y_pred"]]

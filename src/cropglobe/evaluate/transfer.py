@@ -4,6 +4,7 @@ An experiment is a dataset, a grouping column, sources, targets, methods and see
 (method, source, seed) run trains once and predicts every target; it is a folder
 
     OUTPUT/runs/{method}/{source}/seed{seed}/
+        model/                the trained model folder (neural methods)
         predictions.parquet   target, sample_id, y_true, y_pred, p_{class}…
         metrics.json          per-target scores (written last: its presence marks the run done)
 
@@ -285,6 +286,7 @@ def _one_run(
             frame[f"p_{cname}"] = proba[:, k].astype(np.float32)
         preds.append(frame)
     rdir.mkdir(parents=True, exist_ok=True)
+    _save_run_model(fitted, rdir / "model")
     with atomic_path(rdir / "predictions.parquet") as tmp:
         pd.concat(preds, ignore_index=True).to_parquet(tmp, index=False)
     result = {
@@ -300,6 +302,16 @@ def _one_run(
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return json.loads(json.dumps(result, default=json_default))
+
+
+def _save_run_model(fitted: Any, folder: Path) -> None:
+    """Keep a neural run's model as a model folder (usable by ``cropglobe predict``/``map``)."""
+    result = getattr(fitted, "result", None)
+    if result is None or getattr(result, "card", None) is None:
+        return  # classical methods keep predictions and metrics only
+    from cropglobe.models.folder import save_model
+
+    save_model(folder, result.model, result.card)
 
 
 def _training_summary(fitted: Any) -> dict[str, Any]:
