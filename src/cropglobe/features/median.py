@@ -39,6 +39,20 @@ class _MedianBase(SeriesTransformer):
     bands: Sequence[str] | None
     fill: str
 
+    def __init__(
+        self,
+        window: WindowSpec = PAPER_WINDOW,
+        bands: Sequence[str] | None = None,
+        fill: str = "linear",
+        input_bands: Sequence[str] | None = None,
+        input_grid: TimeGrid | dict[str, Any] | None = None,
+    ) -> None:
+        self.window = window
+        self.bands = bands
+        self.fill = fill
+        self.input_bands = input_bands
+        self.input_grid = input_grid
+
     def fit(self, X: Any, y: Any = None) -> Any:
         """Resolve the window and bands on the input's grid; remember bands and grid.
 
@@ -107,20 +121,6 @@ class Median1D(_MedianBase):
     the next band …), named by :meth:`get_feature_names_out`.
     """
 
-    def __init__(
-        self,
-        window: WindowSpec = PAPER_WINDOW,
-        bands: Sequence[str] | None = None,
-        fill: str = "linear",
-        input_bands: Sequence[str] | None = None,
-        input_grid: TimeGrid | dict[str, Any] | None = None,
-    ) -> None:
-        self.window = window
-        self.bands = bands
-        self.fill = fill
-        self.input_bands = input_bands
-        self.input_grid = input_grid
-
     def transform(self, X: Any) -> NDArray[np.float32]:
         """Flat median features.
 
@@ -140,20 +140,6 @@ class Median2D(_MedianBase):
     Same parameters and attributes as :class:`Median1D`; ``transform`` returns float32
     (N, 1, C_out, T_w). :meth:`transform_series` returns the windowed SeriesSet instead.
     """
-
-    def __init__(
-        self,
-        window: WindowSpec = PAPER_WINDOW,
-        bands: Sequence[str] | None = None,
-        fill: str = "linear",
-        input_bands: Sequence[str] | None = None,
-        input_grid: TimeGrid | dict[str, Any] | None = None,
-    ) -> None:
-        self.window = window
-        self.bands = bands
-        self.fill = fill
-        self.input_bands = input_bands
-        self.input_grid = input_grid
 
     def transform(self, X: Any) -> NDArray[np.float32]:
         """Image features.
