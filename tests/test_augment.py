@@ -263,3 +263,24 @@ def test_online_keeps_a_third_of_samples_original() -> None:
     assert abs(same.mean() - 1 / 3) < 0.04
     default = online_augmentation()(x[:300], np.random.default_rng(1))
     assert not np.any(np.all(default == x[:300, :, 24:67], axis=(1, 2)))
+
+
+def test_resample_window_layouts_and_nan_neighbours(series: np.ndarray) -> None:
+    rng = np.random.default_rng(11)
+    start = rng.uniform(0, 30, 64)
+    start[:8] = np.floor(start[:8])  # integer starts: exact copies
+    end = start + rng.uniform(20, 42, 64)
+    end[:8] = start[:8] + 42.0
+    out = resample_window(series, start, end, 43)
+    # time-major memory gives the identical result
+    tm = np.ascontiguousarray(series.transpose(0, 2, 1)).transpose(0, 2, 1)
+    np.testing.assert_array_equal(resample_window(tm, start, end, 43), out)
+    for i in range(64):
+        pos = np.linspace(start[i], end[i], 43)
+        expect = np.stack([np.interp(pos, np.arange(73), band) for band in series[i]])
+        np.testing.assert_allclose(out[i], expect, rtol=1e-5, atol=1e-3)
+    # a NaN next to an integer position does not leak into the copied bin
+    x = series[:8].copy()
+    x[:, :, 1::2] = np.nan
+    even = resample_window(x, np.zeros(8), np.full(8, 42.0), 22)  # positions 0, 2, …, 42
+    np.testing.assert_array_equal(even, series[:8, :, 0:43:2])

@@ -397,30 +397,33 @@ def resample_window(
         exactly (a NaN neighbour does not leak in).
     """
     v = np.asarray(values, dtype=np.float32)
-    n, _, t = v.shape
+    n, c, t = v.shape
     s = np.asarray(start, dtype=np.float64).reshape(n, 1)
     e = np.asarray(end, dtype=np.float64).reshape(n, 1)
     k = np.arange(n_out, dtype=np.float64)[None, :]
     pos = s + (e - s) * k / max(n_out - 1, 1)  # multiply first: integer spans stay exact
-    pos = np.clip(pos, 0.0, t - 1.0)
-    lo = np.clip(np.floor(pos).astype(np.int64), 0, max(t - 2, 0))
-    w = (pos - lo).astype(np.float32)
-    hi = np.minimum(lo + 1, t - 1)
-    c = v.shape[1]
-    # Flat gather: row (sample, band) r starts at r * t; one np.take per neighbour is several
-    # times faster than take_along_axis with broadcast index arrays.
-    flat = np.ascontiguousarray(v).reshape(-1)
-    rows = (np.arange(n * c, dtype=np.int64) * t).reshape(n, c, 1)
-    idx_lo = rows + lo[:, None, :]
-    a = flat.take(idx_lo)
-    b = flat.take(idx_lo + (hi - lo)[:, None, :])
-    w3 = np.broadcast_to(w[:, None, :], a.shape)
-    out = a + w3 * (b - a)
-    exact = w3 == 0.0  # integer positions copy the bin (a NaN neighbour must not leak in)
-    out[exact] = a[exact]
-    whole = w3 == 1.0
-    out[whole] = b[whole]
-    return np.asarray(out, dtype=np.float32)
+    np.clip(pos, 0.0, t - 1.0, out=pos)
+    lo = pos.astype(np.intp)  # floor (pos >= 0)
+    w = pos - lo
+    # Time-major rows: one gather of whole (C,) rows per output step instead of one index per
+    # (band, step) — the index arrays are C times smaller. Where the weight is 0 the upper
+    # neighbour is the lower one, so integer positions copy the bin exactly and a NaN neighbour
+    # cannot leak in.
+    rows = (np.arange(n, dtype=np.intp) * t)[:, None]
+    idx_lo = lo + rows
+    idx_hi = idx_lo + (w > 0.0)
+    # ``values`` stored time-major ((N, T, C) memory, e.g. ``x_tm.transpose(0, 2, 1)``) needs no
+    # copy here; the trainer keeps its training set that way.
+    vt = v.transpose(0, 2, 1)
+    if not vt.flags.c_contiguous:
+        vt = np.ascontiguousarray(vt)
+    vt = vt.reshape(n * t, c)
+    a = vt.take(idx_lo, axis=0)  # (N, n_out, C)
+    b = vt.take(idx_hi, axis=0)
+    b -= a
+    b *= w.astype(np.float32)[:, :, None]
+    a += b
+    return np.ascontiguousarray(a.transpose(0, 2, 1))
 
 
 # ---------------------------------------------------------------------------------- compose

@@ -450,6 +450,8 @@ def train(
             )
         else:
             x_train, y_train = x_fit[:, :, win_idx], y_fit
+        # the online augmentation resamples fastest from time-major memory (no copy per batch)
+        x_fit_tm = np.ascontiguousarray(x_fit.transpose(0, 2, 1)) if not offline else None
         y_train_t = torch.from_numpy(np.ascontiguousarray(y_train))
 
         history: list[dict[str, float]] = []
@@ -485,8 +487,14 @@ def train(
                 idx = perm[lo : lo + int(batch_size)]
                 if idx.size < 2:  # BatchNorm cannot train on one sample
                     continue
-                if pipeline is not None and not offline:
-                    xb = pipeline(x_fit[idx], aug_rng, grid=tr.grid, bands=tr.bands, window=window)
+                if pipeline is not None and x_fit_tm is not None:
+                    xb = pipeline(
+                        x_fit_tm[idx].transpose(0, 2, 1),
+                        aug_rng,
+                        grid=tr.grid,
+                        bands=tr.bands,
+                        window=window,
+                    )
                 else:
                     xb = x_train[idx]
                 xt = torch.from_numpy(np.ascontiguousarray(xb)).to(dev, non_blocking=True)
