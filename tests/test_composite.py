@@ -494,3 +494,24 @@ def test_fill_gaps_non_contiguous_input() -> None:
     sub = v[:, np.arange(10), :]
     out = fill_gaps(sub, TimeGrid.cropglobe())
     assert out[0, 0, 30] == 30.0 and not np.isnan(out).any()
+
+
+@pytest.mark.parametrize("reducer", ["median", "mean"])
+def test_composite_dense_equals_composite_arrays(reducer: str) -> None:
+    from cropglobe.composite import composite_dense
+
+    rng = np.random.default_rng(5)
+    n_dates, c, p = 40, 3, 50
+    dos = np.sort(rng.choice(np.arange(1, 366), n_dates, replace=False))
+    dos[5] = dos[4]  # two acquisitions on one day
+    values = rng.normal(1000, 200, (n_dates, c, p)).astype(np.float32)
+    values[rng.random(values.shape) < 0.1] = np.nan
+    valid = rng.random((n_dates, p)) > 0.3
+    grid = TimeGrid.regular(16)
+    dense = composite_dense(values, valid, dos, grid, reducer=reducer)
+    sample = np.repeat(np.arange(p), n_dates)
+    sample[~valid.T.reshape(-1)] = -1
+    rows = values.transpose(2, 0, 1).reshape(p * n_dates, c)
+    table = composite_arrays(sample, np.tile(dos, p), rows, p, grid, reducer=reducer)
+    np.testing.assert_array_equal(dense, table)
+    assert np.isnan(dense).any() and not np.isnan(dense).all()

@@ -48,6 +48,7 @@ from cropglobe.series import (
 __all__ = [
     "composite",
     "composite_arrays",
+    "composite_dense",
     "detect_season_alignment",
     "fill_gaps",
     "paper_window",
@@ -291,6 +292,67 @@ def _nanmedian_axis1(groups: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
     hi_v = np.take_along_axis(ordered, np.minimum(hi_i, width - 1), axis=1)[:, 0, :]
     med = (lo_v + hi_v.astype(np.float64)) / 2
     return np.where(count > 0, med, np.nan)
+
+
+def composite_dense(
+    values: ArrayLike,
+    valid: ArrayLike | None,
+    dos: ArrayLike,
+    grid: TimeGrid,
+    *,
+    reducer: Reducer = "median",
+) -> NDArray[np.float32]:
+    """Composite pixels that share their acquisition dates (a raster stack) to ``grid``.
+
+    The same result as :func:`composite_arrays` on the pixels' observations taken as rows —
+    the same NaN-median (mean of the two middle values for an even count, computed in float64)
+    or mean — but reduced bin by bin over the dates of that bin for all pixels at once, with no
+    sorting or grouping: a bin holding one date is a copy, a bin with a few dates one small
+    min/max network over whole pixel arrays.
+
+    Args:
+        values: float (D, C, P): D dates, C bands, P pixels; NaN = no data.
+        valid: bool (D, P), False = masked (cloud, SCL class), or None (all valid).
+        dos: int (D,), day of season of each date; dates outside the grid are ignored.
+        grid: the time grid (T bins).
+        reducer: ``"median"`` (default) or ``"mean"``.
+
+    Returns:
+        float32 (P, C, T); NaN where a (pixel, band, bin) holds no valid observation.
+    """
+    if reducer not in ("median", "mean"):
+        raise ParameterError(
+            f"reducer must be 'median' or 'mean', got {reducer!r}; pick one of those"
+        )
+    v = np.asarray(values)
+    if v.ndim != 3:
+        raise DataFormatError(f"composite_dense needs values (dates, bands, pixels), got {v.shape}")
+    d_, c, p = v.shape
+    d = np.asarray(dos, dtype=np.int64).reshape(-1)
+    ok = None if valid is None else np.asarray(valid, dtype=bool)
+    if d.shape != (d_,) or (ok is not None and ok.shape != (d_, p)):
+        raise DataFormatError(
+            f"composite_dense needs dos ({d_},) and valid ({d_}, {p}) for values {v.shape}, got "
+            f"{d.shape} and {None if ok is None else ok.shape}"
+        )
+    bins = grid.bin_index(d)
+    out = np.full((grid.n_steps, c, p), np.nan, dtype=np.float32)
+    for b in np.unique(bins[bins >= 0]):
+        dates = np.flatnonzero(bins == b)
+        stack = v[dates].astype(np.float32, copy=True)  # (W, C, P)
+        if ok is not None:
+            stack[np.broadcast_to(~ok[dates][:, None, :], stack.shape)] = np.nan
+        if dates.size == 1:
+            out[b] = stack[0]
+        elif reducer == "mean":
+            finite = ~np.isnan(stack)
+            total = np.where(finite, stack, 0.0).astype(np.float64).sum(axis=0)
+            count = finite.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[b] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        else:
+            out[b] = _nanmedian_axis1(stack.reshape(1, dates.size, c * p))[0].reshape(c, p)
+    return np.ascontiguousarray(out.transpose(2, 1, 0))
 
 
 def _nanmedian_last(a: NDArray[np.floating[Any]]) -> NDArray[np.float64]:

@@ -11,9 +11,10 @@
 - a JSON sidecar (``map.json`` beside ``map.tif``): model card summary, inputs, options, timings.
 
 Each window of the output's tile grid (``block_size`` × ``block_size``) goes through the same
-code path as training data: read (T, C, h, w) -> pixels as observations -> the compositing
-kernel :func:`cropglobe.composite.composite_arrays` on the model's time grid (day of season of
-each acquisition from :func:`cropglobe.series.day_of_season`) -> :func:`cropglobe.models.
+code path as training data: read (T, C, h, w) -> composite to the model's time grid with
+:func:`cropglobe.composite.composite_dense` (the NaN-median of :func:`~cropglobe.composite.
+composite_arrays`, bin by bin over dates shared by all pixels; day of season of each
+acquisition from :func:`cropglobe.series.day_of_season`) -> :func:`cropglobe.models.
 folder.model_inputs` (the card's gap filling and window) -> batched prediction. Windows are read
 in strips of about ``strip_pixels`` pixels, so the memory of one window in flight is about
 ``T × C × strip_pixels × 4`` bytes × a small factor, whatever the raster size (see
@@ -49,7 +50,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
-from cropglobe.composite import composite_arrays, fill_gaps
+from cropglobe.composite import composite_dense, fill_gaps
 from cropglobe.errors import CropGlobeError, GridError, ModelError, ParameterError
 from cropglobe.io.raster import RasterStack, Window, open_stack, stack_from_xarray, to_float
 from cropglobe.series import SeriesSet, day_of_season
@@ -216,14 +217,13 @@ def _composite_pixels(
         float32 (h · w, C, T_grid), pixels row-major; NaN where a bin holds no valid value.
     """
     t, c, h, w = values.shape
-    p = h * w
-    # rows ordered (pixel, date): with dates sorted within the season, keys come sorted
-    obs = np.ascontiguousarray(values.reshape(t, c, p).transpose(2, 0, 1)).reshape(p * t, c)
-    sample = np.repeat(np.arange(p, dtype=np.int32), t)
-    keep = np.ascontiguousarray(valid.reshape(t, p).T).reshape(-1)
-    sample[~keep] = -1
-    rows_dos = np.tile(dos.astype(np.int16), p)
-    out = composite_arrays(sample, rows_dos, obs, p, grid, reducer=comp.get("reducer", "median"))
+    out = composite_dense(
+        values.reshape(t, c, h * w),
+        valid.reshape(t, h * w),
+        dos,
+        grid,
+        reducer=comp.get("reducer", "median"),
+    )
     if comp.get("fill"):
         out = fill_gaps(
             out,
