@@ -157,3 +157,45 @@ def test_bad_training_input() -> None:
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
         train("mlp", ss, device="cuda", **FAST)
+
+
+class CountingNet(torch.nn.Module):
+    """A tiny classifier that counts its training-mode forward passes (= optimizer steps)."""
+
+    def __init__(self, c: int, t: int, k: int = 3) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(c * t, k)
+        self.config = {"n_classes": k}
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+        return self.lin(x.flatten(1) / 1000.0)
+
+
+@pytest.mark.parametrize(
+    ("augment", "copies", "steps_per_epoch"),
+    [("online", 2, 3 * 192 // 32), ("online", 0, 192 // 32), ("none", 2, 192 // 32)],
+)
+def test_online_epoch_is_one_plus_copies_passes(
+    augment: str, copies: int, steps_per_epoch: int
+) -> None:
+    ss = phenology_set(240)  # clean split: 192 training samples, batches of 32
+    net = CountingNet(4, 43)
+    r = train(net, ss, augment=augment, copies=copies, **{**FAST, "epochs": 2})
+    assert r.train_index.size == 192
+    assert net.steps == 2 * steps_per_epoch
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cropglobe.models.inputs as inputs
+
+    monkeypatch.setattr(inputs, "native_bf16_cpu", lambda: True)
+    assert inputs.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert inputs.resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(inputs, "native_bf16_cpu", lambda: False)
+    assert inputs.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert inputs.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    r = train("mlp", phenology_set(120), augment="none", **FAST)
+    assert r.card is not None and r.card.training["precision_used"] == "fp32"

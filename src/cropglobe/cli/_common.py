@@ -167,8 +167,8 @@ def training_options(func: F) -> F:
             type=click.Choice(["auto", "fp32", "bf16"]),
             default="auto",
             show_default=True,
-            help="auto: bf16 autocast on CUDA, float32 on CPU; bf16 is about 2x faster on CPUs "
-            "with AVX-512 BF16.",
+            help="auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX-512 BF16, AMX), "
+            "float32 elsewhere.",
         ),
     ]
     for opt in reversed(options):

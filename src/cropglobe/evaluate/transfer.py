@@ -60,8 +60,8 @@ class ExperimentConfig:
         device: torch device for neural methods.
         data_fingerprint: SHA-256 of the data (see :meth:`SeriesSet.fingerprint`).
         within: also score each source on a held-out part of itself (within-country baseline).
-        precision: ``"auto"`` (bf16 autocast on CUDA, float32 on CPU), ``"fp32"`` or
-            ``"bf16"`` (autocast on any device; about 2x faster on CPUs with AVX-512 BF16).
+        precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
+            elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         extra: method options (JSON-ready).
     """
 

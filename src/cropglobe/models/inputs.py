@@ -16,7 +16,13 @@ from numpy.typing import ArrayLike, NDArray
 from cropglobe.errors import DataFormatError, ParameterError
 from cropglobe.series import TimeGrid
 
-__all__ = ["predict_proba", "prepare_inputs", "resolve_device"]
+__all__ = [
+    "native_bf16_cpu",
+    "predict_proba",
+    "prepare_inputs",
+    "resolve_device",
+    "resolve_precision",
+]
 
 
 def prepare_inputs(
@@ -72,6 +78,30 @@ def _unit_grid(n_steps: int) -> TimeGrid:
             f"cannot gap-fill {n_steps} time steps without a grid; pass grid= (the SeriesSet's)"
         )
     return TimeGrid(tuple(range(1, n_steps + 2)), kind="steps")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 natively (x86 AVX-512 BF16 or AMX-BF16; Linux flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: Any) -> str:
+    """``"fp32"`` or ``"bf16"`` for a training precision setting on ``device``.
+
+    ``"auto"`` is bf16 on CUDA and on CPUs with native bf16 (:func:`native_bf16_cpu`), float32
+    elsewhere (bf16 emulated in software would be slower than float32).
+    """
+    if precision != "auto":
+        return precision
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cuda" or (kind == "cpu" and native_bf16_cpu()):
+        return "bf16"
+    return "fp32"
 
 
 def resolve_device(device: Any) -> Any:
