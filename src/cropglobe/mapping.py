@@ -30,6 +30,7 @@ complete, and a resumed run writes the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -51,7 +52,7 @@ from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
 from cropglobe.composite import composite_dense, fill_gaps
-from cropglobe.errors import CropGlobeError, GridError, ModelError, ParameterError
+from cropglobe.errors import CropGlobeError, DataFormatError, GridError, ModelError, ParameterError
 from cropglobe.io.raster import RasterStack, Window, open_stack, stack_from_xarray, to_float
 from cropglobe.series import SeriesSet, day_of_season
 
@@ -269,32 +270,23 @@ def _uncertainty(p: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     return np.asarray(ent / math.log(max(p.shape[1], 2)))
 
 
-def compute_window(job: _Job, index: int) -> WindowResult:
-    """Read, composite and classify one window (runs in a thread, a Dask worker, anywhere).
+def _window_inputs(
+    job: _Job, index: int, card: Any, secs: dict[str, float]
+) -> Iterator[tuple[int, NDArray[np.bool_], NDArray[np.float32]]]:
+    """Model inputs of one window, strip by strip: ``(first row, mapped mask, inputs)``.
 
-    Args:
-        job: the job description built by :class:`MapJob` (picklable).
-        index: the window number.
-
-    Returns:
-        the :class:`WindowResult`.
+    Reads the window, composites each strip of about ``job.strip_pixels`` pixels to the model's
+    grid and prepares the model inputs of its mapped pixels (those with a valid observation in
+    the season). ``mapped`` is a bool (rows · w,) mask of the strip; ``inputs`` holds one row per
+    mapped pixel. Adds the time spent to ``secs["read"]`` and ``secs["composite"]``.
     """
-    predict, card = _predictor(job)
     from cropglobe.models.folder import model_inputs
 
     _r0, _c0, h, w = job.windows[index]
-    k = len(card.classes)
-    classes = np.full((h, w), NODATA_CLASS, dtype=np.uint8)
-    fill = np.uint8(255) if job.prob_dtype == "uint8" else np.float32(np.nan)
-    pdtype = np.uint8 if job.prob_dtype == "uint8" else np.float32
-    probs = np.full((k, h, w), fill, dtype=pdtype) if job.write_probs else None
-    unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
-    secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
     dos = np.asarray(job.dos, dtype=np.int64)
     grid, sel = _plan(card, dos)
     comp = card.features.get("composite") or {}
     rows = max(1, job.strip_pixels // max(w, 1))
-    n_valid = 0
     t0 = time.perf_counter()  # the whole window is read at once, in the files' dtype
     with rasterio_env(), job.stack.reader() as rd:
         raw, nodata, valid_all = rd.read_raw(job.windows[index], job.date_index, job.band_index)
@@ -309,9 +301,9 @@ def compute_window(job: _Job, index: int) -> WindowResult:
         seen = valid & ~np.isnan(values).all(axis=1)  # (T, sh, w)
         has = seen.any(axis=0).reshape(-1)
         n = int(has.sum())
-        n_valid += n
         if n == 0:
             secs["composite"] += time.perf_counter() - t1
+            yield s0, has, np.zeros((0, 0, 0), dtype=np.float32)
             continue
         if sel.size < dos.size:
             values, valid = values[sel], valid[sel]
@@ -320,12 +312,38 @@ def compute_window(job: _Job, index: int) -> WindowResult:
         ss = SeriesSet(series if n == series.shape[0] else series[has], card.bands, grid)
         x = model_inputs(card, ss)
         del series, ss
+        secs["composite"] += time.perf_counter() - t1
+        yield s0, has, x
+
+
+def compute_window(job: _Job, index: int) -> WindowResult:
+    """Read, composite and classify one window (runs in a thread, a Dask worker, anywhere).
+
+    Args:
+        job: the job description built by :class:`MapJob` (picklable).
+        index: the window number.
+
+    Returns:
+        the :class:`WindowResult`.
+    """
+    predict, card = _predictor(job)
+    _r0, _c0, h, w = job.windows[index]
+    k = len(card.classes)
+    classes = np.full((h, w), NODATA_CLASS, dtype=np.uint8)
+    fill = np.uint8(255) if job.prob_dtype == "uint8" else np.float32(np.nan)
+    pdtype = np.uint8 if job.prob_dtype == "uint8" else np.float32
+    probs = np.full((k, h, w), fill, dtype=pdtype) if job.write_probs else None
+    unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
+    secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
+    n_valid = 0
+    for s0, has, x in _window_inputs(job, index, card, secs):
+        if x.shape[0] == 0:
+            continue
+        n_valid += x.shape[0]
         t2 = time.perf_counter()
         p = predict(x)
         del x
-        t3 = time.perf_counter()
-        secs["composite"] += t2 - t1
-        secs["model"] += t3 - t2
+        secs["model"] += time.perf_counter() - t2
         rr, cc = np.divmod(np.flatnonzero(has), w)
         rr += s0
         classes[rr, cc] = np.argmax(p, axis=1).astype(np.uint8)
@@ -334,6 +352,37 @@ def compute_window(job: _Job, index: int) -> WindowResult:
         if unc is not None and job.uncertainty is not None:
             unc[rr, cc] = _encode(_uncertainty(p, job.uncertainty), job.prob_dtype)
     return WindowResult(index, classes, probs, unc, n_valid, secs)
+
+
+def calibration_inputs(job: _Job, n_pixels: int = 1024, seed: int = 0) -> NDArray[np.float32]:
+    """Model inputs of up to ``n_pixels`` mapped pixels for int8 calibration.
+
+    Takes windows in order until ``4 · n_pixels`` mapped pixels are collected (or the raster
+    ends), then a seeded random subset of ``n_pixels`` of them: the activation ranges of a
+    statically quantized model come from the region being mapped, and a rerun (or a resumed
+    run) calibrates on the same pixels.
+    """
+    from cropglobe.models.folder import read_card
+
+    card = read_card(job.model_dir)
+    secs = {"read": 0.0, "composite": 0.0}
+    parts: list[NDArray[np.float32]] = []
+    total = 0
+    for index in range(len(job.windows)):
+        for _s0, _has, x in _window_inputs(job, index, card, secs):
+            if x.shape[0]:
+                parts.append(x)
+                total += x.shape[0]
+        if total >= 4 * n_pixels:
+            break
+    if not parts:
+        raise DataFormatError(
+            "no pixel of the stack has a valid observation in the model's season; nothing to "
+            "calibrate the int8 model on (check the dates and the validity layer)"
+        )
+    x_all = np.concatenate(parts)
+    pick = np.random.default_rng(seed).permutation(x_all.shape[0])[:n_pixels]
+    return np.ascontiguousarray(x_all[np.sort(pick)])
 
 
 # =====================================================================================
@@ -574,7 +623,6 @@ class MapJob:
         self.client = client
         self.dask_scheduler = dask_scheduler
         self.probability_dtype = probability_dtype
-        onnx_path = None
         if engine != "torch" and not is_neural(self.card.model):
             raise ParameterError(
                 f"engine {engine!r} runs neural models; {self.model_dir} holds a "
@@ -599,13 +647,11 @@ class MapJob:
         }
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
         self.resumed = self._prepare_partial(resume, job_key)
-        if engine != "torch":
-            onnx_path = str(self._onnx_file(engine))
         self.job = _Job(
             stack=self.stack,
             model_dir=str(self.model_dir),
             engine=engine,
-            onnx_path=onnx_path,
+            onnx_path=None,
             date_index=tuple(date_index),
             dos=tuple(dos),
             band_index=tuple(band_index),
@@ -618,6 +664,8 @@ class MapJob:
             threads=threads,
             model_stamp=_folder_stamp(self.model_dir),
         )
+        if engine != "torch":
+            self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
         self.pending = [i for i in range(len(self.windows)) if i not in self.done]
         self.seconds = {"read": 0.0, "composite": 0.0, "model": 0.0, "write": 0.0}
         self.n_valid = 0
@@ -719,16 +767,11 @@ class MapJob:
         if engine == "onnx":
             return src
         q = self.partial / "model.int8.onnx"
-        if not q.is_file():
-            try:
-                from onnxruntime.quantization import QuantType, quantize_dynamic
-            except ImportError:
-                raise ModelError(
-                    "engine 'onnx-int8' needs the package 'onnxruntime' (with its quantization "
-                    "tools); pip install onnxruntime onnx"
-                ) from None
+        if not q.is_file():  # a resumed run reuses the quantized model of the first attempt
+            from cropglobe.export import quantize_int8
+
             with atomic_path(q) as tmp:
-                quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8)
+                quantize_int8(src, tmp, calibration_inputs(self.job))
         return q
 
     # ------------------------------------------------------------------ running
