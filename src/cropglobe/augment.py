@@ -392,7 +392,8 @@ def resample_window(
         n_out: number of output steps.
 
     Returns:
-        float32 (N, C, n_out). Output step k of sample i reads position
+        float32 (N, C, n_out), a strided view of time-major memory (``np.ascontiguousarray``
+        it if a C-contiguous array is needed). Output step k of sample i reads position
         ``start_i + (end_i − start_i) · k / (n_out − 1)``; integer positions copy the bin
         exactly (a NaN neighbour does not leak in).
     """
@@ -423,7 +424,7 @@ def resample_window(
     b -= a
     b *= w.astype(np.float32)[:, :, None]
     a += b
-    return np.ascontiguousarray(a.transpose(0, 2, 1))
+    return a.transpose(0, 2, 1)  # (N, C, n_out) view of time-major memory; no copy
 
 
 # ---------------------------------------------------------------------------------- compose
