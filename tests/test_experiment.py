@@ -168,3 +168,34 @@ def test_neural_run_keeps_its_model(world, tmp_path) -> None:
     table = predict_dataset(folder, world.where(country="BEL"))
     pred = pd.read_parquet(tmp_path / "exp/runs/tempcnn/FRA/seed82/predictions.parquet")
     assert table["predicted"].tolist() == [world.classes[i] for i in pred["y_pred"]]
+
+
+def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
+    from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
+    from cropglobe.evaluate.metrics import score_transfer
+    from cropglobe.evaluate.transfer import collect_runs
+
+    kw = {"methods": ["tempcnn", "rf-median1d"], "seeds": [82], "targets": ["BEL"], "epochs": 1}
+    plain = _run(world, tmp_path / "exp", **kw).result.runs
+    assert set(plain.method) == {"tempcnn", "rf-median1d"}
+    # rescoring a finished experiment: nothing is retrained, neural methods gain a +prior row
+    rep = _run(world, tmp_path / "exp", adapt_prior=True, **kw).result.runs
+    assert set(rep.method) == {"tempcnn", "rf-median1d", "tempcnn+prior"}
+    pd.testing.assert_frame_equal(
+        rep[rep.method != "tempcnn+prior"].reset_index(drop=True), plain.reset_index(drop=True)
+    )
+    run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
+    metrics = json.loads((run / "metrics.json").read_text())
+    adapted = metrics["adapted"]["prior"]["BEL"]
+    # the same numbers by hand from the saved predictions
+    pred = pd.read_parquet(run / "predictions.parquet")
+    model_classes = [world.classes.index(c) for c in metrics["model_classes"]]
+    p = pred[[f"p_{world.classes[i]}" for i in model_classes]].to_numpy()
+    prior, _ = estimate_target_prior(p)
+    y = np.asarray(model_classes)[adapt_posteriors(p, prior).argmax(axis=1)]
+    expect = score_transfer(
+        pred.y_true, y, model_classes=model_classes, target="BEL", classes=world.classes
+    )
+    assert adapted["oa"] == pytest.approx(expect["oa"])
+    assert sum(adapted["estimated_prior"].values()) == pytest.approx(1.0)
+    assert set(collect_runs(tmp_path / "exp").method) == set(rep.method)

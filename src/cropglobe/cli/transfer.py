@@ -48,6 +48,12 @@ from cropglobe.cli._common import (
 @training_options
 @click.option("--within", is_flag=True, help="Also score each source on a 20 % held-out split.")
 @click.option(
+    "--adapt-prior",
+    is_flag=True,
+    help="Also score neural methods after adapting to each target's class mix, estimated "
+    "from the unlabelled target predictions (EM); rows METHOD+prior. Rescores finished runs.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -73,6 +79,7 @@ def command(
     device: str,
     precision: str,
     within: bool,
+    adapt_prior: bool,
     output: Path,
 ) -> None:
     """Train each method in each source, test it in every target, and write a report."""
@@ -95,6 +102,7 @@ def command(
         lr=lr,
         window=window,
         within=within,
+        adapt_prior=adapt_prior,
         device=device,
         precision=precision,
         output=output,

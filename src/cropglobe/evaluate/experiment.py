@@ -60,6 +60,7 @@ def run_experiment(
     precision: str = "auto",
     window: tuple[int, int] | None = (121, 334),
     within: bool = False,
+    adapt_prior: bool = False,
     device: str = "cpu",
     extra: dict[str, object] | None = None,
     echo: Callable[[str], None] | None = None,
@@ -119,6 +120,7 @@ def run_experiment(
         window=window,
         device=device,
         within=within,
+        adapt_prior=adapt_prior,
         extra=dict(extra or {}),
     )
     if echo:

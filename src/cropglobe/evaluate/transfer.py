@@ -29,6 +29,7 @@ import pandas as pd
 
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.evaluate.adapt import ADAPTABLE, adapt_posteriors, estimate_target_prior
 from cropglobe.evaluate.metrics import score_transfer
 from cropglobe.evaluate.scenarios import scenario
 from cropglobe.series import SeriesSet
@@ -63,6 +64,10 @@ class ExperimentConfig:
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         extra: method options (JSON-ready).
+        adapt_prior: also score neural methods after adapting their posteriors to each
+            target's class mix, estimated without labels (:mod:`cropglobe.evaluate.adapt`);
+            reported as ``METHOD+prior``. Evaluation only: finished runs are rescored from their
+            saved predictions, nothing is retrained.
     """
 
     sources: list[str]
@@ -80,11 +85,12 @@ class ExperimentConfig:
     within: bool = False
     precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
+    adapt_prior: bool = False
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for runs to be reused (not sources/targets/seeds lists)."""
         d = asdict(self)
-        for key in ("sources", "targets", "methods", "seeds", "device"):
+        for key in ("sources", "targets", "methods", "seeds", "device", "adapt_prior"):
             d.pop(key)
         d["window"] = list(self.window) if self.window else None
         return d
@@ -125,6 +131,61 @@ def _check_output(output: Path, config: ExperimentConfig) -> None:
     payload = {"identity": config.identity(), "config": asdict(config)}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def _row(
+    method: str, source: str, target: str, seed: int, s: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "method": method,
+        "source": source,
+        "target": target,
+        "seed": seed,
+        "scenario": s["scenario"],
+        "oa": s["oa"],
+        "macro_f1": s["macro_f1"],
+        "weighted_f1": s["weighted_f1"],
+        "n_scored": s["n_scored"],
+        "n_excluded": s["n_excluded"],
+        "n_classes_scored": len(s["present"]),
+        "train_seconds": result.get("train_seconds", 0.0),
+    }
+
+
+def _add_prior_scores(
+    result: dict[str, Any], rdir: Path, classes: Sequence[str], group_by: str
+) -> dict[str, Any]:
+    """Score a finished run's saved target predictions after prior adaptation; the scores are
+    added to its ``metrics.json`` (under ``adapted.prior``) and the updated result returned."""
+    preds = pd.read_parquet(rdir / "predictions.parquet")
+    model_classes = [list(classes).index(c) for c in result["model_classes"]]
+    cols = [f"p_{classes[i]}" for i in model_classes]
+    adapted: dict[str, Any] = {}
+    for target, frame in preds.groupby("target", sort=True):
+        target = str(target)
+        if target == result["source"] or target not in result["targets"]:
+            continue  # the within-source hold-out has no class-mix shift to adapt to
+        p = frame[cols].to_numpy(dtype=np.float64)
+        prior, iterations = estimate_target_prior(p)
+        pred = np.asarray(model_classes)[adapt_posteriors(p, prior).argmax(axis=1)]
+        s = score_transfer(
+            frame["y_true"].to_numpy(),
+            pred,
+            model_classes=model_classes,
+            target=target if group_by == "country" else None,
+            classes=classes,
+        )
+        s["confusion"] = s["confusion"].tolist()
+        s["scenario"] = result["targets"][target]["scenario"]
+        s["estimated_prior"] = {
+            classes[i]: float(v) for i, v in zip(model_classes, prior, strict=True)
+        }
+        s["em_iterations"] = iterations
+        adapted[target] = s
+    result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return result
 
 
 def _run_dir(output: Path, method: str, source: str, seed: int) -> Path:
@@ -187,37 +248,28 @@ def run_transfer(
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
             result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
-        for target, s in result["targets"].items():
-            rows.append(
-                {
-                    "method": mname,
-                    "source": source,
-                    "target": target,
-                    "seed": seed,
-                    "scenario": s["scenario"],
-                    "oa": s["oa"],
-                    "macro_f1": s["macro_f1"],
-                    "weighted_f1": s["weighted_f1"],
-                    "n_scored": s["n_scored"],
-                    "n_excluded": s["n_excluded"],
-                    "n_classes_scored": len(s["present"]),
-                    "train_seconds": result.get("train_seconds", 0.0),
-                }
-            )
-            for cname, f1 in s["per_class_f1"].items():
-                per_class.append(
-                    {
-                        "method": mname,
-                        "source": source,
-                        "target": target,
-                        "seed": seed,
-                        "class": cname,
-                        "f1": f1,
-                    }
-                )
-            key = (mname, source, target)
-            cm = np.asarray(s["confusion"], dtype=np.int64)
-            confusions[key] = confusions.get(key, 0) + cm
+        scored = [(mname, result["targets"])]
+        if config.adapt_prior and methods[mname].model in ADAPTABLE:
+            if "prior" not in result.get("adapted", {}):
+                result = _add_prior_scores(result, rdir, data.classes, config.group_by)
+            scored.append((f"{mname}+prior", result["adapted"]["prior"]))
+        for name, targets in scored:
+            for target, s in targets.items():
+                rows.append(_row(name, source, target, seed, s, result))
+                for cname, f1 in s["per_class_f1"].items():
+                    per_class.append(
+                        {
+                            "method": name,
+                            "source": source,
+                            "target": target,
+                            "seed": seed,
+                            "class": cname,
+                            "f1": f1,
+                        }
+                    )
+                key = (name, source, target)
+                cm = np.asarray(s["confusion"], dtype=np.int64)
+                confusions[key] = confusions.get(key, 0) + cm
     return ExperimentResult(
         pd.DataFrame(rows),
         pd.DataFrame(per_class),
@@ -373,21 +425,10 @@ def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for path in sorted(Path(output).glob("runs/*/*/seed*/metrics.json")):
         result = json.loads(path.read_text())
+        m, src, seed = result["method"], result["source"], result["seed"]
         for target, s in result["targets"].items():
-            rows.append(
-                {
-                    "method": result["method"],
-                    "source": result["source"],
-                    "target": target,
-                    "seed": result["seed"],
-                    "scenario": s["scenario"],
-                    "oa": s["oa"],
-                    "macro_f1": s["macro_f1"],
-                    "weighted_f1": s["weighted_f1"],
-                    "n_scored": s["n_scored"],
-                    "n_excluded": s["n_excluded"],
-                    "n_classes_scored": len(s["present"]),
-                    "train_seconds": result.get("train_seconds", 0.0),
-                }
-            )
+            rows.append(_row(m, src, target, seed, s, result))
+        for kind, targets in result.get("adapted", {}).items():
+            for target, s in targets.items():
+                rows.append(_row(f"{m}+{kind}", src, target, seed, s, result))
     return pd.DataFrame(rows)

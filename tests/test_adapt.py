@@ -1,0 +1,58 @@
+"""Class-prior adaptation (Saerens EM): known answers on constructed posteriors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cropglobe.errors import ParameterError
+from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
+
+
+def gaussian_posteriors(prior: list[float], n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Samples of 3 unit-variance 1-D Gaussian classes (means 0, 1.5, 3) drawn with ``prior``,
+    and their exact posteriors under a uniform prior (what a balanced model would output)."""
+    rng = np.random.default_rng(seed)
+    means = np.array([0.0, 1.5, 3.0])
+    y = rng.choice(3, n, p=prior)
+    x = rng.normal(means[y], 1.0)
+    lik = np.exp(-0.5 * (x[:, None] - means[None, :]) ** 2)
+    return lik / lik.sum(axis=1, keepdims=True), y
+
+
+def test_em_recovers_the_target_prior() -> None:
+    truth = [0.7, 0.2, 0.1]
+    p, y = gaussian_posteriors(truth, 40_000)
+    prior, iterations = estimate_target_prior(p)
+    np.testing.assert_allclose(prior, truth, atol=0.02)
+    assert 1 < iterations < 1000
+    # adapted posteriors are the Bayes posteriors under the true prior: better accuracy
+    lik = p  # uniform source prior: posterior ∝ likelihood
+    bayes = lik * np.asarray(truth)
+    bayes /= bayes.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(adapt_posteriors(p, prior), bayes, atol=0.03)
+    assert (adapt_posteriors(p, prior).argmax(1) == y).mean() > (p.argmax(1) == y).mean()
+
+
+def test_known_answers_and_identities() -> None:
+    np.testing.assert_allclose(adapt_posteriors([[0.5, 0.5]], [0.8, 0.2]), [[0.8, 0.2]])
+    p = np.array([[0.2, 0.8], [0.6, 0.4]])
+    np.testing.assert_allclose(adapt_posteriors(p, [0.5, 0.5]), p)  # same prior: unchanged
+    np.testing.assert_allclose(adapt_posteriors(p, [0.3, 0.7], [0.3, 0.7]), p)
+    # a source prior other than uniform: re-weighting by the ratio target / source
+    q = adapt_posteriors([[0.5, 0.5]], [0.5, 0.5], [0.25, 0.75])
+    np.testing.assert_allclose(q, [[0.75, 0.25]])
+    # a target of one balanced class mix stays put
+    p, _ = gaussian_posteriors([1 / 3, 1 / 3, 1 / 3], 30_000, seed=1)
+    np.testing.assert_allclose(estimate_target_prior(p)[0], [1 / 3] * 3, atol=0.02)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ParameterError, match="non-empty"):
+        estimate_target_prior(np.zeros((0, 3)))
+    with pytest.raises(ParameterError, match="finite"):
+        estimate_target_prior([[np.nan, 1.0]])
+    with pytest.raises(ParameterError, match="source_prior"):
+        estimate_target_prior([[0.5, 0.5]], [1.0, 0.0])
+    with pytest.raises(ParameterError, match="target_prior"):
+        adapt_posteriors([[0.5, 0.5]], [1.0])
