@@ -7,6 +7,8 @@ macro-F1 (REFERENCE.md "Training and evaluation protocol").
 - ``protocol="clean"`` (default): a seeded, stratified 20 % held-out validation split (or the
   ``val`` set you give), online augmentation (fresh draws every batch, shift and scale composed),
   optional early stopping.
+- ``protocol="paper"``: the release's recipe — train on 100 % of the source, validate on the same
+  un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift).
 
 An epoch with augmentation steps through as many samples as the release's offline set: the
 originals plus ``copies`` (2) augmented copies, i.e. ``1 + copies`` shuffled passes over the
@@ -18,8 +20,6 @@ epoch is one pass, as in the release.
 Precision: ``"auto"`` trains with bf16 autocast on CUDA and on CPUs with native bf16 arithmetic
 (AVX-512 BF16 or AMX; about 2× the float32 throughput of CropNet there, at equal accuracy — see
 ``benchmarks/train.py``), float32 elsewhere.
-- ``protocol="paper"``: the release's recipe — train on 100 % of the source, validate on the same
-  un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift).
 
 Reproducible: everything random is drawn from generators seeded by ``seed`` (model init and
 dropout inside a forked torch RNG, so the caller's global state is untouched; batch order from a
