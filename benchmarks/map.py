@@ -8,7 +8,8 @@ uint16, one tiled GeoTIFF per date) to a temporary folder, then in one process:
   (``--workers`` threads, ``--block-size`` windows, probabilities written as uint8) on the whole
   stack;
 * CropNet (random weights: the cost does not depend on them) mapped on the top-left
-  ``--cropnet-size`` × ``--cropnet-size`` pixels (CropNet costs ~0.23 GFLOP per pixel);
+  ``--cropnet-size`` × ``--cropnet-size`` pixels (CropNet costs ~0.23 GFLOP per pixel), with
+  the torch float32 engine and with the ``onnx-int8`` engine (``cropnet_int8``);
 * for each model, its plain in-memory ``predict_proba`` throughput on already prepared inputs
   (the same predictor the mapping uses, same batch size).
 
@@ -190,7 +191,13 @@ def in_memory_throughput(model_dir: Path, ss: SeriesSet, batch_size: int) -> flo
 
 
 def run_map(
-    model_dir: Path, stack: Any, out: Path, workers: int, block: int, batch: int
+    model_dir: Path,
+    stack: Any,
+    out: Path,
+    workers: int,
+    block: int,
+    batch: int,
+    engine: str = "torch",
 ) -> dict[str, Any]:
     import psutil
 
@@ -207,6 +214,7 @@ def run_map(
             block_size=block,
             workers=workers,
             batch_size=batch,
+            engine=engine,  # type: ignore[arg-type]
         )
         wall = time.perf_counter() - t0
     s = res.seconds
@@ -319,6 +327,25 @@ def main() -> None:
                 ratio_to_in_memory=round(rc["end_to_end_px_s"] / cmem, 3),
             )
             result["cropnet"] = rc
+            # the same CropNet through the int8 ONNX engine (static quantization calibrated
+            # on the first windows' pixels; the quantization time is part of the wall time)
+            (root / "out_cropnet_int8").mkdir()
+            rq = run_map(
+                cdir,
+                str(sub / "*.tif"),
+                root / "out_cropnet_int8",
+                args.workers,
+                cblock,
+                1024,
+                engine="onnx-int8",
+            )
+            rq.update(
+                model="cropnet (onnx-int8)",
+                block_size=cblock,
+                speedup_vs_torch_fp32_map=round(rq["end_to_end_px_s"] / rc["end_to_end_px_s"], 2),
+                speedup_model_time=round(rc["seconds"]["model"] / rq["seconds"]["model"], 2),
+            )
+            result["cropnet_int8"] = rq
         result["max_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(result))
 
