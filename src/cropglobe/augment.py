@@ -370,9 +370,8 @@ def _window_positions(
     grid: TimeGrid, first: int, last: int, offsets: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Fractional bin positions (N,) of the window's start and end after adding ``offsets``."""
-    centers = grid.centers
+    centers, steps = _centers_steps(grid)
     t = grid.n_steps
-    steps = np.arange(t, dtype=np.float64)
     p0 = np.interp(centers[first] + offsets[:, 0], centers, steps)  # clamps to [0, T-1]
     p1 = np.interp(centers[last] + offsets[:, 1], centers, steps)
     p0 = np.where(offsets[:, 0] == 0.0, float(first), p0)  # exact identity without a move
@@ -382,6 +381,23 @@ def _window_positions(
         p1 = np.where(bad, np.minimum(p0 + 1.0, t - 1.0), p1)
         p0 = np.where(bad & (p1 <= p0), p1 - 1.0, p0)
     return p0, p1
+
+
+@functools.lru_cache(maxsize=32)
+def _centers_steps(grid: TimeGrid) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Bin centres and bin positions 0 … T−1 of ``grid`` (cached, read-only)."""
+    centers = np.asarray(grid.centers, dtype=np.float64)
+    steps = np.arange(grid.n_steps, dtype=np.float64)
+    centers.setflags(write=False)
+    steps.setflags(write=False)
+    return centers, steps
+
+
+@functools.lru_cache(maxsize=32)
+def _window_bins(grid: TimeGrid, start: int, end: int) -> tuple[int, int]:
+    """First and last bin of the window ``start`` … ``end`` days of season (cached)."""
+    idx = grid.window_indices(start, end)
+    return int(idx[0]), int(idx[-1])
 
 
 @functools.lru_cache(maxsize=32)
@@ -568,8 +584,7 @@ def make_batch(
     if window is None:
         first, last = 0, grid.n_steps - 1
     else:
-        idx = grid.window_indices(int(window[0]), int(window[1]))
-        first, last = int(idx[0]), int(idx[-1])
+        first, last = _window_bins(grid, int(window[0]), int(window[1]))
     return AugmentBatch(
         values=v,
         grid=grid,
