@@ -1194,7 +1194,8 @@ def map_raster(
         workers: threads computing windows (0 or 1: in the calling thread).
         batch_size: pixels per model call.
         engine: ``"torch"`` (the saved model; also runs classical models), ``"onnx"`` or
-            ``"onnx-int8"`` (onnxruntime; int8 = dynamic quantization of the exported model).
+            ``"onnx-int8"`` (onnxruntime; int8 = static quantization of the exported model,
+            calibrated on 1,024 pixels of this stack: :func:`calibration_inputs`).
         season_year: the season to map (the year it starts); None: the season holding most
             acquisition dates inside the model's grid. Other dates are ignored.
         mask: SCL / validity files (or DataArray) when not inside the stack.

@@ -73,7 +73,8 @@ from cropglobe.cli._common import handle_errors, progress, quiet_option
     type=click.Choice(["torch", "onnx", "onnx-int8"]),
     default="torch",
     show_default=True,
-    help="Inference engine for neural models (onnx needs onnxruntime).",
+    help="Inference engine for neural models (onnx needs onnxruntime); onnx-int8 quantizes "
+    "the model, calibrated on the stack's own pixels (about 4x faster for CropNet).",
 )
 @click.option("--season-year", type=int, default=None, help="Season to map (the year it starts).")
 @click.option(
