@@ -29,7 +29,7 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
 @click.option(
     "--epochs",
     type=click.IntRange(1, 1000),
-    default=15,
+    default=8,
     show_default=True,
     help="Training epochs of the neural methods.",
 )
