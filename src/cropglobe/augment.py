@@ -288,7 +288,11 @@ class MagnitudeWarp(Augmentation):
             # only the warped samples change (p = 0.25: a quarter of the work); the layout of
             # ``values`` (time-major after resampling) is kept
             out = batch.values.copy(order="K")
-            out[applied] *= curve[applied][:, None, :].astype(np.float32)
+            tm = out.transpose(0, 2, 1)  # time-major after resampling: whole-sample rows
+            if tm.flags.c_contiguous:
+                tm[applied] *= curve[applied][:, :, None].astype(np.float32)
+            else:
+                out[applied] *= curve[applied][:, None, :].astype(np.float32)
             batch.values = out
         return batch
 
