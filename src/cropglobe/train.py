@@ -12,9 +12,10 @@ macro-F1 (REFERENCE.md "Training and evaluation protocol").
 
 An epoch with augmentation steps through as many samples as the release's offline set: the
 originals plus ``copies`` (2) augmented copies, i.e. ``1 + copies`` shuffled passes over the
-training samples, each freshly augmented online. (With one pass per epoch, 50 epochs of online
-augmentation are a third of the release's training: on CAN → FRA the best epoch was still the
-last one, and three passes raised macro-F1 from 60.8 to 63.4 %, seed 82.) Without augmentation an
+training samples, each freshly augmented online. With one pass per epoch, 50 epochs of online
+augmentation were a third of the release's training and the best epoch was usually the last.
+Measured effect on CAN → FRA (docs/results.md): held-out Canadian macro-F1 0.79, but no gain in
+transfer (3-seed mean macro-F1 60.5 % against 62.2 % with one pass). Without augmentation an
 epoch is one pass, as in the release.
 
 Precision: ``"auto"`` trains with bf16 autocast on CUDA and on CPUs with native bf16 arithmetic
