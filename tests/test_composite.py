@@ -515,3 +515,15 @@ def test_composite_dense_equals_composite_arrays(reducer: str) -> None:
     table = composite_arrays(sample, np.tile(dos, p), rows, p, grid, reducer=reducer)
     np.testing.assert_array_equal(dense, table)
     assert np.isnan(dense).any() and not np.isnan(dense).all()
+
+
+def test_composite_dense_bad_input() -> None:
+    from cropglobe.composite import composite_dense
+
+    grid = TimeGrid.regular(16)
+    with pytest.raises(DataFormatError, match="dates, bands, pixels"):
+        composite_dense(np.zeros((3, 4)), None, [1, 2, 3], grid)
+    with pytest.raises(DataFormatError, match="dos"):
+        composite_dense(np.zeros((3, 2, 4)), np.ones((3, 5), bool), [1, 2, 3], grid)
+    with pytest.raises(ParameterError, match="reducer"):
+        composite_dense(np.zeros((3, 2, 4)), None, [1, 2, 3], grid, reducer="max")  # type: ignore[arg-type]

@@ -49,3 +49,14 @@ def test_export_model_folder(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         OnnxClassifier(onnx_path).predict_proba(x), predict_proba(model, x), atol=1e-5
     )
+
+
+def test_quantize_int8_refuses_bad_calibration(tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from cropglobe.errors import ParameterError
+    from cropglobe.export import quantize_int8
+
+    with pytest.raises(ParameterError, match="calibration inputs"):
+        quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", np.zeros((0, 10, 43), np.float32))
+    with pytest.raises(ParameterError, match="calibration inputs"):
+        quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", np.zeros((4, 43), np.float32))
