@@ -18,8 +18,11 @@ which is converted to a fractional bin position through the bin centres of the g
 to the grid (the paper's clamp to days 1…365). If the end is then not after the start, the end is
 put one bin after it (the paper's "end = start + 5 days"). The output is the series resampled
 linearly at ``T_out`` evenly spaced positions between the two ends, so a shift of 0 gives exactly
-the plain window. Everything is computed for the whole batch at once with vectorised indexing —
-no per-sample Python loop and no per-sample spline object (the spline is a fixed basis matrix).
+the plain window. Everything is computed for the whole batch at once — random draws, window ends
+and spline curves as numpy array operations (the spline is a fixed basis matrix, not a per-sample
+spline object), and the resampling and warping of the whole batch in one fused compiled loop
+(:mod:`cropglobe._kernels`, Numba; its numpy twin gives identical bits and is used when Numba is
+absent). There is no per-sample Python loop.
 
 Stages. A :class:`Compose` runs its members in three stages whatever their order in the list:
 ``"series"`` members (observation dropout) on the full series, then ``"window"`` members (shift,
@@ -45,6 +48,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cropglobe._kernels import resample_rows, scale_rows
 from cropglobe.composite import fill_gaps
 from cropglobe.errors import DataFormatError, ParameterError
 from cropglobe.series import TimeGrid
@@ -98,6 +102,8 @@ class AugmentBatch:
         last: index of the window's last bin on the full grid.
         offsets: float64 (N, 2) — days added to the window's start and end (window stage).
         n_out: number of output steps T_out.
+        owned: True when ``values`` is a fresh array of this batch (members may then change it
+            in place); False while it may be the caller's array.
     """
 
     values: NDArray[np.float32]
@@ -107,6 +113,7 @@ class AugmentBatch:
     last: int
     offsets: NDArray[np.float64]
     n_out: int
+    owned: bool = False
 
 
 class Augmentation:
@@ -286,14 +293,17 @@ class MagnitudeWarp(Augmentation):
             batch.values = out
         elif applied.any():
             # only the warped samples change (p = 0.25: a quarter of the work); the layout of
-            # ``values`` (time-major after resampling) is kept
-            out = batch.values.copy(order="K")
+            # ``values`` (time-major after resampling) is kept, and values the batch owns (the
+            # fresh output of resampling) are changed in place
+            which = np.flatnonzero(applied)
+            out = batch.values if batch.owned else batch.values.copy(order="K")
             tm = out.transpose(0, 2, 1)  # time-major after resampling: whole-sample rows
             if tm.flags.c_contiguous:
-                tm[applied] *= curve[applied][:, :, None].astype(np.float32)
+                scale_rows(tm, curve.astype(np.float32), which)
             else:
-                out[applied] *= curve[applied][:, None, :].astype(np.float32)
+                out[which] *= curve[which][:, None, :].astype(np.float32)
             batch.values = out
+            batch.owned = True
         return batch
 
 
@@ -429,31 +439,15 @@ def resample_window(
     """
     v = np.asarray(values, dtype=np.float32)
     n, c, t = v.shape
-    s = np.asarray(start, dtype=np.float64).reshape(n, 1)
-    e = np.asarray(end, dtype=np.float64).reshape(n, 1)
-    k = np.arange(n_out, dtype=np.float64)[None, :]
-    pos = s + (e - s) * k / max(n_out - 1, 1)  # multiply first: integer spans stay exact
-    np.clip(pos, 0.0, t - 1.0, out=pos)
-    lo = pos.astype(np.intp)  # floor (pos >= 0)
-    w = pos - lo
-    # Time-major rows: one gather of whole (C,) rows per output step instead of one index per
-    # (band, step) — the index arrays are C times smaller. Where the weight is 0 the upper
-    # neighbour is the lower one, so integer positions copy the bin exactly and a NaN neighbour
-    # cannot leak in.
-    rows = (np.arange(n, dtype=np.intp) * t)[:, None]
-    idx_lo = lo + rows
-    idx_hi = idx_lo + (w > 0.0)
-    # ``values`` stored time-major ((N, T, C) memory, e.g. ``x_tm.transpose(0, 2, 1)``) needs no
-    # copy here; the trainer keeps its training set that way.
+    s = np.asarray(start, dtype=np.float64).reshape(n)
+    e = np.asarray(end, dtype=np.float64).reshape(n)
+    # Time-major rows: whole (C,) rows are read per output step. ``values`` stored time-major
+    # ((N, T, C) memory, e.g. ``x_tm.transpose(0, 2, 1)``) needs no copy here; the trainer keeps
+    # its training set that way.
     vt = v.transpose(0, 2, 1)
     if not vt.flags.c_contiguous:
         vt = np.ascontiguousarray(vt)
-    vt = vt.reshape(n * t, c)
-    a = vt.take(idx_lo, axis=0)  # (N, n_out, C)
-    b = vt.take(idx_hi, axis=0)
-    b -= a
-    b *= w.astype(np.float32)[:, :, None]
-    a += b
+    a = resample_rows(vt.reshape(n * t, c), t, s, e, n_out)  # (N, n_out, C), fused kernel
     return a.transpose(0, 2, 1)  # (N, C, n_out) view of time-major memory; no copy
 
 
@@ -520,6 +514,7 @@ class Compose(Augmentation):
             if stage == "output":
                 p0, p1 = _window_positions(batch.grid, batch.first, batch.last, batch.offsets)
                 batch.values = resample_window(batch.values, p0, p1, batch.n_out)
+                batch.owned = True
                 batch.grid = _window_grid(batch.grid, batch.first, batch.last)
             for m in self.members:
                 if m.stage == stage:

@@ -1,0 +1,62 @@
+"""The compiled augmentation kernels against their numpy twins (bit for bit)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cropglobe import _kernels
+from cropglobe.augment import online_augmentation, paper_augmentation
+from cropglobe.series import TimeGrid
+
+
+def test_kernels_compile() -> None:
+    assert _kernels.compiled() is not None, "numba is a dependency; the fast path must be active"
+
+
+@pytest.mark.parametrize("n_out", [43, 22, 1, 60])
+def test_resample_rows_equals_numpy_twin(n_out: int) -> None:
+    rng = np.random.default_rng(5)
+    n, t, c = 64, 73, 10
+    rows = rng.normal(1000.0, 300.0, (n * t, c)).astype(np.float32)
+    rows[rng.random(n * t) < 0.05, 3] = np.nan  # NaN neighbours must not leak into exact steps
+    start = rng.uniform(-5.0, 40.0, n)  # below 0: clamped
+    end = start + rng.uniform(-3.0, 60.0, n)  # beyond T − 1: clamped; some reversed
+    start[:8] = np.arange(8) + 10.0  # integer positions copy rows exactly
+    end[:8] = start[:8] + 42.0
+    fast = _kernels.resample_rows(rows, t, start, end, n_out)
+    slow = _kernels.resample_rows_numpy(rows, t, start, end, n_out)
+    assert fast.shape == (n, n_out, c) and fast.dtype == np.float32
+    np.testing.assert_array_equal(fast, slow)  # equal NaN positions, identical bits elsewhere
+    if n_out == 43:  # the integer windows are plain copies of rows 10 … 52 of each sample
+        for i in range(8):
+            np.testing.assert_array_equal(fast[i], rows[i * t + 10 + i : i * t + 10 + i + 43])
+
+
+def test_scale_rows_equals_numpy_twin() -> None:
+    rng = np.random.default_rng(6)
+    tm = rng.normal(size=(32, 43, 10)).astype(np.float32)
+    curve = rng.normal(1.0, 0.1, (32, 43)).astype(np.float32)
+    which = np.flatnonzero(rng.random(32) < 0.3)
+    a, b = tm.copy(), tm.copy()
+    _kernels.scale_rows(a, curve, which)
+    _kernels.scale_rows_numpy(b, curve, which)
+    np.testing.assert_array_equal(a, b)
+    untouched = np.setdiff1d(np.arange(32), which)
+    np.testing.assert_array_equal(a[untouched], tm[untouched])
+
+
+@pytest.mark.parametrize("make", [paper_augmentation, online_augmentation])
+def test_pipelines_same_with_and_without_kernels(
+    make: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole pipelines give identical batches on the compiled and the numpy path."""
+    rng_data = np.random.default_rng(7)
+    x_tm = rng_data.normal(1000.0, 300.0, (300, 73, 10)).astype(np.float32)
+    x = x_tm.transpose(0, 2, 1)
+    pipe = make()  # type: ignore[operator]
+    grid = TimeGrid.cropglobe()
+    fast = pipe(x, np.random.default_rng(1), grid=grid)
+    monkeypatch.setattr(_kernels, "compiled", lambda: None)
+    slow = pipe(x, np.random.default_rng(1), grid=grid)
+    np.testing.assert_array_equal(fast, slow)
