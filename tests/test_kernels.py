@@ -36,8 +36,8 @@ def test_resample_rows_equals_numpy_twin(n_out: int) -> None:
 def test_scale_rows_equals_numpy_twin() -> None:
     rng = np.random.default_rng(6)
     tm = rng.normal(size=(32, 43, 10)).astype(np.float32)
-    curve = rng.normal(1.0, 0.1, (32, 43)).astype(np.float32)
     which = np.flatnonzero(rng.random(32) < 0.3)
+    curve = rng.normal(1.0, 0.1, (which.size, 43)).astype(np.float32)
     a, b = tm.copy(), tm.copy()
     _kernels.scale_rows(a, curve, which)
     _kernels.scale_rows_numpy(b, curve, which)
@@ -60,3 +60,20 @@ def test_pipelines_same_with_and_without_kernels(
     monkeypatch.setattr(_kernels, "compiled", lambda: None)
     slow = pipe(x, np.random.default_rng(1), grid=grid)
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_regular_grid_positions_match_interpolation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The straight-line window ends of an evenly spaced grid equal the general interpolation."""
+    from cropglobe import augment
+
+    grid = TimeGrid.cropglobe()
+    offsets = np.random.default_rng(8).uniform(-80.0, 80.0, (500, 2))
+    offsets[:50] = 0.0
+    offsets[50:60, 1] = -200.0  # end before start: end one bin after it
+    fast = augment._window_positions(grid, 24, 66, offsets)
+    assert augment._regular_step(grid) == 5.0
+    monkeypatch.setattr(augment, "_regular_step", lambda g: None)
+    slow = augment._window_positions(grid, 24, 66, offsets)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    assert (fast[0][:50] == 24.0).all() and (fast[1][:50] == 66.0).all()

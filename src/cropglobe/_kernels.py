@@ -61,8 +61,8 @@ def resample_rows_numpy(
 def scale_rows_numpy(
     tm: NDArray[np.float32], curve: NDArray[np.float32], which: NDArray[np.intp]
 ) -> None:
-    """``tm[i, k, :] *= curve[i, k]`` for every i in ``which``, in place (tm: (N, T, C))."""
-    tm[which] *= curve[which][:, :, None]
+    """``tm[which[j], k, :] *= curve[j, k]``, in place (tm: (N, T, C); curve: (len(which), T))."""
+    tm[which] *= curve[:, :, None]
 
 
 def _resample_rows_loop(
@@ -99,7 +99,7 @@ def _scale_rows_loop(tm: Any, curve: Any, which: Any) -> None:  # pragma: no cov
     for j in range(which.shape[0]):
         i = which[j]
         for k in range(tm.shape[1]):
-            f = curve[i, k]
+            f = curve[j, k]
             for ch in range(c):
                 tm[i, k, ch] *= f
 

@@ -278,9 +278,9 @@ class MagnitudeWarp(Augmentation):
         basis = spline_basis(self.knots, t, self.bc_type)
         z = rng.normal(0.0, self.sigma, (n, self.knots))
         applied = self._applied(rng, n)
-        curve = 1.0 + np.where(applied[:, None], z, 0.0) @ basis  # (N, T)
         radar = [i for i, b in enumerate(batch.bands or ()) if b.upper() in RADAR_BANDS]
         if radar:
+            curve = 1.0 + np.where(applied[:, None], z, 0.0) @ basis  # (N, T)
             zr = rng.normal(0.0, self.radar_sigma, (n, self.knots))
             add = np.clip(
                 np.where(applied[:, None], zr, 0.0) @ basis, -self.radar_clip, self.radar_clip
@@ -296,12 +296,13 @@ class MagnitudeWarp(Augmentation):
             # ``values`` (time-major after resampling) is kept, and values the batch owns (the
             # fresh output of resampling) are changed in place
             which = np.flatnonzero(applied)
+            curves = (z[which] @ basis + 1.0).astype(np.float32)  # (warped samples, T)
             out = batch.values if batch.owned else batch.values.copy(order="K")
             tm = out.transpose(0, 2, 1)  # time-major after resampling: whole-sample rows
             if tm.flags.c_contiguous:
-                scale_rows(tm, curve.astype(np.float32), which)
+                scale_rows(tm, curves, which)
             else:
-                out[which] *= curve[which][:, None, :].astype(np.float32)
+                out[which] *= curves[:, None, :]
             batch.values = out
             batch.owned = True
         return batch
@@ -386,10 +387,16 @@ def _window_positions(
     """Fractional bin positions (N,) of the window's start and end after adding ``offsets``."""
     centers, steps = _centers_steps(grid)
     t = grid.n_steps
-    p0 = np.interp(centers[first] + offsets[:, 0], centers, steps)  # clamps to [0, T-1]
-    p1 = np.interp(centers[last] + offsets[:, 1], centers, steps)
-    p0 = np.where(offsets[:, 0] == 0.0, float(first), p0)  # exact identity without a move
-    p1 = np.where(offsets[:, 1] == 0.0, float(last), p1)
+    step = _regular_step(grid)
+    if step is not None:  # evenly spaced bins: the interpolation below is this straight line
+        ends = np.array([float(first), float(last)]) + offsets / step  # 0 offset: exact ends
+        np.clip(ends, 0.0, t - 1.0, out=ends)
+        p0, p1 = ends[:, 0], ends[:, 1]
+    else:
+        p0 = np.interp(centers[first] + offsets[:, 0], centers, steps)  # clamps to [0, T-1]
+        p1 = np.interp(centers[last] + offsets[:, 1], centers, steps)
+        p0 = np.where(offsets[:, 0] == 0.0, float(first), p0)  # exact identity without a move
+        p1 = np.where(offsets[:, 1] == 0.0, float(last), p1)
     if t > 1:
         bad = p1 <= p0  # end not after start: end one bin after the start
         p1 = np.where(bad, np.minimum(p0 + 1.0, t - 1.0), p1)
@@ -405,6 +412,16 @@ def _centers_steps(grid: TimeGrid) -> tuple[NDArray[np.float64], NDArray[np.floa
     centers.setflags(write=False)
     steps.setflags(write=False)
     return centers, steps
+
+
+@functools.lru_cache(maxsize=32)
+def _regular_step(grid: TimeGrid) -> float | None:
+    """Days between consecutive bin centres when they are evenly spaced, else None (cached)."""
+    centers, _ = _centers_steps(grid)
+    if centers.size < 2:
+        return None
+    gaps = np.diff(centers)
+    return float(gaps[0]) if gaps[0] > 0 and np.all(gaps == gaps[0]) else None
 
 
 @functools.lru_cache(maxsize=32)
