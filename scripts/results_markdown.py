@@ -28,6 +28,7 @@ def main(folders: list[str]) -> None:
         ["method", "source", "target", "seed"], keep="first"
     )
     agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    agg = agg.sort_values(["method", "source", "target"], kind="stable")
     print(
         "| method | source → target | scenario | OA (%) | macro-F1 (%) | weighted F1 (%) | seeds |"
     )
