@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cropglobe.errors import ParameterError
-from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
+from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior, vanished_classes
 
 
 def gaussian_posteriors(prior: list[float], n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -56,3 +56,24 @@ def test_bad_input() -> None:
         estimate_target_prior([[0.5, 0.5]], [1.0, 0.0])
     with pytest.raises(ParameterError, match="target_prior"):
         adapt_posteriors([[0.5, 0.5]], [1.0])
+
+
+def test_em_collapse_is_flagged() -> None:
+    """Identical posteriors: the likelihood is maximal with all mass on the top class, so EM
+    drives the other shares to zero — exactly the collapse vanished_classes must flag."""
+    p = np.tile([0.5, 0.4, 0.1], (200, 1))
+    prior, _ = estimate_target_prior(p, max_iter=5000)
+    assert prior[0] > 0.99
+    assert vanished_classes(prior, 200).tolist() == [False, True, True]
+    # a share worth one sample of 200 is kept; half a sample is not
+    assert vanished_classes([0.005, 0.0024, 0.9926], 200).tolist() == [False, True, False]
+
+
+def test_vanished_notes_one_line_per_pair() -> None:
+    from cropglobe.evaluate.transfer import _vanished_notes
+
+    key = ("cropnet-aug+prior", "CAN", "FRA")
+    notes = _vanished_notes({key: {"soybeans": 2}, ("cropnet+prior", "CAN", "FRA"): {}}, {key: 3})
+    assert len(notes) == 1  # the pair with nothing at zero gives no line
+    assert notes[0].startswith("cropnet-aug+prior, CAN → FRA: ")
+    assert "soybeans (2 of 3 seeds)" in notes[0]

@@ -162,6 +162,7 @@ def run_experiment(
             "These results come from SYNTHETIC data (cropglobe.simulate), not real observations.",
             *notes,
         )
+    notes = (*notes, *result.warnings)
     report = write_transfer_report(
         out,
         result.runs,

@@ -29,7 +29,12 @@ import pandas as pd
 
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import CropGlobeError, DataFormatError
-from cropglobe.evaluate.adapt import ADAPTABLE, adapt_posteriors, estimate_target_prior
+from cropglobe.evaluate.adapt import (
+    ADAPTABLE,
+    adapt_posteriors,
+    estimate_target_prior,
+    vanished_classes,
+)
 from cropglobe.evaluate.metrics import score_transfer
 from cropglobe.evaluate.scenarios import scenario
 from cropglobe.series import SeriesSet
@@ -106,6 +111,7 @@ class ExperimentResult:
     classes: tuple[str, ...]
     output: Path
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
 
 def _check_output(output: Path, config: ExperimentConfig) -> None:
@@ -181,11 +187,33 @@ def _add_prior_scores(
             classes[i]: float(v) for i, v in zip(model_classes, prior, strict=True)
         }
         s["em_iterations"] = iterations
+        s["n_adapted"] = int(p.shape[0])
+        gone = vanished_classes(prior, p.shape[0])
+        s["vanished_classes"] = [classes[i] for i, g in zip(model_classes, gone, strict=True) if g]
         adapted[target] = s
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return result
+
+
+def _vanished_notes(
+    vanished: dict[tuple[str, str, str], dict[str, int]],
+    adapted_runs: dict[tuple[str, str, str], int],
+) -> list[str]:
+    """One line per adapted method and pair naming the classes EM estimated at zero."""
+    notes = []
+    for (name, source, target), counts in sorted(vanished.items()):
+        n_runs = adapted_runs[(name, source, target)]
+        if not counts:
+            continue
+        listed = ", ".join(f"{c} ({k} of {n_runs} seeds)" for c, k in counts.items())
+        notes.append(
+            f"{name}, {source} → {target}: prior adaptation estimated a share of zero for "
+            f"{listed}, so the adapted model never predicts them — right if they are absent "
+            "from the target, a collapse of a rare class if not (compare with the unadapted row)."
+        )
+    return notes
 
 
 def _run_dir(output: Path, method: str, source: str, seed: int) -> Path:
@@ -237,6 +265,8 @@ def run_transfer(
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []
     confusions: dict[tuple[str, str, str], np.ndarray] = {}
+    vanished: dict[tuple[str, str, str], dict[str, int]] = {}  # class -> seeds at zero
+    adapted_runs: dict[tuple[str, str, str], int] = {}
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     for i, (mname, source, seed) in enumerate(plan, start=1):
         rdir = _run_dir(out, mname, source, seed)
@@ -253,6 +283,18 @@ def run_transfer(
             if "prior" not in result.get("adapted", {}):
                 result = _add_prior_scores(result, rdir, data.classes, config.group_by)
             scored.append((f"{mname}+prior", result["adapted"]["prior"]))
+            for target, s in result["adapted"]["prior"].items():
+                gone = s.get("vanished_classes")
+                if gone is None:  # scored before this check existed
+                    shares = s.get("estimated_prior", {})
+                    n = s.get("n_adapted", s["n_scored"] + s.get("n_excluded", 0))
+                    flags = vanished_classes(list(shares.values()), n) if shares else ()
+                    gone = [c for c, g in zip(shares, flags, strict=True) if g]
+                key3 = (f"{mname}+prior", str(source), str(target))
+                adapted_runs[key3] = adapted_runs.get(key3, 0) + 1
+                counts = vanished.setdefault(key3, {})
+                for cname in gone:
+                    counts[cname] = counts.get(cname, 0) + 1
         for name, targets in scored:
             for target, s in targets.items():
                 rows.append(_row(name, source, target, seed, s, result))
@@ -270,6 +312,9 @@ def run_transfer(
                 key = (name, source, target)
                 cm = np.asarray(s["confusion"], dtype=np.int64)
                 confusions[key] = confusions.get(key, 0) + cm
+    warnings = _vanished_notes(vanished, adapted_runs)
+    for msg in warnings:
+        logger.warning(msg)
     return ExperimentResult(
         pd.DataFrame(rows),
         pd.DataFrame(per_class),
@@ -277,6 +322,7 @@ def run_transfer(
         data.classes,
         out,
         time.perf_counter() - t0,
+        warnings,
     )
 
 
