@@ -204,9 +204,9 @@ def _vanished_notes(
     """One line per adapted method and pair naming the classes EM estimated at zero."""
     notes = []
     for (name, source, target), counts in sorted(vanished.items()):
-        n_runs = adapted_runs[(name, source, target)]
         if not counts:
             continue
+        n_runs = adapted_runs[(name, source, target)]
         listed = ", ".join(f"{c} ({k} of {n_runs} seeds)" for c, k in counts.items())
         notes.append(
             f"{name}, {source} → {target}: prior adaptation estimated a share of zero for "
