@@ -20,7 +20,7 @@ put one bin after it (the paper's "end = start + 5 days"). The output is the ser
 linearly at ``T_out`` evenly spaced positions between the two ends, so a shift of 0 gives exactly
 the plain window. Everything is computed for the whole batch at once — random draws, window ends
 and spline curves as numpy array operations (the spline is a fixed basis matrix, not a per-sample
-spline object), and the resampling and warping of the whole batch in one fused compiled loop
+spline object), and the resampling and the warping of the whole batch in fused compiled loops
 (:mod:`cropglobe._kernels`, Numba; its numpy twin gives identical bits and is used when Numba is
 absent). There is no per-sample Python loop.
 
