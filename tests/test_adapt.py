@@ -77,3 +77,14 @@ def test_vanished_notes_one_line_per_pair() -> None:
     assert len(notes) == 1  # the pair with nothing at zero gives no line
     assert notes[0].startswith("cropnet-aug+prior, CAN → FRA: ")
     assert "soybeans (2 of 3 seeds)" in notes[0]
+
+
+def test_vanished_of_old_and_new_scores() -> None:
+    """Scores written before the check (no n_adapted) and after give the same classes."""
+    from cropglobe.evaluate.transfer import _vanished_of
+
+    shares = {"corn": 0.3, "soybeans": 1e-8, "other": 0.7 - 1e-8}
+    old = {"estimated_prior": shares, "n_scored": 450, "n_excluded": 49}
+    new = {**old, "n_adapted": 499}
+    assert _vanished_of(old) == _vanished_of(new) == ["soybeans"]
+    assert _vanished_of({"n_scored": 10}) == []

@@ -188,13 +188,22 @@ def _add_prior_scores(
         }
         s["em_iterations"] = iterations
         s["n_adapted"] = int(p.shape[0])
-        gone = vanished_classes(prior, p.shape[0])
-        s["vanished_classes"] = [classes[i] for i, g in zip(model_classes, gone, strict=True) if g]
+        s["vanished_classes"] = _vanished_of(s)
         adapted[target] = s
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return result
+
+
+def _vanished_of(scores: dict[str, Any]) -> list[str]:
+    """Classes of an adapted score whose estimated share is worth under half a sample."""
+    shares = scores.get("estimated_prior", {})
+    if not shares:
+        return []
+    n = scores.get("n_adapted", scores["n_scored"] + scores.get("n_excluded", 0))
+    flags = vanished_classes(list(shares.values()), n)
+    return [c for c, g in zip(shares, flags, strict=True) if g]
 
 
 def _vanished_notes(
@@ -284,12 +293,7 @@ def run_transfer(
                 result = _add_prior_scores(result, rdir, data.classes, config.group_by)
             scored.append((f"{mname}+prior", result["adapted"]["prior"]))
             for target, s in result["adapted"]["prior"].items():
-                gone = s.get("vanished_classes")
-                if gone is None:  # scored before this check existed
-                    shares = s.get("estimated_prior", {})
-                    n = s.get("n_adapted", s["n_scored"] + s.get("n_excluded", 0))
-                    flags = vanished_classes(list(shares.values()), n) if shares else ()
-                    gone = [c for c, g in zip(shares, flags, strict=True) if g]
+                gone = _vanished_of(s)  # derived: runs scored before the check have no field
                 key3 = (f"{mname}+prior", str(source), str(target))
                 adapted_runs[key3] = adapted_runs.get(key3, 0) + 1
                 counts = vanished.setdefault(key3, {})
