@@ -199,3 +199,19 @@ def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
     assert adapted["oa"] == pytest.approx(expect["oa"])
     assert sum(adapted["estimated_prior"].values()) == pytest.approx(1.0)
     assert set(collect_runs(tmp_path / "exp").method) == set(rep.method)
+
+
+def test_averaged_method_also_scores_its_best_epoch(world, tmp_path) -> None:
+    kw = {"seeds": [82], "targets": ["BEL"], "epochs": 2}
+    _run(world, tmp_path / "avg", methods=["cropnet-aug-swa"], **kw)
+    _run(world, tmp_path / "plain", methods=["cropnet-aug"], **kw)
+    avg = json.loads((tmp_path / "avg/runs/cropnet-aug-swa/FRA/seed82/metrics.json").read_text())
+    plain = json.loads((tmp_path / "plain/runs/cropnet-aug/FRA/seed82/metrics.json").read_text())
+    assert avg["training"]["averaged_epochs"] == [2, 2]
+    assert 0.0 <= avg["training"]["averaged_val_macro_f1"] <= 1.0
+    # averaging leaves training alone: the best single epoch is the plain method's model
+    assert avg["training"]["history"][0]["loss"] == plain["training"]["history"][0]["loss"]
+    best = avg["best_epoch_targets"]["BEL"]
+    for key in ("oa", "macro_f1", "weighted_f1"):
+        assert best[key] == pytest.approx(plain["targets"]["BEL"][key], abs=1e-12)
+    assert "best_epoch_targets" not in plain

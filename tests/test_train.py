@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,12 @@ from cropglobe.errors import DataFormatError, LabelError, ModelError, ParameterE
 from cropglobe.models import load_model, predict_proba, save_model
 from cropglobe.models.folder import model_inputs
 from cropglobe.series import SeriesSet, TimeGrid
-from cropglobe.train import balanced_class_weights, stratified_split, train
+from cropglobe.train import (
+    _recompute_batchnorm,
+    balanced_class_weights,
+    stratified_split,
+    train,
+)
 
 
 def phenology_set(n: int = 240, c: int = 4, seed: int = 0) -> SeriesSet:
@@ -199,3 +205,108 @@ def test_auto_precision_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) ->
     assert inputs.resolve_precision("auto", torch.device("cuda")) == "bf16"
     r = train("mlp", phenology_set(120), augment="none", **FAST)
     assert r.card is not None and r.card.training["precision_used"] == "fp32"
+
+
+# ---------------------------------------------------------------------- weight averaging
+AVG_KW: dict[str, Any] = {
+    "epochs": 4,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "seed": 7,
+    "model_kw": {"width": 16},
+}
+
+
+def test_averaging_leaves_training_and_selection_unchanged() -> None:
+    ss = phenology_set(160)
+    plain = train("cropnet", ss, **AVG_KW)
+    avg = train("cropnet", ss, average=0.5, **AVG_KW)
+    assert plain.averaged_epochs is None and plain.selected_model is None
+    assert avg.averaged_epochs == (3, 4)
+    assert avg.history == [
+        {**h, "seconds": a["seconds"]} for h, a in zip(plain.history, avg.history, strict=True)
+    ]
+    # the best single epoch is kept beside the averaged model, bit for bit the plain result
+    assert avg.best_epoch == plain.best_epoch
+    assert weights_equal(avg.selected_model.state_dict(), plain.model.state_dict())
+    assert not weights_equal(avg.model.state_dict(), plain.model.state_dict())
+    assert avg.averaged_val_f1 is not None and 0.0 <= avg.averaged_val_f1 <= 1.0
+    assert avg.card is not None
+    assert avg.card.metrics["averaged_epochs"] == [3, 4]
+    assert avg.card.metrics["val_macro_f1"] == avg.averaged_val_f1
+    assert avg.card.metrics["best_epoch_val_macro_f1"] == avg.best_val_f1
+    assert avg.card.training["average"] == 0.5
+
+
+def test_average_is_the_mean_of_the_weights_after_every_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    snapshots: list[dict[str, torch.Tensor]] = []
+    adam_step = torch.optim.Adam.step
+
+    def recording_step(self: torch.optim.Adam, *a: Any, **k: Any) -> Any:
+        out = adam_step(self, *a, **k)
+        params = [p for g in self.param_groups for p in g["params"]]
+        snapshots.append({str(i): p.detach().clone() for i, p in enumerate(params)})
+        return out
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    ss = phenology_set(100)
+    r = train("cropnet", ss, protocol="paper", average=0.5, **{**AVG_KW, "epochs": 2})
+    # paper protocol: 100 originals + 2 copies = 300 samples, 10 steps of 32 (the last 12)
+    assert len(snapshots) == 20
+    averaged = snapshots[10:]  # epoch 2
+    params = list(r.model.parameters())
+    for i, p in enumerate(params):
+        expected = torch.stack([s[str(i)] for s in averaged]).mean(dim=0)
+        torch.testing.assert_close(p.detach(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_averaged_run_resumes_to_the_same_model(tmp_path: Path) -> None:
+    ss = phenology_set(120)
+    kw = {**AVG_KW, "average": 0.75}
+    full = train("cropnet", ss, checkpoint_dir=tmp_path / "a", **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch: int, loss: float, f1: float) -> None:
+        if epoch == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill, **kw)
+    resumed = train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **kw)
+    assert weights_equal(full.model.state_dict(), resumed.model.state_dict())
+    assert full.averaged_val_f1 == resumed.averaged_val_f1
+
+
+def test_batchnorm_statistics_are_the_plain_mean_over_batches() -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 1), torch.nn.BatchNorm1d(3))
+    x = np.random.default_rng(0).normal(2.0, 3.0, (40, 2, 5)).astype(np.float32)
+    batches = [x[:16], x[16:32], x[32:], x[:1]]  # a one-sample batch is skipped
+    _recompute_batchnorm(net, iter(batches), torch.device("cpu"), False)
+    bn = net[1]
+    assert isinstance(bn, torch.nn.BatchNorm1d)
+    with torch.no_grad():
+        h = [net[0](torch.from_numpy(b)) for b in batches[:3]]
+    means = torch.stack([t.mean(dim=(0, 2)) for t in h]).mean(0)
+    variances = torch.stack([t.var(dim=(0, 2), unbiased=True) for t in h]).mean(0)
+    assert bn.running_mean is not None and bn.running_var is not None
+    torch.testing.assert_close(bn.running_mean, means)
+    torch.testing.assert_close(bn.running_var, variances)
+    assert bn.momentum == 0.1 and not net.training
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"average": 0.0}, "average must be None or the share"),
+        ({"average": 1.5}, "average must be None or the share"),
+        ({"average": 0.5, "early_stopping": 3}, "cannot be combined"),
+    ],
+)
+def test_bad_average(kw: dict[str, Any], match: str) -> None:
+    with pytest.raises(ParameterError, match=match):
+        train("mlp", phenology_set(60), **{**AVG_KW, "model_kw": None}, **kw)

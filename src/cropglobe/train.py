@@ -89,6 +89,11 @@ class TrainResult:
         train_index: positions (in the labelled training set) used for fitting.
         val_index: positions used for validation (the same as ``train_index`` under
             ``protocol="paper"``; empty when a separate ``val`` set was given).
+        averaged_epochs: with weight averaging, the first and last epoch averaged (``model``
+            then holds the averaged weights); None otherwise.
+        averaged_val_f1: validation macro-F1 of the averaged weights (None without averaging).
+        selected_model: with weight averaging, a second model holding the best epoch's weights
+            (what ``model`` would be without averaging); None otherwise.
     """
 
     model: Any
@@ -99,6 +104,9 @@ class TrainResult:
     classes: tuple[str, ...]
     train_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     val_index: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    averaged_epochs: tuple[int, int] | None = None
+    averaged_val_f1: float | None = None
+    selected_model: Any = None
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -145,6 +153,7 @@ def _check_args(
     early_stopping: int | None,
     val_fraction: float,
     precision: str,
+    average: float | None = None,
 ) -> None:
     if protocol not in ("clean", "paper"):
         raise ParameterError(f"protocol must be 'clean' or 'paper', got {protocol!r}")
@@ -162,6 +171,17 @@ def _check_args(
         raise ParameterError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     if precision not in ("auto", "fp32", "bf16"):
         raise ParameterError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if average is not None:
+        if not 0.0 < float(average) <= 1.0:
+            raise ParameterError(
+                f"average must be None or the share (0, 1] of final epochs to average, "
+                f"got {average!r}"
+            )
+        if early_stopping is not None:
+            raise ParameterError(
+                "average and early_stopping cannot be combined (the averaged epochs are the "
+                "last ones); set one of them to None"
+            )
 
 
 def _labelled(ss: SeriesSet, what: str) -> SeriesSet:
@@ -200,6 +220,7 @@ def _save_checkpoint(
     shuffle_gen: Any,
     aug_rng: np.random.Generator,
     meta: dict[str, Any],
+    avg_state: dict[str, Any] | None = None,
 ) -> None:
     import torch
     from safetensors.torch import save_file
@@ -209,6 +230,8 @@ def _save_checkpoint(
         tensors[f"model.{k}"] = v.detach().cpu().contiguous().clone()
     for k, v in best_state.items():
         tensors[f"best.{k}"] = v.detach().cpu().contiguous().clone()
+    for k, v in (avg_state or {}).items():
+        tensors[f"avg.{k}"] = v.detach().cpu().contiguous().clone()
     osd = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for pid, st in osd["state"].items():
@@ -251,9 +274,14 @@ def _restore(
     optimizer: Any,
     shuffle_gen: Any,
     aug_rng: np.random.Generator,
+    avg_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     import torch
 
+    if avg_state is not None:
+        for k, v in tensors.items():
+            if k.startswith("avg."):
+                avg_state[k[4:]].copy_(v)
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
     state: dict[int, dict[str, Any]] = {}
@@ -294,6 +322,7 @@ def train(
     copies: int = 2,
     precision: str = "auto",
     model_kw: dict[str, Any] | None = None,
+    average: float | None = None,
 ) -> TrainResult:
     """Train a neural classifier on a labelled :class:`SeriesSet`.
 
@@ -325,14 +354,20 @@ def train(
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             otherwise), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         model_kw: extra hyperparameters for :func:`cropglobe.models.create_model`.
+        average: weight averaging (stochastic weight averaging, dense): the share (0, 1] of the
+            final epochs over which the weights after every optimizer step are averaged, e.g.
+            0.25 averages epochs 38–50 of 50. The averaged weights get BatchNorm statistics
+            recomputed over one pass of the training inputs and replace the best epoch's
+            (which stay available as ``selected_model``); training itself is unchanged.
+            None (default): no averaging, the best epoch is returned.
 
     Returns:
-        A :class:`TrainResult` holding the best epoch's model.
+        A :class:`TrainResult` holding the best epoch's model (or the averaged one).
     """
     import torch
     import torch.nn.functional as F
 
-    _check_args(protocol, epochs, batch_size, lr, early_stopping, val_fraction, precision)
+    _check_args(protocol, epochs, batch_size, lr, early_stopping, val_fraction, precision, average)
     dev = resolve_device(device)
     mode = augment if augment is not None else ("paper" if protocol == "paper" else "online")
     offline = mode == "paper"
@@ -424,6 +459,7 @@ def train(
         "window": list(window) if window is not None else None,
         "val_fraction": float(val_fraction),
         "precision": precision,
+        "average": float(average) if average is not None else None,
         "data": tr.fingerprint(),
         "val_data": val.fingerprint() if val is not None else None,
     }
@@ -474,6 +510,19 @@ def train(
         history: list[dict[str, float]] = []
         best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}
         best_f1, best_epoch, start = -1.0, 0, 0
+        # weight averaging: running mean of the parameters after every step from avg_first on
+        avg_first = (
+            int(epochs) - int(np.ceil(float(average) * int(epochs))) + 1
+            if average is not None
+            else None
+        )
+        avg_state = (
+            {kk: torch.zeros_like(v) for kk, v in net.named_parameters()}
+            if avg_first is not None
+            else None
+        )
+        avg_params = [(avg_state[kk], v) for kk, v in net.named_parameters()] if avg_state else []
+        avg_steps = 0
         if ckpt is not None and resume and ckpt.is_file():
             tensors, meta = _load_checkpoint(ckpt)
             if meta.get("config_id") != config_id:
@@ -481,7 +530,8 @@ def train(
                     f"{ckpt}: checkpoint comes from another configuration (model, data, seed or "
                     "settings differ); delete it or train with resume=False"
                 )
-            best_state = _restore(tensors, meta, net, optimizer, shuffle_gen, aug_rng)
+            best_state = _restore(tensors, meta, net, optimizer, shuffle_gen, aug_rng, avg_state)
+            avg_steps = int(meta.get("avg_steps", 0))
             history = list(meta["history"])
             best_f1, best_epoch, start = (
                 float(meta["best_f1"]),
@@ -525,6 +575,11 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if avg_first is not None and epoch + 1 >= avg_first:
+                    avg_steps += 1
+                    with torch.no_grad():
+                        for a, w in avg_params:
+                            a.add_(w.detach() - a, alpha=1.0 / avg_steps)
                 total += float(loss.detach()) * idx.size
                 seen += idx.size
             f1, acc = _evaluate(net, x_val, y_val, dev, use_bf16, int(batch_size))
@@ -557,13 +612,52 @@ def train(
                     "best_epoch": best_epoch,
                     "history": history,
                     "device_type": dev.type,
+                    "avg_steps": avg_steps,
                 }
-                _save_checkpoint(ckpt, net, optimizer, best_state, shuffle_gen, aug_rng, meta_out)
+                _save_checkpoint(
+                    ckpt, net, optimizer, best_state, shuffle_gen, aug_rng, meta_out, avg_state
+                )
             if progress is not None:
                 progress(epoch + 1, loss_mean, f1)
 
         net.load_state_dict(best_state)
         net.eval()
+        selected_model, averaged_epochs, avg_f1, avg_acc = None, None, None, None
+        if avg_state is not None and avg_steps > 0 and avg_first is not None:
+            import copy
+
+            selected_model = copy.deepcopy(net)
+            with torch.no_grad():
+                for kk, v in net.named_parameters():
+                    v.copy_(avg_state[kk])
+            if pipeline is not None and x_fit_tm is not None:  # one online-augmented pass
+                bn_batches: Iterator[NDArray[np.float32]] = (
+                    pipeline(
+                        x_fit_tm[lo : lo + int(batch_size)].transpose(0, 2, 1),
+                        aug_rng,
+                        grid=tr.grid,
+                        bands=tr.bands,
+                        window=window,
+                    )
+                    for lo in range(0, x_fit_tm.shape[0], int(batch_size))
+                )
+            else:
+                bn_batches = (
+                    x_train[lo : lo + int(batch_size)]
+                    for lo in range(0, x_train.shape[0], int(batch_size))
+                )
+            _recompute_batchnorm(net, bn_batches, dev, use_bf16)
+            avg_f1, avg_acc = _evaluate(net, x_val, y_val, dev, use_bf16, int(batch_size))
+            averaged_epochs = (avg_first, int(history[-1]["epoch"]) if history else int(epochs))
+            logger.info(
+                "averaged weights of epochs %d-%d (%d steps): val macro-F1 %.4f "
+                "(best single epoch %d: %.4f)",
+                *averaged_epochs,
+                avg_steps,
+                avg_f1,
+                best_epoch,
+                best_f1,
+            )
 
     card = None
     params = getattr(net, "config", None)
@@ -590,9 +684,17 @@ def train(
             },
             data_fingerprint=str(config["data"]),
             metrics={
-                "val_macro_f1": best_f1,
-                "val_accuracy": last.get("val_accuracy"),
+                "val_macro_f1": best_f1 if avg_f1 is None else avg_f1,
+                "val_accuracy": last.get("val_accuracy") if avg_acc is None else avg_acc,
                 "best_epoch": best_epoch,
+                **(
+                    {
+                        "averaged_epochs": list(averaged_epochs),
+                        "best_epoch_val_macro_f1": best_f1,
+                    }
+                    if averaged_epochs is not None
+                    else {}
+                ),
             },
         )
     return TrainResult(
@@ -604,7 +706,37 @@ def train(
         classes=classes,
         train_index=train_index,
         val_index=val_index,
+        averaged_epochs=averaged_epochs,
+        averaged_val_f1=avg_f1,
+        selected_model=selected_model,
     )
+
+
+def _recompute_batchnorm(
+    net: Any, batches: Iterator[NDArray[np.float32]], dev: Any, bf16: bool
+) -> None:
+    """BatchNorm running statistics recomputed as the plain mean over ``batches`` (train mode,
+    no gradients), as averaged weights need; the momenta are restored afterwards."""
+    import torch
+
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+    net.train()
+    with torch.no_grad():
+        for xb in batches:
+            if xb.shape[0] < 2:
+                continue
+            xt = torch.from_numpy(np.ascontiguousarray(xb)).to(dev)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                net(xt)
+    for m, mom in zip(norms, momenta, strict=True):
+        m.momentum = mom
+    net.eval()
 
 
 def _evaluate(

@@ -48,6 +48,8 @@ class Method:
         augment: ``"none"``, or ``"auto"`` (online augmentation under the clean protocol, the
             release's offline copies under the paper protocol).
         description: one line for listings and reports.
+        average: share of the final epochs whose weights are averaged (neural models; see
+            :func:`cropglobe.train.train`); None: the best epoch's weights.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Method:
     model: str
     augment: str
     description: str
+    average: float | None = None
 
     def fit(
         self,
@@ -138,6 +141,20 @@ class _NeuralPredictor:
         proba = predict_proba(self.result.model, x, device=self.device)
         return _full_proba(proba, self.columns, self.n_classes)
 
+    def selected_epoch(self) -> _NeuralPredictor | None:
+        """With weight averaging: the same predictor on the best single epoch's weights."""
+        if self.result.selected_model is None:
+            return None
+        from dataclasses import replace
+
+        return _NeuralPredictor(
+            replace(self.result, model=self.result.selected_model, selected_model=None),
+            self.columns,
+            self.n_classes,
+            self.device,
+            self.transformer,
+        )
+
 
 def _as_feature_set(transformer: Any, ss: SeriesSet) -> SeriesSet:
     """Flat features (N, F) as a one-step SeriesSet (N, F, 1) so the MLP trainer can use them."""
@@ -184,6 +201,7 @@ def _fit_neural(
         seed=seed,
         device=config.device,
         window=window,
+        average=method.average,
     )
     cols = np.asarray([train.classes.index(c) for c in result.classes], dtype=np.int64)
     return _NeuralPredictor(result, cols, len(train.classes), config.device, transformer)
@@ -198,6 +216,15 @@ METHODS: dict[str, Method] = {
             "cropnet",
             "auto",
             "CropNet on the 2D median image with phenology augmentation (the paper's model)",
+        ),
+        Method(
+            "cropnet-aug-swa",
+            "series",
+            "cropnet",
+            "auto",
+            "CropNet with phenology augmentation, weights averaged over the last quarter "
+            "of the epochs",
+            average=0.25,
         ),
         Method("cropnet", "series", "cropnet", "none", "CropNet without augmentation"),
         Method(

@@ -359,6 +359,8 @@ def _one_run(
     train_seconds = time.perf_counter() - t0
     model_classes = sorted(int(c) for c in np.unique(train.labels[train.labels >= 0]))
     scores: dict[str, Any] = {}
+    selected_scores: dict[str, Any] = {}
+    selected = getattr(fitted, "selected_epoch", lambda: None)()
     preds: list[pd.DataFrame] = []
     evaluations: list[tuple[str, SeriesSet]] = [(t, data.subset(groups == t)) for t in targets]
     if holdout is not None:
@@ -376,6 +378,15 @@ def _one_run(
         s["confusion"] = s["confusion"].tolist()
         s["scenario"] = _scenario(source, target, config.group_by)
         scores[target] = s
+        if selected is not None:  # the best single epoch of an averaged run, for comparison
+            sel = score_transfer(
+                tset.labels,
+                np.asarray(selected.predict_proba(tset).argmax(axis=1), dtype=np.int64),
+                model_classes=model_classes,
+                target=target if config.group_by == "country" else None,
+                classes=data.classes,
+            )
+            selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
         frame = pd.DataFrame(
             {
                 "target": target,
@@ -401,6 +412,8 @@ def _one_run(
         "model_classes": [data.classes[c] for c in model_classes],
         "targets": scores,
     }
+    if selected_scores:
+        result["best_epoch_targets"] = selected_scores
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return json.loads(json.dumps(result, default=json_default))
@@ -421,12 +434,16 @@ def _training_summary(fitted: Any) -> dict[str, Any]:
     result = getattr(fitted, "result", None)
     if result is None:
         return {}
-    return {
+    out = {
         "best_epoch": int(result.best_epoch),
         "best_val_macro_f1": float(result.best_val_f1),
         "n_val": len(result.val_index),
         "history": result.history,
     }
+    if result.averaged_epochs is not None:
+        out["averaged_epochs"] = list(result.averaged_epochs)
+        out["averaged_val_macro_f1"] = float(result.averaged_val_f1)
+    return out
 
 
 def _scenario(source: str, target: str, group_by: str) -> str:
