@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from cropglobe.cli.main import cli
-from cropglobe.errors import BandError, LabelError
+from cropglobe.errors import BandError, LabelError, ParameterError
 from cropglobe.simulate import simulate_world, write_world
 from cropglobe.workflow import predict_dataset, train_to_folder
 
@@ -34,6 +36,8 @@ def test_refusals(world, tmp_path) -> None:
     fra = world.where(country="FRA")
     with pytest.raises(LabelError, match="single class"):
         train_to_folder(fra.subset(fra.labels == fra.labels[0]), "lightgbm", tmp_path / "x")
+    with pytest.raises(ParameterError, match="neural models"):
+        train_to_folder(fra, "random_forest", tmp_path / "x", average=0.5)
     train_to_folder(fra, "random_forest", tmp_path / "m", seed=1)
     shuffled = fra.select_bands(list(reversed(fra.bands)))
     with pytest.raises(BandError, match="differ in order"):
@@ -58,13 +62,16 @@ def test_cli_train_predict_export(world, tmp_path) -> None:
             "1",
             "--batch-size",
             "32",
+            "--average",
+            "1",
             "-o",
             str(tmp_path / "cn"),
             "-q",
         ],
     )
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "cn" / "card.json").exists()
+    card = json.loads((tmp_path / "cn" / "card.json").read_text())
+    assert card["metrics"]["averaged_epochs"] == [1, 1] and card["training"]["average"] == 1.0
     out = tmp_path / "pred.parquet"
     res = runner.invoke(
         cli,
@@ -94,6 +101,8 @@ def test_cli_errors(tmp_path) -> None:
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
     assert res.output.startswith("Error:")
     assert not (tmp_path / "p.parquet").exists()
+    res = runner.invoke(cli, ["train", "--data", str(tmp_path), "--average", "0", "-o", "m"])
+    assert res.exit_code == 2 and "--average" in res.output
     res = runner.invoke(cli, ["info", str(tmp_path / "missing.parquet")])
     assert res.exit_code == 2 and "missing.parquet" in res.output
     assert "Traceback" not in res.output

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path
-from cropglobe.errors import DataFormatError, LabelError
+from cropglobe.errors import DataFormatError, LabelError, ParameterError
 from cropglobe.series import SeriesSet
 
 __all__ = ["TrainSummary", "predict_dataset", "select_groups", "train_to_folder"]
@@ -72,13 +72,15 @@ def train_to_folder(
     resume: bool = False,
     early_stopping: int | None = None,
     progress: Callable[[int, float, float], Any] | None = None,
+    average: float | None = None,
 ) -> TrainSummary:
     """Train a registered model on labelled series and save it as a model folder.
 
     Neural models train with :func:`cropglobe.train.train` (checkpoints in
     ``output/../.{name}.checkpoint`` so that ``resume=True`` continues an interrupted run);
     classical models (``random_forest``, ``lightgbm``) fit on the windowed bands × time values
-    with missing values left for the trees to route.
+    with missing values left for the trees to route. ``average`` (neural models) averages the
+    weights of that share of the final epochs (see :func:`cropglobe.train.train`).
 
     Raises:
         LabelError: no labelled sample, or a single class.
@@ -118,6 +120,7 @@ def train_to_folder(
             resume=resume,
             early_stopping=early_stopping,
             progress=progress,
+            average=average,
         )
         if result.card is None:  # only unregistered modules lack a card; names are registered
             raise DataFormatError(f"model {name!r} produced no model card; cannot save it")
@@ -128,6 +131,11 @@ def train_to_folder(
 
         shutil.rmtree(ckpt, ignore_errors=True)
     else:
+        if average is not None:
+            raise ParameterError(
+                f"weight averaging applies to neural models; {name!r} is a classical model "
+                "(drop --average)"
+            )
         idx = labelled.grid.window_indices(*window) if window else np.arange(labelled.n_steps)
         x = labelled.values[:, :, idx]
         classes = tuple(labelled.classes[i] for i in present)

@@ -50,6 +50,12 @@ from cropglobe.cli._common import (
     default=None,
     help="Stop after this many epochs without a better validation macro-F1.",
 )
+@click.option(
+    "--average",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=None,
+    help="Average the weights over this share of the final epochs (e.g. 0.25); neural models only.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted training run.")
 @click.option(
     "-o", "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
@@ -71,6 +77,7 @@ def command(
     precision: str,
     seed: int,
     early_stopping: int | None,
+    average: float | None,
     resume: bool,
     output: Path,
 ) -> None:
@@ -103,6 +110,7 @@ def command(
         resume=resume,
         early_stopping=early_stopping,
         progress=report,
+        average=average,
     )
     click.echo(
         f"trained {summary.model} on {summary.n_train:,} samples, classes "
