@@ -146,6 +146,10 @@ def test_transfer_cli(world, tmp_path) -> None:
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("Error: unknown method 'nope'")
     assert len(bad.output.strip().splitlines()) == 1
+    args = ["transfer", "--data", str(data), "--source", "FRA", "--methods", "rf-median1d"]
+    bad = runner.invoke(cli, [*args, "--tta", "--tta-shifts", "a,b", "-o", str(tmp_path / "o3")])
+    assert bad.exit_code == 2 and "comma-separated list of days" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
 
 
 def test_collect_runs_matches_result(world, tmp_path) -> None:
@@ -215,3 +219,57 @@ def test_averaged_method_also_scores_its_best_epoch(world, tmp_path) -> None:
     for key in ("oa", "macro_f1", "weighted_f1"):
         assert best[key] == pytest.approx(plain["targets"]["BEL"][key], abs=1e-12)
     assert "best_epoch_targets" not in plain
+
+
+def test_shift_averaging_rescores_neural_runs(world, tmp_path, monkeypatch) -> None:
+    from cropglobe.evaluate import transfer as transfer_mod
+    from cropglobe.evaluate.metrics import score_transfer
+    from cropglobe.models.folder import load_model, shift_averaged_proba
+
+    kw = {"methods": ["tempcnn", "rf-median1d"], "seeds": [82], "targets": ["BEL"], "epochs": 1}
+    plain = _run(world, tmp_path / "exp", **kw).result.runs
+    rep = _run(world, tmp_path / "exp", tta=[-10, 0, 10], **kw).result.runs
+    assert set(rep.method) == {"tempcnn", "rf-median1d", "tempcnn+tta"}
+    pd.testing.assert_frame_equal(
+        rep[rep.method != "tempcnn+tta"].reset_index(drop=True), plain.reset_index(drop=True)
+    )
+    run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
+    scores = json.loads((run / "metrics.json").read_text())["adapted"]["tta"]["BEL"]
+    assert scores["shifts"] == [-10.0, 0.0, 10.0]
+    # the same numbers by hand from the saved model
+    model, card = load_model(run / "model")
+    bel = world.where(country="BEL")
+    proba = shift_averaged_proba(model, card, bel, [-10, 0, 10])
+    y = np.asarray([world.classes.index(c) for c in card.classes])[proba.argmax(axis=1)]
+    expect = score_transfer(
+        bel.labels,
+        y,
+        model_classes=[world.classes.index(c) for c in card.classes],
+        target="BEL",
+        classes=world.classes,
+    )
+    assert scores["oa"] == pytest.approx(expect["oa"])
+    assert scores["macro_f1"] == pytest.approx(expect["macro_f1"])
+
+    # rerun with the same shifts: nothing is recomputed; other shifts: rescored
+    calls: list[int] = []
+    real = transfer_mod._add_tta_scores
+    monkeypatch.setattr(
+        transfer_mod, "_add_tta_scores", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    _run(world, tmp_path / "exp", tta=[-10, 0, 10], **kw)
+    assert calls == []
+    _run(world, tmp_path / "exp", tta=[-20, 0, 20], **kw)
+    assert calls == [1]
+    again = json.loads((run / "metrics.json").read_text())["adapted"]["tta"]["BEL"]
+    assert again["shifts"] == [-20.0, 0.0, 20.0]
+
+
+def test_bad_tta_shifts() -> None:
+    from cropglobe.evaluate.transfer import parse_shifts
+
+    assert parse_shifts("-20, -10,0,10,20") == [-20.0, -10.0, 0.0, 10.0, 20.0]
+    with pytest.raises(CropGlobeError, match="comma-separated list of days"):
+        parse_shifts("ten")
+    with pytest.raises(CropGlobeError, match="comma-separated list of days"):
+        parse_shifts(",")

@@ -266,3 +266,44 @@ def test_bad_folders(tmp_path: Path) -> None:
     (tmp_path / "m3" / "card.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(ModelError, match="not a cropglobe model card"):
         load_model(tmp_path / "m3")
+
+
+def test_shifted_model_inputs_and_shift_averaging() -> None:
+    from cropglobe.errors import ParameterError
+    from cropglobe.models.folder import shift_averaged_proba
+
+    torch.manual_seed(0)
+    model = create_model("cropnet", 3, 10, 43, width=16).eval()
+    card = _card("cropnet", **model.config)
+    ss = _series()
+    full = prepare_inputs(ss.values, grid=ss.grid)
+    # the window is bins 24…66 of the 5-day grid: ±10 days move it by exactly 2 bins
+    np.testing.assert_array_equal(model_inputs(card, ss, shift=10), full[:, :, 26:69])
+    np.testing.assert_array_equal(model_inputs(card, ss, shift=-10), full[:, :, 22:65])
+    np.testing.assert_array_equal(model_inputs(card, ss, shift=0), model_inputs(card, ss))
+    half = model_inputs(card, ss, shift=2.5)  # half a bin: the mean of neighbouring bins
+    np.testing.assert_allclose(half, (full[:, :, 24:67] + full[:, :, 25:68]) / 2, rtol=1e-6)
+    late = model_inputs(card, ss, shift=100)  # clamped to the grid's last bin, stretched
+    np.testing.assert_array_equal(late[:, :, 0], full[:, :, 44])
+    np.testing.assert_array_equal(late[:, :, -1], full[:, :, 72])
+
+    shifts = (-10.0, 0.0, 10.0)
+    p = shift_averaged_proba(model, card, ss, shifts)
+    expected = np.mean([predict_proba(model, model_inputs(card, ss, shift=s)) for s in shifts], 0)
+    np.testing.assert_allclose(p, expected, rtol=1e-12)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(
+        shift_averaged_proba(model, card, ss, [0]), predict_proba(model, model_inputs(card, ss))
+    )
+
+    with pytest.raises(ParameterError, match="non-empty list of days"):
+        shift_averaged_proba(model, card, ss, [])
+    windowed = _series(grid=TimeGrid.cropglobe().window(121, 334))
+    with pytest.raises(GridError, match="needs the data on the model's full grid"):
+        model_inputs(card, windowed, shift=5)
+    rf_card = _card("random_forest")
+    with pytest.raises(ParameterError, match="is a classical model"):
+        model_inputs(rf_card, ss, shift=5)
+    no_window = ModelCard(**{**card.__dict__, "window": None})
+    with pytest.raises(ParameterError, match="has no window"):
+        model_inputs(no_window, ss, shift=5)

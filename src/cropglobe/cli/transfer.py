@@ -54,6 +54,18 @@ from cropglobe.cli._common import (
     "from the unlabelled target predictions (EM); rows METHOD+prior. Rescores finished runs.",
 )
 @click.option(
+    "--tta",
+    is_flag=True,
+    help="Also score neural time-series methods with test-time shift averaging (window moved "
+    "by --tta-shifts days, probabilities averaged); rows METHOD+tta. Rescores finished runs.",
+)
+@click.option(
+    "--tta-shifts",
+    default="-20,-10,0,10,20",
+    show_default=True,
+    help="Window shifts in days averaged by --tta.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -80,11 +92,13 @@ def command(
     precision: str,
     within: bool,
     adapt_prior: bool,
+    tta: bool,
+    tta_shifts: str,
     output: Path,
 ) -> None:
     """Train each method in each source, test it in every target, and write a report."""
     from cropglobe.evaluate.experiment import run_experiment
-    from cropglobe.evaluate.transfer import parse_seeds, sequence_arg
+    from cropglobe.evaluate.transfer import parse_seeds, parse_shifts, sequence_arg
 
     extra = list(ctx.args)
     if extra and not targets:
@@ -103,6 +117,7 @@ def command(
         window=window,
         within=within,
         adapt_prior=adapt_prior,
+        tta=parse_shifts(tta_shifts) if tta else (),
         device=device,
         precision=precision,
         output=output,

@@ -61,6 +61,7 @@ def run_experiment(
     window: tuple[int, int] | None = (121, 334),
     within: bool = False,
     adapt_prior: bool = False,
+    tta: Sequence[float] = (),
     device: str = "cpu",
     extra: dict[str, object] | None = None,
     echo: Callable[[str], None] | None = None,
@@ -121,6 +122,7 @@ def run_experiment(
         device=device,
         within=within,
         adapt_prior=adapt_prior,
+        tta=[float(v) for v in tta],
         extra=dict(extra or {}),
     )
     if echo:

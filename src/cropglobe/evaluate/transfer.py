@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path, json_default
-from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
 from cropglobe.evaluate.adapt import (
     ADAPTABLE,
     adapt_posteriors,
@@ -73,6 +73,11 @@ class ExperimentConfig:
             target's class mix, estimated without labels (:mod:`cropglobe.evaluate.adapt`);
             reported as ``METHOD+prior``. Evaluation only: finished runs are rescored from their
             saved predictions, nothing is retrained.
+        tta: test-time shift averaging for neural methods on time series: also score each
+            target with the probabilities averaged over these window shifts in days
+            (:func:`cropglobe.models.folder.shift_averaged_proba`); reported as
+            ``METHOD+tta``. Evaluation only: finished runs are rescored from their saved
+            models. Empty: off.
     """
 
     sources: list[str]
@@ -91,11 +96,12 @@ class ExperimentConfig:
     precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
     adapt_prior: bool = False
+    tta: list[float] = field(default_factory=list)
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for runs to be reused (not sources/targets/seeds lists)."""
         d = asdict(self)
-        for key in ("sources", "targets", "methods", "seeds", "device", "adapt_prior"):
+        for key in ("sources", "targets", "methods", "seeds", "device", "adapt_prior", "tta"):
             d.pop(key)
         d["window"] = list(self.window) if self.window else None
         return d
@@ -196,6 +202,48 @@ def _add_prior_scores(
     return result
 
 
+def _add_tta_scores(
+    result: dict[str, Any],
+    rdir: Path,
+    data: SeriesSet,
+    groups: np.ndarray,
+    config: ExperimentConfig,
+) -> dict[str, Any]:
+    """Score a finished run's saved model on every target with test-time shift averaging;
+    the scores are added to its ``metrics.json`` (under ``adapted.tta``)."""
+    from cropglobe.models.folder import load_model, shift_averaged_proba
+
+    model, card = load_model(rdir / "model")
+    model_classes = [list(data.classes).index(c) for c in result["model_classes"]]
+    cols = np.asarray([data.classes.index(c) for c in card.classes], dtype=np.int64)
+    adapted: dict[str, Any] = {}
+    for target in sorted(result["targets"]):
+        if target == result["source"]:
+            continue  # the within-source hold-out is not a transfer
+        tset = data.subset(groups == target)
+        proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
+        s = score_transfer(
+            tset.labels,
+            cols[proba.argmax(axis=1)],
+            model_classes=model_classes,
+            target=target if config.group_by == "country" else None,
+            classes=data.classes,
+        )
+        s["confusion"] = s["confusion"].tolist()
+        s["scenario"] = result["targets"][target]["scenario"]
+        s["shifts"] = [float(v) for v in config.tta]
+        adapted[target] = s
+    result = {**result, "adapted": {**result.get("adapted", {}), "tta": adapted}}
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return result
+
+
+def _tta_applies(method: Any) -> bool:
+    """Whether test-time shift averaging applies: a neural model reading the time series."""
+    return bool(method.model in ADAPTABLE and method.features == "series")
+
+
 def _vanished_of(scores: dict[str, Any]) -> list[str]:
     """Classes of an adapted score whose estimated share is worth under half a sample."""
     shares = scores.get("estimated_prior", {})
@@ -288,6 +336,14 @@ def run_transfer(
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
             result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
         scored = [(mname, result["targets"])]
+        if config.tta and _tta_applies(methods[mname]):
+            done = result.get("adapted", {}).get("tta", {})
+            shifts = [float(v) for v in config.tta]
+            if not done or any(s.get("shifts") != shifts for s in done.values()):
+                if progress:
+                    progress(f"    test-time shift averaging: {mname}, {source}, seed {seed}")
+                result = _add_tta_scores(result, rdir, data, groups, config)
+            scored.append((f"{mname}+tta", result["adapted"]["tta"]))
         if config.adapt_prior and methods[mname].model in ADAPTABLE:
             if "prior" not in result.get("adapted", {}):
                 result = _add_prior_scores(result, rdir, data.classes, config.group_by)
@@ -475,6 +531,19 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
     return seeds
+
+
+def parse_shifts(text: str) -> list[float]:
+    """``"-20,-10,0,10,20"`` -> [-20.0, -10.0, 0.0, 10.0, 20.0] (window shifts in days)."""
+    try:
+        values = [float(v) for v in sequence_arg(text)]
+    except ValueError:
+        values = []
+    if not values or not all(np.isfinite(values)):
+        raise ParameterError(
+            f"shifts {text!r} are not a comma-separated list of days; use e.g. -20,-10,0,10,20"
+        )
+    return values
 
 
 def sequence_arg(values: Sequence[str] | str) -> list[str]:

@@ -20,11 +20,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_dir, json_default
-from cropglobe.errors import BandError, GridError, MissingFileError, ModelError
+from cropglobe.errors import BandError, GridError, MissingFileError, ModelError, ParameterError
 from cropglobe.models.registry import canonical_name, create_model, is_neural, model_class
 from cropglobe.series import SeriesSet, TimeGrid
 
-__all__ = ["CARD_FILE", "ModelCard", "check_compatible", "load_model", "model_inputs", "save_model"]
+__all__ = [
+    "CARD_FILE",
+    "DEFAULT_TTA_SHIFTS",
+    "ModelCard",
+    "check_compatible",
+    "load_model",
+    "model_inputs",
+    "save_model",
+    "shift_averaged_proba",
+]
+
+#: Calendar shifts (days) averaged by test-time shift averaging (``--tta``).
+DEFAULT_TTA_SHIFTS: tuple[float, ...] = (-20.0, -10.0, 0.0, 10.0, 20.0)
 
 logger = logging.getLogger(__name__)
 
@@ -272,17 +284,38 @@ def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
     )
 
 
-def model_inputs(card: ModelCard, ss: SeriesSet) -> NDArray[np.float32]:
+def model_inputs(card: ModelCard, ss: SeriesSet, *, shift: float = 0.0) -> NDArray[np.float32]:
     """Check ``ss`` against the card and return what the model reads.
 
     Neural models: the card's feature pipeline (:func:`~cropglobe.models.prepare_inputs`) runs on
     the data's own grid (gaps are filled over the full season, as in training), then the window
     is cut. Classical models get the windowed values with NaN (they route missing values).
 
+    Args:
+        card: the model card.
+        ss: data on the card's full grid (or already cut to its window when ``shift`` is 0).
+        shift: move the window by this many days (positive: later in the season) and resample
+            it linearly to the model's steps, exactly as the training time shift does (ends
+            clamped to the grid). Neural models with a window only; the data must hold the full
+            grid so that the moved window has values to read.
+
     Returns:
         float32 (N, C, T_model).
     """
     check_compatible(card, ss)
+    shift = float(shift)
+    if shift != 0.0:
+        if not is_neural(card.model) or card.window is None:
+            raise ParameterError(
+                f"a window shift needs a neural model trained on a window; {card.model!r} "
+                f"{'has no window' if card.window is None else 'is a classical model'} "
+                "(predict without shifts)"
+            )
+        if not ss.grid.same_axis(card.grid):
+            raise GridError(
+                f"a window shift needs the data on the model's full grid '{card.grid}', got "
+                f"'{ss.grid}'; give the full-season series"
+            )
     values = ss.values
     if is_neural(card.model):
         from cropglobe.models.inputs import prepare_inputs
@@ -296,6 +329,45 @@ def model_inputs(card: ModelCard, ss: SeriesSet) -> NDArray[np.float32]:
             scale=(scale[0], scale[1]) if scale else None,
             nan=float(f.get("nan", 0.0)),
         )
-    if card.window is not None and not ss.grid.same_axis(card.model_grid):
+    if shift != 0.0 and card.window is not None:
+        from cropglobe.augment import _window_bins, _window_positions, resample_window
+
+        first, last = _window_bins(ss.grid, int(card.window[0]), int(card.window[1]))
+        offsets = np.full((ss.n_samples, 2), shift, dtype=np.float64)
+        start, end = _window_positions(ss.grid, first, last, offsets)
+        values = resample_window(values, start, end, last - first + 1)
+    elif card.window is not None and not ss.grid.same_axis(card.model_grid):
         values = values[:, :, ss.grid.window_indices(*card.window)]
     return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def shift_averaged_proba(
+    model: Any,
+    card: ModelCard,
+    ss: SeriesSet,
+    shifts: Any = DEFAULT_TTA_SHIFTS,
+    *,
+    device: Any = "cpu",
+    batch_size: int = 1024,
+) -> NDArray[np.float64]:
+    """Test-time shift averaging: class probabilities averaged over calendar shifts.
+
+    The model sees each sample's window moved by every shift in ``shifts`` (days; see
+    :func:`model_inputs`) and the softmax outputs are averaged. A model trained with time-shift
+    augmentation is meant to be invariant to such shifts; averaging over them marginalises
+    the target's unknown phenology offset instead of betting on the nominal calendar. Uses
+    no target labels and no target statistics (each sample on its own).
+
+    Returns:
+        float64 (N, K).
+    """
+    from cropglobe.models.inputs import predict_proba
+
+    values = [float(s) for s in np.atleast_1d(np.asarray(shifts, dtype=np.float64))]
+    if not values or not all(np.isfinite(values)):
+        raise ParameterError(f"shifts must be a non-empty list of days, got {shifts!r}")
+    probs = [
+        predict_proba(model, model_inputs(card, ss, shift=s), device=device, batch_size=batch_size)
+        for s in values
+    ]
+    return np.asarray(np.mean(probs, axis=0), dtype=np.float64)
