@@ -79,6 +79,17 @@ def test_cli_train_predict_export(world, tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert len(pd.read_parquet(out)) == 60 and "accuracy" in res.output
+    # test-time shift averaging: the mean of the shifted predictions
+    out_tta = tmp_path / "pred_tta.parquet"
+    args = ["predict", str(tmp_path / "cn"), "--data", str(data), "--country", "BEL"]
+    res = runner.invoke(cli, [*args, "--tta", "--tta-shifts", "-10,0,10", "-o", str(out_tta)])
+    assert res.exit_code == 0, res.output
+    expect = predict_dataset(tmp_path / "cn", world.where(country="BEL"), shifts=[-10, 0, 10])
+    got = pd.read_parquet(out_tta)
+    cols = [c for c in got.columns if c.startswith("p_")]
+    np.testing.assert_allclose(got[cols].to_numpy(), expect[cols].to_numpy(), rtol=1e-6)
+    plain = pd.read_parquet(out)
+    assert not np.allclose(got[cols].to_numpy(), plain[cols].to_numpy())
     pytest.importorskip("onnxruntime")
     res = runner.invoke(cli, ["export", str(tmp_path / "cn")])
     assert res.exit_code == 0, res.output

@@ -166,20 +166,29 @@ def predict_dataset(
     *,
     device: str = "cpu",
     batch_size: int = 1024,
+    shifts: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Predict every sample of ``data`` with the model in ``folder``.
+
+    ``shifts`` (days): test-time shift averaging — the probabilities are averaged over the
+    model's window moved by each shift (:func:`cropglobe.models.folder.shift_averaged_proba`;
+    neural models on full-season data). None: the plain window.
 
     Returns:
         One row per sample: ``sample_id``, metadata group columns when present (``country``,
         ``region``, ``year``), ``label`` (true class name or None), ``predicted`` (class
         name), ``confidence`` and ``p_{class}`` for each model class.
     """
-    from cropglobe.models.folder import load_model, model_inputs
+    from cropglobe.models.folder import load_model, model_inputs, shift_averaged_proba
     from cropglobe.models.inputs import predict_proba
 
     model, card = load_model(folder)
-    x = model_inputs(card, data)
-    proba = predict_proba(model, x, batch_size=batch_size, device=device)
+    if shifts is not None:
+        proba = shift_averaged_proba(
+            model, card, data, shifts, device=device, batch_size=batch_size
+        )
+    else:
+        proba = predict_proba(model, model_inputs(card, data), batch_size=batch_size, device=device)
     pred = proba.argmax(axis=1)
     out = pd.DataFrame({"sample_id": data.meta["sample_id"].astype(str).to_numpy()})
     for col in ("country", "region", "year"):

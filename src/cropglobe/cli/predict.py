@@ -22,6 +22,18 @@ from cropglobe.cli._common import handle_errors, quiet_option
 @click.option("--group-by", default="country", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option(
+    "--tta",
+    is_flag=True,
+    help="Test-time shift averaging: average the probabilities over the window moved by "
+    "--tta-shifts days (neural models, full-season data).",
+)
+@click.option(
+    "--tta-shifts",
+    default="-20,-10,0,10,20",
+    show_default=True,
+    help="Window shifts in days averaged by --tta.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -36,15 +48,18 @@ def command(
     countries: tuple[str, ...],
     group_by: str,
     device: str,
+    tta: bool,
+    tta_shifts: str,
     output: Path,
 ) -> None:
     """Predict MODEL_DIR on --data and write labels and class probabilities."""
     from cropglobe.evaluate.experiment import load_series
-    from cropglobe.evaluate.transfer import sequence_arg
+    from cropglobe.evaluate.transfer import parse_shifts, sequence_arg
     from cropglobe.workflow import predict_dataset, select_groups, write_table
 
+    shifts = parse_shifts(tta_shifts) if tta else None
     ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
-    table = predict_dataset(model_dir, ss, device=device)
+    table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)
     labelled = table["label"].notna()
     click.echo(f"predicted {len(table):,} samples -> {output}")
