@@ -203,6 +203,8 @@ def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
     assert adapted["oa"] == pytest.approx(expect["oa"])
     assert sum(adapted["estimated_prior"].values()) == pytest.approx(1.0)
     assert set(collect_runs(tmp_path / "exp").method) == set(rep.method)
+    page = (tmp_path / "exp/report.html").read_text()
+    assert "Rows METHOD+prior" in page and "Rows METHOD+tta" not in page
 
 
 def test_averaged_method_also_scores_its_best_epoch(world, tmp_path) -> None:
@@ -236,6 +238,8 @@ def test_shift_averaging_rescores_neural_runs(world, tmp_path, monkeypatch) -> N
     run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
     scores = json.loads((run / "metrics.json").read_text())["adapted"]["tta"]["BEL"]
     assert scores["shifts"] == [-10.0, 0.0, 10.0]
+    page = (tmp_path / "exp/report.html").read_text()
+    assert "Rows METHOD+tta" in page and "-10, 0, +10 days" in page
     # the same numbers by hand from the saved model
     model, card = load_model(run / "model")
     bel = world.where(country="BEL")

@@ -164,7 +164,7 @@ def run_experiment(
             "These results come from SYNTHETIC data (cropglobe.simulate), not real observations.",
             *notes,
         )
-    notes = (*notes, *result.warnings)
+    notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
     report = write_transfer_report(
         out,
         result.runs,
@@ -182,3 +182,23 @@ def run_experiment(
     table = scenario_table(scored if len(scored) else agg, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
     return ExperimentReport(result, report, agg, text)
+
+
+def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]:
+    """One line explaining each kind of evaluation-only row the report holds."""
+    names = set(runs["method"]) if len(runs) else set()
+    notes = []
+    if any(str(m).endswith("+prior") for m in names):
+        notes.append(
+            "Rows METHOD+prior: the same trained models, posteriors re-weighted to each "
+            "target's class mix as estimated by EM from the unlabelled target predictions "
+            "(no target labels)."
+        )
+    if any(str(m).endswith("+tta") for m in names):
+        shifts = ", ".join(f"{v:+g}" if v else "0" for v in config.tta)
+        notes.append(
+            "Rows METHOD+tta: the same trained models with test-time shift averaging: each "
+            f"sample's window moved by {shifts} days and the probabilities averaged (no target "
+            "labels, no target statistics)."
+        )
+    return notes
