@@ -30,6 +30,11 @@ RNG states, history, best weights) is written atomically to ``checkpoint_dir``; 
 continues an interrupted run to the same final weights as an uninterrupted one. Checkpoints are
 safetensors + JSON metadata: nothing is ever unpickled.
 
+Weight averaging (``average=``, off by default): the weights after every step of the final
+share of epochs are averaged, BatchNorm statistics recomputed, and the result returned beside
+the best single epoch (``TrainResult.selected_model``). On CAWa it transferred worse than the
+best epoch (docs/results.md), so it is an option, not a default.
+
 Inputs are gap-filled once on the full season grid (linear in time, edges hold; see
 :func:`cropglobe.models.prepare_inputs`) before augmentation and the network; values are used
 without normalisation, as in the paper.
