@@ -226,7 +226,8 @@ def test_averaged_method_also_scores_its_best_epoch(world, tmp_path) -> None:
 def test_shift_averaging_rescores_neural_runs(world, tmp_path, monkeypatch) -> None:
     from cropglobe.evaluate import transfer as transfer_mod
     from cropglobe.evaluate.metrics import score_transfer
-    from cropglobe.models.folder import load_model, shift_averaged_proba
+    from cropglobe.models import predict_proba
+    from cropglobe.models.folder import load_model, model_inputs
 
     kw = {"methods": ["tempcnn", "rf-median1d"], "seeds": [82], "targets": ["BEL"], "epochs": 1}
     plain = _run(world, tmp_path / "exp", **kw).result.runs
@@ -243,7 +244,7 @@ def test_shift_averaging_rescores_neural_runs(world, tmp_path, monkeypatch) -> N
     # the same numbers by hand from the saved model
     model, card = load_model(run / "model")
     bel = world.where(country="BEL")
-    proba = shift_averaged_proba(model, card, bel, [-10, 0, 10])
+    proba = sum(predict_proba(model, model_inputs(card, bel, shift=s)) for s in (-10, 0, 10))
     y = np.asarray([world.classes.index(c) for c in card.classes])[proba.argmax(axis=1)]
     expect = score_transfer(
         bel.labels,
@@ -267,6 +268,13 @@ def test_shift_averaging_rescores_neural_runs(world, tmp_path, monkeypatch) -> N
     assert calls == [1]
     again = json.loads((run / "metrics.json").read_text())["adapted"]["tta"]["BEL"]
     assert again["shifts"] == [-20.0, 0.0, 20.0]
+
+
+def test_tta_needs_a_window(world, tmp_path) -> None:
+    with pytest.raises(CropGlobeError, match="experiment has none"):
+        _run(world, tmp_path / "w", methods=["tempcnn"], window=None, tta=[-10, 0, 10])
+    assert not (tmp_path / "w" / "runs").exists()
+    _run(world, tmp_path / "rf", window=None, tta=[-10, 0, 10], seeds=[1], targets=["BEL"])
 
 
 def test_bad_tta_shifts() -> None:

@@ -235,7 +235,8 @@ def test_averaging_leaves_training_and_selection_unchanged() -> None:
     assert avg.card.metrics["averaged_epochs"] == [3, 4]
     assert avg.card.metrics["val_macro_f1"] == avg.averaged_val_f1
     assert avg.card.metrics["best_epoch_val_macro_f1"] == avg.best_val_f1
-    assert avg.card.training["average"] == 0.5
+    assert avg.card.training["average"] == {"share": 0.5, "first_epoch": 3}
+    assert "average" not in plain.card.training  # older checkpoints keep their fingerprint
 
 
 def test_average_is_the_mean_of_the_weights_after_every_step(
@@ -279,6 +280,9 @@ def test_averaged_run_resumes_to_the_same_model(tmp_path: Path) -> None:
     resumed = train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **kw)
     assert weights_equal(full.model.state_dict(), resumed.model.state_dict())
     assert full.averaged_val_f1 == resumed.averaged_val_f1
+    # more epochs would move the averaged range: the checkpoint is not resumed into it
+    with pytest.raises(ModelError, match="another configuration"):
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **{**kw, "epochs": 8})
 
 
 def test_batchnorm_statistics_are_the_plain_mean_over_batches() -> None:

@@ -71,7 +71,10 @@ def test_cli_train_predict_export(world, tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     card = json.loads((tmp_path / "cn" / "card.json").read_text())
-    assert card["metrics"]["averaged_epochs"] == [1, 1] and card["training"]["average"] == 1.0
+    assert card["metrics"]["averaged_epochs"] == [1, 1] and card["training"]["average"] == {
+        "share": 1.0,
+        "first_epoch": 1,
+    }
     out = tmp_path / "pred.parquet"
     res = runner.invoke(
         cli,
@@ -82,7 +85,7 @@ def test_cli_train_predict_export(world, tmp_path) -> None:
     # test-time shift averaging: the mean of the shifted predictions
     out_tta = tmp_path / "pred_tta.parquet"
     args = ["predict", str(tmp_path / "cn"), "--data", str(data), "--country", "BEL"]
-    res = runner.invoke(cli, [*args, "--tta", "--tta-shifts", "-10,0,10", "-o", str(out_tta)])
+    res = runner.invoke(cli, [*args, "--tta-shifts", "-10,0,10", "-o", str(out_tta)])  # implies
     assert res.exit_code == 0, res.output
     expect = predict_dataset(tmp_path / "cn", world.where(country="BEL"), shifts=[-10, 0, 10])
     got = pd.read_parquet(out_tta)

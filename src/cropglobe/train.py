@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -464,10 +465,18 @@ def train(
         "window": list(window) if window is not None else None,
         "val_fraction": float(val_fraction),
         "precision": precision,
-        "average": float(average) if average is not None else None,
         "data": tr.fingerprint(),
         "val_data": val.fingerprint() if val is not None else None,
     }
+    # weight averaging: running mean of the parameters after every step from avg_first on
+    # (part of the fingerprint only when on, so that older checkpoints still resume)
+    avg_first = (
+        int(epochs) - math.ceil(round(float(average) * int(epochs), 9)) + 1
+        if average is not None
+        else None
+    )
+    if average is not None:
+        config["average"] = {"share": float(average), "first_epoch": avg_first}
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     config_id = config_hash.hexdigest()
     ckpt = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
@@ -515,12 +524,6 @@ def train(
         history: list[dict[str, float]] = []
         best_state = {kk: v.detach().clone() for kk, v in net.state_dict().items()}
         best_f1, best_epoch, start = -1.0, 0, 0
-        # weight averaging: running mean of the parameters after every step from avg_first on
-        avg_first = (
-            int(epochs) - int(np.ceil(float(average) * int(epochs))) + 1
-            if average is not None
-            else None
-        )
         avg_state = (
             {kk: torch.zeros_like(v) for kk, v in net.named_parameters()}
             if avg_first is not None
@@ -635,22 +638,28 @@ def train(
             with torch.no_grad():
                 for kk, v in net.named_parameters():
                     v.copy_(avg_state[kk])
-            if pipeline is not None and x_fit_tm is not None:  # one online-augmented pass
+            # one shuffled pass (stored order can be grouped, e.g. by year), full batches only
+            # (every batch weighs the same in the plain mean) unless there is no full one
+            online = pipeline is not None and x_fit_tm is not None
+            n_bn = x_fit_tm.shape[0] if online and x_fit_tm is not None else x_train.shape[0]
+            order = torch.randperm(n_bn, generator=shuffle_gen).numpy()
+            bs = int(batch_size)
+            chunks = [order[lo : lo + bs] for lo in range(0, n_bn, bs)]
+            if len(chunks) > 1 and chunks[-1].size < bs:
+                chunks.pop()
+            if online and x_fit_tm is not None and pipeline is not None:
                 bn_batches: Iterator[NDArray[np.float32]] = (
                     pipeline(
-                        x_fit_tm[lo : lo + int(batch_size)].transpose(0, 2, 1),
+                        x_fit_tm[c].transpose(0, 2, 1),
                         aug_rng,
                         grid=tr.grid,
                         bands=tr.bands,
                         window=window,
                     )
-                    for lo in range(0, x_fit_tm.shape[0], int(batch_size))
+                    for c in chunks
                 )
             else:
-                bn_batches = (
-                    x_train[lo : lo + int(batch_size)]
-                    for lo in range(0, x_train.shape[0], int(batch_size))
-                )
+                bn_batches = (x_train[c] for c in chunks)
             _recompute_batchnorm(net, bn_batches, dev, use_bf16)
             avg_f1, avg_acc = _evaluate(net, x_val, y_val, dev, use_bf16, int(batch_size))
             averaged_epochs = (avg_first, int(history[-1]["epoch"]) if history else int(epochs))

@@ -29,9 +29,8 @@ from cropglobe.cli._common import handle_errors, quiet_option
 )
 @click.option(
     "--tta-shifts",
-    default="-20,-10,0,10,20",
-    show_default=True,
-    help="Window shifts in days averaged by --tta.",
+    default=None,
+    help="Window shifts in days averaged by --tta (implies --tta) [default: -20,-10,0,10,20].",
 )
 @click.option(
     "-o",
@@ -49,15 +48,15 @@ def command(
     group_by: str,
     device: str,
     tta: bool,
-    tta_shifts: str,
+    tta_shifts: str | None,
     output: Path,
 ) -> None:
     """Predict MODEL_DIR on --data and write labels and class probabilities."""
     from cropglobe.evaluate.experiment import load_series
-    from cropglobe.evaluate.transfer import parse_shifts, sequence_arg
+    from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts, sequence_arg
     from cropglobe.workflow import predict_dataset, select_groups, write_table
 
-    shifts = parse_shifts(tta_shifts) if tta else None
+    shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
     ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
     table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)

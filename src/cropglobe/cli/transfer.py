@@ -61,9 +61,8 @@ from cropglobe.cli._common import (
 )
 @click.option(
     "--tta-shifts",
-    default="-20,-10,0,10,20",
-    show_default=True,
-    help="Window shifts in days averaged by --tta.",
+    default=None,
+    help="Window shifts in days averaged by --tta (implies --tta) [default: -20,-10,0,10,20].",
 )
 @click.option(
     "-o",
@@ -93,12 +92,12 @@ def command(
     within: bool,
     adapt_prior: bool,
     tta: bool,
-    tta_shifts: str,
+    tta_shifts: str | None,
     output: Path,
 ) -> None:
     """Train each method in each source, test it in every target, and write a report."""
     from cropglobe.evaluate.experiment import run_experiment
-    from cropglobe.evaluate.transfer import parse_seeds, parse_shifts, sequence_arg
+    from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_seeds, parse_shifts, sequence_arg
 
     extra = list(ctx.args)
     if extra and not targets:
@@ -117,7 +116,7 @@ def command(
         window=window,
         within=within,
         adapt_prior=adapt_prior,
-        tta=parse_shifts(tta_shifts) if tta else (),
+        tta=parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else (),
         device=device,
         precision=precision,
         output=output,

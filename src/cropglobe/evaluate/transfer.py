@@ -37,6 +37,7 @@ from cropglobe.evaluate.adapt import (
 )
 from cropglobe.evaluate.metrics import score_transfer
 from cropglobe.evaluate.scenarios import scenario
+from cropglobe.models.folder import DEFAULT_TTA_SHIFTS
 from cropglobe.series import SeriesSet
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "collect_runs", "run_transfer"]
@@ -315,6 +316,11 @@ def run_transfer(
                 f"{', '.join(present)}"
             )
     methods = {m: get_method(m) for m in config.methods}  # unknown names fail before any work
+    if config.tta and config.window is None and any(map(_tta_applies, methods.values())):
+        raise ParameterError(
+            "test-time shift averaging moves the model's window, but the experiment has none "
+            "(--window all); give a window such as 121-334 or drop --tta"
+        )
     if not config.data_fingerprint:
         config.data_fingerprint = data.fingerprint()
     _check_output(out, config)
@@ -337,9 +343,11 @@ def run_transfer(
             result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
         scored = [(mname, result["targets"])]
         if config.tta and _tta_applies(methods[mname]):
-            done = result.get("adapted", {}).get("tta", {})
+            adapted = result.get("adapted", {})
             shifts = [float(v) for v in config.tta]
-            if not done or any(s.get("shifts") != shifts for s in done.values()):
+            if "tta" not in adapted or any(
+                s.get("shifts") != shifts for s in adapted["tta"].values()
+            ):
                 if progress:
                     progress(f"    test-time shift averaging: {mname}, {source}, seed {seed}")
                 result = _add_tta_scores(result, rdir, data, groups, config)
@@ -531,6 +539,10 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
     return seeds
+
+
+#: ``--tta-shifts`` default, as text.
+DEFAULT_SHIFTS = ",".join(f"{v:g}" for v in DEFAULT_TTA_SHIFTS)
 
 
 def parse_shifts(text: str) -> list[float]:
