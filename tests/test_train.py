@@ -42,6 +42,20 @@ def phenology_set(n: int = 240, c: int = 4, seed: int = 0) -> SeriesSet:
 FAST = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "seed": 5}
 
 
+class Killed(Exception):
+    """Stands for an interrupted training process."""
+
+
+def kill_after(n: int) -> Any:
+    """A progress callback that interrupts training after epoch ``n``."""
+
+    def kill(epoch: int, loss: float, f1: float) -> None:
+        if epoch == n:
+            raise Killed
+
+    return kill
+
+
 def weights_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -89,15 +103,8 @@ def test_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
     kw = {"epochs": 4, "batch_size": 32, "lr": 1e-3, "seed": 3, "model_kw": {"width": 16}}
     full = train("cropnet", ss, checkpoint_dir=tmp_path / "a", **kw)
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_two(epoch: int, loss: float, f1: float) -> None:
-        if epoch == 2:
-            raise Killed
-
     with pytest.raises(Killed):
-        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill_after_two, **kw)
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill_after(2), **kw)
     assert load_file(tmp_path / "b" / "checkpoint.safetensors")  # epoch-2 checkpoint exists
     resumed = train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **kw)
     # the final checkpoints hold last-epoch weights, optimizer state and best weights
@@ -268,15 +275,8 @@ def test_averaged_run_resumes_to_the_same_model(tmp_path: Path) -> None:
     kw = {**AVG_KW, "average": 0.75}
     full = train("cropnet", ss, checkpoint_dir=tmp_path / "a", **kw)
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch: int, loss: float, f1: float) -> None:
-        if epoch == 3:
-            raise Killed
-
     with pytest.raises(Killed):
-        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill, **kw)
+        train("cropnet", ss, checkpoint_dir=tmp_path / "b", progress=kill_after(3), **kw)
     resumed = train("cropnet", ss, checkpoint_dir=tmp_path / "b", resume=True, **kw)
     assert weights_equal(full.model.state_dict(), resumed.model.state_dict())
     assert full.averaged_val_f1 == resumed.averaged_val_f1
