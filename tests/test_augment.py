@@ -15,6 +15,7 @@ from cropglobe.augment import (
     TimeScale,
     TimeShift,
     augment_offline,
+    gather_linear,
     get_augmentation,
     make_batch,
     online_augmentation,
@@ -221,11 +222,69 @@ def test_offline_paper_mode(series: np.ndarray) -> None:
     np.testing.assert_array_equal(y, np.tile(labels, 3))
     assert not np.array_equal(x[64:128], x[128:])
     assert get_augmentation("paper").members[1].replace  # type: ignore[union-attr]
-    assert paper_augmentation().to_dict()["members"][0] == {
-        "name": "TimeShift",
-        "max_days": 50.0,
-        "p": 1.0,
-    }
+    desc = paper_augmentation().to_dict()
+    assert desc["members"][0] == {"name": "TimeShift", "max_days": 50.0, "p": 1.0, "whole_days": True}
+    assert desc["members"][2]["bc_type"] == "not-a-knot"  # scipy's default, the release's
+    assert desc["resampling"] == "bins"
+    # the default pipeline's description is unchanged by the new options (saved run folders)
+    online = online_augmentation().to_dict()
+    assert "resampling" not in online and "whole_days" not in online["members"][0]
+
+
+def _release_window(x: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The release's recipe for one sample, written out simply: days moved and clamped to
+    1…365, the 5-day bins holding them sliced, ``F.interpolate(align_corners=False)`` to 43."""
+    import torch
+    import torch.nn.functional as F
+
+    start, end = min(max(121 + a, 1), 365), min(max(334 + b, 1), 365)
+    if end <= start:
+        end = min(365, start + 5)
+    part = torch.from_numpy(x[None, :, (start - 1) // 5 : (end - 1) // 5 + 1])
+    return F.interpolate(part, size=43, mode="linear", align_corners=False)[0].numpy()
+
+
+def test_bins_resampling_equals_the_release_recipe(series: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+    offsets = rng.integers(-60, 61, (64, 2)).astype(np.float64)
+    offsets[:16, 1] = offsets[:16, 0]  # pure shifts (43 or 44 bins)
+    offsets[16:20] = [[230, -240]]  # end before start: end = start + 5 days
+    offsets[20:24] = [[300, 300]]  # both ends clamped to day 365
+    offsets[24:28] = [[-200, 45]]  # start clamped to day 1: 73 bins squeezed into 43
+    batch = make_batch(series, window=(121, 334))
+    batch.offsets = offsets
+    out = Compose([], resampling="bins").apply(batch, rng).values
+    want = np.stack([_release_window(series[i], int(a), int(b)) for i, (a, b) in enumerate(offsets)])
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-3)
+    # whole-bin shifts copy bins exactly; no move is the plain window, bit for bit
+    batch = make_batch(series, window=(121, 334))
+    batch.offsets = np.tile([[10.0, 10.0]], (64, 1))
+    shifted = Compose([], resampling="bins").apply(batch, rng).values
+    np.testing.assert_array_equal(shifted, series[:, :, 26:69])
+    plain = Compose([TimeShift(0, whole_days=True)], resampling="bins")(series, rng)
+    np.testing.assert_array_equal(plain, series[:, :, 24:67])
+
+
+def test_whole_day_draws() -> None:
+    batch = make_batch(np.zeros((5000, 1, 73), np.float32))
+    moved = TimeShift(3, whole_days=True).apply(batch, np.random.default_rng(0)).offsets
+    assert set(np.unique(moved)) == {-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0}
+    np.testing.assert_array_equal(moved[:, 0], moved[:, 1])
+    with pytest.raises(ParameterError, match="whole number"):
+        TimeScale(2.5, whole_days=True)
+    with pytest.raises(ParameterError, match="'linear' or 'bins'"):
+        Compose([], resampling="nearest")
+
+
+def test_gather_linear_against_numpy_interp() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 2, 9)).astype(np.float32)
+    pos = rng.uniform(-1, 9, (4, 6))
+    got = gather_linear(x, pos)
+    for i in range(4):
+        for c in range(2):
+            want = np.interp(np.clip(pos[i], 0, 8), np.arange(9), x[i, c])
+            np.testing.assert_allclose(got[i, c], want, rtol=1e-5, atol=1e-6)
 
 
 def test_other_grids_and_window_none() -> None:

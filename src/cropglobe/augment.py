@@ -65,6 +65,7 @@ __all__ = [
     "TimeScale",
     "TimeShift",
     "augment_offline",
+    "gather_linear",
     "get_augmentation",
     "online_augmentation",
     "paper_augmentation",
@@ -89,6 +90,22 @@ def _check_nonneg(name: str, value: float) -> None:
         raise ParameterError(f"{name} must be >= 0, got {value!r}")
 
 
+def _check_whole(name: str, max_days: float, whole_days: bool) -> None:
+    if whole_days and float(max_days) != int(max_days):
+        raise ParameterError(
+            f"{name} with whole_days=True needs a whole number of max_days, got {max_days!r}"
+        )
+
+
+def _draw_days(
+    rng: np.random.Generator, max_days: float, whole_days: bool, shape: tuple[int, ...]
+) -> NDArray[np.float64]:
+    if whole_days:
+        m = int(max_days)
+        return rng.integers(-m, m + 1, shape).astype(np.float64)
+    return rng.uniform(-max_days, max_days, shape)
+
+
 # ---------------------------------------------------------------------------------- the batch
 @dataclass
 class AugmentBatch:
@@ -102,6 +119,8 @@ class AugmentBatch:
         last: index of the window's last bin on the full grid.
         offsets: float64 (N, 2) — days added to the window's start and end (window stage).
         n_out: number of output steps T_out.
+        days: (start, end) days of season of the window before any move (inside its first and
+            last bin), used by the ``"bins"`` resampling of :class:`Compose`.
         owned: True when ``values`` is a fresh array of this batch (members may then change it
             in place); False while it may be the caller's array.
     """
@@ -113,6 +132,7 @@ class AugmentBatch:
     last: int
     offsets: NDArray[np.float64]
     n_out: int
+    days: tuple[int, int] = (0, 0)
     owned: bool = False
 
 
@@ -142,9 +162,16 @@ class Augmentation:
         """Run this augmentation alone; see :meth:`Compose.__call__`."""
         return Compose([self])(values, rng, grid=grid, bands=bands, window=window)
 
+    #: parameters left out of :meth:`to_dict` while they hold their default (added after
+    #: descriptions were first saved in run folders and checkpoints, which must stay valid)
+    _quiet_defaults: ClassVar[dict[str, Any]] = {}
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"name": class name, **parameters}``."""
         params = asdict(self) if hasattr(self, "__dataclass_fields__") else {}  # type: ignore[call-overload]
+        for key, default in self._quiet_defaults.items():
+            if params.get(key) == default:
+                del params[key]
         return {"name": type(self).__name__, **params}
 
     def _applied(self, rng: np.random.Generator, n: int) -> NDArray[np.bool_]:
@@ -158,19 +185,24 @@ class TimeShift(Augmentation):
     Attributes:
         max_days: largest shift in days.
         p: probability that a sample is shifted.
+        whole_days: draw whole days, ``s`` uniform over the integers −max_days … max_days
+            (the release), instead of a continuous uniform.
     """
 
     max_days: float = 50.0
     p: float = 1.0
+    whole_days: bool = False
     stage: ClassVar[str] = "window"
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"whole_days": False}
 
     def __post_init__(self) -> None:
         _check_nonneg("TimeShift max_days", self.max_days)
         _check_p("TimeShift p", self.p)
+        _check_whole("TimeShift", self.max_days, self.whole_days)
 
     def apply(self, batch: AugmentBatch, rng: np.random.Generator) -> AugmentBatch:
         n = batch.values.shape[0]
-        draws = rng.uniform(-self.max_days, self.max_days, n)
+        draws = _draw_days(rng, self.max_days, self.whole_days, (n,))
         applied = self._applied(rng, n)
         shift = np.where(applied, draws, 0.0)
         batch.offsets = batch.offsets + shift[:, None]
@@ -187,20 +219,24 @@ class TimeScale(Augmentation):
         replace: when True a scaled sample's window is ``[start + a, end + b]`` whatever an
             earlier shift did (the release: a scale draw *replaces* the shift); when False the
             moves add to earlier ones (shift and scale composed).
+        whole_days: draw whole days (the release) instead of a continuous uniform.
     """
 
     max_days: float = 50.0
     p: float = 0.5
     replace: bool = False
+    whole_days: bool = False
     stage: ClassVar[str] = "window"
+    _quiet_defaults: ClassVar[dict[str, Any]] = {"whole_days": False}
 
     def __post_init__(self) -> None:
         _check_nonneg("TimeScale max_days", self.max_days)
         _check_p("TimeScale p", self.p)
+        _check_whole("TimeScale", self.max_days, self.whole_days)
 
     def apply(self, batch: AugmentBatch, rng: np.random.Generator) -> AugmentBatch:
         n = batch.values.shape[0]
-        ab = rng.uniform(-self.max_days, self.max_days, (n, 2))
+        ab = _draw_days(rng, self.max_days, self.whole_days, (n, 2))
         applied = self._applied(rng, n)[:, None]
         if self.replace:
             batch.offsets = np.where(applied, ab, batch.offsets)
@@ -404,6 +440,52 @@ def _window_positions(
     return p0, p1
 
 
+def _bin_positions(batch: AugmentBatch) -> NDArray[np.float64]:
+    """(N, T_out) fractional bin positions of the ``"bins"`` resampling (the release's).
+
+    The window's start and end days plus the offsets (whole days: fractions are dropped) are
+    clamped to the grid; when the end is then not after the start it becomes the start plus
+    one bin length. The bins holding the two days, ``b0 … b1`` (L bins), are resampled to T_out
+    steps by half-pixel-centred linear interpolation (``F.interpolate(mode="linear",
+    align_corners=False)``): step k reads ``b0 + clip((k + 0.5) · L / T_out − 0.5, 0, L − 1)``.
+    A window of exactly T_out bins is copied bin for bin.
+    """
+    grid = batch.grid
+    lo_day, hi_day = float(grid.edges[0]), float(grid.edges[-1] - 1)
+    days = np.floor(np.asarray(batch.days, dtype=np.float64) + batch.offsets)
+    np.clip(days, lo_day, hi_day, out=days)
+    d0, d1 = days[:, 0], days[:, 1]
+    bin_len = grid.lengths[grid.bin_index(d0.astype(np.int64))]
+    d1 = np.where(d1 <= d0, np.minimum(d0 + bin_len, hi_day), d1)
+    b0 = grid.bin_index(d0.astype(np.int64)).astype(np.float64)
+    b1 = grid.bin_index(d1.astype(np.int64)).astype(np.float64)
+    n_bins = (b1 - b0 + 1.0)[:, None]
+    k = np.arange(batch.n_out, dtype=np.float64)[None, :]
+    rel = (k + 0.5) * n_bins / batch.n_out - 0.5
+    return b0[:, None] + np.clip(rel, 0.0, n_bins - 1.0)
+
+
+def gather_linear(values: ArrayLike, positions: ArrayLike) -> NDArray[np.float32]:
+    """Linear interpolation of each sample's series at its own fractional positions.
+
+    Args:
+        values: float (N, C, T).
+        positions: (N, T_out) fractional positions within 0 … T−1 (clipped to that range).
+
+    Returns:
+        float32 (N, C, T_out); integer positions copy the bin exactly.
+    """
+    v = np.asarray(values, dtype=np.float32)
+    t = v.shape[2]
+    pos = np.clip(np.asarray(positions, dtype=np.float64), 0.0, t - 1.0)
+    lo = np.floor(pos).astype(np.intp)
+    w = (pos - lo).astype(np.float32)[:, None, :]
+    hi = np.minimum(lo + 1, t - 1)
+    a = np.take_along_axis(v, lo[:, None, :], axis=2)
+    b = np.take_along_axis(v, hi[:, None, :], axis=2)
+    return np.where(w > 0.0, a + (b - a) * w, a).astype(np.float32, copy=False)
+
+
 @functools.lru_cache(maxsize=32)
 def _centers_steps(grid: TimeGrid) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Bin centres and bin positions 0 … T−1 of ``grid`` (cached, read-only)."""
@@ -481,13 +563,31 @@ class Compose(Augmentation):
             window). The release trains on the originals plus 2 augmented copies, so a third
             of what its network sees is un-augmented; ``p_original=1/3`` keeps that mixture
             while drawing fresh augmentations every batch.
+        resampling: how the moved window becomes T_out steps. ``"linear"`` (default): the two
+            ends move by any fraction of a bin and the output is sampled evenly between them
+            (a shift of 2.5 days on 5-day bins is a half-bin blend of every step).
+            ``"bins"``: the release's — the moved start and end days select the whole bins
+            that hold them and those bins are resampled half-pixel-centred (see
+            :func:`_bin_positions`): a shift by whole bins copies bins exactly, other shifts
+            also squeeze the window by one bin.
     """
 
     p: float = 1.0
 
-    def __init__(self, members: Sequence[Augmentation] = (), *, p_original: float = 0.0) -> None:
+    def __init__(
+        self,
+        members: Sequence[Augmentation] = (),
+        *,
+        p_original: float = 0.0,
+        resampling: str = "linear",
+    ) -> None:
         _check_p("p_original", p_original)
+        if resampling not in ("linear", "bins"):
+            raise ParameterError(
+                f"Compose resampling must be 'linear' or 'bins', got {resampling!r}"
+            )
         self.p_original = float(p_original)
+        self.resampling = resampling
         self.members: tuple[Augmentation, ...] = tuple(members)
         for m in self.members:
             if not isinstance(m, Augmentation) or m.stage not in _STAGES:
@@ -497,6 +597,7 @@ class Compose(Augmentation):
 
     def __repr__(self) -> str:
         extra = f", p_original={self.p_original:g}" if self.p_original else ""
+        extra += f", resampling={self.resampling!r}" if self.resampling != "linear" else ""
         return f"Compose([{', '.join(repr(m) for m in self.members)}]{extra})"
 
     def __eq__(self, other: object) -> bool:
@@ -504,17 +605,21 @@ class Compose(Augmentation):
             isinstance(other, Compose)
             and self.members == other.members
             and self.p_original == other.p_original
+            and self.resampling == other.resampling
         )
 
     __hash__ = None  # type: ignore[assignment]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: ``{"name": "Compose", "members": [...]}``."""
-        return {
+        out: dict[str, Any] = {
             "name": "Compose",
             "members": [m.to_dict() for m in self.members],
             "p_original": self.p_original,
         }
+        if self.resampling != "linear":  # absent by default: older descriptions stay valid
+            out["resampling"] = self.resampling
+        return out
 
     def apply(self, batch: AugmentBatch, rng: np.random.Generator) -> AugmentBatch:
         keep: NDArray[np.bool_] | None = None
@@ -529,8 +634,11 @@ class Compose(Augmentation):
             )
         for stage in _STAGES:
             if stage == "output":
-                p0, p1 = _window_positions(batch.grid, batch.first, batch.last, batch.offsets)
-                batch.values = resample_window(batch.values, p0, p1, batch.n_out)
+                if self.resampling == "bins":
+                    batch.values = gather_linear(batch.values, _bin_positions(batch))
+                else:
+                    p0, p1 = _window_positions(batch.grid, batch.first, batch.last, batch.offsets)
+                    batch.values = resample_window(batch.values, p0, p1, batch.n_out)
                 batch.owned = True
                 batch.grid = _window_grid(batch.grid, batch.first, batch.last)
             for m in self.members:
@@ -599,8 +707,14 @@ def make_batch(
         raise ParameterError(f"{len(bands)} band names given for {v.shape[1]} bands")
     if window is None:
         first, last = 0, grid.n_steps - 1
+        days = (grid.edges[0], grid.edges[-1] - 1)
     else:
         first, last = _window_bins(grid, int(window[0]), int(window[1]))
+        starts, ends = grid.starts, grid.ends
+        days = (
+            int(np.clip(int(window[0]), starts[first], ends[first])),
+            int(np.clip(int(window[1]), starts[last], ends[last])),
+        )
     return AugmentBatch(
         values=v,
         grid=grid,
@@ -609,6 +723,7 @@ def make_batch(
         last=last,
         offsets=np.zeros((v.shape[0], 2)),
         n_out=last - first + 1,
+        days=days,
     )
 
 
@@ -649,13 +764,16 @@ def paper_augmentation(
     knots: int = 5,
 ) -> Compose:
     """The release's recipe for one augmented copy: shift (p 1), a scale draw that *replaces*
-    the shift (p 0.5), magnitude warp (p 0.25)."""
+    the shift (p 0.5), magnitude warp (p 0.25) — with the release's details: whole-day draws,
+    the ``"bins"`` resampling of :class:`Compose` and a not-a-knot spline for the warp curve
+    (scipy's default, which the release uses)."""
     return Compose(
         [
-            TimeShift(max_shift, 1.0),
-            TimeScale(max_scale, 0.5, replace=True),
-            MagnitudeWarp(sigma, knots, 0.25),
-        ]
+            TimeShift(max_shift, 1.0, whole_days=True),
+            TimeScale(max_scale, 0.5, replace=True, whole_days=True),
+            MagnitudeWarp(sigma, knots, 0.25, bc_type="not-a-knot"),
+        ],
+        resampling="bins",
     )
 
 

@@ -83,6 +83,11 @@ def run_experiment(
     ss = data if isinstance(data, SeriesSet) else load_series(data)
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
+    if protocol == "paper":  # the release de-duplicates identical samples before use
+        before = ss.n_samples
+        ss = ss.deduplicate()
+        if echo and ss.n_samples < before:
+            echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
     if group_by not in ss.meta.columns:
         raise DataFormatError(
             f"data has no metadata column {group_by!r}; available: {list(ss.meta.columns)}"
