@@ -223,7 +223,12 @@ def test_offline_paper_mode(series: np.ndarray) -> None:
     assert not np.array_equal(x[64:128], x[128:])
     assert get_augmentation("paper").members[1].replace  # type: ignore[union-attr]
     desc = paper_augmentation().to_dict()
-    assert desc["members"][0] == {"name": "TimeShift", "max_days": 50.0, "p": 1.0, "whole_days": True}
+    assert desc["members"][0] == {
+        "name": "TimeShift",
+        "max_days": 50.0,
+        "p": 1.0,
+        "whole_days": True,
+    }
     assert desc["members"][2]["bc_type"] == "not-a-knot"  # scipy's default, the release's
     assert desc["resampling"] == "bins"
     # the default pipeline's description is unchanged by the new options (saved run folders)
@@ -254,7 +259,9 @@ def test_bins_resampling_equals_the_release_recipe(series: np.ndarray) -> None:
     batch = make_batch(series, window=(121, 334))
     batch.offsets = offsets
     out = Compose([], resampling="bins").apply(batch, rng).values
-    want = np.stack([_release_window(series[i], int(a), int(b)) for i, (a, b) in enumerate(offsets)])
+    want = np.stack(
+        [_release_window(series[i], int(a), int(b)) for i, (a, b) in enumerate(offsets)]
+    )
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-3)
     # whole-bin shifts copy bins exactly; no move is the plain window, bit for bit
     batch = make_batch(series, window=(121, 334))
