@@ -285,3 +285,20 @@ def test_bad_tta_shifts() -> None:
         parse_shifts("ten")
     with pytest.raises(CropGlobeError, match="comma-separated list of days"):
         parse_shifts(",")
+
+
+def test_paper_protocol_drops_duplicate_samples(world, tmp_path) -> None:
+    from cropglobe.series import SeriesSet
+
+    bel = np.flatnonzero(world.meta["country"].to_numpy() == "BEL")[:7]
+    doubled = SeriesSet.concat([world, world.subset(bel)])
+    lines: list[str] = []
+    rep = _run(doubled, tmp_path / "dup", seeds=[82], protocol="paper", echo=lines.append)
+    assert "paper protocol: dropped 7 duplicate samples" in lines[0]
+    ref = _run(world, tmp_path / "ref", seeds=[82], protocol="paper").result.runs
+    got = rep.result.runs
+    assert got.n_scored.tolist() == ref.n_scored.tolist()
+    np.testing.assert_allclose(got.oa, ref.oa)
+    # the clean protocol keeps every sample as given
+    clean = _run(doubled, tmp_path / "clean", seeds=[82]).result.runs
+    assert clean.set_index("target").n_scored["BEL"] == ref.set_index("target").n_scored["BEL"] + 7
