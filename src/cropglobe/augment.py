@@ -18,7 +18,10 @@ which is converted to a fractional bin position through the bin centres of the g
 to the grid (the paper's clamp to days 1…365). If the end is then not after the start, the end is
 put one bin after it (the paper's "end = start + 5 days"). The output is the series resampled
 linearly at ``T_out`` evenly spaced positions between the two ends, so a shift of 0 gives exactly
-the plain window. Everything is computed for the whole batch at once — random draws, window ends
+the plain window. (The release's own variant, used by :func:`paper_augmentation`, is
+``Compose(resampling="bins")``: whole-day moves, the window cut to the whole bins holding its
+ends and resampled half-pixel-centred, as ``F.interpolate(align_corners=False)`` does.)
+Everything is computed for the whole batch at once — random draws, window ends
 and spline curves as numpy array operations (the spline is a fixed basis matrix, not a per-sample
 spline object), and the resampling and the warping of the whole batch in fused compiled loops
 (:mod:`cropglobe._kernels`, Numba; its numpy twin gives identical bits and is used when Numba is

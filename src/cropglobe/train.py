@@ -8,7 +8,10 @@ macro-F1 (REFERENCE.md "Training and evaluation protocol").
   ``val`` set you give), online augmentation (fresh draws every batch, shift and scale composed),
   optional early stopping.
 - ``protocol="paper"``: the release's recipe — train on 100 % of the source, validate on the same
-  un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift).
+  un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift) with
+  the release's details (whole-day draws, whole bins resampled half-pixel-centred, not-a-knot
+  warp spline: :func:`cropglobe.augment.paper_augmentation`). Transfer experiments with this
+  protocol also drop duplicate samples first, as the release does.
 
 An epoch with augmentation steps through as many samples as the release's offline set: the
 originals plus ``copies`` (2) augmented copies, i.e. ``1 + copies`` shuffled passes over the
