@@ -302,3 +302,38 @@ def test_paper_protocol_drops_duplicate_samples(world, tmp_path) -> None:
     # the clean protocol keeps every sample as given
     clean = _run(doubled, tmp_path / "clean", seeds=[82]).result.runs
     assert clean.set_index("target").n_scored["BEL"] == ref.set_index("target").n_scored["BEL"] + 7
+
+
+def test_shift_averaging_with_prior_adaptation(world, tmp_path) -> None:
+    from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
+    from cropglobe.evaluate.metrics import score_transfer
+    from cropglobe.models.folder import load_model, shift_averaged_proba
+
+    kw = {"methods": ["tempcnn"], "seeds": [82], "targets": ["BEL", "USA"], "epochs": 1}
+    _run(world, tmp_path / "exp", tta=[-10, 0, 10], **kw)  # first without prior adaptation
+    lines: list[str] = []
+    rep = _run(world, tmp_path / "exp", tta=[-10, 0, 10], adapt_prior=True, echo=lines.append, **kw)
+    assert any("test-time shift averaging" in ln for ln in lines)  # tta_prior was missing
+    runs = rep.result.runs
+    assert set(runs.method) == {"tempcnn", "tempcnn+tta", "tempcnn+prior", "tempcnn+tta+prior"}
+    run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
+    saved = json.loads((run / "metrics.json").read_text())["adapted"]["tta_prior"]["USA"]
+    model, card = load_model(run / "model")
+    usa = world.where(country="USA")
+    proba = shift_averaged_proba(model, card, usa, [-10, 0, 10])
+    prior, _ = estimate_target_prior(proba)
+    model_classes = [world.classes.index(c) for c in card.classes]
+    y = np.asarray(model_classes)[adapt_posteriors(proba, prior).argmax(axis=1)]
+    expect = score_transfer(
+        usa.labels, y, model_classes=model_classes, target="USA", classes=world.classes
+    )
+    assert saved["oa"] == pytest.approx(expect["oa"])
+    assert saved["macro_f1"] == pytest.approx(expect["macro_f1"])
+    assert saved["shifts"] == [-10.0, 0.0, 10.0]
+    row = runs[(runs.method == "tempcnn+tta+prior") & (runs.target == "USA")]
+    assert row.oa.item() == pytest.approx(expect["oa"])
+    assert "Rows METHOD+tta+prior" in (tmp_path / "exp/report.html").read_text()
+    # nothing left to compute on a rerun
+    lines.clear()
+    _run(world, tmp_path / "exp", tta=[-10, 0, 10], adapt_prior=True, echo=lines.append, **kw)
+    assert not any("test-time shift averaging" in ln for ln in lines)

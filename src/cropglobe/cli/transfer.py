@@ -57,7 +57,8 @@ from cropglobe.cli._common import (
     "--tta",
     is_flag=True,
     help="Also score neural time-series methods with test-time shift averaging (window moved "
-    "by --tta-shifts days, probabilities averaged); rows METHOD+tta. Rescores finished runs.",
+    "by --tta-shifts days, probabilities averaged); rows METHOD+tta (and METHOD+tta+prior "
+    "with --adapt-prior). Rescores finished runs.",
 )
 @click.option(
     "--tta-shifts",

@@ -206,4 +206,9 @@ def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]
             f"sample's window moved by {shifts} days and the probabilities averaged (no target "
             "labels, no target statistics)."
         )
+    if any(str(m).endswith("+tta+prior") for m in names):
+        notes.append(
+            "Rows METHOD+tta+prior: both — the shift-averaged probabilities re-weighted to the "
+            "class mix EM estimates from them."
+        )
     return notes

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
@@ -77,8 +78,8 @@ class ExperimentConfig:
         tta: test-time shift averaging for neural methods on time series: also score each
             target with the probabilities averaged over these window shifts in days
             (:func:`cropglobe.models.folder.shift_averaged_proba`); reported as
-            ``METHOD+tta``. Evaluation only: finished runs are rescored from their saved
-            models. Empty: off.
+            ``METHOD+tta`` (and ``METHOD+tta+prior`` with ``adapt_prior``). Evaluation
+            only: finished runs are rescored from their saved models. Empty: off.
     """
 
     sources: list[str]
@@ -178,29 +179,39 @@ def _add_prior_scores(
         target = str(target)
         if target == result["source"] or target not in result["targets"]:
             continue  # the within-source hold-out has no class-mix shift to adapt to
-        p = frame[cols].to_numpy(dtype=np.float64)
-        prior, iterations = estimate_target_prior(p)
-        pred = np.asarray(model_classes)[adapt_posteriors(p, prior).argmax(axis=1)]
-        s = score_transfer(
+        adapted[target] = _prior_scores(
+            frame[cols].to_numpy(dtype=np.float64),
             frame["y_true"].to_numpy(),
-            pred,
-            model_classes=model_classes,
-            target=target if group_by == "country" else None,
-            classes=classes,
+            model_classes,
+            classes,
+            target if group_by == "country" else None,
+            result["targets"][target]["scenario"],
         )
-        s["confusion"] = s["confusion"].tolist()
-        s["scenario"] = result["targets"][target]["scenario"]
-        s["estimated_prior"] = {
-            classes[i]: float(v) for i, v in zip(model_classes, prior, strict=True)
-        }
-        s["em_iterations"] = iterations
-        s["n_adapted"] = int(p.shape[0])
-        s["vanished_classes"] = _vanished_of(s)
-        adapted[target] = s
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return result
+
+
+def _prior_scores(
+    p: NDArray[np.float64],
+    y_true: NDArray[np.int64],
+    model_classes: list[int],
+    classes: Sequence[str],
+    country: str | None,
+    scenario: str,
+) -> dict[str, Any]:
+    """Scores of posteriors ``p`` (N, K model classes) after EM prior adaptation."""
+    prior, iterations = estimate_target_prior(p)
+    pred = np.asarray(model_classes)[adapt_posteriors(p, prior).argmax(axis=1)]
+    s = score_transfer(y_true, pred, model_classes=model_classes, target=country, classes=classes)
+    s["confusion"] = s["confusion"].tolist()
+    s["scenario"] = scenario
+    s["estimated_prior"] = {classes[i]: float(v) for i, v in zip(model_classes, prior, strict=True)}
+    s["em_iterations"] = iterations
+    s["n_adapted"] = int(p.shape[0])
+    s["vanished_classes"] = _vanished_of(s)
+    return s
 
 
 def _add_tta_scores(
@@ -211,30 +222,40 @@ def _add_tta_scores(
     config: ExperimentConfig,
 ) -> dict[str, Any]:
     """Score a finished run's saved model on every target with test-time shift averaging;
-    the scores are added to its ``metrics.json`` (under ``adapted.tta``)."""
+    the scores are added to its ``metrics.json`` (under ``adapted.tta``). With
+    ``config.adapt_prior`` the shift-averaged posteriors are also prior-adapted
+    (``adapted.tta_prior``, rows ``METHOD+tta+prior``)."""
     from cropglobe.models.folder import load_model, shift_averaged_proba
 
     model, card = load_model(rdir / "model")
-    model_classes = [list(data.classes).index(c) for c in result["model_classes"]]
-    cols = np.asarray([data.classes.index(c) for c in card.classes], dtype=np.int64)
+    model_classes = [data.classes.index(c) for c in card.classes]
+    cols = np.asarray(model_classes, dtype=np.int64)
+    shifts = [float(v) for v in config.tta]
     adapted: dict[str, Any] = {}
+    both: dict[str, Any] = {}
     for target in sorted(result["targets"]):
         if target == result["source"]:
             continue  # the within-source hold-out is not a transfer
         tset = data.subset(groups == target)
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
+        country = target if config.group_by == "country" else None
+        scenario = result["targets"][target]["scenario"]
         s = score_transfer(
             tset.labels,
             cols[proba.argmax(axis=1)],
             model_classes=model_classes,
-            target=target if config.group_by == "country" else None,
+            target=country,
             classes=data.classes,
         )
         s["confusion"] = s["confusion"].tolist()
-        s["scenario"] = result["targets"][target]["scenario"]
-        s["shifts"] = [float(v) for v in config.tta]
+        s["scenario"] = scenario
+        s["shifts"] = shifts
         adapted[target] = s
-    result = {**result, "adapted": {**result.get("adapted", {}), "tta": adapted}}
+        if config.adapt_prior:
+            sp = _prior_scores(proba, tset.labels, model_classes, data.classes, country, scenario)
+            both[target] = {**sp, "shifts": shifts}
+    extra = {"tta": adapted, **({"tta_prior": both} if config.adapt_prior else {})}
+    result = {**result, "adapted": {**result.get("adapted", {}), **extra}}
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return result
@@ -342,23 +363,30 @@ def run_transfer(
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
             result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
         scored = [(mname, result["targets"])]
+        priors: list[str] = []  # the prior-adapted kinds of this run ("prior", "tta_prior")
         if config.tta and _tta_applies(methods[mname]):
             adapted = result.get("adapted", {})
             shifts = [float(v) for v in config.tta]
-            if "tta" not in adapted or any(
-                s.get("shifts") != shifts for s in adapted["tta"].values()
+            kinds = ["tta", "tta_prior"] if config.adapt_prior else ["tta"]
+            if any(
+                k not in adapted or any(s.get("shifts") != shifts for s in adapted[k].values())
+                for k in kinds
             ):
                 if progress:
                     progress(f"    test-time shift averaging: {mname}, {source}, seed {seed}")
                 result = _add_tta_scores(result, rdir, data, groups, config)
             scored.append((f"{mname}+tta", result["adapted"]["tta"]))
+            priors += kinds[1:]
         if config.adapt_prior and methods[mname].model in ADAPTABLE:
             if "prior" not in result.get("adapted", {}):
                 result = _add_prior_scores(result, rdir, data.classes, config.group_by)
-            scored.append((f"{mname}+prior", result["adapted"]["prior"]))
-            for target, s in result["adapted"]["prior"].items():
+            priors.insert(0, "prior")
+        for kind in priors:
+            name = f"{mname}+{kind.replace('_', '+')}"
+            scored.append((name, result["adapted"][kind]))
+            for target, s in result["adapted"][kind].items():
                 gone = _vanished_of(s)  # derived: runs scored before the check have no field
-                key3 = (f"{mname}+prior", str(source), str(target))
+                key3 = (name, str(source), str(target))
                 adapted_runs[key3] = adapted_runs.get(key3, 0) + 1
                 counts = vanished.setdefault(key3, {})
                 for cname in gone:
