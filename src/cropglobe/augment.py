@@ -135,7 +135,7 @@ class AugmentBatch:
     last: int
     offsets: NDArray[np.float64]
     n_out: int
-    days: tuple[int, int] = (0, 0)
+    days: tuple[int, int]
     owned: bool = False
 
 
