@@ -18,7 +18,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from cropglobe.bands import S2_BANDS  # noqa: E402
 from cropglobe.composite import composite  # noqa: E402
-from cropglobe.errors import BandError, DataFormatError, GridError  # noqa: E402
+from cropglobe.errors import BandError, DataFormatError, GridError, ParameterError  # noqa: E402
 from cropglobe.mapping import MapJob, MapWriteError, map_raster  # noqa: E402
 from cropglobe.series import Observations, TimeGrid  # noqa: E402
 
@@ -574,3 +574,56 @@ def test_onnx_engines(tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_pa
     assert np.abs(pq[valid] - pt[valid]).max() < 0.1
     assert (_read(q.output) == _read(ref.output)).mean() > 0.95
     assert json.loads(q.sidecar.read_text())["options"]["engine"] == "onnx-int8"
+
+
+def test_map_with_shift_averaging(
+    tempcnn_model: Path, lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+    from cropglobe.models import load_model, predict_proba, save_model
+    from cropglobe.models.folder import model_inputs
+    from cropglobe.train import train
+
+    train_ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True)
+    res = train(
+        "tempcnn",
+        train_ss.drop_empty(),
+        epochs=1,
+        window=WINDOW,
+        augment="none",
+        batch_size=64,
+        model_kw={"filters": 8, "hidden": 16},
+    )
+    assert res.card is not None
+    windowed = save_model(tmp_path / "windowed", res.model, res.card)
+    folder, scl = stack_dirs
+    shifts = (-31.0, 0.0, 31.0)
+    out = map_raster(
+        windowed,
+        folder,
+        tmp_path / "m.tif",
+        mask=scl,
+        block_size=32,
+        probabilities=tmp_path / "p.tif",
+        probability_dtype="float32",
+        tta=shifts,
+    )
+    model, card = load_model(windowed)
+    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
+    has = ~ss.empty_samples()
+    each = [predict_proba(model, model_inputs(card, ss.subset(has), shift=s)) for s in shifts]
+    p = _read(out.probabilities).reshape(len(card.classes), -1)[:, has].T  # type: ignore[arg-type]
+    np.testing.assert_allclose(p, np.mean(each, axis=0), rtol=0, atol=1e-5)
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # the shifts do change the inputs
+    assert json.loads(out.sidecar.read_text())["options"]["tta_shifts"] == list(shifts)
+    # models the shifts cannot apply to: one clear error before any pixel is read
+    for bad in (tempcnn_model, lgbm_model):
+        with pytest.raises(ParameterError, match="trained on a window"):
+            map_raster(bad, folder, tmp_path / "x.tif", mask=scl, block_size=32, tta=shifts)
+    runner = CliRunner()
+    args = ["map", str(windowed), "--stack", str(folder), "--scl", str(scl), "--block-size", "32"]
+    ok = runner.invoke(cli, [*args, "--tta-shifts", "-31,0,31", "-o", str(tmp_path / "c.tif")])
+    assert ok.exit_code == 0, ok.output
+    np.testing.assert_array_equal(_read(tmp_path / "c.tif"), _read(out.output))
+    bad = runner.invoke(cli, ["map", str(tempcnn_model), *args[2:], "--tta", "-o", "y.tif"])
+    assert bad.exit_code == 2 and "trained on a window" in bad.output

@@ -106,6 +106,7 @@ class _Job:
     strip_pixels: int
     threads: int | None
     model_stamp: str = ""
+    tta: tuple[float, ...] = ()
 
 
 @dataclass
@@ -271,14 +272,20 @@ def _uncertainty(p: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
 
 
 def _window_inputs(
-    job: _Job, index: int, card: Any, secs: dict[str, float]
-) -> Iterator[tuple[int, NDArray[np.bool_], NDArray[np.float32]]]:
+    job: _Job,
+    index: int,
+    card: Any,
+    secs: dict[str, float],
+    shifts: tuple[float, ...] = (0.0,),
+) -> Iterator[tuple[int, NDArray[np.bool_], list[NDArray[np.float32]]]]:
     """Model inputs of one window, strip by strip: ``(first row, mapped mask, inputs)``.
 
     Reads the window, composites each strip of about ``job.strip_pixels`` pixels to the model's
     grid and prepares the model inputs of its mapped pixels (those with a valid observation in
-    the season). ``mapped`` is a bool (rows · w,) mask of the strip; ``inputs`` holds one row per
-    mapped pixel. Adds the time spent to ``secs["read"]`` and ``secs["composite"]``.
+    the season). ``mapped`` is a bool (rows · w,) mask of the strip; ``inputs`` holds one array
+    per window shift in ``shifts`` (days, :func:`cropglobe.models.folder.model_inputs`), each
+    with one row per mapped pixel. Adds the time spent to ``secs["read"]`` and
+    ``secs["composite"]``.
     """
     from cropglobe.models.folder import model_inputs
 
@@ -303,17 +310,17 @@ def _window_inputs(
         n = int(has.sum())
         if n == 0:
             secs["composite"] += time.perf_counter() - t1
-            yield s0, has, np.zeros((0, 0, 0), dtype=np.float32)
+            yield s0, has, [np.zeros((0, 0, 0), dtype=np.float32)]
             continue
         if sel.size < dos.size:
             values, valid = values[sel], valid[sel]
         series = _composite_pixels(values, valid, dos[sel], grid, comp)
         del values, valid, seen
         ss = SeriesSet(series if n == series.shape[0] else series[has], card.bands, grid)
-        x = model_inputs(card, ss)
+        xs = [model_inputs(card, ss, shift=v) for v in shifts]
         del series, ss
         secs["composite"] += time.perf_counter() - t1
-        yield s0, has, x
+        yield s0, has, xs
 
 
 def compute_window(job: _Job, index: int) -> WindowResult:
@@ -336,13 +343,14 @@ def compute_window(job: _Job, index: int) -> WindowResult:
     unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
     secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
     n_valid = 0
-    for s0, has, x in _window_inputs(job, index, card, secs):
-        if x.shape[0] == 0:
+    for s0, has, xs in _window_inputs(job, index, card, secs, job.tta or (0.0,)):
+        if xs[0].shape[0] == 0:
             continue
-        n_valid += x.shape[0]
+        n_valid += xs[0].shape[0]
         t2 = time.perf_counter()
-        p = predict(x)
-        del x
+        # test-time shift averaging: the probabilities averaged over the shifted windows
+        p = predict(xs[0]) if len(xs) == 1 else np.mean([predict(x) for x in xs], axis=0)
+        del xs
         secs["model"] += time.perf_counter() - t2
         rr, cc = np.divmod(np.flatnonzero(has), w)
         rr += s0
@@ -369,8 +377,8 @@ def calibration_inputs(job: _Job, n_pixels: int = 1024, seed: int = 0) -> NDArra
     parts: list[NDArray[np.float32]] = []
     total = 0
     for index in range(len(job.windows)):
-        for _s0, _has, x in _window_inputs(job, index, card, secs):
-            if x.shape[0]:
+        for _s0, _has, xs in _window_inputs(job, index, card, secs, job.tta or (0.0,)):
+            for x in xs if xs[0].shape[0] else ():  # calibrate on what the model will read
                 parts.append(x)
                 total += x.shape[0]
         if total >= 4 * n_pixels:
@@ -523,6 +531,24 @@ def _card_summary(card: Any) -> dict[str, Any]:
     }
 
 
+def _check_tta(tta: Sequence[float] | None, card: Any, model_dir: Path) -> tuple[float, ...]:
+    """The test-time shifts as floats (empty: off), checked against the model."""
+    from cropglobe.models.registry import is_neural
+
+    if not tta:
+        return ()
+    shifts = tuple(float(v) for v in tta)
+    if not all(math.isfinite(v) for v in shifts):
+        raise ParameterError(f"tta shifts must be finite numbers of days, got {list(tta)}")
+    if not is_neural(card.model) or card.window is None:
+        raise ParameterError(
+            f"test-time shift averaging needs a neural model trained on a window; {model_dir} "
+            f"holds a {card.model!r} model "
+            f"{'without a window' if card.window is None else '(classical)'}; map without --tta"
+        )
+    return shifts
+
+
 class MapJob:
     """A map being computed: validated inputs, windows, partial output; run, then finish.
 
@@ -557,6 +583,7 @@ class MapJob:
         dask_scheduler: str | None = None,
         strip_pixels: int = 8192,
         threads: int | None = None,
+        tta: Sequence[float] | None = None,
     ) -> None:
         from cropglobe.models.folder import read_card
         from cropglobe.models.registry import is_neural
@@ -629,6 +656,7 @@ class MapJob:
                 f"{self.card.model!r} model — use engine='torch'"
             )
         self._engine = engine
+        self.tta = _check_tta(tta, self.card, self.model_dir)
         job_key = {
             "format": _FORMAT,
             "model": str(self.model_dir),
@@ -644,6 +672,7 @@ class MapJob:
             "uncertainty": uncertainty,
             "engine": engine,
             "strip_pixels": int(strip_pixels),
+            **({"tta": list(self.tta)} if self.tta else {}),  # absent: older jobs still resume
         }
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
         self.resumed = self._prepare_partial(resume, job_key)
@@ -663,6 +692,7 @@ class MapJob:
             strip_pixels=int(strip_pixels),
             threads=threads,
             model_stamp=_folder_stamp(self.model_dir),
+            tta=self.tta,
         )
         if engine != "torch":
             self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
@@ -1091,6 +1121,7 @@ class MapJob:
                 "engine": self._engine,
                 "batch_size": self.job.batch_size,
                 "probability_dtype": self.probability_dtype,
+                "tta_shifts": list(self.tta),
             },
             "n_windows": result.n_windows,
             "n_pixels": result.n_pixels,
@@ -1175,6 +1206,7 @@ def map_raster(
     dask_scheduler: str | None = None,
     strip_pixels: int = 8192,
     threads: int | None = None,
+    tta: Sequence[float] | None = None,
     on_window: Callable[[int, int], Any] | None = None,
 ) -> MapResult:
     """Map a region: classify every pixel of a raster stack with a trained model folder.
@@ -1206,6 +1238,9 @@ def map_raster(
         dask_scheduler: a scheduler address (``tcp://host:8786``) to connect a client to.
         strip_pixels: pixels read and composited at once inside a window (bounds memory).
         threads: intra-op threads of the ONNX runtime (None: its default).
+        tta: test-time shift averaging (neural models with a window): the probabilities are
+            averaged over the model's window moved by each of these days (e.g.
+            ``DEFAULT_TTA_SHIFTS``, −20 … +20); costs one model pass per shift.
         on_window: called as ``on_window(done, total)`` after each window is written.
 
     Returns:
@@ -1238,6 +1273,7 @@ def map_raster(
         dask_scheduler=dask_scheduler,
         strip_pixels=strip_pixels,
         threads=threads,
+        tta=tta,
     )
     try:
         total = len(job.windows)

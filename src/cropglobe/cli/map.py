@@ -82,6 +82,17 @@ from cropglobe.cli._common import handle_errors, progress, quiet_option
     default=None,
     help="Compute windows on a Dask cluster (tcp://host:8786); this process writes.",
 )
+@click.option(
+    "--tta",
+    is_flag=True,
+    help="Test-time shift averaging: average the probabilities over the model's window moved "
+    "by --tta-shifts days (neural models trained on a window; one model pass per shift).",
+)
+@click.option(
+    "--tta-shifts",
+    default=None,
+    help="Window shifts in days averaged by --tta (implies --tta) [default: -20,-10,0,10,20].",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same map.")
 @quiet_option
 @handle_errors
@@ -100,10 +111,15 @@ def command(
     engine: str,
     season_year: int | None,
     dask_scheduler: str | None,
+    tta: bool,
+    tta_shifts: str | None,
     resume: bool,
 ) -> None:
     """Map a region: classify every pixel of a raster stack with the model in MODEL_DIR."""
+    from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts
     from cropglobe.mapping import MapJob
+
+    shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
 
     job = MapJob(
         model_dir,
@@ -121,6 +137,7 @@ def command(
         season_year=season_year,
         dask_scheduler=dask_scheduler,
         resume=resume,
+        tta=shifts,
     )
     try:
         for _ in progress(job.run(), "mapping windows", total=len(job.pending)):
