@@ -307,3 +307,15 @@ def test_shifted_model_inputs_and_shift_averaging() -> None:
     no_window = ModelCard(**{**card.__dict__, "window": None})
     with pytest.raises(ParameterError, match="has no window"):
         model_inputs(no_window, ss, shift=5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_predict_proba_moves_a_loaded_model_to_the_device() -> None:
+    from cropglobe.models import predict_proba
+
+    net = CropNet(4, n_bands=3, n_steps=12)  # on the CPU, as load_model returns it
+    x = np.random.default_rng(0).normal(size=(8, 3, 12)).astype(np.float32)
+    cpu = predict_proba(net, x)
+    gpu = predict_proba(net, x, device="cuda")
+    assert next(net.parameters()).device.type == "cuda"
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)

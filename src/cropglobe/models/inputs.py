@@ -134,7 +134,8 @@ def predict_proba(
         model: a torch ``nn.Module`` returning logits, or an estimator with ``predict_proba``.
         values: float (N, C, T), already prepared (see :func:`prepare_inputs`) for neural models.
         batch_size: samples per forward pass.
-        device: torch device for neural models.
+        device: torch device for neural models; a model whose weights are elsewhere (e.g. one
+            just loaded on the CPU) is moved there.
 
     Returns:
         float64 (N, K).
@@ -150,6 +151,9 @@ def predict_proba(
             "cropglobe.models.prepare_inputs(values, grid=...)"
         )
     dev = resolve_device(device)
+    weights = next(iter(model.parameters()), None)
+    if weights is not None and weights.device != dev:
+        model.to(dev)
     was_training = model.training
     model.eval()
     outs = []
