@@ -497,21 +497,26 @@ def test_full_disk_is_a_clear_error(
 def tempcnn_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny TempCNN trained for one epoch on composited pixels (monthly grid, no window)."""
     pytest.importorskip("torch")
+    return _tiny_tempcnn(tmp_path_factory.mktemp("models") / "tempcnn", window=None, every=4)
+
+
+def _tiny_tempcnn(path: Path, window: tuple[int, int] | None, every: int) -> Path:
+    """A TempCNN trained for one epoch on every ``every``-th composited pixel, saved to path."""
     from cropglobe.models import save_model
     from cropglobe.train import train
 
     ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True).drop_empty()
     res = train(
         "tempcnn",
-        ss.subset(np.arange(0, ss.n_samples, 4)),
+        ss.subset(np.arange(0, ss.n_samples, every)),
         epochs=1,
-        window=None,
+        window=window,
         augment="none",
         batch_size=64,
         model_kw={"filters": 8, "hidden": 16},
     )
     assert res.card is not None
-    return save_model(tmp_path_factory.mktemp("models") / "tempcnn", res.model, res.card)
+    return save_model(path, res.model, res.card)
 
 
 def test_neural_map_equals_table_prediction(
@@ -580,22 +585,10 @@ def test_map_with_shift_averaging(
     tempcnn_model: Path, lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from cropglobe.cli.main import cli
-    from cropglobe.models import load_model, predict_proba, save_model
+    from cropglobe.models import load_model, predict_proba
     from cropglobe.models.folder import model_inputs
-    from cropglobe.train import train
 
-    train_ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True)
-    res = train(
-        "tempcnn",
-        train_ss.drop_empty(),
-        epochs=1,
-        window=WINDOW,
-        augment="none",
-        batch_size=64,
-        model_kw={"filters": 8, "hidden": 16},
-    )
-    assert res.card is not None
-    windowed = save_model(tmp_path / "windowed", res.model, res.card)
+    windowed = _tiny_tempcnn(tmp_path / "windowed", window=WINDOW, every=1)
     folder, scl = stack_dirs
     shifts = (-31.0, 0.0, 31.0)
     out = map_raster(
