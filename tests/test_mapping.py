@@ -519,11 +519,23 @@ def _tiny_tempcnn(path: Path, window: tuple[int, int] | None, every: int) -> Pat
     return save_model(path, res.model, res.card)
 
 
+def _table_probabilities(
+    model_dir: Path, shifts: tuple[float, ...] = (0.0,)
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mapped-pixel mask and the model's probabilities of those pixels from the observation
+    table, one array per window shift (the reference the maps are checked against)."""
+    from cropglobe.models import load_model, predict_proba
+    from cropglobe.models.folder import model_inputs
+
+    model, card = load_model(model_dir)
+    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
+    has = ~ss.empty_samples()
+    return has, [predict_proba(model, model_inputs(card, ss.subset(has), shift=s)) for s in shifts]
+
+
 def test_neural_map_equals_table_prediction(
     tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from cropglobe.models import load_model, predict_proba
-    from cropglobe.models.folder import model_inputs
 
     folder, scl = stack_dirs
     res = map_raster(
@@ -536,10 +548,8 @@ def test_neural_map_equals_table_prediction(
         probability_dtype="float32",
         workers=2,
     )
-    model, card = load_model(tempcnn_model)
-    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
-    has = ~ss.empty_samples()
-    proba = predict_proba(model, model_inputs(card, ss.subset(has)))
+    has, each = _table_probabilities(tempcnn_model)
+    proba = each[0]
     p = _read(res.probabilities).reshape(len(CLASSES), -1)[:, has].T  # type: ignore[arg-type]
     np.testing.assert_allclose(p, proba, rtol=0, atol=1e-5)
     cls = _read(res.output).reshape(-1)
@@ -585,8 +595,6 @@ def test_map_with_shift_averaging(
     tempcnn_model: Path, lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     from cropglobe.cli.main import cli
-    from cropglobe.models import load_model, predict_proba
-    from cropglobe.models.folder import model_inputs
 
     windowed = _tiny_tempcnn(tmp_path / "windowed", window=WINDOW, every=1)
     folder, scl = stack_dirs
@@ -601,11 +609,9 @@ def test_map_with_shift_averaging(
         probability_dtype="float32",
         tta=shifts,
     )
-    model, card = load_model(windowed)
-    ss = composite(observations(), GRID, season_year=2023, allow_empty=True)
-    has = ~ss.empty_samples()
-    each = [predict_proba(model, model_inputs(card, ss.subset(has), shift=s)) for s in shifts]
-    p = _read(out.probabilities).reshape(len(card.classes), -1)[:, has].T  # type: ignore[arg-type]
+    has, each = _table_probabilities(windowed, shifts)
+    k = each[0].shape[1]  # the model's classes
+    p = _read(out.probabilities).reshape(k, -1)[:, has].T  # type: ignore[arg-type]
     np.testing.assert_allclose(p, np.mean(each, axis=0), rtol=0, atol=1e-5)
     assert not np.allclose(each[0], each[1], atol=1e-3)  # the shifts do change the inputs
     assert json.loads(out.sidecar.read_text())["options"]["tta_shifts"] == list(shifts)

@@ -276,14 +276,14 @@ def _window_inputs(
     index: int,
     card: Any,
     secs: dict[str, float],
-    shifts: tuple[float, ...] = (0.0,),
 ) -> Iterator[tuple[int, NDArray[np.bool_], list[NDArray[np.float32]]]]:
     """Model inputs of one window, strip by strip: ``(first row, mapped mask, inputs)``.
 
     Reads the window, composites each strip of about ``job.strip_pixels`` pixels to the model's
     grid and prepares the model inputs of its mapped pixels (those with a valid observation in
     the season). ``mapped`` is a bool (rows · w,) mask of the strip; ``inputs`` holds one array
-    per window shift in ``shifts`` (days, :func:`cropglobe.models.folder.model_inputs`), each
+    per window shift of ``job.tta`` (days, :func:`cropglobe.models.folder.model_inputs`; one
+    unshifted array without test-time shifts), each
     with one row per mapped pixel. Adds the time spent to ``secs["read"]`` and
     ``secs["composite"]``.
     """
@@ -317,7 +317,7 @@ def _window_inputs(
         series = _composite_pixels(values, valid, dos[sel], grid, comp)
         del values, valid, seen
         ss = SeriesSet(series if n == series.shape[0] else series[has], card.bands, grid)
-        xs = [model_inputs(card, ss, shift=v) for v in shifts]
+        xs = [model_inputs(card, ss, shift=v) for v in job.tta or (0.0,)]
         del series, ss
         secs["composite"] += time.perf_counter() - t1
         yield s0, has, xs
@@ -343,7 +343,7 @@ def compute_window(job: _Job, index: int) -> WindowResult:
     unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
     secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
     n_valid = 0
-    for s0, has, xs in _window_inputs(job, index, card, secs, job.tta or (0.0,)):
+    for s0, has, xs in _window_inputs(job, index, card, secs):
         if xs[0].shape[0] == 0:
             continue
         n_valid += xs[0].shape[0]
@@ -377,7 +377,7 @@ def calibration_inputs(job: _Job, n_pixels: int = 1024, seed: int = 0) -> NDArra
     parts: list[NDArray[np.float32]] = []
     total = 0
     for index in range(len(job.windows)):
-        for _s0, _has, xs in _window_inputs(job, index, card, secs, job.tta or (0.0,)):
+        for _s0, _has, xs in _window_inputs(job, index, card, secs):
             for x in xs if xs[0].shape[0] else ():  # calibrate on what the model will read
                 parts.append(x)
                 total += x.shape[0]
