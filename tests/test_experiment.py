@@ -54,6 +54,18 @@ def test_end_to_end(world, tmp_path) -> None:
     bel = pred[pred.target == "BEL"]
     assert metrics["targets"]["BEL"]["oa"] == pytest.approx(np.mean(bel.y_true == bel.y_pred))
     assert "Overall accuracy" in rep.summary_text
+    assert "Paired by seed" not in rep.summary_text  # one method: nothing to compare
+
+
+def test_summary_compares_methods_paired_by_seed(world, tmp_path) -> None:
+    rep = _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"])
+    assert "rf-harmonic vs rf-median1d: OA" in rep.summary_text
+    cmp = pd.read_csv(tmp_path / "exp" / "comparison.csv")
+    assert set(cmp.method) == {"rf-harmonic"} and (cmp.n_seeds == 2).all()
+    again = _run(
+        world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"], baseline="rf-harmonic"
+    )
+    assert "rf-median1d vs rf-harmonic: OA" in again.summary_text
 
 
 def test_resume_after_interrupt(world, tmp_path, monkeypatch) -> None:
@@ -150,6 +162,10 @@ def test_transfer_cli(world, tmp_path) -> None:
     bad = runner.invoke(cli, [*args, "--tta", "--tta-shifts", "a,b", "-o", str(tmp_path / "o3")])
     assert bad.exit_code == 2 and "comma-separated list of days" in bad.output
     assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "o3").exists()
+    bad = runner.invoke(cli, [*args, "--baseline", "rf-harmonic", "-o", str(tmp_path / "o4")])
+    assert bad.exit_code == 2, bad.output
+    assert "baseline 'rf-harmonic' is not one of the methods" in bad.output
+    assert len(bad.output.strip().splitlines()) == 1 and not (tmp_path / "o4").exists()
 
 
 def test_collect_runs_matches_result(world, tmp_path) -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from cropglobe.classes import CROPGLOBE_CLASSES
 from cropglobe.evaluate.scenarios import scenario
@@ -66,6 +67,16 @@ def test_report_files(tmp_path) -> None:
     assert row.oa_mean == np.round(100 * one.mean(), 3)
     assert json.loads((tmp_path / "results.json").read_text())["config"] == {"source": "FRA"}
     assert (tmp_path / "figures" / "matrix_oa_cropnet-aug.png").stat().st_size > 1000
+    # the other method against the first, paired by seed, per scenario and over all of them
+    assert "Against cropnet-aug, paired by seed" in text
+    cmp = pd.read_csv(tmp_path / "comparison.csv")
+    assert set(cmp.method) == {"rf-median1d"} and set(cmp.baseline) == {"cropnet-aug"}
+    assert len(cmp) == 4 and "all scenarios" in set(cmp.scenario)
+    usa = cmp[cmp.scenario == "cross-continent"].iloc[0]
+    a = runs[(runs.target == "USA") & (runs.method == "cropnet-aug")].oa.to_numpy()
+    b = runs[(runs.target == "USA") & (runs.method == "rf-median1d")].oa.to_numpy()
+    assert usa.oa_diff == pytest.approx(100 * (b - a).mean(), abs=1e-4)
+    assert len(json.loads((tmp_path / "results.json").read_text())["comparison"]) == 4
 
 
 def test_scenario_table_shape() -> None:

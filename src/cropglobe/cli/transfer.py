@@ -38,6 +38,11 @@ from cropglobe.cli._common import (
     show_default=True,
     help="Comma-separated method names.",
 )
+@click.option(
+    "--baseline",
+    default=None,
+    help="Method the others are compared with, paired by seed (default: the first of --methods).",
+)
 @click.option("--seeds", default="82-91", show_default=True, help="Seeds, e.g. 82-91 or 1,2,3.")
 @click.option(
     "--group-by",
@@ -81,6 +86,7 @@ def command(
     sources: tuple[str, ...],
     targets: tuple[str, ...],
     methods: str,
+    baseline: str | None,
     seeds: str,
     group_by: str,
     protocol: str,
@@ -121,6 +127,7 @@ def command(
         device=device,
         precision=precision,
         output=output,
+        baseline=baseline,
         echo=None if is_quiet() else click.echo,
     )
     click.echo(result.summary_text)

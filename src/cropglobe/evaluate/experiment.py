@@ -67,15 +67,20 @@ def run_experiment(
     echo: Callable[[str], None] | None = None,
     title: str = "cropglobe transfer experiment",
     notes: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
     ``sources=["all"]`` gives the full source × target matrix; ``targets=None`` means every
-    group other than the source.
+    group other than the source. ``baseline`` (default: the first of ``methods``) is the
+    method the others are compared with, paired by seed, in the report and the summary.
     """
+    from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
     from cropglobe.report.transfer import (
+        comparison_lines,
         scenario_table,
+        scored_runs,
         single_class_pairs,
         write_transfer_report,
     )
@@ -106,6 +111,12 @@ def run_experiment(
 
     for m in methods:
         get_method(m)  # unknown names fail before any output
+    if baseline is None:
+        baseline = methods[0] if methods else None
+    elif baseline not in methods:
+        raise CropGlobeError(
+            f"baseline {baseline!r} is not one of the methods; pass one of: {', '.join(methods)}"
+        )
     for g in [*src, *tgt]:
         if g not in groups:
             raise DataFormatError(
@@ -180,12 +191,20 @@ def run_experiment(
         phenology_figures=phen,
         title=title,
         notes=notes,
+        baseline=baseline,
     )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     single = single_class_pairs(result.runs)
     scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
     table = scenario_table(scored if len(scored) else agg, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
+    runs = scored_runs(result.runs)
+    if baseline is not None and len(runs) and (runs["method"] == baseline).any():
+        lines = comparison_lines(paired_comparison(runs, baseline))
+        if lines:
+            text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(
+                "  " + line for line in lines
+            )
     return ExperimentReport(result, report, agg, text)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path
+from cropglobe.evaluate.compare import ALL_SCENARIOS, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
 
@@ -146,6 +147,70 @@ def single_class_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in zip(low["source"], low["target"], strict=True)]
 
 
+def scored_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` without the pairs of :func:`single_class_pairs` (all of them if none is left)."""
+    single = single_class_pairs(runs)
+    keep = runs[[(a, b) not in single for a, b in zip(runs.source, runs.target, strict=True)]]
+    return keep if len(keep) else runs
+
+
+def default_baseline(runs: pd.DataFrame) -> str | None:
+    """The method others are compared with: the first one listed that is not a derived row."""
+    methods = list(dict.fromkeys(runs["method"])) if len(runs) else []
+    plain = [m for m in methods if "+" not in str(m)]
+    return str((plain or methods)[0]) if methods else None
+
+
+def comparison_table(comparison: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
+    """Readable rows of :func:`paired_comparison`: difference, interval, p-value, seed counts."""
+
+    def signed(v: float) -> str:
+        return "n/a" if not np.isfinite(v) else f"{v:+.1f}"
+
+    def p_value(p: float) -> str:
+        return "n/a" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+    rows = []
+    for r in comparison.to_dict(orient="records"):
+        n = int(r["n_seeds"])
+        low, high = float(r[f"{metric}_low"]), float(r[f"{metric}_high"])
+        p = float(r[f"{metric}_p"])
+        rows.append(
+            {
+                "method": r["method"],
+                "scenario": r["scenario"],
+                "difference (points)": signed(float(r[f"{metric}_diff"])),
+                "95 % CI": f"{signed(low)} … {signed(high)}" if np.isfinite(low) else "n/a",
+                "p (paired t)": p_value(p),
+                "seeds better / worse": f"{r[f'{metric}_wins']} / {r[f'{metric}_losses']} of {n}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def comparison_lines(comparison: pd.DataFrame) -> list[str]:
+    """One sentence per method: its overall-accuracy difference from the baseline, over all
+    scenarios (or the one scenario there is)."""
+    if not len(comparison):
+        return []
+    overall = comparison
+    if (comparison["scenario"] == ALL_SCENARIOS).any():
+        overall = comparison[comparison["scenario"] == ALL_SCENARIOS]
+    lines = []
+    for r in overall.to_dict(orient="records"):
+        p = "p < 0.001" if r["oa_p"] < 0.001 else f"p = {r['oa_p']:.3f}"
+        ci = (
+            f"95 % CI {r['oa_low']:+.1f} … {r['oa_high']:+.1f}, {p}, "
+            if np.isfinite(r["oa_low"])
+            else ""
+        )
+        lines.append(
+            f"{r['method']} vs {r['baseline']}: OA {r['oa_diff']:+.1f} points ({ci}better on "
+            f"{r['oa_wins']} of {r['n_seeds']} seeds)"
+        )
+    return lines
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
@@ -173,8 +238,14 @@ def write_transfer_report(
     phenology_figures: Sequence[Path] = (),
     title: str = "cropglobe transfer experiment",
     notes: Sequence[str] = (),
+    baseline: str | None = None,
 ) -> Path:
-    """Write ``report.html``, PNG figures, ``results.csv`` and ``results.json`` to ``output``.
+    """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv`` and
+    ``results.json`` to ``output``.
+
+    Args:
+        baseline: the method the others are compared with, paired by seed (default: the first
+            method of ``runs`` that is not a ``+tta`` / ``+prior`` row).
 
     Returns:
         The path of ``report.html``.
@@ -193,10 +264,15 @@ def write_transfer_report(
             "accuracy says nothing about transfer; they remain in the matrices below.",
         )
     agg_scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
+    base = baseline or default_baseline(runs)
+    comparison = paired_comparison(scored_runs(runs), base) if base is not None else pd.DataFrame()
     with atomic_path(out / "results.csv") as tmp:
         agg.to_csv(tmp, index=False, float_format="%.3f")
+    with atomic_path(out / "comparison.csv") as tmp:
+        comparison.to_csv(tmp, index=False, float_format="%.4f")
     payload = {
         "aggregated": agg.to_dict(orient="records"),
+        "comparison": comparison.to_dict(orient="records"),
         "runs": runs.to_dict(orient="records"),
         "config": dict(config or {}),
     }
@@ -209,6 +285,17 @@ def write_transfer_report(
         table = scenario_table(agg_scored if len(agg_scored) else agg, metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
+    if len(comparison):
+        sections.append(
+            f"<h3>Against {html.escape(str(base))}, paired by seed</h3><p>Each method minus "
+            f"{html.escape(str(base))}, in percentage points, on the same seeds and pairs: the "
+            "per-seed difference is averaged over the scenario's pairs, then the seeds are the "
+            "samples (mean, Student-t 95 % interval, two-sided paired t-test). An interval that "
+            "spans 0 means these seeds cannot tell the two apart.</p>"
+        )
+        for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
+            sections.append(f"<h4>{label}</h4>")
+            sections.append(comparison_table(comparison, metric).to_html(index=False, escape=True))
     heat = [heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{m}.png") for m in methods]
     heat += [heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{m}.png") for m in methods]
     sections.append("<h2>Source × target matrices</h2><div class='grid'>")

@@ -1,0 +1,92 @@
+"""Paired-by-seed method comparison: known answers on constructed runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from cropglobe.errors import CropGlobeError
+from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
+from cropglobe.report.transfer import comparison_lines, comparison_table
+
+
+def test_mean_ci_known_answer() -> None:
+    # mean 2, sd 1 (ddof 1), se 1/sqrt(3); t(0.975, 2 df) = 4.302653
+    m, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert m == 2.0
+    assert hi - m == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
+    assert m - lo == pytest.approx(hi - m)
+    m, lo, hi = mean_ci([5.0])
+    assert m == 5.0 and np.isnan(lo) and np.isnan(hi)
+    assert mean_ci([3.0, 3.0, 3.0]) == (3.0, 3.0, 3.0)
+    with pytest.raises(CropGlobeError, match="level must be in"):
+        mean_ci([1.0, 2.0], level=95)
+
+
+def _runs() -> pd.DataFrame:
+    # method "b" beats "a" by exactly 1, 2, 3 points (OA) on seeds 1, 2, 3 on target X, and by
+    # 3, 2, 1 points on target Y; macro-F1 is the same as a's everywhere.
+    rows = []
+    for seed, (dx, dy) in zip((1, 2, 3), ((1, 3), (2, 2), (3, 1)), strict=True):
+        for target, d, scen in (("X", dx, "cross-country"), ("Y", dy, "cross-continent")):
+            base = 0.5 + 0.01 * seed
+            for method, oa in (("a", base), ("b", base + d / 100), ("a+tta", base)):
+                rows.append(
+                    {
+                        "method": method,
+                        "source": "S",
+                        "target": target,
+                        "seed": seed,
+                        "scenario": scen,
+                        "oa": oa,
+                        "macro_f1": 0.4,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_comparison_known_answer() -> None:
+    cmp = paired_comparison(_runs(), "a").set_index(["method", "scenario"])
+    x = cmp.loc[("b", "cross-country")]
+    assert x.n_seeds == 3 and x.n_pairs == 1
+    assert x.oa_diff == pytest.approx(2.0)
+    _, lo, hi = mean_ci([1.0, 2.0, 3.0])
+    assert (x.oa_low, x.oa_high) == (pytest.approx(lo), pytest.approx(hi))
+    expect_p = stats.ttest_rel([0.51, 0.52, 0.53], [0.50, 0.50, 0.50]).pvalue
+    assert x.oa_p == pytest.approx(expect_p)
+    assert (x.oa_wins, x.oa_losses) == (3, 0)
+    # over both targets every seed's mean difference is exactly 2 points: no spread, p = 0
+    both = cmp.loc[("b", ALL_SCENARIOS)]
+    assert both.n_pairs == 2 and both.oa_diff == pytest.approx(2.0)
+    assert both.oa_high - both.oa_low == pytest.approx(0.0, abs=1e-9)
+    assert both.oa_p == 0.0
+    # identical scores: difference 0, p = 1, neither better nor worse
+    same = cmp.loc[("a+tta", ALL_SCENARIOS)]
+    assert same.oa_diff == 0.0 and same.oa_p == 1.0 and same.oa_wins == same.oa_losses == 0
+    assert cmp.loc[("b", "cross-continent")].macro_f1_diff == 0.0
+
+
+def test_paired_comparison_pairs_only_shared_runs() -> None:
+    runs = _runs()
+    runs = runs[~((runs.method == "b") & (runs.seed == 3))]  # b never ran seed 3
+    row = paired_comparison(runs, "a", by_scenario=False).set_index("method").loc["b"]
+    assert row.scenario == ALL_SCENARIOS and row.n_seeds == 2
+    assert row.oa_diff == pytest.approx(2.0)
+    with pytest.raises(CropGlobeError, match="baseline method 'c' is not in the runs"):
+        paired_comparison(runs, "c")
+
+
+def test_comparison_tables_read_well() -> None:
+    runs = _runs()
+    cmp = paired_comparison(runs, "a")
+    table = comparison_table(cmp).set_index(["method", "scenario"])
+    assert table.loc[("b", "cross-country"), "difference (points)"] == "+2.0"
+    assert table.loc[("b", "cross-country"), "seeds better / worse"] == "3 / 0 of 3"
+    assert table.loc[("b", ALL_SCENARIOS), "p (paired t)"] == "< 0.001"
+    lines = comparison_lines(cmp)
+    assert lines[0].startswith("b vs a: OA +2.0 points (95 % CI +2.0 … +2.0")
+    one = paired_comparison(runs[runs.seed == 1], "a")
+    assert comparison_table(one).iloc[0]["95 % CI"] == "n/a"
+    assert "CI" not in comparison_lines(one)[0]
