@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from cropglobe.errors import CropGlobeError
-from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
+from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison, welch_comparison
 from cropglobe.report.transfer import comparison_lines, comparison_table
 
 
@@ -90,3 +92,32 @@ def test_comparison_tables_read_well() -> None:
     one = paired_comparison(runs[runs.seed == 1], "a")
     assert comparison_table(one).iloc[0]["95 % CI"] == "n/a"
     assert "CI" not in comparison_lines(one)[0]
+
+
+def test_welch_matches_scipy_and_known_interval() -> None:
+    a = np.array([78.0, 79.5, 77.0, 80.0, 76.5])
+    b = np.array([78.5, 79.0, 78.8, 79.6])
+    r = welch_comparison(a, b)
+    ref = stats.ttest_ind(a, b, equal_var=False)
+    assert r["p"] == pytest.approx(ref.pvalue) and r["df"] == pytest.approx(ref.df)
+    ci = ref.confidence_interval(0.95)
+    assert (r["low"], r["high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert r["diff"] == pytest.approx(a.mean() - b.mean())
+    same = welch_comparison([1.0, 1.0], [1.0, 1.0])
+    assert same["p"] == 1.0 and same["low"] == same["high"] == 0.0
+    with pytest.raises(CropGlobeError, match="at least two runs on each side, got 1 and 2"):
+        welch_comparison([1.0], [1.0, 2.0])
+
+
+def test_release_comparison_in_the_docs_is_reproducible() -> None:
+    """docs/results.md: cropglobe vs the release on the H200, OA p = 0.31, macro-F1 p = 0.34."""
+    path = Path(__file__).parents[1] / "docs" / "data" / "can_fra_h200_per_seed.csv"
+    table = pd.read_csv(path)
+    ours = table[table.implementation == "cropglobe cropnet-aug"]
+    release = table[table.implementation == "release"]
+    assert len(ours) == 14 and len(release) == 13
+    assert round(release.oa.mean(), 1) == 78.6 and round(ours.oa.mean(), 1) == 78.1
+    assert round(welch_comparison(ours.oa, release.oa)["p"], 2) == 0.31
+    assert round(welch_comparison(ours.macro_f1, release.macro_f1)["p"], 2) == 0.34
+    ten = release[release.seed <= 91]
+    assert round(ten.oa.mean(), 1) == 78.7 and (release.oa < 78.8).sum() == 8

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from cropglobe.errors import CropGlobeError
 
-__all__ = ["mean_ci", "paired_comparison"]
+__all__ = ["mean_ci", "paired_comparison", "welch_comparison"]
 
 ALL_SCENARIOS = "all scenarios"
 
@@ -134,3 +134,52 @@ def paired_comparison(
                 row[f"{m}_losses"] = int((per_seed < 0).sum())
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def welch_comparison(a: ArrayLike, b: ArrayLike, level: float = 0.95) -> dict[str, float]:
+    """Two independent sets of runs (e.g. two implementations over their own seeds), unpaired.
+
+    Welch's t-test, which does not assume equal spreads: the right test when the seeds of ``a``
+    and ``b`` draw unrelated random streams, so that seed numbers do not pair.
+
+    Args:
+        a: one score per run of the first set.
+        b: one score per run of the second set.
+        level: confidence level of the interval of the difference.
+
+    Returns:
+        ``diff`` (mean of ``a`` − mean of ``b``), ``low`` / ``high`` (Welch–Satterthwaite
+        Student-t interval of it), ``p`` (two-sided), ``df``, ``n_a``, ``n_b``.
+
+    Raises:
+        CropGlobeError: either set has fewer than two values.
+    """
+    from scipy import stats
+
+    if not 0.0 < level < 1.0:
+        raise CropGlobeError(f"level must be in (0, 1), got {level}")
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.size < 2 or y.size < 2:
+        raise CropGlobeError(
+            f"Welch's test needs at least two runs on each side, got {x.size} and {y.size}; "
+            "run more seeds"
+        )
+    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    diff = float(x.mean() - y.mean())
+    se = float(np.sqrt(va + vb))
+    if se == 0.0:  # both sets constant: the difference is exact
+        p, df, half = (1.0 if diff == 0.0 else 0.0), float("inf"), 0.0
+    else:
+        df = float((va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1)))
+        half = float(stats.t.ppf(0.5 + level / 2.0, df)) * se
+        p = float(2.0 * stats.t.sf(abs(diff) / se, df))
+    return {
+        "diff": diff,
+        "low": diff - half,
+        "high": diff + half,
+        "p": p,
+        "df": df,
+        "n_a": float(x.size),
+        "n_b": float(y.size),
+    }
