@@ -116,3 +116,36 @@ def test_demo_small(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d" / "transfer" / "report.html").exists()
     assert "cross-hemisphere" in res.output and "rf-median1d:" in res.output
+
+
+def test_demo_findings_state_augmentation_with_its_interval() -> None:
+    from cropglobe.demo import findings
+    from cropglobe.evaluate.metrics import aggregate_runs
+
+    rows = []
+    # augmentation adds 1, 2, 3 points cross-country and 10, 12, 14 cross-hemisphere
+    for seed, (dc, dh) in zip((1, 2, 3), ((1, 10), (2, 12), (3, 14)), strict=True):
+        for target, scen, d in (("BEL", "cross-country", dc), ("ARG", "cross-hemisphere", dh)):
+            for method, oa in (("cropnet", 0.6), ("cropnet-aug", 0.6 + d / 100)):
+                rows.append(
+                    {
+                        "method": method,
+                        "source": "FRA",
+                        "target": target,
+                        "seed": seed,
+                        "scenario": scen,
+                        "oa": oa,
+                        "macro_f1": oa,
+                        "weighted_f1": oa,
+                    }
+                )
+    runs = pd.DataFrame(rows)
+    agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    line = findings(agg, runs)[-1]
+    # mean ± t(0.975, 2) * sd / sqrt(3): 2 ± 2.5 and 12 ± 5.0
+    assert line == (
+        "augmentation (cropnet-aug − cropnet, OA points, 95 % CI over seeds): cross-country "
+        "+2.0 (-0.5 … +4.5), cross-hemisphere +12.0 (+7.0 … +17.0); largest gain: "
+        "cross-hemisphere"
+    )
+    assert "CI" not in findings(agg)[-1]

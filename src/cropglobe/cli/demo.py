@@ -25,7 +25,7 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
     show_default=True,
     help="Simulated samples per country.",
 )
-@click.option("--seeds", default="82,83", show_default=True, help="Seeds, e.g. 82-91.")
+@click.option("--seeds", default="82-84", show_default=True, help="Seeds, e.g. 82-91.")
 @click.option(
     "--epochs",
     type=click.IntRange(1, 1000),
