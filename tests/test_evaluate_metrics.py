@@ -72,3 +72,12 @@ def test_scenarios() -> None:
     assert scenario("FRA", "ARG") == "cross-hemisphere"
     assert scenario("USA", "AUS") == "cross-hemisphere"
     assert scenario("FRA", "FRA") == "within-country"
+
+
+def test_out_of_range_indices_are_refused() -> None:
+    with pytest.raises(LabelError, match="y_pred holds class index 9 but the vocabulary has 7"):
+        score_transfer([0, 0], [0, 9])
+    with pytest.raises(LabelError, match="y_pred holds class index -1"):
+        score_transfer([0, 0], [0, -1])
+    with pytest.raises(LabelError, match="model_classes \\[0, 7\\] are not all class indices"):
+        score_transfer([0, 0], [0, 0], model_classes=[0, 7])

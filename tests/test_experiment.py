@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from cropglobe._fs import safe_name
 from cropglobe.cli.main import cli
 from cropglobe.errors import CropGlobeError, DataFormatError
 from cropglobe.evaluate import methods as methods_mod
@@ -332,6 +334,9 @@ def test_shift_averaging_with_prior_adaptation(world, tmp_path) -> None:
     assert any("test-time shift averaging" in ln for ln in lines)  # tta_prior was missing
     runs = rep.result.runs
     assert set(runs.method) == {"tempcnn", "tempcnn+tta", "tempcnn+prior", "tempcnn+tta+prior"}
+    from cropglobe.evaluate.transfer import collect_runs
+
+    assert set(collect_runs(tmp_path / "exp").method) == set(runs.method)  # same row names
     run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
     saved = json.loads((run / "metrics.json").read_text())["adapted"]["tta_prior"]["USA"]
     model, card = load_model(run / "model")
@@ -353,3 +358,65 @@ def test_shift_averaging_with_prior_adaptation(world, tmp_path) -> None:
     lines.clear()
     _run(world, tmp_path / "exp", tta=[-10, 0, 10], adapt_prior=True, echo=lines.append, **kw)
     assert not any("test-time shift averaging" in ln for ln in lines)
+
+
+def test_changed_targets_on_resume(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    _run(world, out, targets=["BEL", "USA"], seeds=[82])
+    # fewer targets: the finished run is reused and the dropped target is not reported
+    fewer = _run(world, out, targets=["BEL"], seeds=[82]).result.runs
+    assert fewer.target.tolist() == ["BEL"]
+    # a new target the finished run was never scored on: refused before anything runs
+    with pytest.raises(ExperimentMismatchError, match="was not scored on ARG"):
+        _run(world, out, targets=["BEL", "ARG"], seeds=[82, 83])
+    assert not (out / "runs/rf-median1d/FRA/seed83").exists()
+
+
+def test_plans_that_cannot_run_are_refused_before_training(world, tmp_path) -> None:
+    from cropglobe.errors import LabelError, ParameterError
+
+    with pytest.raises(ParameterError, match="source 'FRA' has no target"):
+        _run(world, tmp_path / "a", targets=["FRA"])
+    with pytest.raises(ParameterError, match="names no methods"):
+        _run(world, tmp_path / "b", methods=[])
+    labels = world.labels.copy()
+    labels[world.meta["country"].to_numpy() == "BEL"] = world.classes.index("cotton")
+    no_shared = dataclasses.replace(world, labels=labels)
+    with pytest.raises(LabelError, match="target 'BEL' has no sample of a class a model"):
+        _run(no_shared, tmp_path / "c", targets=["USA", "BEL"])
+    assert not any(tmp_path.joinpath(d).exists() for d in ("a", "b", "c"))
+    # the same through the CLI: one line, status 2
+    data = tmp_path / "world"
+    write_world(world, data)
+    args = ["transfer", "--data", str(data), "--source", "FRA", "--targets", "FRA"]
+    res = CliRunner().invoke(cli, [*args, "--methods", "rf-median1d", "-o", str(tmp_path / "d")])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_named_twice_counts_once(world, tmp_path) -> None:
+    assert parse_seeds("1-3,2") == [1, 2, 3]
+    runs = _run(
+        world, tmp_path / "exp", sources=["FRA", "FRA"], targets=["BEL", "BEL"], seeds=[82, 82]
+    ).result.runs
+    assert len(runs) == 1
+
+
+def test_group_names_never_leave_the_output_folder(world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import collect_runs
+
+    assert safe_name("FRA") == "FRA" and safe_name("cropnet-aug+tta") == "cropnet-aug+tta"
+    assert safe_name("a/b") != safe_name("a_b") and "/" not in safe_name("a/b")
+    assert safe_name("..") not in ("..", ".") and safe_name("..").startswith("_-")
+
+    meta = world.meta.copy()
+    meta["region"] = meta["country"].map({"FRA": "../up", "BEL": "a/b"}).fillna("rest")
+    ss = dataclasses.replace(world, meta=meta)
+    rep = _run(
+        ss, tmp_path / "exp", sources=["../up"], targets=["a/b"], seeds=[82], group_by="region"
+    )
+    assert not (tmp_path / "up").exists()
+    runs_dir = tmp_path / "exp" / "runs" / "rf-median1d"
+    assert [p.name for p in runs_dir.iterdir()] == [safe_name("../up")]
+    collected = collect_runs(tmp_path / "exp")
+    assert collected[["source", "target"]].values.tolist() == [["../up", "a/b"]]
+    assert rep.result.runs.oa.tolist() == collected.oa.tolist()

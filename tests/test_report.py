@@ -81,8 +81,24 @@ def test_report_files(tmp_path) -> None:
 
 def test_scenario_table_shape() -> None:
     runs, _, _ = _runs()
-    from cropglobe.evaluate.metrics import aggregate_runs
-
-    table = scenario_table(aggregate_runs(runs, ["method", "source", "target", "scenario"]))
+    table = scenario_table(runs)
     assert list(table.columns) == ["cross-country", "cross-continent", "cross-hemisphere"]
     assert "±" in table.iloc[0, 0]
+
+
+def test_scenario_table_std_is_over_seeds() -> None:
+    # two cross-country pairs whose seeds disagree in opposite directions: every seed's
+    # scenario mean is 85 %, so the spread over seeds is zero (not the pairs' mean std of 5)
+    rows = [
+        {
+            "method": "m",
+            "source": "FRA",
+            "target": t,
+            "seed": seed,
+            "scenario": "cross-country",
+            "oa": oa,
+        }
+        for t, scores in (("BEL", (0.8, 0.9)), ("NLD", (0.9, 0.8)))
+        for seed, oa in zip((1, 2), scores, strict=True)
+    ]
+    assert scenario_table(pd.DataFrame(rows)).loc["m", "cross-country"] == "85.0 ± 0.0"

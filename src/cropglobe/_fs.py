@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_dir", "atomic_path", "json_default"]
+__all__ = ["atomic_dir", "atomic_path", "json_default", "safe_name"]
 
 
 @contextlib.contextmanager
@@ -77,3 +79,18 @@ def json_default(obj: Any) -> Any:
     if callable(getattr(obj, "to_dict", None)):
         return obj.to_dict()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+_SAFE = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def safe_name(name: object) -> str:
+    """``name`` as one file-name component: unchanged when it is already safe (letters, digits,
+    ``_ . + -``, not ``.``/``..``), otherwise the unsafe characters replaced by ``_`` and a
+    short hash of the original appended, so that distinct names stay distinct and no value
+    (``a/b``, ``..``) can reach outside the folder it is joined to."""
+    text = str(name)
+    if _SAFE.fullmatch(text) and text not in (".", ".."):
+        return text
+    clean = re.sub(r"[^A-Za-z0-9_.+-]", "_", text).strip(".") or "_"
+    return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

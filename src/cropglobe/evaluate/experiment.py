@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from cropglobe._fs import safe_name
 from cropglobe.errors import CropGlobeError, DataFormatError
 from cropglobe.evaluate.metrics import aggregate_runs
-from cropglobe.evaluate.transfer import ExperimentConfig, ExperimentResult, run_transfer
+from cropglobe.evaluate.transfer import (
+    ExperimentConfig,
+    ExperimentResult,
+    check_plan,
+    run_transfer,
+)
 from cropglobe.series import SeriesSet
 
 __all__ = ["ExperimentReport", "load_series", "run_experiment"]
@@ -81,7 +87,6 @@ def run_experiment(
         comparison_lines,
         scenario_table,
         scored_runs,
-        single_class_pairs,
         write_transfer_report,
     )
 
@@ -141,16 +146,17 @@ def run_experiment(
         tta=[float(v) for v in tta],
         extra=dict(extra or {}),
     )
+    check_plan(ss, config)
     if echo:
         echo(
-            f"experiment: {len(methods)} methods × {len(src)} sources × {len(seeds)} seeds "
-            f"-> {output}"
+            f"experiment: {len(config.methods)} methods × {len(config.sources)} sources × "
+            f"{len(config.seeds)} seeds -> {output}"
         )
         echo(
-            f"config: sources {src}, targets {tgt}, methods {list(methods)}, seeds "
-            f"{list(seeds)}, group by {group_by}, protocol {protocol}, epochs {epochs}, batch "
-            f"{batch_size}, lr {lr:g}, precision {precision}, window {window}, device {device} "
-            f"(saved in {Path(output) / 'config.json'})"
+            f"config: sources {config.sources}, targets {config.targets}, methods "
+            f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
+            f"epochs {epochs}, batch {batch_size}, lr {lr:g}, precision {precision}, "
+            f"window {window}, device {device} (saved in {Path(output) / 'config.json'})"
         )
     result = run_transfer(ss, config, output, progress=echo)
     out = Path(output)
@@ -162,7 +168,7 @@ def run_experiment(
             phen.append(
                 plot_phenology(
                     sub,
-                    out / "figures" / f"phenology_{s}.png",
+                    out / "figures" / f"phenology_{safe_name(s)}.png",
                     group_by=group_by,
                     title=f"Class-mean NDVI: source {s} vs targets",
                 )
@@ -194,11 +200,9 @@ def run_experiment(
         baseline=baseline,
     )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
-    single = single_class_pairs(result.runs)
-    scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
-    table = scenario_table(scored if len(scored) else agg, "oa")
-    text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
     runs = scored_runs(result.runs)
+    table = scenario_table(runs, "oa")
+    text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
     if baseline is not None and len(runs) and (runs["method"] == baseline).any():
         lines = comparison_lines(paired_comparison(runs, baseline))
         if lines:

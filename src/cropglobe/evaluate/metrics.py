@@ -75,10 +75,24 @@ def score_transfer(
     if t.shape != p.shape:
         raise LabelError(f"y_true has {t.size} labels but y_pred has {p.size}; give one each")
     k = len(classes)
+    for name, values in (("y_true", t), ("y_pred", p)):
+        if values.size and values.max() >= k:
+            raise LabelError(
+                f"{name} holds class index {int(values.max())} but the vocabulary has {k} "
+                f"classes ({', '.join(classes)}); give indices 0…{k - 1}"
+            )
+    if p.size and p.min() < 0:
+        raise LabelError(f"y_pred holds class index {int(p.min())}; predictions must be 0…{k - 1}")
     keep = t >= 0
     if model_classes is not None:
+        mc = np.asarray(list(model_classes), dtype=np.int64)
+        if mc.size and (mc.min() < 0 or mc.max() >= k):
+            raise LabelError(
+                f"model_classes {mc.tolist()} are not all class indices 0…{k - 1} of "
+                f"({', '.join(classes)})"
+            )
         allowed = np.zeros(k, dtype=bool)
-        allowed[np.asarray(list(model_classes), dtype=np.int64)] = True
+        allowed[mc] = True
         keep &= allowed[np.clip(t, 0, k - 1)]
     n_excluded = int(t.size - keep.sum())
     t, p = t[keep], p[keep]

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_path, json_default
-from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
+from cropglobe._fs import atomic_path, json_default, safe_name
+from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.evaluate.adapt import (
     ADAPTABLE,
     adapt_posteriors,
@@ -41,7 +41,13 @@ from cropglobe.evaluate.scenarios import scenario
 from cropglobe.models.folder import DEFAULT_TTA_SHIFTS
 from cropglobe.series import SeriesSet
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "collect_runs", "run_transfer"]
+__all__ = [
+    "ExperimentConfig",
+    "ExperimentResult",
+    "check_plan",
+    "collect_runs",
+    "run_transfer",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +105,13 @@ class ExperimentConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     adapt_prior: bool = False
     tta: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # a group, method or seed named twice would be trained and counted twice
+        self.sources = list(dict.fromkeys(self.sources))
+        self.targets = list(dict.fromkeys(self.targets))
+        self.methods = list(dict.fromkeys(self.methods))
+        self.seeds = list(dict.fromkeys(self.seeds))
 
     def identity(self) -> dict[str, Any]:
         """The fields that must match for runs to be reused (not sources/targets/seeds lists)."""
@@ -296,7 +309,57 @@ def _vanished_notes(
 
 
 def _run_dir(output: Path, method: str, source: str, seed: int) -> Path:
-    return output / "runs" / method / str(source) / f"seed{seed}"
+    return output / "runs" / safe_name(method) / safe_name(source) / f"seed{seed}"
+
+
+def _scored_targets(config: ExperimentConfig, source: str) -> list[str]:
+    """The groups a run trained in ``source`` is scored on."""
+    targets = [t for t in config.targets if t != source]
+    return [*targets, source] if config.within else targets
+
+
+def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
+    """Refuse, before any training, an experiment with nothing to run or a target that
+    cannot be scored.
+
+    Raises:
+        ParameterError: no method, source or seed, or a source with no target.
+        LabelError: a target holding no sample of a class its source's model can output.
+    """
+    groups = data.meta[config.group_by].astype(str).to_numpy()
+    for what, values in (
+        ("methods", config.methods),
+        ("sources", config.sources),
+        ("seeds", config.seeds),
+    ):
+        if not values:
+            raise ParameterError(f"the experiment names no {what}; give at least one")
+    for source in config.sources:
+        if not _scored_targets(config, source):
+            raise ParameterError(
+                f"source {source!r} has no target (its only target is itself); add other "
+                "targets or pass --within to score it on a held-out part of itself"
+            )
+        labels = data.labels
+        own = np.unique(labels[(groups == source) & (labels >= 0)])
+        for target in _scored_targets(config, source):
+            if target != source and not np.isin(labels[groups == target], own).any():
+                names = ", ".join(data.classes[int(c)] for c in own) or "none"
+                raise LabelError(
+                    f"target {target!r} has no sample of a class a model trained in {source!r} "
+                    f"can output ({names}); drop it from the targets or choose a source that "
+                    "shares classes with it"
+                )
+
+
+def _check_reused(rdir: Path, result: dict[str, Any], config: ExperimentConfig) -> None:
+    """A finished run must have been scored on every target the experiment now asks for."""
+    missing = [t for t in _scored_targets(config, result["source"]) if t not in result["targets"]]
+    if missing:
+        raise ExperimentMismatchError(
+            f"finished run {rdir} was not scored on {', '.join(missing)}; choose another "
+            "--output folder for the new targets, or delete that run folder to redo it"
+        )
 
 
 def run_transfer(
@@ -342,8 +405,14 @@ def run_transfer(
             "test-time shift averaging moves the model's window, but the experiment has none "
             "(--window all); give a window such as 121-334 or drop --tta"
         )
+    check_plan(data, config)
     if not config.data_fingerprint:
         config.data_fingerprint = data.fingerprint()
+    plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
+    for mname, source, seed in plan:  # before anything is written or trained
+        done = _run_dir(out, mname, source, seed) / "metrics.json"
+        if done.exists():
+            _check_reused(done.parent, json.loads(done.read_text()), config)
     _check_output(out, config)
 
     rows: list[dict[str, Any]] = []
@@ -351,7 +420,6 @@ def run_transfer(
     confusions: dict[tuple[str, str, str], np.ndarray] = {}
     vanished: dict[tuple[str, str, str], dict[str, int]] = {}  # class -> seeds at zero
     adapted_runs: dict[tuple[str, str, str], int] = {}
-    plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     for i, (mname, source, seed) in enumerate(plan, start=1):
         rdir = _run_dir(out, mname, source, seed)
         metrics_path = rdir / "metrics.json"
@@ -362,6 +430,7 @@ def run_transfer(
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
             result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
+        wanted = set(_scored_targets(config, source))  # a reused run may hold dropped targets
         scored = [(mname, result["targets"])]
         priors: list[str] = []  # the prior-adapted kinds of this run ("prior", "tta_prior")
         if config.tta and _tta_applies(methods[mname]):
@@ -385,6 +454,8 @@ def run_transfer(
             name = f"{mname}+{kind.replace('_', '+')}"
             scored.append((name, result["adapted"][kind]))
             for target, s in result["adapted"][kind].items():
+                if target not in wanted:
+                    continue
                 gone = _vanished_of(s)  # derived: runs scored before the check have no field
                 key3 = (name, str(source), str(target))
                 adapted_runs[key3] = adapted_runs.get(key3, 0) + 1
@@ -393,6 +464,8 @@ def run_transfer(
                     counts[cname] = counts.get(cname, 0) + 1
         for name, targets in scored:
             for target, s in targets.items():
+                if target not in wanted:
+                    continue
                 rows.append(_row(name, source, target, seed, s, result))
                 for cname, f1 in s["per_class_f1"].items():
                     per_class.append(
@@ -433,7 +506,7 @@ def _one_run(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     train = data.subset(groups == source)
-    targets = [t for t in config.targets if t != source]
+    targets = [t for t in _scored_targets(config, source) if t != source]
     holdout: SeriesSet | None = None
     if config.within:
         rng = np.random.default_rng(seed)
@@ -566,7 +639,7 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
     if not seeds:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
-    return seeds
+    return list(dict.fromkeys(seeds))
 
 
 #: ``--tta-shifts`` default, as text.
@@ -606,5 +679,5 @@ def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
             rows.append(_row(m, src, target, seed, s, result))
         for kind, targets in result.get("adapted", {}).items():
             for target, s in targets.items():
-                rows.append(_row(f"{m}+{kind}", src, target, seed, s, result))
+                rows.append(_row(f"{m}+{kind.replace('_', '+')}", src, target, seed, s, result))
     return pd.DataFrame(rows)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, safe_name
 from cropglobe.evaluate.compare import ALL_SCENARIOS, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
@@ -125,16 +125,26 @@ def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str, path: P
     return _save(fig, path)
 
 
-def scenario_table(agg: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
-    """Method × scenario table of ``metric``: mean over pairs of the per-pair seed means."""
-    seen = list(dict.fromkeys(agg["scenario"]))
+def scenario_table(runs: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
+    """Method × scenario table of ``metric`` in percent, mean ± std (ddof 0) over seeds.
+
+    Each seed's score in a scenario is the mean over the scenario's (source, target) pairs;
+    the table gives the mean and the standard deviation of those per-seed scores.
+    """
+    seen = list(dict.fromkeys(runs["scenario"]))
     present = [s for s in SCENARIOS if s in seen] + sorted(s for s in seen if s not in SCENARIOS)
-    grouped = agg.groupby(["method", "scenario"])
-    mean = grouped[f"{metric}_mean"].mean().unstack("scenario")
-    std = grouped[f"{metric}_std"].mean().unstack("scenario")
+    per_seed = runs.groupby(["method", "scenario", "seed"])[metric].mean() * 100.0
+    grouped = per_seed.groupby(level=["method", "scenario"])
+    mean = grouped.mean().unstack("scenario")
+    std = grouped.std(ddof=0).fillna(0.0).unstack("scenario")
     out = pd.DataFrame(index=mean.index)
     for s in present:
-        out[s] = [f"{m:.1f} ± {d:.1f}" for m, d in zip(mean[s], std[s], strict=True)]
+        out[s] = [
+            "–" if np.isnan(m) else f"{m:.1f} ± {d:.1f}"
+            for m, d in zip(
+                mean[s].to_numpy(dtype=np.float64), std[s].to_numpy(dtype=np.float64), strict=True
+            )
+        ]
     return out
 
 
@@ -263,7 +273,6 @@ def write_transfer_report(
             "targets could be scored (the model cannot output the others), so their "
             "accuracy says nothing about transfer; they remain in the matrices below.",
         )
-    agg_scored = agg[[(a, b) not in single for a, b in zip(agg.source, agg.target, strict=True)]]
     base = baseline or default_baseline(runs)
     comparison = paired_comparison(scored_runs(runs), base) if base is not None else pd.DataFrame()
     with atomic_path(out / "results.csv") as tmp:
@@ -282,7 +291,7 @@ def write_transfer_report(
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
-        table = scenario_table(agg_scored if len(agg_scored) else agg, metric)
+        table = scenario_table(scored_runs(runs), metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
     if len(comparison):
@@ -296,8 +305,13 @@ def write_transfer_report(
         for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
             sections.append(f"<h4>{label}</h4>")
             sections.append(comparison_table(comparison, metric).to_html(index=False, escape=True))
-    heat = [heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{m}.png") for m in methods]
-    heat += [heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{m}.png") for m in methods]
+    heat = [
+        heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{safe_name(m)}.png") for m in methods
+    ]
+    heat += [
+        heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{safe_name(m)}.png")
+        for m in methods
+    ]
     sections.append("<h2>Source × target matrices</h2><div class='grid'>")
     sections += [_img(p) for p in heat]
     sections.append("</div>")
@@ -310,7 +324,7 @@ def write_transfer_report(
             cm,
             classes,
             f"{method}: {source} → {target}",
-            fig_dir / f"confusion_{method}_{source}_{target}.png",
+            fig_dir / f"confusion_{safe_name(method)}_{safe_name(source)}_{safe_name(target)}.png",
         )
         sections.append(_img(p))
     sections.append("</div>")
