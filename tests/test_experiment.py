@@ -420,3 +420,15 @@ def test_group_names_never_leave_the_output_folder(world, tmp_path) -> None:
     collected = collect_runs(tmp_path / "exp")
     assert collected[["source", "target"]].values.tolist() == [["../up", "a/b"]]
     assert rep.result.runs.oa.tolist() == collected.oa.tolist()
+
+
+def test_missing_country_file_is_named(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    args = ["transfer", "--data", str(data), "--source", "FRA", "--targets", "GBR"]
+    res = CliRunner().invoke(cli, [*args, "--methods", "rf-median1d", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    line = res.output.strip()
+    assert line.startswith("Error: ") and len(line.splitlines()) == 1
+    assert "for_CropNet/median_S2_GBR_month1-12_day5.npz: no such file" in line
+    assert "countries with files: ARG, BEL, FRA, USA" in line and not (tmp_path / "o").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from cropglobe._fs import safe_name
-from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.errors import CropGlobeError, DataFormatError, MissingFileError
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.transfer import (
     ExperimentConfig,
@@ -123,6 +123,14 @@ def run_experiment(
             f"baseline {baseline!r} is not one of the methods; pass one of: {', '.join(methods)}"
         )
     for g in [*src, *tgt]:
+        if g not in groups and group_by == "country" and ss.attrs.get("source") == "cropglobe":
+            from cropglobe.io.cropglobe_npz import expected_file
+
+            where = expected_file(ss.attrs["root"], ss.attrs["kind"], g)
+            raise MissingFileError(
+                f"{where}: no such file, so country {g!r} is not in the data; countries with "
+                f"files: {', '.join(groups)}; add its file or drop it from the sources/targets"
+            )
         if g not in groups:
             raise DataFormatError(
                 f"group {g!r} is not in the data's {group_by!r} column; present: "

@@ -142,6 +142,12 @@ def _check_root(root: str | os.PathLike[str]) -> Path:
     return p
 
 
+def expected_file(root: str | os.PathLike[str], kind: str, country: str) -> Path:
+    """Where the release layout keeps ``country``'s file of series ``kind`` under ``root``."""
+    k = _series_kind(kind)
+    return Path(root) / k.folder / k.pattern.replace("{cc}", country)
+
+
 def _select(
     root: Path, kind: _Kind, countries: Sequence[str] | str | None
 ) -> list[tuple[str, Path]]:
