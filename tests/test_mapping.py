@@ -478,6 +478,18 @@ def test_cli_map_and_its_errors(
         ],
     )
     assert r.exit_code == 2 and "matches no file" in r.output
+    # the map written over one of its own input files
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in folder.glob("*.tif"):
+        (copy / p.name).write_bytes(p.read_bytes())
+    victim = sorted(copy.glob("S2_*.tif"))[0]
+    before = victim.read_bytes()
+    r = runner.invoke(
+        cli, ["map", str(lgbm_model), "--stack", str(copy / "*.tif"), "-o", str(victim)]
+    )
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "is one of the stack's input files" in r.output and victim.read_bytes() == before
 
 
 def test_full_disk_is_a_clear_error(

@@ -120,3 +120,64 @@ def test_cli_errors(tmp_path) -> None:
     res = runner.invoke(cli, ["info", str(tmp_path / "missing.parquet")])
     assert res.exit_code == 2 and "missing.parquet" in res.output
     assert "Traceback" not in res.output
+
+
+def test_usage_errors_are_one_line(tmp_path) -> None:
+    runner = CliRunner()
+    for args, expect in (
+        (["train", "--epochs", "0"], "Invalid value for '--epochs'"),
+        (["nope"], "No such command 'nope'"),
+        (["transfer", "--data", str(tmp_path)], "Missing option '--source'"),
+    ):
+        res = runner.invoke(cli, args)
+        assert res.exit_code == 2, res.output
+        line = res.output.strip()
+        assert len(line.splitlines()) == 1 and line.startswith("Error: ") and expect in line
+        assert "--help'" in line  # where to look
+    assert runner.invoke(cli, ["--version"]).exit_code == 0
+    assert runner.invoke(cli, ["train", "--help"]).exit_code == 0
+
+
+def test_write_errors_are_one_line_and_name_the_users_path(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "folder.parquet").mkdir()
+    runner = CliRunner()
+    base = ["features", str(data), "--family", "median1d"]
+    for out, expect in (
+        (tmp_path / "afile" / "f.parquet", "a file stands where a folder is needed"),
+        (tmp_path / "folder.parquet", "is a folder"),
+    ):
+        res = runner.invoke(cli, [*base, "-o", str(out)])
+        assert res.exit_code == 2, res.output
+        line = res.output.strip()
+        assert len(line.splitlines()) == 1 and line.startswith(f"Error: {out}"), line
+        assert expect in line
+    ok = tmp_path / "f.parquet"
+    assert runner.invoke(cli, [*base, "-o", str(ok), "-q"]).exit_code == 0
+    assert ok.stat().st_mode & 0o777 == 0o666 & ~_umask()  # as a plain open() would
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_composite_never_overwrites_its_input(tmp_path) -> None:
+    table = tmp_path / "obs.csv"
+    table.write_text("sample_id,date,B04\nA,2023-05-01,0.1\n")
+    runner = CliRunner()
+    for out, expect in ((table, "must be a .npz file"), (tmp_path / "obs.npz", None)):
+        res = runner.invoke(cli, ["composite", str(table), "-o", str(out), "-q"])
+        if expect:
+            assert res.exit_code == 2 and expect in res.output, res.output
+    assert table.read_text().startswith("sample_id,date,B04")
+    npz = tmp_path / "same.npz"
+    npz.write_bytes(b"not a table")
+    res = runner.invoke(cli, ["composite", str(npz), "-o", str(npz)])
+    assert res.exit_code == 2 and "is the input file" in res.output
+    assert npz.read_bytes() == b"not a table"

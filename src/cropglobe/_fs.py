@@ -17,24 +17,49 @@ import numpy as np
 __all__ = ["atomic_dir", "atomic_path", "json_default", "safe_name"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: the process umask, read once (``os.umask`` can only be read by setting it)
+_UMASK = _read_umask()
+
+
+def _about(exc: OSError, target: Path) -> OSError:
+    """The same error, naming the user's path instead of a temporary name beside it."""
+    return OSError(exc.errno, exc.strerror, str(target))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
     The temporary file keeps ``path``'s suffix (so writers that dispatch on the suffix work) and
     is removed if the block raises, so an interrupted write never leaves a file that looks
-    complete. The parent folder is created when missing.
+    complete. The parent folder is created when missing. The file gets the permissions a plain
+    ``open()`` would give it (0666 less the umask), and errors of creating or renaming it name
+    ``path``, not the temporary file.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        )
+    except OSError as exc:
+        raise _about(exc, target) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
+        try:
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            raise _about(exc, target) from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -44,22 +69,30 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; move it onto ``path`` when the block succeeds.
 
-    An existing folder at ``path`` is replaced only after the new one is complete.
+    An existing folder at ``path`` is replaced only after the new one is complete. The folder
+    gets the permissions of a plain ``mkdir`` (0777 less the umask).
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _about(exc, target) from None
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        try:
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except OSError as exc:
+            raise _about(exc, target) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -637,6 +637,12 @@ class MapJob:
                 f"output paths must differ: map {self.output}, probabilities "
                 f"{self.probabilities}, uncertainty {self.uncertainty_path}"
             )
+        inputs = {Path(f).resolve() for f in self.stack.files}
+        for p in [*outs, self.sidecar]:
+            if p in inputs:
+                raise ParameterError(
+                    f"{p}: is one of the stack's input files; write the map elsewhere (-o)"
+                )
         for p in outs:
             if p.suffix.lower() not in (".tif", ".tiff"):
                 raise ParameterError(f"{p}: output must be a .tif (Cloud-Optimized GeoTIFF)")

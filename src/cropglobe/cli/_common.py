@@ -64,10 +64,18 @@ def handle_errors(func: F) -> F:
             fail(f"{exc.filename or exc}: no such file or folder; check the path")
         except PermissionError as exc:
             fail(f"{exc.filename or exc}: permission denied; choose a writable location")
+        except IsADirectoryError as exc:
+            fail(f"{exc.filename or exc}: is a folder; give a file path")
+        except (NotADirectoryError, FileExistsError) as exc:
+            fail(
+                f"{exc.filename or exc}: a file stands where a folder is needed "
+                f"({(exc.strerror or '').lower()}); choose another path"
+            )
         except OSError as exc:
             if exc.errno == 28:
                 fail(f"no space left on device while writing {exc.filename or ''}; free some space")
-            raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or exc}; check the path and that it is writable")
         except KeyboardInterrupt:
             fail("interrupted", 130)
         return None

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import handle_errors, progress, quiet_option
+from cropglobe.errors import ParameterError
 
 GRIDS = ("5-day", "dekad", "monthly", "16-day")
 
@@ -116,6 +117,12 @@ def command(
     from cropglobe.io import read_observations
     from cropglobe.series import TimeGrid
 
+    if output.suffix.lower() != ".npz":
+        raise ParameterError(
+            f"output {output} must be a .npz file (a SeriesSet); e.g. -o series.npz"
+        )
+    if output.resolve() == input_path.resolve():
+        raise ParameterError(f"output {output} is the input file; write the series elsewhere (-o)")
     win = _parse_window(window)
     gap = _parse_gap(max_gap)
     grids = {

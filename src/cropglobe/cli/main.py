@@ -7,6 +7,8 @@ Each command lives in its own module ``cropglobe.cli.<name>`` exposing a click c
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -40,6 +42,30 @@ class LazyGroup(click.Group):
         module = importlib.import_module(COMMANDS[name][0])
         cmd: click.Command = module.command
         return cmd
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; click's own usage errors become one line and status 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"Error: {message}{where}", err=True)
+            sys.exit(2)
+        except click.Abort:
+            click.echo("Error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
