@@ -149,3 +149,14 @@ def test_demo_findings_state_augmentation_with_its_interval() -> None:
         "cross-hemisphere"
     )
     assert "CI" not in findings(agg)[-1]
+
+
+def test_demo_with_other_settings_leaves_the_folder_alone(tmp_path) -> None:
+    args = ["demo", "-o", str(tmp_path / "d"), "--seeds", "1", "--methods", "rf-median1d", "-q"]
+    assert CliRunner().invoke(cli, [*args, "--n-per-country", "60"]).exit_code == 0
+    files = sorted(p for p in (tmp_path / "d").rglob("*") if p.is_file())
+    stamps = [p.stat().st_mtime_ns for p in files]
+    res = CliRunner().invoke(cli, [*args, "--n-per-country", "70"])
+    assert res.exit_code == 2 and "differs in ['n_per_country']" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert [p.stat().st_mtime_ns for p in files] == stamps

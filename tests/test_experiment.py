@@ -97,6 +97,11 @@ def test_resume_after_interrupt(world, tmp_path, monkeypatch) -> None:
 
 
 def test_other_experiment_in_folder_refused(world, tmp_path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(ExperimentMismatchError, match="already holds other files"):
+        _run(world, tmp_path / "busy", seeds=[82])
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == ["notes.txt"]
     _run(world, tmp_path / "exp", seeds=[82])
     with pytest.raises(ExperimentMismatchError, match="different experiment"):
         _run(world, tmp_path / "exp", seeds=[82], protocol="paper")
@@ -432,3 +437,12 @@ def test_missing_country_file_is_named(world, tmp_path) -> None:
     assert line.startswith("Error: ") and len(line.splitlines()) == 1
     assert "for_CropNet/median_S2_GBR_month1-12_day5.npz: no such file" in line
     assert "countries with files: ARG, BEL, FRA, USA" in line and not (tmp_path / "o").exists()
+
+
+def test_damaged_run_is_named_with_its_fix(world, tmp_path) -> None:
+    _run(world, tmp_path / "exp", seeds=[82])
+    done = tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json"
+    done.write_text("{not json")
+    with pytest.raises(DataFormatError, match=r"seed82/metrics\.json is damaged.*delete the run"):
+        _run(world, tmp_path / "exp", seeds=[82])
+    assert done.read_text() == "{not json"  # left for the user to look at

@@ -18,6 +18,7 @@ CropGlobe to converge).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -28,7 +29,9 @@ from typing import Any
 
 import pandas as pd
 
+from cropglobe._fs import atomic_path
 from cropglobe.classes import CROPGLOBE_COUNTRIES
+from cropglobe.evaluate.transfer import ExperimentMismatchError
 
 __all__ = ["DEMO_METHODS", "DemoResult", "findings", "run_demo"]
 
@@ -96,6 +99,24 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
     return out
 
 
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Refuse, before anything is written, a folder holding a demo made with other settings
+    (its world and its runs would no longer match)."""
+    marker = out / "demo.json"
+    if not marker.exists():
+        return
+    try:
+        old = json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        old = {}
+    if old != settings:
+        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        raise ExperimentMismatchError(
+            f"{out} holds a demo made with other settings (differs in {diff}); choose another "
+            "output folder (-o) or delete that one (nothing in it was changed)"
+        )
+
+
 def run_demo(
     output: str | os.PathLike[str] = "demo-output",
     *,
@@ -139,7 +160,18 @@ def run_demo(
 
     t0 = time.perf_counter()
     out = Path(output)
+    settings = {
+        "countries": list(countries),
+        "n_per_country": n_per_country,
+        "random_state": random_state,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+    }
+    _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "demo.json") as tmp:
+        tmp.write_text(json.dumps(settings, indent=1))
     world = simulate_world(tuple(countries), n_per_country, random_state=random_state)
     dataset = out / "cropglobe_synthetic"
     write_world(world, dataset)

@@ -137,6 +137,13 @@ class ExperimentResult:
 
 def _check_output(output: Path, config: ExperimentConfig) -> None:
     path = output / "config.json"
+    if not path.exists() and output.is_dir() and any(output.iterdir()):
+        raise ExperimentMismatchError(
+            f"{output} already holds other files and no experiment (config.json); give a new "
+            "or empty --output folder so that nothing in it is mixed up or overwritten"
+        )
+    if output.exists() and not output.is_dir():
+        raise ExperimentMismatchError(f"{output} is a file; give a folder for the experiment")
     if path.exists():
         try:
             old = json.loads(path.read_text())
@@ -184,7 +191,18 @@ def _add_prior_scores(
 ) -> dict[str, Any]:
     """Score a finished run's saved target predictions after prior adaptation; the scores are
     added to its ``metrics.json`` (under ``adapted.prior``) and the updated result returned."""
-    preds = pd.read_parquet(rdir / "predictions.parquet")
+    try:
+        preds = pd.read_parquet(rdir / "predictions.parquet")
+    except FileNotFoundError:
+        raise DataFormatError(
+            f"{rdir / 'predictions.parquet'} is missing from a finished run; delete the run "
+            f"folder {rdir} to redo that run"
+        ) from None
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataFormatError(
+            f"{rdir / 'predictions.parquet'} is damaged ({type(exc).__name__}); delete the run "
+            f"folder {rdir} to redo that run"
+        ) from None
     model_classes = [list(classes).index(c) for c in result["model_classes"]]
     cols = [f"p_{classes[i]}" for i in model_classes]
     adapted: dict[str, Any] = {}
@@ -352,6 +370,20 @@ def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
                 )
 
 
+def _read_run(path: Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``; a damaged one is a clear error naming the fix."""
+    try:
+        result = json.loads(path.read_text())
+        if not isinstance(result, dict) or "targets" not in result:
+            raise ValueError("no 'targets'")
+    except ValueError:  # JSONDecodeError included
+        raise DataFormatError(
+            f"{path} is damaged (not a run's metrics); delete the run folder {path.parent} to "
+            "redo that run"
+        ) from None
+    return result
+
+
 def _check_reused(rdir: Path, result: dict[str, Any], config: ExperimentConfig) -> None:
     """A finished run must have been scored on every target the experiment now asks for."""
     missing = [t for t in _scored_targets(config, result["source"]) if t not in result["targets"]]
@@ -412,7 +444,7 @@ def run_transfer(
     for mname, source, seed in plan:  # before anything is written or trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
-            _check_reused(done.parent, json.loads(done.read_text()), config)
+            _check_reused(done.parent, _read_run(done), config)
     _check_output(out, config)
 
     rows: list[dict[str, Any]] = []
@@ -425,7 +457,7 @@ def run_transfer(
         metrics_path = rdir / "metrics.json"
         if metrics_path.exists():
             logger.info("run %s/%s/seed%d already done, reusing it", mname, source, seed)
-            result = json.loads(metrics_path.read_text())
+            result = _read_run(metrics_path)
         else:
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
@@ -673,7 +705,7 @@ def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
     """
     rows: list[dict[str, Any]] = []
     for path in sorted(Path(output).glob("runs/*/*/seed*/metrics.json")):
-        result = json.loads(path.read_text())
+        result = _read_run(path)
         m, src, seed = result["method"], result["source"], result["seed"]
         for target, s in result["targets"].items():
             rows.append(_row(m, src, target, seed, s, result))
