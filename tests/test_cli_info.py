@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -160,3 +161,17 @@ def test_demo_with_other_settings_leaves_the_folder_alone(tmp_path) -> None:
     assert res.exit_code == 2 and "differs in ['n_per_country']" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
     assert [p.stat().st_mtime_ns for p in files] == stamps
+
+
+def test_info_splits_by_the_asked_column(tmp_path) -> None:
+    from cropglobe.simulate import simulate_world
+
+    world = simulate_world(("FRA", "BEL"), 30, random_state=1)
+    world.meta["year"] = np.where(world.meta["country"] == "FRA", 2021, 2022)
+    path = tmp_path / "w.npz"
+    world.save(path)
+    res = CliRunner().invoke(cli, ["info", str(path), "--group-by", "year", "--json"])
+    assert res.exit_code == 0, res.output
+    desc = json.loads(res.output)
+    assert desc["group_by"] == "year" and set(desc["class_counts"]) == {"2021", "2022"}
+    assert desc["class_counts"]["2021"]["total"] == 30

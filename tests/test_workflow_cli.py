@@ -181,3 +181,39 @@ def test_composite_never_overwrites_its_input(tmp_path) -> None:
     res = runner.invoke(cli, ["composite", str(npz), "-o", str(npz)])
     assert res.exit_code == 2 and "is the input file" in res.output
     assert npz.read_bytes() == b"not a table"
+
+
+def test_small_option_checks(world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import parse_seeds, parse_shifts
+
+    with pytest.raises(ValueError, match="ends before it starts; write it low-high"):
+        parse_seeds("5-1")
+    with pytest.raises(ParameterError, match="more than 183 days"):
+        parse_shifts("-1000,1000")
+    data = tmp_path / "world"
+    write_world(world, data)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["train", "--data", str(data), "--seed", "-1", "-o", "m"])
+    assert res.exit_code == 2 and "'--seed'" in res.output
+    res = runner.invoke(
+        cli, ["features", str(data), "--bands", "B02,B02", "-o", str(tmp_path / "f.parquet")]
+    )
+    assert res.exit_code == 2 and "B02 named twice" in res.output
+
+
+def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) -> None:
+    from cropglobe.errors import ModelError
+    from cropglobe.models.folder import load_model, read_card
+
+    model = tmp_path / "m"
+    train_to_folder(world.where(country="FRA"), "tempcnn", model, epochs=1)
+    card_path = model / "card.json"
+    card = json.loads(card_path.read_text())
+    card_path.write_text(json.dumps({**card, "format_version": 99}))
+    with pytest.raises(ModelError, match="format version 99 is newer"):
+        read_card(model)
+    card_path.write_text(json.dumps({**card, "classes": card["classes"][:2]}))
+    n = card["params"]["n_classes"]
+    assert n == len(card["classes"]) > 2
+    with pytest.raises(ModelError, match=f"names 2 classes but the network outputs {n}"):
+        load_model(model)

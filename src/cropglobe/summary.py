@@ -33,17 +33,22 @@ def _class_table(
     return table.astype(np.int64)
 
 
-def describe(data: SeriesSet | Observations) -> dict[str, Any]:
+def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dict[str, Any]:
     """Summary of a SeriesSet or raw Observations as a JSON-ready dict.
 
+    Args:
+        data: what to summarise.
+        group_by: metadata column the class counts are split by (None: ``country``, else
+            ``region``, when present).
+
     Keys: ``kind``, ``n_samples``, ``bands``, ``grid`` (SeriesSet) or ``dates`` (Observations),
-    ``missing_fraction``, ``group_by`` (``country`` or ``region``), ``class_counts``
+    ``missing_fraction``, ``group_by``, ``class_counts``
     (``{group: {class: n, …, "total": n}}``), ``attrs``.
     """
     if isinstance(data, SeriesSet):
         meta = data.meta
         names = data.label_names()
-        col = _group_column(meta)
+        col = group_by if group_by is not None else _group_column(meta)
         groups = meta[col].astype(str).to_numpy() if col else None
         table = _class_table(names, groups, data.classes)
         empty = int(data.empty_samples().sum())
@@ -60,7 +65,7 @@ def describe(data: SeriesSet | Observations) -> dict[str, Any]:
         meta = data.samples
         labels = meta["label"].to_numpy()
         names = np.array([*data.classes, None], dtype=object)[labels]
-        col = _group_column(meta)
+        col = group_by if group_by is not None else _group_column(meta)
         groups = meta[col].astype(str).to_numpy() if col else None
         table = _class_table(names, groups, data.classes)
         band_vals = data.table[list(data.bands)].to_numpy(dtype=np.float32)

@@ -39,7 +39,9 @@ from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
     show_default=True,
     help="Comma-separated methods to compare.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Simulator seed.")
+@click.option(
+    "--seed", type=click.IntRange(0), default=0, show_default=True, help="Simulator seed."
+)
 @quiet_option
 @handle_errors
 def command(

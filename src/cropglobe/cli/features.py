@@ -33,7 +33,11 @@ def _window(text: str | None) -> Any:
 def _names(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
-    return tuple(t.strip() for t in text.split(",") if t.strip())
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise click.BadParameter(f"{', '.join(twice)} named twice; name each band once")
+    return names
 
 
 @click.command("features")

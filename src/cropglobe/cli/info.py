@@ -41,14 +41,14 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
     from cropglobe.summary import describe, format_description, infer_grid
 
     data = read_dataset(path)
-    desc = describe(data)
-    if group_by != "country" and desc["group_by"] != group_by:
-        meta = data.meta if isinstance(data, SeriesSet) else data.samples
-        if group_by not in meta.columns:
-            raise click.BadParameter(
-                f"no metadata column {group_by!r}; available: {', '.join(map(str, meta.columns))}",
-                param_hint="--group-by",
-            )
+    meta = data.meta if isinstance(data, SeriesSet) else data.samples
+    if group_by not in meta.columns and group_by != "country":
+        raise click.BadParameter(
+            f"no metadata column {group_by!r}; available: {', '.join(map(str, meta.columns))}",
+            param_hint="--group-by",
+        )
+    # the default ("country") falls back to "region" for data without countries (CAWa)
+    desc = describe(data, group_by=group_by if group_by in meta.columns else None)
     click.echo(
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
     )

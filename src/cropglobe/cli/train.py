@@ -43,7 +43,7 @@ from cropglobe.cli._common import (
     help="Phenology augmentation (default: online for clean, paper for paper).",
 )
 @training_options
-@click.option("--seed", type=int, default=82, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=82, show_default=True)
 @click.option(
     "--early-stopping",
     type=click.IntRange(1, 10_000),

@@ -662,9 +662,16 @@ def parse_seeds(text: str) -> list[int]:
             part = part.strip()
             if "-" in part:
                 a, b = part.split("-")
+                if int(b) < int(a):
+                    raise DataFormatError(
+                        f"seed range {part!r} ends before it starts; write it low-high, "
+                        f"e.g. '{b}-{a}'"
+                    )
                 seeds += list(range(int(a), int(b) + 1))
             elif part:
                 seeds.append(int(part))
+    except DataFormatError:
+        raise
     except ValueError:
         raise DataFormatError(
             f"seeds {text!r} do not parse; expected e.g. '82-91' or '1,2,3'"
@@ -673,6 +680,9 @@ def parse_seeds(text: str) -> list[int]:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
     return list(dict.fromkeys(seeds))
 
+
+#: the largest test-time window shift accepted, in days (half a year)
+MAX_SHIFT_DAYS = 183.0
 
 #: ``--tta-shifts`` default, as text.
 DEFAULT_SHIFTS = ",".join(f"{v:g}" for v in DEFAULT_TTA_SHIFTS)
@@ -687,6 +697,11 @@ def parse_shifts(text: str) -> list[float]:
     if not values or not all(np.isfinite(values)):
         raise ParameterError(
             f"shifts {text!r} are not a comma-separated list of days; use e.g. -20,-10,0,10,20"
+        )
+    if max(abs(v) for v in values) > MAX_SHIFT_DAYS:
+        raise ParameterError(
+            f"shifts {text!r} move the window by more than {MAX_SHIFT_DAYS:g} days (half a "
+            "year); use shifts of a few weeks, e.g. -20,-10,0,10,20"
         )
     return values
 

@@ -124,6 +124,12 @@ class ModelCard:
                 f"{source}: not a cropglobe model card (format {got!r}, "
                 f"expected {_FORMAT!r}); point to a folder written by cropglobe.models.save_model"
             )
+        version = d.get("format_version", _VERSION)
+        if not isinstance(version, int) or version > _VERSION:
+            raise ModelError(
+                f"{source}: model card format version {version!r} is newer than this cropglobe "
+                f"reads ({_VERSION}); upgrade cropglobe to use this model"
+            )
         try:
             return cls(
                 model=d["model"],
@@ -233,6 +239,11 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
     if not path.is_file():
         raise ModelError(f"{src}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
     params = dict(card.params)
+    if params.get("n_classes") != len(card.classes):
+        raise ModelError(
+            f"{src / CARD_FILE}: the card names {len(card.classes)} classes but the network "
+            f"outputs {params.get('n_classes')}; the card is damaged, re-save the model"
+        )
     try:
         model = create_model(
             card.model,
