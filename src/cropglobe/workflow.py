@@ -170,6 +170,9 @@ def predict_dataset(
 ) -> pd.DataFrame:
     """Predict every sample of ``data`` with the model in ``folder``.
 
+    Data holding the model's bands among others (or in another order) is cut to the model's
+    bands by name; missing bands are an error.
+
     ``shifts`` (days): test-time shift averaging — the probabilities are averaged over the
     model's window moved by each shift (:func:`cropglobe.models.folder.shift_averaged_proba`;
     neural models on full-season data). None: the plain window.
@@ -183,6 +186,10 @@ def predict_dataset(
     from cropglobe.models.inputs import predict_proba
 
     model, card = load_model(folder)
+    if data.bands != card.bands and all(b in data.bands for b in card.bands):
+        # bands are named: the model's bands are picked out of the data by name
+        logger.info("using the model's bands %s out of the data's %s", card.bands, data.bands)
+        data = data.select_bands(card.bands)
     if shifts is not None:
         proba = shift_averaged_proba(
             model, card, data, shifts, device=device, batch_size=batch_size

@@ -284,7 +284,7 @@ def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
             )
         raise BandError(
             f"data bands {list(ss.bands)} differ in order or number from the model's "
-            f"{list(card.bands)}; reorder with ss.select_bands({list(card.bands)})"
+            f"{list(card.bands)}; select them by name first (SeriesSet.select_bands)"
         )
     if ss.grid.same_axis(card.grid) or ss.grid.same_axis(card.model_grid):
         return
