@@ -441,7 +441,7 @@ def composite(
         raise DataFormatError(
             f"composite: {int(empty.sum())} of {n} samples have no valid observation in their "
             f"season on the {grid.kind} grid (e.g. {list(ids)}); check season_year and masking, "
-            "drop those samples, or pass allow_empty=True"
+            "drop those samples, or keep them (allow_empty=True, --allow-empty)"
         )
     if fill:
         _fill_inplace(out, grid.centers, max_gap_days, edge)
@@ -489,12 +489,12 @@ def _row_mask(table: pd.DataFrame, mask: str) -> NDArray[np.bool_]:
     if mask == "valid" and not has_valid:
         raise DataFormatError(
             "mask='valid' needs a boolean 'valid' column in the observation table, which has "
-            f"{list(table.columns)}; use mask='auto' or add the column"
+            f"{list(table.columns)}; use mask='auto' (--mask auto) or add the column"
         )
     if mask == "scl" and not has_scl:
         raise DataFormatError(
             "mask='scl' needs an 'SCL' scene-classification column in the observation table, "
-            f"which has {list(table.columns)}; use mask='auto' or add the column"
+            f"which has {list(table.columns)}; use mask='auto' (--mask auto) or add the column"
         )
     if has_valid and mask in ("auto", "valid"):
         keep &= table["valid"].fillna(False).to_numpy(dtype=bool)

@@ -659,7 +659,7 @@ class MapJob:
         if engine != "torch" and not is_neural(self.card.model):
             raise ParameterError(
                 f"engine {engine!r} runs neural models; {self.model_dir} holds a "
-                f"{self.card.model!r} model — use engine='torch'"
+                f"{self.card.model!r} model — use engine='torch' (--engine torch)"
             )
         self._engine = engine
         self.tta = _check_tta(tta, self.card, self.model_dir)

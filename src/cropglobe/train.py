@@ -270,8 +270,8 @@ def _load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
     except (SafetensorError, KeyError, ValueError, OSError) as exc:
         raise ModelError(
-            f"{path}: unreadable or foreign training checkpoint ({exc}); delete it or train with "
-            "resume=False"
+            f"{path}: unreadable or foreign training checkpoint ({exc}); delete it or train "
+            "without resuming (resume=False, no --resume)"
         ) from None
     return tensors, meta
 
@@ -539,7 +539,8 @@ def train(
             if meta.get("config_id") != config_id:
                 raise ModelError(
                     f"{ckpt}: checkpoint comes from another configuration (model, data, seed or "
-                    "settings differ); delete it or train with resume=False"
+                    "settings differ); delete it or train without resuming (resume=False, no "
+                    "--resume)"
                 )
             best_state = _restore(tensors, meta, net, optimizer, shuffle_gen, aug_rng, avg_state)
             avg_steps = int(meta.get("avg_steps", 0))

@@ -116,7 +116,8 @@ def resolve_device(device: Any) -> Any:
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
-            f"device {device!r} asked for CUDA but no CUDA GPU is available; use device='cpu'"
+            f"device {device!r} asked for CUDA but no CUDA GPU is available; use device='cpu' "
+            "(--device cpu)"
         )
     return dev
 
