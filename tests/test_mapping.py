@@ -338,6 +338,10 @@ def test_resume_after_kill_gives_the_same_file(
         )
     assert not out.exists() and not probs.exists()
     assert (tmp_path / ".map.tif.partial" / "done.log").is_file()
+    # resuming with other options is refused, and the partial output is kept
+    with pytest.raises(ParameterError, match="belongs to another map job"):
+        MapJob(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=32, resume=True)
+    assert (tmp_path / ".map.tif.partial" / "done.log").is_file()
     job = MapJob(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=16, resume=True)
     assert job.resumed >= 5 and len(job.pending) == 16 - job.resumed
     seen = list(job.run())

@@ -725,8 +725,11 @@ class MapJob:
                     len(self.windows),
                 )
             else:
-                logger.warning("%s: partial output belongs to another job; starting afresh", p)
-                shutil.rmtree(p)
+                raise ParameterError(
+                    f"{p}: the partial output belongs to another map job (another model, stack "
+                    "or options); rerun with that job's inputs to resume it, or without "
+                    "--resume to start afresh (its progress is then discarded)"
+                )
         elif p.exists():
             if resume:
                 logger.warning("%s: no usable progress file; starting afresh", p)
