@@ -121,3 +121,22 @@ def test_release_comparison_in_the_docs_is_reproducible() -> None:
     assert round(welch_comparison(ours.macro_f1, release.macro_f1)["p"], 2) == 0.34
     ten = release[release.seed <= 91]
     assert round(ten.oa.mean(), 1) == 78.7 and (release.oa < 78.8).sum() == 8
+
+
+def test_one_method_or_one_seed_reports_cleanly(tmp_path) -> None:
+    import json
+
+    from cropglobe.classes import CROPGLOBE_CLASSES
+    from cropglobe.report.transfer import write_transfer_report
+
+    runs = _runs().assign(weighted_f1=0.5, n_scored=10)
+    only = runs[runs.method == "a"]
+    assert list(paired_comparison(only, "a").columns[:3]) == ["method", "baseline", "scenario"]
+    write_transfer_report(tmp_path / "one", only, pd.DataFrame(), {}, CROPGLOBE_CLASSES)
+    assert pd.read_csv(tmp_path / "one" / "comparison.csv").empty  # a header, no rows
+    single = runs[runs.seed == 1]
+    write_transfer_report(tmp_path / "seed", single, pd.DataFrame(), {}, CROPGLOBE_CLASSES)
+    text = (tmp_path / "seed" / "results.json").read_text()
+    assert "NaN" not in text
+    rows = json.loads(text)["comparison"]
+    assert rows and all(r["oa_low"] is None and r["oa_p"] is None for r in rows)

@@ -179,6 +179,8 @@ def test_composite_never_overwrites_its_input(tmp_path) -> None:
         res = runner.invoke(cli, ["composite", str(table), "-o", str(out), "-q"])
         if expect:
             assert res.exit_code == 2 and expect in res.output, res.output
+        else:  # a real output: written beside the table, which is untouched
+            assert res.exit_code == 0 and out.is_file(), res.output
     assert table.read_text().startswith("sample_id,date,B04")
     npz = tmp_path / "same.npz"
     npz.write_bytes(b"not a table")
@@ -221,3 +223,8 @@ def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) ->
     assert n == len(card["classes"]) > 2
     with pytest.raises(ModelError, match=f"names 2 classes but the network outputs {n}"):
         load_model(model)
+
+
+def test_bare_command_shows_help_and_exit_codes_pass_through(tmp_path) -> None:
+    res = CliRunner().invoke(cli, [])
+    assert res.exit_code == 2 and "Commands:" in res.output and "\n" in res.output.strip()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,23 @@ import numpy as np
 __all__ = ["atomic_dir", "atomic_path", "json_default", "safe_name"]
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process umask now: read from ``/proc/self/status`` where there is one (Linux),
+    else by setting and restoring it (under a lock)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
-
-
-#: the process umask, read once (``os.umask`` can only be read by setting it)
-_UMASK = _read_umask()
 
 
 def _about(exc: OSError, target: Path) -> OSError:
@@ -55,7 +65,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_UMASK)
+            os.chmod(tmp_path, 0o666 & ~_umask())
         try:
             os.replace(tmp_path, target)
         except OSError as exc:
@@ -80,7 +90,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise _about(exc, target) from None
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_UMASK)
+        os.chmod(tmp, 0o777 & ~_umask())
         try:
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
@@ -114,16 +124,17 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-_SAFE = re.compile(r"[A-Za-z0-9_.+-]+")
+_UNSAFE = re.compile(r"[/\\\x00]")
 
 
 def safe_name(name: object) -> str:
-    """``name`` as one file-name component: unchanged when it is already safe (letters, digits,
-    ``_ . + -``, not ``.``/``..``), otherwise the unsafe characters replaced by ``_`` and a
-    short hash of the original appended, so that distinct names stay distinct and no value
-    (``a/b``, ``..``) can reach outside the folder it is joined to."""
+    """``name`` as one file-name component: unchanged unless it could leave or break the folder
+    it is joined to (a ``/``, ``\\`` or NUL in it; empty, ``.`` or ``..``); then those
+    characters become ``_`` and a short hash of the original is appended, so that distinct
+    names stay distinct. (Names such as ``São Paulo`` stay as they are, so folders written by
+    earlier versions are found again.)"""
     text = str(name)
-    if _SAFE.fullmatch(text) and text not in (".", ".."):
+    if not _UNSAFE.search(text) and text not in ("", ".", ".."):
         return text
-    clean = re.sub(r"[^A-Za-z0-9_.+-]", "_", text).strip(".") or "_"
+    clean = _UNSAFE.sub("_", text).strip(".") or "_"
     return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

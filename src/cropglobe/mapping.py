@@ -716,7 +716,10 @@ class MapJob:
                 old = json.loads(meta.read_text())
             except (ValueError, OSError):
                 old = {}
-            if old.get("hash") == self.job_hash:
+            if not isinstance(old, dict) or "hash" not in old:
+                logger.warning("%s: no usable progress file; starting afresh", p)
+                shutil.rmtree(p)
+            elif old.get("hash") == self.job_hash:
                 self.done = self._read_log()
                 logger.info(
                     "resuming %s: %d of %d windows already done",

@@ -64,6 +64,8 @@ def handle_errors(func: F) -> F:
             fail(f"{exc.filename or exc}: no such file or folder; check the path")
         except PermissionError as exc:
             fail(f"{exc.filename or exc}: permission denied; choose a writable location")
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): not the user's error
         except IsADirectoryError as exc:
             fail(f"{exc.filename or exc}: is a folder; give a file path")
         except (NotADirectoryError, FileExistsError) as exc:

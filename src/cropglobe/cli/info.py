@@ -48,7 +48,7 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
             param_hint="--group-by",
         )
     # the default ("country") falls back to "region" for data without countries (CAWa)
-    desc = describe(data, group_by=group_by if group_by in meta.columns else None)
+    desc = describe(data, group_by=None if group_by == "country" else group_by)
     click.echo(
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
     )

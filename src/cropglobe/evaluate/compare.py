@@ -88,12 +88,16 @@ def paired_comparison(
         difference, method − baseline, in points), ``{m}_low`` / ``{m}_high`` (confidence
         interval), ``{m}_p`` (two-sided paired t-test) and ``{m}_wins`` / ``{m}_losses`` (seeds
         on which the method was better / worse). Empty when no other method shares a seed and
-        a pair with the baseline.
+        a pair with the baseline (the columns are there all the same).
 
     Raises:
         CropGlobeError: ``baseline`` is not a method of ``runs``.
     """
-    methods = list(dict.fromkeys(runs["method"])) if len(runs) else []
+    columns = ["method", "baseline", "scenario", "n_seeds", "n_pairs"]
+    columns += [f"{m}_{k}" for m in metrics for k in ("diff", "low", "high", "p", "wins", "losses")]
+    if not len(runs):
+        return pd.DataFrame(columns=columns)
+    methods = list(dict.fromkeys(runs["method"]))
     if baseline not in methods:
         raise CropGlobeError(
             f"baseline method {baseline!r} is not in the runs; present: {', '.join(methods)}"
@@ -133,7 +137,7 @@ def paired_comparison(
                 row[f"{m}_wins"] = int((per_seed > 0).sum())
                 row[f"{m}_losses"] = int((per_seed < 0).sum())
             rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def welch_comparison(a: ArrayLike, b: ArrayLike, level: float = 0.95) -> dict[str, float]:

@@ -123,19 +123,25 @@ def run_experiment(
             f"baseline {baseline!r} is not one of the methods; pass one of: {', '.join(methods)}"
         )
     for g in [*src, *tgt]:
-        if g not in groups and group_by == "country" and ss.attrs.get("source") == "cropglobe":
+        if g in groups:
+            continue
+        in_release = ss.attrs.get("source") == "cropglobe" and "root" in ss.attrs
+        if group_by == "country" and in_release:
             from cropglobe.io.cropglobe_npz import expected_file
 
             where = expected_file(ss.attrs["root"], ss.attrs["kind"], g)
+            if where.exists():  # the file is there but none of its samples is usable
+                raise DataFormatError(
+                    f"{where}: none of its samples has observations, so country {g!r} has "
+                    "nothing to train or test on; check the file or drop the country"
+                )
             raise MissingFileError(
                 f"{where}: no such file, so country {g!r} is not in the data; countries with "
                 f"files: {', '.join(groups)}; add its file or drop it from the sources/targets"
             )
-        if g not in groups:
-            raise DataFormatError(
-                f"group {g!r} is not in the data's {group_by!r} column; present: "
-                f"{', '.join(groups)}"
-            )
+        raise DataFormatError(
+            f"group {g!r} is not in the data's {group_by!r} column; present: {', '.join(groups)}"
+        )
     config = ExperimentConfig(
         sources=src,
         targets=tgt,

@@ -440,12 +440,12 @@ def run_transfer(
     check_plan(data, config)
     if not config.data_fingerprint:
         config.data_fingerprint = data.fingerprint()
+    _check_output(out, config)
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
-    for mname, source, seed in plan:  # before anything is written or trained
+    for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
             _check_reused(done.parent, _read_run(done), config)
-    _check_output(out, config)
 
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []

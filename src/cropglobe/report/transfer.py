@@ -274,14 +274,17 @@ def write_transfer_report(
             "accuracy says nothing about transfer; they remain in the matrices below.",
         )
     base = baseline or default_baseline(runs)
-    comparison = paired_comparison(scored_runs(runs), base) if base is not None else pd.DataFrame()
+    comparison = paired_comparison(scored_runs(runs), base if base is not None else "")
     with atomic_path(out / "results.csv") as tmp:
         agg.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(out / "comparison.csv") as tmp:
         comparison.to_csv(tmp, index=False, float_format="%.4f")
     payload = {
         "aggregated": agg.to_dict(orient="records"),
-        "comparison": comparison.to_dict(orient="records"),
+        # NaN (no interval with one seed) is not JSON: null
+        "comparison": comparison.astype(object)
+        .where(comparison.notna(), None)
+        .to_dict(orient="records"),
         "runs": runs.to_dict(orient="records"),
         "config": dict(config or {}),
     }
