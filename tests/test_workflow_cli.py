@@ -38,6 +38,9 @@ def test_refusals(world, tmp_path) -> None:
         train_to_folder(fra.subset(fra.labels == fra.labels[0]), "lightgbm", tmp_path / "x")
     with pytest.raises(ParameterError, match="neural models"):
         train_to_folder(fra, "random_forest", tmp_path / "x", average=0.5)
+    with pytest.raises(ParameterError, match=r"--augment .*, --early-stopping applies to neural"):
+        train_to_folder(fra, "lightgbm", tmp_path / "x", augment="online", early_stopping=3)
+    assert not (tmp_path / "x").exists()
     train_to_folder(fra, "random_forest", tmp_path / "m", seed=1)
     # named bands in another order are picked out by name; a missing band is refused
     shuffled = fra.select_bands(list(reversed(fra.bands)))

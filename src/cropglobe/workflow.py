@@ -131,11 +131,19 @@ def train_to_folder(
 
         shutil.rmtree(ckpt, ignore_errors=True)
     else:
-        if average is not None:
+        neural_only = {
+            "--average (weight averaging)": average is not None,
+            "--augment (phenology augmentation)": augment not in (None, "none"),
+            "--early-stopping": early_stopping is not None,
+        }
+        given = [opt for opt, on in neural_only.items() if on]
+        if given:
             raise ParameterError(
-                f"weight averaging applies to neural models; {name!r} is a classical model "
-                "(drop --average)"
+                f"{', '.join(given)} applies to neural models; {name!r} is a classical model "
+                "(drop it, or train a neural model)"
             )
+        if device != "cpu":
+            logger.info("%s trains on the CPU; device %r is not used", name, device)
         idx = labelled.grid.window_indices(*window) if window else np.arange(labelled.n_steps)
         x = labelled.values[:, :, idx]
         classes = tuple(labelled.classes[i] for i in present)
