@@ -642,3 +642,12 @@ def test_map_with_shift_averaging(
     np.testing.assert_array_equal(_read(tmp_path / "c.tif"), _read(out.output))
     bad = runner.invoke(cli, ["map", str(tempcnn_model), *args[2:], "--tta", "-o", "y.tif"])
     assert bad.exit_code == 2 and "trained on a window" in bad.output
+
+
+def test_reflectance_files_given_as_masks_are_refused(stack_dirs: tuple[Path, Path]) -> None:
+    from cropglobe.io.raster import open_stack
+
+    folder, scl = stack_dirs
+    with pytest.raises(DataFormatError, match="given as a mask file but holds bands"):
+        open_stack(folder / "*.tif", mask=folder / "*.tif")
+    assert open_stack(folder / "*.tif", mask=scl / "*.tif").mask_sources[0] is not None

@@ -512,6 +512,12 @@ def open_stack(
         mfiles = [_inspect(p, ["SCL"], "mask file") for p in _expand(mask, "mask")]
         by_date: dict[np.datetime64, _Source] = {}
         for info in mfiles:
+            if len(info.bands) != 1 or info.bands[0] not in _SCL_NAMES | _MASK_NAMES:
+                raise DataFormatError(
+                    f"{info.path}: given as a mask file but holds bands {info.bands}; a mask "
+                    "file holds one SCL or validity band (name it SCL or valid, or leave it "
+                    "undescribed)"
+                )
             _check_same_grid(info, ref)
             by_date[info.date] = _Source(
                 str(info.path), 1, None if info.nodata[0] is None else float(info.nodata[0])
