@@ -65,3 +65,13 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     res = runner.invoke(command, [str(src), "-o", str(tmp_path / "x.csv")])
     assert res.exit_code == 2 and ".parquet" in res.output
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_all_nan_table_is_not_written(tmp_path: Path) -> None:
+    src = _dataset(tmp_path / "ds.npz")
+    out = tmp_path / "h.parquet"
+    res = CliRunner().invoke(
+        command, [str(src), "-o", str(out), "--family", "harmonics", "--min-obs", "1000", "-q"]
+    )
+    assert res.exit_code == 2 and "every harmonics feature" in res.output, res.output
+    assert not out.exists()

@@ -141,6 +141,13 @@ def command(
         )
     transformer = make_features(family, **params)
     table, meta = feature_table(data, transformer)
+    values = table[list(meta["feature_names"])]
+    if len(values) and values.isna().all().all():
+        raise DataFormatError(
+            f"every {family} feature of {input_path} is NaN (no sample has enough valid "
+            "observations for these settings); nothing was written — lower --min-obs or "
+            "--n-harmonics, widen --window, or fill gaps first"
+        )
     meta["input"] = str(input_path)
     table_path, side = write_feature_table(table, meta, output)
     click.echo(
