@@ -299,6 +299,11 @@ def test_cli_writes_the_layout_and_prints_a_summary(tmp_path: Path) -> None:
         attrs = json.loads(bytes(z["meta_json"]).decode())["attrs"]
     assert attrs["phenology_shift"] == {"AUS": -20.0}
     assert attrs["season_aligned_south"] is False and attrs["random_state"] == 3
+    # the same countries again (ISO2 accepted) overwrite; a subset would mix two worlds
+    again = ["simulate", "-q", "-o", str(out), "--n-per-country", "40"]
+    assert CliRunner().invoke(cli, [*again, "--countries", "FR,AU"]).exit_code == 0
+    result = CliRunner().invoke(cli, [*again, "--countries", "FRA"])
+    assert result.exit_code == 2 and "countries ['AUS'] that this one does not" in result.output
 
 
 @pytest.mark.parametrize(

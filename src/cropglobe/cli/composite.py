@@ -77,7 +77,7 @@ def _parse_gap(text: str) -> int | None:
 @click.option("--fill/--no-fill", default=True, show_default=True, help="Fill gaps linearly.")
 @click.option(
     "--season-year",
-    type=int,
+    type=click.IntRange(1950, 2200),
     default=None,
     help="Season to composite (year it starts); default: the samples' year column or the "
     "season holding most observations.",

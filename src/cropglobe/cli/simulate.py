@@ -80,8 +80,22 @@ def command(
     calendar_months_south: bool,
 ) -> None:
     """Simulate a SYNTHETIC CropGlobe-like world and write it in the CropGlobe release layout."""
+    import re
+
+    from cropglobe.classes import normalise_country
+    from cropglobe.errors import ParameterError
+    from cropglobe.evaluate.transfer import sequence_arg
     from cropglobe.simulate import simulate_world, write_world
 
+    if output.is_dir():  # another world's files left beside this one would be read as one
+        pattern = re.compile(r"median_S2_([A-Za-z]+)_month")
+        there = {m.group(1) for p in output.rglob("*.npz") if (m := pattern.match(p.name))}
+        others = sorted(there - {normalise_country(c) for c in sequence_arg(countries)})
+        if others:
+            raise ParameterError(
+                f"{output} already holds a CropGlobe world with countries {others} that this "
+                "one does not simulate; readers would mix the two — write to an empty folder"
+            )
     world = simulate_world(
         countries,
         n_per_country,
