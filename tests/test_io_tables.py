@@ -384,3 +384,11 @@ def test_series_table_duplicate_ids_and_default_meta(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.values, ss.values)
     np.testing.assert_array_equal(back.labels, [-1, -1, -1, -1])
     pd.testing.assert_frame_equal(back.meta, ss.meta)
+
+
+def test_a_folder_given_for_a_table_is_named_as_one(tmp_path) -> None:
+    from cropglobe.errors import DataFormatError
+    from cropglobe.io import read_observations
+
+    with pytest.raises(DataFormatError, match="is a folder; expected a long observation table"):
+        read_observations(tmp_path)

@@ -85,6 +85,8 @@ def _suffix(path: Path) -> str:
 
 def _require_file(path: str | os.PathLike[str], what: str) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise DataFormatError(f"{p}: is a folder; expected {what}")
     if not p.is_file():
         raise MissingFileError(f"{p}: no such file; expected {what}")
     return p
