@@ -175,3 +175,13 @@ def test_info_splits_by_the_asked_column(tmp_path) -> None:
     desc = json.loads(res.output)
     assert desc["group_by"] == "year" and set(desc["class_counts"]) == {"2021", "2022"}
     assert desc["class_counts"]["2021"]["total"] == 30
+
+
+def test_bad_plot_band_fails_before_printing(tmp_path) -> None:
+    from cropglobe.simulate import simulate_world
+
+    path = tmp_path / "w.npz"
+    simulate_world(("FRA",), 20, random_state=1).save(path)
+    res = CliRunner().invoke(cli, ["info", str(path), "--band", "B99", "--plot", "p.png"])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
+    assert "B99" in res.output

@@ -49,10 +49,7 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
         )
     # the default ("country") falls back to "region" for data without countries (CAWa)
     desc = describe(data, group_by=None if group_by == "country" else group_by)
-    click.echo(
-        json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
-    )
-    if plot is not None:
+    if plot is not None:  # drawn first: a bad --band fails before anything is printed
         from cropglobe.report.figures import plot_phenology
 
         if isinstance(data, SeriesSet):
@@ -63,4 +60,8 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
             series = composite(data, infer_grid(data), fill=True, allow_empty=True)
         group = group_by if group_by in series.meta.columns else None
         plot_phenology(series, plot, band=band, group_by=group)
+    click.echo(
+        json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
+    )
+    if plot is not None:
         click.echo(f"wrote {plot}")
