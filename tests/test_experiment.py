@@ -446,3 +446,17 @@ def test_damaged_run_is_named_with_its_fix(world, tmp_path) -> None:
     with pytest.raises(DataFormatError, match=r"seed82/metrics\.json is damaged.*delete the run"):
         _run(world, tmp_path / "exp", seeds=[82])
     assert done.read_text() == "{not json"  # left for the user to look at
+
+
+def test_country_whose_file_holds_no_usable_sample_is_named(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    path = data / "for_CropNet" / "median_S2_BEL_month1-12_day5.npz"
+    with np.load(path) as z:
+        members = {k: z[k] for k in z.files}
+    members["fea"] = np.full_like(members["fea"], np.nan)
+    np.savez(path, **members)
+    args = ["transfer", "--data", str(data), "--source", "FRA", "--targets", "BEL"]
+    res = CliRunner().invoke(cli, [*args, "--methods", "rf-median1d", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "median_S2_BEL_month1-12_day5.npz: none of its samples has observations" in res.output

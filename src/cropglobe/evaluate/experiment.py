@@ -201,6 +201,9 @@ def run_experiment(
             *notes,
         )
     notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
+    runs = scored_runs(result.runs)
+    compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
+    comparison = paired_comparison(runs, str(baseline)) if compared else None
     report = write_transfer_report(
         out,
         result.runs,
@@ -212,17 +215,16 @@ def run_experiment(
         title=title,
         notes=notes,
         baseline=baseline,
+        comparison=comparison,
     )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
-    runs = scored_runs(result.runs)
     table = scenario_table(runs, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
-    if baseline is not None and len(runs) and (runs["method"] == baseline).any():
-        lines = comparison_lines(paired_comparison(runs, baseline))
-        if lines:
-            text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(
-                "  " + line for line in lines
-            )
+    lines = comparison_lines(comparison) if comparison is not None else []
+    if lines:
+        text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(
+            "  " + line for line in lines
+        )
     return ExperimentReport(result, report, agg, text)
 
 

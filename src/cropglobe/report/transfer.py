@@ -249,6 +249,7 @@ def write_transfer_report(
     title: str = "cropglobe transfer experiment",
     notes: Sequence[str] = (),
     baseline: str | None = None,
+    comparison: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv`` and
     ``results.json`` to ``output``.
@@ -256,6 +257,8 @@ def write_transfer_report(
     Args:
         baseline: the method the others are compared with, paired by seed (default: the first
             method of ``runs`` that is not a ``+tta`` / ``+prior`` row).
+        comparison: that comparison when the caller already has it
+            (:func:`cropglobe.evaluate.compare.paired_comparison` of :func:`scored_runs`).
 
     Returns:
         The path of ``report.html``.
@@ -274,7 +277,8 @@ def write_transfer_report(
             "accuracy says nothing about transfer; they remain in the matrices below.",
         )
     base = baseline or default_baseline(runs)
-    comparison = paired_comparison(scored_runs(runs), base if base is not None else "")
+    if comparison is None:
+        comparison = paired_comparison(scored_runs(runs), base if base is not None else "")
     with atomic_path(out / "results.csv") as tmp:
         agg.to_csv(tmp, index=False, float_format="%.3f")
     with atomic_path(out / "comparison.csv") as tmp:
