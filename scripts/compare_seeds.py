@@ -1,9 +1,13 @@
 """Compare two sets of per-seed scores (e.g. two implementations) with Welch's t-test.
 
 python scripts/compare_seeds.py docs/data/can_fra_h200_per_seed.csv "cropglobe cropnet-aug" release
+python scripts/compare_seeds.py \
+    docs/data/can_fra_h200_per_seed.csv,docs/data/can_fra_h100_per_seed.csv \
+    "cropglobe cropnet-aug" release
 
-The CSV has columns ``implementation, seed, oa, macro_f1`` (percent). Seeds of different
-implementations draw unrelated random streams, so the sets are compared unpaired.
+The CSV has columns ``implementation, seed, oa, macro_f1`` (percent); several CSVs, joined by
+commas, are pooled. Seeds of different implementations draw unrelated random streams, so the
+sets are compared unpaired.
 """
 
 from __future__ import annotations
@@ -16,8 +20,16 @@ from cropglobe.errors import CropGlobeError
 from cropglobe.evaluate.compare import welch_comparison
 
 
+def load(paths: str) -> pd.DataFrame:
+    """The rows of one CSV or of several joined by commas (pooled)."""
+    return pd.concat([pd.read_csv(p) for p in paths.split(",") if p], ignore_index=True)
+
+
 def main(path: str, a: str, b: str, max_seed: int | None = None) -> None:
-    table = pd.read_csv(path)
+    try:
+        table = load(path)
+    except (OSError, pd.errors.ParserError) as exc:
+        sys.exit(f"Error: cannot read the per-seed CSV: {exc}")
     if max_seed is not None:
         table = table[table["seed"] <= max_seed]
     sets = {name: table[table["implementation"] == name] for name in (a, b)}
@@ -42,5 +54,5 @@ def main(path: str, a: str, b: str, max_seed: int | None = None) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) not in (4, 5):
-        sys.exit("usage: python scripts/compare_seeds.py CSV IMPL_A IMPL_B [MAX_SEED]")
+        sys.exit("usage: python scripts/compare_seeds.py CSV[,CSV...] IMPL_A IMPL_B [MAX_SEED]")
     main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) == 5 else None)

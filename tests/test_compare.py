@@ -123,6 +123,32 @@ def test_release_comparison_in_the_docs_is_reproducible() -> None:
     assert round(ten.oa.mean(), 1) == 78.7 and (release.oa < 78.8).sum() == 8
 
 
+def test_pooled_gpu_comparison_in_the_docs_is_reproducible() -> None:
+    """docs/results.md: H200 and H100 seeds pooled, 23 cropglobe against 19 release runs:
+    OA -0.7 points (-1.6 … +0.2), p = 0.11; macro-F1 -0.8, p = 0.12."""
+    import importlib.util
+
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "compare_seeds", root / "scripts/compare_seeds.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    table = script.load(
+        f"{root}/docs/data/can_fra_h200_per_seed.csv,{root}/docs/data/can_fra_h100_per_seed.csv"
+    )
+    ours = table[table.implementation == "cropglobe cropnet-aug"]
+    release = table[table.implementation == "release"]
+    assert len(ours) == 23 and len(release) == 19
+    assert not ours.duplicated("seed").any() and not release.duplicated("seed").any()
+    oa = welch_comparison(ours.oa, release.oa)
+    assert (round(oa["diff"], 1), round(oa["low"], 1), round(oa["high"], 1)) == (-0.7, -1.6, 0.2)
+    assert round(oa["p"], 2) == 0.11
+    f1 = welch_comparison(ours.macro_f1, release.macro_f1)
+    assert round(f1["diff"], 1) == -0.8 and round(f1["p"], 2) == 0.12
+
+
 def test_one_method_or_one_seed_reports_cleanly(tmp_path) -> None:
     import json
 
