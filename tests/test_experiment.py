@@ -371,10 +371,47 @@ def test_changed_targets_on_resume(world, tmp_path) -> None:
     # fewer targets: the finished run is reused and the dropped target is not reported
     fewer = _run(world, out, targets=["BEL"], seeds=[82]).result.runs
     assert fewer.target.tolist() == ["BEL"]
-    # a new target the finished run was never scored on: refused before anything runs
-    with pytest.raises(ExperimentMismatchError, match="was not scored on ARG"):
+    # a new target a classical run was never scored on (it kept no model): refused before
+    # anything runs
+    with pytest.raises(ExperimentMismatchError, match="was not scored on ARG and kept no model"):
         _run(world, out, targets=["BEL", "ARG"], seeds=[82, 83])
     assert not (out / "runs/rf-median1d/FRA/seed83").exists()
+
+
+def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch) -> None:
+    """A neural run asked for a target it was not scored on is scored from its saved model,
+    not retrained, and the scores equal those of a run that had the target from the start."""
+    kw = {"methods": ["tempcnn"], "seeds": [82], "epochs": 1}
+    ref = _run(world, tmp_path / "ref", targets=["BEL", "USA", "ARG"], **kw).result.runs
+    out = tmp_path / "exp"
+    _run(world, out, targets=["BEL", "USA"], **kw)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was retrained")
+
+    monkeypatch.setattr(methods_mod.Method, "fit", no_training)
+    lines: list[str] = []
+    runs = _run(
+        world, out, targets=["BEL", "USA", "ARG"], adapt_prior=True, echo=lines.append, **kw
+    ).result.runs
+    assert any("scoring the saved model on ARG" in ln for ln in lines)
+    base = runs[runs.method == "tempcnn"].set_index("target")
+    want = ref.set_index("target")
+    for col in ("oa", "macro_f1", "n_scored", "n_excluded"):
+        assert base[col].to_dict() == pytest.approx(want[col].to_dict())
+    assert base.scenario["ARG"] == "cross-hemisphere"
+    pred = pd.read_parquet(out / "runs/tempcnn/FRA/seed82/predictions.parquet")
+    assert sorted(pred.target.value_counts().to_dict().items()) == [
+        ("ARG", 80),
+        ("BEL", 80),
+        ("USA", 80),
+    ]
+    # prior adaptation covers the new target too
+    assert set(runs[runs.method == "tempcnn+prior"].target) == {"BEL", "USA", "ARG"}
+    # a third run has nothing left to score
+    lines.clear()
+    _run(world, out, targets=["BEL", "USA", "ARG"], adapt_prior=True, echo=lines.append, **kw)
+    assert not any("scoring the saved model" in ln for ln in lines)
 
 
 def test_plans_that_cannot_run_are_refused_before_training(world, tmp_path) -> None:

@@ -75,7 +75,8 @@ from cropglobe.cli._common import (
     "--output",
     required=True,
     type=click.Path(path_type=Path),
-    help="Experiment folder (runs, report); rerunning resumes.",
+    help="Experiment folder (runs, report); rerunning resumes, and targets added since are "
+    "scored from the finished runs' saved models (neural methods on time series).",
 )
 @quiet_option
 @handle_errors

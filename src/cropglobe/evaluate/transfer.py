@@ -191,18 +191,7 @@ def _add_prior_scores(
 ) -> dict[str, Any]:
     """Score a finished run's saved target predictions after prior adaptation; the scores are
     added to its ``metrics.json`` (under ``adapted.prior``) and the updated result returned."""
-    try:
-        preds = pd.read_parquet(rdir / "predictions.parquet")
-    except FileNotFoundError:
-        raise DataFormatError(
-            f"{rdir / 'predictions.parquet'} is missing from a finished run; delete the run "
-            f"folder {rdir} to redo that run"
-        ) from None
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataFormatError(
-            f"{rdir / 'predictions.parquet'} is damaged ({type(exc).__name__}); delete the run "
-            f"folder {rdir} to redo that run"
-        ) from None
+    preds = _read_predictions(rdir)
     model_classes = [list(classes).index(c) for c in result["model_classes"]]
     cols = [f"p_{classes[i]}" for i in model_classes]
     adapted: dict[str, Any] = {}
@@ -384,14 +373,115 @@ def _read_run(path: Path) -> dict[str, Any]:
     return result
 
 
-def _check_reused(rdir: Path, result: dict[str, Any], config: ExperimentConfig) -> None:
-    """A finished run must have been scored on every target the experiment now asks for."""
-    missing = [t for t in _scored_targets(config, result["source"]) if t not in result["targets"]]
-    if missing:
-        raise ExperimentMismatchError(
-            f"finished run {rdir} was not scored on {', '.join(missing)}; choose another "
-            "--output folder for the new targets, or delete that run folder to redo it"
+def _missing_targets(result: dict[str, Any], config: ExperimentConfig) -> list[str]:
+    """Targets the experiment now asks for that a finished run was not scored on."""
+    return [t for t in _scored_targets(config, result["source"]) if t not in result["targets"]]
+
+
+def _rescorable(method: Any) -> bool:
+    """Whether a finished run can be scored on new targets from what it saved: a neural model
+    on the time series keeps a complete model folder (classical runs keep no model, feature
+    MLPs no fitted features, averaged runs not their best single epoch)."""
+    return _tta_applies(method) and getattr(method, "average", None) is None
+
+
+def _check_reused(
+    rdir: Path, result: dict[str, Any], config: ExperimentConfig, method: Any
+) -> None:
+    """A finished run must have been scored on every target the experiment now asks for,
+    or be able to score the new ones from its saved model (:func:`_add_target_scores`)."""
+    missing = _missing_targets(result, config)
+    if not missing:
+        return
+    # (a source's held-out part is never new here: ``within`` is part of the identity)
+    if _rescorable(method) and result["source"] not in missing and (rdir / "model").is_dir():
+        return
+    raise ExperimentMismatchError(
+        f"finished run {rdir} was not scored on {', '.join(missing)} and kept no model to score "
+        "them with; choose another --output folder for the new targets, or delete that run "
+        "folder to redo it"
+    )
+
+
+def _read_predictions(rdir: Path) -> pd.DataFrame:
+    """A finished run's ``predictions.parquet``; missing or damaged is a clear error."""
+    try:
+        return pd.read_parquet(rdir / "predictions.parquet")
+    except FileNotFoundError:
+        raise DataFormatError(
+            f"{rdir / 'predictions.parquet'} is missing from a finished run; delete the run "
+            f"folder {rdir} to redo that run"
+        ) from None
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise DataFormatError(
+            f"{rdir / 'predictions.parquet'} is damaged ({type(exc).__name__}); delete the run "
+            f"folder {rdir} to redo that run"
+        ) from None
+
+
+def _prediction_frame(
+    target: str, tset: SeriesSet, y_pred: NDArray[np.int64], proba: NDArray[np.float64]
+) -> pd.DataFrame:
+    """One target's rows of ``predictions.parquet``: ids, truth, prediction, probabilities."""
+    frame = pd.DataFrame(
+        {
+            "target": target,
+            "sample_id": tset.meta["sample_id"].astype(str).to_numpy(),
+            "y_true": tset.labels,
+            "y_pred": y_pred,
+        }
+    )
+    for k, cname in enumerate(tset.classes):
+        frame[f"p_{cname}"] = proba[:, k].astype(np.float32)
+    return frame
+
+
+def _add_target_scores(
+    result: dict[str, Any],
+    rdir: Path,
+    data: SeriesSet,
+    groups: np.ndarray,
+    config: ExperimentConfig,
+    missing: Sequence[str],
+) -> dict[str, Any]:
+    """Score a finished neural run's saved model on targets asked for after it ran.
+
+    The new scores join its ``metrics.json`` and the predictions its ``predictions.parquet``;
+    its adapted scores (``+prior``, ``+tta``), which cover every target, are dropped so that
+    they are recomputed over the new set. Nothing is retrained: the model is the saved one.
+    """
+    from cropglobe.evaluate.methods import _full_proba
+    from cropglobe.models.folder import load_model, model_inputs
+    from cropglobe.models.inputs import predict_proba
+
+    model, card = load_model(rdir / "model")
+    cols = np.asarray([data.classes.index(c) for c in card.classes], dtype=np.int64)
+    old = _read_predictions(rdir)
+    frames = [old[~old["target"].astype(str).isin(missing)]]  # an interrupted earlier try
+    scores = dict(result["targets"])
+    for target in missing:
+        tset = data.subset(groups == target)
+        proba = predict_proba(model, model_inputs(card, tset), device=config.device)
+        full = _full_proba(proba, cols, len(data.classes))
+        y_pred = np.asarray(full.argmax(axis=1), dtype=np.int64)
+        s = score_transfer(
+            tset.labels,
+            y_pred,
+            model_classes=[int(c) for c in cols],
+            target=target if config.group_by == "country" else None,
+            classes=data.classes,
         )
+        s["confusion"] = s["confusion"].tolist()
+        s["scenario"] = _scenario(result["source"], target, config.group_by)
+        scores[target] = s
+        frames.append(_prediction_frame(target, tset, y_pred, full))
+    with atomic_path(rdir / "predictions.parquet") as tmp:
+        pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
+    result = {k: v for k, v in result.items() if k != "adapted"}
+    result["targets"] = scores
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return json.loads(json.dumps(result, default=json_default))
 
 
 def run_transfer(
@@ -445,7 +535,7 @@ def run_transfer(
     for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
-            _check_reused(done.parent, _read_run(done), config)
+            _check_reused(done.parent, _read_run(done), config, methods[mname])
 
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []
@@ -458,6 +548,14 @@ def run_transfer(
         if metrics_path.exists():
             logger.info("run %s/%s/seed%d already done, reusing it", mname, source, seed)
             result = _read_run(metrics_path)
+            missing = _missing_targets(result, config)
+            if missing:
+                if progress:
+                    progress(
+                        f"[{i}/{len(plan)}] {mname}: {source}, seed {seed} — scoring the saved "
+                        f"model on {', '.join(missing)}"
+                    )
+                result = _add_target_scores(result, rdir, data, groups, config, missing)
         else:
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
@@ -584,17 +682,7 @@ def _one_run(
                 classes=data.classes,
             )
             selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
-        frame = pd.DataFrame(
-            {
-                "target": target,
-                "sample_id": tset.meta["sample_id"].astype(str).to_numpy(),
-                "y_true": tset.labels,
-                "y_pred": y_pred,
-            }
-        )
-        for k, cname in enumerate(data.classes):
-            frame[f"p_{cname}"] = proba[:, k].astype(np.float32)
-        preds.append(frame)
+        preds.append(_prediction_frame(target, tset, y_pred, proba))
     rdir.mkdir(parents=True, exist_ok=True)
     _save_run_model(fitted, rdir / "model")
     with atomic_path(rdir / "predictions.parquet") as tmp:
