@@ -11,10 +11,11 @@ it is absent the data come from :func:`cropglobe.simulate.simulate_world`, flagg
 (b) the ceiling: the same network's forward + backward + Adam step on random inputs already
     on the GPU, batch 256, with no host work between steps, float32 and bf16;
 (c) inference in pixels/s: :func:`cropglobe.models.inputs.predict_proba` (float32, from host
-    memory, batch 1024 and 8192) and a bf16 forward on device-resident inputs (the ceiling);
+    memory, batch 1024 and 8192) and a forward pass on device-resident inputs, float32 and
+    bf16 (the ceiling);
 (d) with ``--baseline-src DIR`` (another checkout's ``src`` folder, e.g. the previous commit's),
     (a) for that version too, each version in its own subprocess, one after the other, and the
-    ratios; for the paper protocol the two versions' per-epoch validation macro-F1 and loss are
+    ratios; for every setting the two versions' per-epoch validation macro-F1 and loss are
     compared (same seed, same data: equal up to GPU non-determinism).
 
 Prints ONE JSON line on stdout (progress goes to stderr).
