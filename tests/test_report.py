@@ -10,7 +10,7 @@ import pytest
 
 from cropglobe.classes import CROPGLOBE_CLASSES
 from cropglobe.evaluate.scenarios import scenario
-from cropglobe.report.transfer import scenario_table, write_transfer_report
+from cropglobe.report.transfer import scenario_seeds, scenario_table, write_transfer_report
 
 
 def _runs() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -67,6 +67,8 @@ def test_report_files(tmp_path) -> None:
     assert row.oa_mean == np.round(100 * one.mean(), 3)
     assert json.loads((tmp_path / "results.json").read_text())["config"] == {"source": "FRA"}
     assert (tmp_path / "figures" / "matrix_oa_cropnet-aug.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "scenarios.png").stat().st_size > 1000
+    assert "By scenario, seed by seed" in text
     # the other method against the first, paired by seed, per scenario and over all of them
     assert "Against cropnet-aug, paired by seed" in text
     cmp = pd.read_csv(tmp_path / "comparison.csv")
@@ -102,3 +104,31 @@ def test_scenario_table_std_is_over_seeds() -> None:
         for seed, oa in zip((1, 2), scores, strict=True)
     ]
     assert scenario_table(pd.DataFrame(rows)).loc["m", "cross-country"] == "85.0 ± 0.0"
+
+
+def test_scenario_seeds_known_answer() -> None:
+    """Each seed's scenario score is the mean over the scenario's pairs; the interval is the
+    Student-t one over seeds."""
+    from scipy import stats
+
+    rows = [
+        {"method": "m", "source": "FRA", "target": t, "seed": seed, "scenario": scen, "oa": oa}
+        for t, scen, scores in (
+            ("BEL", "cross-country", (0.8, 0.9, 0.7)),
+            ("NLD", "cross-country", (0.6, 0.7, 0.9)),
+            ("ARG", "cross-hemisphere", (0.5, 0.5, 0.5)),
+        )
+        for seed, oa in zip((1, 2, 3), scores, strict=True)
+    ]
+    table = scenario_seeds(pd.DataFrame(rows)).set_index("scenario")
+    assert list(table.index) == ["cross-country", "cross-hemisphere"]
+    country = table.loc["cross-country"]
+    assert country.seeds == (1, 2, 3)
+    assert country["values"] == pytest.approx((70.0, 80.0, 80.0))
+    half = stats.t.ppf(0.975, 2) * np.std([70.0, 80.0, 80.0], ddof=1) / np.sqrt(3)
+    assert country["mean"] == pytest.approx(230 / 3)
+    assert (country.low, country.high) == pytest.approx((230 / 3 - half, 230 / 3 + half))
+    hemi = table.loc["cross-hemisphere"]
+    assert hemi["mean"] == hemi.low == hemi.high == pytest.approx(50.0)
+    one = scenario_seeds(pd.DataFrame(rows[:1]))
+    assert one["mean"].item() == pytest.approx(80.0) and np.isnan(one.low.item())

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path, safe_name
-from cropglobe.evaluate.compare import ALL_SCENARIOS, paired_comparison
+from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
 
@@ -131,8 +131,7 @@ def scenario_table(runs: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     Each seed's score in a scenario is the mean over the scenario's (source, target) pairs;
     the table gives the mean and the standard deviation of those per-seed scores.
     """
-    seen = list(dict.fromkeys(runs["scenario"]))
-    present = [s for s in SCENARIOS if s in seen] + sorted(s for s in seen if s not in SCENARIOS)
+    present = _scenario_order(runs)
     per_seed = runs.groupby(["method", "scenario", "seed"])[metric].mean() * 100.0
     grouped = per_seed.groupby(level=["method", "scenario"])
     mean = grouped.mean().unstack("scenario")
@@ -146,6 +145,109 @@ def scenario_table(runs: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
             )
         ]
     return out
+
+
+def _scenario_order(runs: pd.DataFrame) -> list[str]:
+    """Scenarios present in ``runs``: the known ones by difficulty, then others by name."""
+    seen = list(dict.fromkeys(runs["scenario"]))
+    return [s for s in SCENARIOS if s in seen] + sorted(s for s in seen if s not in SCENARIOS)
+
+
+def scenario_seeds(runs: pd.DataFrame, metric: str = "oa", level: float = 0.95) -> pd.DataFrame:
+    """Per method and scenario: each seed's score (the mean over the scenario's pairs, in
+    percent, as :func:`scenario_table`) and their mean with a Student-t interval.
+
+    Returns:
+        One row per (method, scenario) in scenario order: ``method``, ``scenario``, ``seeds``
+        (tuple of seeds), ``values`` (tuple of per-seed scores), ``mean``, ``low``, ``high``
+        (NaN bounds with a single seed).
+    """
+    per_seed = runs.groupby(["method", "scenario", "seed"])[metric].mean() * 100.0
+    present = set(
+        zip(
+            per_seed.index.get_level_values("method"),
+            per_seed.index.get_level_values("scenario"),
+            strict=True,
+        )
+    )
+    rows = []
+    for method in dict.fromkeys(runs["method"]):
+        for scen in _scenario_order(runs):
+            if (method, scen) not in present:
+                continue
+            vals = per_seed.loc[(method, scen)]
+            m, lo, hi = mean_ci(vals.to_numpy(), level)
+            rows.append(
+                {
+                    "method": method,
+                    "scenario": scen,
+                    "seeds": tuple(int(v) for v in vals.index),
+                    "values": tuple(float(v) for v in vals),
+                    "mean": m,
+                    "low": lo,
+                    "high": hi,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["method", "scenario", "seeds", "values", "mean", "low", "high"]
+    )
+
+
+def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
+    """OA and macro-F1 by scenario: each seed as a dot, the mean with its 95 % interval, the
+    means of a method joined across scenarios (so a reader sees transfer degrade)."""
+    plt = _plt()
+    order = _scenario_order(runs)
+    methods = list(dict.fromkeys(runs["method"]))
+    width = 0.7 / max(len(methods), 1)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(2.0 + 2.2 * len(order), 3.6), sharey=False, squeeze=False
+    )
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (metric, label) in zip(
+        axes[0], (("oa", "Overall accuracy (%)"), ("macro_f1", "Macro-F1 (%)")), strict=True
+    ):
+        table = scenario_seeds(runs, metric)
+        for k, method in enumerate(methods):
+            sub = table[table["method"] == method]
+            color = colors[k % len(colors)]
+            xs = [order.index(s) + (k - (len(methods) - 1) / 2) * width for s in sub["scenario"]]
+            for x, vals in zip(xs, sub["values"], strict=True):
+                ax.scatter([x] * len(vals), vals, s=14, color=color, alpha=0.5, linewidths=0)
+            means = sub["mean"].to_numpy(dtype=np.float64)
+            err = np.vstack(
+                [
+                    means - sub["low"].to_numpy(dtype=np.float64),
+                    sub["high"].to_numpy(dtype=np.float64) - means,
+                ]
+            )
+            ax.errorbar(
+                xs,
+                means,
+                yerr=np.nan_to_num(err),
+                color=color,
+                marker="o",
+                markersize=5,
+                capsize=3,
+                linewidth=1.2,
+                label=method,
+            )
+        ax.set_xticks(range(len(order)), order, rotation=15)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.suptitle("By scenario: dots are seeds, markers the mean with its 95 % interval", fontsize=9)
+    fig.tight_layout()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(methods), 4),
+        fontsize=8,
+        frameon=False,
+    )
+    return _save(fig, path)
 
 
 def single_class_pairs(runs: pd.DataFrame) -> list[tuple[str, str]]:
@@ -301,6 +403,9 @@ def write_transfer_report(
         table = scenario_table(scored_runs(runs), metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
+    if len(scored_runs(runs)):
+        fig = scenario_figure(scored_runs(runs), fig_dir / "scenarios.png")
+        sections.append("<h3>By scenario, seed by seed</h3>" + _img(fig))
     if len(comparison):
         sections.append(
             f"<h3>Against {html.escape(str(base))}, paired by seed</h3><p>Each method minus "
