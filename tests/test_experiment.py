@@ -373,7 +373,9 @@ def test_changed_targets_on_resume(world, tmp_path) -> None:
     assert fewer.target.tolist() == ["BEL"]
     # a new target a classical run was never scored on (it kept no model): refused before
     # anything runs
-    with pytest.raises(ExperimentMismatchError, match="was not scored on ARG and kept no model"):
+    with pytest.raises(
+        ExperimentMismatchError, match="not scored on ARG, and rf-median1d runs cannot score"
+    ):
         _run(world, out, targets=["BEL", "ARG"], seeds=[82, 83])
     assert not (out / "runs/rf-median1d/FRA/seed83").exists()
 
@@ -412,6 +414,16 @@ def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch)
     lines.clear()
     _run(world, out, targets=["BEL", "USA", "ARG"], adapt_prior=True, echo=lines.append, **kw)
     assert not any("scoring the saved model" in ln for ln in lines)
+
+
+def test_damaged_saved_model_is_found_before_training(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    kw = {"methods": ["tempcnn"], "epochs": 1}
+    _run(world, out, targets=["BEL"], seeds=[82], **kw)
+    (out / "runs/tempcnn/FRA/seed82/model/model.safetensors").write_bytes(b"")
+    with pytest.raises(DataFormatError, match=r"cannot be loaded to score new targets .*delete"):
+        _run(world, out, targets=["BEL", "USA"], seeds=[82, 83], **kw)
+    assert not (out / "runs/tempcnn/FRA/seed83").exists()  # nothing trained
 
 
 def test_plans_that_cannot_run_are_refused_before_training(world, tmp_path) -> None:

@@ -394,13 +394,27 @@ def _check_reused(
     if not missing:
         return
     # (a source's held-out part is never new here: ``within`` is part of the identity)
-    if _rescorable(method) and result["source"] not in missing and (rdir / "model").is_dir():
-        return
-    raise ExperimentMismatchError(
-        f"finished run {rdir} was not scored on {', '.join(missing)} and kept no model to score "
-        "them with; choose another --output folder for the new targets, or delete that run "
-        "folder to redo it"
-    )
+    if not _rescorable(method) or result["source"] in missing:
+        raise ExperimentMismatchError(
+            f"finished run {rdir} was not scored on {', '.join(missing)}, and {method.name} runs "
+            "cannot score new targets afterwards (only neural models on the time series without "
+            "weight averaging can); choose another --output folder for the new targets, or "
+            "delete that run folder to redo it"
+        )
+    _load_run_model(rdir)  # a damaged model folder fails now, before anything trains
+
+
+def _load_run_model(rdir: Path) -> tuple[Any, Any]:
+    """A finished run's saved model; missing or damaged is a clear error naming the fix."""
+    from cropglobe.models.folder import load_model
+
+    try:
+        return load_model(rdir / "model")
+    except CropGlobeError as exc:
+        raise DataFormatError(
+            f"the saved model of finished run {rdir} cannot be loaded to score new targets "
+            f"({str(exc).splitlines()[0]}); delete the run folder {rdir} to redo that run"
+        ) from None
 
 
 def _read_predictions(rdir: Path) -> pd.DataFrame:
@@ -451,10 +465,10 @@ def _add_target_scores(
     they are recomputed over the new set. Nothing is retrained: the model is the saved one.
     """
     from cropglobe.evaluate.methods import _full_proba
-    from cropglobe.models.folder import load_model, model_inputs
+    from cropglobe.models.folder import model_inputs
     from cropglobe.models.inputs import predict_proba
 
-    model, card = load_model(rdir / "model")
+    model, card = _load_run_model(rdir)
     cols = np.asarray([data.classes.index(c) for c in card.classes], dtype=np.int64)
     old = _read_predictions(rdir)
     frames = [old[~old["target"].astype(str).isin(missing)]]  # an interrupted earlier try

@@ -204,6 +204,8 @@ def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
         1, 2, figsize=(2.0 + 2.2 * len(order), 3.6), sharey=False, squeeze=False
     )
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(methods) > len(colors):  # +tta / +prior rows multiply the series: no repeats
+        colors = [plt.get_cmap("tab20")(i % 20) for i in range(len(methods))]
     for ax, (metric, label) in zip(
         axes[0], (("oa", "Overall accuracy (%)"), ("macro_f1", "Macro-F1 (%)")), strict=True
     ):
@@ -215,12 +217,11 @@ def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
             for x, vals in zip(xs, sub["values"], strict=True):
                 ax.scatter([x] * len(vals), vals, s=14, color=color, alpha=0.5, linewidths=0)
             means = sub["mean"].to_numpy(dtype=np.float64)
-            err = np.vstack(
-                [
-                    means - sub["low"].to_numpy(dtype=np.float64),
-                    sub["high"].to_numpy(dtype=np.float64) - means,
-                ]
-            )
+            # a score lies in 0 … 100: with two or three seeds the t interval reaches far
+            # beyond, and drawn in full it would squeeze the seeds into a sliver of the axis
+            low = np.clip(sub["low"].to_numpy(dtype=np.float64), 0.0, 100.0)
+            high = np.clip(sub["high"].to_numpy(dtype=np.float64), 0.0, 100.0)
+            err = np.vstack([means - low, high - means])
             ax.errorbar(
                 xs,
                 means,
@@ -236,7 +237,10 @@ def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.suptitle("By scenario: dots are seeds, markers the mean with its 95 % interval", fontsize=9)
+    fig.suptitle(
+        "By scenario: dots are seeds, markers the mean with its 95 % interval (cut at 0 and 100)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.legend(
         handles,
