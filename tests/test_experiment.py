@@ -378,6 +378,8 @@ def test_changed_targets_on_resume(world, tmp_path) -> None:
     ):
         _run(world, out, targets=["BEL", "ARG"], seeds=[82, 83])
     assert not (out / "runs/rf-median1d/FRA/seed83").exists()
+    # and the refused plan is not saved as the experiment's configuration
+    assert json.loads((out / "config.json").read_text())["config"]["targets"] == ["BEL"]
 
 
 def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch) -> None:

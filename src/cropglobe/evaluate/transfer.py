@@ -162,8 +162,12 @@ def _check_output(output: Path, config: ExperimentConfig) -> None:
                 f"{output} holds runs of a different experiment (differs in {diff}); choose "
                 "another --output folder or delete the old one (its runs were left untouched)"
             )
+
+
+def _write_config(output: Path, config: ExperimentConfig) -> None:
+    """Save the experiment's ``config.json`` (once every check before training has passed)."""
     payload = {"identity": config.identity(), "config": asdict(config)}
-    with atomic_path(path) as tmp:
+    with atomic_path(output / "config.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=str))
 
 
@@ -550,6 +554,7 @@ def run_transfer(
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
             _check_reused(done.parent, _read_run(done), config, methods[mname])
+    _write_config(out, config)
 
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []
