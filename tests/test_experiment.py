@@ -511,3 +511,16 @@ def test_country_whose_file_holds_no_usable_sample_is_named(world, tmp_path) -> 
     res = CliRunner().invoke(cli, [*args, "--methods", "rf-median1d", "-o", str(tmp_path / "o")])
     assert res.exit_code == 2, res.output
     assert "median_S2_BEL_month1-12_day5.npz: none of its samples has observations" in res.output
+
+
+def test_epoch_progress_says_how_long_is_left(world, tmp_path) -> None:
+    import re
+
+    from cropglobe.evaluate.transfer import _minutes
+
+    lines: list[str] = []
+    _run(world, tmp_path / "exp", methods=["tempcnn"], epochs=5, seeds=[1], echo=lines.append)
+    epochs = [ln for ln in lines if "val macro-F1" in ln]
+    assert re.search(r"epoch   1/5 .*\(\d+ s, ~\d+ s left\)$", epochs[0])
+    assert re.search(r"epoch   5/5 .*\(\d+ s\)$", epochs[-1])  # the last: nothing left
+    assert (_minutes(42.4), _minutes(119.0), _minutes(210.0)) == ("42 s", "119 s", "3.5 min")

@@ -644,6 +644,11 @@ def run_transfer(
     )
 
 
+def _minutes(seconds: float) -> str:
+    """``42 s`` under two minutes, else ``3.5 min``."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _one_run(
     data: SeriesSet,
     groups: np.ndarray,
@@ -665,8 +670,12 @@ def _one_run(
 
     def on_epoch(epoch: int, loss: float, f1: float) -> None:
         if progress and (epoch % 5 == 0 or epoch in (1, config.epochs)):
+            spent = time.perf_counter() - t0
+            left = spent / epoch * (config.epochs - epoch)
+            timing = f"{_minutes(spent)}" + (f", ~{_minutes(left)} left" if left > 0 else "")
             progress(
                 f"    epoch {epoch:3d}/{config.epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}"
+                f"  ({timing})"
             )
 
     fitted = method.fit(train, seed=seed, config=config, on_epoch=on_epoch)
