@@ -10,7 +10,12 @@ import pytest
 
 from cropglobe.classes import CROPGLOBE_CLASSES
 from cropglobe.evaluate.scenarios import scenario
-from cropglobe.report.transfer import scenario_seeds, scenario_table, write_transfer_report
+from cropglobe.report.transfer import (
+    scenario_seeds,
+    scenario_table,
+    series_colors,
+    write_transfer_report,
+)
 
 
 def _runs() -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -132,3 +137,10 @@ def test_scenario_seeds_known_answer() -> None:
     assert hemi["mean"] == hemi.low == hemi.high == pytest.approx(50.0)
     one = scenario_seeds(pd.DataFrame(rows[:1]))
     assert one["mean"].item() == pytest.approx(80.0) and np.isnan(one.low.item())
+
+
+def test_series_colours_do_not_repeat_up_to_twenty() -> None:
+    from matplotlib.colors import to_hex
+
+    for n in (1, 4, 10, 12, 20):
+        assert len({to_hex(c) for c in series_colors(n)}) == n

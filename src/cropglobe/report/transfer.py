@@ -193,6 +193,16 @@ def scenario_seeds(runs: pd.DataFrame, metric: str = "oa", level: float = 0.95) 
     )
 
 
+def series_colors(n: int) -> list[Any]:
+    """``n`` colours for plot series: matplotlib's default cycle, or 20 distinct ones when the
+    cycle is too short (``+tta`` / ``+prior`` rows multiply the methods); repeats only past 20."""
+    plt = _plt()
+    cycle = list(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    if n <= len(cycle):
+        return cycle[:n]
+    return [plt.get_cmap("tab20")(i % 20) for i in range(n)]
+
+
 def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
     """OA and macro-F1 by scenario: each seed as a dot, the mean with its 95 % interval, the
     means of a method joined across scenarios (so a reader sees transfer degrade)."""
@@ -203,9 +213,7 @@ def scenario_figure(runs: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(
         1, 2, figsize=(2.0 + 2.2 * len(order), 3.6), sharey=False, squeeze=False
     )
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    if len(methods) > len(colors):  # +tta / +prior rows multiply the series: no repeats
-        colors = [plt.get_cmap("tab20")(i % 20) for i in range(len(methods))]
+    colors = series_colors(len(methods))
     for ax, (metric, label) in zip(
         axes[0], (("oa", "Overall accuracy (%)"), ("macro_f1", "Macro-F1 (%)")), strict=True
     ):
