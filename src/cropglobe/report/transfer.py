@@ -86,8 +86,9 @@ def per_class_figure(per_class: pd.DataFrame, path: Path) -> Path:
     """Mean per-class F1 over all targets and seeds, one bar group per class."""
     plt = _plt()
     table = per_class.groupby(["class", "method"])["f1"].mean().unstack("method") * 100
+    table = table[list(dict.fromkeys(per_class["method"]))]  # the runs' order: same colours
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(table), 3.5))
-    table.plot.bar(ax=ax, rot=0, width=0.8)
+    table.plot.bar(ax=ax, rot=0, width=0.8, color=series_colors(table.shape[1]))
     ax.set_ylabel("F1 (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Per-class F1 on targets (mean over targets and seeds)")
