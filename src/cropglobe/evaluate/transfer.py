@@ -217,6 +217,23 @@ def _add_prior_scores(
     return result
 
 
+def _scored(
+    y_true: NDArray[np.int64],
+    y_pred: NDArray[np.int64],
+    model_classes: Sequence[int],
+    country: str | None,
+    classes: Sequence[str],
+    scenario: str,
+) -> dict[str, Any]:
+    """:func:`score_transfer` as a run stores it: JSON-ready, tagged with its scenario."""
+    s = score_transfer(
+        y_true, y_pred, model_classes=list(model_classes), target=country, classes=classes
+    )
+    s["confusion"] = s["confusion"].tolist()
+    s["scenario"] = scenario
+    return s
+
+
 def _prior_scores(
     p: NDArray[np.float64],
     y_true: NDArray[np.int64],
@@ -228,9 +245,7 @@ def _prior_scores(
     """Scores of posteriors ``p`` (N, K model classes) after EM prior adaptation."""
     prior, iterations = estimate_target_prior(p)
     pred = np.asarray(model_classes)[adapt_posteriors(p, prior).argmax(axis=1)]
-    s = score_transfer(y_true, pred, model_classes=model_classes, target=country, classes=classes)
-    s["confusion"] = s["confusion"].tolist()
-    s["scenario"] = scenario
+    s = _scored(y_true, pred, model_classes, country, classes, scenario)
     s["estimated_prior"] = {classes[i]: float(v) for i, v in zip(model_classes, prior, strict=True)}
     s["em_iterations"] = iterations
     s["n_adapted"] = int(p.shape[0])
@@ -264,15 +279,9 @@ def _add_tta_scores(
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
         country = target if config.group_by == "country" else None
         scenario = result["targets"][target]["scenario"]
-        s = score_transfer(
-            tset.labels,
-            cols[proba.argmax(axis=1)],
-            model_classes=model_classes,
-            target=country,
-            classes=data.classes,
+        s = _scored(
+            tset.labels, cols[proba.argmax(axis=1)], model_classes, country, data.classes, scenario
         )
-        s["confusion"] = s["confusion"].tolist()
-        s["scenario"] = scenario
         s["shifts"] = shifts
         adapted[target] = s
         if config.adapt_prior:
@@ -482,16 +491,14 @@ def _add_target_scores(
         proba = predict_proba(model, model_inputs(card, tset), device=config.device)
         full = _full_proba(proba, cols, len(data.classes))
         y_pred = np.asarray(full.argmax(axis=1), dtype=np.int64)
-        s = score_transfer(
+        scores[target] = _scored(
             tset.labels,
             y_pred,
-            model_classes=[int(c) for c in cols],
-            target=target if config.group_by == "country" else None,
-            classes=data.classes,
+            [int(c) for c in cols],
+            target if config.group_by == "country" else None,
+            data.classes,
+            _scenario(result["source"], target, config.group_by),
         )
-        s["confusion"] = s["confusion"].tolist()
-        s["scenario"] = _scenario(result["source"], target, config.group_by)
-        scores[target] = s
         frames.append(_prediction_frame(target, tset, y_pred, full))
     with atomic_path(rdir / "predictions.parquet") as tmp:
         pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
@@ -691,16 +698,14 @@ def _one_run(
     for target, tset in evaluations:
         proba = fitted.predict_proba(tset)
         y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
-        s = score_transfer(
+        scores[target] = _scored(
             tset.labels,
             y_pred,
-            model_classes=model_classes,
-            target=target if config.group_by == "country" else None,
-            classes=data.classes,
+            model_classes,
+            target if config.group_by == "country" else None,
+            data.classes,
+            _scenario(source, target, config.group_by),
         )
-        s["confusion"] = s["confusion"].tolist()
-        s["scenario"] = _scenario(source, target, config.group_by)
-        scores[target] = s
         if selected is not None:  # the best single epoch of an averaged run, for comparison
             sel = score_transfer(
                 tset.labels,
