@@ -679,7 +679,7 @@ def _one_run(
         if progress and (epoch % 5 == 0 or epoch in (1, config.epochs)):
             spent = time.perf_counter() - t0
             left = spent / epoch * (config.epochs - epoch)
-            timing = f"{_minutes(spent)}" + (f", ~{_minutes(left)} left" if left > 0 else "")
+            timing = _minutes(spent) + (f", ~{_minutes(left)} left" if left > 0 else "")
             progress(
                 f"    epoch {epoch:3d}/{config.epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}"
                 f"  ({timing})"
