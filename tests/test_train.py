@@ -130,6 +130,67 @@ def test_paper_protocol_and_progress() -> None:
     assert r.card is not None and r.card.training["offline"] and r.card.training["copies"] == 2
 
 
+def test_paper_protocol_is_the_plain_training_loop() -> None:
+    """train(protocol="paper") gives bit for bit the weights of the paper's loop written out
+    plainly: the same initial network, balanced weighted cross-entropy, Adam, batches in the
+    order of torch.randperm(generator seeded with the seed), dropout from torch's global
+    generator seeded with the seed, validation on the training samples after every epoch and
+    the first epoch with the highest macro-F1 kept."""
+    import copy
+
+    from sklearn.metrics import f1_score
+
+    from cropglobe.models.cropnet import CropNet
+
+    base = phenology_set(120)
+    values = np.nan_to_num(base.values, nan=500.0)  # no gaps: the inputs are the values
+    ss = SeriesSet(values, base.bands, base.grid, base.labels, base.classes)
+    seed, epochs, bs, lr = 7, 3, 32, 1e-3
+    torch.manual_seed(0)
+    net0 = CropNet(3, n_bands=4, width=16)
+    r = train(
+        copy.deepcopy(net0),
+        ss,
+        protocol="paper",
+        augment="none",
+        epochs=epochs,
+        batch_size=bs,
+        lr=lr,
+        seed=seed,
+        precision="fp32",
+    )
+
+    x = torch.from_numpy(values[:, None, :, 24:67].copy())  # DOY 121-334: bins 24 … 66
+    y = torch.from_numpy(base.labels)
+    counts = torch.bincount(y, minlength=3).float()
+    criterion = torch.nn.CrossEntropyLoss(weight=y.numel() / (3 * counts))
+    net = copy.deepcopy(net0)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    f1s, best, best_state = [], -1.0, None
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for _ in range(epochs):
+            net.train()
+            perm = torch.randperm(y.numel(), generator=gen)
+            for lo in range(0, y.numel(), bs):
+                idx = perm[lo : lo + bs]
+                opt.zero_grad()
+                criterion(net(x[idx]), y[idx]).backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                pred = net(x).argmax(1)
+            f1s.append(float(f1_score(y, pred, average="macro")))
+            if f1s[-1] > best:
+                best, best_state = f1s[-1], copy.deepcopy(net.state_dict())
+    assert best_state is not None
+    assert [h["val_f1"] for h in r.history] == f1s
+    assert r.best_val_f1 == best
+    assert weights_equal(r.model.state_dict(), best_state)
+    assert not weights_equal(net0.state_dict(), best_state)  # it trained
+
+
 def test_early_stopping_and_bf16() -> None:
     ss = phenology_set(120)
     r = train("mlp", ss, early_stopping=1, **{**FAST, "epochs": 30, "lr": 1e-6})
