@@ -524,3 +524,161 @@ def test_epoch_progress_says_how_long_is_left(world, tmp_path) -> None:
     assert re.search(r"epoch   1/5 .*\(\d+ s, ~\d+ s left\)$", epochs[0])
     assert re.search(r"epoch   5/5 .*\(\d+ s\)$", epochs[-1])  # the last: nothing left
     assert (_minutes(42.4), _minutes(119.0), _minutes(210.0)) == ("42 s", "119 s", "3.5 min")
+
+
+# ---------------------------------------------------------------------- found in review
+def test_seeds_outside_what_the_generators_take_are_refused() -> None:
+    assert parse_seeds("0,4294967295") == [0, 4294967295]
+    with pytest.raises(DataFormatError, match="above 4294967295"):
+        parse_seeds("4294967296")
+    with pytest.raises(DataFormatError, match="names 100000000 seeds"):
+        parse_seeds("1-100000000")
+
+
+def test_region_grouping_keeps_country_rules_and_scenarios(world, tmp_path) -> None:
+    from cropglobe.evaluate.metrics import score_transfer
+
+    rep = _run(
+        world,
+        tmp_path / "exp",
+        group_by="region",
+        sources=["USA-R1"],
+        targets=["USA-R2", "FRA-R1", "ARG-R1"],
+        seeds=[82],
+    )
+    runs = rep.result.runs.set_index("target")
+    assert runs.loc["USA-R2", "scenario"] == "cross-region"  # one country
+    assert runs.loc["FRA-R1", "scenario"] == "cross-continent"
+    assert runs.loc["ARG-R1", "scenario"] == "cross-hemisphere"
+    pred = pd.read_parquet(tmp_path / "exp/runs/rf-median1d/USA-R1/seed82/predictions.parquet")
+    arg = pred[pred.target == "ARG-R1"]
+    model_classes = sorted(set(world.labels[world.meta.region.to_numpy() == "USA-R1"]))
+    expected = score_transfer(
+        arg.y_true.to_numpy(),
+        arg.y_pred.to_numpy(),
+        model_classes=model_classes,
+        target="ARG",  # wheat predictions count as "other" in Argentina
+        classes=world.classes,
+    )
+    assert runs.loc["ARG-R1", "oa"] == pytest.approx(expected["oa"])
+    plain = score_transfer(
+        arg.y_true.to_numpy(),
+        arg.y_pred.to_numpy(),
+        model_classes=model_classes,
+        classes=world.classes,
+    )
+    assert (arg.y_pred == world.classes.index("wheat")).any() and plain["oa"] != expected["oa"]
+
+
+def test_country_missing_from_the_table_is_tagged_unknown(world, tmp_path) -> None:
+    meta = world.meta.copy()
+    meta["country"] = meta["country"].replace({"BEL": "XYZ"})
+    renamed = dataclasses.replace(world, meta=meta)
+    rep = _run(renamed, tmp_path / "exp", targets=["XYZ", "USA"], seeds=[82])
+    runs = rep.result.runs.set_index("target")
+    assert runs.loc["XYZ", "scenario"] == "unknown"
+    assert runs.loc["USA", "scenario"] == "cross-continent"
+    assert any("XYZ are not in cropglobe's country table" in w for w in rep.result.warnings)
+    assert "XYZ are not in cropglobe" in rep.report.read_text()
+
+
+def test_full_matrix_leaves_out_what_cannot_run(world, tmp_path) -> None:
+    lines: list[str] = []
+    rep = _run(world, tmp_path / "a", sources=["all"], targets=["BEL"], echo=lines.append)
+    assert sorted(set(rep.result.runs.source)) == ["ARG", "FRA", "USA"]  # BEL: no target
+    # without its "other" samples BEL shares no class with ARG (no corn/wheat left in ARG)
+    keep = ~((world.meta.country.to_numpy() == "ARG") & np.isin(world.labels, [0, 6]))
+    sub = world.subset(keep)
+    rep = _run(sub, tmp_path / "b", sources=["all"], seeds=[82], echo=lines.append)
+    pairs = set(zip(rep.result.runs.source, rep.result.runs.target, strict=True))
+    assert ("ARG", "BEL") not in pairs and ("BEL", "ARG") not in pairs and ("FRA", "ARG") in pairs
+    assert any("left out (no class in common): ARG → BEL, BEL → ARG" in ln for ln in lines)
+    assert "Left out of the matrix: ARG → BEL, BEL → ARG" in rep.report.read_text()
+
+
+def test_a_group_added_to_the_data_leaves_finished_runs_valid(world, tmp_path) -> None:
+    countries = world.meta.country.to_numpy()
+    without_usa = world.subset(countries != "USA")
+    first = _run(without_usa, tmp_path / "exp", targets=["BEL"], seeds=[82])
+    done = tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json"
+    stamp = done.stat().st_mtime_ns
+    again = _run(world, tmp_path / "exp", targets=["BEL"], seeds=[82])  # USA's file added
+    assert done.stat().st_mtime_ns == stamp  # reused, not retrained
+    pd.testing.assert_frame_equal(first.result.runs, again.result.runs)
+    saved = json.loads((tmp_path / "exp/config.json").read_text())
+    assert set(saved["identity"]["group_fingerprints"]) == {"FRA", "BEL"}
+    changed = world.values.copy()
+    changed[countries == "FRA"] *= 1.01
+    with pytest.raises(ExperimentMismatchError, match=r"differs in \['data of FRA'\]"):
+        _run(dataclasses.replace(world, values=changed), tmp_path / "exp", targets=["BEL"])
+
+
+def test_config_of_a_folder_without_finished_runs_is_replaced(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"identity": {"epochs": 5, "lr": 0.5}}))
+    _run(world, out, seeds=[82], targets=["BEL"])  # a first try stopped before any run ended
+    assert json.loads((out / "config.json").read_text())["identity"]["epochs"] == 50
+    (out / "config.json").write_text("[1, 2]")
+    with pytest.raises(ExperimentMismatchError, match=r"config\.json is damaged"):
+        _run(world, out, seeds=[82], targets=["BEL"])  # now it has a finished run to protect
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda m: {"targets": {}},
+        lambda m: {**m, "targets": []},
+        lambda m: {k: v for k, v in m.items() if k != "model_classes"},
+        lambda m: {**m, "targets": {"BEL": {"oa": 0.5}}},
+        lambda m: {**m, "adapted": {"prior": {"BEL": {}}}},
+    ],
+)
+def test_run_metrics_of_the_wrong_shape_are_damaged(world, tmp_path, damage) -> None:
+    _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
+    done = tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json"
+    done.write_text(json.dumps(damage(json.loads(done.read_text()))))
+    with pytest.raises(DataFormatError, match=r"seed82/metrics\.json is damaged.*delete the run"):
+        _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
+
+
+def test_report_keeps_only_its_own_figures(world, tmp_path) -> None:
+    _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"], seeds=[82])
+    figures = tmp_path / "exp/figures"
+    assert (figures / "matrix_oa_rf-harmonic.png").exists()
+    _run(world, tmp_path / "exp", methods=["rf-median1d"], seeds=[82], targets=["BEL"])
+    names = {p.name for p in figures.glob("*.png")}
+    assert "matrix_oa_rf-harmonic.png" not in names and "matrix_oa_rf-median1d.png" in names
+    assert not any("USA" in n or "harmonic" in n for n in names)
+    page = (tmp_path / "exp/report.html").read_text()
+    assert page.count("<img") == len(names)
+
+
+def test_cli_list_options_and_empty_values(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    base = ["transfer", "--data", str(data), "--methods", "rf-median1d", "--seeds", "1", "-q"]
+    runner = CliRunner()
+    res = runner.invoke(
+        cli, [*base, "--source", "FRA", "BEL", "--targets", "USA", "-o", str(tmp_path / "a")]
+    )
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "a/config.json").read_text())["config"]
+    assert saved["sources"] == ["FRA", "BEL"] and saved["targets"] == ["USA"]
+    for args, message in (
+        (["BEL", "--source", "FRA", "--targets", "USA"], "unexpected arguments ['BEL']"),
+        (["--source", "FRA", "--targets", ""], "--targets names no group"),
+        (["--source", "FRA", "--tta-shifts", ""], "not a comma-separated list of days"),
+        (["--source", "FRA", "--seeds", "4294967296"], "above 4294967295"),
+    ):
+        res = runner.invoke(cli, [*base, *args, "-o", str(tmp_path / "b")])
+        assert res.exit_code == 2 and message in res.output, (args, res.output)
+        assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    res = runner.invoke(cli, [*base, "--source", "FRA", "-o", ""])
+    assert res.exit_code == 2 and "'--output': is empty" in res.output, res.output
+    empty = data / "for_CropNet" / "median_S2_BEL_month1-12_day5.npz"
+    empty.write_bytes(b"")
+    res = runner.invoke(
+        cli, [*base, "--source", "FRA", "--targets", "USA", "-o", str(tmp_path / "c")]
+    )
+    assert res.exit_code == 2 and "not a readable .npz archive" in res.output, res.output

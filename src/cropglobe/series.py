@@ -654,7 +654,7 @@ class SeriesSet:
                 header = json.loads(bytes(z["header"]).decode())
                 values, labels = z["values"], z["labels"]
                 meta = pd.read_parquet(io.BytesIO(bytes(z["meta_parquet"])))
-        except (KeyError, ValueError, OSError) as exc:
+        except (KeyError, ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise DataFormatError(
                 f"{p}: not a cropglobe SeriesSet file ({exc}); expected an .npz written by "
                 "SeriesSet.save (for CropGlobe release files use cropglobe.io.read_cropglobe)"

@@ -17,6 +17,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
+    "PathArg",
     "data_option",
     "fail",
     "handle_errors",
@@ -27,6 +28,16 @@ __all__ = [
 ]
 
 _QUIET = False
+
+
+class PathArg(click.Path):
+    """``click.Path`` that refuses an empty value (which would silently mean the current
+    folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; give a file or folder path", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -78,6 +89,8 @@ def handle_errors(func: F) -> F:
                 fail(f"no space left on device while writing {exc.filename or ''}; free some space")
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or exc}; check the path and that it is writable")
+        except EOFError as exc:  # a reader hit the end of an empty or cut-short file
+            fail(f"a file ended unexpectedly ({exc or 'no data'}); it is empty or truncated")
         except KeyboardInterrupt:
             fail("interrupted", 130)
         return None
@@ -125,7 +138,7 @@ def data_option(func: F) -> F:
         "--data",
         "data_path",
         required=True,
-        type=click.Path(path_type=Path),
+        type=PathArg(path_type=Path),
         help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
     )
     return opt(func)

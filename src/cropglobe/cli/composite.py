@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, progress, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
 from cropglobe.errors import ParameterError
 
 GRIDS = ("5-day", "dekad", "monthly", "16-day")
@@ -45,11 +45,11 @@ def _parse_gap(text: str) -> int | None:
 
 
 @click.command("composite")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=PathArg(path_type=Path))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     required=True,
     help="SeriesSet .npz to write.",
 )

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, is_quiet, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
 
 
 @click.command("demo")
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     default=Path("demo-output"),
     show_default=True,
     help="Folder for the dataset, figures and report.",

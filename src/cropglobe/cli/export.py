@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 
 
 @click.command("export")
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", type=PathArg(path_type=Path))
 @quiet_option
 @handle_errors
 def command(model_dir: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 from cropglobe.errors import DataFormatError, GridError
 
 logger = logging.getLogger(__name__)
@@ -41,11 +41,11 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 
 @click.command("features")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=PathArg(path_type=Path))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     required=True,
     help="Feature table to write (.parquet); parameters go beside it as .json.",
 )

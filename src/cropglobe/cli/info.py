@@ -7,15 +7,15 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 
 
 @click.command("info")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=PathArg(path_type=Path))
 @click.option(
     "--plot",
     "plot",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     default=None,
     help="Write class-mean NDVI curves per country (or region) to this PNG.",
 )

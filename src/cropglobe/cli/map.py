@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, progress, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
 
 
 @click.command("map")
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", type=PathArg(path_type=Path))
 @click.option(
     "--stack",
     "stack",
@@ -20,13 +20,13 @@ from cropglobe.cli._common import handle_errors, progress, quiet_option
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     required=True,
     help="Class-id Cloud-Optimized GeoTIFF to write (uint8, 255 = no data).",
 )
 @click.option(
     "--probabilities",
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     default=None,
     help="Also write per-class probabilities to this COG.",
 )

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 
 
 @click.command("predict")
-@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.argument("model_dir", type=PathArg(path_type=Path))
 @click.option(
     "--data",
     "data_path",
     required=True,
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     help="Dataset to predict (any format cropglobe reads).",
 )
 @click.option("--country", "countries", multiple=True, help="Predict these groups only.")
@@ -36,7 +36,7 @@ from cropglobe.cli._common import handle_errors, quiet_option
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     help="Predictions table (.parquet or .csv).",
 )
 @quiet_option

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import handle_errors, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 from cropglobe.errors import DataFormatError
 
 
@@ -31,7 +31,7 @@ def _parse_shifts(items: tuple[str, ...]) -> dict[str, float]:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathArg(path_type=Path, file_okay=False),
     required=True,
     help="Root folder of the synthetic release (for_CropNet/, Median/).",
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import (
+    PathArg,
     data_option,
     handle_errors,
     is_quiet,
@@ -58,7 +59,7 @@ from cropglobe.cli._common import (
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted training run.")
 @click.option(
-    "-o", "--output", required=True, type=click.Path(path_type=Path), help="Model folder to write."
+    "-o", "--output", required=True, type=PathArg(path_type=Path), help="Model folder to write."
 )
 @quiet_option
 @handle_errors

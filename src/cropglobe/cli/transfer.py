@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import (
+    PathArg,
     data_option,
     handle_errors,
     is_quiet,
@@ -15,8 +16,37 @@ from cropglobe.cli._common import (
 )
 
 
+class ListOptionsCommand(click.Command):
+    """A command whose list options take several words: ``--targets BEL NLD GBR`` gives every
+    word up to the next option to ``--targets`` (click options take one value each)."""
+
+    list_options: tuple[str, ...] = ("--source", "--targets")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out: list[str] = []
+        current: str | None = None  # the list option that bare words now belong to
+        first = False  # its first value, which click itself gives it, is still to come
+        for i, word in enumerate(args):
+            if word == "--":
+                out += args[i:]
+                break
+            if word.startswith("-") and len(word) > 1:
+                name = word.split("=", 1)[0]
+                current = name if name in self.list_options else None
+                first = current is not None and "=" not in word
+                out.append(word)
+            elif current is not None and not first:
+                out += [current, word]
+            else:
+                first = False
+                out.append(word)
+        return super().parse_args(ctx, out)
+
+
 @click.command(
-    "transfer", context_settings={"allow_extra_args": True, "ignore_unknown_options": False}
+    "transfer",
+    cls=ListOptionsCommand,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
 )
 @data_option
 @click.option(
@@ -74,7 +104,7 @@ from cropglobe.cli._common import (
     "-o",
     "--output",
     required=True,
-    type=click.Path(path_type=Path),
+    type=PathArg(path_type=Path),
     help="Experiment folder (runs, report); rerunning resumes, and targets added since are "
     "scored from the finished runs' saved models (neural methods on time series).",
 )
@@ -108,12 +138,23 @@ def command(
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_seeds, parse_shifts, sequence_arg
 
     extra = list(ctx.args)
-    if extra and not targets:
-        raise click.UsageError(f"unexpected arguments {extra}; did you mean --targets {extra[0]}?")
+    if extra:
+        hint = (
+            f"did you mean --targets {extra[0]}?"
+            if not targets
+            else "give groups after --source or --targets"
+        )
+        raise click.UsageError(f"unexpected arguments {extra}; {hint}")
+    for option, given in (("--source", sources), ("--targets", targets)):
+        if given and not sequence_arg(given):
+            raise click.UsageError(
+                f"{option} names no group; give group names (e.g. FRA), or leave --targets out "
+                "for every group"
+            )
     result = run_experiment(
         data_path,
         sources=sequence_arg(sources),
-        targets=sequence_arg([*targets, *extra]) or None,
+        targets=sequence_arg(targets) or None,
         methods=sequence_arg(methods),
         seeds=parse_seeds(seeds),
         group_by=group_by,
@@ -124,7 +165,9 @@ def command(
         window=window,
         within=within,
         adapt_prior=adapt_prior,
-        tta=parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else (),
+        tta=parse_shifts(DEFAULT_SHIFTS if tta_shifts is None else tta_shifts)
+        if tta or tta_shifts is not None
+        else (),
         device=device,
         precision=precision,
         output=output,

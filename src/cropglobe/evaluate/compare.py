@@ -86,9 +86,9 @@ def paired_comparison(
         One row per (method, scenario) with ``n_seeds`` (seeds both methods ran on the same
         pairs), ``n_pairs`` (source → target pairs), and per metric ``{m}_diff`` (mean
         difference, method − baseline, in points), ``{m}_low`` / ``{m}_high`` (confidence
-        interval), ``{m}_p`` (two-sided paired t-test) and ``{m}_wins`` / ``{m}_losses`` (seeds
-        on which the method was better / worse). Empty when no other method shares a seed and
-        a pair with the baseline (the columns are there all the same).
+        interval, cut at ±100 points), ``{m}_p`` (two-sided paired t-test) and ``{m}_wins`` /
+        ``{m}_losses`` (seeds on which the method was better / worse). Empty when no other
+        method shares a seed and a pair with the baseline (the columns are there all the same).
 
     Raises:
         CropGlobeError: ``baseline`` is not a method of ``runs``.
@@ -131,8 +131,9 @@ def paired_comparison(
                 per_seed = diff.groupby(level="seed").mean().to_numpy(dtype=np.float64)
                 mean, low, high = mean_ci(per_seed, level)
                 row[f"{m}_diff"] = mean
-                row[f"{m}_low"] = low
-                row[f"{m}_high"] = high
+                # two percentages differ by at most 100 points (few seeds: wide t intervals)
+                row[f"{m}_low"] = float(np.clip(low, -100.0, 100.0))
+                row[f"{m}_high"] = float(np.clip(high, -100.0, 100.0))
                 row[f"{m}_p"] = _paired_p(per_seed)
                 row[f"{m}_wins"] = int((per_seed > 0).sum())
                 row[f"{m}_losses"] = int((per_seed < 0).sum())

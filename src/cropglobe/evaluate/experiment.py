@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cropglobe._fs import safe_name
@@ -142,6 +143,11 @@ def run_experiment(
         raise DataFormatError(
             f"group {g!r} is not in the data's {group_by!r} column; present: {', '.join(groups)}"
         )
+    skip_pairs: list[list[str]] = []
+    if [s.lower() for s in sources] == ["all"]:  # the full matrix: leave out what cannot run
+        skip_pairs, src = _matrix_plan(ss, group_by, src, tgt, within)
+        if echo and skip_pairs:
+            echo(f"left out (no class in common): {_pairs_text(skip_pairs)}")
     config = ExperimentConfig(
         sources=src,
         targets=tgt,
@@ -159,6 +165,7 @@ def run_experiment(
         adapt_prior=adapt_prior,
         tta=[float(v) for v in tta],
         extra=dict(extra or {}),
+        skip_pairs=skip_pairs,
     )
     check_plan(ss, config)
     if echo:
@@ -170,7 +177,7 @@ def run_experiment(
             f"config: sources {config.sources}, targets {config.targets}, methods "
             f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
             f"epochs {epochs}, batch {batch_size}, lr {lr:g}, precision {precision}, "
-            f"window {window}, device {device} (saved in {Path(output) / 'config.json'})"
+            f"window {window}, device {device}"
         )
     result = run_transfer(ss, config, output, progress=echo)
     out = Path(output)
@@ -200,6 +207,12 @@ def run_experiment(
             "These results come from SYNTHETIC data (cropglobe.simulate), not real observations.",
             *notes,
         )
+    if skip_pairs:
+        notes = (
+            *notes,
+            f"Left out of the matrix: {_pairs_text(skip_pairs)} — the target holds no class "
+            "a model trained in the source can output.",
+        )
     notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
     runs = scored_runs(result.runs)
     compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
@@ -226,6 +239,29 @@ def run_experiment(
             "  " + line for line in lines
         )
     return ExperimentReport(result, report, agg, text)
+
+
+def _matrix_plan(
+    ss: SeriesSet, group_by: str, sources: list[str], targets: list[str], within: bool
+) -> tuple[list[list[str]], list[str]]:
+    """For ``--source all``: the (source, target) pairs whose target shares no class with the
+    source, and the sources that keep a target (or their own hold-out with ``within``)."""
+    groups = ss.meta[group_by].astype(str).to_numpy()
+    labelled = ss.labels >= 0
+    classes = {g: set(np.unique(ss.labels[(groups == g) & labelled]).tolist()) for g in set(groups)}
+    skip = [
+        [s, t]
+        for s in sources
+        for t in targets
+        if t != s and not classes[s] & classes.get(t, set())
+    ]
+    kept = [s for s in sources if within or any(t != s and [s, t] not in skip for t in targets)]
+    return skip, kept
+
+
+def _pairs_text(pairs: Sequence[Sequence[str]]) -> str:
+    """``AUS → BEL, ARG → CHN``."""
+    return ", ".join(f"{s} → {t}" for s, t in pairs)
 
 
 def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]:

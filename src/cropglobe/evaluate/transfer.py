@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,19 @@ class ExperimentMismatchError(CropGlobeError, ValueError):
     """The output folder holds runs of a different experiment."""
 
 
+#: fields of the plan (what runs, what is scored), free to change between reruns
+PLAN_FIELDS = (
+    "sources",
+    "targets",
+    "methods",
+    "seeds",
+    "device",
+    "adapt_prior",
+    "tta",
+    "skip_pairs",
+)
+
+
 @dataclass
 class ExperimentConfig:
     """What defines an experiment (saved as ``config.json``).
@@ -72,7 +85,11 @@ class ExperimentConfig:
         lr: Adam learning rate of neural methods (the paper: 1e-4).
         window: day-of-season window (start, end) the models see; None = the whole grid.
         device: torch device for neural methods.
-        data_fingerprint: SHA-256 of the data (see :meth:`SeriesSet.fingerprint`).
+        data_fingerprint: SHA-256 of the whole data (:meth:`SeriesSet.fingerprint`), as
+            experiments saved before ``group_fingerprints`` recorded it; empty otherwise.
+        group_fingerprints: SHA-256 of each group's samples (sources and targets), so that
+            adding a group (a country's file) leaves finished runs valid while a change to a
+            group they used is refused.
         within: also score each source on a held-out part of itself (within-country baseline).
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
@@ -86,6 +103,8 @@ class ExperimentConfig:
             (:func:`cropglobe.models.folder.shift_averaged_proba`); reported as
             ``METHOD+tta`` (and ``METHOD+tta+prior`` with ``adapt_prior``). Evaluation
             only: finished runs are rescored from their saved models. Empty: off.
+        skip_pairs: ``[source, target]`` pairs left out of the plan (a full matrix,
+            ``--source all``, skips targets sharing no class with a source).
     """
 
     sources: list[str]
@@ -100,11 +119,13 @@ class ExperimentConfig:
     window: tuple[int, int] | None = (121, 334)
     device: str = "cpu"
     data_fingerprint: str = ""
+    group_fingerprints: dict[str, str] = field(default_factory=dict)
     within: bool = False
     precision: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
     adapt_prior: bool = False
     tta: list[float] = field(default_factory=list)
+    skip_pairs: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # a group, method or seed named twice would be trained and counted twice
@@ -116,7 +137,7 @@ class ExperimentConfig:
     def identity(self) -> dict[str, Any]:
         """The fields that must match for runs to be reused (not sources/targets/seeds lists)."""
         d = asdict(self)
-        for key in ("sources", "targets", "methods", "seeds", "device", "adapt_prior", "tta"):
+        for key in PLAN_FIELDS:
             d.pop(key)
         d["window"] = list(self.window) if self.window else None
         return d
@@ -135,7 +156,19 @@ class ExperimentResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _check_output(output: Path, config: ExperimentConfig) -> None:
+def _finished_runs(output: Path) -> list[Path]:
+    """The ``metrics.json`` of every finished run under ``output``."""
+    return sorted(output.glob("runs/*/*/seed*/metrics.json"))
+
+
+def _check_output(
+    output: Path, config: ExperimentConfig, whole_fingerprint: Callable[[], str]
+) -> None:
+    """Refuse an output folder holding other files or another experiment's finished runs.
+
+    Groups' data are compared group by group (a group added since is no conflict);
+    ``whole_fingerprint`` gives the whole data's hash for a config saved before that.
+    """
     path = output / "config.json"
     if not path.exists() and output.is_dir() and any(output.iterdir()):
         raise ExperimentMismatchError(
@@ -144,24 +177,50 @@ def _check_output(output: Path, config: ExperimentConfig) -> None:
         )
     if output.exists() and not output.is_dir():
         raise ExperimentMismatchError(f"{output} is a file; give a folder for the experiment")
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise ExperimentMismatchError(
-                f"{path} is not valid JSON; delete it or choose another --output folder"
-            ) from None
-        # Fields missing from an older config.json take their defaults, so that adding a
-        # field with a default never invalidates finished runs.
-        defaults = json.loads(json.dumps(ExperimentConfig([], [], [], []).identity()))
-        old_id = {**defaults, **old.get("identity", {})}
-        new_id = json.loads(json.dumps(config.identity()))
-        if old_id != new_id:
-            diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
-            raise ExperimentMismatchError(
-                f"{output} holds runs of a different experiment (differs in {diff}); choose "
-                "another --output folder or delete the old one (its runs were left untouched)"
-            )
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+        if not isinstance(old, dict) or not isinstance(old.get("identity", {}), dict):
+            raise ValueError("not an experiment's config")
+        old_groups = old.get("identity", {}).get("group_fingerprints") or {}
+        if not isinstance(old_groups, dict):
+            raise ValueError("not an experiment's config")
+    except ValueError:  # JSONDecodeError included
+        if not _finished_runs(output):  # nothing to protect: the new config replaces it
+            logger.info("%s is damaged and no run has finished; replacing it", path)
+            return
+        raise ExperimentMismatchError(
+            f"{path} is damaged (not an experiment's config); restore it, or choose another "
+            "--output folder (delete this one to start over)"
+        ) from None
+    # Fields missing from an older config.json take their defaults, so that adding a
+    # field with a default never invalidates finished runs.
+    defaults = json.loads(json.dumps(ExperimentConfig([], [], [], []).identity()))
+    old_id = {**defaults, **old.get("identity", {})}
+    new_id = json.loads(json.dumps(config.identity()))
+    old_whole = old_id.pop("data_fingerprint", "")
+    new_id.pop("data_fingerprint", None)
+    old_id.pop("group_fingerprints", None)
+    new_groups = new_id.pop("group_fingerprints", {})
+    diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+    if old_groups:
+        changed = sorted(
+            g for g in set(old_groups) & set(new_groups) if old_groups[g] != new_groups[g]
+        )
+        diff += [f"data of {g}" for g in changed]
+    elif old_whole and old_whole != whole_fingerprint():
+        diff.append("data_fingerprint")
+    if diff:
+        if not _finished_runs(output):  # e.g. a first try stopped before any run finished
+            logger.info("no run in %s has finished; its new configuration replaces the old", output)
+            return
+        raise ExperimentMismatchError(
+            f"{output} holds runs of a different experiment (differs in {diff}); choose "
+            "another --output folder or delete the old one (its runs were left untouched)"
+        )
+    # groups the folder's earlier runs used stay recorded for later reruns
+    config.group_fingerprints = {**old_groups, **config.group_fingerprints}
 
 
 def _write_config(output: Path, config: ExperimentConfig) -> None:
@@ -191,7 +250,7 @@ def _row(
 
 
 def _add_prior_scores(
-    result: dict[str, Any], rdir: Path, classes: Sequence[str], group_by: str
+    result: dict[str, Any], rdir: Path, classes: Sequence[str], countries: Mapping[str, str | None]
 ) -> dict[str, Any]:
     """Score a finished run's saved target predictions after prior adaptation; the scores are
     added to its ``metrics.json`` (under ``adapted.prior``) and the updated result returned."""
@@ -208,7 +267,7 @@ def _add_prior_scores(
             frame["y_true"].to_numpy(),
             model_classes,
             classes,
-            target if group_by == "country" else None,
+            countries.get(target),
             result["targets"][target]["scenario"],
         )
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
@@ -259,6 +318,7 @@ def _add_tta_scores(
     data: SeriesSet,
     groups: np.ndarray,
     config: ExperimentConfig,
+    countries: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """Score a finished run's saved model on every target with test-time shift averaging;
     the scores are added to its ``metrics.json`` (under ``adapted.tta``). With
@@ -277,7 +337,7 @@ def _add_tta_scores(
             continue  # the within-source hold-out is not a transfer
         tset = data.subset(groups == target)
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
-        country = target if config.group_by == "country" else None
+        country = countries.get(target)
         scenario = result["targets"][target]["scenario"]
         s = _scored(
             tset.labels, cols[proba.argmax(axis=1)], model_classes, country, data.classes, scenario
@@ -334,7 +394,8 @@ def _run_dir(output: Path, method: str, source: str, seed: int) -> Path:
 
 def _scored_targets(config: ExperimentConfig, source: str) -> list[str]:
     """The groups a run trained in ``source`` is scored on."""
-    targets = [t for t in config.targets if t != source]
+    skipped = {t for s, t in config.skip_pairs if s == source}
+    targets = [t for t in config.targets if t != source and t not in skipped]
     return [*targets, source] if config.within else targets
 
 
@@ -372,12 +433,41 @@ def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
                 )
 
 
+#: what a finished run's ``metrics.json`` holds, and what each target's scores hold
+_RUN_KEYS = ("method", "source", "seed", "model_classes", "targets")
+_SCORE_KEYS = (
+    "scenario",
+    "oa",
+    "macro_f1",
+    "weighted_f1",
+    "n_scored",
+    "n_excluded",
+    "present",
+    "per_class_f1",
+    "confusion",
+)
+
+
+def _is_run(result: Any) -> bool:
+    """Whether ``result`` has the shape of a finished run's metrics (keys and nesting)."""
+    if not isinstance(result, dict) or any(k not in result for k in _RUN_KEYS):
+        return False
+    adapted = result.get("adapted", {})
+    if not isinstance(adapted, dict):
+        return False
+    return all(
+        isinstance(scores, dict)
+        and all(isinstance(s, dict) and all(k in s for k in _SCORE_KEYS) for s in scores.values())
+        for scores in (result["targets"], *adapted.values())
+    )
+
+
 def _read_run(path: Path) -> dict[str, Any]:
     """A finished run's ``metrics.json``; a damaged one is a clear error naming the fix."""
     try:
         result = json.loads(path.read_text())
-        if not isinstance(result, dict) or "targets" not in result:
-            raise ValueError("no 'targets'")
+        if not _is_run(result):
+            raise ValueError("not a run's metrics")
     except ValueError:  # JSONDecodeError included
         raise DataFormatError(
             f"{path} is damaged (not a run's metrics); delete the run folder {path.parent} to "
@@ -470,6 +560,7 @@ def _add_target_scores(
     groups: np.ndarray,
     config: ExperimentConfig,
     missing: Sequence[str],
+    countries: Mapping[str, str | None],
 ) -> dict[str, Any]:
     """Score a finished neural run's saved model on targets asked for after it ran.
 
@@ -495,9 +586,9 @@ def _add_target_scores(
             tset.labels,
             y_pred,
             [int(c) for c in cols],
-            target if config.group_by == "country" else None,
+            countries.get(target),
             data.classes,
-            _scenario(result["source"], target, config.group_by),
+            _scenario(result["source"], target, config.group_by, countries),
         )
         frames.append(_prediction_frame(target, tset, y_pred, full))
     with atomic_path(rdir / "predictions.parquet") as tmp:
@@ -553,16 +644,34 @@ def run_transfer(
             "(--window all); give a window such as 121-334 or drop --tta"
         )
     check_plan(data, config)
-    if not config.data_fingerprint:
-        config.data_fingerprint = data.fingerprint()
-    _check_output(out, config)
+    if any(m.model in ADAPTABLE for m in methods.values()):  # a bad device fails before any work
+        from cropglobe.models.inputs import resolve_device
+
+        resolve_device(config.device)
+    if not config.group_fingerprints:
+        used = sorted({*config.sources, *config.targets})
+        config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
+    _check_output(out, config, data.fingerprint)
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
             _check_reused(done.parent, _read_run(done), config, methods[mname])
     _write_config(out, config)
+    if progress:
+        progress(f"config saved in {out / 'config.json'}")
 
+    countries = _group_countries(data, groups, config.group_by)
+    unknown = _unknown_countries(
+        {g: c for g, c in countries.items() if g in {*config.sources, *config.targets}}
+    )
+    notes = []
+    if unknown:
+        notes.append(
+            f"Countries {', '.join(unknown)} are not in cropglobe's country table (ISO3 codes), "
+            "so their pairs are tagged 'unknown' rather than cross-country, -continent or "
+            "-hemisphere; name countries by their ISO3 code (see cropglobe.classes.country_table)."
+        )
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []
     confusions: dict[tuple[str, str, str], np.ndarray] = {}
@@ -581,11 +690,13 @@ def run_transfer(
                         f"[{i}/{len(plan)}] {mname}: {source}, seed {seed} — scoring the saved "
                         f"model on {', '.join(missing)}"
                     )
-                result = _add_target_scores(result, rdir, data, groups, config, missing)
+                result = _add_target_scores(result, rdir, data, groups, config, missing, countries)
         else:
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
-            result = _one_run(data, groups, methods[mname], config, source, seed, rdir, progress)
+            result = _one_run(
+                data, groups, countries, methods[mname], config, source, seed, rdir, progress
+            )
         wanted = set(_scored_targets(config, source))  # a reused run may hold dropped targets
         scored = [(mname, result["targets"])]
         priors: list[str] = []  # the prior-adapted kinds of this run ("prior", "tta_prior")
@@ -599,12 +710,12 @@ def run_transfer(
             ):
                 if progress:
                     progress(f"    test-time shift averaging: {mname}, {source}, seed {seed}")
-                result = _add_tta_scores(result, rdir, data, groups, config)
+                result = _add_tta_scores(result, rdir, data, groups, config, countries)
             scored.append((f"{mname}+tta", result["adapted"]["tta"]))
             priors += kinds[1:]
         if config.adapt_prior and methods[mname].model in ADAPTABLE:
             if "prior" not in result.get("adapted", {}):
-                result = _add_prior_scores(result, rdir, data.classes, config.group_by)
+                result = _add_prior_scores(result, rdir, data.classes, countries)
             priors.insert(0, "prior")
         for kind in priors:
             name = f"{mname}+{kind.replace('_', '+')}"
@@ -637,7 +748,7 @@ def run_transfer(
                 key = (name, source, target)
                 cm = np.asarray(s["confusion"], dtype=np.int64)
                 confusions[key] = confusions.get(key, 0) + cm
-    warnings = _vanished_notes(vanished, adapted_runs)
+    warnings = [*notes, *_vanished_notes(vanished, adapted_runs)]
     for msg in warnings:
         logger.warning(msg)
     return ExperimentResult(
@@ -659,6 +770,7 @@ def _minutes(seconds: float) -> str:
 def _one_run(
     data: SeriesSet,
     groups: np.ndarray,
+    countries: Mapping[str, str | None],
     method: Any,
     config: ExperimentConfig,
     source: str,
@@ -702,16 +814,16 @@ def _one_run(
             tset.labels,
             y_pred,
             model_classes,
-            target if config.group_by == "country" else None,
+            countries.get(target),
             data.classes,
-            _scenario(source, target, config.group_by),
+            _scenario(source, target, config.group_by, countries),
         )
         if selected is not None:  # the best single epoch of an averaged run, for comparison
             sel = score_transfer(
                 tset.labels,
                 np.asarray(selected.predict_proba(tset).argmax(axis=1), dtype=np.int64),
                 model_classes=model_classes,
-                target=target if config.group_by == "country" else None,
+                target=countries.get(target),
                 classes=data.classes,
             )
             selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
@@ -764,15 +876,58 @@ def _training_summary(fitted: Any) -> dict[str, Any]:
     return out
 
 
-def _scenario(source: str, target: str, group_by: str) -> str:
-    if group_by == "country":
-        try:
-            return scenario(source, target)
-        except CropGlobeError:
-            return "cross-country"
+def _scenario(source: str, target: str, group_by: str, countries: Mapping[str, str | None]) -> str:
+    """The pair's scenario: from the two groups' countries when they differ (whatever the
+    grouping: regions of two countries are a cross-country, -continent or -hemisphere pair),
+    ``cross-{group_by}`` between groups of one country (or of unknown countries),
+    ``within-{group_by}`` for a group's own hold-out, ``unknown`` for a country missing from
+    the shipped table."""
     if source == target:
         return f"within-{group_by}"
+    cs, ct = countries.get(source), countries.get(target)
+    if cs is not None and ct is not None and cs != ct:
+        try:
+            return scenario(cs, ct)
+        except CropGlobeError:
+            return "unknown"
     return f"cross-{group_by}"
+
+
+def _group_countries(data: SeriesSet, groups: NDArray[Any], group_by: str) -> dict[str, str | None]:
+    """Each group's country, when all its samples have one: the per-target collapse (AUS,
+    CHN, ARG) and the scenario follow the country under any grouping (None: no single
+    country)."""
+    names = [str(g) for g in dict.fromkeys(groups.tolist())]
+    if group_by == "country":
+        return {g: g for g in names}
+    if "country" not in data.meta.columns:
+        return dict.fromkeys(names)
+    col = data.meta["country"]
+    out: dict[str, str | None] = {}
+    for g in names:
+        values = col[groups == g].dropna().astype(str).unique()
+        out[g] = str(values[0]) if len(values) == 1 and len(values[0]) else None
+    return out
+
+
+def _unknown_countries(countries: Mapping[str, str | None]) -> list[str]:
+    """The countries of ``countries`` that the shipped country table does not hold."""
+    from cropglobe.classes import country
+
+    unknown = []
+    for c in sorted({c for c in countries.values() if c is not None}):
+        try:
+            country(c)
+        except CropGlobeError:
+            unknown.append(c)
+    return unknown
+
+
+#: the largest seed (numpy's and scikit-learn's generators take 0 … 2^32 − 1)
+MAX_SEED = 2**32 - 1
+
+#: the most seeds one ``--seeds`` range may name
+MAX_SEEDS = 10_000
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -788,6 +943,11 @@ def parse_seeds(text: str) -> list[int]:
                         f"seed range {part!r} ends before it starts; write it low-high, "
                         f"e.g. '{b}-{a}'"
                     )
+                if int(b) - int(a) >= MAX_SEEDS:
+                    raise DataFormatError(
+                        f"seed range {part!r} names {int(b) - int(a) + 1} seeds; an experiment "
+                        f"takes at most {MAX_SEEDS}, e.g. '82-91'"
+                    )
                 seeds += list(range(int(a), int(b) + 1))
             elif part:
                 seeds.append(int(part))
@@ -799,6 +959,11 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
     if not seeds:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
+    if max(seeds) > MAX_SEED:
+        raise DataFormatError(
+            f"seed {max(seeds)} is above {MAX_SEED} (2^32 - 1), the largest seed every model's "
+            "random generator accepts; use smaller seeds"
+        )
     return list(dict.fromkeys(seeds))
 
 
@@ -840,7 +1005,7 @@ def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
     added later with other methods or seeds.
     """
     rows: list[dict[str, Any]] = []
-    for path in sorted(Path(output).glob("runs/*/*/seed*/metrics.json")):
+    for path in _finished_runs(Path(output)):
         result = _read_run(path)
         m, src, seed = result["method"], result["source"], result["seed"]
         for target, s in result["targets"].items():

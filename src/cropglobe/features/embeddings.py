@@ -84,7 +84,7 @@ def load_embeddings(path: str | os.PathLike[str], *, prefix: str | None = None) 
         with np.load(p, allow_pickle=False) as z:
             fea = np.asarray(z["fea"])
             lbl = np.asarray(z["lbl"]) if "lbl" in z.files else np.full(fea.shape[0], -1)
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
         raise DataFormatError(
             f"{p}: not a CropGlobe embedding file ({exc}); expected an .npz with keys 'fea' "
             "(samples, features) and 'lbl'"

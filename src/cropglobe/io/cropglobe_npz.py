@@ -226,8 +226,10 @@ def _load_npz(path: Path) -> dict[str, NDArray[Any]]:
             f"{path}: cannot read without unpickling ({exc}); expected plain numeric arrays "
             "'fea' and 'lbl'; cropglobe never loads pickled objects"
         ) from None
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{path}: not a readable .npz archive ({exc})") from None
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:  # EOFError: an empty file
+        raise DataFormatError(
+            f"{path}: not a readable .npz archive ({exc or 'empty file'})"
+        ) from None
 
 
 def _extras(

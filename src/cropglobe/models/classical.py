@@ -216,7 +216,7 @@ class RandomForestModel(_Classical):
         try:
             with np.load(path, allow_pickle=False) as z:
                 model.trees_ = {k: z[k] for k in _FOREST_KEYS}
-        except (KeyError, ValueError, OSError) as exc:
+        except (KeyError, ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise ModelError(f"{path}: not a cropglobe forest file ({exc})") from None
         return model
 

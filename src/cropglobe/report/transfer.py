@@ -149,9 +149,20 @@ def scenario_table(runs: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
 
 
 def _scenario_order(runs: pd.DataFrame) -> list[str]:
-    """Scenarios present in ``runs``: the known ones by difficulty, then others by name."""
-    seen = list(dict.fromkeys(runs["scenario"]))
-    return [s for s in SCENARIOS if s in seen] + sorted(s for s in seen if s not in SCENARIOS)
+    """Scenarios present in ``runs`` by difficulty: hold-outs (``within-…``), moves within
+    one country (``cross-region``, ``cross-year`` …), then cross-country, -continent and
+    -hemisphere; others (``unknown``) last, by name."""
+
+    def rank(name: str) -> tuple[int, str]:
+        if name in SCENARIOS:
+            return (2 + SCENARIOS.index(name), "") if name != "within-country" else (0, name)
+        if name.startswith("within-"):
+            return 0, name
+        if name.startswith("cross-"):
+            return 1, name
+        return 2 + len(SCENARIOS), name
+
+    return sorted(dict.fromkeys(str(s) for s in runs["scenario"]), key=rank)
 
 
 def scenario_seeds(runs: pd.DataFrame, metric: str = "oa", level: float = 0.95) -> pd.DataFrame:
@@ -412,12 +423,14 @@ def write_transfer_report(
 
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
+    written: list[Path] = [Path(p) for p in phenology_figures]
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
         table = scenario_table(scored_runs(runs), metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
     if len(scored_runs(runs)):
         fig = scenario_figure(scored_runs(runs), fig_dir / "scenarios.png")
+        written.append(fig)
         sections.append("<h3>By scenario, seed by seed</h3>" + _img(fig))
     if len(comparison):
         sections.append(
@@ -437,11 +450,13 @@ def write_transfer_report(
         heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{safe_name(m)}.png")
         for m in methods
     ]
+    written += heat
     sections.append("<h2>Source × target matrices</h2><div class='grid'>")
     sections += [_img(p) for p in heat]
     sections.append("</div>")
     if len(per_class):
         pc = per_class_figure(per_class, fig_dir / "per_class_f1.png")
+        written.append(pc)
         sections.append("<h2>Per-class F1</h2>" + _img(pc))
     sections.append("<h2>Confusion matrices (summed over seeds)</h2><div class='grid'>")
     for (method, source, target), cm in confusions.items():
@@ -451,6 +466,7 @@ def write_transfer_report(
             f"{method}: {source} → {target}",
             fig_dir / f"confusion_{safe_name(method)}_{safe_name(source)}_{safe_name(target)}.png",
         )
+        written.append(p)
         sections.append(_img(p))
     sections.append("</div>")
     if phenology_figures:
@@ -481,4 +497,9 @@ def write_transfer_report(
     )
     with atomic_path(out / "report.html") as tmp:
         tmp.write_text(page, encoding="utf-8")
+    # figures of an earlier, larger configuration that this report no longer shows
+    keep = {p.resolve() for p in written}
+    for old in fig_dir.glob("*.png"):
+        if old.resolve() not in keep:
+            old.unlink()
     return out / "report.html"
