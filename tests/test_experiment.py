@@ -682,3 +682,18 @@ def test_cli_list_options_and_empty_values(world, tmp_path) -> None:
         cli, [*base, "--source", "FRA", "--targets", "USA", "-o", str(tmp_path / "c")]
     )
     assert res.exit_code == 2 and "not a readable .npz archive" in res.output, res.output
+
+
+def test_config_saved_with_a_whole_data_fingerprint_still_resumes(world, tmp_path) -> None:
+    _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
+    path = tmp_path / "exp/config.json"
+    saved = json.loads(path.read_text())
+    del saved["identity"]["group_fingerprints"]  # as configs were written before
+    saved["identity"]["data_fingerprint"] = world.fingerprint()
+    path.write_text(json.dumps(saved))
+    _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
+    assert set(json.loads(path.read_text())["identity"]["group_fingerprints"]) == {"FRA", "BEL"}
+    saved["identity"]["data_fingerprint"] = "0" * 64
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ExperimentMismatchError, match=r"differs in \['data_fingerprint'\]"):
+        _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
