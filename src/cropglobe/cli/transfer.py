@@ -145,11 +145,13 @@ def command(
             else "give groups after --source or --targets"
         )
         raise click.UsageError(f"unexpected arguments {extra}; {hint}")
-    for option, given in (("--source", sources), ("--targets", targets)):
+    for option, given, other in (
+        ("--source", sources, "'all' for every group"),
+        ("--targets", targets, "leave --targets out for every group"),
+    ):
         if given and not sequence_arg(given):
             raise click.UsageError(
-                f"{option} names no group; give group names (e.g. FRA), or leave --targets out "
-                "for every group"
+                f"{option} names no group; give group names (e.g. FRA), or {other}"
             )
     result = run_experiment(
         data_path,

@@ -648,9 +648,8 @@ def run_transfer(
         from cropglobe.models.inputs import resolve_device
 
         resolve_device(config.device)
-    if not config.group_fingerprints:
-        used = sorted({*config.sources, *config.targets})
-        config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
+    used = sorted({*config.sources, *config.targets})
+    config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
     _check_output(out, config, data.fingerprint)
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     for mname, source, seed in plan:  # before anything is trained
