@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cropglobe._fs import safe_name
 from cropglobe.cli.main import cli
-from cropglobe.errors import CropGlobeError, DataFormatError
+from cropglobe.errors import CropGlobeError, DataFormatError, LabelError
 from cropglobe.evaluate import methods as methods_mod
 from cropglobe.evaluate.experiment import run_experiment
 from cropglobe.evaluate.transfer import ExperimentMismatchError, parse_seeds
@@ -697,3 +697,10 @@ def test_config_saved_with_a_whole_data_fingerprint_still_resumes(world, tmp_pat
     path.write_text(json.dumps(saved))
     with pytest.raises(ExperimentMismatchError, match=r"differs in \['data_fingerprint'\]"):
         _run(world, tmp_path / "exp", seeds=[82], targets=["BEL"])
+
+
+def test_within_on_a_source_too_small_for_a_hold_out(world, tmp_path) -> None:
+    countries = world.meta.country.to_numpy()
+    tiny = world.subset((countries != "FRA") | (np.cumsum(countries == "FRA") <= 3))
+    with pytest.raises(LabelError, match="hold-out of FRA drawn with seed 82 holds 0 samples"):
+        _run(tiny, tmp_path / "exp", seeds=[82], targets=["BEL"], within=True)

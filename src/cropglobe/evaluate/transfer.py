@@ -784,6 +784,12 @@ def _one_run(
         rng = np.random.default_rng(seed)
         mask = rng.random(train.n_samples) < 0.2
         holdout, train = train.subset(mask), train.subset(~mask)
+        if not np.isin(holdout.labels, train.labels[train.labels >= 0]).any():
+            raise LabelError(
+                f"the 20 % hold-out of {source} drawn with seed {seed} holds {holdout.n_samples} "
+                "samples, none of a class left to train on; --within needs more samples in "
+                f"{source} (or drop --within)"
+            )
     t0 = time.perf_counter()
 
     def on_epoch(epoch: int, loss: float, f1: float) -> None:
