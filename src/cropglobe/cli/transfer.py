@@ -54,7 +54,7 @@ class ListOptionsCommand(click.Command):
     "sources",
     multiple=True,
     required=True,
-    help="Source group(s), comma-separated or repeated; 'all' = every group.",
+    help="Source group(s): --source FRA BEL, or comma-separated; 'all' = every group.",
 )
 @click.option(
     "--targets",
