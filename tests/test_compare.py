@@ -70,6 +70,22 @@ def test_paired_comparison_known_answer() -> None:
     assert cmp.loc[("b", "cross-continent")].macro_f1_diff == 0.0
 
 
+def test_paired_interval_is_cut_at_100_points() -> None:
+    # two seeds, b - a = +80 and -60 points: t(0.975, 1 df) = 12.7 makes the raw interval
+    # 10 -+ 889 points; no two percentages differ by more than 100
+    rows = [
+        {"method": m, "source": "S", "target": "X", "seed": seed, "scenario": "cross-country",
+         "oa": oa, "macro_f1": 0.5}
+        for seed, a, b in ((1, 0.1, 0.9), (2, 0.8, 0.2))
+        for m, oa in (("a", a), ("b", b))
+    ]  # fmt: skip
+    row = paired_comparison(pd.DataFrame(rows), "a", by_scenario=False).iloc[0]
+    _, lo, hi = mean_ci([80.0, -60.0])
+    assert lo < -100 and hi > 100  # what the t interval alone would say
+    assert row.oa_diff == pytest.approx(10.0)
+    assert (row.oa_low, row.oa_high) == (-100.0, 100.0)
+
+
 def test_paired_comparison_pairs_only_shared_runs() -> None:
     runs = _runs()
     runs = runs[~((runs.method == "b") & (runs.seed == 3))]  # b never ran seed 3
