@@ -67,6 +67,8 @@ def test_simulate_then_info_plot(tmp_path) -> None:
         (lambda p: p / "missing.parquet", "missing.parquet"),
         (lambda p: _bad_parquet(p), "bad.parquet"),
         (lambda p: _bad_dates(p), "date"),
+        (lambda p: _empty(p / "world.npz"), "world.npz"),
+        (lambda p: "", "'PATH': is empty"),
     ],
 )
 def test_info_bad_input_one_line(tmp_path, make, expect) -> None:
@@ -75,6 +77,28 @@ def test_info_bad_input_one_line(tmp_path, make, expect) -> None:
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and expect in lines[0]
+
+
+def _empty(path):
+    path.write_bytes(b"")
+    return path
+
+
+def test_an_empty_file_met_anywhere_is_one_line() -> None:
+    import click
+
+    from cropglobe.cli._common import handle_errors
+
+    @click.command()
+    @handle_errors
+    def read() -> None:
+        raise EOFError("No data left in file")
+
+    res = CliRunner().invoke(read, [])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        "Error: a file ended unexpectedly (No data left in file); it is empty or truncated"
+    )
 
 
 def _bad_parquet(p):
