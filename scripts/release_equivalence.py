@@ -14,7 +14,12 @@ seed)`` with dropout drawn from torch's generator seeded with the seed — the d
 ``train(protocol="paper")`` makes — and ``train()`` runs on the same augmented set. Identical
 draws must give identical weights: any difference is a difference of the implementations.
 
-Prints one JSON line: per-epoch validation macro-F1 of both, the selected epochs, the largest
+The augmentation is compared the same way: every draw the release's generator makes is
+recorded and replayed into cropglobe's paper augmentation (its coin flips and draws taken in
+cropglobe's order), and the two augmented sets are compared sample by sample.
+
+Prints one JSON line: the augmented sets' largest absolute and relative difference, per-epoch
+validation macro-F1 of both, the selected epochs, the largest
 weight difference of the selected models, both target scores (OA and macro-F1 over the
 classes present in the target, %) and the seconds each side took. The release's epoch lines
 go to stderr. The release's trainer uses a Python 3.12 f-string (``['lr']`` inside single
@@ -102,6 +107,109 @@ def release_to_ours(keys: list[str]) -> dict[str, str]:
     return out
 
 
+class Recorder:
+    """Stands in for the release augmentation's generator and notes every draw in order."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.log: list[tuple[str, Any]] = []
+
+    def random(self) -> float:
+        v = float(self.rng.random())
+        self.log.append(("random", v))
+        return v
+
+    def integers(self, low: int, high: int) -> int:
+        v = int(self.rng.integers(low, high))
+        self.log.append(("integers", v))
+        return v
+
+    def normal(self, loc: float, scale: float, size: int) -> np.ndarray:
+        v = self.rng.normal(loc, scale, size=size)
+        self.log.append(("normal", v - loc))  # cropglobe draws the knots around 0
+        return v
+
+
+class Replay(np.random.Generator):
+    """A generator that answers cropglobe's augmentation with prepared draws, in order."""
+
+    def __init__(self, answers: list[tuple[str, np.ndarray]]) -> None:
+        super().__init__(np.random.PCG64(0))
+        self.answers = answers
+
+    def _next(self, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+        want, value = self.answers.pop(0)
+        if want != kind or value.shape != shape:
+            sys.exit(
+                f"Error: cropglobe asked for {kind}{shape}, the replay holds {want}{value.shape}"
+            )
+        return value
+
+    def integers(self, low: int, high: int, size: Any) -> np.ndarray:  # type: ignore[override]
+        return self._next("integers", tuple(np.atleast_1d(size)))
+
+    def random(self, size: int) -> np.ndarray:  # type: ignore[override]
+        return self._next("random", (int(size),))
+
+    def normal(self, loc: float, scale: float, size: Any) -> np.ndarray:  # type: ignore[override]
+        return self._next("normal", tuple(np.atleast_1d(size)))
+
+
+def compare_augmentation(
+    aug: Any, log: list[tuple[str, Any]], x_full: np.ndarray, x_release: torch.Tensor
+) -> dict[str, Any]:
+    """Draw cropglobe's paper augmentation with the release's own draws, sample by sample,
+    and compare the two augmented sets (originals + copies)."""
+    from cropglobe.augment import augment_offline
+    from cropglobe.series import TimeGrid
+
+    n = x_full.shape[0]
+    it = iter(log)
+
+    def take(kind: str) -> Any:
+        got, value = next(it)
+        assert got == kind, (got, kind)
+        return value
+
+    answers: list[tuple[str, np.ndarray]] = []
+    for _ in range(aug.re__peat):  # one augmented copy of every sample per repeat
+        shift = np.zeros(n, np.int64)
+        ab = np.zeros((n, 2), np.int64)
+        z = np.zeros((n, aug.warp_knots))
+        u = np.zeros((3, n))
+        for i in range(n):  # the release's order: per sample, shift, scale, warp
+            u[0, i] = take("random")
+            if u[0, i] < aug.p_timeshift:
+                shift[i] = take("integers")
+            u[1, i] = take("random")
+            if u[1, i] < aug.p_timescale:
+                ab[i] = take("integers"), take("integers")
+            u[2, i] = take("random")
+            if u[2, i] < aug.p_mgwarping:
+                z[i] = take("normal")
+        # cropglobe's order: per copy, for all samples at once, the draws then the coin flips
+        answers += [("integers", shift), ("random", u[0]), ("integers", ab), ("random", u[1])]
+        answers += [("normal", z), ("random", u[2])]
+    replay = Replay(answers)
+    window = (aug.staDOY, aug.endDOY)
+    x_ours, _ = augment_offline(
+        x_full, np.zeros(n, np.int64), copies=aug.re__peat, rng=replay,
+        grid=TimeGrid.cropglobe(), bands=S2_BANDS[: x_full.shape[1]], window=window,
+    )  # fmt: skip
+    if replay.answers:
+        sys.exit(f"Error: cropglobe left {len(replay.answers)} of the release's draws unused")
+    ref = x_release[:, 0].numpy().astype(np.float64)
+    diff = np.abs(x_ours.astype(np.float64) - ref)
+    rel = diff / np.maximum(np.abs(ref), 1.0)
+    per_sample = rel.reshape(rel.shape[0], -1).max(axis=1)
+    return {
+        "samples": int(ref.shape[0]),
+        "max_abs_diff": float(diff.max()),
+        "max_rel_diff": float(rel.max()),
+        "samples_over_1e-4_rel": int((per_sample > 1e-4).sum()),
+    }
+
+
 def scores(net: Any, x: torch.Tensor, y: np.ndarray) -> tuple[float, float, np.ndarray]:
     """OA and macro-F1 over the classes present in ``y`` (%), and the predictions."""
     net.eval()
@@ -135,12 +243,14 @@ def main() -> None:
             str(args.data), "median_CropNet", args.source, [args.target], rel["CROP_INDEX"]
         )
         aug = rel["CropGlobeDataset"](aug_mode="augm")
-        aug.rng = np.random.default_rng(args.seed)
+        recorder = Recorder(np.random.default_rng(args.seed))
+        aug.rng = recorder
         x_tr, y_tr = aug(src).tensors
         x_val, y_val = rel["CropGlobeDataset"](aug_mode="none")(src).tensors
         x_te, y_te = rel["CropGlobeDataset"](aug_mode="none")(tgts[args.target]).tensors
     classes = tuple(train_index)
     k = len(classes)
+    augmentation = compare_augmentation(aug, recorder.log, src.tensors[0][:, 0].numpy(), x_tr)
 
     torch.manual_seed(args.seed)
     rnet = rel["ReleaseNet"](data_channel=1, classes=k)
@@ -209,6 +319,7 @@ def main() -> None:
                 "source": args.source,
                 "target": args.target,
                 "seed": args.seed,
+                "augmentation": augmentation,
                 "epochs": args.epochs,
                 "val_macro_f1_release": [round(v, 6) for v in f1s],
                 "val_macro_f1_cropglobe": [round(h["val_f1"], 6) for h in res.history],
