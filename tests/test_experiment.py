@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from cropglobe._fs import safe_name
@@ -704,3 +705,12 @@ def test_within_on_a_source_too_small_for_a_hold_out(world, tmp_path) -> None:
     tiny = world.subset((countries != "FRA") | (np.cumsum(countries == "FRA") <= 3))
     with pytest.raises(LabelError, match="hold-out of FRA drawn with seed 82 holds 0 samples"):
         _run(tiny, tmp_path / "exp", seeds=[82], targets=["BEL"], within=True)
+
+
+def test_unavailable_device_fails_before_anything_is_written(world, tmp_path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU; the check is for one without")
+    with pytest.raises(CropGlobeError, match="no CUDA GPU is available"):
+        _run(world, tmp_path / "exp", methods=["tempcnn"], device="cuda", seeds=[82])
+    assert not (tmp_path / "exp").exists()
+    _run(world, tmp_path / "rf", device="cuda", seeds=[82], targets=["BEL"])  # no neural method
