@@ -156,6 +156,43 @@ class ExperimentResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Experiment:
+    """What every run of one experiment reads: the data, each sample's group, each group's
+    country (None: no single country) and the configuration."""
+
+    data: SeriesSet
+    groups: NDArray[Any]
+    countries: Mapping[str, str | None]
+    config: ExperimentConfig
+
+    def group(self, name: str) -> SeriesSet:
+        """The samples of group ``name``."""
+        return self.data.subset(self.groups == name)
+
+    def scenario(self, source: str, target: str) -> str:
+        """The scenario of the pair (see :func:`_scenario`)."""
+        return _scenario(source, target, self.config.group_by, self.countries)
+
+    def scored(
+        self,
+        source: str,
+        target: str,
+        y_true: NDArray[np.int64],
+        y_pred: NDArray[np.int64],
+        model_classes: Sequence[int],
+    ) -> dict[str, Any]:
+        """:func:`_scored` of predictions on ``target`` by a model trained in ``source``."""
+        return _scored(
+            y_true,
+            y_pred,
+            model_classes,
+            self.countries.get(target),
+            self.data.classes,
+            self.scenario(source, target),
+        )
+
+
 def _finished_runs(output: Path) -> list[Path]:
     """The ``metrics.json`` of every finished run under ``output``."""
     return sorted(output.glob("runs/*/*/seed*/metrics.json"))
@@ -249,13 +286,12 @@ def _row(
     }
 
 
-def _add_prior_scores(
-    result: dict[str, Any], rdir: Path, classes: Sequence[str], countries: Mapping[str, str | None]
-) -> dict[str, Any]:
+def _add_prior_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dict[str, Any]:
     """Score a finished run's saved target predictions after prior adaptation; the scores are
     added to its ``metrics.json`` (under ``adapted.prior``) and the updated result returned."""
     preds = _read_predictions(rdir)
-    model_classes = [list(classes).index(c) for c in result["model_classes"]]
+    classes = exp.data.classes
+    model_classes = [classes.index(c) for c in result["model_classes"]]
     cols = [f"p_{classes[i]}" for i in model_classes]
     adapted: dict[str, Any] = {}
     for target, frame in preds.groupby("target", sort=True):
@@ -267,7 +303,7 @@ def _add_prior_scores(
             frame["y_true"].to_numpy(),
             model_classes,
             classes,
-            countries.get(target),
+            exp.countries.get(target),
             result["targets"][target]["scenario"],
         )
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
@@ -312,20 +348,14 @@ def _prior_scores(
     return s
 
 
-def _add_tta_scores(
-    result: dict[str, Any],
-    rdir: Path,
-    data: SeriesSet,
-    groups: np.ndarray,
-    config: ExperimentConfig,
-    countries: Mapping[str, str | None],
-) -> dict[str, Any]:
+def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dict[str, Any]:
     """Score a finished run's saved model on every target with test-time shift averaging;
     the scores are added to its ``metrics.json`` (under ``adapted.tta``). With
     ``config.adapt_prior`` the shift-averaged posteriors are also prior-adapted
     (``adapted.tta_prior``, rows ``METHOD+tta+prior``)."""
     from cropglobe.models.folder import load_model, shift_averaged_proba
 
+    data, config = exp.data, exp.config
     model, card = load_model(rdir / "model")
     model_classes = [data.classes.index(c) for c in card.classes]
     cols = np.asarray(model_classes, dtype=np.int64)
@@ -335,9 +365,9 @@ def _add_tta_scores(
     for target in sorted(result["targets"]):
         if target == result["source"]:
             continue  # the within-source hold-out is not a transfer
-        tset = data.subset(groups == target)
+        tset = exp.group(target)
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
-        country = countries.get(target)
+        country = exp.countries.get(target)
         scenario = result["targets"][target]["scenario"]
         s = _scored(
             tset.labels, cols[proba.argmax(axis=1)], model_classes, country, data.classes, scenario
@@ -554,13 +584,7 @@ def _prediction_frame(
 
 
 def _add_target_scores(
-    result: dict[str, Any],
-    rdir: Path,
-    data: SeriesSet,
-    groups: np.ndarray,
-    config: ExperimentConfig,
-    missing: Sequence[str],
-    countries: Mapping[str, str | None],
+    exp: _Experiment, result: dict[str, Any], rdir: Path, missing: Sequence[str]
 ) -> dict[str, Any]:
     """Score a finished neural run's saved model on targets asked for after it ran.
 
@@ -573,22 +597,17 @@ def _add_target_scores(
     from cropglobe.models.inputs import predict_proba
 
     model, card = _load_run_model(rdir)
-    cols = np.asarray([data.classes.index(c) for c in card.classes], dtype=np.int64)
+    cols = np.asarray([exp.data.classes.index(c) for c in card.classes], dtype=np.int64)
     old = _read_predictions(rdir)
     frames = [old[~old["target"].astype(str).isin(missing)]]  # an interrupted earlier try
     scores = dict(result["targets"])
     for target in missing:
-        tset = data.subset(groups == target)
-        proba = predict_proba(model, model_inputs(card, tset), device=config.device)
-        full = _full_proba(proba, cols, len(data.classes))
+        tset = exp.group(target)
+        proba = predict_proba(model, model_inputs(card, tset), device=exp.config.device)
+        full = _full_proba(proba, cols, len(exp.data.classes))
         y_pred = np.asarray(full.argmax(axis=1), dtype=np.int64)
-        scores[target] = _scored(
-            tset.labels,
-            y_pred,
-            [int(c) for c in cols],
-            countries.get(target),
-            data.classes,
-            _scenario(result["source"], target, config.group_by, countries),
+        scores[target] = exp.scored(
+            result["source"], target, tset.labels, y_pred, [int(c) for c in cols]
         )
         frames.append(_prediction_frame(target, tset, y_pred, full))
     with atomic_path(rdir / "predictions.parquet") as tmp:
@@ -661,6 +680,7 @@ def run_transfer(
         progress(f"config saved in {out / 'config.json'}")
 
     countries = _group_countries(data, groups, config.group_by)
+    exp = _Experiment(data, groups, countries, config)
     unknown = _unknown_countries(
         {g: c for g, c in countries.items() if g in {*config.sources, *config.targets}}
     )
@@ -689,13 +709,11 @@ def run_transfer(
                         f"[{i}/{len(plan)}] {mname}: {source}, seed {seed} — scoring the saved "
                         f"model on {', '.join(missing)}"
                     )
-                result = _add_target_scores(result, rdir, data, groups, config, missing, countries)
+                result = _add_target_scores(exp, result, rdir, missing)
         else:
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
-            result = _one_run(
-                data, groups, countries, methods[mname], config, source, seed, rdir, progress
-            )
+            result = _one_run(exp, methods[mname], source, seed, rdir, progress)
         wanted = set(_scored_targets(config, source))  # a reused run may hold dropped targets
         scored = [(mname, result["targets"])]
         priors: list[str] = []  # the prior-adapted kinds of this run ("prior", "tta_prior")
@@ -709,12 +727,12 @@ def run_transfer(
             ):
                 if progress:
                     progress(f"    test-time shift averaging: {mname}, {source}, seed {seed}")
-                result = _add_tta_scores(result, rdir, data, groups, config, countries)
+                result = _add_tta_scores(exp, result, rdir)
             scored.append((f"{mname}+tta", result["adapted"]["tta"]))
             priors += kinds[1:]
         if config.adapt_prior and methods[mname].model in ADAPTABLE:
             if "prior" not in result.get("adapted", {}):
-                result = _add_prior_scores(result, rdir, data.classes, countries)
+                result = _add_prior_scores(exp, result, rdir)
             priors.insert(0, "prior")
         for kind in priors:
             name = f"{mname}+{kind.replace('_', '+')}"
@@ -767,17 +785,15 @@ def _minutes(seconds: float) -> str:
 
 
 def _one_run(
-    data: SeriesSet,
-    groups: np.ndarray,
-    countries: Mapping[str, str | None],
+    exp: _Experiment,
     method: Any,
-    config: ExperimentConfig,
     source: str,
     seed: int,
     rdir: Path,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    train = data.subset(groups == source)
+    data, config = exp.data, exp.config
+    train = exp.group(source)
     targets = [t for t in _scored_targets(config, source) if t != source]
     holdout: SeriesSet | None = None
     if config.within:
@@ -809,26 +825,19 @@ def _one_run(
     selected_scores: dict[str, Any] = {}
     selected = getattr(fitted, "selected_epoch", lambda: None)()
     preds: list[pd.DataFrame] = []
-    evaluations: list[tuple[str, SeriesSet]] = [(t, data.subset(groups == t)) for t in targets]
+    evaluations: list[tuple[str, SeriesSet]] = [(t, exp.group(t)) for t in targets]
     if holdout is not None:
         evaluations.append((source, holdout))
     for target, tset in evaluations:
         proba = fitted.predict_proba(tset)
         y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
-        scores[target] = _scored(
-            tset.labels,
-            y_pred,
-            model_classes,
-            countries.get(target),
-            data.classes,
-            _scenario(source, target, config.group_by, countries),
-        )
+        scores[target] = exp.scored(source, target, tset.labels, y_pred, model_classes)
         if selected is not None:  # the best single epoch of an averaged run, for comparison
             sel = score_transfer(
                 tset.labels,
                 np.asarray(selected.predict_proba(tset).argmax(axis=1), dtype=np.int64),
                 model_classes=model_classes,
-                target=countries.get(target),
+                target=exp.countries.get(target),
                 classes=data.classes,
             )
             selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
