@@ -29,6 +29,13 @@ def test_target_rules() -> None:
     np.testing.assert_array_equal(collapse_to_target(pred, "CHN"), [0, 1, 2, 6, 6, 6, 6])
     np.testing.assert_array_equal(collapse_to_target(pred, "ARG"), [0, 1, 2, 6, 4, 5, 6])
     np.testing.assert_array_equal(collapse_to_target(pred, "FRA"), pred)
+    # classes the target's labels hold are mapped there, whatever the rule
+    np.testing.assert_array_equal(
+        collapse_to_target(pred, "ARG", mapped=[3]), [0, 1, 2, 3, 4, 5, 6]
+    )
+    np.testing.assert_array_equal(
+        collapse_to_target(pred, "AUS", mapped=[0, 6, -1]), [0, 6, 6, 6, 4, 5, 6]
+    )
 
 
 def test_label_tables() -> None:

@@ -45,6 +45,24 @@ def test_arg_wheat_prediction_becomes_other() -> None:
     assert s["oa"] == 1.0
 
 
+def test_only_predictions_collapse_and_labelled_classes_count_as_mapped() -> None:
+    """The release collapses the predictions, never the truth; a class the target's own labels
+    hold (another dataset's wheat in AUS) is mapped there, so wheat predictions stay wheat."""
+    # AUS truth wheat, wheat, cotton, other; predictions wheat, other, cotton, other
+    s = score_transfer([3, 3, 5, 6], [3, 6, 5, 6], target="AUS")
+    # wheat kept (the truth holds it): OA 3/4; wheat F1 2/3, cotton 1, other 2/3
+    assert s["oa"] == pytest.approx(0.75)
+    assert s["present"] == ["wheat", "cotton", "other"]
+    assert s["per_class_f1"] == pytest.approx({"wheat": 2 / 3, "cotton": 1.0, "other": 2 / 3})
+    # a corn prediction in the same target still becomes "other" (no corn in its truth)
+    s = score_transfer([3, 6, 6], [3, 0, 6], target="AUS")
+    assert s["oa"] == 1.0 and s["confusion"][6, 6] == 2 and s["confusion"][:, 0].sum() == 0
+    # CropGlobe's own AUS labels never hold wheat: a wheat prediction of an "other" field is
+    # right once collapsed, as in the release
+    s = score_transfer([6, 6, 5], [3, 6, 5], target="AUS")
+    assert s["oa"] == 1.0 and s["present"] == ["cotton", "other"]
+
+
 def test_no_shared_class_is_an_error() -> None:
     with pytest.raises(LabelError, match="no sample of a class the model can output"):
         score_transfer([4, 5], [4, 5], model_classes=[0, 3], target="AUS")

@@ -126,6 +126,28 @@ def test_deduplicate_nan_equal() -> None:
     np.testing.assert_array_equal(dedup.meta.sample_id, ss.meta.sample_id)
 
 
+def test_deduplicate_as_the_release() -> None:
+    """Values only, within each group, the first labelled row kept (the release: per country
+    file, ``np.unique(fea, axis=0)`` after dropping unusable labels)."""
+    ss = make_set()
+    v = ss.values.copy()
+    v[1], v[2], v[3] = v[0], v[0], v[0]  # rows 0-3 equal values
+    labels = np.array([-1, 1, 0, 1, 0, 1])
+    meta = ss.meta.assign(country=["FRA", "FRA", "FRA", "BEL", "BEL", "BEL"])
+    s2 = SeriesSet(v, ss.bands, ss.grid, labels, ss.classes, meta)
+    # values and label, all rows: rows 2 (=0's values, other label) kept; 3 (= row 1) dropped
+    assert s2.deduplicate().meta.sample_id.tolist() == ["s0", "s1", "s2", "s4", "s5"]
+    # by country: BEL's row 3 is not a repeat of a FRA row
+    assert s2.deduplicate(by="country").n_samples == 6
+    # values only, by country: FRA keeps its first labelled row (1), BEL its row 3
+    got = s2.deduplicate(by="country", labels=False).meta.sample_id.tolist()
+    assert got == ["s1", "s3", "s4", "s5"]
+    ids = s2.deduplicate(labels=False).meta.sample_id.tolist()
+    assert ids == ["s1", "s4", "s5"]
+    with pytest.raises(DataFormatError, match="no such metadata column"):
+        s2.deduplicate(by="region")
+
+
 def test_relabel_and_counts() -> None:
     g = TimeGrid.regular(30)
     ss = SeriesSet(

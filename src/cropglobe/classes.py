@@ -205,12 +205,25 @@ def encode_labels(names: ArrayLike, classes: Sequence[str]) -> NDArray[np.int64]
 
 
 def collapse_to_target(
-    pred: ArrayLike, target: str, classes: Sequence[str] = CROPGLOBE_CLASSES
+    pred: ArrayLike,
+    target: str,
+    classes: Sequence[str] = CROPGLOBE_CLASSES,
+    *,
+    mapped: ArrayLike = (),
 ) -> NDArray[np.int64]:
     """Collapse predicted class indices to "other" where ``target`` does not map the class.
 
-    AUS keeps sugarcane and cotton, CHN corn/soybeans/rice, ARG everything but wheat.
-    Countries without a rule are returned unchanged.
+    AUS keeps sugarcane and cotton, CHN corn/soybeans/rice, ARG everything but wheat (the
+    CropGlobe release labels those countries' other crops "other"). Countries without a rule
+    are returned unchanged.
+
+    Args:
+        pred: predicted class indices.
+        target: the target country (ISO3 or ISO2).
+        classes: the vocabulary.
+        mapped: class indices the target's own ground truth holds: a target whose labels name
+            a class does map it (e.g. another dataset's Argentinian wheat), so its
+            predictions are kept whatever the rule says.
     """
     p = np.asarray(pred, dtype=np.int64)
     keep = TARGET_CLASS_RULES.get(normalise_country(target))
@@ -220,6 +233,8 @@ def collapse_to_target(
         raise LabelError(f"cannot collapse to 'other': vocabulary {list(classes)} has no 'other'")
     other = list(classes).index("other")
     drop = np.array([c not in keep for c in classes])
+    held = np.asarray(mapped, dtype=np.int64).reshape(-1)
+    drop[held[(held >= 0) & (held < len(classes))]] = False
     return np.where((p >= 0) & drop[np.clip(p, 0, None)], other, p)
 
 

@@ -561,33 +561,56 @@ class SeriesSet:
             attrs,
         )
 
-    def deduplicate(self) -> SeriesSet:
-        """Without repeated samples: rows whose values (NaN-equal) and label equal an earlier row.
+    def deduplicate(self, by: str | None = None, *, labels: bool = True) -> SeriesSet:
+        """Without repeated samples: rows whose values (NaN-equal) equal an earlier row's.
 
-        The CropGlobe release de-duplicates identical feature rows before use.
+        The CropGlobe release de-duplicates each country's file on its feature rows alone
+        (``np.unique(fea, axis=0)``), keeping the first row of each.
+
+        Args:
+            by: a metadata column; rows are compared only with rows of the same value (each
+                country on its own, as the release reads one file per country). None: all rows.
+            labels: whether the label is part of the comparison. False, as the release: of rows
+                with equal values the first labelled one is kept (the release drops rows of
+                classes it cannot use before de-duplicating), whatever the others' labels.
+
+        Raises:
+            DataFormatError: ``by`` is not a metadata column.
         """
         if self.n_samples == 0:
             return self
         flat = self.values.reshape(self.n_samples, -1)
         # One canonical NaN bit pattern so that NaN equals NaN in the bit comparison.
         bits = np.ascontiguousarray(np.where(np.isnan(flat), np.float32(np.nan), flat))
-        cols = np.concatenate(
-            [bits.view(np.uint32), self.labels.reshape(-1, 1).astype(np.uint32)], axis=1
-        )
+        parts = [bits.view(np.uint32)]
+        if labels:
+            parts.append(self.labels.reshape(-1, 1).astype(np.uint32))
+        if by is not None:
+            if by not in self.meta.columns:
+                raise DataFormatError(
+                    f"cannot de-duplicate by {by!r}: no such metadata column; available: "
+                    f"{list(self.meta.columns)}"
+                )
+            group, _ = pd.factorize(self.meta[by].astype(str))
+            parts.append(group.reshape(-1, 1).astype(np.uint32))
+        cols = np.concatenate(parts, axis=1)
         # A 64-bit multiplicative hash per row finds candidate duplicates in one pass; every
-        # candidate is then compared bit for bit with the first row of its hash, so a hash
+        # candidate is then compared bit for bit with the row kept for its hash, so a hash
         # collision can never drop a distinct sample.
         mult = np.random.default_rng(0x5EED).integers(1, 2**32, (cols.shape[1], 2), np.uint32)
         h32 = cols @ (mult | np.uint32(1))  # two independent 32-bit hashes, wrapping products
         h = (h32[:, 0].astype(np.uint64) << np.uint64(32)) | h32[:, 1].astype(np.uint64)
         codes, _ = pd.factorize(h)
-        _, head = np.unique(codes, return_index=True)
-        cand = np.flatnonzero(head[codes] != np.arange(self.n_samples))
+        rows = np.arange(self.n_samples)
+        # the row kept for each hash: the first, or (labels ignored) the first labelled one
+        order = rows if labels else np.lexsort((rows, self.labels < 0))
+        _, first = np.unique(codes[order], return_index=True)
+        head = order[first]
+        cand = np.flatnonzero(head[codes] != rows)
         same = (cols[cand] == cols[head[codes[cand]]]).all(axis=1)
         keep = np.ones(self.n_samples, dtype=bool)
         keep[cand[same]] = False
-        first = np.flatnonzero(keep)
-        return self.subset(np.sort(first))
+        return self.subset(np.flatnonzero(keep))
 
     # ------------------------------------------------------------------ summaries
     def class_counts(self) -> pd.Series:

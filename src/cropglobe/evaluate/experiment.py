@@ -94,15 +94,15 @@ def run_experiment(
     ss = data if isinstance(data, SeriesSet) else load_series(data)
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
-    if protocol == "paper":  # the release de-duplicates identical samples before use
-        before = ss.n_samples
-        ss = ss.deduplicate()
-        if echo and ss.n_samples < before:
-            echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
     if group_by not in ss.meta.columns:
         raise DataFormatError(
             f"data has no metadata column {group_by!r}; available: {list(ss.meta.columns)}"
         )
+    if protocol == "paper":  # the release de-duplicates each file's feature rows before use
+        before = ss.n_samples
+        ss = ss.deduplicate(by=group_by, labels=False)
+        if echo and ss.n_samples < before:
+            echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
     groups = sorted(ss.meta[group_by].astype(str).unique())
     src = groups if [s.lower() for s in sources] == ["all"] else [str(s) for s in sources]
     tgt = [str(t) for t in targets] if targets else groups

@@ -4,8 +4,11 @@ For a model trained in a source and applied to a target:
 
 1. target samples whose true class the model cannot output (absent from its training classes)
    are excluded;
-2. labels and predictions are collapsed to "other" for classes the target does not map
-   (AUS keeps sugarcane and cotton, CHN corn/soybeans/rice, ARG drops wheat);
+2. predictions are collapsed to "other" for classes the target does not map (AUS keeps
+   sugarcane and cotton, CHN corn/soybeans/rice, ARG drops wheat); the ground truth is left
+   as it is, and a class the target's ground truth holds counts as mapped (data other than
+   the CropGlobe release may label, say, Argentinian wheat: its wheat predictions are then
+   scored as wheat, neither turned into "other" nor the truth collapsed with them);
 3. overall accuracy, macro-F1 over the classes present in the target's (remaining) ground
    truth, support-weighted F1, per-class F1 and the confusion matrix are computed.
 
@@ -102,9 +105,8 @@ def score_transfer(
             f"target {target or ''} has no sample of a class the model can output "
             f"({list(names)}); choose a target that shares classes with the source"
         )
-    if target is not None:
-        t = collapse_to_target(t, target, classes)
-        p = collapse_to_target(p, target, classes)
+    if target is not None:  # the predictions only; the truth is the target's own labels
+        p = collapse_to_target(p, target, classes, mapped=np.unique(t))
     cm = confusion(t, p, k)
     f1 = f1_per_class(cm)
     support = cm.sum(axis=1)

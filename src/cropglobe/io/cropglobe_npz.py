@@ -428,8 +428,8 @@ def read_cropglobe(
         kind: ``"for_CropNet"`` — fea (N, C, 73) on ``TimeGrid.cropglobe()``; or
             ``"median_maynov"`` (alias ``"Median"``) — fea (N, C, 43), bins 24…66 =
             ``TimeGrid.cropglobe().window(121, 334)``.
-        deduplicate: drop repeated samples (identical values and label) within each country, as
-            the paper does before use.
+        deduplicate: drop repeated samples within each country, as the paper does before use:
+            of rows with identical values the first labelled one is kept, whatever its label.
         bands: band names in file order; None = the release convention (10 Sentinel-2 bands in
             ``S2_BANDS`` order, 12 with VV, VH).
 
@@ -451,7 +451,7 @@ def read_cropglobe(
         ss = read_cropglobe_file(path, kind=k.name, bands=bands, country=cc)
         if deduplicate:
             before = ss.n_samples
-            ss = ss.deduplicate()
+            ss = ss.deduplicate(labels=False)
             log.info("%s: dropped %d duplicate samples of %d", path, before - ss.n_samples, before)
         sets.append(ss)
     attrs: dict[str, Any] = {}
