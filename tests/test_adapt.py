@@ -56,6 +56,20 @@ def test_bad_input() -> None:
         estimate_target_prior([[0.5, 0.5]], [1.0, 0.0])
     with pytest.raises(ParameterError, match="target_prior"):
         adapt_posteriors([[0.5, 0.5]], [1.0])
+    p = [[0.7, 0.3], [0.2, 0.8]]
+    # nan and inf pass every comparison with 0: they must be refused, not adapt to NaN rows
+    # or silently return the posteriors unadapted
+    for bad in ([np.inf, 1.0], [np.nan, 1.0], [0.0, 0.0]):
+        with pytest.raises(ParameterError, match="target_prior must hold 2 finite shares"):
+            adapt_posteriors(p, bad)
+    for bad in ([np.inf, 1.0], [np.nan, 1.0]):
+        with pytest.raises(ParameterError, match="source_prior must hold 2 positive"):
+            adapt_posteriors(p, [0.5, 0.5], bad)
+        with pytest.raises(ParameterError, match=r"got \[(inf|nan), 1\.0\]"):
+            estimate_target_prior(p, bad)
+    for kwargs in ({"max_iter": None}, {"max_iter": 0}, {"tol": np.nan}, {"tol": "x"}):
+        with pytest.raises(ParameterError, match="max_iter must be a whole number"):
+            estimate_target_prior(p, **kwargs)
 
 
 def test_em_collapse_is_flagged() -> None:

@@ -182,9 +182,41 @@ def test_demo_with_other_settings_leaves_the_folder_alone(tmp_path) -> None:
     files = sorted(p for p in (tmp_path / "d").rglob("*") if p.is_file())
     stamps = [p.stat().st_mtime_ns for p in files]
     res = CliRunner().invoke(cli, [*args, "--n-per-country", "70"])
-    assert res.exit_code == 2 and "differs in ['n_per_country']" in res.output, res.output
+    assert res.exit_code == 2 and "differs in --n-per-country)" in res.output, res.output
     assert len(res.output.strip().splitlines()) == 1
     assert [p.stat().st_mtime_ns for p in files] == stamps
+
+
+def test_demo_refuses_other_folders_and_damaged_settings(tmp_path) -> None:
+    args = ["--n-per-country", "60", "--seeds", "1", "--methods", "rf-median1d", "-q"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "phenology_ndvi.png").write_text("mine")
+    res = CliRunner().invoke(cli, ["demo", "-o", str(other), *args])
+    assert res.exit_code == 2 and "already holds other files and no demo" in res.output
+    assert sorted(p.name for p in other.iterdir()) == ["phenology_ndvi.png"]
+    assert (other / "phenology_ndvi.png").read_text() == "mine"
+    for i, text in enumerate((b"[]", b"null", b"\xff\xfe", b"{")):
+        damaged = tmp_path / f"damaged{i}"
+        damaged.mkdir()
+        (damaged / "demo.json").write_bytes(text)
+        res = CliRunner().invoke(cli, ["demo", "-o", str(damaged), *args])
+        assert res.exit_code == 2 and "demo.json is damaged" in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+    res = CliRunner().invoke(cli, ["demo", "-o", str(tmp_path / "f" / "x"), *args[:-3], "bogus"])
+    assert res.exit_code == 2 and "bogus" in res.output and not (tmp_path / "f").exists()
+
+
+def test_demo_stopped_before_any_run_takes_new_settings(tmp_path) -> None:
+    """A first try stopped before any run finished (only demo.json and the world written)
+    does not block a corrected retry."""
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "demo.json").write_text(json.dumps({"epochs": 3}))
+    args = ["demo", "-o", str(out), "--n-per-country", "60", "--seeds", "1", "-q"]
+    res = CliRunner().invoke(cli, [*args, "--methods", "rf-median1d"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "demo.json").read_text())["n_per_country"] == 60
 
 
 def test_info_splits_by_the_asked_column(tmp_path) -> None:

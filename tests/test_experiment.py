@@ -671,6 +671,9 @@ def test_cli_list_options_and_empty_values(world, tmp_path) -> None:
         (["--source", "FRA", "--targets", ""], "--targets names no group"),
         (["--source", "FRA", "--tta-shifts", ""], "not a comma-separated list of days"),
         (["--source", "FRA", "--seeds", "4294967296"], "above 4294967295"),
+        (["--source", "FRA", "--lr", "nan"], "'nan' is not a finite number"),
+        (["--source", "FRA", "--window", "300-100"], "'300-100' ends before it starts"),
+        (["--source", "FRA", "--window", "121-121"], "'121-121' ends before it starts"),
     ):
         res = runner.invoke(cli, [*base, *args, "-o", str(tmp_path / "b")])
         assert res.exit_code == 2 and message in res.output, (args, res.output)

@@ -144,3 +144,128 @@ def test_series_colours_do_not_repeat_up_to_twenty() -> None:
 
     for n in (1, 4, 10, 12, 20):
         assert len({to_hex(c) for c in series_colors(n)}) == n
+
+
+def _pair_runs(pairs: list[tuple[str, str]], n_classes: int = 2) -> tuple[pd.DataFrame, dict]:
+    """Two seeds of one method on each (source, target) pair, and their confusion matrices."""
+    rows = [
+        {
+            "method": "rf-median1d",
+            "source": s,
+            "target": t,
+            "seed": seed,
+            "scenario": "cross-region",
+            "oa": 0.5 + 0.1 * i,
+            "macro_f1": 0.4,
+            "weighted_f1": 0.45,
+            "n_scored": 10,
+            "n_classes_scored": n_classes,
+        }
+        for i, (s, t) in enumerate(pairs)
+        for seed in (1, 2)
+    ]
+    cms = {
+        ("rf-median1d", s, t): np.diag([1 + i, 0, 0, 2, 0, 0, 3]) for i, (s, t) in enumerate(pairs)
+    }
+    return pd.DataFrame(rows), cms
+
+
+def test_figure_names_never_collide(tmp_path) -> None:
+    """'A_B' → 'C' and 'A' → 'B_C' would both be confusion_M_A_B_C.png: each gets its own."""
+    runs, cms = _pair_runs([("A_B", "C"), ("A", "B_C"), ("A", "C")])
+    page = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
+    names = sorted(p.name for p in (tmp_path / "figures").glob("confusion_*.png"))
+    assert len(names) == 3 and "confusion_rf-median1d_A_C.png" in names
+    assert all(n.startswith("confusion_rf-median1d_A_B_C-") for n in names if n.count("_") == 4)
+    assert page.read_text().count('alt="confusion_') == 3
+
+
+def test_single_class_note_says_what_the_tables_hold(tmp_path) -> None:
+    runs, cms = _pair_runs([("FRA", "AUS")], n_classes=1)
+    text = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES).read_text()
+    assert "Left out of the scenario tables" not in text
+    assert "On every pair of this experiment only one class" in text
+    runs2, cms2 = _pair_runs([("FRA", "AUS"), ("FRA", "BEL")])
+    runs2.loc[runs2.target == "AUS", "n_classes_scored"] = 1
+    text = write_transfer_report(tmp_path, runs2, pd.DataFrame(), cms2, CROPGLOBE_CLASSES)
+    assert "Left out of the scenario tables, the comparison and the per-class F1: FRA → AUS" in (
+        text.read_text()
+    )
+
+
+def test_per_class_figure_shows_transfers_only(tmp_path, monkeypatch) -> None:
+    """A source's own hold-out (--within) and single-class pairs stay out of the per-class
+    bars titled "on targets"; classes in vocabulary order."""
+    import cropglobe.report.transfer as rt
+
+    runs, cms = _pair_runs([("FRA", "BEL"), ("FRA", "FRA"), ("FRA", "AUS")])
+    runs.loc[runs.target == "AUS", "n_classes_scored"] = 1
+    pcs = pd.DataFrame(
+        [
+            {"method": "rf-median1d", "source": "FRA", "target": t, "seed": 1, "class": c, "f1": f}
+            for t, c, f in [
+                ("BEL", "wheat", 0.5),
+                ("BEL", "corn", 0.7),
+                ("FRA", "rice", 1.0),
+                ("AUS", "cotton", 1.0),
+            ]
+        ]
+    )
+    seen = []
+    real = rt.per_class_figure
+    monkeypatch.setattr(
+        rt, "per_class_figure", lambda pc, *a, **k: seen.append(pc.copy()) or real(pc, *a, **k)
+    )
+    write_transfer_report(tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES)
+    assert seen[0]["target"].tolist() == ["BEL", "BEL"]
+
+
+def test_dollar_signs_in_names_are_text(tmp_path) -> None:
+    """matplotlib would parse '$^$' as a formula and fail after all the training."""
+    runs, cms = _pair_runs([("FRA", "BEL $^$ north"), ("cost $5", "FRA")])
+    page = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
+    assert "BEL $^$ north" in page.read_text()
+
+
+def test_interrupted_report_leaves_the_previous_one(tmp_path, monkeypatch) -> None:
+    import cropglobe.report.transfer as rt
+
+    runs, pcs, cms = _runs()
+    write_transfer_report(tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rt, "confusion_figure", stop)  # drawn after the tables and matrices
+    more = runs.assign(seed=runs.seed + 10, oa=0.99)
+    with pytest.raises(KeyboardInterrupt):
+        write_transfer_report(tmp_path, pd.concat([runs, more]), pcs, cms, CROPGLOBE_CLASSES)
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # no new table beside an old page, no staging folder left
+    assert not list(tmp_path.glob(".report-staging-*"))
+
+
+def test_phenology_figure_always_shows_the_source(tmp_path, monkeypatch) -> None:
+    """With more groups than panels the largest are shown, but never without the source."""
+    import cropglobe.report.figures as rf
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    grid = TimeGrid.regular(30)
+    sizes = {"tiny-source": 2, **{f"t{i:02d}": 10 + i for i in range(13)}}
+    names = [g for g, n in sizes.items() for _ in range(n)]
+    n = len(names)
+    values = np.random.default_rng(0).uniform(0, 1, (n, 1, grid.n_steps)).astype(np.float32)
+    ss = SeriesSet(
+        values, ("NDVI",), grid, np.zeros(n, np.int64), ("corn",), pd.DataFrame({"region": names})
+    )
+    shown = []
+    real = rf._draw_curves
+    monkeypatch.setattr(
+        rf, "_draw_curves", lambda s, c, groups, *a: shown.append(groups) or real(s, c, groups, *a)
+    )
+    rf.plot_phenology(ss, tmp_path / "a.png", group_by="region", max_groups=12)
+    assert "tiny-source" not in shown[-1] and len(shown[-1]) == 12 and "t00" not in shown[-1]
+    rf.plot_phenology(ss, tmp_path / "b.png", group_by="region", keep=["tiny-source"])
+    assert "tiny-source" in shown[-1] and len(shown[-1]) == 12
+    assert "t00" not in shown[-1] and "t01" not in shown[-1]  # the two smallest targets

@@ -99,21 +99,47 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
     return out
 
 
+#: the ``cropglobe demo`` option of each setting saved in ``demo.json``
+_OPTIONS = {
+    "countries": "countries",
+    "n_per_country": "--n-per-country",
+    "random_state": "--seed",
+    "epochs": "--epochs",
+    "batch_size": "batch size",
+    "lr": "learning rate",
+}
+
+
 def _check_settings(out: Path, settings: dict[str, Any]) -> None:
-    """Refuse, before anything is written, a folder holding a demo made with other settings
-    (its world and its runs would no longer match)."""
+    """Refuse, before anything is written, a folder holding something other than a demo, or a
+    demo made with other settings whose runs have started (its world and its runs would no
+    longer match). A demo stopped before any run finished takes the new settings."""
+    from cropglobe.evaluate.transfer import _finished_runs
+
+    if out.exists() and not out.is_dir():
+        raise ExperimentMismatchError(f"{out} is a file; give a folder for the demo (-o)")
     marker = out / "demo.json"
     if not marker.exists():
+        if out.is_dir() and any(out.iterdir()):
+            raise ExperimentMismatchError(
+                f"{out} already holds other files and no demo (demo.json); give a new or empty "
+                "output folder (-o) so that nothing in it is overwritten"
+            )
         return
     try:
         old = json.loads(marker.read_text())
-    except json.JSONDecodeError:
-        old = {}
-    if old != settings:
-        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        if not isinstance(old, dict):
+            raise ValueError("not a dictionary")
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError included
         raise ExperimentMismatchError(
-            f"{out} holds a demo made with other settings (differs in {diff}); choose another "
-            "output folder (-o) or delete that one (nothing in it was changed)"
+            f"{marker} is damaged (not the settings of a demo); choose another output folder "
+            "(-o) or delete that one"
+        ) from None
+    if old != settings and _finished_runs(out / "transfer"):
+        diff = [_OPTIONS.get(k, k) for k in settings if old.get(k) != settings[k]]
+        raise ExperimentMismatchError(
+            f"{out} holds a demo made with other settings (differs in {', '.join(diff)}); "
+            "choose another output folder (-o) or delete that one (nothing in it was changed)"
         )
 
 
@@ -153,6 +179,7 @@ def run_demo(
         the findings computed from it.
     """
     from cropglobe.evaluate.experiment import run_experiment
+    from cropglobe.evaluate.methods import get_method
     from cropglobe.io import read_cropglobe
     from cropglobe.report.figures import plot_phenology
     from cropglobe.simulate import simulate_world, write_world
@@ -168,6 +195,8 @@ def run_demo(
         "batch_size": batch_size,
         "lr": lr,
     }
+    for name in methods:  # an unknown method fails before anything is simulated or written
+        get_method(name)
     _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "demo.json") as tmp:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
+    "FiniteRange",
     "PathArg",
     "data_option",
     "fail",
@@ -38,6 +40,17 @@ class PathArg(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("is empty; give a file or folder path", param, ctx)
         return super().convert(value, param, ctx)
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` (which passes every range comparison)
+    and infinities."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number; give one in {self._describe_range()}")
+        return rv
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
@@ -170,7 +183,7 @@ def training_options(func: F) -> F:
         ),
         click.option(
             "--lr",
-            type=click.FloatRange(0, 1, min_open=True),
+            type=FiniteRange(0, 1, min_open=True),
             default=1e-4,
             show_default=True,
             help="Adam learning rate of neural models.",
@@ -208,4 +221,9 @@ def _parse_window(ctx: click.Context, param: click.Parameter, text: str) -> tupl
         raise click.BadParameter(
             f"{text!r} is not a window; expected START-END days of season, e.g. 121-334, or 'all'"
         ) from None
+    if a >= b:
+        raise click.BadParameter(
+            f"{text!r} ends before it starts; expected START-END with START below END, e.g. "
+            "121-334, or 'all'"
+        )
     return a, b

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import (
+    FiniteRange,
     PathArg,
     data_option,
     handle_errors,
@@ -53,7 +54,7 @@ from cropglobe.cli._common import (
 )
 @click.option(
     "--average",
-    type=click.FloatRange(0.0, 1.0, min_open=True),
+    type=FiniteRange(0.0, 1.0, min_open=True),
     default=None,
     help="Average the weights over this share of the final epochs (e.g. 0.25); neural models only.",
 )

@@ -46,7 +46,7 @@ def _check(proba: ArrayLike, source_prior: ArrayLike | None) -> tuple[NDArray[np
         if source_prior is None
         else np.asarray(source_prior, dtype=np.float64).reshape(-1)
     )
-    if prior.shape != (k,) or (prior <= 0).any():
+    if prior.shape != (k,) or not np.isfinite(prior).all() or (prior <= 0).any():
         raise ParameterError(
             f"source_prior must hold {k} positive class shares (one per probability column), "
             f"got {prior.tolist()}"
@@ -67,8 +67,10 @@ def adapt_posteriors(
     """
     p, prior = _check(proba, source_prior)
     t = np.asarray(target_prior, dtype=np.float64).reshape(-1)
-    if t.shape != prior.shape or (t < 0).any():
-        raise ParameterError(f"target_prior must hold {prior.size} shares >= 0, got {t.tolist()}")
+    if t.shape != prior.shape or not np.isfinite(t).all() or (t < 0).any() or not t.sum() > 0:
+        raise ParameterError(
+            f"target_prior must hold {prior.size} finite shares >= 0, not all 0, got {t.tolist()}"
+        )
     q = p * (t / prior)[None, :]
     s = q.sum(axis=1, keepdims=True)
     return np.asarray(np.where(s > 0, q / np.where(s > 0, s, 1.0), p), dtype=np.float64)
@@ -93,8 +95,18 @@ def estimate_target_prior(
         ``(prior, iterations)``: the (K,) estimated target shares and the iterations used.
     """
     p, prior = _check(proba, source_prior)
-    if int(max_iter) < 1 or not tol > 0:
-        raise ParameterError(f"max_iter must be >= 1 and tol > 0, got {max_iter!r}, {tol!r}")
+    if (
+        isinstance(max_iter, bool)
+        or not isinstance(max_iter, (int, np.integer))
+        or max_iter < 1
+        or isinstance(tol, bool)
+        or not isinstance(tol, (int, float, np.number))
+        or not 0 < tol < np.inf
+    ):
+        raise ParameterError(
+            f"max_iter must be a whole number >= 1 and tol a finite number > 0, got "
+            f"{max_iter!r}, {tol!r}"
+        )
     est = prior.copy()
     for it in range(1, int(max_iter) + 1):
         new = adapt_posteriors(p, est, prior).mean(axis=0)

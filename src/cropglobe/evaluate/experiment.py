@@ -26,6 +26,9 @@ __all__ = ["ExperimentReport", "load_series", "run_experiment"]
 
 logger = logging.getLogger(__name__)
 
+#: panels of a phenology figure: the source and its largest targets
+PHENOLOGY_PANELS = 12
+
 
 @dataclass
 class ExperimentReport:
@@ -86,6 +89,7 @@ def run_experiment(
     from cropglobe.report.figures import plot_phenology
     from cropglobe.report.transfer import (
         comparison_lines,
+        report_staging,
         scenario_table,
         scored_runs,
         write_transfer_report,
@@ -181,21 +185,6 @@ def run_experiment(
         )
     result = run_transfer(ss, config, output, progress=echo)
     out = Path(output)
-    phen = []
-    for s in src:
-        members = [s, *[t for t in tgt if t != s]]
-        sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
-        try:
-            phen.append(
-                plot_phenology(
-                    sub,
-                    out / "figures" / f"phenology_{safe_name(s)}.png",
-                    group_by=group_by,
-                    title=f"Class-mean NDVI: source {s} vs targets",
-                )
-            )
-        except CropGlobeError as exc:  # e.g. no NDVI bands: the report goes on without it
-            logger.warning("phenology figure skipped: %s", exc)
     config_dict = {
         **config.__dict__,
         "data": str(data)
@@ -217,19 +206,43 @@ def run_experiment(
     runs = scored_runs(result.runs)
     compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
     comparison = paired_comparison(runs, str(baseline)) if compared else None
-    report = write_transfer_report(
-        out,
-        result.runs,
-        result.per_class,
-        result.confusions,
-        ss.classes,
-        config=config_dict,
-        phenology_figures=phen,
-        title=title,
-        notes=notes,
-        baseline=baseline,
-        comparison=comparison,
-    )
+    with report_staging(out) as stage:  # the figures join the report's other files at once
+        phen = []
+        for s in src:
+            members = [s, *[t for t in tgt if t != s]]
+            sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
+            shown = (
+                f"source {s} vs targets"
+                if len(members) <= PHENOLOGY_PANELS
+                else f"source {s} vs the {PHENOLOGY_PANELS - 1} largest of "
+                f"{len(members) - 1} targets"
+            )
+            try:
+                phen.append(
+                    plot_phenology(
+                        sub,
+                        stage / f"phenology_{safe_name(s)}.png",
+                        group_by=group_by,
+                        title=f"Class-mean NDVI: {shown}",
+                        max_groups=PHENOLOGY_PANELS,
+                        keep=[s],
+                    )
+                )
+            except CropGlobeError as exc:  # e.g. no NDVI bands: the report goes on without it
+                logger.warning("phenology figure skipped: %s", exc)
+        report = write_transfer_report(
+            out,
+            result.runs,
+            result.per_class,
+            result.confusions,
+            ss.classes,
+            config=config_dict,
+            phenology_figures=phen,
+            title=title,
+            notes=notes,
+            baseline=baseline,
+            comparison=comparison,
+        )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     table = scenario_table(runs, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +66,7 @@ def plot_phenology(
     group_by: str | None = "country",
     title: str | None = None,
     max_groups: int = 12,
+    keep: Sequence[str] = (),
 ) -> Path:
     """Draw class-mean curves (± 1 std band) per group, one panel per group, to a PNG.
 
@@ -73,7 +76,9 @@ def plot_phenology(
         band: ``"NDVI"`` or a band name.
         group_by: meta column giving one panel per value (``country``, ``region``), or None.
         title: figure title; defaults to a description of the data.
-        max_groups: panels beyond this many groups are left out (largest groups kept).
+        max_groups: panels beyond this many groups are left out (the groups of ``keep``,
+            then the largest, are kept).
+        keep: groups always shown (the source of a transfer, however small).
 
     Returns:
         The written path.
@@ -86,11 +91,38 @@ def plot_phenology(
     curves = class_mean_curves(ss, group_by, band)
     if not curves:
         raise DataFormatError("nothing to plot: the dataset holds no samples")
-    groups = sorted(curves, key=lambda g: -sum(v[2] for v in curves[g].values()))[:max_groups]
-    groups = sorted(groups)
+    first = {str(g) for g in keep}
+
+    def rank(g: str) -> tuple[bool, int]:  # kept groups first, then the largest
+        return g not in first, -sum(v[2] for v in curves[g].values())
+
+    groups = sorted(sorted(curves, key=rank)[: max(max_groups, 1)])
     colors = dict(zip(ss.classes, class_colors(ss.classes), strict=True))
     ncols = min(4, len(groups))
     nrows = int(np.ceil(len(groups) / ncols))
+    with plt.rc_context({"text.parse_math": False}):  # a "$" in a name is a dollar sign
+        fig = _draw_curves(ss, curves, groups, band, group_by, title, colors, nrows, ncols)
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return target
+
+
+def _draw_curves(
+    ss: SeriesSet,
+    curves: dict[str, Any],
+    groups: list[str],
+    band: str,
+    group_by: str | None,
+    title: str | None,
+    colors: dict[str, Any],
+    nrows: int,
+    ncols: int,
+) -> Any:
+    """The figure of :func:`plot_phenology`."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, sharey=True
     )
@@ -114,8 +146,4 @@ def plot_phenology(
     synthetic = " — SYNTHETIC data" if ss.attrs.get("synthetic") else ""
     fig.suptitle(title or f"Class-mean {band} per {group_by or 'dataset'}{synthetic}")
     fig.tight_layout()
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return target
+    return fig

@@ -15,10 +15,14 @@ network assets.
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import html
 import json
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,10 @@ from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
 
-__all__ = ["write_transfer_report"]
+__all__ = ["report_staging", "write_transfer_report"]
+
+#: prefix of the folders a report is drawn in before it replaces the previous one
+STAGING_PREFIX = ".report-staging-"
 
 
 def _plt() -> Any:
@@ -40,6 +47,33 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@contextlib.contextmanager
+def plain_text() -> Iterator[None]:
+    """Matplotlib text drawn as written: a ``$`` in a class, group or method name is a dollar
+    sign, not the start of a formula (which could fail to parse and lose the report)."""
+    with _plt().rc_context({"text.parse_math": False}):
+        yield
+
+
+@contextlib.contextmanager
+def report_staging(output: str | os.PathLike[str], in_use: Sequence[Path] = ()) -> Iterator[Path]:
+    """A fresh folder inside ``output`` to draw figures in; removed afterwards (left-overs of
+    an interrupted report, other than the folders ``in_use``, are removed first).
+    :func:`write_transfer_report` moves the figures it is given from there into ``figures/``
+    together with the rest of the report."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    busy = {Path(p).resolve() for p in in_use}
+    for old in out.glob(STAGING_PREFIX + "*"):
+        if old.resolve() not in busy:
+            shutil.rmtree(old, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -57,7 +91,10 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
     std = sub.pivot(index="source", columns="target", values=f"{metric}_std")
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * mat.shape[1], 0.9 + 0.6 * mat.shape[0]))
     im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
-    ax.set_xticks(range(mat.shape[1]), mat.columns)
+    long = mat.shape[1] > 6 or any(len(str(c)) > 5 for c in mat.columns)
+    ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=45 if long else 0)
+    if long:
+        plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_yticks(range(mat.shape[0]), mat.index)
     ax.set_xlabel("target")
     ax.set_ylabel("source")
@@ -82,13 +119,21 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
     return _save(fig, path)
 
 
-def per_class_figure(per_class: pd.DataFrame, path: Path) -> Path:
-    """Mean per-class F1 over all targets and seeds, one bar group per class."""
+def per_class_figure(
+    per_class: pd.DataFrame, path: Path, classes: Sequence[str] | None = None
+) -> Path:
+    """Mean per-class F1 over all targets and seeds, one bar group per class (in the order of
+    ``classes``, the vocabulary, when given)."""
     plt = _plt()
     table = per_class.groupby(["class", "method"])["f1"].mean().unstack("method") * 100
     table = table[list(dict.fromkeys(per_class["method"]))]  # the runs' order: same colours
+    if classes is not None:
+        table = table.reindex([c for c in classes if c in table.index])
+    crowded = len(table) > 8 or any(len(str(c)) > 10 for c in table.index)
     fig, ax = plt.subplots(figsize=(1.5 + 1.2 * len(table), 3.5))
-    table.plot.bar(ax=ax, rot=0, width=0.8, color=series_colors(table.shape[1]))
+    table.plot.bar(ax=ax, rot=45 if crowded else 0, width=0.8, color=series_colors(table.shape[1]))
+    if crowded:
+        plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_ylabel("F1 (%)")
     ax.set_ylim(0, 100)
     ax.set_title("Per-class F1 on targets (mean over targets and seeds)")
@@ -363,6 +408,36 @@ overflow:auto;font-size:.8rem}
 """
 
 
+def _confusion_names(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """A figure file name per (method, source, target): ``confusion_M_S_T.png``, with a short
+    hash of the three names added where two pairs would otherwise share a name (group names
+    may hold ``_``: ``A_B`` → ``C`` and ``A`` → ``B_C``)."""
+    plain = {k: "_".join(["confusion", *(safe_name(v) for v in k)]) for k in keys}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name] = counts.get(name, 0) + 1
+    out = {}
+    for k, name in plain.items():
+        if counts[name] > 1:
+            digest = hashlib.sha256(json.dumps(list(k)).encode()).hexdigest()[:8]
+            name = f"{name}-{digest}"
+        out[k] = name + ".png"
+    return out
+
+
+def _target_per_class(per_class: pd.DataFrame, single: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Per-class F1 rows of transfers: without a source's own hold-out (``--within``) and
+    without the pairs on which only one class could be scored."""
+    if not len(per_class):
+        return per_class
+    pairs = set(single)
+    keep = [
+        a != b and (a, b) not in pairs
+        for a, b in zip(per_class["source"], per_class["target"], strict=True)
+    ]
+    return per_class[keep]
+
+
 def write_transfer_report(
     output: str | os.PathLike[str],
     runs: pd.DataFrame,
@@ -380,7 +455,13 @@ def write_transfer_report(
     """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv`` and
     ``results.json`` to ``output``.
 
+    Everything is drawn first, in a staging folder; only then are the figures moved into
+    ``figures/`` and the tables and the page written (each file atomically), so an interrupted
+    report leaves the previous one as it was.
+
     Args:
+        phenology_figures: PNGs to show in the phenology section; those outside ``figures/``
+            (drawn in a :func:`report_staging` folder) are moved there with the rest.
         baseline: the method the others are compared with, paired by seed (default: the first
             method of ``runs`` that is not a ``+tta`` / ``+prior`` row).
         comparison: that comparison when the caller already has it
@@ -391,24 +472,82 @@ def write_transfer_report(
     """
     out = Path(output)
     fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    in_use = [Path(p).parent for p in phenology_figures]
+    with report_staging(out, in_use) as stage, plain_text():
+        files = _draw_report(
+            stage,
+            runs,
+            per_class,
+            confusions,
+            classes,
+            config=config,
+            phenology_figures=phenology_figures,
+            title=title,
+            notes=notes,
+            baseline=baseline,
+            comparison=comparison,
+        )
+        figures = files.pop("figures")
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        kept = set()
+        for fig in figures:
+            dest = fig_dir / fig.name
+            if fig.resolve() != dest.resolve():
+                os.replace(fig, dest)
+            kept.add(dest.resolve())
+        for name, text in files.items():  # the page last
+            with atomic_path(out / name) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+    # figures of an earlier, larger configuration that this report no longer shows
+    for old in fig_dir.glob("*.png"):
+        if old.resolve() not in kept:
+            old.unlink()
+    return out / "report.html"
+
+
+def _draw_report(
+    stage: Path,
+    runs: pd.DataFrame,
+    per_class: pd.DataFrame,
+    confusions: Mapping[tuple[str, str, str], np.ndarray],
+    classes: Sequence[str],
+    *,
+    config: Mapping[str, Any] | None,
+    phenology_figures: Sequence[Path],
+    title: str,
+    notes: Sequence[str],
+    baseline: str | None,
+    comparison: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The report's figures (drawn into ``stage``) and the text of its files, by file name
+    (``figures``: the PNG paths; ``report.html`` last)."""
     agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
     single = single_class_pairs(runs)
-    if single:
+    scored = scored_runs(runs)
+    if single and len(scored) < len(runs):
         pairs = ", ".join(f"{a} → {b}" for a, b in single)
         notes = (
             *notes,
-            f"Left out of the scenario tables: {pairs}. Only one class of these "
-            "targets could be scored (the model cannot output the others), so their "
-            "accuracy says nothing about transfer; they remain in the matrices below.",
+            f"Left out of the scenario tables, the comparison and the per-class F1: {pairs}. "
+            "Only one class of these targets could be scored (the model cannot output the "
+            "others), so their accuracy says nothing about transfer; they remain in the "
+            "matrices below.",
+        )
+    elif single:
+        notes = (
+            *notes,
+            "On every pair of this experiment only one class of the target could be scored "
+            "(the model cannot output the others): the tables below show them all, but such "
+            "an accuracy says nothing about transfer.",
         )
     base = baseline or default_baseline(runs)
     if comparison is None:
-        comparison = paired_comparison(scored_runs(runs), base if base is not None else "")
-    with atomic_path(out / "results.csv") as tmp:
-        agg.to_csv(tmp, index=False, float_format="%.3f")
-    with atomic_path(out / "comparison.csv") as tmp:
-        comparison.to_csv(tmp, index=False, float_format="%.4f")
+        comparison = paired_comparison(scored, base if base is not None else "")
+    files: dict[str, Any] = {
+        "results.csv": agg.to_csv(index=False, float_format="%.3f"),
+        # p-values can be tiny: significant digits, not decimals
+        "comparison.csv": comparison.to_csv(index=False, float_format="%.6g"),
+    }
     payload = {
         "aggregated": agg.to_dict(orient="records"),
         # NaN (no interval with one seed) is not JSON: null
@@ -418,18 +557,17 @@ def write_transfer_report(
         "runs": runs.to_dict(orient="records"),
         "config": dict(config or {}),
     }
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=str))
+    files["results.json"] = json.dumps(payload, indent=1, default=str)
 
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
     written: list[Path] = [Path(p) for p in phenology_figures]
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
-        table = scenario_table(scored_runs(runs), metric)
+        table = scenario_table(scored, metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
         sections.append(table.to_html(escape=True))
-    if len(scored_runs(runs)):
-        fig = scenario_figure(scored_runs(runs), fig_dir / "scenarios.png")
+    if len(scored):
+        fig = scenario_figure(scored, stage / "scenarios.png")
         written.append(fig)
         sections.append("<h3>By scenario, seed by seed</h3>" + _img(fig))
     if len(comparison):
@@ -443,28 +581,28 @@ def write_transfer_report(
         for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
             sections.append(f"<h4>{label}</h4>")
             sections.append(comparison_table(comparison, metric).to_html(index=False, escape=True))
-    heat = [
-        heatmap_figure(agg, m, "oa", fig_dir / f"matrix_oa_{safe_name(m)}.png") for m in methods
-    ]
+    heat = [heatmap_figure(agg, m, "oa", stage / f"matrix_oa_{safe_name(m)}.png") for m in methods]
     heat += [
-        heatmap_figure(agg, m, "macro_f1", fig_dir / f"matrix_f1_{safe_name(m)}.png")
-        for m in methods
+        heatmap_figure(agg, m, "macro_f1", stage / f"matrix_f1_{safe_name(m)}.png") for m in methods
     ]
     written += heat
-    sections.append("<h2>Source × target matrices</h2><div class='grid'>")
+    n_targets = agg["target"].nunique() if len(agg) else 0
+    # a large matrix is shown at full width, a small one two to a row
+    sections.append(
+        "<h2>Source × target matrices</h2>" + ("<div>" if n_targets > 5 else "<div class='grid'>")
+    )
     sections += [_img(p) for p in heat]
     sections.append("</div>")
-    if len(per_class):
-        pc = per_class_figure(per_class, fig_dir / "per_class_f1.png")
+    transfers = _target_per_class(per_class, single)
+    if len(transfers):
+        pc = per_class_figure(transfers, stage / "per_class_f1.png", classes)
         written.append(pc)
         sections.append("<h2>Per-class F1</h2>" + _img(pc))
     sections.append("<h2>Confusion matrices (summed over seeds)</h2><div class='grid'>")
+    names = _confusion_names(list(confusions))
     for (method, source, target), cm in confusions.items():
         p = confusion_figure(
-            cm,
-            classes,
-            f"{method}: {source} → {target}",
-            fig_dir / f"confusion_{safe_name(method)}_{safe_name(source)}_{safe_name(target)}.png",
+            cm, classes, f"{method}: {source} → {target}", stage / names[(method, source, target)]
         )
         written.append(p)
         sections.append(_img(p))
@@ -488,18 +626,12 @@ def write_transfer_report(
         + "</pre>"
     )
     note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-    page = (
+    files["report.html"] = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{note_html}"
         + "<h2>Summary</h2>"
         + "\n".join(sections)
         + "</body></html>"
     )
-    with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    # figures of an earlier, larger configuration that this report no longer shows
-    keep = {p.resolve() for p in written}
-    for old in fig_dir.glob("*.png"):
-        if old.resolve() not in keep:
-            old.unlink()
-    return out / "report.html"
+    files["figures"] = written
+    return files
