@@ -208,7 +208,7 @@ def run_experiment(
     comparison = paired_comparison(runs, str(baseline)) if compared else None
     with report_staging(out) as stage:  # the figures join the report's other files at once
         phen = []
-        for s in src:
+        for s in config.sources:
             members = [s, *[t for t in tgt if t != s]]
             sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
             shown = (

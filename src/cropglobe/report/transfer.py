@@ -487,7 +487,7 @@ def write_transfer_report(
             baseline=baseline,
             comparison=comparison,
         )
-        figures = files.pop("figures")
+        figures = list(dict.fromkeys(files.pop("figures")))  # a figure given twice moves once
         fig_dir.mkdir(parents=True, exist_ok=True)
         kept = set()
         for fig in figures:
