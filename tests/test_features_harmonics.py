@@ -102,6 +102,8 @@ def test_transformer_shapes_names_and_underdetermined(caplog: pytest.LogCaptureF
     assert np.isnan(x[0, :8]).all() and not np.isnan(x[0, 8:16]).any()
     assert np.isnan(x[1]).all() and not np.isnan(x[2:]).any()
     assert "2 of 40 pixels" in caplog.text
+    # which series: pixel 0 lacks B04 (so NDVI), pixel 1 all three
+    assert "(5 of 120 pixel-series; most in B04 2, NDVI 2, B08 1)" in caplog.text
     with pytest.raises(DataFormatError, match="policy='raise'"):
         Harmonics(policy="raise").fit(ss).transform(ss)
 

@@ -507,14 +507,21 @@ class Harmonics(SeriesTransformer):
         self.n_underdetermined_ = int(under.sum())
         if self.n_underdetermined_:
             need = self.min_obs or 2 * int(self.n_harmonics) + 1
+            short = (~res.determined).sum(axis=0)  # pixels per series
+            worst = ", ".join(
+                f"{self.series_[i]} {int(short[i]):,}"
+                for i in np.argsort(-short, kind="stable")[:4]
+                if short[i]
+            )
             msg = (
-                f"{self.n_underdetermined_} of {under.size} pixels have a series with fewer than "
-                f"{need} valid observations in the window"
+                f"{self.n_underdetermined_:,} of {under.size:,} pixels have a series with fewer "
+                f"than {need} valid observations in the window ({int(short.sum()):,} of "
+                f"{res.determined.size:,} pixel-series; most in {worst})"
             )
             fix = "lower n_harmonics or min_obs, widen the window, or fill gaps first"
             if self.policy == "raise":
                 raise DataFormatError(f"Harmonics (policy='raise'): {msg}; {fix}")
-            logger.warning("%s: their harmonic features are NaN (%s)", msg, fix)
+            logger.warning("%s: the features of those series are NaN (%s)", msg, fix)
         return feats.reshape(feats.shape[0], -1).astype(self.dtype, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
