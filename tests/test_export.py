@@ -60,3 +60,15 @@ def test_quantize_int8_refuses_bad_calibration(tmp_path) -> None:
         quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", np.zeros((0, 10, 43), np.float32))
     with pytest.raises(ParameterError, match="calibration inputs"):
         quantize_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", np.zeros((4, 43), np.float32))
+
+
+def test_vnni_is_read_from_the_cpu_flags() -> None:
+    """Without VNNI, int8 weights are quantized to 7 bits (full-range weights saturate the
+    16-bit pair sums of AVX2 kernels)."""
+    from cropglobe.export import has_vnni
+
+    assert has_vnni("processor: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_vnni\n")
+    assert has_vnni("flags : fpu avx2 avx_vnni\n")
+    assert not has_vnni("flags : fpu sse2 avx2 avx512f avx512bw\n")
+    assert not has_vnni("model name : unknown\n")
+    assert isinstance(has_vnni(), bool)
