@@ -717,3 +717,26 @@ def test_unavailable_device_fails_before_anything_is_written(world, tmp_path) ->
         _run(world, tmp_path / "exp", methods=["tempcnn"], device="cuda", seeds=[82])
     assert not (tmp_path / "exp").exists()
     _run(world, tmp_path / "rf", device="cuda", seeds=[82], targets=["BEL"])  # no neural method
+
+
+def test_paper_quirks_are_cropnets_only(world, tmp_path) -> None:
+    """--protocol paper trains CropNet as the release's CropNet script (all of the source,
+    validated on itself); its other neural baselines keep a held-out split."""
+    rep = _run(
+        world,
+        tmp_path / "p",
+        methods=["cropnet", "mlp-median1d"],
+        seeds=[82],
+        targets=["BEL"],
+        protocol="paper",
+        epochs=1,
+        batch_size=64,
+    )
+    n_train = {}
+    for method in ("cropnet", "mlp-median1d"):
+        m = json.loads((tmp_path / f"p/runs/{method}/FRA/seed82/metrics.json").read_text())
+        n_train[method] = (m["n_train"], m["training"]["n_val"])
+    assert n_train["cropnet"][0] == n_train["cropnet"][1]  # validated on all its samples
+    n, n_val = n_train["mlp-median1d"]
+    assert 0.15 * n < n_val < 0.25 * n
+    assert len(rep.result.runs) == 2

@@ -69,6 +69,29 @@ def test_helpers() -> None:
     assert np.intersect1d(tr, va).size == 0 and tr.size + va.size == labels.size
 
 
+def test_repeated_samples_never_straddle_the_split() -> None:
+    from cropglobe.series import equal_rows
+    from cropglobe.train import split_apart
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 2, 5)).astype(np.float32)
+    y = np.repeat([0, 1, 2], 20)
+    # without repeats: exactly the stratified split
+    a = split_apart(x, y, 0.2, np.random.default_rng(3))
+    b = stratified_split(y, 0.2, np.random.default_rng(3))
+    assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
+    x[40:60] = x[0:20]  # 20 copies (labelled 2) of class-0 rows, plus NaN-equal rows
+    x[5, 1, 2] = x[45, 1, 2] = np.nan
+    head = equal_rows(x)
+    assert head[45] == 5 and head[4] == 4 and (head[40:] == np.arange(20)).all()
+    for seed in range(5):
+        tr, va = split_apart(x, y, 0.2, np.random.default_rng(seed))
+        assert tr.size + va.size == 60 and np.intersect1d(tr, va).size == 0
+        side = np.isin(np.arange(60), va)
+        assert (side[40:] == side[:20]).all()  # each copy beside its original
+        assert side[20:40].sum() == 4  # class 1 (distinct rows): 20 %
+
+
 @pytest.mark.parametrize("name", ["cropnet", "mlp", "tempcnn", "transformer"])
 def test_learns_a_separable_set(name: str) -> None:
     ss = phenology_set(360)

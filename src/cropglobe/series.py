@@ -594,22 +594,10 @@ class SeriesSet:
             group, _ = pd.factorize(self.meta[by].astype(str))
             parts.append(group.reshape(-1, 1).astype(np.uint32))
         cols = np.concatenate(parts, axis=1)
-        # A 64-bit multiplicative hash per row finds candidate duplicates in one pass; every
-        # candidate is then compared bit for bit with the row kept for its hash, so a hash
-        # collision can never drop a distinct sample.
-        mult = np.random.default_rng(0x5EED).integers(1, 2**32, (cols.shape[1], 2), np.uint32)
-        h32 = cols @ (mult | np.uint32(1))  # two independent 32-bit hashes, wrapping products
-        h = (h32[:, 0].astype(np.uint64) << np.uint64(32)) | h32[:, 1].astype(np.uint64)
-        codes, _ = pd.factorize(h)
         rows = np.arange(self.n_samples)
-        # the row kept for each hash: the first, or (labels ignored) the first labelled one
+        # the row kept of equal ones: the first, or (labels ignored) the first labelled one
         order = rows if labels else np.lexsort((rows, self.labels < 0))
-        _, first = np.unique(codes[order], return_index=True)
-        head = order[first]
-        cand = np.flatnonzero(head[codes] != rows)
-        same = (cols[cand] == cols[head[codes[cand]]]).all(axis=1)
-        keep = np.ones(self.n_samples, dtype=bool)
-        keep[cand[same]] = False
+        keep = equal_rows(cols, order) == rows
         return self.subset(np.flatnonzero(keep))
 
     # ------------------------------------------------------------------ summaries
@@ -738,3 +726,39 @@ class Observations:
             f"Observations({len(self.table)} rows, {self.n_samples} samples, "
             f"bands={list(self.bands)}, classes={list(self.classes)})"
         )
+
+
+def equal_rows(
+    values: NDArray[Any], order: NDArray[np.int64] | None = None
+) -> NDArray[np.int64]:
+    """For each row of ``values`` (N, ...), the index of the first row (in ``order``, default
+    row order) holding the same values bit for bit, NaN equal to NaN; a row without an equal
+    earlier one points to itself.
+
+    A 64-bit multiplicative hash per row finds candidate equal rows in one pass; every
+    candidate is then compared bit for bit with the row it would point to, so a hash collision
+    never joins distinct rows.
+    """
+    n = values.shape[0]
+    rows = np.arange(n, dtype=np.int64)
+    if n == 0:
+        return rows
+    flat = np.asarray(values).reshape(n, -1)
+    if flat.dtype.kind == "f":  # one canonical NaN bit pattern so that NaN equals NaN
+        flat = flat.astype(np.float32 if flat.dtype.itemsize <= 4 else np.float64, copy=False)
+        flat = np.where(np.isnan(flat), flat.dtype.type(np.nan), flat)
+    elif flat.dtype.itemsize not in (4, 8):
+        flat = flat.astype(np.int64)
+    cols = np.ascontiguousarray(flat).view(np.uint32)
+    mult = np.random.default_rng(0x5EED).integers(1, 2**32, (cols.shape[1], 2), np.uint32)
+    h32 = cols @ (mult | np.uint32(1))  # two independent 32-bit hashes, wrapping products
+    h = (h32[:, 0].astype(np.uint64) << np.uint64(32)) | h32[:, 1].astype(np.uint64)
+    codes, _ = pd.factorize(h)
+    order = rows if order is None else np.asarray(order, dtype=np.int64)
+    _, first = np.unique(codes[order], return_index=True)
+    head = order[first][codes]
+    cand = np.flatnonzero(head != rows)
+    same = (cols[cand] == cols[head[cand]]).all(axis=1)
+    out = rows.copy()
+    out[cand[same]] = head[cand[same]]
+    return out

@@ -5,8 +5,8 @@ cross-entropy (class weight N / (K · n_c)) and keep the epoch with the best val
 macro-F1 (REFERENCE.md "Training and evaluation protocol").
 
 - ``protocol="clean"`` (default): a seeded, stratified 20 % held-out validation split (or the
-  ``val`` set you give), online augmentation (fresh draws every batch, shift and scale composed),
-  optional early stopping.
+  ``val`` set you give; repeated samples stay on one side of it), online augmentation (fresh
+  draws every batch, shift and scale composed), optional early stopping.
 - ``protocol="paper"``: the release's recipe — train on 100 % of the source, validate on the same
   un-augmented samples, offline augmentation (original + 2 copies, scale replaces shift) with
   the release's details (whole-day draws, whole bins resampled half-pixel-centred, not-a-knot
@@ -145,6 +145,30 @@ def stratified_split(
     v = np.sort(np.concatenate(val)) if val else np.zeros(0, np.int64)
     t = np.setdiff1d(np.arange(labels.size), v)
     return t.astype(np.int64), v.astype(np.int64)
+
+
+def split_apart(
+    x: NDArray[np.float32], labels: NDArray[np.int64], fraction: float, rng: np.random.Generator
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """:func:`stratified_split` that never puts identical inputs on both sides: it splits the
+    distinct rows of ``x`` and sends every repeat to the side of its first occurrence, so a
+    duplicated sample cannot be validated on after training on its copy. Without repeats it is
+    exactly :func:`stratified_split`.
+
+    Returns:
+        (train positions, validation positions), both sorted.
+    """
+    from cropglobe.series import equal_rows
+
+    head = equal_rows(x)
+    firsts = np.flatnonzero(head == np.arange(head.size))
+    if firsts.size == head.size:
+        return stratified_split(labels, fraction, rng)
+    _, v = stratified_split(labels[firsts], fraction, rng)
+    is_val = np.zeros(head.size, dtype=bool)
+    is_val[firsts[v]] = True
+    is_val = is_val[head]
+    return np.flatnonzero(~is_val).astype(np.int64), np.flatnonzero(is_val).astype(np.int64)
 
 
 def _macro_f1(y_true: NDArray[np.int64], y_pred: NDArray[np.int64]) -> tuple[float, float]:
@@ -432,7 +456,7 @@ def train(
         train_index = val_index = np.arange(tr.n_samples, dtype=np.int64)
         x_val, y_val = x_all[:, :, win_idx], y_all
     else:
-        train_index, val_index = stratified_split(y_all, val_fraction, split_rng)
+        train_index, val_index = split_apart(x_all, y_all, val_fraction, split_rng)
         if val_index.size == 0:
             raise LabelError(
                 f"training data ({tr.n_samples} samples) is too small for a validation split; "

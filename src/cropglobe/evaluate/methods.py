@@ -188,10 +188,13 @@ def _fit_neural(
         tr = _as_feature_set(transformer, tr)
         window = None
     augment = "none" if method.augment == "none" or transformer is not None else None
+    # the release's quirks (100 % train, validation on the training samples, offline copies)
+    # are its CropNet script's; its other neural baselines hold out a validation split
+    protocol = config.protocol if method.model == "cropnet" else "clean"
     result = train_model(
         method.model,
         tr,
-        protocol=config.protocol,
+        protocol=protocol,
         epochs=config.epochs,
         batch_size=config.batch_size,
         lr=config.lr,

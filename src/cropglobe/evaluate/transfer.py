@@ -79,7 +79,10 @@ class ExperimentConfig:
         methods: method names (see :func:`cropglobe.evaluate.methods.available_methods`).
         seeds: random seeds, one run per (method, source, seed).
         group_by: metadata column holding the groups (``country``, ``region``, ``year``).
-        protocol: ``"clean"`` (held-out validation split) or ``"paper"`` (the release's quirks).
+        protocol: ``"clean"`` (held-out validation split) or ``"paper"`` (the release's quirks:
+            de-duplication, and CropNet trained on 100 % of the source with validation on the
+            same samples and offline augmentation, as its CropNet script; the other neural
+            methods keep a held-out split, as the release's baselines do).
         epochs: training epochs of neural methods.
         batch_size: mini-batch size of neural methods.
         lr: Adam learning rate of neural methods (the paper: 1e-4).
