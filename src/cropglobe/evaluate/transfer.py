@@ -96,7 +96,9 @@ class ExperimentConfig:
         within: also score each source on a held-out part of itself (within-country baseline).
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
-        extra: method options (JSON-ready).
+        extra: your own notes on the experiment (JSON-ready), saved in ``config.json``; no
+            method reads them, but they are part of its identity, so a folder holding an
+            experiment with other notes is refused as a different one.
         adapt_prior: also score neural methods after adapting their posteriors to each
             target's class mix, estimated without labels (:mod:`cropglobe.evaluate.adapt`);
             reported as ``METHOD+prior``. Evaluation only: finished runs are rescored from their
