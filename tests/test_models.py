@@ -87,6 +87,13 @@ def test_mlp_layout() -> None:
     kinds = [type(layer).__name__ for layer in m.body]
     assert kinds == ["Linear", "BatchNorm1d", "GELU", "Dropout"] * 8
     assert m.body[0].in_features == 430 and m.head.in_features == 128
+    # initialised as CropNet: Kaiming-normal fan_in (std sqrt(2 / fan_in)), zero biases
+    torch.manual_seed(0)
+    big = create_model("mlp", 7, 100, 43, width=512)
+    w = big.body[4].weight.detach()  # 512 inputs
+    assert abs(float(w.std()) - (2 / 512) ** 0.5) < 0.002 and abs(float(w.mean())) < 0.001
+    assert all(not layer.bias.detach().any() for layer in big.modules()
+               if isinstance(layer, torch.nn.Linear))  # fmt: skip
 
 
 def test_registry() -> None:

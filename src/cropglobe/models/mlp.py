@@ -16,7 +16,8 @@ class MLP(nn.Module):
     """Multi-layer perceptron on the flattened series (REFERENCE.md "Baselines").
 
     ``depth`` hidden layers, each Linear → BatchNorm1d → GELU → Dropout(``dropout``), then
-    Linear(``width``, K).
+    Linear(``width``, K). Initialised as CropNet is ("trained like CropNet"; the release's MLP
+    too): Kaiming-normal linear weights (fan_in), zero biases.
 
     Args:
         n_classes: number of classes K.
@@ -61,6 +62,17 @@ class MLP(nn.Module):
             size = width
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(size, int(n_classes))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-normal linear weights (fan_in, ReLU gain), zero biases; BatchNorm 1 / 0."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm1d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (B, K)."""
