@@ -728,9 +728,7 @@ class Observations:
         )
 
 
-def equal_rows(
-    values: NDArray[Any], order: NDArray[np.int64] | None = None
-) -> NDArray[np.int64]:
+def equal_rows(values: NDArray[Any], order: NDArray[np.int64] | None = None) -> NDArray[np.int64]:
     """For each row of ``values`` (N, ...), the index of the first row (in ``order``, default
     row order) holding the same values bit for bit, NaN equal to NaN; a row without an equal
     earlier one points to itself.
