@@ -141,6 +141,10 @@ def test_demo_small(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d" / "transfer" / "report.html").exists()
     assert "cross-hemisphere" in res.output and "rf-median1d:" in res.output
+    settings = json.loads((tmp_path / "d" / "demo.json").read_text())
+    assert settings["cropnet_width"] == 64
+    identity = json.loads((tmp_path / "d" / "transfer" / "config.json").read_text())["identity"]
+    assert identity["model_options"] == {"cropnet": {"width": 64}}
 
 
 def test_demo_findings_state_augmentation_with_its_interval() -> None:

@@ -740,3 +740,22 @@ def test_paper_quirks_are_cropnets_only(world, tmp_path) -> None:
     n, n_val = n_train["mlp-median1d"]
     assert 0.15 * n < n_val < 0.25 * n
     assert len(rep.result.runs) == 2
+
+
+def test_model_options_reach_the_network(world, tmp_path) -> None:
+    from cropglobe.errors import ModelError, ParameterError
+    from cropglobe.models import load_model
+
+    kw = dict(methods=["cropnet"], seeds=[82], targets=["BEL"], epochs=1, batch_size=64)
+    _run(world, tmp_path / "w", model_options={"cropnet": {"width": 16}}, **kw)
+    model, _ = load_model(tmp_path / "w/runs/cropnet/FRA/seed82/model")
+    assert model.config["width"] == 16 and model.head.in_features == 16
+    saved = json.loads((tmp_path / "w/config.json").read_text())["identity"]
+    assert saved["model_options"] == {"cropnet": {"width": 16}}
+    # another width is another experiment
+    with pytest.raises(ExperimentMismatchError, match="model_options"):
+        _run(world, tmp_path / "w", model_options={"cropnet": {"width": 32}}, **kw)
+    with pytest.raises(ParameterError, match="neural model families"):
+        _run(world, tmp_path / "x", model_options={"rf": {"n_estimators": 3}}, **kw)
+    with pytest.raises(ModelError, match="bad hyperparameters for model 'cropnet'"):
+        _run(world, tmp_path / "y", model_options={"cropnet": {"widht": 16}}, **kw)

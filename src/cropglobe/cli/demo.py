@@ -40,12 +40,25 @@ from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
     help="Comma-separated methods to compare.",
 )
 @click.option(
+    "--cropnet-width",
+    type=click.IntRange(8, 512),
+    default=64,
+    show_default=True,
+    help="Channels of CropNet's blocks (the paper's network: 128, four times the compute).",
+)
+@click.option(
     "--seed", type=click.IntRange(0), default=0, show_default=True, help="Simulator seed."
 )
 @quiet_option
 @handle_errors
 def command(
-    output: Path, n_per_country: int, seeds: str, epochs: int, methods: str, seed: int
+    output: Path,
+    n_per_country: int,
+    seeds: str,
+    epochs: int,
+    methods: str,
+    cropnet_width: int,
+    seed: int,
 ) -> None:
     """Simulate a CropGlobe-like world, run the transfer experiment on it, write the report."""
     from cropglobe.demo import run_demo
@@ -59,6 +72,7 @@ def command(
         epochs=epochs,
         methods=sequence_arg(methods),
         random_state=seed,
+        cropnet_width=cropnet_width,
         echo=echo,
     )
     click.echo("")

@@ -74,6 +74,7 @@ def run_experiment(
     tta: Sequence[float] = (),
     device: str = "cpu",
     extra: dict[str, object] | None = None,
+    model_options: dict[str, dict[str, object]] | None = None,
     echo: Callable[[str], None] | None = None,
     title: str = "cropglobe transfer experiment",
     notes: Sequence[str] = (),
@@ -170,6 +171,7 @@ def run_experiment(
         tta=[float(v) for v in tta],
         extra=dict(extra or {}),
         skip_pairs=skip_pairs,
+        model_options={k: dict(v) for k, v in (model_options or {}).items()},
     )
     check_plan(ss, config)
     if echo:
