@@ -759,3 +759,18 @@ def test_model_options_reach_the_network(world, tmp_path) -> None:
         _run(world, tmp_path / "x", model_options={"rf": {"n_estimators": 3}}, **kw)
     with pytest.raises(ModelError, match="bad hyperparameters for model 'cropnet'"):
         _run(world, tmp_path / "y", model_options={"cropnet": {"widht": 16}}, **kw)
+    assert not (tmp_path / "y").exists()  # refused before anything is written
+    base = ["transfer", "--data", str(tmp_path / "world"), "--source", "FRA", "--targets", "BEL"]
+    write_world(world, tmp_path / "world")
+    res = CliRunner().invoke(
+        cli, [*base, "--methods", "cropnet", "--model-option", "cropnet.width", "-o", "z"]
+    )
+    assert res.exit_code == 2 and "is not MODEL.NAME=VALUE" in res.output, res.output
+    res = CliRunner().invoke(
+        cli,
+        [*base, "--methods", "cropnet", "--seeds", "82", "--epochs", "1",
+         "--model-option", "cropnet.width=8", "-q", "-o", str(tmp_path / "cli")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "cli/config.json").read_text())["identity"]
+    assert saved["model_options"] == {"cropnet": {"width": 8}}

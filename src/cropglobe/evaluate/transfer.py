@@ -685,6 +685,10 @@ def run_transfer(
         from cropglobe.models.inputs import resolve_device
 
         resolve_device(config.device)
+    from cropglobe.models.registry import create_model
+
+    for family, options in config.model_options.items():  # so do bad model options
+        create_model(family, 2, data.n_bands, data.grid.n_steps, **options)
     used = sorted({*config.sources, *config.targets})
     config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
     _check_output(out, config, data.fingerprint)
