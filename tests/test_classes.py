@@ -77,3 +77,57 @@ def test_ndvi_known_values() -> None:
     out = ndvi(v, ("B04", "B08"))
     assert out[0, 0] == pytest.approx(0.5)
     assert np.isnan(out[0, 1])
+
+
+def test_country_table_is_consistent() -> None:
+    from cropglobe.classes import country_table
+
+    table = country_table()
+    assert table.index.is_unique and table["iso2"].is_unique
+    north = table["lat"] > 0
+    assert ((table["hemisphere"] == "north") == north).all()  # Kenya (0.5° N) included
+    assert set(table["continent"]) == {
+        "Africa",
+        "Asia",
+        "Europe",
+        "North America",
+        "Oceania",
+        "South America",
+    }
+    # transcontinental countries take the continent of most of their cropland
+    assert table.loc[["RUS", "TUR", "KAZ", "EGY"], "continent"].tolist() == [
+        "Europe",
+        "Asia",
+        "Asia",
+        "Africa",
+    ]
+
+
+def test_scenarios_of_groups_by_their_countries() -> None:
+    from cropglobe.evaluate.transfer import _scenario
+
+    countries = {
+        "fra": ("FRA",),
+        "fra2": ("FRA",),
+        "be": ("BEL",),
+        "bel": ("BEL",),
+        "fra+bel": ("BEL", "FRA"),
+        "bel+arg": ("ARG", "BEL"),
+        "fra+usa": ("FRA", "USA"),
+        "chn": ("CHN",),
+        "xyz": ("XYZ",),
+        "none": (),
+    }
+    cases = {
+        ("fra", "fra"): "within-region",  # a group's own hold-out
+        ("fra", "fra2"): "cross-region",  # one country
+        ("be", "bel"): "cross-region",  # two spellings of one country
+        ("fra+bel", "bel"): "cross-region",  # the target's country was seen in training
+        ("fra", "bel"): "cross-country",
+        ("fra", "bel+arg"): "mixed",  # BEL cross-country, ARG cross-hemisphere
+        ("fra+usa", "chn"): "cross-continent",  # from the nearest source country
+        ("fra", "xyz"): "unknown",
+        ("fra", "none"): "cross-region",
+    }
+    for (s, t), tag in cases.items():
+        assert _scenario(s, t, "region", countries) == tag, (s, t)

@@ -183,3 +183,21 @@ def test_one_method_or_one_seed_reports_cleanly(tmp_path) -> None:
     assert "NaN" not in text
     rows = json.loads(text)["comparison"]
     assert rows and all(r["oa_low"] is None and r["oa_p"] is None for r in rows)
+
+
+def test_all_scenarios_leaves_out_the_sources_own_hold_outs() -> None:
+    runs = _runs()
+    # a hold-out on which b loses 10 points on every seed
+    hold = runs[runs.target == "X"].copy()
+    hold["target"], hold["scenario"] = "S", "within-country"
+    hold.loc[hold.method == "b", "oa"] -= 0.10 + 0.02 * (hold.seed - 1) / 2
+    cmp = paired_comparison(pd.concat([runs, hold]), "a").set_index(["method", "scenario"])
+    overall = cmp.loc[("b", ALL_SCENARIOS)]
+    assert overall.n_pairs == 2 and overall.oa_diff == pytest.approx(2.0)
+    assert cmp.loc[("b", "within-country")].oa_diff < 0
+    # one transfer scenario and the hold-outs: no pooled row, and the summary line is the transfer's
+    one = pd.concat([runs[runs.target == "X"], hold])
+    cmp = paired_comparison(one, "a")
+    assert ALL_SCENARIOS not in set(cmp.scenario)
+    lines = comparison_lines(cmp[cmp.method == "b"])
+    assert len(lines) == 1 and "OA +2.0 points" in lines[0]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from cropglobe.classes import CROPGLOBE_CLASSES
 from cropglobe.errors import LabelError
 from cropglobe.evaluate import aggregate_runs, score_transfer
 from cropglobe.evaluate.scenarios import scenario
@@ -99,3 +100,27 @@ def test_out_of_range_indices_are_refused() -> None:
         score_transfer([0, 0], [0, -1])
     with pytest.raises(LabelError, match="model_classes \\[0, 7\\] are not all class indices"):
         score_transfer([0, 0], [0, 0], model_classes=[0, 7])
+
+
+def test_per_sample_countries_collapse_each_by_its_own_rules() -> None:
+    classes = CROPGLOBE_CLASSES
+    corn, wheat, other = (classes.index(c) for c in ("corn", "wheat", "other"))
+    y_true = np.array([wheat, other, wheat, other])
+    y_pred = np.array([wheat, wheat, wheat, wheat])
+    # FRA maps wheat; ARG's labels here hold no wheat, so its wheat predictions become other
+    s = score_transfer(y_true, y_pred, target=["FRA", "FRA", "ARG", "ARG"], classes=classes)
+    # FRA: wheat→wheat right, other→wheat wrong; ARG: wheat truth kept (labelled), so wheat
+    # counts as mapped in ARG's samples: wheat→wheat right, other→wheat wrong
+    assert s["oa"] == pytest.approx(0.5)
+    s = score_transfer(
+        np.array([wheat, other, corn, other]),
+        y_pred,
+        target=np.array(["FRA", "FRA", "ARG", "ARG"], dtype=object),
+        classes=classes,
+    )
+    # ARG's samples hold no wheat: its two wheat predictions become other (one right)
+    assert s["oa"] == pytest.approx(0.5)
+    cm = s["confusion"]
+    assert cm[other, other] == 1 and cm[corn, other] == 1 and cm[wheat, wheat] == 1
+    with pytest.raises(LabelError, match="4 samples"):
+        score_transfer(y_true, y_pred, target=["FRA", "ARG"], classes=classes)

@@ -774,3 +774,91 @@ def test_model_options_reach_the_network(world, tmp_path) -> None:
     assert res.exit_code == 0, res.output
     saved = json.loads((tmp_path / "cli/config.json").read_text())["identity"]
     assert saved["model_options"] == {"cropnet": {"width": 8}}
+
+
+def test_within_leaves_the_transfer_scores_unchanged(world, tmp_path) -> None:
+    plain = _run(world, tmp_path / "a", targets=["BEL", "USA"]).result.runs
+    within = _run(world, tmp_path / "b", targets=["BEL", "USA"], within=True).result.runs
+    cols = ["source", "target", "seed", "oa", "macro_f1", "n_scored"]
+    transfers = within[within.target != "FRA"][cols].reset_index(drop=True)
+    pd.testing.assert_frame_equal(transfers, plain[cols].reset_index(drop=True))
+    m = json.loads((tmp_path / "b/runs/rf-median1d/FRA/seed82/metrics.json").read_text())
+    n_fra = int((world.meta.country == "FRA").sum())
+    assert m["n_train"] == n_fra  # the transfer model saw the whole source
+    assert (
+        m["within_n_train"] + m["targets"]["FRA"]["n_scored"] + m["targets"]["FRA"]["n_excluded"]
+        == n_fra
+    )  # the hold-out model saw the rest
+    assert m["targets"]["FRA"]["scenario"] == "within-country"
+
+
+def test_scenario_tags_follow_the_country_table_not_the_saved_runs(world, tmp_path) -> None:
+    _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"])
+    path = tmp_path / "exp/runs/rf-median1d/FRA/seed83/metrics.json"
+    m = json.loads(path.read_text())
+    m["targets"]["BEL"]["scenario"] = "cross-continent"  # as an older country table said
+    path.write_text(json.dumps(m))
+    rep = _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"])
+    runs = rep.result.runs
+    assert set(runs[runs.target == "BEL"].scenario) == {"cross-country"}
+    assert rep.report.exists()
+
+
+def test_a_group_of_several_countries_is_collapsed_sample_by_sample(world, tmp_path) -> None:
+    from cropglobe.evaluate.metrics import score_transfer
+
+    meta = world.meta.copy()
+    meta["block"] = np.where(meta.country.isin(["BEL", "ARG"]), "BEL+ARG", meta.country)
+    blocks = dataclasses.replace(world, meta=meta)
+    rep = _run(blocks, tmp_path / "exp", group_by="block", targets=["BEL+ARG", "USA"], seeds=[82])
+    runs = rep.result.runs.set_index("target")
+    # FRA's nearest in the block is BEL (cross-country), ARG's is cross-hemisphere
+    assert runs.loc["BEL+ARG", "scenario"] == "mixed"
+    assert runs.loc["USA", "scenario"] == "cross-continent"
+    pred = pd.read_parquet(tmp_path / "exp/runs/rf-median1d/FRA/seed82/predictions.parquet")
+    block = pred[pred.target == "BEL+ARG"]
+    country = blocks.meta.set_index("sample_id").loc[block.sample_id, "country"].to_numpy()
+    model_classes = sorted(set(world.labels[world.meta.country.to_numpy() == "FRA"]))
+    expected = score_transfer(
+        block.y_true.to_numpy(),
+        block.y_pred.to_numpy(),
+        model_classes=model_classes,
+        target=country,
+        classes=world.classes,
+    )
+    assert runs.loc["BEL+ARG", "oa"] == pytest.approx(expected["oa"])
+    arg = country == "ARG"
+    wheat = world.classes.index("wheat")
+    assert (block.y_pred.to_numpy()[arg] == wheat).any()  # so ARG's rule changes the score
+    plain = score_transfer(
+        block.y_true.to_numpy(),
+        block.y_pred.to_numpy(),
+        model_classes=model_classes,
+        classes=world.classes,
+    )
+    assert plain["oa"] != expected["oa"]
+
+
+def test_shift_averaging_skips_targets_no_longer_asked_for(world, tmp_path) -> None:
+    kw = dict(methods=["cropnet"], seeds=[82], epochs=1, model_options={"cropnet": {"width": 8}})
+    _run(world, tmp_path / "exp", targets=["BEL", "USA"], **kw)
+    without_usa = world.subset(world.meta.country.to_numpy() != "USA")
+    rep = _run(without_usa, tmp_path / "exp", targets=["BEL"], tta=[-10.0, 0.0, 10.0], **kw)
+    assert set(rep.result.runs.method) == {"cropnet", "cropnet+tta"}
+    assert set(rep.result.runs.target) == {"BEL"}
+    # asked for again, USA gets its shift-averaged score
+    rep = _run(world, tmp_path / "exp", targets=["BEL", "USA"], tta=[-10.0, 0.0, 10.0], **kw)
+    tta = rep.result.runs[rep.result.runs.method == "cropnet+tta"]
+    assert set(tta.target) == {"BEL", "USA"}
+
+
+def test_collect_runs_keeps_what_the_experiment_last_asked_for(world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import collect_runs
+
+    _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"])
+    _run(world, tmp_path / "exp", methods=["rf-harmonic"], seeds=[83], targets=["BEL"])
+    planned = collect_runs(tmp_path / "exp")
+    assert set(zip(planned.method, planned.seed, planned.target, strict=True)) == {
+        ("rf-harmonic", 83, "BEL")
+    }
+    assert len(collect_runs(tmp_path / "exp", planned=False)) == 2 * 2 * 3

@@ -254,7 +254,14 @@ class Country:
 
 @cache
 def country_table() -> pd.DataFrame:
-    """The shipped country table: ISO3 -> name, continent, hemisphere, centroid, classes."""
+    """The shipped country table: ISO3 -> name, continent, hemisphere, centroid, classes.
+
+    72 countries: CropGlobe's eight, those of WorldCereal and CAWa, and the main crop
+    producers. The hemisphere is that of the centroid's latitude (Kenya, 0.5° N, is north). A
+    country spanning two continents takes the one holding most of its cropland: Russia
+    Europe, Turkey and Kazakhstan Asia, Egypt Africa. ``cropglobe_classes`` lists the
+    CropGlobe classes the country grows (the simulator's and the release's class sets for
+    CropGlobe's countries)."""
     with resources.files("cropglobe.data").joinpath("countries.csv").open() as fh:
         return pd.read_csv(fh, keep_default_na=False).set_index("iso3")
 

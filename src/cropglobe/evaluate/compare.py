@@ -79,8 +79,8 @@ def paired_comparison(
         baseline: the method every other method is compared with.
         metrics: metric columns to compare.
         level: confidence level of the intervals.
-        by_scenario: one row per scenario as well as one over all scenarios (the latter only
-            when there are several).
+        by_scenario: one row per scenario as well as one over all transfer scenarios (the
+            latter only when there are several; it leaves out the sources' own hold-outs).
 
     Returns:
         One row per (method, scenario) with ``n_seeds`` (seeds both methods ran on the same
@@ -108,8 +108,10 @@ def paired_comparison(
     scenarios = list(dict.fromkeys(runs["scenario"]))
     if by_scenario:
         groups += [(s, runs["scenario"] == s) for s in scenarios]
-    if not by_scenario or len(scenarios) > 1:
-        groups.append((ALL_SCENARIOS, pd.Series(True, index=runs.index)))
+    transfers = runs["source"].astype(str) != runs["target"].astype(str)
+    if not by_scenario or len(set(runs.loc[transfers, "scenario"])) > 1:
+        # all transfers: a source's own hold-out (--within) is no transfer to pool with them
+        groups.append((ALL_SCENARIOS, transfers))
     rows: list[dict[str, object]] = []
     for method in methods:
         if method == baseline:

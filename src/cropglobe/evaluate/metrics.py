@@ -52,7 +52,7 @@ def score_transfer(
     y_pred: ArrayLike,
     *,
     model_classes: Sequence[int] | None = None,
-    target: str | None = None,
+    target: str | ArrayLike | None = None,
     classes: Sequence[str] = CROPGLOBE_CLASSES,
 ) -> dict[str, Any]:
     """Score predictions on a target the way the paper does.
@@ -62,7 +62,9 @@ def score_transfer(
         y_pred: predicted class indices into ``classes``, (N,).
         model_classes: class indices the model can output (its training classes); None means
             all classes.
-        target: ISO3 code of the target country, for the per-target collapse rules.
+        target: ISO3 code of the target country, for the per-target collapse rules; or each
+            sample's country, (N,), for a target holding several countries (each collapsed by
+            its own rules, with its own labels counting as mapped; "" for none).
         classes: the vocabulary.
 
     Returns:
@@ -86,6 +88,14 @@ def score_transfer(
             )
     if p.size and p.min() < 0:
         raise LabelError(f"y_pred holds class index {int(p.min())}; predictions must be 0…{k - 1}")
+    per_sample = None
+    if target is not None and not isinstance(target, str):
+        per_sample = np.asarray(target, dtype=object).reshape(-1)
+        if per_sample.shape != t.shape:
+            raise LabelError(
+                f"target gives {per_sample.size} countries for {t.size} samples; give one "
+                "country per sample, or one country for all"
+            )
     keep = t >= 0
     if model_classes is not None:
         mc = np.asarray(list(model_classes), dtype=np.int64)
@@ -101,11 +111,19 @@ def score_transfer(
     t, p = t[keep], p[keep]
     if t.size == 0:
         names = [classes[i] for i in model_classes] if model_classes is not None else classes
+        which = f"target {target}" if isinstance(target, str) else "the target"
         raise LabelError(
-            f"target {target or ''} has no sample of a class the model can output "
+            f"{which} has no sample of a class the model can output "
             f"({list(names)}); choose a target that shares classes with the source"
         )
-    if target is not None:  # the predictions only; the truth is the target's own labels
+    # the predictions only; the truth is the target's own labels
+    if per_sample is not None:
+        where = per_sample[keep]
+        p = p.copy()
+        for c in dict.fromkeys(where.tolist()):
+            idx = where == c
+            p[idx] = collapse_to_target(p[idx], str(c or ""), classes, mapped=np.unique(t[idx]))
+    elif isinstance(target, str):
         p = collapse_to_target(p, target, classes, mapped=np.unique(t))
     cm = confusion(t, p, k)
     f1 = f1_per_class(cm)

@@ -29,6 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path, json_default, safe_name
+from cropglobe.classes import country_table
 from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.evaluate.adapt import (
     ADAPTABLE,
@@ -177,11 +178,12 @@ class ExperimentResult:
 @dataclass
 class _Experiment:
     """What every run of one experiment reads: the data, each sample's group, each group's
-    country (None: no single country) and the configuration."""
+    countries (ISO3 codes when the table knows them; empty: none recorded) and the
+    configuration."""
 
     data: SeriesSet
     groups: NDArray[Any]
-    countries: Mapping[str, str | None]
+    countries: Mapping[str, tuple[str, ...]]
     config: ExperimentConfig
 
     def group(self, name: str) -> SeriesSet:
@@ -192,20 +194,31 @@ class _Experiment:
         """The scenario of the pair (see :func:`_scenario`)."""
         return _scenario(source, target, self.config.group_by, self.countries)
 
+    def country_rules(self, target: str, samples: SeriesSet) -> str | NDArray[Any] | None:
+        """What :func:`score_transfer` collapses ``samples`` of ``target`` by: the group's
+        country, each sample's own country when the group holds several, None when unknown."""
+        held = self.countries.get(target, ())
+        if len(held) == 1:
+            return held[0]
+        if len(held) > 1 and "country" in samples.meta.columns:
+            return samples.meta["country"].fillna("").astype(str).to_numpy()
+        return None
+
     def scored(
         self,
         source: str,
         target: str,
-        y_true: NDArray[np.int64],
+        samples: SeriesSet,
         y_pred: NDArray[np.int64],
         model_classes: Sequence[int],
     ) -> dict[str, Any]:
-        """:func:`_scored` of predictions on ``target`` by a model trained in ``source``."""
+        """:func:`_scored` of predictions for ``samples`` of ``target`` by a model trained in
+        ``source``."""
         return _scored(
-            y_true,
+            samples.labels,
             y_pred,
             model_classes,
-            self.countries.get(target),
+            self.country_rules(target, samples),
             self.data.classes,
             self.scenario(source, target),
         )
@@ -286,14 +299,22 @@ def _write_config(output: Path, config: ExperimentConfig) -> None:
 
 
 def _row(
-    method: str, source: str, target: str, seed: int, s: dict[str, Any], result: dict[str, Any]
+    method: str,
+    source: str,
+    target: str,
+    seed: int,
+    s: dict[str, Any],
+    result: dict[str, Any],
+    scenario: str,
 ) -> dict[str, Any]:
+    """One row of the runs table. ``scenario`` is the pair's tag now: the one a run saved
+    may predate a change of the country table, and seeds of one pair must agree."""
     return {
         "method": method,
         "source": source,
         "target": target,
         "seed": seed,
-        "scenario": s["scenario"],
+        "scenario": scenario,
         "oa": s["oa"],
         "macro_f1": s["macro_f1"],
         "weighted_f1": s["weighted_f1"],
@@ -316,13 +337,15 @@ def _add_prior_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> d
         target = str(target)
         if target == result["source"] or target not in result["targets"]:
             continue  # the within-source hold-out has no class-mix shift to adapt to
+        samples = exp.group(target)  # in the order its predictions were saved
+        rules = exp.country_rules(target, samples) if samples.n_samples == len(frame) else None
         adapted[target] = _prior_scores(
             frame[cols].to_numpy(dtype=np.float64),
             frame["y_true"].to_numpy(),
             model_classes,
             classes,
-            exp.countries.get(target),
-            result["targets"][target]["scenario"],
+            rules,
+            exp.scenario(result["source"], target),
         )
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
     with atomic_path(rdir / "metrics.json") as tmp:
@@ -334,7 +357,7 @@ def _scored(
     y_true: NDArray[np.int64],
     y_pred: NDArray[np.int64],
     model_classes: Sequence[int],
-    country: str | None,
+    country: str | NDArray[Any] | None,
     classes: Sequence[str],
     scenario: str,
 ) -> dict[str, Any]:
@@ -352,7 +375,7 @@ def _prior_scores(
     y_true: NDArray[np.int64],
     model_classes: list[int],
     classes: Sequence[str],
-    country: str | None,
+    country: str | NDArray[Any] | None,
     scenario: str,
 ) -> dict[str, Any]:
     """Scores of posteriors ``p`` (N, K model classes) after EM prior adaptation."""
@@ -380,13 +403,11 @@ def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dic
     shifts = [float(v) for v in config.tta]
     adapted: dict[str, Any] = {}
     both: dict[str, Any] = {}
-    for target in sorted(result["targets"]):
-        if target == result["source"]:
-            continue  # the within-source hold-out is not a transfer
+    for target in _tta_targets(result, config):
         tset = exp.group(target)
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
-        country = exp.countries.get(target)
-        scenario = result["targets"][target]["scenario"]
+        country = exp.country_rules(target, tset)
+        scenario = exp.scenario(result["source"], target)
         s = _scored(
             tset.labels, cols[proba.argmax(axis=1)], model_classes, country, data.classes, scenario
         )
@@ -395,11 +416,20 @@ def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dic
         if config.adapt_prior:
             sp = _prior_scores(proba, tset.labels, model_classes, data.classes, country, scenario)
             both[target] = {**sp, "shifts": shifts}
+    # tta_prior goes with tta: one left from other shifts would be scored with the wrong ones
+    kept = {k: v for k, v in result.get("adapted", {}).items() if k not in ("tta", "tta_prior")}
     extra = {"tta": adapted, **({"tta_prior": both} if config.adapt_prior else {})}
-    result = {**result, "adapted": {**result.get("adapted", {}), **extra}}
+    result = {**result, "adapted": {**kept, **extra}}
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return result
+
+
+def _tta_targets(result: dict[str, Any], config: ExperimentConfig) -> list[str]:
+    """The targets a run's shift-averaged scores cover: those the experiment asks for now
+    that the run was scored on (the source's own hold-out is not a transfer)."""
+    wanted = set(_scored_targets(config, result["source"])) - {result["source"]}
+    return sorted(wanted & set(result["targets"]))
 
 
 def _tta_applies(method: Any) -> bool:
@@ -624,9 +654,7 @@ def _add_target_scores(
         proba = predict_proba(model, model_inputs(card, tset), device=exp.config.device)
         full = _full_proba(proba, cols, len(exp.data.classes))
         y_pred = np.asarray(full.argmax(axis=1), dtype=np.int64)
-        scores[target] = exp.scored(
-            result["source"], target, tset.labels, y_pred, [int(c) for c in cols]
-        )
+        scores[target] = exp.scored(result["source"], target, tset, y_pred, [int(c) for c in cols])
         frames.append(_prediction_frame(target, tset, y_pred, full))
     with atomic_path(rdir / "predictions.parquet") as tmp:
         pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
@@ -709,9 +737,11 @@ def run_transfer(
     notes = []
     if unknown:
         notes.append(
-            f"Countries {', '.join(unknown)} are not in cropglobe's country table (ISO3 codes), "
-            "so their pairs are tagged 'unknown' rather than cross-country, -continent or "
-            "-hemisphere; name countries by their ISO3 code (see cropglobe.classes.country_table)."
+            f"Countries {', '.join(unknown)} are not in cropglobe's country table "
+            f"(cropglobe.classes.country_table: {len(country_table())} countries by ISO3 or ISO2 "
+            "code), so their "
+            "pairs are tagged 'unknown' rather than cross-country, -continent or -hemisphere; "
+            "if a code is misspelt, correct it in the data's country column."
         )
     rows: list[dict[str, Any]] = []
     per_class: list[dict[str, Any]] = []
@@ -744,7 +774,9 @@ def run_transfer(
             shifts = [float(v) for v in config.tta]
             kinds = ["tta", "tta_prior"] if config.adapt_prior else ["tta"]
             if any(
-                k not in adapted or any(s.get("shifts") != shifts for s in adapted[k].values())
+                k not in adapted
+                or any(s.get("shifts") != shifts for s in adapted[k].values())
+                or any(t not in adapted[k] for t in _tta_targets(result, config))
                 for k in kinds
             ):
                 if progress:
@@ -772,7 +804,8 @@ def run_transfer(
             for target, s in targets.items():
                 if target not in wanted:
                     continue
-                rows.append(_row(name, source, target, seed, s, result))
+                tag = exp.scenario(source, target)
+                rows.append(_row(name, source, target, seed, s, result, tag))
                 for cname, f1 in s["per_class_f1"].items():
                     per_class.append(
                         {
@@ -818,11 +851,11 @@ def _one_run(
     train = exp.group(source)
     targets = [t for t in _scored_targets(config, source) if t != source]
     holdout: SeriesSet | None = None
-    if config.within:
+    if config.within:  # drawn first: a source too small for a hold-out fails before training
         rng = np.random.default_rng(seed)
         mask = rng.random(train.n_samples) < 0.2
-        holdout, train = train.subset(mask), train.subset(~mask)
-        if not np.isin(holdout.labels, train.labels[train.labels >= 0]).any():
+        holdout, fit_part = train.subset(mask), train.subset(~mask)
+        if not np.isin(holdout.labels, fit_part.labels[fit_part.labels >= 0]).any():
             raise LabelError(
                 f"the 20 % hold-out of {source} drawn with seed {seed} holds {holdout.n_samples} "
                 "samples, none of a class left to train on; --within needs more samples in "
@@ -840,26 +873,33 @@ def _one_run(
                 f"  ({timing})"
             )
 
+    # The transfer model learns from the whole source, with or without --within.
     fitted = method.fit(train, seed=seed, config=config, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - t0
-    model_classes = sorted(int(c) for c in np.unique(train.labels[train.labels >= 0]))
+    model_classes = _classes_of(train)
     scores: dict[str, Any] = {}
     selected_scores: dict[str, Any] = {}
-    selected = getattr(fitted, "selected_epoch", lambda: None)()
     preds: list[pd.DataFrame] = []
-    evaluations: list[tuple[str, SeriesSet]] = [(t, exp.group(t)) for t in targets]
-    if holdout is not None:
-        evaluations.append((source, holdout))
-    for target, tset in evaluations:
-        proba = fitted.predict_proba(tset)
+    # (group, its samples, the model scoring it, that model's training samples)
+    evaluations = [(t, exp.group(t), fitted, train) for t in targets]
+    if holdout is not None:  # a second model, on the other 80 %, scores the source's hold-out
+        if progress:
+            progress(f"    within {source}: a second model on 80 % of it for the hold-out")
+        t0 = time.perf_counter()
+        within_model = method.fit(fit_part, seed=seed, config=config, on_epoch=on_epoch)
+        train_seconds += time.perf_counter() - t0
+        evaluations.append((source, holdout, within_model, fit_part))
+    for target, tset, model, trained_on in evaluations:
+        proba = model.predict_proba(tset)
         y_pred = np.asarray(proba.argmax(axis=1), dtype=np.int64)
-        scores[target] = exp.scored(source, target, tset.labels, y_pred, model_classes)
+        scores[target] = exp.scored(source, target, tset, y_pred, _classes_of(trained_on))
+        selected = getattr(model, "selected_epoch", lambda: None)()
         if selected is not None:  # the best single epoch of an averaged run, for comparison
             sel = score_transfer(
                 tset.labels,
                 np.asarray(selected.predict_proba(tset).argmax(axis=1), dtype=np.int64),
-                model_classes=model_classes,
-                target=exp.countries.get(target),
+                model_classes=_classes_of(trained_on),
+                target=exp.country_rules(target, tset),
                 classes=data.classes,
             )
             selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
@@ -876,6 +916,7 @@ def _one_run(
         "training": _training_summary(fitted),
         "n_train": train.n_samples,
         "model_classes": [data.classes[c] for c in model_classes],
+        **({"within_n_train": fit_part.n_samples} if holdout is not None else {}),
         "targets": scores,
     }
     if selected_scores:
@@ -883,6 +924,11 @@ def _one_run(
     with atomic_path(rdir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(result, indent=1, default=json_default))
     return json.loads(json.dumps(result, default=json_default))
+
+
+def _classes_of(samples: SeriesSet) -> list[int]:
+    """The class indices a model trained on ``samples`` can output (their labelled classes)."""
+    return sorted(int(c) for c in np.unique(samples.labels[samples.labels >= 0]))
 
 
 def _save_run_model(fitted: Any, folder: Path) -> None:
@@ -912,46 +958,70 @@ def _training_summary(fitted: Any) -> dict[str, Any]:
     return out
 
 
-def _scenario(source: str, target: str, group_by: str, countries: Mapping[str, str | None]) -> str:
-    """The pair's scenario: from the two groups' countries when they differ (whatever the
-    grouping: regions of two countries are a cross-country, -continent or -hemisphere pair),
-    ``cross-{group_by}`` between groups of one country (or of unknown countries),
-    ``within-{group_by}`` for a group's own hold-out, ``unknown`` for a country missing from
-    the shipped table."""
+#: how far a target is from a source, least first (the nearest source country counts)
+_DISTANCE = ("same", "cross-country", "cross-continent", "cross-hemisphere", "unknown")
+
+
+def _scenario(
+    source: str, target: str, group_by: str, countries: Mapping[str, tuple[str, ...]]
+) -> str:
+    """The pair's scenario, from the two groups' countries whatever the grouping (regions of
+    two countries are a cross-country, -continent or -hemisphere pair).
+
+    ``within-{group_by}`` for a group's own hold-out; ``cross-{group_by}`` when the target's
+    countries are all among the source's (regions or years of one country), or either group
+    records none; otherwise each target country's scenario from its nearest source country,
+    and ``mixed`` when a target holds countries at different distances. ``unknown`` for a
+    country the shipped table does not hold.
+    """
     if source == target:
         return f"within-{group_by}"
-    cs, ct = countries.get(source), countries.get(target)
-    if cs is not None and ct is not None and cs != ct:
+    cs, ct = countries.get(source, ()), countries.get(target, ())
+    if not cs or not ct:
+        return f"cross-{group_by}"
+
+    def distance(a: str, b: str) -> str:
+        if a == b:
+            return "same"
         try:
-            return scenario(cs, ct)
+            return scenario(a, b)
         except CropGlobeError:
             return "unknown"
-    return f"cross-{group_by}"
+
+    nearest = {min((distance(a, b) for a in cs), key=_DISTANCE.index) for b in ct}
+    if len(nearest) > 1:
+        return "mixed"
+    tag = nearest.pop()
+    return f"cross-{group_by}" if tag == "same" else tag
 
 
-def _group_countries(data: SeriesSet, groups: NDArray[Any], group_by: str) -> dict[str, str | None]:
-    """Each group's country, when all its samples have one: the per-target collapse (AUS,
-    CHN, ARG) and the scenario follow the country under any grouping (None: no single
-    country)."""
+def _group_countries(
+    data: SeriesSet, groups: NDArray[Any], group_by: str
+) -> dict[str, tuple[str, ...]]:
+    """Each group's countries (ISO3 where the table knows the code): the per-target collapse
+    (AUS, CHN, ARG) and the scenario follow them under any grouping. A group of several
+    countries (a year of a multi-country dataset) is collapsed sample by sample."""
+    from cropglobe.classes import normalise_country
+
     names = [str(g) for g in dict.fromkeys(groups.tolist())]
     if group_by == "country":
-        return {g: g for g in names}
+        return {g: (normalise_country(g),) for g in names}
     if "country" not in data.meta.columns:
-        return dict.fromkeys(names)
+        return {g: () for g in names}
     col = data.meta["country"]
-    out: dict[str, str | None] = {}
+    out: dict[str, tuple[str, ...]] = {}
     for g in names:
-        values = col[groups == g].dropna().astype(str).unique()
-        out[g] = str(values[0]) if len(values) == 1 and len(values[0]) else None
+        values = col[groups == g].dropna().astype(str).str.strip()
+        out[g] = tuple(sorted({normalise_country(v) for v in values if v}))
     return out
 
 
-def _unknown_countries(countries: Mapping[str, str | None]) -> list[str]:
+def _unknown_countries(countries: Mapping[str, tuple[str, ...]]) -> list[str]:
     """The countries of ``countries`` that the shipped country table does not hold."""
     from cropglobe.classes import country
 
     unknown = []
-    for c in sorted({c for c in countries.values() if c is not None}):
+    for c in sorted({c for held in countries.values() for c in held}):
         try:
             country(c)
         except CropGlobeError:
@@ -1034,19 +1104,42 @@ def sequence_arg(values: Sequence[str] | str) -> list[str]:
     return [v.strip() for item in items for v in item.split(",") if v.strip()]
 
 
-def collect_runs(output: str | os.PathLike[str]) -> pd.DataFrame:
+def collect_runs(output: str | os.PathLike[str], *, planned: bool = True) -> pd.DataFrame:
     """Every finished run under ``output/runs`` as one row per (method, source, target, seed).
 
-    Reads the ``metrics.json`` files, so it works on a partly finished experiment and on runs
-    added later with other methods or seeds.
+    Reads the ``metrics.json`` files, so it works on a partly finished experiment. With
+    ``planned`` (and a ``config.json``) only what the experiment last asked for is kept, as
+    in its report: runs of methods, sources or seeds dropped since and the ``+prior`` /
+    ``+tta`` scores of options turned off stay on disk but are left out; ``planned=False``
+    gives every run found.
     """
+    out = Path(output)
+    plan: ExperimentConfig | None = None
+    if planned and (out / "config.json").exists():
+        try:
+            saved = json.loads((out / "config.json").read_text())["config"]
+            plan = ExperimentConfig(**{**saved, "window": None})
+        except (ValueError, KeyError, TypeError, CropGlobeError):
+            raise DataFormatError(
+                f"{out / 'config.json'} is damaged (not an experiment's config); pass "
+                "planned=False to read every finished run"
+            ) from None
     rows: list[dict[str, Any]] = []
-    for path in _finished_runs(Path(output)):
+    for path in _finished_runs(out):
         result = _read_run(path)
         m, src, seed = result["method"], result["source"], result["seed"]
-        for target, s in result["targets"].items():
-            rows.append(_row(m, src, target, seed, s, result))
-        for kind, targets in result.get("adapted", {}).items():
-            for target, s in targets.items():
-                rows.append(_row(f"{m}+{kind.replace('_', '+')}", src, target, seed, s, result))
+        kinds = {"": result["targets"], **result.get("adapted", {})}
+        if plan is not None:
+            if m not in plan.methods or src not in plan.sources or seed not in plan.seeds:
+                continue
+            wanted = {"", *(["prior"] if plan.adapt_prior else [])}
+            if plan.tta:
+                wanted |= {"tta", *(["tta_prior"] if plan.adapt_prior else [])}
+            kinds = {k: v for k, v in kinds.items() if k in wanted}
+        targets = set(_scored_targets(plan, src)) if plan is not None else None
+        for kind, scores in kinds.items():
+            name = f"{m}+{kind.replace('_', '+')}" if kind else m
+            for target, s in scores.items():
+                if targets is None or target in targets:
+                    rows.append(_row(name, src, target, seed, s, result, s["scenario"]))
     return pd.DataFrame(rows)

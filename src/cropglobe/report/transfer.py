@@ -370,13 +370,15 @@ def comparison_table(comparison: pd.DataFrame, metric: str = "oa") -> pd.DataFra
 
 
 def comparison_lines(comparison: pd.DataFrame) -> list[str]:
-    """One sentence per method: its overall-accuracy difference from the baseline, over all
-    scenarios (or the one scenario there is)."""
+    """One sentence per method: its overall-accuracy difference from the baseline over all
+    transfers (or the one transfer scenario there is), without the sources' own hold-outs."""
     if not len(comparison):
         return []
     overall = comparison
     if (comparison["scenario"] == ALL_SCENARIOS).any():
         overall = comparison[comparison["scenario"] == ALL_SCENARIOS]
+    elif (transfers := ~comparison["scenario"].astype(str).str.startswith("within-")).any():
+        overall = comparison[transfers]  # the one transfer scenario, without the hold-outs
     lines = []
     for r in overall.to_dict(orient="records"):
         p = "p < 0.001" if r["oa_p"] < 0.001 else f"p = {r['oa_p']:.3f}"
