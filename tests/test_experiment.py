@@ -372,15 +372,53 @@ def test_changed_targets_on_resume(world, tmp_path) -> None:
     # fewer targets: the finished run is reused and the dropped target is not reported
     fewer = _run(world, out, targets=["BEL"], seeds=[82]).result.runs
     assert fewer.target.tolist() == ["BEL"]
-    # a new target a classical run was never scored on (it kept no model): refused before
-    # anything runs
-    with pytest.raises(
-        ExperimentMismatchError, match="not scored on ARG, and rf-median1d runs cannot score"
-    ):
-        _run(world, out, targets=["BEL", "ARG"], seeds=[82, 83])
-    assert not (out / "runs/rf-median1d/FRA/seed83").exists()
+    # a new target a classical run was never scored on: trained again, same scores as a
+    # fresh experiment, and the target not asked for now (USA) is kept on disk
+    lines: list[str] = []
+    more = _run(world, out, targets=["BEL", "ARG"], seeds=[82], echo=lines.append).result.runs
+    assert any(
+        "train FRA, seed 82 again for ARG (classical runs keep no model)" in ln for ln in lines
+    )
+    ref = _run(world, tmp_path / "ref", targets=["BEL", "ARG"], seeds=[82]).result.runs
+    cols = ["target", "oa", "macro_f1", "n_scored"]
+    pd.testing.assert_frame_equal(
+        more[cols].sort_values("target").reset_index(drop=True),
+        ref[cols].sort_values("target").reset_index(drop=True),
+    )
+    m = json.loads((out / "runs/rf-median1d/FRA/seed82/metrics.json").read_text())
+    assert set(m["targets"]) == {"BEL", "USA", "ARG"}
+    pred = pd.read_parquet(out / "runs/rf-median1d/FRA/seed82/predictions.parquet")
+    assert sorted(set(pred.target)) == ["ARG", "BEL", "USA"] and len(pred) == 3 * 80
+
+
+def test_runs_that_cannot_score_new_targets_are_all_named(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    kw = {"methods": ["mlp-median1d"], "epochs": 1, "seeds": [82, 83]}
+    _run(world, out, targets=["BEL"], **kw)
+    with pytest.raises(ExperimentMismatchError, match=r"2 finished run\(s\) were not scored") as e:
+        _run(world, out, targets=["BEL", "ARG"], **kw)
+    assert "seed82" in str(e.value) and "seed83" in str(e.value)
     # and the refused plan is not saved as the experiment's configuration
     assert json.loads((out / "config.json").read_text())["config"]["targets"] == ["BEL"]
+
+
+def test_neural_runs_are_not_continued_in_another_precision(world, tmp_path, monkeypatch) -> None:
+    from cropglobe.models import inputs
+
+    out = tmp_path / "exp"
+    kw = {"methods": ["tempcnn"], "epochs": 1, "targets": ["BEL"]}
+    monkeypatch.setattr(inputs, "native_bf16_cpu", lambda: False)
+    _run(world, out, seeds=[82], **kw)
+    m = json.loads((out / "runs/tempcnn/FRA/seed82/metrics.json").read_text())
+    assert m["training"]["precision_used"] == "fp32"
+    monkeypatch.setattr(inputs, "native_bf16_cpu", lambda: True)  # "auto" now means bf16
+    _run(world, out, seeds=[82], **kw)  # nothing to train: reusing is fine
+    with pytest.raises(ExperimentMismatchError, match=r"trained in fp32 .* pass --precision fp32"):
+        _run(world, out, seeds=[82, 83], **kw)
+    assert not (out / "runs/tempcnn/FRA/seed83").exists()
+    _run(world, out, seeds=[82, 83], precision="fp32", **kw)  # same computation: accepted
+    m = json.loads((out / "runs/tempcnn/FRA/seed83/metrics.json").read_text())
+    assert m["training"]["precision_used"] == "fp32"
 
 
 def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch) -> None:

@@ -102,7 +102,12 @@ class ListOptionsCommand(click.Command):
     help="Metadata column holding the groups (country, region, year).",
 )
 @training_options
-@click.option("--within", is_flag=True, help="Also score each source on a 20 % held-out split.")
+@click.option(
+    "--within",
+    is_flag=True,
+    help="Also score each source on a 20 % hold-out, with a second model trained on the "
+    "other 80 % (transfer scores still come from the whole source).",
+)
 @click.option(
     "--adapt-prior",
     is_flag=True,
@@ -135,7 +140,8 @@ class ListOptionsCommand(click.Command):
     required=True,
     type=PathArg(path_type=Path),
     help="Experiment folder (runs, report); rerunning resumes, and targets added since are "
-    "scored from the finished runs' saved models (neural methods on time series).",
+    "scored from the finished runs' saved models (neural methods on time series) or by "
+    "training classical runs again.",
 )
 @quiet_option
 @handle_errors

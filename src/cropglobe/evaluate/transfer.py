@@ -64,6 +64,7 @@ PLAN_FIELDS = (
     "methods",
     "seeds",
     "device",
+    "precision",  # checked as the precision each run trained in (see _check_precision)
     "adapt_prior",
     "tta",
     "skip_pairs",
@@ -94,7 +95,9 @@ class ExperimentConfig:
         group_fingerprints: SHA-256 of each group's samples (sources and targets), so that
             adding a group (a country's file) leaves finished runs valid while a change to a
             group they used is refused.
-        within: also score each source on a held-out part of itself (within-country baseline).
+        within: also score each source on a held-out 20 % of itself, with a second model
+            trained on the other 80 % (within-country baseline); the transfer scores still
+            come from the model trained on the whole source.
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         extra: your own notes on the experiment (JSON-ready), saved in ``config.json``; no
@@ -270,6 +273,7 @@ def _check_output(
     old_whole = old_id.pop("data_fingerprint", "")
     new_id.pop("data_fingerprint", None)
     old_id.pop("group_fingerprints", None)
+    old_id.pop("precision", None)  # identity of older configs; now checked run by run
     new_groups = new_id.pop("group_fingerprints", {})
     diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
     if old_groups:
@@ -568,21 +572,73 @@ def _rescorable(method: Any) -> bool:
 
 def _check_reused(
     rdir: Path, result: dict[str, Any], config: ExperimentConfig, method: Any
-) -> None:
-    """A finished run must have been scored on every target the experiment now asks for,
-    or be able to score the new ones from its saved model (:func:`_add_target_scores`)."""
+) -> list[str]:
+    """A finished run must have been scored on every target the experiment now asks for, or
+    be able to score the new ones: from its saved model (:func:`_add_target_scores`), or,
+    for classical methods, by training it again (their training is deterministic given the
+    seed, so the scores it had are reproduced). Returns the run (``folder: targets``) when it
+    can do neither."""
     missing = _missing_targets(result, config)
-    if not missing:
-        return
+    if not missing or _retrained(method):
+        return []
     # (a source's held-out part is never new here: ``within`` is part of the identity)
     if not _rescorable(method) or result["source"] in missing:
-        raise ExperimentMismatchError(
-            f"finished run {rdir} was not scored on {', '.join(missing)}, and {method.name} runs "
-            "cannot score new targets afterwards (only neural models on the time series without "
-            "weight averaging can); choose another --output folder for the new targets, or "
-            "delete that run folder to redo it"
-        )
+        return [f"{rdir} ({method.name}; new: {', '.join(missing)})"]
     _load_run_model(rdir)  # a damaged model folder fails now, before anything trains
+    return []
+
+
+def _retrained(method: Any) -> bool:
+    """Whether a finished run of ``method`` asked for new targets is trained again: classical
+    models keep no model to score them with, but train the same given the seed."""
+    return method.model not in ADAPTABLE
+
+
+def _run_precision(rdir: Path, result: dict[str, Any]) -> str | None:
+    """The precision a finished neural run trained in (``fp32``/``bf16``), from its metrics
+    or, for runs saved before they recorded it, its model card; None when unknown."""
+    used = result.get("training", {}).get("precision_used")
+    if used:
+        return str(used)
+    from cropglobe.models.folder import read_card
+
+    try:
+        return str(read_card(rdir / "model").training.get("precision_used") or "") or None
+    except CropGlobeError:
+        return None
+
+
+def _check_precision(
+    out: Path,
+    plan: Sequence[tuple[str, str, int]],
+    config: ExperimentConfig,
+    methods: Mapping[str, Any],
+) -> None:
+    """Refuse to train neural runs in another precision than the folder's finished ones:
+    bf16 and float32 train to different weights, and one mean ± std would mix them (``auto``
+    is bf16 on CUDA and CPUs with native bf16, float32 elsewhere)."""
+    neural = [(m, s, seed) for m, s, seed in plan if methods[m].model in ADAPTABLE]
+    todo = [k for k in neural if not (_run_dir(out, *k) / "metrics.json").exists()]
+    if not todo:
+        return
+    from cropglobe.models.inputs import resolve_device, resolve_precision
+
+    now = resolve_precision(config.precision, resolve_device(config.device))
+    other: dict[str, list[str]] = {}
+    for key in neural:
+        rdir = _run_dir(out, *key)
+        if (rdir / "metrics.json").exists():
+            used = _run_precision(rdir, _read_run(rdir / "metrics.json"))
+            if used is not None and used != now:
+                other.setdefault(used, []).append(f"{key[0]}/{key[1]}/seed{key[2]}")
+    if other:
+        used, runs = next(iter(other.items()))
+        raise ExperimentMismatchError(
+            f"{len(runs)} finished run(s) in {out} trained in {used} ({', '.join(runs[:5])}"
+            f"{' …' if len(runs) > 5 else ''}) but this call would train in {now} "
+            f"(--precision {config.precision} on {config.device}); pass --precision {used} to "
+            "go on in the same precision, or choose another --output folder"
+        )
 
 
 def _load_run_model(rdir: Path) -> tuple[Any, Any]:
@@ -721,10 +777,19 @@ def run_transfer(
     config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
     _check_output(out, config, data.fingerprint)
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
+    blocked: list[str] = []
     for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
-            _check_reused(done.parent, _read_run(done), config, methods[mname])
+            blocked += _check_reused(done.parent, _read_run(done), config, methods[mname])
+    if blocked:
+        raise ExperimentMismatchError(
+            f"{len(blocked)} finished run(s) were not scored on targets asked for now, and their "
+            f"methods cannot score new targets afterwards (only neural models on the time "
+            f"series without weight averaging can): {'; '.join(blocked)}; choose another "
+            "--output folder for the new targets, or delete those run folders to redo them"
+        )
+    _check_precision(out, plan, config, methods)
     _write_config(out, config)
     if progress:
         progress(f"config saved in {out / 'config.json'}")
@@ -755,7 +820,14 @@ def run_transfer(
             logger.info("run %s/%s/seed%d already done, reusing it", mname, source, seed)
             result = _read_run(metrics_path)
             missing = _missing_targets(result, config)
-            if missing:
+            if missing and _retrained(methods[mname]):
+                if progress:
+                    progress(
+                        f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed} again for "
+                        f"{', '.join(missing)} (classical runs keep no model)"
+                    )
+                result = _retrain(exp, methods[mname], result, rdir, progress)
+            elif missing:
                 if progress:
                     progress(
                         f"[{i}/{len(plan)}] {mname}: {source}, seed {seed} — scoring the saved "
@@ -846,7 +918,11 @@ def _one_run(
     seed: int,
     rdir: Path,
     progress: Callable[[str], None] | None = None,
+    *,
+    carried: tuple[dict[str, Any], pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
+    """Train one (method, source, seed) run, score it and save it in ``rdir``; ``carried``:
+    scores and prediction rows of targets a run trained again keeps from before."""
     data, config = exp.data, exp.config
     train = exp.group(source)
     targets = [t for t in _scored_targets(config, source) if t != source]
@@ -904,6 +980,9 @@ def _one_run(
             )
             selected_scores[target] = {k: sel[k] for k in ("oa", "macro_f1", "weighted_f1")}
         preds.append(_prediction_frame(target, tset, y_pred, proba))
+    if carried is not None:
+        scores = {**scores, **carried[0]}
+        preds.append(carried[1])
     rdir.mkdir(parents=True, exist_ok=True)
     _save_run_model(fitted, rdir / "model")
     with atomic_path(rdir / "predictions.parquet") as tmp:
@@ -931,6 +1010,40 @@ def _classes_of(samples: SeriesSet) -> list[int]:
     return sorted(int(c) for c in np.unique(samples.labels[samples.labels >= 0]))
 
 
+def _retrain(
+    exp: _Experiment,
+    method: Any,
+    result: dict[str, Any],
+    rdir: Path,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """Train a finished classical run again to score targets asked for since; a note is
+    logged if its scores on the targets it had differ (they should not: same seed, data)."""
+    source, seed = str(result["source"]), int(result["seed"])
+    # targets not asked for now keep their scores and predictions
+    kept = [t for t in result["targets"] if t not in _scored_targets(exp.config, source)]
+    preds = _read_predictions(rdir)
+    carried = (
+        {t: result["targets"][t] for t in kept},
+        preds[preds["target"].astype(str).isin(kept)],
+    )
+    new = _one_run(exp, method, source, seed, rdir, progress, carried=carried)
+    changed = [
+        t
+        for t, s in result["targets"].items()
+        if t in new["targets"] and new["targets"][t]["confusion"] != s["confusion"]
+    ]
+    if changed:
+        logger.warning(
+            "%s, %s, seed %d trained again gave other scores on %s than before",
+            method.name,
+            source,
+            seed,
+            ", ".join(changed),
+        )
+    return new
+
+
 def _save_run_model(fitted: Any, folder: Path) -> None:
     """Keep a neural run's model as a model folder (usable by ``cropglobe predict``/``map``)."""
     result = getattr(fitted, "result", None)
@@ -946,7 +1059,9 @@ def _training_summary(fitted: Any) -> dict[str, Any]:
     result = getattr(fitted, "result", None)
     if result is None:
         return {}
+    card = getattr(result, "card", None)
     out = {
+        "precision_used": card.training.get("precision_used") if card is not None else None,
         "best_epoch": int(result.best_epoch),
         "best_val_macro_f1": float(result.best_val_f1),
         "n_val": len(result.val_index),
