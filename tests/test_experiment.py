@@ -462,7 +462,7 @@ def test_damaged_saved_model_is_found_before_training(world, tmp_path) -> None:
     kw = {"methods": ["tempcnn"], "epochs": 1}
     _run(world, out, targets=["BEL"], seeds=[82], **kw)
     (out / "runs/tempcnn/FRA/seed82/model/model.safetensors").write_bytes(b"")
-    with pytest.raises(DataFormatError, match=r"cannot be loaded to score new targets .*delete"):
+    with pytest.raises(DataFormatError, match=r"cannot be loaded to score it again .*delete"):
         _run(world, out, targets=["BEL", "USA"], seeds=[82, 83], **kw)
     assert not (out / "runs/tempcnn/FRA/seed83").exists()  # nothing trained
 
@@ -900,3 +900,86 @@ def test_collect_runs_keeps_what_the_experiment_last_asked_for(world, tmp_path) 
         ("rf-harmonic", 83, "BEL")
     }
     assert len(collect_runs(tmp_path / "exp", planned=False)) == 2 * 2 * 3
+
+
+def test_a_folder_in_use_by_another_experiment_is_refused(world, tmp_path) -> None:
+    import fcntl
+
+    from cropglobe._fs import LOCK_NAME
+
+    out = tmp_path / "exp"
+    out.mkdir()
+    with open(out / LOCK_NAME, "w") as fh:  # as another process running in it holds it
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh.write("4242")
+        fh.flush()
+        with pytest.raises(
+            CropGlobeError, match=r"in use by another cropglobe transfer \(pid 4242\)"
+        ):
+            _run(world, out, seeds=[82])
+        assert not (out / "config.json").exists()
+    rep = _run(world, out, seeds=[82])  # released: the lock file is no foreign file
+    assert rep.report.exists()
+
+
+def test_samples_without_a_group_are_refused(world, tmp_path) -> None:
+    meta = world.meta.copy()
+    meta.loc[meta.index[:3], "country"] = np.nan
+    holes = dataclasses.replace(world, meta=meta)
+    with pytest.raises(DataFormatError, match=r"3 of 320 samples have no 'country' value"):
+        _run(holes, tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+    meta = world.meta.copy()
+    meta["year"] = np.where(meta.country == "FRA", 2020.0, 2021.0)
+    years = dataclasses.replace(world, meta=meta)
+    rep = _run(
+        years, tmp_path / "y", group_by="year", sources=["2020"], targets=["2021"], seeds=[82]
+    )
+    assert set(rep.result.runs.target) == {"2021"}
+
+
+def test_a_source_of_one_class_is_refused_before_training(world, tmp_path) -> None:
+    labels = world.labels.copy()
+    fra = world.meta.country.to_numpy() == "FRA"
+    labels[fra] = world.classes.index("corn")
+    one = dataclasses.replace(world, labels=labels)
+    with pytest.raises(LabelError, match="source 'FRA' holds only samples of corn"):
+        _run(one, tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()
+    lines: list[str] = []
+    rep = _run(one, tmp_path / "all", sources=["all"], seeds=[82], echo=lines.append)
+    assert "FRA" not in set(rep.result.runs.source)
+    assert any("not used as sources" in ln and "FRA" in ln for ln in lines)
+    only = one.subset(fra)
+    with pytest.raises(CropGlobeError, match="--source all leaves no source"):
+        _run(only, tmp_path / "only", sources=["all"], targets=None)
+
+
+def test_long_group_names_fit_the_file_system(world, tmp_path) -> None:
+    meta = world.meta.copy()
+    long = {c: c + "-" + "very long region name " * 14 for c in meta.country.unique()}
+    meta["place"] = meta.country.map(long)
+    named = dataclasses.replace(world, meta=meta)
+    rep = _run(
+        named,
+        tmp_path / "exp",
+        group_by="place",
+        sources=[long["FRA"]],
+        targets=[long["BEL"]],
+        seeds=[82],
+    )
+    assert rep.report.exists()
+    assert all(len(p.name.encode()) <= 230 for p in (tmp_path / "exp").rglob("*"))
+
+
+def test_model_options_that_build_no_network_are_refused_first(world, tmp_path) -> None:
+    from cropglobe.errors import ModelError, ParameterError
+
+    kw = {"methods": ["cropnet"], "seeds": [82], "epochs": 1}
+    with pytest.raises(ParameterError, match=r"cropnet.width=0 builds no working cropnet"):
+        _run(world, tmp_path / "a", model_options={"cropnet": {"width": 0}}, **kw)
+    with pytest.raises(
+        ModelError, match=r"bad hyperparameters for model 'cropnet' \(width='abc'\)"
+    ):
+        _run(world, tmp_path / "a", model_options={"cropnet": {"width": "abc"}}, **kw)
+    assert not (tmp_path / "a").exists()  # refused after the folder was locked: removed again

@@ -226,6 +226,17 @@ def test_wide_table_doy_and_dates(tmp_path: Path) -> None:
         read_wide_table(k)
 
 
+def test_wide_table_finds_its_id_and_label_columns(tmp_path: Path) -> None:
+    f = tmp_path / "wide.csv"
+    table = {"sample_id": ["p", "q"], "1": [0.1, 0.2], "17": [0.2, 0.3],
+             "label": ["corn", "wheat"], "country": ["FRA", "BEL"]}  # fmt: skip
+    pd.DataFrame(table).to_csv(f, index=False)
+    ss = read_dataset(f)
+    assert isinstance(ss, SeriesSet)
+    assert list(ss.meta["sample_id"]) == ["p", "q"] and list(ss.meta["country"]) == ["FRA", "BEL"]
+    assert [ss.classes[i] for i in ss.labels] == ["corn", "wheat"]
+
+
 def test_monthly_layout(tmp_path: Path) -> None:
     f = tmp_path / "monthly.parquet"
     pd.DataFrame({"sample_id": ["a", "a", "b"], "month": ["2017-01", "2017-02", "2017-05"],

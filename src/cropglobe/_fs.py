@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_dir", "atomic_path", "json_default", "safe_name"]
+__all__ = [
+    "LOCK_NAME",
+    "NAME_BYTES",
+    "atomic_dir",
+    "atomic_path",
+    "cap_name",
+    "folder_lock",
+    "json_default",
+    "safe_name",
+]
 
 
 _UMASK_LOCK = threading.Lock()
@@ -131,10 +140,81 @@ def safe_name(name: object) -> str:
     """``name`` as one file-name component: unchanged unless it could leave or break the folder
     it is joined to (a ``/``, ``\\`` or NUL in it; empty, ``.`` or ``..``); then those
     characters become ``_`` and a short hash of the original is appended, so that distinct
-    names stay distinct. (Names such as ``São Paulo`` stay as they are, so folders written by
+    names stay distinct. Names over :data:`NAME_BYTES` bytes are cut
+    (:func:`cap_name`). (Names such as ``São Paulo`` stay as they are, so folders written by
     earlier versions are found again.)"""
     text = str(name)
     if not _UNSAFE.search(text) and text not in ("", ".", ".."):
-        return text
+        return cap_name(text)
     clean = _UNSAFE.sub("_", text).strip(".") or "_"
-    return f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return cap_name(f"{clean}-{hashlib.sha256(text.encode()).hexdigest()[:8]}")
+
+
+#: the longest file-name component written (bytes): file systems take 255, and temporary
+#: names and figure prefixes add to it
+NAME_BYTES = 200
+
+
+def cap_name(text: str, limit: int = NAME_BYTES) -> str:
+    """``text`` unchanged if it fits in ``limit`` UTF-8 bytes; else cut, with a short hash of
+    the whole appended so that distinct long names stay distinct."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    head = raw[: limit - len(digest) - 1].decode("utf-8", errors="ignore")
+    return f"{head}-{digest}"
+
+
+#: the lock file an experiment holds in its folder while it runs
+LOCK_NAME = ".cropglobe.lock"
+
+_HELD: set[str] = set()  # folders this process holds (a nested lock is a no-op)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold ``folder`` for one process: a second process asking for it gets a one-line
+    :class:`CropGlobeError` naming the holder's pid, instead of both writing into it.
+
+    The folder is created if needed (and removed again if nothing was written into it); the
+    lock file is removed when the lock is released. An advisory ``flock`` on Linux and macOS;
+    elsewhere no lock.
+    """
+    from cropglobe.errors import CropGlobeError
+
+    path = Path(folder)
+    key = str(path.resolve())
+    if key in _HELD or (path.exists() and not path.is_dir()):
+        yield  # nested, or a file where the folder should be (the caller says so)
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    lock = path / LOCK_NAME
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid = fh.read().strip() or "?"
+            raise CropGlobeError(
+                f"{path} is in use by another {what} (pid {pid}); wait for it to finish, or "
+                "choose another output folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+            lock.unlink(missing_ok=True)  # (one left by a killed process locks nothing)
+            if created and not any(path.iterdir()):
+                path.rmdir()

@@ -10,6 +10,7 @@ import click
 from cropglobe.cli._common import (
     PathArg,
     data_option,
+    fail,
     handle_errors,
     is_quiet,
     quiet_option,
@@ -189,29 +190,37 @@ def command(
             raise click.UsageError(
                 f"{option} names no group; give group names (e.g. FRA), or {other}"
             )
-    result = run_experiment(
-        data_path,
-        sources=sequence_arg(sources),
-        targets=sequence_arg(targets) or None,
-        methods=sequence_arg(methods),
-        seeds=parse_seeds(seeds),
-        group_by=group_by,
-        protocol=protocol,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        window=window,
-        within=within,
-        adapt_prior=adapt_prior,
-        tta=parse_shifts(DEFAULT_SHIFTS if tta_shifts is None else tta_shifts)
-        if tta or tta_shifts is not None
-        else (),
-        device=device,
-        precision=precision,
-        output=output,
-        baseline=baseline,
-        model_options=parse_model_options(model_option),
-        echo=None if is_quiet() else click.echo,
-    )
+    try:
+        result = run_experiment(
+            data_path,
+            sources=sequence_arg(sources),
+            targets=sequence_arg(targets) or None,
+            methods=sequence_arg(methods),
+            seeds=parse_seeds(seeds),
+            group_by=group_by,
+            protocol=protocol,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            window=window,
+            within=within,
+            adapt_prior=adapt_prior,
+            tta=parse_shifts(DEFAULT_SHIFTS if tta_shifts is None else tta_shifts)
+            if tta or tta_shifts is not None
+            else (),
+            device=device,
+            precision=precision,
+            output=output,
+            baseline=baseline,
+            model_options=parse_model_options(model_option),
+            echo=None if is_quiet() else click.echo,
+        )
+    except KeyboardInterrupt:
+        fail(
+            f"interrupted; the runs that finished are kept in {output}: run the same command "
+            "again to continue where it stopped",
+            130,
+        )
+        return
     click.echo(result.summary_text)
     click.echo(f"report: {result.report}")

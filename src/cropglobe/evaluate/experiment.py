@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -11,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cropglobe._fs import safe_name
-from cropglobe.errors import CropGlobeError, DataFormatError, MissingFileError
+from cropglobe._fs import folder_lock, safe_name
+from cropglobe.errors import CropGlobeError, DataFormatError, MissingFileError, ParameterError
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.transfer import (
     ExperimentConfig,
     ExperimentResult,
     check_plan,
+    group_names,
     run_transfer,
 )
 from cropglobe.series import SeriesSet
@@ -99,10 +101,9 @@ def run_experiment(
     ss = data if isinstance(data, SeriesSet) else load_series(data)
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
-    if group_by not in ss.meta.columns:
-        raise DataFormatError(
-            f"data has no metadata column {group_by!r}; available: {list(ss.meta.columns)}"
-        )
+    meta = ss.meta.copy()  # groups as text from here on (a year column read as floats too)
+    meta[group_by] = group_names(ss.meta, group_by)
+    ss = dataclasses.replace(ss, meta=meta)
     if protocol == "paper":  # the release de-duplicates each file's feature rows before use
         before = ss.n_samples
         ss = ss.deduplicate(by=group_by, labels=False)
@@ -150,9 +151,18 @@ def run_experiment(
         )
     skip_pairs: list[list[str]] = []
     if [s.lower() for s in sources] == ["all"]:  # the full matrix: leave out what cannot run
-        skip_pairs, src = _matrix_plan(ss, group_by, src, tgt, within)
+        skip_pairs, src = _matrix_plan(ss, group_by, groups, tgt, within)
         if echo and skip_pairs:
             echo(f"left out (no class in common): {_pairs_text(skip_pairs)}")
+        dropped = [g for g in groups if g not in src]
+        if not src:
+            raise ParameterError(
+                f"--source all leaves no source: the data holds {len(groups)} group(s) "
+                f"({', '.join(groups)}) and none has 2 classes and a target sharing one; add "
+                "groups, or pass --within to score a source on a hold-out of itself"
+            )
+        if echo and dropped:
+            echo(f"not used as sources (under 2 classes, or no target): {', '.join(dropped)}")
     config = ExperimentConfig(
         sources=src,
         targets=tgt,
@@ -185,66 +195,69 @@ def run_experiment(
             f"epochs {epochs}, batch {batch_size}, lr {lr:g}, precision {precision}, "
             f"window {window}, device {device}"
         )
-    result = run_transfer(ss, config, output, progress=echo)
-    out = Path(output)
-    config_dict = {
-        **config.__dict__,
-        "data": str(data)
-        if not isinstance(data, SeriesSet)
-        else ss.attrs.get("source", "in-memory SeriesSet"),
-    }
-    if ss.attrs.get("synthetic"):
-        notes = (
-            "These results come from SYNTHETIC data (cropglobe.simulate), not real observations.",
-            *notes,
-        )
-    if skip_pairs:
-        notes = (
-            *notes,
-            f"Left out of the matrix: {_pairs_text(skip_pairs)} — the target holds no class "
-            "a model trained in the source can output.",
-        )
-    notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
-    runs = scored_runs(result.runs)
-    compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
-    comparison = paired_comparison(runs, str(baseline)) if compared else None
-    with report_staging(out) as stage:  # the figures join the report's other files at once
-        phen = []
-        for s in config.sources:
-            members = [s, *[t for t in tgt if t != s]]
-            sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
-            shown = (
-                f"source {s} vs targets"
-                if len(members) <= PHENOLOGY_PANELS
-                else f"source {s} vs the {PHENOLOGY_PANELS - 1} largest of "
-                f"{len(members) - 1} targets"
+    # one process per folder: a second one would mix its runs and staging with this one's
+    with folder_lock(output, "cropglobe transfer"):
+        result = run_transfer(ss, config, output, progress=echo)
+        out = Path(output)
+        config_dict = {
+            **config.__dict__,
+            "data": str(data)
+            if not isinstance(data, SeriesSet)
+            else ss.attrs.get("source", "in-memory SeriesSet"),
+        }
+        if ss.attrs.get("synthetic"):
+            notes = (
+                "These results come from SYNTHETIC data (cropglobe.simulate), not real "
+                "observations.",
+                *notes,
             )
-            try:
-                phen.append(
-                    plot_phenology(
-                        sub,
-                        stage / f"phenology_{safe_name(s)}.png",
-                        group_by=group_by,
-                        title=f"Class-mean NDVI: {shown}",
-                        max_groups=PHENOLOGY_PANELS,
-                        keep=[s],
-                    )
+        if skip_pairs:
+            notes = (
+                *notes,
+                f"Left out of the matrix: {_pairs_text(skip_pairs)} — the target holds no class "
+                "a model trained in the source can output.",
+            )
+        notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
+        runs = scored_runs(result.runs)
+        compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
+        comparison = paired_comparison(runs, str(baseline)) if compared else None
+        with report_staging(out) as stage:  # the figures join the report's other files at once
+            phen = []
+            for s in config.sources:
+                members = [s, *[t for t in tgt if t != s]]
+                sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
+                shown = (
+                    f"source {s} vs targets"
+                    if len(members) <= PHENOLOGY_PANELS
+                    else f"source {s} vs the {PHENOLOGY_PANELS - 1} largest of "
+                    f"{len(members) - 1} targets"
                 )
-            except CropGlobeError as exc:  # e.g. no NDVI bands: the report goes on without it
-                logger.warning("phenology figure skipped: %s", exc)
-        report = write_transfer_report(
-            out,
-            result.runs,
-            result.per_class,
-            result.confusions,
-            ss.classes,
-            config=config_dict,
-            phenology_figures=phen,
-            title=title,
-            notes=notes,
-            baseline=baseline,
-            comparison=comparison,
-        )
+                try:
+                    phen.append(
+                        plot_phenology(
+                            sub,
+                            stage / f"phenology_{safe_name(s)}.png",
+                            group_by=group_by,
+                            title=f"Class-mean NDVI: {shown}",
+                            max_groups=PHENOLOGY_PANELS,
+                            keep=[s],
+                        )
+                    )
+                except CropGlobeError as exc:  # e.g. no NDVI bands: the report goes on without it
+                    logger.warning("phenology figure skipped: %s", exc)
+            report = write_transfer_report(
+                out,
+                result.runs,
+                result.per_class,
+                result.confusions,
+                ss.classes,
+                config=config_dict,
+                phenology_figures=phen,
+                title=title,
+                notes=notes,
+                baseline=baseline,
+                comparison=comparison,
+            )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     table = scenario_table(runs, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
@@ -270,7 +283,11 @@ def _matrix_plan(
         for t in targets
         if t != s and not classes[s] & classes.get(t, set())
     ]
-    kept = [s for s in sources if within or any(t != s and [s, t] not in skip for t in targets)]
+    kept = [
+        s
+        for s in sources
+        if len(classes[s]) >= 2 and (within or any(t != s and [s, t] not in skip for t in targets))
+    ]
     return skip, kept
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_path, json_default, safe_name
+from cropglobe._fs import LOCK_NAME, atomic_path, folder_lock, json_default, safe_name
 from cropglobe.classes import country_table
 from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.evaluate.adapt import (
@@ -232,6 +233,62 @@ def _finished_runs(output: Path) -> list[Path]:
     return sorted(output.glob("runs/*/*/seed*/metrics.json"))
 
 
+def _check_model_options(
+    family: str, options: dict[str, Any], data: SeriesSet, window: tuple[int, int] | None
+) -> None:
+    """Build the network with ``options`` and pass two samples through it, so that options
+    that build no working network (a width of 0, a negative depth) fail before training."""
+    import torch
+
+    from cropglobe.models.registry import create_model
+
+    one = data.subset(np.arange(data.n_samples) == 0)
+    n_steps = one.select_window(*window).grid.n_steps if window else data.grid.n_steps
+    given = ", ".join(f"{family}.{k}={v!r}" for k, v in options.items())
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # e.g. torch's "zero-element tensors" for width 0
+            net = create_model(family, 2, data.n_bands, n_steps, **options)
+            net.eval()(torch.zeros(2, data.n_bands, n_steps))
+    except CropGlobeError:
+        raise  # create_model's own one-line message
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ParameterError(
+            f"--model-option {given} builds no working {family} network "
+            f"({str(exc).splitlines()[0][:160]}); give values like the defaults (e.g. "
+            "cropnet.width=64)"
+        ) from None
+
+
+def group_names(meta: pd.DataFrame, group_by: str) -> NDArray[np.str_]:
+    """Each sample's group as text (``2020``, not ``2020.0``, for a year read as floats).
+
+    Raises:
+        DataFormatError: the column is missing, or some samples have no value in it.
+    """
+    if group_by not in meta.columns:
+        raise DataFormatError(
+            f"data has no metadata column {group_by!r} to group by; available: {list(meta.columns)}"
+        )
+    col = meta[group_by]
+    empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        first = int(np.argmax(empty))
+        name = meta["sample_id"].iloc[first] if "sample_id" in meta.columns else first
+        raise DataFormatError(
+            f"{int(empty.sum())} of {len(col)} samples have no {group_by!r} value (the first: "
+            f"sample {name}); fill in their {group_by!r} or leave those samples out of the data"
+        )
+    if pd.api.types.is_float_dtype(col) and np.all(np.mod(col.to_numpy(), 1) == 0):
+        col = col.astype(np.int64)
+    return col.astype(str).to_numpy(dtype=np.str_)
+
+
+def _foreign(output: Path) -> list[Path]:
+    """What a folder holds besides the lock of an experiment running in it."""
+    return [p for p in output.iterdir() if p.name != LOCK_NAME]
+
+
 def _check_output(
     output: Path, config: ExperimentConfig, whole_fingerprint: Callable[[], str]
 ) -> None:
@@ -241,7 +298,7 @@ def _check_output(
     ``whole_fingerprint`` gives the whole data's hash for a config saved before that.
     """
     path = output / "config.json"
-    if not path.exists() and output.is_dir() and any(output.iterdir()):
+    if not path.exists() and output.is_dir() and any(_foreign(output)):
         raise ExperimentMismatchError(
             f"{output} already holds other files and no experiment (config.json); give a new "
             "or empty --output folder so that nothing in it is mixed up or overwritten"
@@ -398,10 +455,10 @@ def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dic
     the scores are added to its ``metrics.json`` (under ``adapted.tta``). With
     ``config.adapt_prior`` the shift-averaged posteriors are also prior-adapted
     (``adapted.tta_prior``, rows ``METHOD+tta+prior``)."""
-    from cropglobe.models.folder import load_model, shift_averaged_proba
+    from cropglobe.models.folder import shift_averaged_proba
 
     data, config = exp.data, exp.config
-    model, card = load_model(rdir / "model")
+    model, card = _load_run_model(rdir)
     model_classes = [data.classes.index(c) for c in card.classes]
     cols = np.asarray(model_classes, dtype=np.int64)
     shifts = [float(v) for v in config.tta]
@@ -489,7 +546,7 @@ def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
         ParameterError: no method, source or seed, or a source with no target.
         LabelError: a target holding no sample of a class its source's model can output.
     """
-    groups = data.meta[config.group_by].astype(str).to_numpy()
+    groups = group_names(data.meta, config.group_by)
     for what, values in (
         ("methods", config.methods),
         ("sources", config.sources),
@@ -505,6 +562,16 @@ def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
             )
         labels = data.labels
         own = np.unique(labels[(groups == source) & (labels >= 0)])
+        if own.size < 2:
+            held = (
+                f"only samples of {data.classes[int(own[0])]}"
+                if own.size
+                else "no labelled sample (tables: a 'label' column)"
+            )
+            raise LabelError(
+                f"source {source!r} holds {held}; a model needs at least 2 classes to learn "
+                "from: choose another source, or check the data's labels"
+            )
         for target in _scored_targets(config, source):
             if target != source and not np.isin(labels[groups == target], own).any():
                 names = ", ".join(data.classes[int(c)] for c in own) or "none"
@@ -649,7 +716,7 @@ def _load_run_model(rdir: Path) -> tuple[Any, Any]:
         return load_model(rdir / "model")
     except CropGlobeError as exc:
         raise DataFormatError(
-            f"the saved model of finished run {rdir} cannot be loaded to score new targets "
+            f"the saved model of finished run {rdir} cannot be loaded to score it again "
             f"({str(exc).splitlines()[0]}); delete the run folder {rdir} to redo that run"
         ) from None
 
@@ -741,16 +808,22 @@ def run_transfer(
         Runs (one row per method/source/target/seed), per-class F1, confusion matrices summed
         over seeds.
     """
+    # one process per folder: a second one would mix its runs with this one's
+    with folder_lock(output, "cropglobe transfer"):
+        return _run_transfer(data, config, Path(output), progress)
+
+
+def _run_transfer(
+    data: SeriesSet,
+    config: ExperimentConfig,
+    out: Path,
+    progress: Callable[[str], None] | None,
+) -> ExperimentResult:
+    """:func:`run_transfer` holding the output folder."""
     from cropglobe.evaluate.methods import get_method
 
     t0 = time.perf_counter()
-    out = Path(output)
-    if config.group_by not in data.meta.columns:
-        raise DataFormatError(
-            f"data has no metadata column {config.group_by!r} to group by; available: "
-            f"{list(data.meta.columns)}"
-        )
-    groups = data.meta[config.group_by].astype(str).to_numpy()
+    groups = group_names(data.meta, config.group_by)
     present = sorted(set(groups))
     for g in [*config.sources, *config.targets]:
         if g not in present:
@@ -769,10 +842,8 @@ def run_transfer(
         from cropglobe.models.inputs import resolve_device
 
         resolve_device(config.device)
-    from cropglobe.models.registry import create_model
-
     for family, options in config.model_options.items():  # so do bad model options
-        create_model(family, 2, data.n_bands, data.grid.n_steps, **options)
+        _check_model_options(family, options, data, config.window)
     used = sorted({*config.sources, *config.targets})
     config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
     _check_output(out, config, data.fingerprint)

@@ -768,9 +768,10 @@ def read_wide_table(
         value_name: band name of the values (``"NDVI"``).
         doy_columns: the time columns, each named by its first day of season; None detects
             integer column names (``"1"``, ``"17"`` …) or ISO dates (``"2023-05-01"``).
-        id_column: sample id column; None numbers the rows.
-        label_column: label column (in the table or in ``attributes``); None leaves samples
-            unlabelled.
+        id_column: sample id column; None takes ``sample_id`` if there is one, else numbers
+            the rows.
+        label_column: label column (in the table or in ``attributes``); None takes
+            ``label`` if there is one, else leaves samples unlabelled.
         label_table: label mapping (see :func:`cropglobe.classes.map_labels`).
         classes: target vocabulary.
         attributes: per-sample attribute table in the **same row order** (file or DataFrame);
@@ -842,6 +843,10 @@ def read_wide_table(
     for k, v in extra_meta.items():
         if k not in meta:
             meta[k] = v
+    if id_column is None and "sample_id" in meta.columns:
+        id_column = "sample_id"  # the id column cropglobe's own tables use
+    if label_column is None and "label" in meta.columns:
+        label_column = "label"  # as the long-table reader detects it
     if id_column is not None:
         _missing_columns(p, meta, [id_column], "wide")
         ids = meta.pop(id_column).astype(str)

@@ -76,5 +76,10 @@ def create_model(name: str, n_classes: int, n_bands: int = 10, n_steps: int = 43
         if MODELS[key][2] == "classical":
             return cls(**kw)
         return cls(int(n_classes), int(n_bands), int(n_steps), **kw)
-    except TypeError as exc:
-        raise ModelError(f"bad hyperparameters for model {key!r}: {exc}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in kw.items()) or "the defaults"
+        raise ModelError(
+            f"bad hyperparameters for model {key!r} ({given}): "
+            f"{str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}; "
+            "give values like the model's defaults"
+        ) from None

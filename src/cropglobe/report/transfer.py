@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cropglobe._fs import atomic_path, safe_name
+from cropglobe._fs import atomic_path, cap_name, safe_name
 from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
@@ -423,7 +423,7 @@ def _confusion_names(keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, st
         if counts[name] > 1:
             digest = hashlib.sha256(json.dumps(list(k)).encode()).hexdigest()[:8]
             name = f"{name}-{digest}"
-        out[k] = name + ".png"
+        out[k] = cap_name(name) + ".png"
     return out
 
 
