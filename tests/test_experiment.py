@@ -572,6 +572,8 @@ def test_seeds_outside_what_the_generators_take_are_refused() -> None:
         parse_seeds("4294967296")
     with pytest.raises(DataFormatError, match="names 100000000 seeds"):
         parse_seeds("1-100000000")
+    with pytest.raises(DataFormatError, match="name 20000 seeds"):
+        parse_seeds("0-9999,10000-19999")
 
 
 def test_region_grouping_keeps_country_rules_and_scenarios(world, tmp_path) -> None:
@@ -983,3 +985,40 @@ def test_model_options_that_build_no_network_are_refused_first(world, tmp_path) 
     ):
         _run(world, tmp_path / "a", model_options={"cropnet": {"width": "abc"}}, **kw)
     assert not (tmp_path / "a").exists()  # refused after the folder was locked: removed again
+
+
+def test_neural_settings_do_not_bind_a_folder_of_forests(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    _run(world, out, seeds=[82], targets=["BEL"])
+    # forests read neither epochs nor CropNet's options: their runs are reused
+    kw = {"seeds": [82], "targets": ["BEL"], "epochs": 1}
+    rep = _run(
+        world,
+        out,
+        methods=["rf-median1d", "cropnet"],
+        model_options={"cropnet": {"width": 8}},
+        **kw,
+    )
+    assert set(rep.result.runs.method) == {"rf-median1d", "cropnet"}
+    # now a CropNet run has finished: its settings count, defaults filled in
+    with pytest.raises(ExperimentMismatchError, match=r"differs in \['epochs'\]"):
+        _run(
+            world,
+            out,
+            methods=["rf-median1d", "cropnet"],
+            model_options={"cropnet": {"width": 8}},
+            seeds=[82],
+            targets=["BEL"],
+            epochs=2,
+        )
+    with pytest.raises(ExperimentMismatchError, match=r"differs in \['model_options'\]"):
+        _run(
+            world,
+            out,
+            methods=["rf-median1d", "cropnet"],
+            model_options={"cropnet": {"width": 16}},
+            **kw,
+        )
+    # an option for a family with no finished run, or equal to the default, changes nothing
+    opts = {"cropnet": {"width": 8}, "tempcnn": {"filters": 16}}
+    _run(world, out, methods=["rf-median1d", "cropnet"], model_options=opts, **kw)

@@ -154,6 +154,13 @@ def test_list_and_nested_search(tmp_path: Path) -> None:
         read_cropglobe_features(root, "bogus")
 
 
+def test_two_files_of_one_country_are_refused(tmp_path: Path) -> None:
+    root = _release(tmp_path, {"FR": 3, "FRA": 3, "BEL": 3})
+    with pytest.raises(DataFormatError, match=r"median_S2_FR_.*and.*median_S2_FRA_.* both hold"):
+        read_cropglobe(root)
+    assert read_cropglobe(root, countries=["FRA", "BEL"]).n_samples == 6  # one file each
+
+
 def test_missing_folder_and_country(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match="no such folder"):
         read_cropglobe(tmp_path / "absent")

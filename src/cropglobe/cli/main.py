@@ -85,3 +85,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Console-script entry point."""
     return cli.main(args=argv, prog_name="cropglobe")
+
+
+if __name__ == "__main__":  # python -m cropglobe.cli.main
+    main()

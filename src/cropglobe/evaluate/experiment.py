@@ -121,8 +121,14 @@ def run_experiment(
             )
     from cropglobe.evaluate.methods import get_method
 
-    for m in methods:
-        get_method(m)  # unknown names fail before any output
+    models = {get_method(m).model for m in methods}  # unknown names fail before any output
+    unused = sorted(set(model_options or {}) - models)
+    if unused:
+        logger.warning(
+            "model options for %s: no method of this experiment uses that model, so they "
+            "change nothing",
+            ", ".join(unused),
+        )
     if baseline is None:
         baseline = methods[0] if methods else None
     elif baseline not in methods:

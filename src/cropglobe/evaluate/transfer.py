@@ -333,6 +333,7 @@ def _check_output(
     old_id.pop("precision", None)  # identity of older configs; now checked run by run
     new_groups = new_id.pop("group_fingerprints", {})
     diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
+    diff = _neural_settings_that_matter(output, diff, old_id, new_id)
     if old_groups:
         changed = sorted(
             g for g in set(old_groups) & set(new_groups) if old_groups[g] != new_groups[g]
@@ -350,6 +351,48 @@ def _check_output(
         )
     # groups the folder's earlier runs used stay recorded for later reruns
     config.group_fingerprints = {**old_groups, **config.group_fingerprints}
+
+
+#: identity fields only neural training reads
+_NEURAL_ONLY = ("epochs", "batch_size", "lr", "model_options")
+
+
+def _neural_settings_that_matter(
+    output: Path, diff: list[str], old_id: dict[str, Any], new_id: dict[str, Any]
+) -> list[str]:
+    """``diff`` without the neural settings no finished run depends on: a folder of random
+    forests takes any epochs, and model options only matter for the model families that
+    have finished runs, compared with each family's defaults filled in."""
+    if not set(diff) & set(_NEURAL_ONLY):
+        return diff
+    from cropglobe.evaluate.methods import get_method
+
+    families: set[str] = set()
+    for path in _finished_runs(output):
+        try:
+            families.add(get_method(json.loads(path.read_text())["method"]).model)
+        except (ValueError, KeyError, TypeError, CropGlobeError):
+            return diff  # a run of unknown method: every setting counts
+    neural = families & ADAPTABLE
+    keep = [k for k in diff if k not in _NEURAL_ONLY or (neural and k != "model_options")]
+    old_mo, new_mo = old_id.get("model_options") or {}, new_id.get("model_options") or {}
+    if "model_options" in diff and any(
+        _with_defaults(f, old_mo.get(f, {})) != _with_defaults(f, new_mo.get(f, {}))
+        for f in neural
+    ):
+        keep.append("model_options")
+    return sorted(keep)
+
+
+def _with_defaults(family: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A model family's hyperparameters: ``options`` over the model's defaults (JSON form)."""
+    import inspect
+
+    from cropglobe.models.registry import model_class
+
+    params = inspect.signature(model_class(family)).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return dict(json.loads(json.dumps({**defaults, **options}, default=str)))
 
 
 def _write_config(output: Path, config: ExperimentConfig) -> None:
@@ -1251,6 +1294,11 @@ def parse_seeds(text: str) -> list[int]:
         ) from None
     if not seeds:
         raise DataFormatError(f"seeds {text!r} name no seed; expected e.g. '82-91'")
+    if len(set(seeds)) > MAX_SEEDS:
+        raise DataFormatError(
+            f"seeds {text!r} name {len(set(seeds))} seeds; an experiment takes at most "
+            f"{MAX_SEEDS}, e.g. '82-91'"
+        )
     if max(seeds) > MAX_SEED:
         raise DataFormatError(
             f"seed {max(seeds)} is above {MAX_SEED} (2^32 - 1), the largest seed every model's "

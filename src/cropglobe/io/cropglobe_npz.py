@@ -159,7 +159,7 @@ def _select(
             "expected the CropGlobe release layout; check the root folder"
         )
     if countries is None:
-        return sorted(found.items())
+        return _one_file_per_country(sorted(found.items()))
     if isinstance(countries, str):
         countries = [countries]
     out: list[tuple[str, Path]] = []
@@ -180,7 +180,22 @@ def _select(
             f"{expected}: no such file; countries {missing} are absent for kind "
             f"'{kind.name}'; present: {sorted(found)}"
         )
-    return out
+    return _one_file_per_country(out)
+
+
+def _one_file_per_country(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """``files`` unless two of them hold one country (``FR`` and ``FRA``): read together, that
+    country's samples would be counted twice."""
+    seen: dict[str, Path] = {}
+    for code, path in files:
+        key = normalise_country(code)
+        if key in seen:
+            raise DataFormatError(
+                f"{seen[key]} and {path} both hold country {key}; keep one of them (or move one "
+                "out of the folder) so that its samples are not read twice"
+            )
+        seen[key] = path
+    return files
 
 
 # ---------------------------------------------------------------------------- npz access
