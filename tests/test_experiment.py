@@ -896,7 +896,9 @@ def test_collect_runs_keeps_what_the_experiment_last_asked_for(world, tmp_path) 
     from cropglobe.evaluate.transfer import collect_runs
 
     _run(world, tmp_path / "exp", methods=["rf-median1d", "rf-harmonic"])
-    _run(world, tmp_path / "exp", methods=["rf-harmonic"], seeds=[83], targets=["BEL"])
+    rep = _run(world, tmp_path / "exp", methods=["rf-harmonic"], seeds=[83], targets=["BEL"])
+    note = "3 finished run(s) in this folder are not in this report (methods rf-harmonic, "
+    assert any(w.startswith(note + "rf-median1d; seed82, seed83)") for w in rep.result.warnings)
     planned = collect_runs(tmp_path / "exp")
     assert set(zip(planned.method, planned.seed, planned.target, strict=True)) == {
         ("rf-harmonic", 83, "BEL")

@@ -84,6 +84,16 @@ def test_report_files(tmp_path) -> None:
     b = runs[(runs.target == "USA") & (runs.method == "rf-median1d")].oa.to_numpy()
     assert usa.oa_diff == pytest.approx(100 * (b - a).mean(), abs=1e-4)
     assert len(json.loads((tmp_path / "results.json").read_text())["comparison"]) == 4
+    # the confusion matrices summed over seeds, as a table
+    conf = pd.read_csv(tmp_path / "confusion.csv")
+    assert conf.to_dict(orient="list") == {
+        "method": ["cropnet-aug"] * 3,
+        "source": ["FRA"] * 3,
+        "target": ["BEL"] * 3,
+        "true": ["corn", "wheat", "other"],
+        "predicted": ["corn", "wheat", "other"],
+        "count": [5, 3, 9],
+    }
 
 
 def test_scenario_table_shape() -> None:
@@ -109,6 +119,10 @@ def test_scenario_table_std_is_over_seeds() -> None:
         for seed, oa in zip((1, 2), scores, strict=True)
     ]
     assert scenario_table(pd.DataFrame(rows)).loc["m", "cross-country"] == "85.0 ± 0.0"
+    # one seed has no spread to show; methods keep the experiment's order
+    one = pd.DataFrame([{**r, "method": "z"} for r in rows if r["seed"] == 1] + rows)
+    table = scenario_table(one)
+    assert list(table.index) == ["z", "m"] and table.loc["z", "cross-country"] == "85.0 (1 seed)"
 
 
 def test_scenario_seeds_known_answer() -> None:

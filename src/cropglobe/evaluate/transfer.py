@@ -377,8 +377,7 @@ def _neural_settings_that_matter(
     keep = [k for k in diff if k not in _NEURAL_ONLY or (neural and k != "model_options")]
     old_mo, new_mo = old_id.get("model_options") or {}, new_id.get("model_options") or {}
     if "model_options" in diff and any(
-        _with_defaults(f, old_mo.get(f, {})) != _with_defaults(f, new_mo.get(f, {}))
-        for f in neural
+        _with_defaults(f, old_mo.get(f, {})) != _with_defaults(f, new_mo.get(f, {})) for f in neural
     ):
         keep.append("model_options")
     return sorted(keep)
@@ -1006,6 +1005,7 @@ def _run_transfer(
                 key = (name, source, target)
                 cm = np.asarray(s["confusion"], dtype=np.int64)
                 confusions[key] = confusions.get(key, 0) + cm
+    notes += _unplanned_note(out, plan)
     warnings = [*notes, *_vanished_notes(vanished, adapted_runs)]
     for msg in warnings:
         logger.warning(msg)
@@ -1018,6 +1018,22 @@ def _run_transfer(
         time.perf_counter() - t0,
         warnings,
     )
+
+
+def _unplanned_note(out: Path, plan: Sequence[tuple[str, str, int]]) -> list[str]:
+    """A note on finished runs in the folder that this call did not ask for (methods, sources
+    or seeds left out): they are kept on disk but not in the report."""
+    planned = {_run_dir(out, *key) for key in plan}
+    others = [p.parent for p in _finished_runs(out) if p.parent not in planned]
+    if not others:
+        return []
+    methods = sorted({p.parts[-3] for p in others})
+    seeds = sorted({p.name for p in others}, key=lambda s: (len(s), s))
+    return [
+        f"{len(others)} finished run(s) in this folder are not in this report (methods "
+        f"{', '.join(methods)}; {', '.join(seeds)}): this call asked for fewer methods, sources "
+        "or seeds. They are kept; ask for them again to bring them back."
+    ]
 
 
 def _minutes(seconds: float) -> str:

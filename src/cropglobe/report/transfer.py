@@ -180,17 +180,36 @@ def scenario_table(runs: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     present = _scenario_order(runs)
     per_seed = runs.groupby(["method", "scenario", "seed"])[metric].mean() * 100.0
     grouped = per_seed.groupby(level=["method", "scenario"])
-    mean = grouped.mean().unstack("scenario")
-    std = grouped.std(ddof=0).fillna(0.0).unstack("scenario")
+    methods = list(dict.fromkeys(runs["method"]))  # in the experiment's order
+    mean = grouped.mean().unstack("scenario").reindex(methods)
+    std = grouped.std(ddof=0).fillna(0.0).unstack("scenario").reindex(methods)
+    count = grouped.size().unstack("scenario").reindex(methods)
     out = pd.DataFrame(index=mean.index)
     for s in present:
         out[s] = [
-            "–" if np.isnan(m) else f"{m:.1f} ± {d:.1f}"
-            for m, d in zip(
-                mean[s].to_numpy(dtype=np.float64), std[s].to_numpy(dtype=np.float64), strict=True
+            "–" if np.isnan(m) else f"{m:.1f} (1 seed)" if n == 1 else f"{m:.1f} ± {d:.1f}"
+            for m, d, n in zip(
+                mean[s].to_numpy(dtype=np.float64),
+                std[s].to_numpy(dtype=np.float64),
+                count[s].to_numpy(dtype=np.float64),
+                strict=True,
             )
         ]
     return out
+
+
+def confusion_table(
+    confusions: Mapping[tuple[str, str, str], np.ndarray], classes: Sequence[str]
+) -> pd.DataFrame:
+    """The confusion matrices summed over seeds as one long table: ``method``, ``source``,
+    ``target``, ``true``, ``predicted``, ``count`` (rows of classes present in the target or
+    predicted there; cells of zero left out)."""
+    rows = []
+    for (method, source, target), cm in confusions.items():
+        m = np.asarray(cm)
+        for i, j in zip(*np.nonzero(m), strict=True):
+            rows.append((method, source, target, classes[i], classes[j], int(m[i, j])))
+    return pd.DataFrame(rows, columns=["method", "source", "target", "true", "predicted", "count"])
 
 
 def _scenario_order(runs: pd.DataFrame) -> list[str]:
@@ -454,7 +473,8 @@ def write_transfer_report(
     baseline: str | None = None,
     comparison: pd.DataFrame | None = None,
 ) -> Path:
-    """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv`` and
+    """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv``,
+    ``confusion.csv`` (the confusion matrices summed over seeds, one row per cell) and
     ``results.json`` to ``output``.
 
     Everything is drawn first, in a staging folder; only then are the figures moved into
@@ -549,6 +569,7 @@ def _draw_report(
         "results.csv": agg.to_csv(index=False, float_format="%.3f"),
         # p-values can be tiny: significant digits, not decimals
         "comparison.csv": comparison.to_csv(index=False, float_format="%.6g"),
+        "confusion.csv": confusion_table(confusions, classes).to_csv(index=False),
     }
     payload = {
         "aggregated": agg.to_dict(orient="records"),
