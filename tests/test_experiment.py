@@ -1024,3 +1024,19 @@ def test_neural_settings_do_not_bind_a_folder_of_forests(world, tmp_path) -> Non
     # an option for a family with no finished run, or equal to the default, changes nothing
     opts = {"cropnet": {"width": 8}, "tempcnn": {"filters": 16}}
     _run(world, out, methods=["rf-median1d", "cropnet"], model_options=opts, **kw)
+
+
+def test_a_group_column_that_changes_within_a_sample_is_explained(tmp_path) -> None:
+    rows = [
+        {"sample_id": s, "date": d, "B04": 100.0, "B08": 300.0, "label": "corn", "country": c}
+        for s, c in (("a", "FRA"), ("b", "BEL"))
+        for d in ("2023-05-01", "2023-06-01", "2023-07-01")
+    ]
+    rows[1]["country"] = "BEL"  # sample a moves country between two dates
+    path = tmp_path / "long.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    with pytest.raises(DataFormatError, match=r"column 'country' changes within sample 'a'"):
+        run_experiment(
+            path, sources=["FRA"], targets=["BEL"], methods=["rf-median1d"], seeds=[1],
+            output=tmp_path / "exp",
+        )  # fmt: skip

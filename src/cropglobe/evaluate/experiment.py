@@ -101,6 +101,13 @@ def run_experiment(
     ss = data if isinstance(data, SeriesSet) else load_series(data)
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
+    varying = ss.attrs.get("varying_columns") or {}
+    if group_by not in ss.meta.columns and group_by in varying:
+        raise DataFormatError(
+            f"column {group_by!r} changes within sample {varying[group_by]!r} (and maybe "
+            f"others), so it is no per-sample value to group by; give each sample one "
+            f"{group_by!r}"
+        )
     meta = ss.meta.copy()  # groups as text from here on (a year column read as floats too)
     meta[group_by] = group_names(ss.meta, group_by)
     ss = dataclasses.replace(ss, meta=meta)

@@ -343,6 +343,15 @@ def _build(
         if hashable:
             nun = df[hashable].groupby(codes, sort=True).nunique(dropna=False)
             keep = [c for c in hashable if bool((nun[c] <= 1).all())]
+            # columns that vary within a sample stay out of its metadata; say where, so that
+            # grouping by one of them can explain why it is missing
+            varying = {
+                c: str(uniques[int(np.flatnonzero(nun[c].to_numpy() > 1)[0])])
+                for c in hashable
+                if c not in keep and c not in ("valid", "cloud")
+            }
+            if varying:
+                attrs = {**attrs, "varying_columns": varying}
     samples = df.iloc[first][keep].reset_index(drop=True)
     samples.insert(0, "sample_id", pd.Series(uniques, dtype=object).astype(str).to_numpy())
     if label_col is not None:
