@@ -416,9 +416,16 @@ def test_neural_runs_are_not_continued_in_another_precision(world, tmp_path, mon
     with pytest.raises(ExperimentMismatchError, match=r"trained in fp32 .* pass --precision fp32"):
         _run(world, out, seeds=[82, 83], **kw)
     assert not (out / "runs/tempcnn/FRA/seed83").exists()
+    with pytest.raises(ExperimentMismatchError, match=r"trained in fp32"):
+        _run(world, out, seeds=[83], **kw)  # runs this call leaves out count too
     _run(world, out, seeds=[82, 83], precision="fp32", **kw)  # same computation: accepted
     m = json.loads((out / "runs/tempcnn/FRA/seed83/metrics.json").read_text())
     assert m["training"]["precision_used"] == "fp32"
+    # a folder filled before the check: the report says its runs mix precisions
+    m["training"]["precision_used"] = "bf16"
+    (out / "runs/tempcnn/FRA/seed83/metrics.json").write_text(json.dumps(m))
+    rep = _run(world, out, seeds=[82, 83], precision="fp32", **kw)
+    assert any("different precisions (1 in bf16, 1 in fp32)" in w for w in rep.result.warnings)
 
 
 def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch) -> None:
@@ -709,6 +716,8 @@ def test_cli_list_options_and_empty_values(world, tmp_path) -> None:
     for args, message in (
         (["BEL", "--source", "FRA", "--targets", "USA"], "unexpected arguments ['BEL']"),
         (["--source", "FRA", "--targets", ""], "--targets names no group"),
+        (["--source", "FRA", "--targets", "--lr", "0.1"], "--targets names no group before --lr"),
+        (["--source", "--targets", "BEL"], "--source names no group before --targets"),
         (["--source", "FRA", "--tta-shifts", ""], "not a comma-separated list of days"),
         (["--source", "FRA", "--seeds", "4294967296"], "above 4294967295"),
         (["--source", "FRA", "--lr", "nan"], "'nan' is not a finite number"),
@@ -877,6 +886,21 @@ def test_a_group_of_several_countries_is_collapsed_sample_by_sample(world, tmp_p
         classes=world.classes,
     )
     assert plain["oa"] != expected["oa"]
+    # a run saved by an earlier cropglobe (no collapse in mixed groups) is rescored
+    path = tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json"
+    m = json.loads(path.read_text())
+    del m["scoring"]
+    m["targets"]["BEL+ARG"]["oa"] = plain["oa"]
+    path.write_text(json.dumps(m))
+    again = _run(blocks, tmp_path / "exp", group_by="block", targets=["BEL+ARG", "USA"], seeds=[82])
+    assert again.result.runs.set_index("target").loc["BEL+ARG", "oa"] == pytest.approx(
+        expected["oa"]
+    )
+    assert json.loads(path.read_text())["scoring"] == 2
+    from cropglobe.evaluate.transfer import collect_runs
+
+    tags = collect_runs(tmp_path / "exp").set_index("target").scenario
+    assert tags["BEL+ARG"] == "mixed" and tags["USA"] == "cross-continent"
 
 
 def test_shift_averaging_skips_targets_no_longer_asked_for(world, tmp_path) -> None:
@@ -1040,3 +1064,41 @@ def test_a_group_column_that_changes_within_a_sample_is_explained(tmp_path) -> N
             path, sources=["FRA"], targets=["BEL"], methods=["rf-median1d"], seeds=[1],
             output=tmp_path / "exp",
         )  # fmt: skip
+
+
+def test_within_runs_of_an_earlier_version_are_named(world, tmp_path) -> None:
+    out = tmp_path / "exp"
+    _run(world, out, targets=["BEL"], within=True, seeds=[82])
+    path = out / "runs/rf-median1d/FRA/seed82/metrics.json"
+    m = json.loads(path.read_text())
+    del m["within_n_train"]  # as runs whose transfer model saw 80 % of the source
+    path.write_text(json.dumps(m))
+    with pytest.raises(
+        ExperimentMismatchError, match=r"1 finished run\(s\) were made by an earlier"
+    ):
+        _run(world, out, targets=["BEL"], within=True, seeds=[82, 83])
+    assert not (out / "runs/rf-median1d/FRA/seed83").exists()
+
+
+def test_threads_of_one_process_do_not_share_a_folder(tmp_path) -> None:
+    import threading
+
+    from cropglobe._fs import folder_lock
+
+    held, seen = threading.Event(), []
+
+    def other() -> None:
+        try:
+            with folder_lock(tmp_path / "exp", "test"):
+                seen.append("held")
+        except CropGlobeError as exc:
+            seen.append(str(exc))
+
+    with folder_lock(tmp_path / "exp", "test"):
+        with folder_lock(tmp_path / "exp", "test"):  # nested in one thread: fine
+            held.set()
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert len(seen) == 1 and "is in use by another test" in seen[0]
+    assert not (tmp_path / "exp").exists()  # created for the lock, and nothing written

@@ -169,13 +169,13 @@ def cap_name(text: str, limit: int = NAME_BYTES) -> str:
 #: the lock file an experiment holds in its folder while it runs
 LOCK_NAME = ".cropglobe.lock"
 
-_HELD: set[str] = set()  # folders this process holds (a nested lock is a no-op)
+_HELD: dict[str, int] = {}  # folder -> the thread holding it (a nested lock is a no-op)
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
-    """Hold ``folder`` for one process: a second process asking for it gets a one-line
-    :class:`CropGlobeError` naming the holder's pid, instead of both writing into it.
+    """Hold ``folder`` for one caller: another process (or thread) asking for it gets a
+    one-line :class:`CropGlobeError` naming the holder's pid, instead of both writing into it.
 
     The folder is created if needed (and removed again if nothing was written into it); the
     lock file is removed when the lock is released. An advisory ``flock`` on Linux and macOS;
@@ -185,7 +185,8 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
 
     path = Path(folder)
     key = str(path.resolve())
-    if key in _HELD or (path.exists() and not path.is_dir()):
+    me = threading.get_ident()
+    if _HELD.get(key) == me or (path.exists() and not path.is_dir()):
         yield  # nested, or a file where the folder should be (the caller says so)
         return
     try:
@@ -194,27 +195,40 @@ def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
         yield
         return
     created = not path.exists()
-    path.mkdir(parents=True, exist_ok=True)
     lock = path / LOCK_NAME
-    with open(lock, "a+") as fh:
+    for _ in range(5):  # the holder may remove the file between our open and our lock: retry
+        path.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a+")  # noqa: SIM115 - closed below, or kept open while held
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
             pid = fh.read().strip() or "?"
+            fh.close()
             raise CropGlobeError(
                 f"{path} is in use by another {what} (pid {pid}); wait for it to finish, or "
                 "choose another output folder"
             ) from None
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()  # we locked a file its holder had just removed
+    else:  # pragma: no cover - five holders in a row released under us
+        raise CropGlobeError(f"{path} is in use by another {what}; try again in a moment")
+    with fh:
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
-        _HELD.add(key)
+        _HELD[key] = me
         try:
             yield
         finally:
-            _HELD.discard(key)
-            lock.unlink(missing_ok=True)  # (one left by a killed process locks nothing)
+            del _HELD[key]
+            lock.unlink(missing_ok=True)  # while still locked (one left by a kill locks nothing)
             if created and not any(path.iterdir()):
-                path.rmdir()
+                with contextlib.suppress(OSError):  # another caller just came in: its folder
+                    path.rmdir()

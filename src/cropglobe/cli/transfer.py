@@ -53,6 +53,13 @@ class ListOptionsCommand(click.Command):
                 out += args[i:]
                 break
             if word.startswith("-") and len(word) > 1:
+                if first:  # "--targets --seeds 1": the list option was given no group
+                    other = "leave it out for every group" if current == "--targets" else "'all'"
+                    raise click.UsageError(
+                        f"{current} names no group before {word}; give group names (e.g. "
+                        f"{current} BEL NLD), or {other}",
+                        ctx=ctx,
+                    )
                 name = word.split("=", 1)[0]
                 current = name if name in self.list_options else None
                 first = current is not None and "=" not in word

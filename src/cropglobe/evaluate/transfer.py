@@ -394,9 +394,16 @@ def _with_defaults(family: str, options: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps({**defaults, **options}, default=str)))
 
 
-def _write_config(output: Path, config: ExperimentConfig) -> None:
-    """Save the experiment's ``config.json`` (once every check before training has passed)."""
-    payload = {"identity": config.identity(), "config": asdict(config)}
+def _write_config(
+    output: Path, config: ExperimentConfig, countries: Mapping[str, tuple[str, ...]]
+) -> None:
+    """Save the experiment's ``config.json`` (once every check before training has passed),
+    with each group's countries, from which :func:`collect_runs` tags pairs."""
+    payload = {
+        "identity": config.identity(),
+        "config": asdict(config),
+        "group_countries": {g: list(c) for g, c in countries.items()},
+    }
     with atomic_path(output / "config.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=str))
 
@@ -688,7 +695,10 @@ def _check_reused(
     seed, so the scores it had are reproduced). Returns the run (``folder: targets``) when it
     can do neither."""
     missing = _missing_targets(result, config)
-    if not missing or _retrained(method):
+    if missing and _retrained(method):
+        _read_predictions(rdir)  # kept for the targets not asked for now: damaged fails now
+        return []
+    if not missing:
         return []
     # (a source's held-out part is never new here: ``within`` is part of the identity)
     if not _rescorable(method) or result["source"] in missing:
@@ -723,23 +733,25 @@ def _check_precision(
     config: ExperimentConfig,
     methods: Mapping[str, Any],
 ) -> None:
-    """Refuse to train neural runs in another precision than the folder's finished ones:
-    bf16 and float32 train to different weights, and one mean ± std would mix them (``auto``
-    is bf16 on CUDA and CPUs with native bf16, float32 elsewhere)."""
-    neural = [(m, s, seed) for m, s, seed in plan if methods[m].model in ADAPTABLE]
-    todo = [k for k in neural if not (_run_dir(out, *k) / "metrics.json").exists()]
+    """Refuse to train neural runs in another precision than the folder's finished ones
+    (whether this call reports them or not): bf16 and float32 train to different weights, and
+    one mean ± std would mix them (``auto`` is bf16 on CUDA and CPUs with native bf16,
+    float32 elsewhere)."""
+    todo = [
+        k
+        for k in plan
+        if methods[k[0]].model in ADAPTABLE and not (_run_dir(out, *k) / "metrics.json").exists()
+    ]
     if not todo:
         return
     from cropglobe.models.inputs import resolve_device, resolve_precision
 
     now = resolve_precision(config.precision, resolve_device(config.device))
     other: dict[str, list[str]] = {}
-    for key in neural:
-        rdir = _run_dir(out, *key)
-        if (rdir / "metrics.json").exists():
-            used = _run_precision(rdir, _read_run(rdir / "metrics.json"))
-            if used is not None and used != now:
-                other.setdefault(used, []).append(f"{key[0]}/{key[1]}/seed{key[2]}")
+    for path in _finished_runs(out):
+        used = _run_precision(path.parent, _read_run(path))
+        if used is not None and used != now:
+            other.setdefault(used, []).append("/".join(path.parent.parts[-3:]))
     if other:
         used, runs = next(iter(other.items()))
         raise ExperimentMismatchError(
@@ -748,6 +760,19 @@ def _check_precision(
             f"(--precision {config.precision} on {config.device}); pass --precision {used} to "
             "go on in the same precision, or choose another --output folder"
         )
+
+
+def _precision_note(precisions: Mapping[str, int]) -> list[str]:
+    """A note when the report's neural runs trained in different precisions (a folder filled
+    before cropglobe checked it)."""
+    if len(precisions) < 2:
+        return []
+    counts = ", ".join(f"{n} in {p}" for p, n in sorted(precisions.items()))
+    return [
+        f"The neural runs of this report trained in different precisions ({counts}), so their "
+        "means mix bf16 and float32 training; redo the runs of one precision to compare like "
+        "with like."
+    ]
 
 
 def _load_run_model(rdir: Path) -> tuple[Any, Any]:
@@ -891,10 +916,22 @@ def _run_transfer(
     _check_output(out, config, data.fingerprint)
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     blocked: list[str] = []
+    old_within: list[str] = []
     for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
-            blocked += _check_reused(done.parent, _read_run(done), config, methods[mname])
+            result = _read_run(done)
+            blocked += _check_reused(done.parent, result, config, methods[mname])
+            if config.within and "within_n_train" not in result:
+                old_within.append(str(done.parent))
+    if old_within:
+        raise ExperimentMismatchError(
+            f"{len(old_within)} finished run(s) were made by an earlier cropglobe whose "
+            "--within runs scored the targets with the model trained on 80 % of the source "
+            f"({'; '.join(old_within[:5])}{' …' if len(old_within) > 5 else ''}); delete those "
+            "run folders to redo them (transfer models now learn from the whole source), or "
+            "choose another --output folder"
+        )
     if blocked:
         raise ExperimentMismatchError(
             f"{len(blocked)} finished run(s) were not scored on targets asked for now, and their "
@@ -903,11 +940,12 @@ def _run_transfer(
             "--output folder for the new targets, or delete those run folders to redo them"
         )
     _check_precision(out, plan, config, methods)
-    _write_config(out, config)
+    countries = _group_countries(data, groups, config.group_by)
+    used_countries = {g: countries[g] for g in used if g in countries}
+    _write_config(out, config, used_countries)
     if progress:
         progress(f"config saved in {out / 'config.json'}")
 
-    countries = _group_countries(data, groups, config.group_by)
     exp = _Experiment(data, groups, countries, config)
     unknown = _unknown_countries(
         {g: c for g, c in countries.items() if g in {*config.sources, *config.targets}}
@@ -926,6 +964,7 @@ def _run_transfer(
     confusions: dict[tuple[str, str, str], np.ndarray] = {}
     vanished: dict[tuple[str, str, str], dict[str, int]] = {}  # class -> seeds at zero
     adapted_runs: dict[tuple[str, str, str], int] = {}
+    precisions: dict[str, int] = {}  # neural runs reported, by the precision they trained in
     for i, (mname, source, seed) in enumerate(plan, start=1):
         rdir = _run_dir(out, mname, source, seed)
         metrics_path = rdir / "metrics.json"
@@ -951,6 +990,10 @@ def _run_transfer(
             if progress:
                 progress(f"[{i}/{len(plan)}] {mname}: train {source}, seed {seed}")
             result = _one_run(exp, methods[mname], source, seed, rdir, progress)
+        if result.get("scoring", 1) < SCORING and _rescored_targets(exp, result):
+            result = _rescore(exp, result, rdir)  # saved by an earlier cropglobe
+        if methods[mname].model in ADAPTABLE and (trained_in := _run_precision(rdir, result)):
+            precisions[trained_in] = precisions.get(trained_in, 0) + 1
         wanted = set(_scored_targets(config, source))  # a reused run may hold dropped targets
         scored = [(mname, result["targets"])]
         priors: list[str] = []  # the prior-adapted kinds of this run ("prior", "tta_prior")
@@ -1005,7 +1048,7 @@ def _run_transfer(
                 key = (name, source, target)
                 cm = np.asarray(s["confusion"], dtype=np.int64)
                 confusions[key] = confusions.get(key, 0) + cm
-    notes += _unplanned_note(out, plan)
+    notes += _unplanned_note(out, plan) + _precision_note(precisions)
     warnings = [*notes, *_vanished_notes(vanished, adapted_runs)]
     for msg in warnings:
         logger.warning(msg)
@@ -1127,6 +1170,7 @@ def _one_run(
         "model_classes": [data.classes[c] for c in model_classes],
         **({"within_n_train": fit_part.n_samples} if holdout is not None else {}),
         "targets": scores,
+        "scoring": SCORING,
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
@@ -1138,6 +1182,49 @@ def _one_run(
 def _classes_of(samples: SeriesSet) -> list[int]:
     """The class indices a model trained on ``samples`` can output (their labelled classes)."""
     return sorted(int(c) for c in np.unique(samples.labels[samples.labels >= 0]))
+
+
+#: how runs are scored: 2 collapses each sample of a group holding several countries by its
+#: own country's rules (runs saved before, without the key, are 1 and are rescored)
+SCORING = 2
+
+
+def _rescored_targets(exp: _Experiment, result: dict[str, Any]) -> list[str]:
+    """The targets of a run saved under scoring 1 whose scores change under 2: groups (the
+    source's own hold-out included) holding several countries."""
+    return [t for t in result["targets"] if len(exp.countries.get(t, ())) > 1]
+
+
+def _rescore(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dict[str, Any]:
+    """Score a run saved under scoring 1 again from its saved predictions, each sample of a
+    group of several countries collapsed by its own country (nothing is retrained; the
+    ``+prior`` / ``+tta`` scores are recomputed afterwards)."""
+    preds = _read_predictions(rdir)
+    classes = exp.data.classes
+    model_classes = [classes.index(c) for c in result["model_classes"]]
+    scores = dict(result["targets"])
+    for target in _rescored_targets(exp, result):
+        frame = preds[preds["target"].astype(str) == target]
+        group = exp.group(target).meta
+        lookup = dict(
+            zip(
+                group["sample_id"].astype(str), group["country"].fillna("").astype(str), strict=True
+            )
+        )
+        countries = frame["sample_id"].astype(str).map(lookup).fillna("").to_numpy()
+        scores[target] = _scored(
+            frame["y_true"].to_numpy(dtype=np.int64),
+            frame["y_pred"].to_numpy(dtype=np.int64),
+            model_classes,
+            countries,
+            classes,
+            exp.scenario(result["source"], target),
+        )
+    result = {k: v for k, v in result.items() if k != "adapted"}
+    result.update(targets=scores, scoring=SCORING)
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return json.loads(json.dumps(result, default=json_default))
 
 
 def _retrain(
@@ -1360,15 +1447,20 @@ def collect_runs(output: str | os.PathLike[str], *, planned: bool = True) -> pd.
     Reads the ``metrics.json`` files, so it works on a partly finished experiment. With
     ``planned`` (and a ``config.json``) only what the experiment last asked for is kept, as
     in its report: runs of methods, sources or seeds dropped since and the ``+prior`` /
-    ``+tta`` scores of options turned off stay on disk but are left out; ``planned=False``
-    gives every run found.
+    ``+tta`` scores of options turned off stay on disk but are left out, and pairs are tagged
+    from the groups' countries the experiment recorded; ``planned=False`` gives every run
+    found, with the tags they were saved with.
     """
     out = Path(output)
     plan: ExperimentConfig | None = None
+    tags: dict[str, tuple[str, ...]] | None = None  # group -> countries, to tag pairs now
     if planned and (out / "config.json").exists():
         try:
-            saved = json.loads((out / "config.json").read_text())["config"]
+            payload = json.loads((out / "config.json").read_text())
+            saved = payload["config"]
             plan = ExperimentConfig(**{**saved, "window": None})
+            if "group_countries" in payload:
+                tags = {str(g): tuple(c) for g, c in payload["group_countries"].items()}
         except (ValueError, KeyError, TypeError, CropGlobeError):
             raise DataFormatError(
                 f"{out / 'config.json'} is damaged (not an experiment's config); pass "
@@ -1391,5 +1483,10 @@ def collect_runs(output: str | os.PathLike[str], *, planned: bool = True) -> pd.
             name = f"{m}+{kind.replace('_', '+')}" if kind else m
             for target, s in scores.items():
                 if targets is None or target in targets:
-                    rows.append(_row(name, src, target, seed, s, result, s["scenario"]))
+                    tag = (
+                        _scenario(src, target, plan.group_by, tags)
+                        if plan is not None and tags is not None
+                        else s["scenario"]
+                    )
+                    rows.append(_row(name, src, target, seed, s, result, tag))
     return pd.DataFrame(rows)
