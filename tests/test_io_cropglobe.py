@@ -193,6 +193,14 @@ def test_bad_files(tmp_path: Path, fea: np.ndarray, lbl: np.ndarray,
     assert "\n" not in str(info.value)
 
 
+def test_a_text_file_named_npz_is_no_archive(tmp_path: Path) -> None:
+    f = tmp_path / "for_CropNet" / "median_S2_FRA_month1-12_day5.npz"
+    f.parent.mkdir(parents=True)
+    f.write_text("not numpy\n")
+    with pytest.raises(DataFormatError, match=r"not a readable \.npz archive \(not a zip file"):
+        read_cropglobe(tmp_path)
+
+
 def test_bands_parameter_and_missing_keys(tmp_path: Path) -> None:
     f = _raw(tmp_path / "x.npz", np.zeros((3, 2, 73), np.float32), np.zeros(3, int))
     ss = read_cropglobe_file(f, bands=["b8", "red"])

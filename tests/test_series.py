@@ -179,3 +179,6 @@ def test_load_errors(tmp_path) -> None:
     np.savez(tmp_path / "foreign.npz", fea=np.zeros((2, 10, 73)))
     with pytest.raises(DataFormatError, match="not a cropglobe SeriesSet"):
         SeriesSet.load(tmp_path / "foreign.npz")
+    (tmp_path / "text.npz").write_text("sample,label\n")  # np.load would call it a pickle
+    with pytest.raises(DataFormatError, match="not a zip archive"):
+        SeriesSet.load(tmp_path / "text.npz")

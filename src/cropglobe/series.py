@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -659,6 +660,11 @@ class SeriesSet:
         if not p.is_file():
             raise MissingFileError(
                 f"{p}: no such file; expected a SeriesSet .npz written by save()"
+            )
+        if not zipfile.is_zipfile(p):  # np.load would take it for a pickle
+            raise DataFormatError(
+                f"{p}: not a cropglobe SeriesSet file (not a zip archive: empty, truncated or "
+                "another format); expected an .npz written by SeriesSet.save"
             )
         try:
             with np.load(p, allow_pickle=False) as z:

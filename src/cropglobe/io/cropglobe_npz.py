@@ -225,6 +225,11 @@ def _npz_shape(path: Path, key: str) -> tuple[tuple[int, ...], str] | None:
 def _load_npz(path: Path) -> dict[str, NDArray[Any]]:
     if not path.is_file():
         raise MissingFileError(f"{path}: no such file; expected a CropGlobe .npz (fea, lbl)")
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle
+        raise DataFormatError(
+            f"{path}: not a readable .npz archive (not a zip file: empty, truncated or another "
+            "format); expected a CropGlobe .npz with arrays 'fea' and 'lbl'"
+        )
     try:
         with np.load(path, allow_pickle=False) as z:
             keys = set(z.files)
