@@ -426,6 +426,8 @@ def test_neural_runs_are_not_continued_in_another_precision(world, tmp_path, mon
     (out / "runs/tempcnn/FRA/seed83/metrics.json").write_text(json.dumps(m))
     rep = _run(world, out, seeds=[82, 83], precision="fp32", **kw)
     assert any("different precisions (1 in bf16, 1 in fp32)" in w for w in rep.result.warnings)
+    saved = json.loads((out / "results.json").read_text())["config"]
+    assert saved["precision"] == "fp32" and saved["precision_used"] == ["bf16", "fp32"]
 
 
 def test_new_target_is_scored_from_the_saved_model(world, tmp_path, monkeypatch) -> None:

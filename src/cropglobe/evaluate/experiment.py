@@ -212,8 +212,10 @@ def run_experiment(
     with folder_lock(output, "cropglobe transfer"):
         result = run_transfer(ss, config, output, progress=echo)
         out = Path(output)
+        trained_in = result.runs.get("precision_used", pd.Series(dtype=object)).dropna()
         config_dict = {
             **config.__dict__,
+            **({"precision_used": sorted(set(trained_in))} if len(trained_in) else {}),
             "data": str(data)
             if not isinstance(data, SeriesSet)
             else ss.attrs.get("source", "in-memory SeriesSet"),

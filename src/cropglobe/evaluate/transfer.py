@@ -432,6 +432,7 @@ def _row(
         "n_excluded": s["n_excluded"],
         "n_classes_scored": len(s["present"]),
         "train_seconds": result.get("train_seconds", 0.0),
+        "precision_used": result.get("training", {}).get("precision_used"),
     }
 
 
