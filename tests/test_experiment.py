@@ -1104,3 +1104,25 @@ def test_threads_of_one_process_do_not_share_a_folder(tmp_path) -> None:
         t.join()
     assert len(seen) == 1 and "is in use by another test" in seen[0]
     assert not (tmp_path / "exp").exists()  # created for the lock, and nothing written
+
+
+def test_plausible_mistakes_get_hints_and_warnings(world, tmp_path, caplog) -> None:
+    with pytest.raises(DataFormatError, match=r"group 'fra' .* but 'FRA' is; group names are case"):
+        _run(world, tmp_path / "a", sources=["fra"])
+    with pytest.raises(DataFormatError, match=r"is a value of 'region'; pass --group-by region"):
+        _run(world, tmp_path / "a", sources=["FRA-R1"])
+    assert not (tmp_path / "a").exists()
+    with caplog.at_level("WARNING", logger="cropglobe.evaluate.experiment"):
+        rep = _run(
+            world,
+            tmp_path / "b",
+            targets=["FRA", "BEL"],
+            seeds=[82],
+            adapt_prior=True,
+            window=(121, 130),
+        )
+    text = caplog.text
+    assert "FRA named as target and source" in text
+    assert "--adapt-prior and --tta rescore neural methods only" in text
+    assert "window 121-130 keeps 2 time step(s)" in text
+    assert set(rep.result.runs.target) == {"BEL"}

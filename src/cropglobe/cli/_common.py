@@ -57,8 +57,11 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     """Configure the root logger for the CLI (the library itself never does)."""
     global _QUIET
     _QUIET = quiet
+    # -q: no progress, but warnings still (they say when a result deserves caution)
     level = (
-        logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+        logging.WARNING
+        if quiet
+        else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.captureWarnings(True)

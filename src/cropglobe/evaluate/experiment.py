@@ -145,6 +145,7 @@ def run_experiment(
     for g in [*src, *tgt]:
         if g in groups:
             continue
+        _suggest_group(ss, g, groups, group_by)
         in_release = ss.attrs.get("source") == "cropglobe" and "root" in ss.attrs
         if group_by == "country" and in_release:
             from cropglobe.io.cropglobe_npz import expected_file
@@ -161,6 +162,32 @@ def run_experiment(
             )
         raise DataFormatError(
             f"group {g!r} is not in the data's {group_by!r} column; present: {', '.join(groups)}"
+        )
+    if window is not None:
+        kept = ss.subset(np.arange(ss.n_samples) == 0).select_window(*window).grid.n_steps
+        if kept < 3:
+            logger.warning(
+                "window %d-%d keeps %d time step(s) of the data's %d: the models see almost no "
+                "season; widen it (the paper: 121-334) or pass 'all'",
+                window[0],
+                window[1],
+                kept,
+                ss.grid.n_steps,
+            )
+    own = sorted(set(src) & set(tgt)) if targets and not within else []
+    if own:
+        logger.warning(
+            "%s named as target and source: a source is scored on itself only with --within "
+            "(a hold-out), so it is left out of its own targets",
+            ", ".join(own),
+        )
+    from cropglobe.evaluate.adapt import ADAPTABLE
+
+    if (adapt_prior or tta) and not models & ADAPTABLE:
+        logger.warning(
+            "--adapt-prior and --tta rescore neural methods only (%s), and none is asked for; "
+            "they change nothing here",
+            ", ".join(sorted(ADAPTABLE)),
         )
     skip_pairs: list[list[str]] = []
     if [s.lower() for s in sources] == ["all"]:  # the full matrix: leave out what cannot run
@@ -282,6 +309,25 @@ def run_experiment(
             "  " + line for line in lines
         )
     return ExperimentReport(result, report, agg, text)
+
+
+def _suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str) -> None:
+    """Raise a clear error when ``name``, missing from ``groups``, is a case variant of one
+    of them or a value of another metadata column (CAWa's regions under ``country``)."""
+    same = [g for g in groups if g.lower() == name.lower()]
+    if same:
+        raise DataFormatError(
+            f"group {name!r} is not in the data's {group_by!r} column, but {same[0]!r} is; "
+            "group names are case-sensitive"
+        )
+    for col in ss.meta.columns:
+        if col != group_by and col != "sample_id":
+            values = ss.meta[col].dropna().astype(str)
+            if (values == name).any() or (values.str.lower() == name.lower()).any():
+                raise DataFormatError(
+                    f"group {name!r} is not in the data's {group_by!r} column but is a value of "
+                    f"{col!r}; pass --group-by {col}"
+                )
 
 
 def _matrix_plan(

@@ -89,6 +89,7 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
     sub = agg[agg["method"] == method]
     mat = sub.pivot(index="source", columns="target", values=f"{metric}_mean")
     std = sub.pivot(index="source", columns="target", values=f"{metric}_std")
+    runs = sub.pivot(index="source", columns="target", values="n_runs")
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * mat.shape[1], 0.9 + 0.6 * mat.shape[0]))
     im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     long = mat.shape[1] > 6 or any(len(str(c)) > 5 for c in mat.columns)
@@ -100,6 +101,7 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
     ax.set_ylabel("source")
     mvals = mat.to_numpy(dtype=float)
     svals = std.to_numpy(dtype=float)
+    nvals = runs.to_numpy(dtype=float)
     for i in range(mat.shape[0]):
         for j in range(mat.shape[1]):
             v = float(mvals[i, j])
@@ -108,7 +110,7 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
                 ax.text(
                     j,
                     i,
-                    f"{v:.1f}\n±{s:.1f}",
+                    f"{v:.1f}\n1 seed" if nvals[i, j] == 1 else f"{v:.1f}\n±{s:.1f}",
                     ha="center",
                     va="center",
                     fontsize=7,
@@ -406,9 +408,11 @@ def comparison_lines(comparison: pd.DataFrame) -> list[str]:
             if np.isfinite(r["oa_low"])
             else ""
         )
+        pairs = f"{r['n_pairs']} transfer pair{'s' if r['n_pairs'] != 1 else ''}"
+        scope = f"over all {pairs}" if r["scenario"] == ALL_SCENARIOS else f"{r['scenario']}"
         lines.append(
-            f"{r['method']} vs {r['baseline']}: OA {r['oa_diff']:+.1f} points ({ci}better on "
-            f"{r['oa_wins']} of {r['n_seeds']} seeds)"
+            f"{r['method']} vs {r['baseline']}: OA {r['oa_diff']:+.1f} points, {scope} "
+            f"({ci}better on {r['oa_wins']} of {r['n_seeds']} seeds)"
         )
     return lines
 
@@ -621,7 +625,11 @@ def _draw_report(
         pc = per_class_figure(transfers, stage / "per_class_f1.png", classes)
         written.append(pc)
         sections.append("<h2>Per-class F1</h2>" + _img(pc))
-    sections.append("<h2>Confusion matrices (summed over seeds)</h2><div class='grid'>")
+    sections.append(
+        "<h2>Confusion matrices (summed over seeds)</h2><p>Cells hold counts; their shade is "
+        "the share of the true class's row, so rows of rare classes read as clearly as common "
+        "ones.</p><div class='grid'>"
+    )
     names = _confusion_names(list(confusions))
     for (method, source, target), cm in confusions.items():
         p = confusion_figure(
@@ -636,8 +644,10 @@ def _draw_report(
     detail = agg.copy()
     for m in ("oa", "macro_f1", "weighted_f1"):
         detail[m] = [
-            f"{a:.1f} ± {b:.1f}"
-            for a, b in zip(detail[f"{m}_mean"], detail[f"{m}_std"], strict=True)
+            f"{a:.1f}" if n == 1 else f"{a:.1f} ± {b:.1f}"  # one seed: no spread to show
+            for a, b, n in zip(
+                detail[f"{m}_mean"], detail[f"{m}_std"], detail["n_runs"], strict=True
+            )
         ]
     detail = detail[
         ["method", "source", "target", "scenario", "oa", "macro_f1", "weighted_f1", "n_runs"]
