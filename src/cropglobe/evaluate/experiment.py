@@ -174,7 +174,9 @@ def run_experiment(
                 kept,
                 ss.grid.n_steps,
             )
-    own = sorted(set(src) & set(tgt)) if targets and not within else []
+    # (a source whose only target is itself is refused below, saying so)
+    own = sorted(g for g in set(src) & set(tgt) if any(t != g for t in tgt))
+    own = own if targets and not within else []
     if own:
         logger.warning(
             "%s named as target and source: a source is scored on itself only with --within "
