@@ -228,6 +228,14 @@ class _Experiment:
         )
 
 
+def _save_run(rdir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write a run's ``metrics.json`` atomically; returns the result as read back (JSON
+    types: lists, not arrays)."""
+    with atomic_path(rdir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=1, default=json_default))
+    return dict(json.loads(json.dumps(result, default=json_default)))
+
+
 def _finished_runs(output: Path) -> list[Path]:
     """The ``metrics.json`` of every finished run under ``output``."""
     return sorted(output.glob("runs/*/*/seed*/metrics.json"))
@@ -459,9 +467,7 @@ def _add_prior_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> d
             exp.scenario(result["source"], target),
         )
     result = {**result, "adapted": {**result.get("adapted", {}), "prior": adapted}}
-    with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=json_default))
-    return result
+    return _save_run(rdir, result)
 
 
 def _scored(
@@ -531,9 +537,7 @@ def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dic
     kept = {k: v for k, v in result.get("adapted", {}).items() if k not in ("tta", "tta_prior")}
     extra = {"tta": adapted, **({"tta_prior": both} if config.adapt_prior else {})}
     result = {**result, "adapted": {**kept, **extra}}
-    with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=json_default))
-    return result
+    return _save_run(rdir, result)
 
 
 def _tta_targets(result: dict[str, Any], config: ExperimentConfig) -> list[str]:
@@ -851,9 +855,7 @@ def _add_target_scores(
         pd.concat(frames, ignore_index=True).to_parquet(tmp, index=False)
     result = {k: v for k, v in result.items() if k != "adapted"}
     result["targets"] = scores
-    with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=json_default))
-    return json.loads(json.dumps(result, default=json_default))
+    return _save_run(rdir, result)
 
 
 def run_transfer(
@@ -1175,9 +1177,7 @@ def _one_run(
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
-    with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=json_default))
-    return json.loads(json.dumps(result, default=json_default))
+    return _save_run(rdir, result)
 
 
 def _classes_of(samples: SeriesSet) -> list[int]:
@@ -1223,9 +1223,7 @@ def _rescore(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dict[str, 
         )
     result = {k: v for k, v in result.items() if k != "adapted"}
     result.update(targets=scores, scoring=SCORING)
-    with atomic_path(rdir / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(result, indent=1, default=json_default))
-    return json.loads(json.dumps(result, default=json_default))
+    return _save_run(rdir, result)
 
 
 def _retrain(
