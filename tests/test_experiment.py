@@ -1016,40 +1016,31 @@ def test_model_options_that_build_no_network_are_refused_first(world, tmp_path) 
 
 
 def test_neural_settings_do_not_bind_a_folder_of_forests(world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import _with_defaults
+
     out = tmp_path / "exp"
     _run(world, out, seeds=[82], targets=["BEL"])
+
+    def again(options, epochs=1):
+        methods = ["rf-median1d", "cropnet"]
+        return _run(
+            world, out, methods=methods, model_options=options, seeds=[82], targets=["BEL"],
+            epochs=epochs,
+        )  # fmt: skip
+
     # forests read neither epochs nor CropNet's options: their runs are reused
-    kw = {"seeds": [82], "targets": ["BEL"], "epochs": 1}
-    rep = _run(
-        world,
-        out,
-        methods=["rf-median1d", "cropnet"],
-        model_options={"cropnet": {"width": 8}},
-        **kw,
-    )
+    rep = again({"cropnet": {"width": 8}})
     assert set(rep.result.runs.method) == {"rf-median1d", "cropnet"}
-    # now a CropNet run has finished: its settings count, defaults filled in
+    # now a CropNet run has finished: its settings count
     with pytest.raises(ExperimentMismatchError, match=r"differs in \['epochs'\]"):
-        _run(
-            world,
-            out,
-            methods=["rf-median1d", "cropnet"],
-            model_options={"cropnet": {"width": 8}},
-            seeds=[82],
-            targets=["BEL"],
-            epochs=2,
-        )
+        again({"cropnet": {"width": 8}}, epochs=2)
     with pytest.raises(ExperimentMismatchError, match=r"differs in \['model_options'\]"):
-        _run(
-            world,
-            out,
-            methods=["rf-median1d", "cropnet"],
-            model_options={"cropnet": {"width": 16}},
-            **kw,
-        )
-    # an option for a family with no finished run, or equal to the default, changes nothing
-    opts = {"cropnet": {"width": 8}, "tempcnn": {"filters": 16}}
-    _run(world, out, methods=["rf-median1d", "cropnet"], model_options=opts, **kw)
+        again({"cropnet": {"width": 16}})
+    # an option for a family with no finished run changes nothing
+    again({"cropnet": {"width": 8}, "tempcnn": {"filters": 16}})
+    # options are compared with the model's defaults filled in: the paper's width is no change
+    assert _with_defaults("cropnet", {}) == _with_defaults("cropnet", {"width": 128})
+    assert _with_defaults("cropnet", {}) != _with_defaults("cropnet", {"width": 64})
 
 
 def test_a_group_column_that_changes_within_a_sample_is_explained(tmp_path) -> None:
