@@ -245,3 +245,38 @@ def test_bad_plot_band_fails_before_printing(tmp_path) -> None:
     res = CliRunner().invoke(cli, ["info", str(path), "--band", "B99", "--plot", "p.png"])
     assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
     assert "B99" in res.output
+
+
+def test_info_plot_leaves_months_without_observations_empty(tmp_path, monkeypatch) -> None:
+    # a country observed January-July only: its curve must stop in July, not carry July on
+    import cropglobe.report.figures as figures
+
+    rows = []
+    for country, months in (("BEL", range(1, 8)), ("FRA", range(1, 13))):
+        for i in range(4):
+            for m in months:
+                rows.append(
+                    {
+                        "sample_id": f"{country}{i}",
+                        "date": f"2022-{m:02d}-15",
+                        "B04": 500.0,
+                        "B08": 1000.0 + 100 * m,
+                        "label": "wheat",
+                        "country": country,
+                    }
+                )
+    path = tmp_path / "long.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    seen = {}
+
+    def capture(ss, png, **kw):
+        seen.update(figures.class_mean_curves(ss, group_by=kw["group_by"], band=kw["band"]))
+        png.write_bytes(b"png")
+
+    monkeypatch.setattr(figures, "plot_phenology", capture)
+    res = CliRunner().invoke(cli, ["info", str(path), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    bel, fra = seen["BEL"]["wheat"][0], seen["FRA"]["wheat"][0]
+    assert len(bel) == 12 and np.isnan(bel[7:]).all() and not np.isnan(bel[:7]).any()
+    assert not np.isnan(fra).any()
+    np.testing.assert_allclose(fra[:7], bel[:7])

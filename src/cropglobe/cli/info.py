@@ -57,7 +57,9 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
         else:
             from cropglobe.composite import composite
 
-            series = composite(data, infer_grid(data), fill=True, allow_empty=True)
+            # no gap filling: a month without observations stays a gap in the curves rather
+            # than a copy of its neighbour (Belgium's table ends in July)
+            series = composite(data, infer_grid(data), fill=False, allow_empty=True)
         group = group_by if group_by in series.meta.columns else None
         plot_phenology(series, plot, band=band, group_by=group)
     click.echo(
