@@ -1117,3 +1117,49 @@ def test_plausible_mistakes_get_hints_and_warnings(world, tmp_path, caplog) -> N
     assert "--adapt-prior and --tta rescore neural methods only" in text
     assert "window 121-130 keeps 2 time step(s)" in text
     assert set(rep.result.runs.target) == {"BEL"}
+
+
+def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkeypatch) -> None:
+    import cropglobe.report.figures as figures
+    from cropglobe.evaluate.experiment import _load_series, load_series
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for country, last in (("FRA", 12), ("BEL", 7)):  # Belgium observed January-July only
+        for i in range(24):
+            label = ("corn", "wheat")[i % 2]
+            for m in range(1, last + 1):
+                rows.append(
+                    {
+                        "sample_id": f"{country}{i}",
+                        "date": f"2022-{m:02d}-15",
+                        "B04": 500.0 + rng.normal(0, 5),
+                        "B08": 1000.0 + (100 if label == "corn" else 50) * m,
+                        "label": label,
+                        "country": country,
+                    }
+                )
+    path = tmp_path / "long.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    filled, observed = _load_series(path)
+    bel = (filled.meta["country"] == "BEL").to_numpy()
+    assert np.isnan(observed.values[bel][:, :, 7:]).all()
+    assert not np.isnan(filled.values).any()  # July held over August-December for the models
+    np.testing.assert_array_equal(filled.values[bel][:, :, 11], filled.values[bel][:, :, 6])
+    assert filled.attrs["composite"]["fill"] is True
+    np.testing.assert_array_equal(load_series(path).values, filled.values)
+    seen = {}
+
+    def capture(ss, png, **kw):
+        seen.update(figures.class_mean_curves(ss, group_by=kw["group_by"]))
+        png.write_bytes(b"png")
+        return png
+
+    monkeypatch.setattr(figures, "plot_phenology", capture)
+    run_experiment(
+        path, sources=["FRA"], targets=["BEL"], methods=["rf-median1d"], seeds=[1],
+        output=tmp_path / "exp", window=None, protocol="paper",
+    )  # fmt: skip
+    curve = seen["BEL"]["corn"][0]
+    assert np.isnan(curve[7:]).all() and not np.isnan(curve[:7]).any()
+    assert not np.isnan(seen["FRA"]["corn"][0]).any()

@@ -580,6 +580,10 @@ class SeriesSet:
         """
         if self.n_samples == 0:
             return self
+        return self.subset(self.unique_rows(by, labels=labels))
+
+    def unique_rows(self, by: str | None = None, *, labels: bool = True) -> NDArray[np.int64]:
+        """Indices of the rows :meth:`deduplicate` keeps, in order (same arguments)."""
         flat = self.values.reshape(self.n_samples, -1)
         # One canonical NaN bit pattern so that NaN equals NaN in the bit comparison.
         bits = np.ascontiguousarray(np.where(np.isnan(flat), np.float32(np.nan), flat))
@@ -599,7 +603,7 @@ class SeriesSet:
         # the row kept of equal ones: the first, or (labels ignored) the first labelled one
         order = rows if labels else np.lexsort((rows, self.labels < 0))
         keep = equal_rows(cols, order) == rows
-        return self.subset(np.flatnonzero(keep))
+        return np.flatnonzero(keep).astype(np.int64)
 
     # ------------------------------------------------------------------ summaries
     def class_counts(self) -> pd.Series:

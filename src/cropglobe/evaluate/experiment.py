@@ -43,17 +43,32 @@ class ExperimentReport:
 
 
 def load_series(path: str | os.PathLike[str]) -> SeriesSet:
-    """Read any supported dataset as a SeriesSet (raw observations are composited to 5 days)."""
+    """Read any supported dataset as a SeriesSet (raw observations are composited to a grid
+    inferred from their dates and gap-filled)."""
+    return _load_series(path)[0]
+
+
+def _load_series(path: str | os.PathLike[str]) -> tuple[SeriesSet, SeriesSet]:
+    """The dataset gap-filled for the models, and as observed (unfilled) for figures.
+
+    Both hold the same samples in the same order; a dataset that is already a series set is
+    returned twice.
+    """
     from cropglobe.io import read_dataset
     from cropglobe.series import Observations
 
     data = read_dataset(path)
-    if isinstance(data, Observations):
-        from cropglobe.composite import composite
-        from cropglobe.summary import infer_grid
+    if not isinstance(data, Observations):
+        data = data.drop_empty()
+        return data, data
+    from cropglobe.composite import composite, fill_gaps
+    from cropglobe.summary import infer_grid
 
-        data = composite(data, infer_grid(data), fill=True, allow_empty=True)
-    return data.drop_empty()
+    observed = composite(data, infer_grid(data), fill=False, allow_empty=True).drop_empty()
+    # fill_gaps with composite's own defaults is what composite(fill=True) does
+    filled = fill_gaps(observed.values, observed.grid, max_gap_days=30, edge="hold")
+    attrs = {**observed.attrs, "composite": {**observed.attrs["composite"], "fill": True}}
+    return dataclasses.replace(observed, values=filled, attrs=attrs), observed
 
 
 def run_experiment(
@@ -98,7 +113,7 @@ def run_experiment(
         write_transfer_report,
     )
 
-    ss = data if isinstance(data, SeriesSet) else load_series(data)
+    ss, observed = (data, data) if isinstance(data, SeriesSet) else _load_series(data)
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
     varying = ss.attrs.get("varying_columns") or {}
@@ -111,9 +126,11 @@ def run_experiment(
     meta = ss.meta.copy()  # groups as text from here on (a year column read as floats too)
     meta[group_by] = group_names(ss.meta, group_by)
     ss = dataclasses.replace(ss, meta=meta)
+    observed = dataclasses.replace(observed, meta=meta)  # the same samples, unfilled
     if protocol == "paper":  # the release de-duplicates each file's feature rows before use
         before = ss.n_samples
-        ss = ss.deduplicate(by=group_by, labels=False)
+        unique = ss.unique_rows(by=group_by, labels=False)
+        ss, observed = ss.subset(unique), observed.subset(unique)
         if echo and ss.n_samples < before:
             echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
     groups = sorted(ss.meta[group_by].astype(str).unique())
@@ -269,7 +286,7 @@ def run_experiment(
             phen = []
             for s in config.sources:
                 members = [s, *[t for t in tgt if t != s]]
-                sub = ss.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
+                sub = observed.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
                 shown = (
                     f"source {s} vs targets"
                     if len(members) <= PHENOLOGY_PANELS
