@@ -280,3 +280,20 @@ def test_info_plot_leaves_months_without_observations_empty(tmp_path, monkeypatc
     assert len(bel) == 12 and np.isnan(bel[7:]).all() and not np.isnan(bel[:7]).any()
     assert not np.isnan(fra).any()
     np.testing.assert_allclose(fra[:7], bel[:7])
+
+
+def test_cli_prints_a_repeated_warning_once() -> None:
+    import logging
+
+    from cropglobe.cli._common import _SaidOnce
+
+    said = _SaidOnce()
+
+    def record(level: int, msg: str, *args: object, name: str = "cropglobe.x") -> bool:
+        return said.filter(logging.LogRecord(name, level, __file__, 1, msg, args, None))
+
+    assert record(logging.WARNING, "32 of %d pixels are short", 2630)
+    assert not record(logging.WARNING, "32 of 2630 pixels are short")  # the same words again
+    assert record(logging.WARNING, "33 of %d pixels are short", 2630)  # news
+    assert record(logging.WARNING, "32 of 2630 pixels are short", name="cropglobe.y")
+    assert record(logging.INFO, "progress") and record(logging.INFO, "progress")

@@ -64,7 +64,27 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
         else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     )
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_SaidOnce())
     logging.captureWarnings(True)
+
+
+class _SaidOnce(logging.Filter):
+    """Drops a warning that repeats one already printed word for word (e.g. the same data
+    warning from each seed of an experiment): the repeat tells the user nothing new."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self._said:
+            return False
+        self._said.add(key)
+        return True
 
 
 def is_quiet() -> bool:
