@@ -253,3 +253,18 @@ def test_real_cropglobe_format(shared_data: Path) -> None:
     np.testing.assert_array_equal(full.values[:, :, 24:67], fra.values)
     listing = list_cropglobe(root)
     assert set(listing["country"]) == {"CAN", "FRA"} and len(listing) == 4
+
+
+def test_the_file_of_each_country_is_named(tmp_path: Path) -> None:
+    root = _release(tmp_path, {"FRA": 3})
+    fea = np.random.default_rng(1).normal(size=(2, 10, 73)).astype(np.float32)
+    _raw(root / "extra" / "nested" / "median_S2_BEL_month1-12_day5.npz", fea, np.arange(2))
+    ss = read_cropglobe(root)
+    assert ss.attrs["files"] == {
+        "BEL": "extra/nested/median_S2_BEL_month1-12_day5.npz",  # found outside for_CropNet/
+        "FRA": "for_CropNet/median_S2_FRA_month1-12_day5.npz",
+    }
+    from cropglobe.summary import describe, format_description
+
+    text = format_description(describe(ss))
+    assert "files: BEL extra/nested/median_S2_BEL_month1-12_day5.npz, FRA for_CropNet/" in text

@@ -457,7 +457,8 @@ def read_cropglobe(
         SeriesSet, countries concatenated: values float32 (N, C, T) in reflectance × 10,000,
         labels int64 into ``CROPGLOBE_CLASSES``, meta ``sample_id`` (``"FRA_000123"``, row in the
         country's file) and ``country``; attrs ``source="cropglobe"``, ``kind``, ``countries``,
-        and ``synthetic=True`` when a file says so.
+        ``files`` (country -> the file read, relative to root), and ``synthetic=True`` when a
+        file says so.
 
     Raises:
         MissingFileError: root or a requested country's file is absent (the message lists the
@@ -467,8 +468,11 @@ def read_cropglobe(
     r = _check_root(root)
     k = _series_kind(kind)
     sets: list[SeriesSet] = []
+    files: dict[str, str] = {}
     for cc, path in _select(r, k, countries):
         ss = read_cropglobe_file(path, kind=k.name, bands=bands, country=cc)
+        files[cc] = path.relative_to(r).as_posix()
+        log.info("%s: %s, %d samples", cc, path, ss.n_samples)
         if deduplicate:
             before = ss.n_samples
             ss = ss.deduplicate(labels=False)
@@ -485,6 +489,7 @@ def read_cropglobe(
         root=str(r),
         kind=k.name,
         countries=[c for s in sets for c in s.attrs["countries"]],
+        files=files,  # found anywhere under root: which file each country came from
         deduplicated=bool(deduplicate),
     )
     attrs.pop("path", None)
