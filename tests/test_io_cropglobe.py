@@ -268,3 +268,12 @@ def test_the_file_of_each_country_is_named(tmp_path: Path) -> None:
 
     text = format_description(describe(ss))
     assert "files: BEL extra/nested/median_S2_BEL_month1-12_day5.npz, FRA for_CropNet/" in text
+
+
+def test_a_folder_of_median_files_alone_is_read_as_may_november(tmp_path: Path) -> None:
+    from cropglobe.io import read_dataset
+
+    root = _release(tmp_path, {"FRA": 3, "BEL": 2})
+    ss = read_dataset(root / "Median")  # the release's Median/ folder given on its own
+    assert ss.values.shape == (5, 10, 43) and (ss.grid.edges[0], ss.grid.edges[-1]) == (121, 336)
+    assert read_dataset(root).values.shape == (5, 10, 73)  # both kinds: the whole year

@@ -116,6 +116,8 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
         raise MissingFileError(f"{p}: no such file or folder; expected {_ACCEPTED}")
     if p.is_dir():
         if any(p.rglob("median_S2_*_day5.npz")):
+            if "kind" not in kw and not any(p.rglob("median_S2_*_month1-12_day5.npz")):
+                kw["kind"] = "median_maynov"  # only the release's Median/ files (May-November)
             return read_cropglobe(p, **kw)
         if (p / "CAWa_CropType_time-series.csv").is_file():
             return read_cawa(p, **kw)
