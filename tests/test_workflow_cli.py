@@ -231,3 +231,37 @@ def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) ->
 def test_bare_command_shows_help_and_exit_codes_pass_through(tmp_path) -> None:
     res = CliRunner().invoke(cli, [])
     assert res.exit_code == 2 and "Commands:" in res.output and "\n" in res.output.strip()
+
+
+@pytest.mark.parametrize("labels_as", ["names", "indices without one class"])
+def test_classical_columns_follow_the_card(world, tmp_path, labels_as) -> None:
+    # a classical model saved by hand whose predict_proba columns are not the card's classes
+    from cropglobe.models import ModelCard, save_model
+    from cropglobe.models.classical import LightGBMModel
+
+    fra = world.where(country="FRA")
+    x = fra.values.reshape(fra.n_samples, -1)
+    if labels_as == "names":
+        y = fra.label_names()  # classes_ sorted alphabetically, not in card order
+        keep = np.ones(fra.n_samples, dtype=bool)
+    else:
+        keep = fra.labels != fra.labels.min()  # classes_ skip a card class
+        y = fra.labels
+    model = LightGBMModel(n_estimators=20, num_leaves=4, random_state=0, n_jobs=1)
+    model.fit(x[keep], y[keep])
+    card = ModelCard(
+        model="lightgbm", params={}, bands=fra.bands, grid=fra.grid, classes=fra.classes,
+        features={"fill": "none"},
+    )  # fmt: skip
+    save_model(tmp_path / "m", model, card)
+    table = predict_dataset(tmp_path / "m", fra.subset(keep))
+    proba = model.predict_proba(x[keep])
+    expected = np.asarray(model.classes_)[proba.argmax(axis=1)]
+    if labels_as != "names":
+        expected = np.asarray(fra.classes, dtype=object)[expected]
+    assert list(table["predicted"]) == list(expected)
+    for j, c in enumerate(model.classes_):
+        name = c if labels_as == "names" else fra.classes[int(c)]
+        np.testing.assert_allclose(table[f"p_{name}"], proba[:, j], rtol=1e-6)
+    if labels_as != "names":
+        assert (table[f"p_{fra.classes[int(fra.labels.min())]}"] == 0).all()

@@ -146,11 +146,10 @@ def _predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.fl
 
 
 def _load_predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.float64]], Any]:
-    from cropglobe.models.folder import load_model, read_card
+    from cropglobe.models.folder import card_proba, load_model, proba_columns, read_card
     from cropglobe.models.registry import is_neural
 
     card = read_card(job.model_dir)
-    k = len(card.classes)
     bs = job.batch_size
     if job.engine != "torch":
         from cropglobe.export import OnnxClassifier
@@ -171,30 +170,11 @@ def _load_predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[
             return predict_proba(model, x, batch_size=bs)
 
         return torch_proba, card
-    # classical: classes_ are indices into card.classes (or class names); fill absent columns
-    cls = np.asarray(model.classes_)
-    if np.issubdtype(cls.dtype, np.integer):
-        cols = cls.astype(np.int64)
-    else:
-        names = [str(c) for c in cls]
-        unknown = [n for n in names if n not in card.classes]
-        if unknown:
-            raise ModelError(
-                f"{job.model_dir}: model classes {unknown} are not in the card's classes "
-                f"{list(card.classes)}; re-save the model with a matching card"
-            )
-        cols = np.array([card.classes.index(n) for n in names], dtype=np.int64)
-    if cols.size and (cols.min() < 0 or cols.max() >= k):
-        raise ModelError(
-            f"{job.model_dir}: model class indices {cols.tolist()} fall outside the card's "
-            f"{k} classes; re-save the model with a matching card"
-        )
+    # classical: its columns are some of the card's classes (absent ones stay zero)
+    cols = proba_columns(model, card, job.model_dir)
 
     def classical_proba(x: NDArray[np.float32]) -> NDArray[np.float64]:
-        out = np.zeros((x.shape[0], k), dtype=np.float64)
-        for lo in range(0, x.shape[0], bs):
-            out[lo : lo + bs, cols] = model.predict_proba(x[lo : lo + bs])
-        return out
+        return card_proba(model, card, x, batch_size=bs, columns=cols)
 
     return classical_proba, card
 

@@ -190,8 +190,7 @@ def predict_dataset(
         ``region``, ``year``), ``label`` (true class name or None), ``predicted`` (class
         name), ``confidence`` and ``p_{class}`` for each model class.
     """
-    from cropglobe.models.folder import load_model, model_inputs, shift_averaged_proba
-    from cropglobe.models.inputs import predict_proba
+    from cropglobe.models.folder import card_proba, load_model, model_inputs, shift_averaged_proba
 
     model, card = load_model(folder)
     if data.bands != card.bands and all(b in data.bands for b in card.bands):
@@ -203,7 +202,9 @@ def predict_dataset(
             model, card, data, shifts, device=device, batch_size=batch_size
         )
     else:
-        proba = predict_proba(model, model_inputs(card, data), batch_size=batch_size, device=device)
+        proba = card_proba(
+            model, card, model_inputs(card, data), batch_size=batch_size, device=device
+        )
     pred = proba.argmax(axis=1)
     out = pd.DataFrame({"sample_id": data.meta["sample_id"].astype(str).to_numpy()})
     for col in ("country", "region", "year"):

@@ -28,9 +28,11 @@ __all__ = [
     "CARD_FILE",
     "DEFAULT_TTA_SHIFTS",
     "ModelCard",
+    "card_proba",
     "check_compatible",
     "load_model",
     "model_inputs",
+    "proba_columns",
     "save_model",
     "shift_averaged_proba",
 ]
@@ -352,6 +354,65 @@ def model_inputs(card: ModelCard, ss: SeriesSet, *, shift: float = 0.0) -> NDArr
     return np.ascontiguousarray(values, dtype=np.float32)
 
 
+def proba_columns(model: Any, card: ModelCard, where: object = "model") -> NDArray[np.int64]:
+    """Which of the card's classes each ``predict_proba`` column of ``model`` is.
+
+    A neural network outputs the card's classes in order. A classical estimator outputs its
+    ``classes_``: indices into ``card.classes`` (a class absent from its training data has no
+    column) or class names (sorted alphabetically by scikit-learn).
+
+    Raises:
+        ModelError: a class the card does not know.
+    """
+    k = len(card.classes)
+    if is_neural(card.model) or not hasattr(model, "classes_"):
+        return np.arange(k, dtype=np.int64)
+    cls = np.asarray(model.classes_)
+    if np.issubdtype(cls.dtype, np.integer):
+        cols = cls.astype(np.int64)
+    else:
+        names = [str(c) for c in cls]
+        unknown = [n for n in names if n not in card.classes]
+        if unknown:
+            raise ModelError(
+                f"{where}: model classes {unknown} are not in the card's classes "
+                f"{list(card.classes)}; re-save the model with a matching card"
+            )
+        cols = np.array([card.classes.index(n) for n in names], dtype=np.int64)
+    if cols.size and (cols.min() < 0 or cols.max() >= k):
+        raise ModelError(
+            f"{where}: model class indices {cols.tolist()} fall outside the card's "
+            f"{k} classes; re-save the model with a matching card"
+        )
+    return cols
+
+
+def card_proba(
+    model: Any,
+    card: ModelCard,
+    values: NDArray[np.float32],
+    *,
+    device: Any = "cpu",
+    batch_size: int = 1024,
+    columns: NDArray[np.int64] | None = None,
+) -> NDArray[np.float64]:
+    """Class probabilities (N, len(card.classes)) in the card's class order, for any model.
+
+    Args:
+        values: the model's inputs (:func:`model_inputs`).
+        columns: :func:`proba_columns` of the model, when already known.
+    """
+    from cropglobe.models.inputs import predict_proba
+
+    if is_neural(card.model):
+        return predict_proba(model, values, device=device, batch_size=batch_size)
+    cols = proba_columns(model, card) if columns is None else columns
+    out = np.zeros((values.shape[0], len(card.classes)), dtype=np.float64)
+    for lo in range(0, values.shape[0], batch_size):
+        out[lo : lo + batch_size, cols] = model.predict_proba(values[lo : lo + batch_size])
+    return out
+
+
 def shift_averaged_proba(
     model: Any,
     card: ModelCard,
@@ -372,13 +433,13 @@ def shift_averaged_proba(
     Returns:
         float64 (N, K).
     """
-    from cropglobe.models.inputs import predict_proba
-
     values = [float(s) for s in np.atleast_1d(np.asarray(shifts, dtype=np.float64))]
     if not values or not all(np.isfinite(values)):
         raise ParameterError(f"shifts must be a non-empty list of days, got {shifts!r}")
     probs = [
-        predict_proba(model, model_inputs(card, ss, shift=s), device=device, batch_size=batch_size)
+        card_proba(
+            model, card, model_inputs(card, ss, shift=s), device=device, batch_size=batch_size
+        )
         for s in values
     ]
     return np.asarray(np.mean(probs, axis=0), dtype=np.float64)
