@@ -651,3 +651,32 @@ def test_reflectance_files_given_as_masks_are_refused(stack_dirs: tuple[Path, Pa
     with pytest.raises(DataFormatError, match="given as a mask file but holds bands"):
         open_stack(folder / "*.tif", mask=folder / "*.tif")
     assert open_stack(folder / "*.tif", mask=scl / "*.tif").mask_sources[0] is not None
+
+
+def test_a_model_trained_on_gap_filled_composites_maps_as_it_predicts(
+    stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # trained from a raw table composited with gap filling: the card says so, and the map
+    # fills the stack's gaps the same way instead of handing the model NaN
+    from cropglobe.workflow import predict_dataset, train_to_folder
+
+    def filled(seed: int) -> Any:
+        return composite(observations(seed=seed), GRID, season_year=2023, fill=True,
+                         allow_empty=True).drop_empty()  # fmt: skip
+
+    summary = train_to_folder(filled(1), "lightgbm", tmp_path / "m", seed=1, window=None)
+    card = json.loads((summary.folder / "card.json").read_text())
+    assert card["features"]["composite"]["fill"] is True
+    test = filled(0)
+    table = predict_dataset(summary.folder, test)
+    folder, scl = stack_dirs
+    map_raster(
+        summary.folder, str(folder / "*.tif"), tmp_path / "map.tif", mask=str(scl / "*.tif"),
+        probabilities=tmp_path / "p.tif", probability_dtype="float32", block_size=32,
+    )  # fmt: skip
+    proba = _read(tmp_path / "p.tif").reshape(len(summary.classes), -1)
+    pixels = table["sample_id"].astype(int).to_numpy()
+    assert np.isnan(observations().table[list(S2_BANDS)].to_numpy()).any()  # gaps to fill
+    np.testing.assert_allclose(
+        proba[:, pixels].T, table[[f"p_{c}" for c in summary.classes]], rtol=0, atol=1e-6
+    )

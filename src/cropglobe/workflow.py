@@ -85,7 +85,7 @@ def train_to_folder(
     Raises:
         LabelError: no labelled sample, or a single class.
     """
-    from cropglobe.models.folder import ModelCard, save_model
+    from cropglobe.models.folder import ModelCard, composite_settings, save_model
     from cropglobe.models.registry import canonical_name, is_neural, model_class
 
     name = canonical_name(model)
@@ -159,7 +159,7 @@ def train_to_folder(
             grid=labelled.grid,
             classes=classes,
             window=window,
-            features={"fill": "none", "flatten": True},
+            features={"fill": "none", "flatten": True, **composite_settings(labelled)},
             training={"seed": seed, "n_train": labelled.n_samples},
             data_fingerprint=labelled.fingerprint(),
             metrics=metrics,

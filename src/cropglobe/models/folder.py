@@ -30,6 +30,7 @@ __all__ = [
     "ModelCard",
     "card_proba",
     "check_compatible",
+    "composite_settings",
     "load_model",
     "model_inputs",
     "proba_columns",
@@ -352,6 +353,14 @@ def model_inputs(card: ModelCard, ss: SeriesSet, *, shift: float = 0.0) -> NDArr
     elif card.window is not None and not ss.grid.same_axis(card.model_grid):
         values = values[:, :, ss.grid.window_indices(*card.window)]
     return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def composite_settings(data: SeriesSet) -> dict[str, Any]:
+    """``{"composite": …}`` for a model card when ``data`` was composited from raw observations
+    (reducer, gap filling), so that ``map`` composites a raster stack the same way; else ``{}``.
+    """
+    comp = data.attrs.get("composite")
+    return {"composite": dict(comp)} if isinstance(comp, dict) else {}
 
 
 def proba_columns(model: Any, card: ModelCard, where: object = "model") -> NDArray[np.int64]:
