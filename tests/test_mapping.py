@@ -680,3 +680,38 @@ def test_a_model_trained_on_gap_filled_composites_maps_as_it_predicts(
     np.testing.assert_allclose(
         proba[:, pixels].T, table[[f"p_{c}" for c in summary.classes]], rtol=0, atol=1e-6
     )
+
+
+def test_resume_survives_a_cut_log_line_and_refuses_another_mask_kind(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    map_raster(lgbm_model, folder, tmp_path / "ref.tif", mask=scl, block_size=16)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after(n: int) -> Any:
+        def hook(done: int, total: int) -> None:
+            if done == n:
+                raise Killed
+
+        return hook
+
+    out = tmp_path / "map.tif"
+    with pytest.raises(Killed):
+        map_raster(lgbm_model, folder, out, mask=scl, block_size=16, on_window=kill_after(1))
+    log = tmp_path / ".map.tif.partial" / "done.log"
+    with open(log, "ab") as fh:
+        fh.write(b"1")  # a line cut short by a full disk or a kill
+    # the same stack read with another mask meaning is another job
+    with pytest.raises(ParameterError, match="belongs to another map job"):
+        MapJob(lgbm_model, folder, out, mask=scl, mask_kind="valid", block_size=16, resume=True)
+    with pytest.raises(Killed):
+        map_raster(
+            lgbm_model, folder, out, mask=scl, block_size=16, resume=True,
+            on_window=kill_after(3),
+        )  # fmt: skip
+    assert all(line.count(" ") == 1 for line in log.read_text().splitlines())
+    map_raster(lgbm_model, folder, out, mask=scl, block_size=16, resume=True)
+    assert out.read_bytes() == (tmp_path / "ref.tif").read_bytes()

@@ -529,6 +529,26 @@ def _check_tta(tta: Sequence[float] | None, card: Any, model_dir: Path) -> tuple
     return shifts
 
 
+def _file_stat(path: str) -> list[int]:
+    """Size and modification time (ns) of a stack file: [-1, -1] when it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [-1, -1]
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def _drop_cut_line(log: Path) -> None:
+    """Truncate a progress log after its last complete line (a kill can cut the last one)."""
+    try:
+        data = log.read_bytes()
+    except OSError:
+        return
+    if data and not data.endswith(b"\n"):
+        with open(log, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 class MapJob:
     """A map being computed: validated inputs, windows, partial output; run, then finish.
 
@@ -659,6 +679,9 @@ class MapJob:
             "engine": engine,
             "strip_pixels": int(strip_pixels),
             **({"tta": list(self.tta)} if self.tta else {}),  # absent: older jobs still resume
+            "mask_kind": self.stack.mask_kind if self.stack.mask_sources else None,
+            # a file replaced between attempts (re-downloaded, re-processed) is another job
+            "file_stats": [_file_stat(f) for f in self.stack.files],
         }
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
         self.resumed = self._prepare_partial(resume, job_key)
@@ -701,6 +724,7 @@ class MapJob:
                 shutil.rmtree(p)
             elif old.get("hash") == self.job_hash:
                 self.done = self._read_log()
+                _drop_cut_line(p / "done.log")  # what follows must start on a line of its own
                 logger.info(
                     "resuming %s: %d of %d windows already done",
                     self.output,
