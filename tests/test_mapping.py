@@ -715,3 +715,54 @@ def test_resume_survives_a_cut_log_line_and_refuses_another_mask_kind(
     assert all(line.count(" ") == 1 for line in log.read_text().splitlines())
     map_raster(lgbm_model, folder, out, mask=scl, block_size=16, resume=True)
     assert out.read_bytes() == (tmp_path / "ref.tif").read_bytes()
+
+
+def test_a_scheduler_address_without_port_is_a_clear_error(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    with pytest.raises(ParameterError, match="cannot connect to the Dask scheduler 'localhost'"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, dask_scheduler="localhost")
+    assert list(tmp_path.iterdir()) == []  # no empty partial folder left behind
+
+
+def test_a_failed_rename_leaves_no_temporary_files(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch
+) -> None:
+    import os
+
+    import cropglobe.mapping as mapping
+
+    folder, scl = stack_dirs
+    out, probs = tmp_path / "m.tif", tmp_path / "p.tif"
+    real = os.replace
+
+    def replace(src, dst):
+        if Path(dst) == probs:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(mapping.os, "replace", replace)
+    with pytest.raises(mapping.MapWriteError, match="No space left|free"):
+        map_raster(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=32)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".m.tif.partial"]  # the class map is renamed last: neither map is there
+    monkeypatch.undo()
+    map_raster(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=32, resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tif", "p.tif"]
+
+
+def test_a_damaged_model_fails_before_any_partial_output(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    from cropglobe.errors import ModelError
+
+    bad = tmp_path / "bad"
+    shutil.copytree(lgbm_model, bad)
+    (bad / "lightgbm.txt").write_text("tree\nversion=v4\n")
+    folder, scl = stack_dirs
+    with pytest.raises(ModelError, match="truncated"):
+        map_raster(bad, folder, tmp_path / "out" / "m.tif", mask=scl)
+    assert list((tmp_path / "out").iterdir()) == []

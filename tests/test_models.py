@@ -326,3 +326,34 @@ def test_predict_proba_moves_a_loaded_model_to_the_device() -> None:
     gpu = predict_proba(net, x, device="cuda")
     assert next(net.parameters()).device.type == "cuda"
     np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+
+
+@pytest.mark.parametrize("cut", [1000, 3000, 6000, -40])
+def test_a_truncated_lightgbm_file_is_a_clear_error(tmp_path: Path, cut: int) -> None:
+    # LightGBM's own parser aborts the process on some cuts; the folder is checked first
+    x, y = _tabular()
+    LightGBMModel(n_estimators=30, random_state=0, n_jobs=1).fit(x, y).save(tmp_path / "lgb")
+    path = tmp_path / "lgb" / "lightgbm.txt"
+    text = path.read_text()
+    assert len(text) > 6000
+    path.write_text(text[:cut])
+    with pytest.raises(ModelError, match=r"lightgbm\.txt: truncated or not a LightGBM model"):
+        LightGBMModel.load(tmp_path / "lgb")
+    path.write_bytes(b"\xff\xfe" + text.encode())
+    with pytest.raises(ModelError, match="not a LightGBM model file"):
+        LightGBMModel.load(tmp_path / "lgb")
+
+
+@pytest.mark.parametrize("damage", ["unknown parameter", "no classes"])
+def test_estimator_metadata_of_another_version_is_a_clear_error(tmp_path: Path, damage) -> None:
+    x, y = _tabular()
+    RandomForestModel(n_estimators=5, random_state=0).fit(x, y).save(tmp_path / "rf")
+    path = tmp_path / "rf" / "estimator.json"
+    meta = json.loads(path.read_text())
+    if damage == "unknown parameter":
+        meta["params"]["bogus"] = 1
+    else:
+        del meta["classes"]
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=r"estimator\.json: incomplete or written by another"):
+        RandomForestModel.load(tmp_path / "rf")

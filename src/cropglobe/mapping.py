@@ -130,18 +130,23 @@ class WindowResult:
     seconds: dict[str, float]
 
 
-_PREDICTORS: dict[tuple[str, str, str, str | None, int | None], tuple[Any, Any]] = {}
+_PREDICTORS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _PRED_LOCK = threading.Lock()
+_PREDICTORS_KEPT = 4  # models held by a long-lived process (a notebook mapping many regions)
 
 
 def _predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.float64]], Any]:
     """A cached ``(predict_proba over card.classes, card)`` for this process."""
-    key = (job.model_dir, job.model_stamp, job.engine, job.onnx_path, job.threads)
+    # the ONNX file's size and time: a map written again to one output re-quantizes it
+    onnx = tuple(_file_stat(job.onnx_path)) if job.onnx_path else None
+    key = (job.model_dir, job.model_stamp, job.engine, job.onnx_path, onnx, job.threads)
     with _PRED_LOCK:
-        hit = _PREDICTORS.get(key)
+        hit = _PREDICTORS.pop(key, None)
         if hit is None:
             hit = _load_predictor(job)
-            _PREDICTORS[key] = hit
+            while len(_PREDICTORS) >= _PREDICTORS_KEPT:
+                del _PREDICTORS[next(iter(_PREDICTORS))]  # the least recently used
+        _PREDICTORS[key] = hit
     return hit
 
 
@@ -685,29 +690,36 @@ class MapJob:
         }
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
         self.resumed = self._prepare_partial(resume, job_key)
-        self.job = _Job(
-            stack=self.stack,
-            model_dir=str(self.model_dir),
-            engine=engine,
-            onnx_path=None,
-            date_index=tuple(date_index),
-            dos=tuple(dos),
-            band_index=tuple(band_index),
-            windows=tuple(self.windows),
-            prob_dtype=probability_dtype,
-            write_probs=self.probabilities is not None,
-            uncertainty=uncertainty,
-            batch_size=int(batch_size),
-            strip_pixels=int(strip_pixels),
-            threads=threads,
-            model_stamp=_folder_stamp(self.model_dir),
-            tta=self.tta,
-        )
-        if engine != "torch":
-            self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
-        self.pending = [i for i in range(len(self.windows)) if i not in self.done]
-        self.seconds = {"read": 0.0, "composite": 0.0, "model": 0.0, "write": 0.0}
-        self.n_valid = 0
+        try:
+            self.job = _Job(
+                stack=self.stack,
+                model_dir=str(self.model_dir),
+                engine=engine,
+                onnx_path=None,
+                date_index=tuple(date_index),
+                dos=tuple(dos),
+                band_index=tuple(band_index),
+                windows=tuple(self.windows),
+                prob_dtype=probability_dtype,
+                write_probs=self.probabilities is not None,
+                uncertainty=uncertainty,
+                batch_size=int(batch_size),
+                strip_pixels=int(strip_pixels),
+                threads=threads,
+                model_stamp=_folder_stamp(self.model_dir),
+                tta=self.tta,
+            )
+            if engine != "torch":
+                self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
+            else:  # a damaged model folder fails here, before any window is started
+                _predictor(self.job)
+            self.pending = [i for i in range(len(self.windows)) if i not in self.done]
+            self.seconds = {"read": 0.0, "composite": 0.0, "model": 0.0, "write": 0.0}
+            self.n_valid = 0
+        except BaseException:
+            self.close()
+            self.discard_if_empty()
+            raise
 
     # ------------------------------------------------------------------ partial folder
     def _prepare_partial(self, resume: bool, job_key: dict[str, Any]) -> int:
@@ -886,7 +898,7 @@ class MapJob:
         if client is None:
             try:
                 own = client = Client(self.dask_scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:  # ValueError: no port
                 raise ParameterError(
                     f"cannot connect to the Dask scheduler {self.dask_scheduler!r} ({exc}); "
                     "check the address (tcp://host:8786) and that the scheduler runs"
@@ -920,6 +932,12 @@ class MapJob:
         if log is not None and not log.closed:
             log.close()
 
+    def discard_if_empty(self) -> None:
+        """Remove the partial folder when it holds no finished window (nothing to resume)."""
+        if not self.done and self.partial.is_dir():
+            self.close()
+            shutil.rmtree(self.partial, ignore_errors=True)
+
     # ------------------------------------------------------------------ finishing
     def finish(self) -> MapResult:
         """Assemble the COGs and the sidecar from the partial output, then remove it.
@@ -936,8 +954,10 @@ class MapJob:
             )
         t0 = time.perf_counter()
         n_valid = self._count_valid()
+        outputs: list[tuple[Path, Path]] = []
         try:
-            outputs = self._assemble()
+            # the class map is renamed last of the maps, the sidecar after it
+            outputs = sorted(self._assemble(), key=lambda pair: pair[1] == self.output)
             self.seconds["assemble"] = time.perf_counter() - t0
             self.seconds["total"] = time.perf_counter() - self._t0
             result = MapResult(
@@ -961,6 +981,8 @@ class MapJob:
             raise MapWriteError(_os_message(exc, self.output.parent)) from None
         finally:
             self.close()
+            for tmp, _final in outputs:  # those not renamed into place (a failure above)
+                tmp.unlink(missing_ok=True)
         shutil.rmtree(self.partial, ignore_errors=True)
         logger.info(
             "wrote %s (%d windows, %.1f s)", self.output, len(self.windows), self.seconds["total"]
@@ -1297,5 +1319,8 @@ def map_raster(
             if on_window is not None:
                 on_window(len(job.done), total)
         return job.finish()
+    except BaseException:
+        job.discard_if_empty()  # e.g. an unreachable scheduler: no empty folder left behind
+        raise
     finally:
         job.close()

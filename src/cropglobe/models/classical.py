@@ -134,6 +134,19 @@ class _Classical(ClassifierMixin, BaseEstimator):
         shape = meta.get("input_shape")
         self.input_shape_ = tuple(int(s) for s in shape) if shape else None
 
+    @classmethod
+    def _from_meta(cls, folder: Path, meta: dict[str, Any]) -> Any:
+        """An unfitted estimator with the saved parameters and fitted attributes."""
+        try:
+            model = cls(**meta["params"])
+            model._restore(meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(
+                f"{folder / _META}: incomplete or written by another cropglobe version "
+                f"({type(exc).__name__}: {exc}); re-save the model with this version"
+            ) from None
+        return model
+
 
 # ---------------------------------------------------------------------------------- forest
 class RandomForestModel(_Classical):
@@ -208,8 +221,7 @@ class RandomForestModel(_Classical):
         """Read a folder written by :meth:`save` (never unpickles)."""
         src = Path(folder)
         meta = cls._read_meta(src, cls.__name__)
-        model = cls(**meta["params"])
-        model._restore(meta)
+        model: RandomForestModel = cls._from_meta(src, meta)
         path = src / "forest.npz"
         if not path.is_file():
             raise MissingFileError(f"{src}: forest.npz is missing; re-save the model")
@@ -393,13 +405,22 @@ class LightGBMModel(_Classical):
 
         src = Path(folder)
         meta = cls._read_meta(src, cls.__name__)
-        model = cls(**meta["params"])
-        model._restore(meta)
+        model: LightGBMModel = cls._from_meta(src, meta)
         path = src / "lightgbm.txt"
         if not path.is_file():
             raise MissingFileError(f"{src}: lightgbm.txt is missing; re-save the model")
         try:
-            model.booster_ = lightgbm.Booster(model_file=str(path))
+            text = path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: not a LightGBM model file ({exc}); re-save it") from None
+        # LightGBM's parser aborts the whole process on some truncated files: check first
+        if "end of trees" not in text or "end of parameters" not in text:
+            raise ModelError(
+                f"{path}: truncated or not a LightGBM model file (no 'end of trees' / 'end of "
+                "parameters'); copy the model folder again or re-save it"
+            )
+        try:
+            model.booster_ = lightgbm.Booster(model_str=text)
         except lightgbm.basic.LightGBMError as exc:
             raise ModelError(f"{path}: not a LightGBM model file ({exc})") from None
         return model
