@@ -380,6 +380,45 @@ def test_xarray_input_matches_files(lgbm_model: Path, tmp_path: Path) -> None:
         assert ds.transform == TRANSFORM and ds.crs.to_epsg() == 32631
 
 
+@pytest.mark.parametrize("layout", ["dataset", "dataarray"])
+def test_xarray_nodata_values_are_missing(lgbm_model: Path, tmp_path: Path, layout: str) -> None:
+    # odc-stac's layout: integer bands with attrs["nodata"] = 0, no NaN anywhere
+    xr = pytest.importorskip("xarray")
+    values, scl, _ = _pixels()
+    assert (values == 0).any()
+    coords = {"time": np.array(DATES, dtype="datetime64[ns]")}
+    geo = {"crs": CRS, "transform": tuple(TRANSFORM)[:6]}
+    if layout == "dataset":
+        data = xr.Dataset(
+            {
+                b: xr.DataArray(
+                    values[:, i].astype(np.uint16),
+                    dims=("time", "y", "x"),
+                    coords=coords,
+                    attrs={"nodata": 0},
+                )
+                for i, b in enumerate(S2_BANDS)
+            },
+            attrs=geo,
+        )
+        data["SCL"] = xr.DataArray(scl, dims=("time", "y", "x"), coords=coords)
+        mask = None
+    else:
+        data = xr.DataArray(
+            values.astype(np.uint16), dims=("time", "band", "y", "x"),
+            coords={**coords, "band": list(S2_BANDS)}, attrs={**geo, "nodata": 0},
+        )  # fmt: skip
+        mask = xr.DataArray(scl, dims=("time", "y", "x"))
+    res = map_raster(
+        lgbm_model, data, tmp_path / "x.tif", mask=mask, block_size=32,
+        probabilities=tmp_path / "p.tif", probability_dtype="float32",
+    )  # fmt: skip
+    cls_ref, proba_ref = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(res.output)[0], cls_ref)
+    proba = _read(tmp_path / "p.tif")
+    np.testing.assert_allclose(proba, proba_ref.astype(np.float32), rtol=0, atol=1e-7)
+
+
 # ------------------------------------------------------------------------------ bad input
 def test_missing_band_and_dates_outside_the_season(lgbm_model: Path, tmp_path: Path) -> None:
     folder, scl = write_stack(tmp_path / "s", per_band=True)
@@ -743,7 +782,7 @@ def test_a_failed_rename_leaves_no_temporary_files(
         return real(src, dst)
 
     monkeypatch.setattr(mapping.os, "replace", replace)
-    with pytest.raises(mapping.MapWriteError, match="No space left|free"):
+    with pytest.raises(mapping.MapWriteError, match=r"No space left|free"):
         map_raster(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=32)
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == [".m.tif.partial"]  # the class map is renamed last: neither map is there

@@ -125,6 +125,7 @@ class RasterStack:
             ``"valid"`` (non-zero = valid).
         array: for in-memory / xarray stacks, the (T, C, H, W) array-like (NumPy or dask).
         mask_array: for xarray stacks, an optional (T, H, W) mask array-like.
+        array_nodata: for xarray stacks, each band's nodata value (None: none).
         description: how to name the stack in messages (the glob, the first file …).
     """
 
@@ -139,6 +140,7 @@ class RasterStack:
     mask_kind: MaskKind = "scl"
     array: Any = None
     mask_array: Any = None
+    array_nodata: tuple[float | None, ...] = ()
     description: str = "raster stack"
 
     @property
@@ -250,6 +252,10 @@ class _Reader:
         nodata = np.full((t_n, c_n), np.nan)
         valid = np.ones((t_n, h, w), dtype=bool)
         if st.array is not None:
+            for j, b in enumerate(band_index):
+                value = st.array_nodata[b] if b < len(st.array_nodata) else None
+                if value is not None:
+                    nodata[:, j] = value
             return self._read_array(window, date_index, band_index, valid), nodata, valid
         import rasterio
         from rasterio.windows import Window as RioWindow
@@ -604,6 +610,7 @@ def stack_from_xarray(
             ) from None
         if isinstance(data, xr.Dataset) and len(data.data_vars) == 1:
             data = data[next(iter(data.data_vars))]
+    var_nodata: dict[str, float | None] | None = None
     if isinstance(data, xr.Dataset):
         names = [str(v) for v in data.data_vars]
         scl_vars = [v for v in names if v.upper() in _SCL_NAMES | _MASK_NAMES]
@@ -612,6 +619,7 @@ def stack_from_xarray(
             if scl_vars[0].upper() in _MASK_NAMES:
                 mask_kind = "valid"
         spectral = [v for v in names if v not in scl_vars]
+        var_nodata = {v: _xarray_nodata(data[v]) for v in spectral}  # odc-stac: attrs["nodata"]
         data = data[spectral].to_array("band").transpose("time", "band", "y", "x")
     if not isinstance(data, xr.DataArray):
         raise DataFormatError(
@@ -624,12 +632,17 @@ def stack_from_xarray(
             "(e.g. da.rename(latitude='y')) and transpose"
         )
     data = data.transpose("time", "band", "y", "x")
+    if var_nodata is None:  # one DataArray: one nodata value for all its bands
+        value = _xarray_nodata(data)
+        var_nodata = {str(b): value for b in data["band"].values} if "band" in data.coords else {}
     if "time" not in data.coords:
         raise DataFormatError(f"{description}: no 'time' coordinate; give acquisition dates")
     dates = np.asarray(data["time"].values).astype("datetime64[D]")
-    bnames = [canonical_band(str(b)) for b in data["band"].values] if "band" in data.coords else []
+    raw_names = [str(b) for b in data["band"].values] if "band" in data.coords else []
+    bnames = [canonical_band(b) for b in raw_names]
     if not bnames:
         raise BandError(f"{description}: no 'band' coordinate; give band names")
+    band_nodata = [var_nodata.get(b) for b in raw_names]
     bnames = [b.upper() if b.upper() in _SCL_NAMES | _MASK_NAMES else b for b in bnames]
     scl_pos = [i for i, b in enumerate(bnames) if b in _SCL_NAMES | _MASK_NAMES]
     if scl_pos:
@@ -640,6 +653,7 @@ def stack_from_xarray(
         keep = [i for i in range(len(bnames)) if i not in scl_pos]
         data = data.isel(band=keep)
         bnames = [bnames[i] for i in keep]
+        band_nodata = [band_nodata[i] for i in keep]
     order = np.argsort(dates, kind="stable")
     if np.any(order != np.arange(order.size)):
         data = data.isel(time=order)
@@ -666,8 +680,29 @@ def stack_from_xarray(
         array=data.data,
         mask_array=mask_arr,
         mask_kind=mask_kind,
+        array_nodata=tuple(band_nodata),
         description=description,
     )
+
+
+def _xarray_nodata(da: Any) -> float | None:
+    """A variable's nodata value: ``attrs["nodata"]`` (odc-stac, stackstac), ``_FillValue`` left
+    undecoded, or rioxarray's ``.rio.nodata``; None when it declares none (or NaN)."""
+    value = None
+    for key in ("nodata", "_FillValue"):
+        if da.attrs.get(key) is not None:
+            value = da.attrs[key]
+            break
+    if value is None:
+        try:
+            value = da.rio.nodata  # rioxarray, when installed and the variable says
+        except Exception:  # no .rio accessor or no georeferencing
+            value = None
+    try:
+        number = float(np.asarray(value).reshape(-1)[0]) if value is not None else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    return None if number is None or np.isnan(number) else number
 
 
 def _xarray_georef(data: Any, crs: Any, transform: Any, what: str) -> tuple[Any, Any]:
