@@ -265,3 +265,18 @@ def test_classical_columns_follow_the_card(world, tmp_path, labels_as) -> None:
         np.testing.assert_allclose(table[f"p_{name}"], proba[:, j], rtol=1e-6)
     if labels_as != "names":
         assert (table[f"p_{fra.classes[int(fra.labels.min())]}"] == 0).all()
+
+
+def test_model_folder_files_are_readable_by_others(tmp_path) -> None:
+    # safetensors writes its file 0600; a model folder is shared (colleagues, Dask workers)
+    from cropglobe.models import CropNet, ModelCard, save_model
+    from cropglobe.series import TimeGrid
+
+    grid = TimeGrid.cropglobe().window(121, 334)
+    card = ModelCard(model="cropnet", params={"n_classes": 3, "width": 8, "n_bands": 10,
+                     "n_steps": 43}, bands=tuple(f"B{i}" for i in range(10)), grid=grid,
+                     classes=("a", "b", "c"))  # fmt: skip
+    folder = save_model(tmp_path / "m", CropNet(3, width=8), card)
+    for item in [folder, *folder.iterdir()]:
+        want = (0o777 if item.is_dir() else 0o666) & ~_umask()
+        assert item.stat().st_mode & 0o777 == want, item.name

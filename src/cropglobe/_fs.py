@@ -89,7 +89,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; move it onto ``path`` when the block succeeds.
 
     An existing folder at ``path`` is replaced only after the new one is complete. The folder
-    gets the permissions of a plain ``mkdir`` (0777 less the umask).
+    gets the permissions of a plain ``mkdir`` (0777 less the umask) and the files in it those of
+    a plain ``open()`` (0666 less the umask; some writers, such as safetensors', make them 0600,
+    which colleagues or Dask workers running as another user could not read).
     """
     target = Path(path)
     try:
@@ -100,6 +102,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
+        for item in tmp.rglob("*"):
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~_umask())
         try:
             if target.exists():
                 old = target.with_name(f".{target.name}.old")
