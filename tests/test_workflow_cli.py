@@ -280,3 +280,65 @@ def test_model_folder_files_are_readable_by_others(tmp_path) -> None:
     for item in [folder, *folder.iterdir()]:
         want = (0o777 if item.is_dir() else 0o666) & ~_umask()
         assert item.stat().st_mode & 0o777 == want, item.name
+
+
+def test_predict_scores_with_macro_f1_and_baseline() -> None:
+    from cropglobe.cli.predict import score_lines
+
+    table = pd.DataFrame(
+        {
+            "label": ["a", "a", "a", "b", "c", None],
+            "predicted": ["a", "a", "b", "b", "a", "a"],
+            "p_a": 0.5,
+            "p_b": 0.5,
+        }
+    )
+    lines = score_lines(table)
+    # accuracy 3/5; F1: a 2*2/(3+3)=0.667, b 2*1/(1+2)=0.667, c 0 -> macro 44.4 %
+    assert lines[0] == (
+        "  on the 5 labelled samples: accuracy 60.0 %, macro-F1 44.4 % over the 3 classes present"
+    )
+    assert lines[1].endswith("(a) would score 60.0 % accuracy")
+    assert lines[2] == "  recall: a 67 %, b 100 %, c 0 %"
+    assert lines[3].startswith("  1 of them are of classes the model cannot output (c)")
+    assert score_lines(table.assign(label=None)) == []
+
+
+def test_predict_composites_a_raw_table_to_the_model_grid(tmp_path) -> None:
+    from cropglobe.composite import composite
+    from cropglobe.models.folder import read_card
+
+    world = simulate_world(("FRA",), 40, random_state=3)
+    train_to_folder(world, "random_forest", tmp_path / "rf", seed=1)
+    # the same fields as a raw long table: one row per sample and 5-day bin centre
+    grid = world.grid
+    days = np.round(grid.centers).astype(int)
+    rows = []
+    for i in range(world.n_samples):
+        for t, d in enumerate(days):
+            date = np.datetime64("2021-01-01") + np.timedelta64(int(d) - 1, "D")
+            bands = {b: float(world.values[i, c, t]) for c, b in enumerate(world.bands)}
+            rows.append(
+                {"sample_id": f"s{i}", "date": str(date), "label": world.label_names()[i], **bands}
+            )
+    path = tmp_path / "raw.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "p.csv"
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path),
+                                   "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from cropglobe.io import read_dataset
+
+    expect = composite(read_dataset(path), read_card(tmp_path / "rf").grid, fill=True)
+    want = predict_dataset(tmp_path / "rf", expect)
+    got = pd.read_csv(out)
+    assert list(got["predicted"]) == list(want["predicted"])
+    assert "accuracy" in res.output
+    # a table path with another suffix fails before any work
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path),
+                                   "-o", str(tmp_path / "p.txt")])  # fmt: skip
+    assert res.exit_code == 2 and "unknown table format '.txt'" in res.output
+    write_world(world, tmp_path / "w")
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(tmp_path / "w"),
+                                   "--country", "fra", "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 2 and "but 'FRA' is; group names are case-sensitive" in res.output

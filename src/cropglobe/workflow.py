@@ -21,7 +21,13 @@ from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError, LabelError, ParameterError
 from cropglobe.series import SeriesSet
 
-__all__ = ["TrainSummary", "predict_dataset", "select_groups", "train_to_folder"]
+__all__ = [
+    "TrainSummary",
+    "predict_dataset",
+    "select_groups",
+    "suggest_group",
+    "train_to_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +56,30 @@ def select_groups(
         )
     present = sorted(ss.meta[column].astype(str).unique())
     missing = [v for v in values if v not in present]
+    for name in missing:
+        suggest_group(ss, name, present, column)
     if missing:
         raise DataFormatError(f"{column} {missing} not in the data; present: {', '.join(present)}")
     return ss.where(**{column: list(values)})
+
+
+def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str) -> None:
+    """Raise a clear error when ``name``, missing from ``groups``, is a case variant of one
+    of them or a value of another metadata column (CAWa's regions under ``country``)."""
+    same = [g for g in groups if g.lower() == name.lower()]
+    if same:
+        raise DataFormatError(
+            f"group {name!r} is not in the data's {group_by!r} column, but {same[0]!r} is; "
+            "group names are case-sensitive"
+        )
+    for col in ss.meta.columns:
+        if col != group_by and col != "sample_id":
+            values = ss.meta[col].dropna().astype(str)
+            if (values == name).any() or (values.str.lower() == name.lower()).any():
+                raise DataFormatError(
+                    f"group {name!r} is not in the data's {group_by!r} column but is a value of "
+                    f"{col!r}; pass --group-by {col}"
+                )
 
 
 def train_to_folder(
@@ -218,16 +245,53 @@ def predict_dataset(
     return out
 
 
+def series_for_model(path: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> SeriesSet:
+    """Read a dataset for a model folder: raw observation tables are composited to the model's
+    own grid, the way its training data were (the card's ``features["composite"]``; gap
+    filling with the defaults of training from a table when the card does not say)."""
+    from cropglobe.io import read_dataset
+    from cropglobe.models.folder import read_card
+    from cropglobe.series import Observations
+
+    data = read_dataset(path)
+    if isinstance(data, Observations):
+        from cropglobe.composite import composite
+
+        card = read_card(model_dir)
+        comp = card.features.get("composite") or {}
+        data = composite(
+            data,
+            card.grid,
+            mask=comp.get("mask", "auto"),
+            fill=comp.get("fill", True),
+            max_gap_days=comp.get("max_gap_days", 30),
+            edge=comp.get("edge", "hold"),
+            reducer=comp.get("reducer", "median"),
+            allow_empty=True,
+        )
+        logger.info("composited %s to the model's grid (%s)", path, card.grid)
+    return data.drop_empty()
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write a table atomically as Parquet or CSV (by suffix)."""
-    target = Path(path)
+    target = check_table_path(path)
     with atomic_path(target) as tmp:
         if target.suffix.lower() == ".csv":
             frame.to_csv(tmp, index=False)
-        elif target.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(tmp, index=False)
         else:
-            raise DataFormatError(
-                f"{target}: unknown table format {target.suffix!r}; use .parquet or .csv"
-            )
+            frame.to_parquet(tmp, index=False)
+    return target
+
+
+def check_table_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path when it names a table :func:`write_table` can write (.parquet, .pq or
+    .csv, not a folder); check before long work so that a typo does not waste it."""
+    target = Path(path)
+    if target.is_dir():
+        raise DataFormatError(f"{target}: is a folder; give a table file path (.parquet or .csv)")
+    if target.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise DataFormatError(
+            f"{target}: unknown table format {target.suffix!r}; use .parquet or .csv"
+        )
     return target

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
+import pandas as pd
 
 from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 
@@ -51,17 +53,57 @@ def command(
     tta_shifts: str | None,
     output: Path,
 ) -> None:
-    """Predict MODEL_DIR on --data and write labels and class probabilities."""
-    from cropglobe.evaluate.experiment import load_series
-    from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts, sequence_arg
-    from cropglobe.workflow import predict_dataset, select_groups, write_table
+    """Predict MODEL_DIR on --data and write labels and class probabilities.
 
+    Raw observation tables are composited to the model's own grid first. Labelled samples are
+    scored as they are (no class remapping; `cropglobe transfer` applies the paper's rules).
+    """
+    from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts, sequence_arg
+    from cropglobe.workflow import (
+        check_table_path,
+        predict_dataset,
+        select_groups,
+        series_for_model,
+        write_table,
+    )
+
+    check_table_path(output)  # before the work: a typo in -o must not waste it
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
-    ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+    ss = select_groups(series_for_model(data_path, model_dir), sequence_arg(countries), group_by)
     table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)
-    labelled = table["label"].notna()
     click.echo(f"predicted {len(table):,} samples -> {output}")
-    if labelled.any():
-        acc = float((table.loc[labelled, "label"] == table.loc[labelled, "predicted"]).mean())
-        click.echo(f"  accuracy on the {int(labelled.sum()):,} labelled samples: {100 * acc:.1f} %")
+    for line in score_lines(table):
+        click.echo(line)
+
+
+def score_lines(table: pd.DataFrame) -> list[str]:
+    """How the predictions score against the labels the table holds (none: no lines)."""
+    from sklearn.metrics import f1_score
+
+    labelled = table[table["label"].notna()]
+    if labelled.empty:
+        return []
+    truth = labelled["label"].astype(str).to_numpy()
+    pred = labelled["predicted"].astype(str).to_numpy()
+    n = truth.size
+    present = sorted(set(truth))
+    outputs = {c[2:] for c in table.columns if c.startswith("p_")}
+    macro = f1_score(truth, pred, labels=present, average="macro", zero_division=0)
+    counts = pd.Series(truth).value_counts()
+    lines = [
+        f"  on the {n:,} labelled samples: accuracy {100 * float((truth == pred).mean()):.1f} %, "
+        f"macro-F1 {100 * macro:.1f} % over the {len(present)} classes present",
+        f"  always predicting the most common class ({counts.index[0]}) would score "
+        f"{100 * counts.iloc[0] / n:.1f} % accuracy",
+        "  recall: "
+        + ", ".join(f"{c} {100 * float((pred[truth == c] == c).mean()):.0f} %" for c in present),
+    ]
+    unknown = [c for c in present if c not in outputs]
+    if unknown:
+        k = int(np.isin(truth, unknown).sum())
+        lines.append(
+            f"  {k:,} of them are of classes the model cannot output ({', '.join(unknown)}): "
+            "counted as wrong here; cropglobe transfer excludes or remaps them"
+        )
+    return lines

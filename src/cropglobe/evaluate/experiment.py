@@ -23,6 +23,7 @@ from cropglobe.evaluate.transfer import (
     run_transfer,
 )
 from cropglobe.series import SeriesSet
+from cropglobe.workflow import suggest_group
 
 __all__ = ["ExperimentReport", "load_series", "run_experiment"]
 
@@ -162,7 +163,7 @@ def run_experiment(
     for g in [*src, *tgt]:
         if g in groups:
             continue
-        _suggest_group(ss, g, groups, group_by)
+        suggest_group(ss, g, groups, group_by)
         in_release = ss.attrs.get("source") == "cropglobe" and "root" in ss.attrs
         if group_by == "country" and in_release:
             from cropglobe.io.cropglobe_npz import expected_file
@@ -328,25 +329,6 @@ def run_experiment(
             "  " + line for line in lines
         )
     return ExperimentReport(result, report, agg, text)
-
-
-def _suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str) -> None:
-    """Raise a clear error when ``name``, missing from ``groups``, is a case variant of one
-    of them or a value of another metadata column (CAWa's regions under ``country``)."""
-    same = [g for g in groups if g.lower() == name.lower()]
-    if same:
-        raise DataFormatError(
-            f"group {name!r} is not in the data's {group_by!r} column, but {same[0]!r} is; "
-            "group names are case-sensitive"
-        )
-    for col in ss.meta.columns:
-        if col != group_by and col != "sample_id":
-            values = ss.meta[col].dropna().astype(str)
-            if (values == name).any() or (values.str.lower() == name.lower()).any():
-                raise DataFormatError(
-                    f"group {name!r} is not in the data's {group_by!r} column but is a value of "
-                    f"{col!r}; pass --group-by {col}"
-                )
 
 
 def _matrix_plan(
