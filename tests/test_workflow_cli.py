@@ -342,3 +342,28 @@ def test_predict_composites_a_raw_table_to_the_model_grid(tmp_path) -> None:
     res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(tmp_path / "w"),
                                    "--country", "fra", "-o", str(out)])  # fmt: skip
     assert res.exit_code == 2 and "but 'FRA' is; group names are case-sensitive" in res.output
+
+
+def test_train_takes_model_options_and_window_names(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    runner = CliRunner()
+    base = ["train", "--data", str(data), "--country", "FRA", "-q"]
+    rf = ["--model", "random_forest", "--model-option", "n_estimators=7", "--window", "may-nov"]
+    res = runner.invoke(cli, [*base, *rf, "-o", str(tmp_path / "rf")])
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "rf" / "card.json").read_text())
+    assert card["params"]["n_estimators"] == 7 and card["window"] == [121, 334]
+    cn = ["--model", "cropnet", "--model-option", "cropnet.width=8", "--epochs", "1"]
+    res = runner.invoke(cli, [*base, *cn, "--window", "all", "-o", str(tmp_path / "cn")])
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "cn" / "card.json").read_text())
+    assert card["params"]["width"] == 8 and card["window"] is None
+    for option, expect in (
+        ("bogus=1", "random_forest takes no hyperparameter 'bogus'; it takes class_weight"),
+        ("cropnet.width=8", "cropnet.width is an option of 'cropnet', but --model is"),
+    ):
+        res = runner.invoke(cli, [*base, "--model", "random_forest", "--model-option", option,
+                                  "-o", str(tmp_path / "x")])  # fmt: skip
+        assert res.exit_code == 2 and expect in res.output, res.output
+    assert not (tmp_path / "x").exists()

@@ -100,6 +100,7 @@ def train_to_folder(
     early_stopping: int | None = None,
     progress: Callable[[int, float, float], Any] | None = None,
     average: float | None = None,
+    model_options: dict[str, Any] | None = None,
 ) -> TrainSummary:
     """Train a registered model on labelled series and save it as a model folder.
 
@@ -108,12 +109,15 @@ def train_to_folder(
     classical models (``random_forest``, ``lightgbm``) fit on the windowed bands × time values
     with missing values left for the trees to route. ``average`` (neural models) averages the
     weights of that share of the final epochs (see :func:`cropglobe.train.train`).
+    ``model_options`` are the model's hyperparameters (``{"width": 64}`` for CropNet,
+    ``{"n_estimators": 100}`` for a random forest).
 
     Raises:
         LabelError: no labelled sample, or a single class.
+        ParameterError: a hyperparameter the model does not take.
     """
     from cropglobe.models.folder import ModelCard, composite_settings, save_model
-    from cropglobe.models.registry import canonical_name, is_neural, model_class
+    from cropglobe.models.registry import canonical_name, is_neural
 
     name = canonical_name(model)
     labelled = data.subset(data.labels >= 0)
@@ -148,6 +152,7 @@ def train_to_folder(
             early_stopping=early_stopping,
             progress=progress,
             average=average,
+            model_kw=model_options,
         )
         if result.card is None:  # only unregistered modules lack a card; names are registered
             raise DataFormatError(f"model {name!r} produced no model card; cannot save it")
@@ -176,7 +181,7 @@ def train_to_folder(
         classes = tuple(labelled.classes[i] for i in present)
         lut = np.full(len(labelled.classes), -1, np.int64)
         lut[present] = np.arange(present.size)
-        est = model_class(name)(random_state=seed).fit(x, lut[labelled.labels])
+        est = _classical(name, seed, model_options).fit(x, lut[labelled.labels])
         train_acc = float(np.mean(est.predict(x) == lut[labelled.labels]))
         metrics = {"train_accuracy": train_acc}
         card = ModelCard(
@@ -243,6 +248,22 @@ def predict_dataset(
     for k, name in enumerate(card.classes):
         out[f"p_{name}"] = proba[:, k].astype(np.float32)
     return out
+
+
+def _classical(name: str, seed: int, options: dict[str, Any] | None) -> Any:
+    """An unfitted classical model with ``options`` as hyperparameters (checked by name)."""
+    from cropglobe.models.registry import model_class
+
+    cls = model_class(name)
+    est = cls(random_state=seed)
+    valid = est.get_params()
+    unknown = sorted(set(options or {}) - set(valid))
+    if unknown:
+        raise ParameterError(
+            f"{name} takes no hyperparameter {', '.join(map(repr, unknown))}; it takes "
+            f"{', '.join(sorted(k for k in valid if k != 'random_state'))}"
+        )
+    return est.set_params(**(options or {}))
 
 
 def series_for_model(path: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> SeriesSet:

@@ -216,7 +216,7 @@ def training_options(func: F) -> F:
             default="121-334",
             show_default=True,
             callback=_parse_window,
-            help="Day-of-season window START-END the models see, or 'all'.",
+            help="Day-of-season window START-END the models see, may-nov (121-334) or all.",
         ),
         click.option(
             "--device", default="cpu", show_default=True, help="torch device (cpu, cuda)."
@@ -236,13 +236,17 @@ def training_options(func: F) -> F:
 
 
 def _parse_window(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, int] | None:
-    if text == "all":
+    name = text.strip().lower()
+    if name in ("all", "full"):
         return None
+    if name in ("may-nov", "paper"):  # the paper's window, as `features --window` names it
+        return 121, 334
     try:
         a, b = (int(x) for x in text.split("-"))
     except ValueError:
         raise click.BadParameter(
-            f"{text!r} is not a window; expected START-END days of season, e.g. 121-334, or 'all'"
+            f"{text!r} is not a window; expected START-END days of season, e.g. 121-334, or a "
+            "name: may-nov (= paper, 121-334), all (= full)"
         ) from None
     if a >= b:
         raise click.BadParameter(

@@ -58,6 +58,14 @@ from cropglobe.cli._common import (
     default=None,
     help="Average the weights over this share of the final epochs (e.g. 0.25); neural models only.",
 )
+@click.option(
+    "--model-option",
+    "model_option",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A hyperparameter of --model, e.g. width=64 (CropNet at a quarter of the paper's "
+    "compute) or n_estimators=100 (random forest); repeatable.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted training run.")
 @click.option(
     "-o", "--output", required=True, type=PathArg(path_type=Path), help="Model folder to write."
@@ -80,20 +88,35 @@ def command(
     seed: int,
     early_stopping: int | None,
     average: float | None,
+    model_option: tuple[str, ...],
     resume: bool,
     output: Path,
 ) -> None:
     """Train MODEL on the labelled samples of --data and save a model folder."""
+    import logging
+    import time
+
+    from cropglobe.cli.transfer import parse_model_options
     from cropglobe.evaluate.experiment import load_series
     from cropglobe.evaluate.transfer import sequence_arg
+    from cropglobe.models.registry import canonical_name
     from cropglobe.workflow import select_groups, train_to_folder
 
+    options = _own_options(parse_model_options(tuple(
+        item if "." in item.partition("=")[0] else f"{model}.{item}" for item in model_option
+    )), canonical_name(model))  # fmt: skip
+    if (output / "card.json").is_file() and not resume:
+        logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
     ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+    started = time.perf_counter()
 
     def report(epoch: int, loss: float, f1: float) -> None:
         if not is_quiet():
+            spent = time.perf_counter() - started
             click.echo(
-                f"epoch {epoch:3d}/{epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}", err=True
+                f"epoch {epoch:3d}/{epochs}  loss {loss:.4f}  val macro-F1 {f1:.3f}  "
+                f"{spent:,.0f} s",
+                err=True,
             )
 
     summary = train_to_folder(
@@ -113,6 +136,7 @@ def command(
         early_stopping=early_stopping,
         progress=report,
         average=average,
+        model_options=options,
     )
     click.echo(
         f"trained {summary.model} on {summary.n_train:,} samples, classes "
@@ -122,3 +146,21 @@ def command(
         if isinstance(value, float):
             click.echo(f"  {key}: {value:.4f}")
     click.echo(f"model folder: {summary.folder}")
+
+
+def _own_options(parsed: dict[str, dict[str, object]], model: str) -> dict[str, object]:
+    """The options of ``model`` (``width=64`` or ``cropnet.width=64``); another model's refused."""
+    from cropglobe.models.registry import canonical_name
+
+    for family in parsed:
+        try:
+            same = canonical_name(family) == model
+        except Exception:  # an unknown family name
+            same = False
+        if not same:
+            raise click.BadParameter(
+                f"{family}.{next(iter(parsed[family]))} is an option of {family!r}, but --model "
+                f"is {model!r}; give NAME=VALUE for {model}",
+                param_hint="'--model-option'",
+            )
+    return {k: v for opts in parsed.values() for k, v in opts.items()}
