@@ -808,6 +808,10 @@ def test_model_options_reach_the_network(world, tmp_path) -> None:
         _run(world, tmp_path / "w", model_options={"cropnet": {"width": 32}}, **kw)
     with pytest.raises(ParameterError, match="neural model families"):
         _run(world, tmp_path / "x", model_options={"rf": {"n_estimators": 3}}, **kw)
+    # the same for a classical model a method of the experiment uses, without a warning first
+    with pytest.raises(ParameterError, match="'random_forest': only neural model families"):
+        _run(world, tmp_path / "x", model_options={"random_forest": {"n_estimators": 3}},
+             **{**kw, "methods": ["rf-median1d"]})  # fmt: skip
     with pytest.raises(ModelError, match="bad hyperparameters for model 'cropnet'"):
         _run(world, tmp_path / "y", model_options={"cropnet": {"widht": 16}}, **kw)
     assert not (tmp_path / "y").exists()  # refused before anything is written

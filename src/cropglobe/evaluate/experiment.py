@@ -147,6 +147,16 @@ def run_experiment(
     from cropglobe.evaluate.methods import get_method
 
     models = {get_method(m).model for m in methods}  # unknown names fail before any output
+    from cropglobe.models.registry import MODELS
+
+    neural = sorted(k for k, v in MODELS.items() if v[2] == "neural")
+    for family in model_options or {}:
+        if family not in neural:
+            raise ParameterError(
+                f"model options for {family!r}: only neural model families take them "
+                f"({', '.join(neural)}); the classical methods' settings are fixed (the "
+                "paper's), so that their runs compare across experiments"
+            )
     unused = sorted(set(model_options or {}) - models)
     if unused:
         logger.warning(
