@@ -1167,3 +1167,15 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
     curve = seen["BEL"]["corn"][0]
     assert np.isnan(curve[7:]).all() and not np.isnan(curve[:7]).any()
     assert not np.isnan(seen["FRA"]["corn"][0]).any()
+
+
+def test_summary_names_targets_scored_on_one_class(tmp_path) -> None:
+    # Australia collapses every class a French model knows but one into "other"
+    world = simulate_world(("FRA", "BEL", "AUS"), 60, random_state=2)
+    rep = run_experiment(world, sources=["FRA"], targets=["BEL", "AUS"], methods=["rf-median1d"],
+                         seeds=[1], output=tmp_path / "exp")  # fmt: skip
+    assert rep.result.runs.set_index("target").loc["AUS", "n_classes_scored"] == 1
+    assert "Left out above: FRA → AUS (only one class of the target could be scored" in (
+        rep.summary_text
+    )
+    assert "AUS" not in rep.summary_text.split("Left out above")[0]

@@ -205,6 +205,9 @@ def test_single_class_note_says_what_the_tables_hold(tmp_path) -> None:
     assert "Left out of the scenario tables, the comparison and the per-class F1: FRA → AUS" in (
         text.read_text()
     )
+    # results.csv says how many classes each pair's scores rest on
+    table = pd.read_csv(tmp_path / "results.csv").set_index("target")
+    assert table.loc["AUS", "classes_scored"] == 1 and table.loc["BEL", "classes_scored"] == 2
 
 
 def test_per_class_figure_shows_transfers_only(tmp_path, monkeypatch) -> None:

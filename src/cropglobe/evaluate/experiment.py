@@ -111,6 +111,7 @@ def run_experiment(
         report_staging,
         scenario_table,
         scored_runs,
+        single_class_pairs,
         write_transfer_report,
     )
 
@@ -299,9 +300,9 @@ def run_experiment(
                 members = [s, *[t for t in tgt if t != s]]
                 sub = observed.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
                 shown = (
-                    f"source {s} vs targets"
+                    f"source {s} and its targets, one panel each"
                     if len(members) <= PHENOLOGY_PANELS
-                    else f"source {s} vs the {PHENOLOGY_PANELS - 1} largest of "
+                    else f"source {s} and the {PHENOLOGY_PANELS - 1} largest of its "
                     f"{len(members) - 1} targets"
                 )
                 try:
@@ -333,6 +334,14 @@ def run_experiment(
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     table = scenario_table(runs, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
+    single = single_class_pairs(result.runs)
+    if single and len(runs) < len(result.runs):
+        text += (
+            "\nLeft out above: "
+            + ", ".join(f"{a} → {b}" for a, b in single)
+            + " (only one class of the target could be scored: its accuracy says nothing "
+            "about transfer; see the report)"
+        )
     lines = comparison_lines(comparison) if comparison is not None else []
     if lines:
         text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(

@@ -548,6 +548,13 @@ def _draw_report(
     """The report's figures (drawn into ``stage``) and the text of its files, by file name
     (``figures``: the PNG paths; ``report.html`` last)."""
     agg = aggregate_runs(runs, ["method", "source", "target", "scenario"])
+    if "n_classes_scored" in runs.columns and len(agg):
+        # how many target classes the scores rest on: 1 means the accuracy is not a transfer
+        # score (the model cannot output the others)
+        n = runs.groupby(["method", "source", "target", "scenario"], sort=False)[
+            "n_classes_scored"
+        ].max()
+        agg["classes_scored"] = n.to_numpy()
     single = single_class_pairs(runs)
     scored = scored_runs(runs)
     if single and len(scored) < len(runs):
