@@ -178,6 +178,9 @@ def test_demo_findings_state_augmentation_with_its_interval() -> None:
         "cross-hemisphere"
     )
     assert "CI" not in findings(agg)[-1]
+    same = runs.assign(oa=0.6)  # augmentation changes nothing (e.g. a one-epoch demo)
+    line = findings(aggregate_runs(same, ["method", "source", "target", "scenario"]))[-1]
+    assert line.endswith("cross-country +0.0, cross-hemisphere +0.0; no gain in any scenario")
 
 
 def test_demo_with_other_settings_leaves_the_folder_alone(tmp_path) -> None:

@@ -93,9 +93,12 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
         parts = ", ".join(f"{c} {gains[c]:+.1f}{intervals.get(c, '')}" for c in cols)
         best = str(gains.idxmax())
         ci = ", 95 % CI over seeds" if intervals else ""
-        out.append(
-            f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; largest gain: {best}"
+        verdict = (
+            f"largest gain: {best}"
+            if gains.max() >= 0.05  # a gain that shows at one decimal
+            else "no gain in any scenario"
         )
+        out.append(f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; {verdict}")
     return out
 
 
