@@ -95,7 +95,7 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
         ci = ", 95 % CI over seeds" if intervals else ""
         verdict = (
             f"largest gain: {best}"
-            if gains.max() >= 0.05  # a gain that shows at one decimal
+            if float(gains.max()) >= 0.05  # a gain that shows at one decimal
             else "no gain in any scenario"
         )
         out.append(f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; {verdict}")
