@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path
@@ -95,7 +96,7 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
         ci = ", 95 % CI over seeds" if intervals else ""
         verdict = (
             f"largest gain: {best}"
-            if float(gains.max()) >= 0.05  # a gain that shows at one decimal
+            if float(np.nanmax(gains.to_numpy(dtype=float))) >= 0.05  # a gain that shows at one decimal
             else "no gain in any scenario"
         )
         out.append(f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; {verdict}")
