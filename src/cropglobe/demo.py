@@ -94,11 +94,8 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
         parts = ", ".join(f"{c} {gains[c]:+.1f}{intervals.get(c, '')}" for c in cols)
         best = str(gains.idxmax())
         ci = ", 95 % CI over seeds" if intervals else ""
-        verdict = (
-            f"largest gain: {best}"
-            if float(np.nanmax(gains.to_numpy(dtype=float))) >= 0.05  # a gain that shows at one decimal
-            else "no gain in any scenario"
-        )
+        shown = float(np.nanmax(gains.to_numpy(dtype=float))) >= 0.05  # visible at one decimal
+        verdict = f"largest gain: {best}" if shown else "no gain in any scenario"
         out.append(f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; {verdict}")
     return out
 
