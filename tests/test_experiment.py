@@ -1172,8 +1172,11 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
 def test_summary_names_targets_scored_on_one_class(tmp_path) -> None:
     # Australia collapses every class a French model knows but one into "other"
     world = simulate_world(("FRA", "BEL", "AUS"), 60, random_state=2)
+    said: list[str] = []
     rep = run_experiment(world, sources=["FRA"], targets=["BEL", "AUS"], methods=["rf-median1d"],
-                         seeds=[1], output=tmp_path / "exp")  # fmt: skip
+                         seeds=[1], output=tmp_path / "exp", echo=said.append)  # fmt: skip
+    assert said[0] == f"experiment: 1 method × 1 source × 1 seed -> {tmp_path / 'exp'}"
+    assert "epochs" not in said[1] and "window (121, 334)" in said[1]  # no neural settings
     assert rep.result.runs.set_index("target").loc["AUS", "n_classes_scored"] == 1
     assert "Left out above: FRA → AUS (only one class of the target could be scored" in (
         rep.summary_text

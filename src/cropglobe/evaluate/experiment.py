@@ -257,14 +257,21 @@ def run_experiment(
     check_plan(ss, config)
     if echo:
         echo(
-            f"experiment: {len(config.methods)} methods × {len(config.sources)} sources × "
-            f"{len(config.seeds)} seeds -> {output}"
+            f"experiment: {_count(len(config.methods), 'method')} × "
+            f"{_count(len(config.sources), 'source')} × {_count(len(config.seeds), 'seed')} "
+            f"-> {output}"
+        )
+        # the neural settings only where a neural method uses them
+        uses_neural = any(get_method(m).model in ADAPTABLE for m in config.methods)
+        training = (
+            f"epochs {epochs}, batch {batch_size}, lr {lr:g}, precision {precision}, "
+            if uses_neural
+            else ""
         )
         echo(
             f"config: sources {config.sources}, targets {config.targets}, methods "
             f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
-            f"epochs {epochs}, batch {batch_size}, lr {lr:g}, precision {precision}, "
-            f"window {window}, device {device}"
+            f"{training}window {window}, device {device}"
         )
     # one process per folder: a second one would mix its runs and staging with this one's
     with folder_lock(output, "cropglobe transfer"):
@@ -400,3 +407,8 @@ def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]
             "class mix EM estimates from them."
         )
     return notes
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 method``, ``2 methods``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
