@@ -212,8 +212,9 @@ def _check_args(
             )
         if early_stopping is not None:
             raise ParameterError(
-                "average and early_stopping cannot be combined (the averaged epochs are the "
-                "last ones); set one of them to None"
+                "weight averaging and early stopping cannot be combined (the averaged epochs "
+                "are the last ones); drop --average or --early-stopping (average=None or "
+                "early_stopping=None)"
             )
 
 

@@ -215,7 +215,10 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
     src = Path(folder)
     path = src / CARD_FILE
     if not src.is_dir():
-        raise MissingFileError(f"{src}: no such model folder; expected a folder from save_model")
+        raise MissingFileError(
+            f"{src}: no such model folder; expected a folder written by cropglobe "
+            "train (or save_model)"
+        )
     if not path.is_file():
         raise ModelError(f"{src}: no {CARD_FILE}; not a cropglobe model folder")
     try:
