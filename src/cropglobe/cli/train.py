@@ -108,6 +108,9 @@ def command(
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
     ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+    if not is_quiet():
+        n = int((ss.labels >= 0).sum())
+        click.echo(f"training {canonical_name(model)} on {n:,} labelled samples ...", err=True)
     started = time.perf_counter()
 
     def report(epoch: int, loss: float, f1: float) -> None:
