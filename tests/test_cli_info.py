@@ -300,3 +300,17 @@ def test_cli_prints_a_repeated_warning_once() -> None:
     assert record(logging.WARNING, "33 of %d pixels are short", 2630)  # news
     assert record(logging.WARNING, "32 of 2630 pixels are short", name="cropglobe.y")
     assert record(logging.INFO, "progress") and record(logging.INFO, "progress")
+
+
+def test_info_of_empty_inputs_is_one_line(tmp_path) -> None:
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    csv = tmp_path / "header_only.csv"
+    csv.write_text("sample_id,date,B04\n")
+    npz = tmp_path / "h.npz"
+    SeriesSet(np.zeros((0, 1, 12), np.float32), ("B04",), TimeGrid.monthly()).save(npz)
+    for path in (csv, npz):
+        res = CliRunner().invoke(cli, ["info", str(path)])
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: no observations in {path}")

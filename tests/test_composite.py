@@ -527,3 +527,26 @@ def test_composite_dense_bad_input() -> None:
         composite_dense(np.zeros((3, 2, 4)), np.ones((3, 5), bool), [1, 2, 3], grid)
     with pytest.raises(ParameterError, match="reducer"):
         composite_dense(np.zeros((3, 2, 4)), None, [1, 2, 3], grid, reducer="max")  # type: ignore[arg-type]
+
+
+def test_composite_of_no_observations_raises() -> None:
+    obs = _obs([], 0)
+    obs.attrs["source"] = "empty.csv"
+    for allow in (False, True):
+        with pytest.raises(DataFormatError, match=r"no observations in empty\.csv \(0 samples"):
+            composite(obs, TimeGrid.monthly(), allow_empty=allow)
+
+
+def test_cli_composite_of_a_header_only_table_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+
+    src = tmp_path / "header_only.csv"
+    src.write_text("sample_id,date,B04\n")
+    out = tmp_path / "h.npz"
+    res = CliRunner().invoke(cli, ["composite", str(src), "-o", str(out)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no observations in")
+    assert "header_only.csv" in lines[0] and not out.exists()

@@ -403,3 +403,26 @@ def test_a_folder_given_for_a_table_is_named_as_one(tmp_path) -> None:
 
     with pytest.raises(DataFormatError, match="is a folder; expected a long observation table"):
         read_observations(tmp_path)
+
+
+def test_tables_with_a_header_and_no_rows_are_refused(tmp_path: Path) -> None:
+    csv = tmp_path / "header_only.csv"
+    csv.write_text("sample_id,date,B04\n")
+    with pytest.raises(DataFormatError, match=r"no observations in .*header_only\.csv.*no rows"):
+        read_observations(csv)
+    zero = tmp_path / "zero.parquet"
+    empty = {"sample_id": pd.Series([], dtype=str), "date": pd.Series([], dtype="datetime64[ns]"),
+             "B04": pd.Series([], dtype=np.float32)}  # fmt: skip
+    pd.DataFrame(empty).to_parquet(zero)
+    with pytest.raises(DataFormatError, match=r"no observations in .*zero\.parquet"):
+        read_dataset(zero)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("sample_id,1,17,33\n")
+    with pytest.raises(DataFormatError, match=r"no observations in .*wide\.csv"):
+        read_dataset(wide)
+    cawa = tmp_path / "cawa"
+    cawa.mkdir()
+    (cawa / "CAWa_CropType_time-series.csv").write_text('"1","17","33"\n')
+    (cawa / "samples_attributes.csv").write_text("country,region,year,label_1\n")
+    with pytest.raises(DataFormatError, match=r"no observations in .*CAWa_CropType_time-series"):
+        read_cawa(cawa)

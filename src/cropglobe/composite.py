@@ -409,8 +409,8 @@ def composite(
         ``label`` and with ``year`` set to the season year used.
 
     Raises:
-        DataFormatError: bad sample positions, a missing season-year mapping entry, or samples
-            without any valid observation (unless ``allow_empty``).
+        DataFormatError: no observations at all, bad sample positions, a missing season-year
+            mapping entry, or samples without any valid observation (unless ``allow_empty``).
         ParameterError: an unknown ``mask``, ``fill``, ``edge`` or ``reducer``.
     """
     _check_choice("mask", mask, ("auto", "none", "valid", "scl"))
@@ -420,6 +420,12 @@ def composite(
         raise ParameterError(f"fill must be False, True or 'linear', got {fill!r}")
     table = obs.table
     n = obs.n_samples
+    if n == 0 or len(table) == 0:
+        source = obs.attrs.get("source", "the observations")
+        raise DataFormatError(
+            f"composite: no observations in {source} ({n} samples, {len(table)} rows); "
+            "expected at least one row per sample and date; composite a table that holds data"
+        )
     sample = _sample_positions(table, n)
     keep = sample >= 0
     keep &= _row_mask(table, mask)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import PathArg, handle_errors, quiet_option
+from cropglobe.errors import DataFormatError
 
 
 @click.command("info")
@@ -41,6 +42,11 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
     from cropglobe.summary import describe, format_description, infer_grid
 
     data = read_dataset(path)
+    if data.n_samples == 0:
+        raise DataFormatError(
+            f"no observations in {path}: it holds 0 samples; expected at least one; "
+            "re-create it from input that holds data"
+        )
     meta = data.meta if isinstance(data, SeriesSet) else data.samples
     if group_by not in meta.columns and group_by != "country":
         raise click.BadParameter(

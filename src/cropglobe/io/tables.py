@@ -110,6 +110,15 @@ def _read_table(path: Path) -> tuple[pd.DataFrame, dict[bytes, bytes]]:
     )
 
 
+def _require_rows(path: Path, df: pd.DataFrame, what: str) -> None:
+    """DataFormatError when a table has its header but no rows: nothing to read."""
+    if len(df) == 0:
+        raise DataFormatError(
+            f"no observations in {path}: the table has columns {list(df.columns)[:12]} but no "
+            f"rows; expected {what}; add the rows or give the file they were exported to"
+        )
+
+
 def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: str) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -465,6 +474,7 @@ def read_observations(
         )
     df, kv = _read_table(p)
     df.columns = [str(c) for c in df.columns]
+    _require_rows(p, df, "one row per sample and date")
     stored = _stored_meta(kv)
     if classes is None:
         classes = tuple(stored.get("classes", CROPGLOBE_CLASSES))
@@ -804,6 +814,7 @@ def read_wide_table(
         p = _require_file(path, "a wide table (.csv or .parquet)")
         df, _ = _read_table(p)
     df.columns = [str(c) for c in df.columns]
+    _require_rows(p, df, "one row per sample")
     cols, kind = _time_columns(p, df, doy_columns)
     extra_meta: dict[str, Any] = {}
     if kind == "doy":
