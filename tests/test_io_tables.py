@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -426,3 +427,57 @@ def test_tables_with_a_header_and_no_rows_are_refused(tmp_path: Path) -> None:
     (cawa / "samples_attributes.csv").write_text("country,region,year,label_1\n")
     with pytest.raises(DataFormatError, match=r"no observations in .*CAWa_CropType_time-series"):
         read_cawa(cawa)
+
+
+def _dated(path: Path, dates: list[object]) -> Path:
+    n = len(dates)
+    pd.DataFrame({"sample_id": ["a"] * n, "date": dates, "B04": np.arange(n, dtype=float)}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_day_first_dates_are_read_with_one_format(tmp_path: Path, caplog) -> None:
+    f = _dated(tmp_path / "dayfirst.csv", ["01/05/2023", "02/06/2023", "13/06/2023", "05/07/2023"])
+    with caplog.at_level("INFO", logger="cropglobe.io.tables"):
+        obs = read_observations(f)
+    got = obs.table["date"].dt.strftime("%Y-%m-%d").tolist()
+    assert got == ["2023-05-01", "2023-06-02", "2023-06-13", "2023-07-05"]
+    assert obs.table["B04"].tolist() == [0.0, 1.0, 2.0, 3.0]  # rows keep their own dates
+    assert any("DD/MM/YYYY" in r.getMessage() for r in caplog.records)
+    g = _dated(tmp_path / "monthfirst.csv", ["01/05/2023", "02/16/2023"])
+    got = read_observations(g).table["date"].dt.strftime("%Y-%m-%d").tolist()
+    assert got == ["2023-01-05", "2023-02-16"]
+    h = _dated(tmp_path / "dots.csv", ["13.05.2023 10:30", "01.06.2023 11:00"])
+    got = read_observations(h).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
+    assert got == ["2023-05-13 10:30", "2023-06-01 11:00"]
+
+
+def test_iso_dates_and_native_timestamps_are_read_as_they_are(tmp_path: Path) -> None:
+    f = _dated(tmp_path / "iso.csv", ["2023-05-01T10:00:00+02:00", "2023-05-02", "2023/06/13"])
+    got = read_observations(f).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
+    assert got == ["2023-05-01 08:00", "2023-05-02 00:00", "2023-06-13 00:00"]
+    p = tmp_path / "native.parquet"
+    dates = pd.to_datetime(["2023-01-05", "2023-02-06"])
+    pd.DataFrame({"sample_id": ["a", "a"], "date": dates, "B04": [1.0, 2.0]}).to_parquet(p)
+    assert read_observations(p).table["date"].tolist() == list(dates)
+
+
+@pytest.mark.parametrize(
+    "dates, expect",
+    [
+        (["01/05/2023", "02/06/2023"], r"ambiguous.*MM/DD/YYYY.*DD/MM/YYYY.*'01/05/2023'"),
+        (["2023-05-01", "13/06/2023"], r"mixes date formats.*'2023-05-01'.*'13/06/2023'"),
+        (["13/06/2023", "06/13/2023"], r"mixes date formats.*'13/06/2023'.*'06/13/2023'"),
+        (["2023-05-01", "2023-13-01"], r"not dates.*'2023-13-01'"),
+        (["01/05/23", "02/06/23"], r"ambiguous"),
+    ],
+)
+def test_ambiguous_or_mixed_dates_are_refused(tmp_path: Path, dates, expect) -> None:
+    f = _dated(tmp_path / "d.csv", dates)
+    with pytest.raises(DataFormatError, match=r"d\.csv: column 'date'") as err:
+        read_observations(f)
+    msg = str(err.value)
+    assert "\n" not in msg and re.search(expect, msg), msg
+    if "not dates" not in msg:
+        assert msg.endswith("write dates as YYYY-MM-DD (ISO 8601)")

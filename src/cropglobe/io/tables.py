@@ -128,30 +128,143 @@ def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: s
         )
 
 
+#: Numeric date formats tried besides pandas' guesses (two-digit years are never guessed).
+_EXTRA_DATE_FORMATS = tuple(
+    f.replace("/", sep)
+    for sep in "/.-"
+    for f in ("%d/%m/%Y", "%m/%d/%Y", "%d/%m/%y", "%m/%d/%y", "%y/%m/%d")
+)
+_FORMAT_WORDS = {"%Y": "YYYY", "%y": "YY", "%m": "MM", "%d": "DD", "%H": "hh", "%M": "mm",
+                 "%S": "ss", "%B": "<month name>", "%b": "<month abbreviation>"}  # fmt: skip
+_ISO_FIX = "write dates as YYYY-MM-DD (ISO 8601)"
+
+
+def _format_words(fmt: str) -> str:
+    """``"%d/%m/%Y"`` -> ``"DD/MM/YYYY"``."""
+    for code, word in _FORMAT_WORDS.items():
+        fmt = fmt.replace(code, word)
+    return fmt
+
+
+def _date_guesses(value: str) -> list[str]:
+    """strptime formats that might read ``value`` (pandas' guesses, either order of day/month)."""
+    from pandas.tseries.api import guess_datetime_format
+
+    out: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format when dayfirst=…"
+        for dayfirst in (False, True):
+            guess = guess_datetime_format(value, dayfirst=dayfirst)
+            # year-day-month is no convention anyone writes; reading it would turn
+            # invalid ISO dates into valid ones
+            if guess and not re.match(r"%Y\W?%d", guess) and guess not in out:
+                out.append(guess)
+    return out
+
+
+def _strptime_all(text: pd.Index, fmt: str) -> pd.DatetimeIndex:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.DatetimeIndex(pd.to_datetime(text, format=fmt, errors="coerce"))
+
+
+def _text_dates(path: Path, column: str, text: pd.Index) -> pd.DatetimeIndex:
+    """Distinct date strings of one column parsed with ONE format: ISO 8601 as is, otherwise
+    the single text format that reads every value (logged at INFO); DataFormatError when
+    values are no dates, formats mix, or day and month cannot be told apart."""
+    where = f"{path}: column {column!r}"
+    iso = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True))
+    if iso.notna().all():
+        return iso.tz_convert(None)
+    other = [str(v) for v in text[iso.isna()]]
+    guesses = {v: _date_guesses(v) for v in other[:200]}
+    cands = list(dict.fromkeys([f for g in guesses.values() for f in g]))
+    cands += [f for f in _EXTRA_DATE_FORMATS if f not in cands]
+    parsed = {f: _strptime_all(text, f) for f in cands} if not iso.notna().any() else {}
+    whole = {f: d for f, d in parsed.items() if d.notna().all()}
+    if whole:
+        fmts = list(whole)
+        first = whole[fmts[0]]
+        differ = [f for f in fmts[1:] if not first.equals(whole[f])]
+        if differ:
+            alt = whole[differ[0]]
+            i = int(np.flatnonzero(first.to_numpy() != alt.to_numpy())[0])
+            raise DataFormatError(
+                f"{where}: dates are ambiguous: the whole column reads both as "
+                f"{_format_words(fmts[0])} and as {_format_words(differ[0])} (e.g. {text[i]!r} "
+                f"is {first[i]:%Y-%m-%d} or {alt[i]:%Y-%m-%d}); expected dates that read one way "
+                f"only; {_ISO_FIX}"
+            )
+        log.info(
+            "%s: dates read as %s (the one format that reads all %d distinct values), e.g. %r "
+            "-> %s",
+            where, _format_words(fmts[0]), len(text), text[0], f"{first[0]:%Y-%m-%d}",
+        )  # fmt: skip
+        return first
+    # no single format: values that no format reads are no dates; otherwise formats mix
+    if iso.notna().any():
+        unread = other
+    else:
+        read = np.zeros(len(text), dtype=bool)
+        for d in parsed.values():
+            read |= np.asarray(d.notna())
+        unread = [str(v) for v in text[~read]]
+    not_dates = [v for v in unread if not _is_some_date(v)]
+    if not_dates:
+        raise DataFormatError(
+            f"{where} holds values that are not dates, e.g. {not_dates[0]!r}; expected dates "
+            "like '2023-05-01'; fix those rows or pass date_column="
+        )
+    if iso.notna().any():
+        example, odd = str(text[iso.notna()][0]), other[0]
+    else:
+        best = max(parsed, key=lambda f: int(np.asarray(parsed[f].notna()).sum()))
+        example = str(text[parsed[best].notna()][0])
+        odd = str(text[parsed[best].isna()][0])
+    raise DataFormatError(
+        f"{where} mixes date formats, e.g. {example!r} and {odd!r}; expected one format for the "
+        f"whole column; {_ISO_FIX}"
+    )
+
+
+def _is_some_date(value: str) -> bool:
+    """Whether any text format cropglobe knows reads ``value`` as a date."""
+    one = pd.Index([value], dtype=object)
+    formats = [*_date_guesses(value), *_EXTRA_DATE_FORMATS]
+    return any(pd.notna(_strptime_all(one, f)[0]) for f in formats)
+
+
 def _parse_dates(path: Path, column: str, values: pd.Series, fmt: str | None = None) -> pd.Series:
     """Parse a date column to datetime64[ns]; DataFormatError naming a bad example.
 
-    Without ``fmt`` the format is inferred (ISO dates, timestamps); tables mixing several
-    formats are retried element by element before anything is reported as bad.
+    Native datetime columns are kept. Text is parsed strictly with ``fmt`` or, without it,
+    as ISO 8601, else with the one text format that reads every value of the column (e.g.
+    day-first ``DD/MM/YYYY`` when some first field exceeds 12; logged at INFO). Values that
+    are no dates, columns mixing formats and dates whose day and month cannot be told apart
+    raise instead of being read one way or the other.
     """
+    if values.isna().any():
+        bad = int(values.isna().sum())
+        raise DataFormatError(
+            f"{path}: column {column!r} holds {bad} empty values; every row needs a date; fix "
+            "those rows or pass date_column="
+        )
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values
     else:
-        text = values.astype(object).where(values.notna(), None)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "could not infer format" chatter
-            out = pd.to_datetime(text, errors="coerce", format=fmt)
-            if fmt is None and (out.isna() & values.notna()).any():
-                out = pd.to_datetime(text, errors="coerce", format="mixed")
-    bad = out.isna() & values.notna()
-    if bad.any() or values.isna().any():
-        example = values[bad].iloc[0] if bad.any() else None
-        raise DataFormatError(
-            f"{path}: column {column!r} holds {int(bad.sum() + values.isna().sum())} values that "
-            f"are not dates, e.g. {example!r}; expected "
-            + (f"format {fmt!r}" if fmt else "ISO dates like '2023-05-01'")
-            + "; fix those rows or pass date_column="
-        )
+        codes, uniques = pd.factorize(values.astype(str).str.strip())
+        text = pd.Index(uniques, dtype=object)
+        if fmt is not None:
+            parsed = _strptime_all(text, fmt)
+            if parsed.isna().any():
+                raise DataFormatError(
+                    f"{path}: column {column!r} holds values that are not dates in format "
+                    f"{fmt!r}, e.g. {text[parsed.isna()][0]!r}; fix those rows or pass "
+                    "date_column="
+                )
+        else:
+            parsed = _text_dates(path, column, text)
+        out = pd.Series(parsed.to_numpy()[codes], index=values.index)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert(None)
     return out.astype("datetime64[ns]")
