@@ -17,7 +17,7 @@ def test_info_monthly_parquet_matches_data_md(shared_data) -> None:
         cli, ["info", str(shared_data / "worldcereal" / "s2_monthly_long.parquet"), "--json"]
     )
     assert res.exit_code == 0, res.output
-    counts = json.loads(res.output)["class_counts"]
+    counts = json.loads(res.stdout)["class_counts"]
     assert counts["CAN"] == {
         "corn": 517,
         "soybeans": 562,
@@ -314,3 +314,55 @@ def test_info_of_empty_inputs_is_one_line(tmp_path) -> None:
         assert res.exit_code == 2, res.output
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"Error: no observations in {path}")
+
+
+def _with_empty_band(path):
+    """Two samples, B04/B08 with one gap in four rows, B8A empty everywhere (as WorldCereal's)."""
+    pd.DataFrame(
+        {
+            "sample_id": ["a", "a", "b", "b"],
+            "date": ["2023-05-01", "2023-06-01", "2023-05-01", "2023-06-01"],
+            "B04": [0.1, np.nan, 0.1, 0.1],
+            "B08": [0.5, 0.6, 0.5, 0.6],
+            "B8A": [np.nan] * 4,
+            "label": ["corn", "corn", "wheat", "wheat"],
+            "country": ["FRA"] * 4,
+        }
+    ).to_csv(path, index=False)
+    return path
+
+
+def test_info_shows_each_bands_missing_share_and_flags_empty_bands(tmp_path, caplog) -> None:
+    src = _with_empty_band(tmp_path / "t.csv")
+    res = CliRunner().invoke(cli, ["info", str(src), "--json"])
+    assert res.exit_code == 0, res.output
+    desc = json.loads(res.stdout)
+    assert desc["band_missing_fraction"] == {"B04": 0.25, "B08": 0.0, "B8A": 1.0}
+    assert desc["empty_bands"] == ["B8A"]
+    res = CliRunner().invoke(cli, ["info", str(src)])
+    assert res.exit_code == 0, res.output
+    assert "missing by band: B04 25.0 %, B08 0.0 %, B8A 100.0 % (no value)" in res.output
+    assert "bands with no value at all: B8A (models would learn nothing" in res.output
+    # a composited set says the same (B8A empty over samples and steps)
+    npz = tmp_path / "s.npz"
+    assert (
+        CliRunner()
+        .invoke(cli, ["composite", str(src), "-o", str(npz), "--grid", "monthly"])
+        .exit_code
+        == 0
+    )
+    res = CliRunner().invoke(cli, ["info", str(npz), "--json"])
+    desc = json.loads(res.stdout)
+    assert desc["empty_bands"] == ["B8A"] and desc["band_missing_fraction"]["B8A"] == 1.0
+    assert desc["band_missing_fraction"]["B08"] == 0.0  # gap filled
+
+
+def test_plotting_a_band_without_values_is_one_line(tmp_path) -> None:
+    src = _with_empty_band(tmp_path / "t.csv")
+    png = tmp_path / "p.png"
+    res = CliRunner().invoke(cli, ["info", str(src), "--plot", str(png), "--band", "B8A"])
+    assert res.exit_code == 2
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "--band B8A: no value to plot" in errors[0]
+    assert "Traceback" not in res.output and not png.exists()
+    assert "bands with values: B04 B08" in errors[0]

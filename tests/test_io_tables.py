@@ -481,3 +481,40 @@ def test_ambiguous_or_mixed_dates_are_refused(tmp_path: Path, dates, expect) -> 
     assert "\n" not in msg and re.search(expect, msg), msg
     if "not dates" not in msg:
         assert msg.endswith("write dates as YYYY-MM-DD (ISO 8601)")
+
+
+def test_an_empty_band_is_warned_about_once_per_read(tmp_path: Path, caplog) -> None:
+    f = tmp_path / "t.csv"
+    rows = {"sample_id": ["a", "a", "b"], "date": ["2023-05-01", "2023-06-01", "2023-05-01"],
+            "B04": [1.0, 2.0, 3.0], "B8A": [np.nan] * 3}  # fmt: skip
+    pd.DataFrame(rows).to_csv(f, index=False)
+
+    def warnings_of(read):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            out = read()
+        return out, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+    obs, said = warnings_of(lambda: read_dataset(f))
+    assert said == [
+        f"band B8A holds no value in {f}: models would learn nothing from it; drop it "
+        "(e.g. ss.select_bands) or fill it"
+    ]
+    from cropglobe.composite import composite
+
+    ss, said = warnings_of(lambda: composite(obs, TimeGrid.monthly(), season_year=2023))
+    assert said == []  # the read said it already
+    npz = tmp_path / "s.npz"
+    ss.save(npz)
+    _, said = warnings_of(lambda: read_dataset(npz))
+    assert len(said) == 1 and "band B8A holds no value in" in said[0] and "s.npz" in said[0]
+    _, said = warnings_of(lambda: read_series_table(write_series_table(ss, tmp_path / "s.pq")))
+    assert len(said) == 1 and "band B8A" in said[0]
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame({"1": [np.nan, np.nan], "17": [np.nan, np.nan]}).to_csv(wide, index=False)
+    _, said = warnings_of(lambda: read_dataset(wide))
+    assert len(said) == 1 and "band NDVI holds no value" in said[0]
+    ok = tmp_path / "ok.csv"
+    _tidy(ok)  # B02 has a gap but values elsewhere: nothing to say
+    _, said = warnings_of(lambda: read_dataset(ok))
+    assert said == []

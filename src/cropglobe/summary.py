@@ -42,7 +42,8 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
             ``region``, when present).
 
     Keys: ``kind``, ``n_samples``, ``bands``, ``grid`` (SeriesSet) or ``dates`` (Observations),
-    ``missing_fraction``, ``group_by``, ``class_counts``
+    ``missing_fraction``, ``band_missing_fraction`` (``{band: share}``), ``empty_bands``
+    (bands without any value), ``group_by``, ``class_counts``
     (``{group: {class: n, …, "total": n}}``), ``attrs``.
     """
     if isinstance(data, SeriesSet):
@@ -52,6 +53,9 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
         groups = meta[col].astype(str).to_numpy() if col else None
         table = _class_table(names, groups, data.classes)
         empty = int(data.empty_samples().sum())
+        band_missing = (
+            np.isnan(data.values).mean(axis=(0, 2)) if data.values.size else np.zeros(data.n_bands)
+        )
         out: dict[str, Any] = {
             "kind": "SeriesSet",
             "n_samples": data.n_samples,
@@ -69,6 +73,9 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
         groups = meta[col].astype(str).to_numpy() if col else None
         table = _class_table(names, groups, data.classes)
         band_vals = data.table[list(data.bands)].to_numpy(dtype=np.float32)
+        band_missing = (
+            np.isnan(band_vals).mean(axis=0) if len(band_vals) else np.zeros(len(data.bands))
+        )
         dates = pd.to_datetime(data.table["date"])
         per_sample = data.table.groupby("sample").size()
         out = {
@@ -86,6 +93,11 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
             if band_vals.size
             else 0,
         }
+    out["band_missing_fraction"] = {
+        str(b): round(float(f), 4) for b, f in zip(data.bands, band_missing, strict=True)
+    }
+    # bands without a single value: a model would learn nothing from them
+    out["empty_bands"] = [str(b) for b, f in zip(data.bands, band_missing, strict=True) if f >= 1]
     out["group_by"] = col or "all"
     out["class_counts"] = {
         str(g): {str(k): int(v) for k, v in row.items()} for g, row in table.iterrows()
@@ -114,6 +126,16 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     if "grid" in desc:
         lines.append(f"  grid: {desc['grid']}")
     lines.append(f"  missing values: {100 * desc['missing_fraction']:.1f} %")
+    shares = desc.get("band_missing_fraction", {})
+    if shares:
+        lines.append(_band_missing_line(shares))
+    empty = desc.get("empty_bands", [])
+    if empty:
+        named = " ".join(empty[:20]) + (f" … ({len(empty)} in all)" if len(empty) > 20 else "")
+        lines.append(
+            f"  bands with no value at all: {named} (models would learn nothing from them; "
+            "drop or fill them)"
+        )
     if desc.get("empty_samples"):
         lines.append(f"  samples with no valid observation: {desc['empty_samples']}")
     counts = pd.DataFrame(desc["class_counts"]).T.fillna(0).astype(np.int64)
@@ -121,6 +143,21 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     lines.append("  class counts:")
     lines.extend("    " + line for line in counts.to_string().splitlines())
     return "\n".join(lines)
+
+
+def _band_missing_line(shares: dict[str, float], most: int = 16) -> str:
+    """``missing by band: B02 5.9 %, … B8A 100.0 % (no value)``; many bands (hyperspectral)
+    are summarised by their range and the bands without any value."""
+    if len(shares) <= most:
+        parts = [
+            f"{b} {100 * f:.1f} %" + (" (no value)" if f >= 1 else "") for b, f in shares.items()
+        ]
+        return "  missing by band: " + ", ".join(parts)
+    v = np.array(list(shares.values()))
+    return (
+        f"  missing by band: {100 * v.min():.1f} % … {100 * v.max():.1f} % "
+        f"(median {100 * float(np.median(v)):.1f} %) over {len(v)} bands"
+    )
 
 
 def infer_grid(obs: Observations, anchor: str = "01-01") -> TimeGrid:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 from cropglobe.errors import DataFormatError
+
+if TYPE_CHECKING:
+    from cropglobe.series import SeriesSet
 
 
 @click.command("info")
@@ -67,9 +71,29 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
             # than a copy of its neighbour (Belgium's table ends in July)
             series = composite(data, infer_grid(data), fill=False, allow_empty=True)
         group = group_by if group_by in series.meta.columns else None
+        _require_values(series, band, group, path)
         plot_phenology(series, plot, band=band, group_by=group)
     click.echo(
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
     )
     if plot is not None:
         click.echo(f"wrote {plot}")
+
+
+def _require_values(series: SeriesSet, band: str, group: str | None, path: Path) -> None:
+    """A one-line error, rather than empty axes, when the plotted band has no value at all
+    in the labelled samples."""
+    import numpy as np
+
+    from cropglobe.report.figures import class_mean_curves
+
+    curves = class_mean_curves(series, group, band)  # BandError for an unknown band
+    if not any(np.isfinite(m).any() for per in curves.values() for m, _, _ in per.values()):
+        others = [
+            b for b in series.bands if not np.isnan(series.values[:, series.bands.index(b)]).all()
+        ]
+        raise DataFormatError(
+            f"--band {band}: no value to plot in {path}; the band holds no value in any "
+            f"labelled sample; choose another --band"
+            + (f" (bands with values: {' '.join(others[:12])})" if others else "")
+        )

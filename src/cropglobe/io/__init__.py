@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,6 +39,7 @@ from cropglobe.io.tables import (
     read_observations,
     read_series_table,
     read_wide_table,
+    warn_empty_bands,
     wkb_points_to_lonlat,
     write_observations,
     write_series_table,
@@ -96,6 +98,15 @@ def _columns(path: Path) -> list[str]:
         raise DataFormatError(f"{path}: cannot read the table header ({exc})") from None
 
 
+def _checked(ss: SeriesSet, source: Path) -> SeriesSet:
+    """``ss``, after warning about bands without any value (the table readers do it
+    themselves)."""
+    if ss.n_samples:
+        empty = np.isnan(ss.values).all(axis=(0, 2)).reshape(-1)
+        warn_empty_bands(source, ss.bands, empty)
+    return ss
+
+
 def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observations:
     """Open any supported dataset by looking at what ``path`` is.
 
@@ -118,7 +129,7 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
         if any(p.rglob("median_S2_*_day5.npz")):
             if "kind" not in kw and not any(p.rglob("median_S2_*_month1-12_day5.npz")):
                 kw["kind"] = "median_maynov"  # only the release's Median/ files (May-November)
-            return read_cropglobe(p, **kw)
+            return _checked(read_cropglobe(p, **kw), p)
         if (p / "CAWa_CropType_time-series.csv").is_file():
             return read_cawa(p, **kw)
         raise DataFormatError(f"{p}: folder holds no recognised dataset; expected {_ACCEPTED}")
@@ -126,9 +137,9 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
     if name.endswith(".npz"):
         members = _npz_members(p)
         if {"header", "values", "labels"} <= members:
-            return SeriesSet.load(p)
+            return _checked(SeriesSet.load(p), p)
         if {"fea", "lbl"} <= members:
-            return read_cropglobe_file(p, **kw)
+            return _checked(read_cropglobe_file(p, **kw), p)
         if "ndvi" in members and "doy" in members:
             return read_cawa(p)  # raises a clear error pointing at the CSV tables
         raise DataFormatError(

@@ -119,6 +119,25 @@ def _require_rows(path: Path, df: pd.DataFrame, what: str) -> None:
         )
 
 
+def warn_empty_bands(
+    source: object, bands: Sequence[str], empty: Sequence[bool] | NDArray[np.bool_]
+) -> list[str]:
+    """Log one WARNING per band that holds no value at all (every entry NaN) in ``source``.
+
+    Called once per read by the readers, so that training, prediction, transfer and
+    compositing all say it, once. Returns the empty bands.
+    """
+    names = [str(b) for b, e in zip(bands, empty, strict=True) if bool(e)]
+    for b in names:
+        log.warning(
+            "band %s holds no value in %s: models would learn nothing from it; drop it "
+            "(e.g. ss.select_bands) or fill it",
+            b,
+            source,
+        )
+    return names
+
+
 def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: str) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -500,6 +519,7 @@ def _build(
         samples["country"] = iso
     table = table.sort_values(["sample", "date"], kind="stable").reset_index(drop=True)
     obs = Observations(table, tuple(band_cols.values()), samples, tuple(classes), attrs)
+    warn_empty_bands(path, obs.bands, [bool(table[b].isna().all()) for b in obs.bands])
     log.info("%s: %d rows, %d samples, bands %s", path, len(table), n_samples, list(obs.bands))
     return obs
 
@@ -855,6 +875,8 @@ def read_series_table(path: str | os.PathLike[str]) -> SeriesSet:
     if not info.get("has_sample_id", True):
         meta = meta.drop(columns=["sample_id"], errors="ignore")
     labels = _encode_labels(p, "label", rows["label"], {c: c for c in classes}, classes)
+    if n:
+        warn_empty_bands(p, bands, np.isnan(values).all(axis=(0, 2)).reshape(-1))
     return SeriesSet(values, bands, grid, labels, classes, meta, dict(info.get("attrs", {})))
 
 
@@ -993,9 +1015,10 @@ def read_wide_table(
         labels = np.full(len(meta), -1, dtype=np.int64)
     band = canonical_band(value_name)
     attrs = {"source": str(p), "format": "wide"}
-    return SeriesSet(values, (band,), grid, labels, tuple(classes), meta, attrs).validate(
-        str(p), allow_empty=True
-    )
+    ss = SeriesSet(values, (band,), grid, labels, tuple(classes), meta, attrs)
+    ss.validate(str(p), allow_empty=True)
+    warn_empty_bands(p, ss.bands, np.isnan(values).all(axis=(0, 2)).reshape(-1))
+    return ss
 
 
 _CAWA_SERIES = "CAWa_CropType_time-series.csv"
