@@ -75,3 +75,59 @@ def test_all_nan_table_is_not_written(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "every harmonics feature" in res.output, res.output
     assert not out.exists()
+
+
+def test_tables_carry_the_samples_metadata_and_info_names_them(tmp_path: Path) -> None:
+    from cropglobe.cli.main import cli
+
+    rng = np.random.default_rng(1)
+    v = (rng.random((4, 2, 73)) * 3000 + 200).astype(np.float32)
+    meta = pd.DataFrame(
+        {
+            "sample_id": ["p0", "p1", "p2", "p3"],
+            "country": ["FRA", "FRA", "ARG", "ARG"],
+            "region": ["sw", "ne", "pampa", "pampa"],
+            "year": np.array([2022, 2023, 2022, 2023], dtype=np.int64),
+            "label_name": ["maize", "ble", "maiz", "trigo"],  # clashes with the table's own
+        }
+    )
+    ss = SeriesSet(v, ("B04", "B08"), TimeGrid.cropglobe(), np.array([0, 1, 0, 1]),
+                   ("corn", "wheat"), meta)  # fmt: skip
+    src = ss.save(tmp_path / "ds.npz")
+    out = tmp_path / "f.parquet"
+    res = CliRunner().invoke(command, [str(src), "-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(out)
+    head = ["sample_id", "label", "label_name", "country", "region", "year", "meta_label_name"]
+    assert list(df.columns[:8]) == [*head, "B04_t24_median"]
+    assert df["country"].tolist() == ["FRA", "FRA", "ARG", "ARG"]
+    assert df["year"].tolist() == [2022, 2023, 2022, 2023] and df["year"].dtype == np.int64
+    assert df["label_name"].tolist() == ["corn", "wheat", "corn", "wheat"]
+    assert df["meta_label_name"].tolist() == ["maize", "ble", "maiz", "trigo"]
+    assert df.groupby("country").size().to_dict() == {"ARG": 2, "FRA": 2}
+    params = json.loads((tmp_path / "f.json").read_text())
+    assert params["meta_columns"] == ["country", "region", "year", "meta_label_name"]
+    assert len(params["feature_names"]) == df.shape[1] - 3 - 4
+
+    res = CliRunner().invoke(cli, ["info", str(out)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {out} is a feature table")
+    assert "not a time-series input" in lines[0] and str(src) in lines[0]
+    # a table written without the Parquet metadata is known by the parameters beside it
+    bare = tmp_path / "f2.parquet"
+    df.to_parquet(bare)
+    (tmp_path / "f2.json").write_text((tmp_path / "f.json").read_text())
+    res = CliRunner().invoke(cli, ["info", str(bare)])
+    assert res.exit_code == 2 and "f2.parquet is a feature table" in res.output
+
+
+def test_meta_of_mixed_objects_is_written_as_text(tmp_path: Path) -> None:
+    from cropglobe.features.table import feature_table, make_features, write_feature_table
+
+    v = np.arange(2 * 1 * 73, dtype=np.float32).reshape(2, 1, 73)
+    meta = pd.DataFrame({"sample_id": ["a", "b"], "plot": [1, "b"]})
+    ss = SeriesSet(v, ("B04",), TimeGrid.cropglobe(), np.array([0, 1]), ("corn", "wheat"), meta)
+    table, params = feature_table(ss, make_features("median1d", window="full"))
+    path, _ = write_feature_table(table, params, tmp_path / "f.parquet")
+    assert pd.read_parquet(path)["plot"].tolist() == ["1", "b"]

@@ -1,9 +1,11 @@
 """Feature tables: one feature family applied to a SeriesSet, written as Parquet + JSON parameters.
 
 :func:`make_features` builds the transformer of a family by name, :func:`feature_table` applies it
-and returns a DataFrame with ``sample_id``, ``label``, ``label_name`` and one named column per
-feature, and :func:`write_feature_table` writes the table and, beside it, the pipeline's
-parameters (``<name>.json``), both atomically. This is what ``cropglobe features`` runs.
+and returns a DataFrame with ``sample_id``, ``label``, ``label_name``, the per-sample metadata
+(``country``, ``region``, ``year`` … to split it by) and one named column per feature, and
+:func:`write_feature_table` writes the table and, beside it, the pipeline's parameters
+(``<name>.json``), both atomically (the Parquet file carries the parameters too, so readers
+recognise a feature table). This is what ``cropglobe features`` runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
@@ -26,6 +30,10 @@ from cropglobe.features.median import Median1D
 from cropglobe.series import SeriesSet, TimeGrid
 
 __all__ = ["FAMILIES", "feature_table", "make_features", "params_path", "write_feature_table"]
+
+#: Parquet key-value metadata key of a feature table; its value is the parameters JSON, whose
+#: ``format`` is ``"cropglobe.features"``.
+FEATURE_TABLE_KEY = b"cropglobe"
 
 #: Feature families :func:`make_features` knows.
 FAMILIES: tuple[str, ...] = ("median1d", "harmonics", "indices")
@@ -97,8 +105,10 @@ def feature_table(
 
     Returns:
         ``(table, params)``: table with ``sample_id`` (str), ``label`` (int64, −1 unlabelled),
-        ``label_name`` (str or None) and float32 feature columns; params, a JSON-ready description
-        of the pipeline, the input bands and grid, the feature names and the class vocabulary.
+        ``label_name`` (str or None), every per-sample meta column (``country``, ``region``,
+        ``year`` …; a name already used becomes ``meta_<name>``) and float32 feature columns;
+        params, a JSON-ready description of the pipeline, the input bands and grid, the
+        feature names, the meta columns and the class vocabulary.
     """
     X = transformer.fit_transform(ss) if fit else transformer.transform(ss)
     X = np.asarray(X)
@@ -116,6 +126,9 @@ def feature_table(
     head = pd.DataFrame(
         {"sample_id": ids, "label": ss.labels, "label_name": ss.label_names().astype(object)}
     )
+    meta_cols = _meta_columns(ss.meta, {*head.columns, *names})
+    for name, col in meta_cols.items():
+        head[name] = _parquet_ready(ss.meta[col].reset_index(drop=True))
     feats = pd.DataFrame(X.astype(np.float32, copy=False), columns=names)
     table = pd.concat([head, feats], axis=1)
     final = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
@@ -127,11 +140,39 @@ def feature_table(
         "classes": list(ss.classes),
         "n_samples": int(ss.n_samples),
         "feature_names": names,
+        "meta_columns": list(meta_cols),
         "n_nan_rows": int(np.isnan(X).any(axis=1).sum()) if X.size else 0,
     }
     if hasattr(final, "n_underdetermined_"):
         params["n_underdetermined"] = int(final.n_underdetermined_)
     return table, params
+
+
+def _meta_columns(meta: pd.DataFrame, taken: set[str]) -> dict[str, Any]:
+    """Table column name -> meta column, for every per-sample meta column but ``sample_id``
+    (``country``, ``region``, ``year`` …); a name already taken becomes ``meta_<name>``."""
+    out: dict[str, Any] = {}
+    used = set(taken)
+    for col in meta.columns:
+        if str(col) == "sample_id":
+            continue
+        name = str(col)
+        while name in used:
+            name = f"meta_{name}"
+        used.add(name)
+        out[name] = col
+    return out
+
+
+def _parquet_ready(col: pd.Series) -> pd.Series:
+    """A meta column Parquet can store: objects of mixed types become text (None kept)."""
+    if col.dtype != object:
+        return col
+    try:
+        pa.array(col, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return col.map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
+    return col
 
 
 def params_path(path: str | os.PathLike[str]) -> Path:
@@ -153,8 +194,11 @@ def write_feature_table(
             f"output {target} must end in .parquet; feature tables are written as Parquet"
         )
     side = params_path(target)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    kv = dict(arrow.schema.metadata or {})
+    kv[FEATURE_TABLE_KEY] = json.dumps(params).encode("utf-8")  # readers tell it apart by this
     with atomic_path(target) as tmp:
-        table.to_parquet(tmp, index=False)
+        pq.write_table(arrow.replace_schema_metadata(kv), tmp)
     with atomic_path(side) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         json.dump(params, fh, indent=2)
         fh.write("\n")

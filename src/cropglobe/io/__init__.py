@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -107,6 +108,35 @@ def _checked(ss: SeriesSet, source: Path) -> SeriesSet:
     return ss
 
 
+def _refuse_feature_table(path: Path, stored: bytes) -> None:
+    """DataFormatError when ``path`` is a feature table written by ``cropglobe features``
+    (recognised by its Parquet metadata or, for older tables, by the parameters JSON beside
+    it): one row per sample and one column per feature, no time series to read."""
+    info: Any = None
+    if b"cropglobe.features" in stored:
+        try:
+            info = json.loads(stored.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            info = {}
+    else:
+        side = path.with_suffix(".json")
+        try:
+            found = json.loads(side.read_text(encoding="utf-8")) if side.is_file() else None
+        except (OSError, ValueError, UnicodeDecodeError):
+            found = None
+        if isinstance(found, dict) and found.get("format") == "cropglobe.features":
+            info = found
+    if info is None:
+        return
+    source = info.get("input") if isinstance(info, dict) else None
+    raise DataFormatError(
+        f"{path} is a feature table written by 'cropglobe features' (one row per sample, one "
+        "column per feature), not a time-series input; give the dataset it was computed from"
+        + (f" ({source})" if source else "")
+        + ", or open the table itself with pandas.read_parquet"
+    )
+
+
 def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observations:
     """Open any supported dataset by looking at what ``path`` is.
 
@@ -155,6 +185,7 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
                 raise DataFormatError(f"{p}: not a readable Parquet file ({exc})") from None
             if b"cropglobe.series_table" in md.get(b"cropglobe", b""):
                 return read_series_table(p)
+            _refuse_feature_table(p, md.get(b"cropglobe", b""))
         if name.endswith((".parquet", ".geoparquet", ".pq", ".csv")) and _is_wide(_columns(p)):
             return read_wide_table(p, **kw)
         return read_observations(p, **kw)
