@@ -366,3 +366,15 @@ def test_plotting_a_band_without_values_is_one_line(tmp_path) -> None:
     assert len(errors) == 1 and "--band B8A: no value to plot" in errors[0]
     assert "Traceback" not in res.output and not png.exists()
     assert "bands with values: B04 B08" in errors[0]
+
+
+@pytest.mark.parametrize("name, got", [("x.txt", "got .txt"), ("curves", "got no suffix")])
+def test_info_plot_path_must_be_a_png(tmp_path, name, got) -> None:
+    src = _with_empty_band(tmp_path / "t.csv")
+    target = tmp_path / name
+    res = CliRunner().invoke(cli, ["info", str(src), "--plot", str(target)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: --plot {target}:")
+    assert got in lines[0] and lines[0].endswith(f"e.g. --plot {target.stem}.png")
+    assert not target.exists()

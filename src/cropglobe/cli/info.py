@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cropglobe.cli._common import PathArg, handle_errors, quiet_option
-from cropglobe.errors import DataFormatError
+from cropglobe.errors import DataFormatError, ParameterError
 
 if TYPE_CHECKING:
     from cropglobe.series import SeriesSet
@@ -44,6 +44,12 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
     from cropglobe.io import read_dataset
     from cropglobe.series import SeriesSet
     from cropglobe.summary import describe, format_description, infer_grid
+
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ParameterError(
+            f"--plot {plot}: the figure is written as PNG, so the file name must end in .png; "
+            f"got {plot.suffix or 'no suffix'!s}; e.g. --plot {plot.with_suffix('.png').name}"
+        )
 
     data = read_dataset(path)
     if data.n_samples == 0:
