@@ -286,3 +286,37 @@ def test_phenology_figure_always_shows_the_source(tmp_path, monkeypatch) -> None
     rf.plot_phenology(ss, tmp_path / "b.png", group_by="region", keep=["tiny-source"])
     assert "tiny-source" in shown[-1] and len(shown[-1]) == 12
     assert "t00" not in shown[-1] and "t01" not in shown[-1]  # the two smallest targets
+
+
+def test_phenology_axes_are_labelled_by_each_panels_season_start(tmp_path, monkeypatch) -> None:
+    """Season-aligned southern series (rotated half a year, as cropglobe.simulate writes them)
+    and grids anchored on 07-01 are labelled in days since their start, with month ticks."""
+    import cropglobe.report.figures as rf
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    figs = []
+    real = rf._draw_curves
+    monkeypatch.setattr(rf, "_draw_curves", lambda *a: figs.append(real(*a)) or figs[-1])
+
+    def axes_of(ss):
+        rf.plot_phenology(ss, tmp_path / "p.png", group_by="country")
+        return {ax.get_title(): ax for ax in figs[-1].axes if ax.get_visible()}
+
+    n = 4
+    values = np.random.default_rng(0).uniform(0, 1, (n, 1, 73)).astype(np.float32)
+    meta = pd.DataFrame({"country": ["FRA", "FRA", "ARG", "ARG"]})
+    ss = SeriesSet(values, ("NDVI",), TimeGrid.cropglobe(), np.zeros(n, np.int64), ("corn",),
+                   meta, {"south_rotation_days": 180})  # fmt: skip
+    axes = axes_of(ss)
+    assert axes["FRA"].get_xlabel() == "day of year"
+    arg = axes["ARG"]
+    assert arg.get_xlabel() == "days since 06-30"  # stored day 1 = calendar day 181
+    ticks = [t.get_text() for t in arg.get_xticklabels()]
+    assert ticks[:3] == ["Jul", "Aug", "Sep"] and ticks[-1] == "Jun" and len(ticks) == 12
+    assert arg.get_xticks()[:2].tolist() == [2, 33]  # 1 July is day 2, 1 August day 33
+
+    july = SeriesSet(values, ("NDVI",), TimeGrid.cropglobe("07-01"), np.zeros(n, np.int64),
+                     ("corn",), meta)  # fmt: skip
+    for ax in axes_of(july).values():
+        assert ax.get_xlabel() == "days since 07-01"
+        assert ax.get_xticks()[0] == 1 and ax.get_xticklabels()[0].get_text() == "Jul"

@@ -11,9 +11,9 @@ import numpy as np
 
 from cropglobe._fs import atomic_path
 from cropglobe.bands import ndvi
-from cropglobe.classes import class_colors
+from cropglobe.classes import class_colors, country_table
 from cropglobe.errors import DataFormatError
-from cropglobe.series import SeriesSet
+from cropglobe.series import SeriesSet, parse_anchor
 
 __all__ = ["class_mean_curves", "plot_phenology"]
 
@@ -137,8 +137,7 @@ def _draw_curves(
         ax.set_xlim(ss.grid.edges[0], ss.grid.edges[-1] - 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", frameon=False)
-        anchor = ss.grid.anchor
-        ax.set_xlabel("day of year" if anchor == "01-01" else f"day of season (from {anchor})")
+        _label_time_axis(ax, ss, _panel_start(ss, group_by, g))
     for ax in axes.flat[len(groups) :]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
@@ -147,3 +146,48 @@ def _draw_curves(
     fig.suptitle(title or f"Class-mean {band} per {group_by or 'dataset'}{synthetic}")
     fig.tight_layout()
     return fig
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_STARTS = np.cumsum([1, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])  # day of year, 365
+
+
+def _panel_start(ss: SeriesSet, group_by: str | None, group: str) -> int | None:
+    """Calendar day of year (1…365) on which day 1 of a panel's axis falls: the grid's anchor,
+    plus the half-year rotation of southern-hemisphere countries in season-aligned data
+    (``attrs["south_rotation_days"]``, as :mod:`cropglobe.simulate` writes it); None when the
+    panel mixes rotated and unrotated countries."""
+    start = parse_anchor(ss.grid.anchor)
+    rotation = int(ss.attrs.get("south_rotation_days") or 0)
+    if not rotation or "country" not in ss.meta.columns:
+        return start
+    countries = ss.meta["country"].astype(str)
+    if group_by and group_by in ss.meta.columns:
+        countries = countries[ss.meta[group_by].astype(str).to_numpy() == group]
+    table = country_table()
+    south = {
+        bool(str(c) in table.index and table.loc[str(c), "hemisphere"] == "south")
+        for c in countries.unique()
+    }
+    if len(south) != 1:
+        return None
+    return int((start - 1 + (rotation if south.pop() else 0)) % 365 + 1)
+
+
+def _label_time_axis(ax: Any, ss: SeriesSet, start: int | None) -> None:
+    """X label by the panel's season start: "day of year" for a calendar-year axis, else
+    "days since MM-DD" with ticks on the first day of each month."""
+    if start == 1:
+        ax.set_xlabel("day of year")
+        return
+    if start is None:
+        ax.set_xlabel(f"day of season (grid from {ss.grid.anchor}; southern series rotated)")
+        return
+    when = np.datetime64("2001-01-01") + np.timedelta64(start - 1, "D")  # a non-leap year
+    ax.set_xlabel(f"days since {str(when)[5:]}")
+    pos = (_MONTH_STARTS - start) % 365 + 1
+    lo, hi = ss.grid.edges[0], ss.grid.edges[-1] - 1
+    keep = (pos >= lo) & (pos <= hi)
+    order = np.argsort(pos[keep])
+    ax.set_xticks(pos[keep][order].tolist())
+    ax.set_xticklabels([_MONTHS[i] for i in np.flatnonzero(keep)[order]], fontsize=7)
