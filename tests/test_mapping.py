@@ -805,3 +805,25 @@ def test_a_damaged_model_fails_before_any_partial_output(
     with pytest.raises(ModelError, match="truncated"):
         map_raster(bad, folder, tmp_path / "out" / "m.tif", mask=scl)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_map_written_into_the_stack_folder_is_not_read_as_an_acquisition(
+    lgbm_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder, _ = write_stack(tmp_path / "tiles", scl_separate=False)
+    kw: dict[str, Any] = {"block_size": 32, "uncertainty": "margin"}
+    first = map_raster(lgbm_model, folder, folder / "map.tif", probabilities=folder / "p.tif", **kw)
+    ref = _read(first.output)
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(ref[0], cls_ref)
+    with caplog.at_level("INFO", logger="cropglobe.io.raster"):
+        again = map_raster(lgbm_model, folder, folder / "map.tif", probabilities=folder / "p.tif",
+                           **kw)  # fmt: skip
+    skipped = [r.getMessage() for r in caplog.records if "written by cropglobe" in r.getMessage()]
+    assert skipped and "3 files" in skipped[0] and "map.uncertainty.tif" in skipped[0]
+    np.testing.assert_array_equal(_read(again.output), ref)
+    side = json.loads(again.sidecar.read_text())
+    assert side["inputs"]["n_files"] == len(DATES)  # the maps are not inputs
+    # a glob that only matches maps: one clear error
+    with pytest.raises(FileNotFoundError, match="only files written by cropglobe"):
+        map_raster(lgbm_model, str(folder / "*map*.tif"), tmp_path / "x.tif", block_size=32)

@@ -59,6 +59,8 @@ _TAG_DATE_RE = re.compile(r"((?:19|20)\d{2})[-:/]?(\d{2})[-:/]?(\d{2})")
 _SCL_NAMES = {"SCL", "SCENE_CLASSIFICATION"}
 _MASK_NAMES = {"VALID", "MASK", "VALIDITY"}
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img")
+#: the tag cropglobe writes into its own maps (class, probability, uncertainty COGs)
+_OWN_TAG = "CROPGLOBE_MODEL"
 
 
 def parse_date(text: str) -> np.datetime64 | None:
@@ -381,7 +383,8 @@ class _FileInfo:
     width: int
 
 
-def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo:
+def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo | None:
+    """Metadata of one stack or mask file; None for a file cropglobe wrote itself (a map)."""
     import rasterio
 
     try:
@@ -395,6 +398,8 @@ def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo:
             f"{path}: unreadable {what} ({_first_line(exc)}); expected a GeoTIFF/COG — remove or "
             "replace the file"
         ) from None
+    if _OWN_TAG in tags:
+        return None
     crs, transform, height, width, count = info
     date = parse_date(path.name)
     if date is None:
@@ -422,6 +427,36 @@ def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo:
         )
     names = [n.upper() if n.upper() in _SCL_NAMES | _MASK_NAMES else n for n in names]
     return _FileInfo(path, date, names, nodata, crs, transform, height, width)
+
+
+def _inspect_all(
+    files: Sequence[Path], bands: Sequence[str] | None, what: str, where: str
+) -> list[_FileInfo]:
+    """:func:`_inspect` each file, skipping (and logging) the maps cropglobe wrote itself: a map
+    written into the stack's folder is not an acquisition of the next run."""
+    infos: list[_FileInfo] = []
+    own: list[str] = []
+    for p in files:
+        info = _inspect(p, bands, what)
+        if info is None:
+            own.append(p.name)
+        else:
+            infos.append(info)
+    if own:
+        logger.info(
+            "%s: skipped %d file%s written by cropglobe (tagged %s, not acquisitions): %s",
+            where,
+            len(own),
+            "" if len(own) == 1 else "s",
+            _OWN_TAG,
+            ", ".join(own),
+        )
+    if not infos:
+        raise MissingFileError(
+            f"{where}: holds only files written by cropglobe ({', '.join(own)}), no acquisition; "
+            f"give the {what}s of the stack"
+        )
+    return infos
 
 
 def _check_same_grid(info: _FileInfo, ref: _FileInfo) -> None:
@@ -479,8 +514,8 @@ def open_stack(
     if mask_kind not in ("scl", "valid"):
         raise ParameterError(f"mask_kind must be 'scl' or 'valid', got {mask_kind!r}")
     files = _expand(paths, "stack")
-    infos = [_inspect(p, bands, "stack file") for p in files]
     description = os.fspath(paths) if isinstance(paths, str | os.PathLike) else str(files[0].parent)
+    infos = _inspect_all(files, bands, "stack file", description)
     ref = infos[0]
     for info in infos[1:]:
         _check_same_grid(info, ref)
@@ -515,7 +550,8 @@ def open_stack(
             )
     masks: list[_Source | None] = [scl.get(d) for d in dates]
     if mask is not None:
-        mfiles = [_inspect(p, ["SCL"], "mask file") for p in _expand(mask, "mask")]
+        mwhere = os.fspath(mask) if isinstance(mask, str | os.PathLike) else "mask files"
+        mfiles = _inspect_all(_expand(mask, "mask"), ["SCL"], "mask file", mwhere)
         by_date: dict[np.datetime64, _Source] = {}
         for info in mfiles:
             if len(info.bands) != 1 or info.bands[0] not in _SCL_NAMES | _MASK_NAMES:
