@@ -827,3 +827,26 @@ def test_a_map_written_into_the_stack_folder_is_not_read_as_an_acquisition(
     # a glob that only matches maps: one clear error
     with pytest.raises(FileNotFoundError, match="only files written by cropglobe"):
         map_raster(lgbm_model, str(folder / "*map*.tif"), tmp_path / "x.tif", block_size=32)
+
+
+def test_small_blocks_do_not_print_gdal_blocksize_warnings(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, caplog: Any
+) -> None:
+    import logging
+
+    from cropglobe.mapping import _quiet_small_blocks
+
+    folder, scl = stack_dirs
+    with caplog.at_level("WARNING", logger="rasterio._env"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=32)
+    assert not [r for r in caplog.records if "BLOCKSIZE" in r.getMessage()]
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.block_shapes[0] == (32, 32)
+    caplog.clear()
+    gdal = logging.getLogger("rasterio._env")
+    with caplog.at_level("WARNING", logger="rasterio._env"), _quiet_small_blocks():
+        gdal.warning("CPLE_NotSupported in '32' is an unexpected value for BLOCKSIZE creation "
+                     "option that should be >= 128.")  # fmt: skip
+        gdal.warning("CPLE_AppDefined in other trouble")  # other GDAL messages still pass
+    assert [r.getMessage() for r in caplog.records] == ["CPLE_AppDefined in other trouble"]
+    assert not gdal.filters  # removed after use

@@ -1061,7 +1061,10 @@ class MapJob:
         colors = class_colors(classes)
         bs = self.block_size
         try:
-            with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB, GDAL_NUM_THREADS=1):
+            with (
+                rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB, GDAL_NUM_THREADS=1),
+                _quiet_small_blocks(),
+            ):
                 for spec in specs:
                     tiled = self.partial / f"{spec['key']}.tif"
                     profile = {
@@ -1177,6 +1180,39 @@ def _folder_stamp(folder: Path) -> str:
         if p.is_file()
     )
     return hashlib.sha256("|".join(items).encode()).hexdigest()[:16]
+
+
+class _SmallBlockFilter(logging.Filter):
+    """Drops GDAL's COG-driver complaint that a BLOCKSIZE below 128 is unexpected: the tiles
+    do come out at the size asked for (``block_size`` >= 16 is checked by :class:`MapJob`).
+    Every other GDAL message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not ("BLOCKSIZE" in text and "should be >= 128" in text)
+
+
+_SMALL_BLOCKS = _SmallBlockFilter()
+_SMALL_BLOCKS_LOCK = threading.Lock()
+_SMALL_BLOCKS_USERS = 0
+_GDAL_LOGGER = "rasterio._env"  # where rasterio logs GDAL's CPL warnings and errors
+
+
+@contextlib.contextmanager
+def _quiet_small_blocks() -> Iterator[None]:
+    """Silence the BLOCKSIZE < 128 message of GDAL's COG driver for the enclosed writes."""
+    global _SMALL_BLOCKS_USERS
+    gdal_log = logging.getLogger(_GDAL_LOGGER)
+    with _SMALL_BLOCKS_LOCK:  # maps written from several threads share the filter
+        _SMALL_BLOCKS_USERS += 1
+        gdal_log.addFilter(_SMALL_BLOCKS)
+    try:
+        yield
+    finally:
+        with _SMALL_BLOCKS_LOCK:
+            _SMALL_BLOCKS_USERS -= 1
+            if not _SMALL_BLOCKS_USERS:
+                gdal_log.removeFilter(_SMALL_BLOCKS)
 
 
 def rasterio_env() -> Any:
