@@ -850,3 +850,20 @@ def test_small_blocks_do_not_print_gdal_blocksize_warnings(
         gdal.warning("CPLE_AppDefined in other trouble")  # other GDAL messages still pass
     assert [r.getMessage() for r in caplog.records] == ["CPLE_AppDefined in other trouble"]
     assert not gdal.filters  # removed after use
+
+
+def test_a_band_the_model_does_not_use_may_be_on_some_dates_only(
+    lgbm_model: Path, tmp_path: Path
+) -> None:
+    folder, scl = write_stack(tmp_path / "s", per_band=True)
+    with rasterio.open(folder / "S2_20230412_B02.tif") as ds:  # B01 (unused) on one date
+        prof, data = ds.profile, ds.read()
+    with rasterio.open(folder / "S2_20230412_B01.tif", "w", **prof) as ds:
+        ds.write(data)
+    res = map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=32)
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(res.output)[0], cls_ref)
+    # a band the model needs, missing on one date: the error names that date
+    (folder / "S2_20230709_B8A.tif").unlink()
+    with pytest.raises(BandError, match=r"dates \['2023-07-09'\] lack bands \['B8A'\] the model"):
+        map_raster(lgbm_model, folder, tmp_path / "m2.tif", mask=scl, block_size=32)

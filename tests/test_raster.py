@@ -131,11 +131,29 @@ def test_bad_stacks(tmp_path: Path) -> None:
         open_stack(tmp_path)
     (tmp_path / "b_20230501.tif").unlink()
     _write(tmp_path / "c_20230601.tif", _data(1)[:2], names=("B02", "B04"))
-    with pytest.raises(DataFormatError, match=r"date 2023-06-01 lacks bands \['B8A'\]"):
-        open_stack(tmp_path)
+    st = open_stack(tmp_path)  # a band some dates lack matters only to a model that needs it
+    assert st.bands == ("B02", "B04") and st.incomplete_bands == {"B8A": ("2023-06-01",)}
+    assert st.band_positions(["B04", "B02"]) == [1, 0]
+    with pytest.raises(BandError, match=r"dates \['2023-06-01'\] lack bands \['B8A'\] the mo"):
+        st.band_positions(["B02", "B8A"])
+    (tmp_path / "c_20230601.tif").unlink()
     (tmp_path / "broken_20230701.tif").write_bytes(b"not a tiff")
     with pytest.raises(DataFormatError, match=r"broken_20230701\.tif: unreadable"):
         open_stack([tmp_path / "a_20230501.tif", tmp_path / "broken_20230701.tif"])
+
+
+def test_bands_only_some_dates_have(tmp_path: Path) -> None:
+    # one date holds an extra band (B11): the stack keeps the bands every date has
+    _write(tmp_path / "a_20230501.tif", _data(0))
+    _write(tmp_path / "b_20230601.tif", _data(1, count=4), names=(*BANDS, "B11"))
+    st = open_stack(tmp_path)
+    assert st.bands == BANDS and st.incomplete_bands == {"B11": ("2023-05-01",)}
+    with st.reader() as rd:
+        vals, _ = rd.read((0, 0, 20, 24), [0, 1], st.band_positions(["B8A", "B02"]))
+    np.testing.assert_array_equal(vals[1], _data(1, count=4)[[2, 0]].astype(np.float32))
+    np.testing.assert_array_equal(vals[0], _data(0)[[2, 0]].astype(np.float32))
+    with pytest.raises(BandError, match=r"dates \['2023-05-01'\] lack bands \['B11'\]"):
+        st.band_positions(["B11"])
 
 
 def test_xarray_dataset_and_zarr(tmp_path: Path) -> None:

@@ -129,6 +129,9 @@ class RasterStack:
         mask_array: for xarray stacks, an optional (T, H, W) mask array-like.
         array_nodata: for xarray stacks, each band's nodata value (None: none).
         description: how to name the stack in messages (the glob, the first file …).
+        incomplete_bands: bands some dates of a file stack have and others lack, each with the
+            dates lacking it (ISO strings). They are not in :attr:`bands`: a model that needs
+            one gets an error from :meth:`band_positions` naming those dates.
     """
 
     dates: NDArray[np.datetime64]
@@ -144,6 +147,7 @@ class RasterStack:
     mask_array: Any = None
     array_nodata: tuple[float | None, ...] = ()
     description: str = "raster stack"
+    incomplete_bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -171,6 +175,16 @@ class RasterStack:
         """Positions of ``names`` in :attr:`bands`; :class:`BandError` naming what is missing."""
         wanted = [canonical_band(str(n)) for n in names]
         missing = [b for b in wanted if b not in self.bands]
+        partial = [b for b in missing if b in self.incomplete_bands]
+        if partial:
+            lacking = sorted({d for b in partial for d in self.incomplete_bands[b]})
+            t = int(np.flatnonzero(self.dates == np.datetime64(lacking[0], "D"))[0])
+            have = sorted({s.path for s in self.sources[t]}) if self.sources else []
+            raise BandError(
+                f"{self.description}: dates {lacking} lack bands {partial} the model needs, "
+                f"which other dates have (files of {lacking[0]}: {have}); add the missing files "
+                "or drop those dates"
+            )
         if missing:
             raise BandError(
                 f"{self.description}: lacks bands {missing} the model needs; the stack has "
@@ -508,8 +522,10 @@ def open_stack(
         MissingFileError: no file matches.
         DataFormatError: a file is unreadable, has no date, or differs in CRS, transform or
             shape (the message names it and the reference file); two files give one band of one
-            date; a date lacks a band others have.
-        BandError: band names cannot be found.
+            date.
+        BandError: band names cannot be found. (A band some dates lack is left out of
+            :attr:`RasterStack.bands` and recorded in :attr:`RasterStack.incomplete_bands`;
+            :meth:`RasterStack.band_positions` refuses it, naming the dates.)
     """
     if mask_kind not in ("scl", "valid"):
         raise ParameterError(f"mask_kind must be 'scl' or 'valid', got {mask_kind!r}")
@@ -540,14 +556,25 @@ def open_stack(
     order = [b for b in ref.bands if b not in _SCL_NAMES | _MASK_NAMES]
     for d in dates:
         order += [b for b in per_date[d] if b not in order]
-    for d in dates:
-        missing = [b for b in order if b not in per_date[d]]
-        if missing:
-            have = sorted({s.path for s in per_date[d].values()})
-            raise DataFormatError(
-                f"{have[0]}: date {d} lacks bands {missing} that other dates have (its files: "
-                f"{have}); add the missing files or drop the date"
-            )
+    if not order:
+        raise BandError(f"{description}: the stack holds no spectral band (only a mask layer)")
+    # a band some dates lack is left out of the stack's bands: only the bands the model needs
+    # must be on every date (RasterStack.band_positions names the dates lacking one)
+    incomplete = {
+        b: tuple(str(d) for d in dates if b not in per_date[d])
+        for b in order
+        if any(b not in per_date[d] for d in dates)
+    }
+    if incomplete:
+        logger.info(
+            "%s: bands %s are missing on some dates (%s); usable only by models without them",
+            description,
+            list(incomplete),
+            "; ".join(
+                f"{b}: {', '.join(ds[:3])}{' …' * (len(ds) > 3)}" for b, ds in incomplete.items()
+            ),
+        )
+        order = [b for b in order if b not in incomplete]
     masks: list[_Source | None] = [scl.get(d) for d in dates]
     if mask is not None:
         mwhere = os.fspath(mask) if isinstance(mask, str | os.PathLike) else "mask files"
@@ -571,8 +598,6 @@ def open_stack(
                 f"SCL/validity file for dates {lacking[:5]} of the stack; give one per date"
             )
         masks = [by_date[d] for d in dates]
-    if not order:
-        raise BandError(f"{description}: the stack holds no spectral band (only a mask layer)")
     return RasterStack(
         dates=np.array(dates, dtype="datetime64[D]"),
         bands=tuple(order),
@@ -584,6 +609,7 @@ def open_stack(
         mask_sources=masks,
         mask_kind=mask_kind,
         description=description,
+        incomplete_bands=incomplete,
     )
 
 
