@@ -867,3 +867,38 @@ def test_a_band_the_model_does_not_use_may_be_on_some_dates_only(
     (folder / "S2_20230709_B8A.tif").unlink()
     with pytest.raises(BandError, match=r"dates \['2023-07-09'\] lack bands \['B8A'\] the model"):
         map_raster(lgbm_model, folder, tmp_path / "m2.tif", mask=scl, block_size=32)
+
+
+def test_resume_tells_in_memory_stacks_of_one_shape_apart(lgbm_model: Path, tmp_path: Path) -> None:
+    xr = pytest.importorskip("xarray")
+
+    def cube(seed: int) -> Any:
+        values, scl, _ = _pixels(seed)
+        da = xr.DataArray(
+            np.where(values == 0, np.nan, values.astype(np.float32)),
+            dims=("time", "band", "y", "x"),
+            coords={"time": np.array(DATES, dtype="datetime64[ns]"), "band": list(S2_BANDS)},
+            attrs={"crs": CRS, "transform": tuple(TRANSFORM)[:6]},
+        )
+        return da, xr.DataArray(scl, dims=("time", "y", "x"))
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_3(done: int, total: int) -> None:
+        if done == 3:
+            raise Killed
+
+    a, mask_a = cube(0)
+    b, mask_b = cube(1)
+    out = tmp_path / "m.tif"
+    with pytest.raises(Killed):
+        map_raster(lgbm_model, a, out, mask=mask_a, block_size=16, on_window=kill_after_3)
+    # another array of the same shape, dates, bands and grid is another job
+    with pytest.raises(ParameterError, match="belongs to another map job"):
+        MapJob(lgbm_model, b, out, mask=mask_b, block_size=16, resume=True)
+    again, mask_again = cube(0)  # an equal array built anew resumes
+    res = map_raster(lgbm_model, again, out, mask=mask_again, block_size=16, resume=True)
+    assert res.resumed_windows == 3
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(out)[0], cls_ref)

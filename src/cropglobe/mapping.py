@@ -543,6 +543,36 @@ def _file_stat(path: str) -> list[int]:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
+_SAMPLE_PATCH = 16  # pixels a side of each patch of an in-memory stack's fingerprint
+
+
+def _array_fingerprint(
+    stack: RasterStack, date_index: Sequence[int], band_index: Sequence[int]
+) -> str:
+    """A cheap content fingerprint of an xarray / in-memory stack (its resume identity).
+
+    Such a stack has no files whose size and time could tell two of them apart, so the values
+    the map reads (the used dates and bands, with the mask) of three 16 × 16 patches along the
+    diagonal (at 1/4, 1/2 and 3/4) are hashed, with the dtype, the nodata values, the CRS and
+    the transform. Reading them costs about as much as three small windows (dask-backed arrays
+    compute only the chunks they touch). Two stacks that differ only outside the patches still
+    share a fingerprint; resume such a stack only with the stack it was started with.
+    """
+    ph, pw = min(_SAMPLE_PATCH, stack.height), min(_SAMPLE_PATCH, stack.width)
+    spots = sorted(
+        {(int((stack.height - ph) * f), int((stack.width - pw) * f)) for f in (0.25, 0.5, 0.75)}
+    )
+    digest = hashlib.sha256()
+    digest.update(repr((str(stack.crs), tuple(stack.transform or ())[:6])).encode())
+    with rasterio_env(), stack.reader() as rd:
+        for r0, c0 in spots:
+            raw, nodata, valid = rd.read_raw((r0, c0, ph, pw), date_index, band_index)
+            digest.update(str(raw.dtype).encode())
+            for arr in (np.ascontiguousarray(raw), nodata, valid):
+                digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
 def _drop_cut_line(log: Path) -> None:
     """Truncate a progress log after its last complete line (a kill can cut the last one)."""
     try:
@@ -688,6 +718,8 @@ class MapJob:
             # a file replaced between attempts (re-downloaded, re-processed) is another job
             "file_stats": [_file_stat(f) for f in self.stack.files],
         }
+        if self.stack.array is not None:  # no files: two arrays of one shape and dates differ
+            job_key["content"] = _array_fingerprint(self.stack, date_index, band_index)
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
         self.resumed = self._prepare_partial(resume, job_key)
         try:
