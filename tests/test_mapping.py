@@ -902,3 +902,37 @@ def test_resume_tells_in_memory_stacks_of_one_shape_apart(lgbm_model: Path, tmp_
     assert res.resumed_windows == 3
     cls_ref, _ = _table_prediction(lgbm_model)
     np.testing.assert_array_equal(_read(out)[0], cls_ref)
+
+
+def test_a_second_map_to_the_same_output_is_refused_while_the_first_runs(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cropglobe.cli.main import cli
+
+    folder, scl = stack_dirs
+    out = tmp_path / "m.tif"
+    first = MapJob(lgbm_model, folder, out, mask=scl, block_size=32)
+    try:
+        it = first.run()
+        next(it)  # one window written into the partial folder
+        with ThreadPoolExecutor(1) as pool:  # another thread (or process) mapping to `out`
+            second = pool.submit(MapJob, lgbm_model, folder, out, mask=scl, block_size=32)
+            with pytest.raises(ParameterError, match=rf"{out}: another map is being written"):
+                second.result()
+            args = ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl), "-q"]
+            cli_run = pool.submit(CliRunner().invoke, cli, [*args, "-o", str(out)])
+            r = cli_run.result()
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert f"Error: {out}: another map is being written to it (pid " in r.output
+        assert (tmp_path / ".m.tif.partial" / "done.log").read_text().count("\n") == 1
+        list(it)
+        first.finish()
+    finally:
+        first.close()
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(out)[0], cls_ref)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tif"]  # no lock left
+    # released: the next map to it runs
+    map_raster(lgbm_model, folder, out, mask=scl, block_size=32)

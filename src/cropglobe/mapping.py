@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -50,7 +51,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from cropglobe._fs import atomic_path
+from cropglobe._fs import atomic_path, folder_lock
 from cropglobe.composite import composite_dense, fill_gaps
 from cropglobe.errors import CropGlobeError, DataFormatError, GridError, ModelError, ParameterError
 from cropglobe.io.raster import RasterStack, Window, open_stack, stack_from_xarray, to_float
@@ -721,7 +722,15 @@ class MapJob:
         if self.stack.array is not None:  # no files: two arrays of one shape and dates differ
             job_key["content"] = _array_fingerprint(self.stack, date_index, band_index)
         self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
-        self.resumed = self._prepare_partial(resume, job_key)
+        # one writer per output: a second map to it would delete this one's partial folder
+        self._lock_dir = self.output.with_name(f".{self.output.name}.lock")
+        self._held: contextlib.ExitStack | None = None
+        self._acquire()
+        try:
+            self.resumed = self._prepare_partial(resume, job_key)
+        except BaseException:
+            self.close()
+            raise
         try:
             self.job = _Job(
                 stack=self.stack,
@@ -749,11 +758,34 @@ class MapJob:
             self.seconds = {"read": 0.0, "composite": 0.0, "model": 0.0, "write": 0.0}
             self.n_valid = 0
         except BaseException:
-            self.close()
             self.discard_if_empty()
+            self.close()
             raise
 
     # ------------------------------------------------------------------ partial folder
+    def _acquire(self) -> None:
+        """Hold the output's lock folder (``.map.tif.lock``) until :meth:`close`."""
+        held = contextlib.ExitStack()
+        try:
+            held.enter_context(folder_lock(self._lock_dir, "map"))
+        except CropGlobeError as exc:
+            pid = re.search(r"\(pid ([^)]*)\)", str(exc))
+            raise ParameterError(
+                f"{self.output}: another map is being written to it"
+                f"{f' (pid {pid.group(1)})' if pid else ''}; wait for it to finish, or write "
+                "this map elsewhere (-o)"
+            ) from None
+        except OSError as exc:
+            raise MapWriteError(_os_message(exc, self.output.parent)) from None
+        self._held = held
+
+    def _release(self) -> None:
+        held, self._held = getattr(self, "_held", None), None
+        if held is not None:
+            held.close()
+            with contextlib.suppress(OSError):  # left by a killed run; another may hold it now
+                self._lock_dir.rmdir()
+
     def _prepare_partial(self, resume: bool, job_key: dict[str, Any]) -> int:
         p = self.partial
         meta = p / "job.json"
@@ -956,18 +988,23 @@ class MapJob:
             if own is not None:
                 own.close()
 
-    def close(self) -> None:
-        """Close the partial files (the partial folder stays for ``resume``)."""
+    def _close_files(self) -> None:
         for b in getattr(self, "blocks", {}).values():
             b.close()
         log = getattr(self, "_log", None)
         if log is not None and not log.closed:
             log.close()
 
+    def close(self) -> None:
+        """Close the partial files and release the output's lock (the partial folder stays
+        for ``resume``)."""
+        self._close_files()
+        self._release()
+
     def discard_if_empty(self) -> None:
         """Remove the partial folder when it holds no finished window (nothing to resume)."""
-        if not self.done and self.partial.is_dir():
-            self.close()
+        if not self.done and self.partial.is_dir() and getattr(self, "_held", None) is not None:
+            self._close_files()
             shutil.rmtree(self.partial, ignore_errors=True)
 
     # ------------------------------------------------------------------ finishing
@@ -1012,10 +1049,11 @@ class MapJob:
         except OSError as exc:
             raise MapWriteError(_os_message(exc, self.output.parent)) from None
         finally:
-            self.close()
+            self._close_files()
             for tmp, _final in outputs:  # those not renamed into place (a failure above)
                 tmp.unlink(missing_ok=True)
         shutil.rmtree(self.partial, ignore_errors=True)
+        self.close()  # the lock last: the partial folder is gone before another map may start
         logger.info(
             "wrote %s (%d windows, %.1f s)", self.output, len(self.windows), self.seconds["total"]
         )
