@@ -936,3 +936,35 @@ def test_a_second_map_to_the_same_output_is_refused_while_the_first_runs(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tif"]  # no lock left
     # released: the next map to it runs
     map_raster(lgbm_model, folder, out, mask=scl, block_size=32)
+
+
+def test_bands_for_files_without_band_descriptions(lgbm_model: Path, tmp_path: Path) -> None:
+    from cropglobe.cli.main import cli
+
+    folder, scl = write_stack(tmp_path / "s")
+    for p in folder.glob("*.tif"):
+        with rasterio.open(p, "r+") as ds:
+            for b in range(1, ds.count + 1):
+                ds.set_band_description(b, "")
+    with pytest.raises(BandError, match=r"pass bands=\[…\] in file order"):
+        map_raster(lgbm_model, folder, tmp_path / "x.tif", mask=scl, block_size=32)
+    res = map_raster(lgbm_model, folder, tmp_path / "a.tif", mask=scl, block_size=32,
+                     bands=list(S2_BANDS))  # fmt: skip
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(res.output)[0], cls_ref)
+    runner = CliRunner()
+    args = ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl), "-q"]
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "b.tif")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "pass --bands B02,B03,… in file order" in r.output and "bands=" not in r.output
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "c.tif"), "--bands", "B02,B03,B04"])
+    assert r.exit_code == 2 and "has 10 bands but --bands names 3" in r.output, r.output
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "d.tif"), "--bands", ",".join(S2_BANDS)])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(_read(tmp_path / "d.tif")[0], cls_ref)
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "e.tif"), "--bands", "B02,,B04"])
+    assert r.exit_code == 2 and "--bands 'B02,,B04' has an empty name" in r.output
+    xr = pytest.importorskip("xarray")
+    cube = xr.DataArray(np.zeros((1, 1, 2, 2)), dims=("time", "band", "y", "x"))
+    with pytest.raises(ParameterError, match="Zarr/xarray stack that names its own bands"):
+        map_raster(lgbm_model, cube, tmp_path / "f.tif", bands=["B02"])

@@ -446,13 +446,22 @@ def _free_bytes(folder: Path) -> int:
     return int(shutil.disk_usage(folder).free)
 
 
-def _as_stack(stack: Any, mask: Any, mask_kind: str) -> RasterStack:
+def _as_stack(
+    stack: Any, mask: Any, mask_kind: str, bands: Sequence[str] | None = None
+) -> RasterStack:
+    files = isinstance(stack, str | os.PathLike | list | tuple) and not (
+        isinstance(stack, str | os.PathLike) and str(stack).rstrip("/").endswith(".zarr")
+    )
+    if bands is not None and not files:
+        raise ParameterError(
+            "bands= names the bands of GeoTIFF files without band descriptions; this stack is "
+            f"a {'RasterStack' if isinstance(stack, RasterStack) else 'Zarr/xarray stack'} "
+            "that names its own bands (its 'band' coordinate); leave bands out"
+        )
     if isinstance(stack, RasterStack):
         return stack
-    if isinstance(stack, str | os.PathLike) and str(stack).rstrip("/").endswith(".zarr"):
-        return stack_from_xarray(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
-    if isinstance(stack, str | os.PathLike | list | tuple):
-        return open_stack(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
+    if files:
+        return open_stack(stack, mask=mask, mask_kind=mask_kind, bands=bands)  # type: ignore[arg-type]
     return stack_from_xarray(stack, mask=mask, mask_kind=mask_kind)  # type: ignore[arg-type]
 
 
@@ -614,6 +623,7 @@ class MapJob:
         season_year: int | None = None,
         mask: Any = None,
         mask_kind: str = "scl",
+        bands: Sequence[str] | None = None,
         resume: bool = False,
         client: Any = None,
         dask_scheduler: str | None = None,
@@ -653,7 +663,7 @@ class MapJob:
             raise ModelError(
                 f"{self.model_dir}: {k} classes do not fit a uint8 map (at most 255); merge classes"
             )
-        self.stack = _as_stack(stack, mask, mask_kind)
+        self.stack = _as_stack(stack, mask, mask_kind, bands)
         band_index = self.stack.band_positions(self.card.bands)
         date_index, dos, self.season = _choose_season(self.stack, self.card, season_year)
         self.output = Path(output).resolve()
@@ -1345,6 +1355,7 @@ def map_raster(
     season_year: int | None = None,
     mask: Any = None,
     mask_kind: str = "scl",
+    bands: Sequence[str] | None = None,
     resume: bool = False,
     client: Any = None,
     dask_scheduler: str | None = None,
@@ -1376,6 +1387,8 @@ def map_raster(
             acquisition dates inside the model's grid. Other dates are ignored.
         mask: SCL / validity files (or DataArray) when not inside the stack.
         mask_kind: ``"scl"`` or ``"valid"``.
+        bands: band names in file order for GeoTIFF stacks whose bands have no descriptions
+            (:func:`~cropglobe.io.raster.open_stack`); not for xarray / Zarr stacks.
         resume: continue an interrupted run of the same job from its partial folder.
         client: a ``dask.distributed.Client``: windows are computed on its workers (they must
             see the model folder and the stack files), written by this process.
@@ -1412,6 +1425,7 @@ def map_raster(
         season_year=season_year,
         mask=mask,
         mask_kind=mask_kind,
+        bands=bands,
         resume=resume,
         client=client,
         dask_scheduler=dask_scheduler,

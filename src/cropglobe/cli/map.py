@@ -7,6 +7,36 @@ from pathlib import Path
 import click
 
 from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
+from cropglobe.errors import BandError, ParameterError
+
+
+def _band_list(text: str | None) -> list[str] | None:
+    """``--bands B02,B03,…`` as a list of names (None when not given)."""
+    if text is None:
+        return None
+    names = [b.strip() for b in text.split(",")]
+    if not all(names):
+        raise ParameterError(
+            f"--bands {text!r} has an empty name; give the band names of the files in file "
+            "order, separated by commas (e.g. --bands B02,B03,B04,B08)"
+        )
+    return names
+
+
+#: library wording -> command-line wording (the library names parameters, the CLI its flags)
+_CLI_WORDS = (
+    ("pass bands=[…]", "pass --bands B02,B03,…"),
+    ("but bands= names", "but --bands names"),
+    ("bands= names the bands", "--bands names the bands"),
+    ("leave bands out", "leave --bands out"),
+)
+
+
+def _cli_words(message: str) -> str:
+    """A library message reworded for the command line (``bands=`` is ``--bands`` here)."""
+    for lib, cli in _CLI_WORDS:
+        message = message.replace(lib, cli)
+    return message
 
 
 @click.command("map")
@@ -54,6 +84,12 @@ from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
     default="scl",
     show_default=True,
     help="scl: Sentinel-2 scene classes (clouds, shadows masked); valid: non-zero = valid.",
+)
+@click.option(
+    "--bands",
+    default=None,
+    help="Band names of the stack files in file order (B02,B03,…), for files whose bands have "
+    "no descriptions.",
 )
 @click.option(
     "--block-size",
@@ -105,6 +141,7 @@ def command(
     uncertainty: str | None,
     scl: str | None,
     mask_kind: str,
+    bands: str | None,
     block_size: int,
     workers: int,
     batch_size: int,
@@ -121,24 +158,28 @@ def command(
 
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
 
-    job = MapJob(
-        model_dir,
-        stack,
-        output,
-        probabilities=probabilities,
-        probability_dtype=probability_dtype,  # type: ignore[arg-type]
-        uncertainty=uncertainty,  # type: ignore[arg-type]
-        mask=scl,
-        mask_kind=mask_kind,
-        block_size=block_size,
-        workers=workers,
-        batch_size=batch_size,
-        engine=engine,  # type: ignore[arg-type]
-        season_year=season_year,
-        dask_scheduler=dask_scheduler,
-        resume=resume,
-        tta=shifts,
-    )
+    try:
+        job = MapJob(
+            model_dir,
+            stack,
+            output,
+            probabilities=probabilities,
+            probability_dtype=probability_dtype,  # type: ignore[arg-type]
+            uncertainty=uncertainty,  # type: ignore[arg-type]
+            mask=scl,
+            mask_kind=mask_kind,
+            bands=_band_list(bands),
+            block_size=block_size,
+            workers=workers,
+            batch_size=batch_size,
+            engine=engine,  # type: ignore[arg-type]
+            season_year=season_year,
+            dask_scheduler=dask_scheduler,
+            resume=resume,
+            tta=shifts,
+        )
+    except (BandError, ParameterError) as exc:
+        raise type(exc)(_cli_words(str(exc))) from None
     try:
         for _ in progress(job.run(), "mapping windows", total=len(job.pending)):
             pass
