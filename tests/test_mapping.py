@@ -968,3 +968,44 @@ def test_bands_for_files_without_band_descriptions(lgbm_model: Path, tmp_path: P
     cube = xr.DataArray(np.zeros((1, 1, 2, 2)), dims=("time", "band", "y", "x"))
     with pytest.raises(ParameterError, match="Zarr/xarray stack that names its own bands"):
         map_raster(lgbm_model, cube, tmp_path / "f.tif", bands=["B02"])
+
+
+def test_a_stack_without_crs_warns_and_the_sidecar_says_so(
+    lgbm_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    xr = pytest.importorskip("xarray")
+    values, scl, _ = _pixels()
+    da = xr.DataArray(
+        np.where(values == 0, np.nan, values.astype(np.float32)),
+        dims=("time", "band", "y", "x"),
+        coords={"time": np.array(DATES, dtype="datetime64[ns]"), "band": list(S2_BANDS)},
+        attrs={"transform": tuple(TRANSFORM)[:6]},  # no CRS
+    )
+    mask = xr.DataArray(scl, dims=("time", "y", "x"))
+    with caplog.at_level("WARNING", logger="cropglobe.mapping"):
+        res = map_raster(lgbm_model, da, tmp_path / "x.tif", mask=mask, block_size=32)
+    said = [r for r in caplog.records if r.levelname == "WARNING" and "no CRS" in r.getMessage()]
+    assert len(said) == 1 and "xarray stack" in said[0].getMessage()
+    assert "stack_from_xarray(data, crs=" in said[0].getMessage()
+    assert json.loads(res.sidecar.read_text())["inputs"]["crs"] is None
+    with rasterio.open(res.output) as ds:
+        assert ds.crs is None and ds.transform == TRANSFORM
+    np.testing.assert_array_equal(_read(res.output)[0], _table_prediction(lgbm_model)[0])
+
+
+def test_cli_refuses_fewer_than_one_worker(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+
+    folder, scl = stack_dirs
+    for n in ("0", "-2"):
+        r = CliRunner().invoke(
+            cli, ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl),
+                  "-o", str(tmp_path / "m.tif"), "--workers", n],
+        )  # fmt: skip
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert f"Error: --workers must be at least 1 (threads computing windows), got {n}" in (
+            r.output
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -665,6 +665,19 @@ class MapJob:
             )
         self.stack = _as_stack(stack, mask, mask_kind, bands)
         band_index = self.stack.band_positions(self.card.bands)
+        if self.stack.crs is None:
+            how = (
+                "build the stack with stack_from_xarray(data, crs='EPSG:…') (or set a "
+                "spatial_ref / rio CRS on the data) and map that"
+                if self.stack.array is not None
+                else "assign one to the files (gdal_edit.py -a_srs EPSG:…)"
+            )
+            logger.warning(
+                "%s: the stack has no CRS, so the map will have none (its sidecar records "
+                '"crs": null); to georeference it, %s',
+                self.stack.description,
+                how,
+            )
         date_index, dos, self.season = _choose_season(self.stack, self.card, season_year)
         self.output = Path(output).resolve()
         self.probabilities = None if probabilities is None else Path(probabilities).resolve()

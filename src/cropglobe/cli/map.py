@@ -99,7 +99,11 @@ def _cli_words(message: str) -> str:
     help="Window and COG tile size in pixels (multiple of 16).",
 )
 @click.option(
-    "--workers", type=int, default=2, show_default=True, help="Threads computing windows."
+    "--workers",
+    type=int,
+    default=2,
+    show_default=True,
+    help="Threads computing windows (1: none besides the main one).",
 )
 @click.option(
     "--batch-size", type=int, default=4096, show_default=True, help="Pixels per model call."
@@ -156,6 +160,11 @@ def command(
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts
     from cropglobe.mapping import MapJob
 
+    if workers < 1:
+        raise ParameterError(
+            f"--workers must be at least 1 (threads computing windows), got {workers}; use "
+            "--workers 1 to map in this process's own thread"
+        )
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
 
     try:
