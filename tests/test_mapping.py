@@ -1009,3 +1009,29 @@ def test_cli_refuses_fewer_than_one_worker(
             r.output
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_map_messages_count_in_the_singular_and_plural(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+    from cropglobe.mapping import _part, _plural
+
+    assert [_plural(n, "window") for n in (0, 1, 2)] == ["0 windows", "1 window", "2 windows"]
+    assert _part(1, 9, "date", ("lies", "lie")) == "1 of 9 dates lies"
+    assert _part(2, 9, "date", ("lies", "lie")) == "2 of 9 dates lie"
+    assert _part(1, 1, "window") == "1 of 1 window"
+    folder, scl = stack_dirs
+    job = MapJob(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=64)
+    try:
+        with pytest.raises(ParameterError, match=r"m\.tif: 1 of 1 window is not computed yet"):
+            job.finish()
+    finally:
+        job.discard_if_empty()
+        job.close()
+    r = CliRunner().invoke(
+        cli, ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl),
+              "-o", str(tmp_path / "c.tif"), "--block-size", "64"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert f"({SIZE * SIZE - 9} of {SIZE * SIZE} pixels mapped, 1 window, " in r.output

@@ -442,6 +442,18 @@ class MapResult:
     resumed_windows: int = 0
 
 
+def _plural(n: int, noun: str) -> str:
+    """``"1 window"``, ``"2 windows"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _part(k: int, n: int, noun: str, verbs: tuple[str, str] | None = None) -> str:
+    """``"1 of 1 window"``, ``"2 of 9 dates"``; with ``verbs`` (singular, plural) the verb that
+    agrees with ``k``: ``"1 of 9 dates lies"``."""
+    text = f"{k} of {_plural(n, noun)}"
+    return text if verbs is None else f"{text} {verbs[0] if k == 1 else verbs[1]}"
+
+
 def _free_bytes(folder: Path) -> int:
     return int(shutil.disk_usage(folder).free)
 
@@ -493,9 +505,8 @@ def _choose_season(
     skipped = int((~use).sum())
     if skipped:
         logger.info(
-            "%d of %d acquisition dates lie outside season %d of the model's grid; ignored",
-            skipped,
-            stack.dates.size,
+            "%s outside season %d of the model's grid; ignored",
+            _part(skipped, int(stack.dates.size), "acquisition date", ("lies", "lie")),
             season,
         )
     idx = [int(i) for i in np.flatnonzero(use)]
@@ -825,10 +836,9 @@ class MapJob:
                 self.done = self._read_log()
                 _drop_cut_line(p / "done.log")  # what follows must start on a line of its own
                 logger.info(
-                    "resuming %s: %d of %d windows already done",
+                    "resuming %s: %s already done",
                     self.output,
-                    len(self.done),
-                    len(self.windows),
+                    _part(len(self.done), len(self.windows), "window", ("is", "are")),
                 )
             else:
                 raise ParameterError(
@@ -1041,7 +1051,8 @@ class MapJob:
         missing = len(self.windows) - len(self.done)
         if missing:
             raise ParameterError(
-                f"{self.output}: {missing} of {len(self.windows)} windows are not computed yet; "
+                f"{self.output}: "
+                f"{_part(missing, len(self.windows), 'window', ('is', 'are'))} not computed yet; "
                 "run() them first (or map again with resume=True)"
             )
         t0 = time.perf_counter()
@@ -1078,7 +1089,10 @@ class MapJob:
         shutil.rmtree(self.partial, ignore_errors=True)
         self.close()  # the lock last: the partial folder is gone before another map may start
         logger.info(
-            "wrote %s (%d windows, %.1f s)", self.output, len(self.windows), self.seconds["total"]
+            "wrote %s (%s, %.1f s)",
+            self.output,
+            _plural(len(self.windows), "window"),
+            self.seconds["total"],
         )
         return result
 

@@ -158,7 +158,7 @@ def command(
 ) -> None:
     """Map a region: classify every pixel of a raster stack with the model in MODEL_DIR."""
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts
-    from cropglobe.mapping import MapJob
+    from cropglobe.mapping import MapJob, _part, _plural
 
     if workers < 1:
         raise ParameterError(
@@ -196,7 +196,7 @@ def command(
     finally:
         job.close()
     click.echo(
-        f"wrote {res.output} ({res.n_valid} of {res.n_pixels} pixels mapped, "
-        f"{res.n_windows} windows, {res.seconds.get('total', 0.0):.1f} s)",
+        f"wrote {res.output} ({_part(res.n_valid, res.n_pixels, 'pixel')} mapped, "
+        f"{_plural(res.n_windows, 'window')}, {res.seconds.get('total', 0.0):.1f} s)",
         err=True,
     )
