@@ -1035,3 +1035,96 @@ def test_map_messages_count_in_the_singular_and_plural(
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert f"({SIZE * SIZE - 9} of {SIZE * SIZE} pixels mapped, 1 window, " in r.output
+
+
+def test_value_percentiles_known_answers() -> None:
+    from cropglobe.models.folder import value_percentiles
+    from cropglobe.series import SeriesSet
+
+    v = np.full((100, 3, 2), np.nan, dtype=np.float32)
+    v[:, 0, 0] = np.arange(1, 101)  # 1 … 100, the other step missing
+    v[:, 1, :] = 0.25
+    ss = SeriesSet(v, ("B02", "B04", "B08"), TimeGrid(edges=(1, 32, 60)))
+    got = value_percentiles(ss)
+    assert list(got) == ["B02", "B04"]  # B08 holds no value: left out
+    np.testing.assert_allclose(got["B02"], [1.99, 50.5, 99.01])
+    assert got["B04"] == [0.25, 0.25, 0.25]
+
+
+def _float_stack(folder: Path, divide: float) -> Path:
+    """The synthetic stack as float32 GeoTIFFs of values / ``divide`` (SCL band inside)."""
+    values, scl, _ = _pixels()
+    folder.mkdir(parents=True)
+    prof = {"driver": "GTiff", "height": SIZE, "width": SIZE, "dtype": "float32", "crs": CRS,
+            "transform": TRANSFORM, "nodata": 0, "count": 11}  # fmt: skip
+    for i, date in enumerate(DATES):
+        with rasterio.open(folder / f"S2_{date.replace('-', '')}.tif", "w", **prof) as ds:
+            ds.write((values[i] / divide).astype(np.float32), list(range(1, 11)))
+            ds.write(scl[i].astype(np.float32), 11)
+            ds.descriptions = (*S2_BANDS, "SCL")
+    return folder
+
+
+def test_a_stack_on_another_scale_than_training_is_refused_and_scale_fixes_it(
+    lgbm_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+    import shutil
+
+    from cropglobe.cli.main import cli
+    from cropglobe.models import LightGBMModel, registry
+    from cropglobe.models.folder import value_percentiles
+    from cropglobe.workflow import train_to_folder
+
+    train_set = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True)
+    train_set = train_set.drop_empty()
+    small = train_set.subset(np.arange(0, train_set.n_samples, 40))
+    monkeypatch.setattr(  # a few trees: the card is what is checked here
+        registry, "model_class", lambda name: functools.partial(LightGBMModel, n_estimators=3)
+    )
+    trained = train_to_folder(small, "lightgbm", tmp_path / "t", seed=1, window=None).folder
+    monkeypatch.undo()
+    card = json.loads((trained / "card.json").read_text())
+    assert card["features"]["value_percentiles"] == value_percentiles(small)
+    assert 500 < card["features"]["value_percentiles"]["B08"][1] < 5000  # reflectance × 10,000
+    # the fixture's model with the record of its training data
+    model = tmp_path / "m"
+    shutil.copytree(lgbm_model, model)
+    card = json.loads((model / "card.json").read_text())
+    card["features"]["value_percentiles"] = value_percentiles(train_set)
+    (model / "card.json").write_text(json.dumps(card))
+    ints, _ = write_stack(tmp_path / "ints", scl_separate=False)
+    ref = map_raster(model, ints, tmp_path / "ref.tif", block_size=32)
+    # 0 … 1 reflectance (here / 16384: exact in binary floats, so the rescaled map is the same)
+    floats = _float_stack(tmp_path / "floats", 16384.0)
+    with pytest.raises(ParameterError, match=r"10 of 10 bands off by more than 20×.*scale=10000$"):
+        map_raster(model, floats, tmp_path / "x.tif", block_size=32)
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / ".x.tif.partial").exists()
+    res = map_raster(model, floats, tmp_path / "ok.tif", block_size=32, scale=16384)
+    np.testing.assert_array_equal(_read(res.output), _read(ref.output))
+    assert json.loads(res.sidecar.read_text())["options"]["scale"] == 16384
+    with pytest.raises(ParameterError, match="on another scale"):  # a wrong factor is caught too
+        map_raster(model, ints, tmp_path / "y.tif", block_size=32, scale=1e-4)
+    with pytest.raises(ParameterError, match="scale=0 is not a positive finite factor"):
+        map_raster(model, ints, tmp_path / "y.tif", block_size=32, scale=0)
+    # a card without the record is not checked (the fixture's hand-made card)
+    map_raster(lgbm_model, floats, tmp_path / "unchecked.tif", block_size=32)
+    runner = CliRunner()
+    args = ["map", str(model), "--stack", str(floats), "--block-size", "32", "-q"]
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "c.tif")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.strip().endswith("pass --scale 10000") and "scale=" not in r.output
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "d.tif"), "--scale", "16384"])
+    assert r.exit_code == 0, r.output
+    np.testing.assert_array_equal(_read(tmp_path / "d.tif"), _read(ref.output))
+
+
+def test_trained_neural_cards_record_value_percentiles(tempcnn_model: Path) -> None:
+    from cropglobe.models.folder import value_percentiles
+
+    card = json.loads((tempcnn_model / "card.json").read_text())
+    ss = composite(observations(seed=1), GRID, season_year=2023, allow_empty=True).drop_empty()
+    want = value_percentiles(ss.subset(np.arange(0, ss.n_samples, 4)))
+    got = card["features"]["value_percentiles"]
+    assert list(got) == list(S2_BANDS)
+    np.testing.assert_allclose([got[b] for b in S2_BANDS], [want[b] for b in S2_BANDS], rtol=0.05)

@@ -108,6 +108,7 @@ class _Job:
     threads: int | None
     model_stamp: str = ""
     tta: tuple[float, ...] = ()
+    scale: float = 1.0
 
 
 @dataclass
@@ -288,6 +289,8 @@ def _window_inputs(
         sh = min(rows, h - s0)
         t1 = time.perf_counter()
         values = to_float(raw[:, :, s0 : s0 + sh], nodata)
+        if job.scale != 1.0:  # the stack on the training data's scale (NaN stays NaN)
+            values *= np.float32(job.scale)
         valid = valid_all[:, s0 : s0 + sh]
         # a pixel is mapped when it has a valid observation in the season (as a table row
         # composited with allow_empty=True would be non-empty)
@@ -594,6 +597,66 @@ def _array_fingerprint(
     return digest.hexdigest()
 
 
+_SCALE_RATIO = 20.0  # a band "on another scale": its median off by more than this factor
+_SCALE_WINDOWS = 16  # windows searched for valid pixels before the scale check gives up
+
+
+def _check_scale(
+    stack: RasterStack,
+    card: Any,
+    windows: Sequence[Window],
+    date_index: Sequence[int],
+    band_index: Sequence[int],
+    scale: float,
+) -> None:
+    """Refuse a stack whose values are on another scale than the model's training data.
+
+    The card's ``features["value_percentiles"]`` (recorded at training time) gives each band's
+    median training value. The first window (of the first few) with valid pixels is read and,
+    when most bands' medians (times ``scale``) differ from the training medians by a factor
+    above 20, a :class:`ParameterError` names both scales and the factor to pass. Cards
+    without the record are not checked.
+    """
+    ref = card.features.get("value_percentiles")
+    if not isinstance(ref, dict) or not ref:
+        return
+    values = None
+    with rasterio_env(), stack.reader() as rd:
+        for win in windows[:_SCALE_WINDOWS]:
+            raw, nodata, valid = rd.read_raw(win, date_index, band_index)
+            block = to_float(raw, nodata)
+            block[~np.broadcast_to(valid[:, None], block.shape)] = np.nan
+            if not np.isnan(block).all():
+                values = block
+                break
+    if values is None:
+        return  # no valid pixel in the first windows: nothing to compare
+    rows: list[tuple[str, float, float]] = []  # band, stack median (unscaled), training median
+    for j, band in enumerate(card.bands):
+        p = ref.get(str(band))
+        v = values[:, j]
+        v = v[~np.isnan(v)]
+        if not isinstance(p, list | tuple) or len(p) != 3 or not v.size:
+            continue
+        here, there = float(np.median(v)), float(p[1])
+        if here != 0.0 and there != 0.0 and math.isfinite(here) and math.isfinite(there):
+            rows.append((str(band), here, there))
+    ratios = [abs(here * scale / there) for _b, here, there in rows]
+    off = [r > _SCALE_RATIO or r < 1.0 / _SCALE_RATIO for r in ratios]
+    if not rows or 2 * sum(off) <= len(rows):
+        return
+    band, here, there = rows[off.index(True)]
+    need = float(np.median([abs(t / h) for (_b, h, t), o in zip(rows, off, strict=True) if o]))
+    factor = 10.0 ** round(math.log10(need))  # the power of ten nearest the scale's factor
+    scaled = f" × scale={scale:g}" if scale != 1.0 else ""
+    raise ParameterError(
+        f"{stack.description}: its values are on another scale than the model's training data "
+        f"({sum(off)} of {_plural(len(rows), 'band')} off by more than {_SCALE_RATIO:g}×; "
+        f"median {band} {here * scale:.4g} in the stack{scaled}, {there:.4g} in training); "
+        f"rescale the stack's values (e.g. 0–1 reflectance × 10,000): pass scale={factor:g}"
+    )
+
+
 def _drop_cut_line(log: Path) -> None:
     """Truncate a progress log after its last complete line (a kill can cut the last one)."""
     try:
@@ -641,6 +704,7 @@ class MapJob:
         strip_pixels: int = 8192,
         threads: int | None = None,
         tta: Sequence[float] | None = None,
+        scale: float = 1.0,
     ) -> None:
         from cropglobe.models.folder import read_card
         from cropglobe.models.registry import is_neural
@@ -667,6 +731,11 @@ class MapJob:
             )
         if engine not in ENGINES:
             raise ParameterError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+        if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+            raise ParameterError(
+                f"scale={scale!r} is not a positive finite factor; give the number the stack's "
+                "values are multiplied by (e.g. 10000 for 0–1 reflectance)"
+            )
         self.model_dir = Path(model).resolve()
         self.card = read_card(self.model_dir)
         k = len(self.card.classes)
@@ -733,6 +802,8 @@ class MapJob:
             )
         self._engine = engine
         self.tta = _check_tta(tta, self.card, self.model_dir)
+        self.scale = float(scale)
+        _check_scale(self.stack, self.card, self.windows, date_index, band_index, self.scale)
         job_key = {
             "format": _FORMAT,
             "model": str(self.model_dir),
@@ -749,6 +820,7 @@ class MapJob:
             "engine": engine,
             "strip_pixels": int(strip_pixels),
             **({"tta": list(self.tta)} if self.tta else {}),  # absent: older jobs still resume
+            **({"scale": self.scale} if self.scale != 1.0 else {}),
             "mask_kind": self.stack.mask_kind if self.stack.mask_sources else None,
             # a file replaced between attempts (re-downloaded, re-processed) is another job
             "file_stats": [_file_stat(f) for f in self.stack.files],
@@ -783,6 +855,7 @@ class MapJob:
                 threads=threads,
                 model_stamp=_folder_stamp(self.model_dir),
                 tta=self.tta,
+                scale=self.scale,
             )
             if engine != "torch":
                 self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
@@ -1270,6 +1343,7 @@ class MapJob:
                 "batch_size": self.job.batch_size,
                 "probability_dtype": self.probability_dtype,
                 "tta_shifts": list(self.tta),
+                "scale": self.scale,
             },
             "n_windows": result.n_windows,
             "n_pixels": result.n_pixels,
@@ -1389,6 +1463,7 @@ def map_raster(
     strip_pixels: int = 8192,
     threads: int | None = None,
     tta: Sequence[float] | None = None,
+    scale: float = 1.0,
     on_window: Callable[[int, int], Any] | None = None,
 ) -> MapResult:
     """Map a region: classify every pixel of a raster stack with a trained model folder.
@@ -1425,6 +1500,11 @@ def map_raster(
         tta: test-time shift averaging (neural models with a window): the probabilities are
             averaged over the model's window moved by each of these days (e.g.
             ``DEFAULT_TTA_SHIFTS``, −20 … +20); costs one model pass per shift.
+        scale: factor the stack's values are multiplied by when read (after nodata is masked),
+            to bring them to the training data's scale (e.g. 10000 for 0–1 reflectance and a
+            model trained on reflectance × 10,000). A stack whose band medians differ from the
+            card's recorded training medians (``features["value_percentiles"]``) by more than
+            20× for most bands is refused with the factor to pass.
         on_window: called as ``on_window(done, total)`` after each window is written.
 
     Returns:
@@ -1459,6 +1539,7 @@ def map_raster(
         strip_pixels=strip_pixels,
         threads=threads,
         tta=tta,
+        scale=scale,
     )
     try:
         total = len(job.windows)

@@ -69,7 +69,7 @@ from cropglobe.errors import (
     ModelError,
     ParameterError,
 )
-from cropglobe.models.folder import ModelCard, composite_settings
+from cropglobe.models.folder import ModelCard, composite_settings, value_percentiles
 from cropglobe.models.inputs import prepare_inputs, resolve_device, resolve_precision
 from cropglobe.models.registry import MODELS, canonical_name, create_model
 from cropglobe.series import SeriesSet
@@ -713,7 +713,13 @@ def train(
             grid=tr.grid,
             classes=classes,
             window=window,
-            features={"fill": "linear", "scale": None, "nan": 0.0, **composite_settings(tr)},
+            features={
+                "fill": "linear",
+                "scale": None,
+                "nan": 0.0,
+                **composite_settings(tr),
+                "value_percentiles": value_percentiles(tr),
+            },
             training={
                 **{kk: v for kk, v in config.items() if kk not in ("data", "val_data")},
                 "epochs": int(epochs),

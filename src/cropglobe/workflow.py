@@ -116,7 +116,12 @@ def train_to_folder(
         LabelError: no labelled sample, or a single class.
         ParameterError: a hyperparameter the model does not take.
     """
-    from cropglobe.models.folder import ModelCard, composite_settings, save_model
+    from cropglobe.models.folder import (
+        ModelCard,
+        composite_settings,
+        save_model,
+        value_percentiles,
+    )
     from cropglobe.models.registry import canonical_name, is_neural
 
     name = canonical_name(model)
@@ -191,7 +196,12 @@ def train_to_folder(
             grid=labelled.grid,
             classes=classes,
             window=window,
-            features={"fill": "none", "flatten": True, **composite_settings(labelled)},
+            features={
+                "fill": "none",
+                "flatten": True,
+                **composite_settings(labelled),
+                "value_percentiles": value_percentiles(labelled),
+            },
             training={"seed": seed, "n_train": labelled.n_samples},
             data_fingerprint=labelled.fingerprint(),
             metrics=metrics,

@@ -29,6 +29,7 @@ _CLI_WORDS = (
     ("but bands= names", "but --bands names"),
     ("bands= names the bands", "--bands names the bands"),
     ("leave bands out", "leave --bands out"),
+    ("scale=", "--scale "),
 )
 
 
@@ -92,6 +93,15 @@ def _cli_words(message: str) -> str:
     "no descriptions.",
 )
 @click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="FACTOR",
+    help="Multiply the stack's values by FACTOR when reading, to match the training data's "
+    "scale (e.g. 10000 for 0–1 reflectance and a model trained on reflectance × 10,000).",
+)
+@click.option(
     "--block-size",
     type=int,
     default=512,
@@ -146,6 +156,7 @@ def command(
     scl: str | None,
     mask_kind: str,
     bands: str | None,
+    scale: float,
     block_size: int,
     workers: int,
     batch_size: int,
@@ -186,6 +197,7 @@ def command(
             dask_scheduler=dask_scheduler,
             resume=resume,
             tta=shifts,
+            scale=scale,
         )
     except (BandError, ParameterError) as exc:
         raise type(exc)(_cli_words(str(exc))) from None

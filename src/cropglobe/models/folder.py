@@ -455,3 +455,28 @@ def shift_averaged_proba(
         for s in values
     ]
     return np.asarray(np.mean(probs, axis=0), dtype=np.float64)
+
+
+#: training values summarised per band for a model card (at most this many samples are read)
+_PERCENTILE_SAMPLES = 200_000
+
+
+def value_percentiles(ss: SeriesSet) -> dict[str, list[float]]:
+    """Each band's 1st, 50th and 99th percentile of the training values, for a model card.
+
+    ``map`` compares a raster stack's values with these to catch a stack on another scale
+    (0–1 reflectance given to a model trained on reflectance × 10,000). NaN is ignored; a band
+    without any value is left out. Large sets are summarised from an evenly strided subset of
+    at most 200,000 samples (the percentiles of a scale check need no more).
+
+    Returns:
+        ``{band: [p1, p50, p99]}`` as floats, in band order.
+    """
+    step = max(1, -(-ss.n_samples // _PERCENTILE_SAMPLES))
+    out: dict[str, list[float]] = {}
+    for c, band in enumerate(ss.bands):
+        v = np.asarray(ss.values[::step, c, :], dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size:
+            out[str(band)] = [float(q) for q in np.percentile(v, [1.0, 50.0, 99.0])]
+    return out
