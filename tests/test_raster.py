@@ -185,3 +185,12 @@ def test_xarray_dataset_and_zarr(tmp_path: Path) -> None:
     with zst.reader() as rd:
         zvals, _ = rd.read((2, 3, 4, 5), [0], zst.band_positions(["B04"]))
     np.testing.assert_array_equal(zvals, vals)
+
+
+def test_a_multi_band_mask_file_is_not_blamed_on_bands(tmp_path: Path) -> None:
+    _write(tmp_path / "a_20230501.tif", _data(0))
+    masks = tmp_path / "scl"
+    masks.mkdir()
+    _write(masks / "m_20230501.tif", _data(1, count=2), names=None)
+    with pytest.raises(DataFormatError, match=r"m_20230501\.tif: given as a mask file but holds 2"):
+        open_stack(tmp_path / "a_20230501.tif", mask=masks)

@@ -428,6 +428,11 @@ def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo | 
     elif count == 1 and _band_from_name(path) is not None:
         names = [str(_band_from_name(path))]
     elif bands is not None:
+        if len(bands) != count and what == "mask file":
+            raise DataFormatError(
+                f"{path}: given as a mask file but holds {count} undescribed bands; a mask file "
+                "holds one SCL or validity band"
+            )
         if len(bands) != count:
             raise BandError(
                 f"{path}: has {count} bands but bands= names {len(bands)} ({list(bands)}); give "
