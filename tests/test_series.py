@@ -182,3 +182,14 @@ def test_load_errors(tmp_path) -> None:
     (tmp_path / "text.npz").write_text("sample,label\n")  # np.load would call it a pickle
     with pytest.raises(DataFormatError, match="not a zip archive"):
         SeriesSet.load(tmp_path / "text.npz")
+
+
+def test_meta_mixing_value_types_is_saved_as_text(tmp_path) -> None:
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    ss = SeriesSet(
+        np.zeros((2, 1, 3), np.float32), ("B04",), TimeGrid.regular(1, 1, 3),
+        np.array([0, 1]), ("a", "b"), pd.DataFrame({"sample_id": ["x", "y"], "plot": [1, "b"]}),
+    )  # fmt: skip
+    back = SeriesSet.load(ss.save(tmp_path / "s.npz"))
+    assert list(back.meta["plot"]) == ["1", "b"] and list(back.meta["sample_id"]) == ["x", "y"]

@@ -644,8 +644,7 @@ class SeriesSet:
         No pickled objects are written, so :meth:`load` never unpickles.
         """
         target = Path(path)
-        buf = io.BytesIO()
-        self.meta.to_parquet(buf, index=False)
+        buf = _meta_parquet(self.meta)
         header = json.dumps(self.header(), default=json_default).encode()
         with atomic_path(target) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -770,3 +769,36 @@ def equal_rows(values: NDArray[Any], order: NDArray[np.int64] | None = None) -> 
     out = rows.copy()
     out[cand[same]] = head[cand[same]]
     return out
+
+
+def _meta_parquet(meta: pd.DataFrame) -> io.BytesIO:
+    """``meta`` as Parquet bytes; a column mixing value types (``[1, "b"]``), which Parquet
+    cannot hold, is written as text, with a warning naming it."""
+    import pyarrow as pa
+
+    buf = io.BytesIO()
+    try:
+        meta.to_parquet(buf, index=False)
+        return buf
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    fixed = meta.copy()
+    for col in fixed.select_dtypes(include="object").columns:
+        kinds = {type(v) for v in fixed[col].dropna()}
+        if len(kinds) > 1:
+            fixed[col] = fixed[col].map(lambda v: None if pd.isna(v) else str(v))
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "meta column %r mixes %s values: saved as text",
+                col,
+                " and ".join(sorted(k.__name__ for k in kinds)),
+            )
+    buf = io.BytesIO()
+    try:
+        fixed.to_parquet(buf, index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise DataFormatError(
+            f"cannot save the metadata ({exc}); give each meta column values of one type"
+        ) from None
+    return buf
