@@ -783,9 +783,9 @@ def _meta_parquet(meta: pd.DataFrame) -> io.BytesIO:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass
     fixed = meta.copy()
-    for col in fixed.select_dtypes(include="object").columns:
+    for col in fixed.columns:
         kinds = {type(v) for v in fixed[col].dropna()}
-        if len(kinds) > 1:
+        if pd.api.types.is_object_dtype(fixed[col]) and len(kinds) > 1:
             fixed[col] = fixed[col].map(lambda v: None if pd.isna(v) else str(v))
             import logging
 
