@@ -1182,3 +1182,16 @@ def test_summary_names_targets_scored_on_one_class(tmp_path) -> None:
         rep.summary_text
     )
     assert "AUS" not in rep.summary_text.split("Left out above")[0]
+
+
+def test_transfer_on_chosen_bands(world, tmp_path) -> None:
+    def fingerprints(out):
+        return json.loads((out / "config.json").read_text())["identity"]["group_fingerprints"]
+
+    rep = _run(world, tmp_path / "exp", targets=["BEL"], seeds=[1], bands=["B04", "B08", "B11"])
+    _run(world, tmp_path / "all", targets=["BEL"], seeds=[1])
+    assert len(rep.result.runs) == 1
+    assert fingerprints(tmp_path / "exp")["FRA"] != fingerprints(tmp_path / "all")["FRA"]
+    # other bands are other data: the folder refuses them
+    with pytest.raises(ExperimentMismatchError):
+        _run(world, tmp_path / "exp", targets=["BEL"], seeds=[1])

@@ -367,3 +367,19 @@ def test_train_takes_model_options_and_window_names(world, tmp_path) -> None:
                                   "-o", str(tmp_path / "x")])  # fmt: skip
         assert res.exit_code == 2 and expect in res.output, res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_train_on_chosen_bands(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    base = ["train", "--data", str(data), "--country", "FRA", "--model", "random_forest",
+            "--model-option", "n_estimators=5", "-q"]  # fmt: skip
+    res = CliRunner().invoke(cli, [*base, "--bands", "B04, B08", "-o", str(tmp_path / "rf")])
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "rf" / "card.json").read_text())
+    assert card["bands"] == ["B04", "B08"]
+    # the model picks its bands out of full data by name when predicting
+    table = predict_dataset(tmp_path / "rf", world.where(country="BEL"))
+    assert len(table) == 60
+    res = CliRunner().invoke(cli, [*base, "--bands", "B04,B99", "-o", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "B99" in res.output and not (tmp_path / "x").exists()

@@ -180,6 +180,29 @@ def data_option(func: F) -> F:
     return opt(func)
 
 
+def bands_option(func: F) -> F:
+    """``--bands B02,B03,…``: train on these bands of the data only."""
+    opt = click.option(
+        "--bands",
+        default=None,
+        metavar="B02,B03,…",
+        help="Use only these bands of the data (e.g. leave out a band without values).",
+    )
+    return opt(func)
+
+
+def select_bands_arg(ss: Any, bands: str | None) -> Any:
+    """``ss`` with only the ``--bands`` given (all when None)."""
+    if bands is None:
+        return ss
+    names = [b.strip() for b in bands.split(",") if b.strip()]
+    if not names:
+        raise click.BadParameter(
+            "names no band; give band names, e.g. B04,B08", param_hint="'--bands'"
+        )
+    return ss.select_bands(names)
+
+
 def training_options(func: F) -> F:
     """``--protocol --epochs --batch-size --lr --window --device`` shared by train and transfer."""
     options = [

@@ -9,16 +9,19 @@ import click
 from cropglobe.cli._common import (
     FiniteRange,
     PathArg,
+    bands_option,
     data_option,
     handle_errors,
     is_quiet,
     quiet_option,
+    select_bands_arg,
     training_options,
 )
 
 
 @click.command("train")
 @data_option
+@bands_option
 @click.option(
     "--country",
     "countries",
@@ -74,6 +77,7 @@ from cropglobe.cli._common import (
 @handle_errors
 def command(
     data_path: Path,
+    bands: str | None,
     countries: tuple[str, ...],
     group_by: str,
     model: str,
@@ -108,6 +112,7 @@ def command(
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
     ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+    ss = select_bands_arg(ss, bands)
     if not is_quiet():
         n = int((ss.labels >= 0).sum())
         click.echo(f"training {canonical_name(model)} on {n:,} labelled samples ...", err=True)

@@ -9,6 +9,7 @@ import click
 
 from cropglobe.cli._common import (
     PathArg,
+    bands_option,
     data_option,
     fail,
     handle_errors,
@@ -78,6 +79,7 @@ class ListOptionsCommand(click.Command):
     context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
 )
 @data_option
+@bands_option
 @click.option(
     "--source",
     "sources",
@@ -157,6 +159,7 @@ class ListOptionsCommand(click.Command):
 def command(
     ctx: click.Context,
     data_path: Path,
+    bands: str | None,
     sources: tuple[str, ...],
     targets: tuple[str, ...],
     methods: str,
@@ -220,6 +223,7 @@ def command(
             output=output,
             baseline=baseline,
             model_options=parse_model_options(model_option),
+            bands=[b.strip() for b in bands.split(",") if b.strip()] if bands else None,
             echo=None if is_quiet() else click.echo,
         )
     except KeyboardInterrupt:

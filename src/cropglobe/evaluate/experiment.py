@@ -97,12 +97,15 @@ def run_experiment(
     title: str = "cropglobe transfer experiment",
     notes: Sequence[str] = (),
     baseline: str | None = None,
+    bands: Sequence[str] | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
     ``sources=["all"]`` gives the full source × target matrix; ``targets=None`` means every
     group other than the source. ``baseline`` (default: the first of ``methods``) is the
     method the others are compared with, paired by seed, in the report and the summary.
+    ``bands``: the models see only these bands of the data (all when None); the data's
+    fingerprints, and so the experiment's identity, follow.
     """
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
@@ -116,6 +119,8 @@ def run_experiment(
     )
 
     ss, observed = (data, data) if isinstance(data, SeriesSet) else _load_series(data)
+    if bands is not None:  # the phenology figure keeps every band (NDVI needs B04 and B08)
+        ss = ss.select_bands(list(bands))
     if ss.n_samples == 0:
         raise DataFormatError("the dataset holds no samples with observations")
     varying = ss.attrs.get("varying_columns") or {}
