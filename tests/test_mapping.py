@@ -339,9 +339,18 @@ def test_resume_after_kill_gives_the_same_file(
     assert not out.exists() and not probs.exists()
     assert (tmp_path / ".map.tif.partial" / "done.log").is_file()
     # resuming with other options is refused, and the partial output is kept
-    with pytest.raises(ParameterError, match="belongs to another map job"):
+    with pytest.raises(ParameterError, match=r"another map job \(it differs in block_size\)"):
         MapJob(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=32, resume=True)
     assert (tmp_path / ".map.tif.partial" / "done.log").is_file()
+    # a partial map of the previous version (no mask kind or file stats recorded) resumes
+    import hashlib
+
+    meta = tmp_path / ".map.tif.partial" / "job.json"
+    job = json.loads(meta.read_text())["job"]
+    for key in ("mask_kind", "file_stats"):
+        del job[key]
+    digest = hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()
+    meta.write_text(json.dumps({"hash": digest, "job": job}))
     job = MapJob(lgbm_model, folder, out, mask=scl, probabilities=probs, block_size=16, resume=True)
     assert job.resumed >= 5 and len(job.pending) == 16 - job.resumed
     seen = list(job.run())

@@ -657,6 +657,32 @@ def _check_scale(
     )
 
 
+#: job-key entries an earlier version did not record (its partial maps still resume)
+_LATER_KEYS = ("mask_kind", "file_stats", "content")
+
+
+def _job_hash(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def _earlier_same_job(old: dict[str, Any], key: dict[str, Any]) -> bool:
+    """Whether ``old`` (a job.json) is this job as an earlier version, without the later
+    entries of the key, recorded it."""
+    job = old.get("job")
+    if not isinstance(job, dict) or any(k in job for k in _LATER_KEYS):
+        return False
+    return _job_hash({k: v for k, v in key.items() if k not in _LATER_KEYS}) == old.get("hash")
+
+
+def _job_diff(old: dict[str, Any], key: dict[str, Any]) -> str:
+    """What differs between an earlier job (job.json) and this one, in words."""
+    job = old.get("job")
+    if not isinstance(job, dict):
+        return "another model, stack or options"
+    names = sorted(k for k in {*job, *key} if job.get(k) != key.get(k))
+    return "it differs in " + ", ".join(names) if names else "another cropglobe version"
+
+
 def _drop_cut_line(log: Path) -> None:
     """Truncate a progress log after its last complete line (a kill can cut the last one)."""
     try:
@@ -827,7 +853,7 @@ class MapJob:
         }
         if self.stack.array is not None:  # no files: two arrays of one shape and dates differ
             job_key["content"] = _array_fingerprint(self.stack, date_index, band_index)
-        self.job_hash = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()
+        self.job_hash = _job_hash(job_key)
         # one writer per output: a second map to it would delete this one's partial folder
         self._lock_dir = self.output.with_name(f".{self.output.name}.lock")
         self._held: contextlib.ExitStack | None = None
@@ -905,7 +931,18 @@ class MapJob:
             if not isinstance(old, dict) or "hash" not in old:
                 logger.warning("%s: no usable progress file; starting afresh", p)
                 shutil.rmtree(p)
-            elif old.get("hash") == self.job_hash:
+            elif old.get("hash") == self.job_hash or _earlier_same_job(old, job_key):
+                if old.get("hash") != self.job_hash:
+                    logger.warning(
+                        "%s: resuming a partial map of an earlier cropglobe version; its mask "
+                        "kind and stack files' sizes and times were not recorded, so they are "
+                        "assumed unchanged",
+                        p,
+                    )
+                    with atomic_path(meta) as tmp:
+                        tmp.write_text(
+                            json.dumps({"hash": self.job_hash, "job": job_key}, indent=1)
+                        )
                 self.done = self._read_log()
                 _drop_cut_line(p / "done.log")  # what follows must start on a line of its own
                 logger.info(
@@ -915,9 +952,9 @@ class MapJob:
                 )
             else:
                 raise ParameterError(
-                    f"{p}: the partial output belongs to another map job (another model, stack "
-                    "or options); rerun with that job's inputs to resume it, or without "
-                    "--resume to start afresh (its progress is then discarded)"
+                    f"{p}: the partial output belongs to another map job ({_job_diff(old, job_key)}"
+                    "); rerun with that job's inputs to resume it, or without --resume to start "
+                    "afresh (its progress is then discarded)"
                 )
         elif p.exists():
             if resume:
