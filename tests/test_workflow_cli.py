@@ -383,3 +383,13 @@ def test_train_on_chosen_bands(world, tmp_path) -> None:
     assert len(table) == 60
     res = CliRunner().invoke(cli, [*base, "--bands", "B04,B99", "-o", str(tmp_path / "x")])
     assert res.exit_code == 2 and "B99" in res.output and not (tmp_path / "x").exists()
+    for empty in (", ", ""):
+        res = CliRunner().invoke(cli, [*base, "--bands", empty, "-o", str(tmp_path / "x")])
+        assert res.exit_code == 2 and "names no band" in res.output
+        transfer = ["transfer", "--data", str(data), "--bands", empty, "--source", "FRA",
+                    "--targets", "BEL", "-o", str(tmp_path / "t")]  # fmt: skip
+        res = CliRunner().invoke(cli, transfer)
+        assert res.exit_code == 2 and "names no band" in res.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "t").exists()
+    with pytest.raises(BandError, match="no band named"):
+        world.select_bands([])

@@ -471,6 +471,8 @@ class SeriesSet:
         """The given bands, in the given order (any spelling :func:`canonical_band` knows)."""
         from cropglobe.bands import band_index
 
+        if not len(names):
+            raise BandError(f"no band named to select; give some of {list(self.bands)}")
         idx = [
             band_index(self.bands, n, what=f"this SeriesSet ({self.n_bands} bands)") for n in names
         ]

@@ -191,16 +191,22 @@ def bands_option(func: F) -> F:
     return opt(func)
 
 
-def select_bands_arg(ss: Any, bands: str | None) -> Any:
-    """``ss`` with only the ``--bands`` given (all when None)."""
+def bands_arg(bands: str | None) -> list[str] | None:
+    """``--bands B04,B08`` as a list (None when not given)."""
     if bands is None:
-        return ss
+        return None
     names = [b.strip() for b in bands.split(",") if b.strip()]
     if not names:
         raise click.BadParameter(
-            "names no band; give band names, e.g. B04,B08", param_hint="'--bands'"
+            f"{bands!r} names no band; give band names, e.g. B04,B08", param_hint="'--bands'"
         )
-    return ss.select_bands(names)
+    return names
+
+
+def select_bands_arg(ss: Any, bands: str | None) -> Any:
+    """``ss`` with only the ``--bands`` given (all when None)."""
+    names = bands_arg(bands)
+    return ss if names is None else ss.select_bands(names)
 
 
 def training_options(func: F) -> F:

@@ -9,6 +9,7 @@ import click
 
 from cropglobe.cli._common import (
     PathArg,
+    bands_arg,
     bands_option,
     data_option,
     fail,
@@ -223,7 +224,7 @@ def command(
             output=output,
             baseline=baseline,
             model_options=parse_model_options(model_option),
-            bands=[b.strip() for b in bands.split(",") if b.strip()] if bands else None,
+            bands=bands_arg(bands),
             echo=None if is_quiet() else click.echo,
         )
     except KeyboardInterrupt:
