@@ -362,6 +362,8 @@ def test_train_takes_model_options_and_window_names(world, tmp_path) -> None:
     for option, expect in (
         ("bogus=1", "random_forest takes no hyperparameter 'bogus'; it takes class_weight"),
         ("cropnet.width=8", "cropnet.width is an option of 'cropnet', but --model is"),
+        ("n_estimators=abc", "training failed with the hyperparameters given (n_estimators="),
+        ("max_depth=-3", "'max_depth' parameter of RandomForestClassifier must be an int"),
     ):
         res = runner.invoke(cli, [*base, "--model", "random_forest", "--model-option", option,
                                   "-o", str(tmp_path / "x")])  # fmt: skip

@@ -186,7 +186,8 @@ def train_to_folder(
         classes = tuple(labelled.classes[i] for i in present)
         lut = np.full(len(labelled.classes), -1, np.int64)
         lut[present] = np.arange(present.size)
-        est = _classical(name, seed, model_options).fit(x, lut[labelled.labels])
+        est = _classical(name, seed, model_options)
+        est = _fit_classical(est, x, lut[labelled.labels], model_options or {})
         train_acc = float(np.mean(est.predict(x) == lut[labelled.labels]))
         metrics = {"train_accuracy": train_acc}
         card = ModelCard(
@@ -274,6 +275,22 @@ def _classical(name: str, seed: int, options: dict[str, Any] | None) -> Any:
             f"{', '.join(sorted(k for k in valid if k != 'random_state'))}"
         )
     return est.set_params(**(options or {}))
+
+
+def _fit_classical(est: Any, x: Any, y: Any, options: dict[str, Any]) -> Any:
+    """``est.fit(x, y)``; with hyperparameters given, a value the model refuses (sklearn's
+    parameter validation, LightGBM's checks) is one clear error naming them."""
+    if not options:
+        return est.fit(x, y)
+    try:
+        return est.fit(x, y)
+    except Exception as exc:  # sklearn InvalidParameterError (a ValueError), LightGBMError …
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        given = ", ".join(f"{k}={v!r}" for k, v in options.items())
+        raise ParameterError(
+            f"training failed with the hyperparameters given ({given}): {text}; give values "
+            "the model takes (see its defaults)"
+        ) from None
 
 
 def series_for_model(path: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> SeriesSet:
