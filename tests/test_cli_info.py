@@ -378,3 +378,27 @@ def test_info_plot_path_must_be_a_png(tmp_path, name, got) -> None:
     assert len(lines) == 1 and lines[0].startswith(f"Error: --plot {target}:")
     assert got in lines[0] and lines[0].endswith(f"e.g. --plot {target.stem}.png")
     assert not target.exists()
+
+
+def test_info_plot_of_unlabelled_data_draws_one_curve_per_group(tmp_path, monkeypatch) -> None:
+    import cropglobe.report.figures as figures
+
+    rows = [
+        {"sample_id": f"s{i}", "date": f"2022-{m:02d}-15", "B04": 500.0, "B08": 1000.0 + 50 * m}
+        for i in range(5)
+        for m in range(1, 13)
+    ]
+    path = tmp_path / "nolab.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    seen = {}
+
+    def capture(ss, png, **kw):
+        seen.update(figures.class_mean_curves(ss, group_by=kw["group_by"], band=kw["band"]))
+        png.write_bytes(b"png")
+
+    monkeypatch.setattr(figures, "plot_phenology", capture)
+    res = CliRunner().invoke(cli, ["info", str(path), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    mean, _, n = seen["all"]["all samples (unlabelled)"]
+    assert n == 5
+    np.testing.assert_allclose(mean[0], (1050 - 500) / (1050 + 500), rtol=1e-5)

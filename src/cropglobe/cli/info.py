@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import numpy as np
 
 from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 from cropglobe.errors import DataFormatError, ParameterError
@@ -77,6 +79,13 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
             # than a copy of its neighbour (Belgium's table ends in July)
             series = composite(data, infer_grid(data), fill=False, allow_empty=True)
         group = group_by if group_by in series.meta.columns else None
+        if series.n_samples and not (series.labels >= 0).any():
+            # class-mean curves of unlabelled data: one curve of all samples per group
+            series = dataclasses.replace(
+                series,
+                labels=np.zeros(series.n_samples, dtype=np.int64),
+                classes=("all samples (unlabelled)",),
+            )
         _require_values(series, band, group, path)
         plot_phenology(series, plot, band=band, group_by=group)
     click.echo(
