@@ -306,41 +306,54 @@ def test_predict_scores_with_macro_f1_and_baseline() -> None:
 
 def test_predict_composites_a_raw_table_to_the_model_grid(tmp_path) -> None:
     from cropglobe.composite import composite
+    from cropglobe.io import read_dataset
     from cropglobe.models.folder import read_card
+    from cropglobe.summary import infer_grid
 
     world = simulate_world(("FRA",), 40, random_state=3)
     train_to_folder(world, "random_forest", tmp_path / "rf", seed=1)
-    # the same fields as a raw long table: one row per sample and 5-day bin centre
-    grid = world.grid
-    days = np.round(grid.centers).astype(int)
+    # the same fields as a raw long table observed once a month (mid-month): its own grid
+    # would be monthly, the model's is 5-day
     rows = []
     for i in range(world.n_samples):
-        for t, d in enumerate(days):
-            date = np.datetime64("2021-01-01") + np.timedelta64(int(d) - 1, "D")
+        for month in range(1, 13):
+            date = np.datetime64(f"2021-{month:02d}-15")
+            t = int((date - np.datetime64("2021-01-01")).astype(int)) // 5
             bands = {b: float(world.values[i, c, t]) for c, b in enumerate(world.bands)}
             rows.append(
                 {"sample_id": f"s{i}", "date": str(date), "label": world.label_names()[i], **bands}
             )
     path = tmp_path / "raw.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    out = tmp_path / "p.csv"
-    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path),
-                                   "-o", str(out)])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    from cropglobe.io import read_dataset
+    card = read_card(tmp_path / "rf")
+    assert infer_grid(read_dataset(path)) != card.grid
 
-    expect = composite(read_dataset(path), read_card(tmp_path / "rf").grid, fill=True)
-    want = predict_dataset(tmp_path / "rf", expect)
-    got = pd.read_csv(out)
-    assert list(got["predicted"]) == list(want["predicted"])
-    assert "accuracy" in res.output
+    def predicted(out) -> list:
+        res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path),
+                                       "-o", str(out)])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        return list(pd.read_csv(out)["predicted"])
+
+    def expected(fill: bool) -> list:
+        series = composite(read_dataset(path), card.grid, fill=fill, allow_empty=True)
+        return list(predict_dataset(tmp_path / "rf", series.drop_empty())["predicted"])
+
+    filled, unfilled = expected(True), expected(False)
+    assert filled != unfilled  # the card's gap filling matters here
+    assert predicted(tmp_path / "p.csv") == filled  # no record: filled, as training from tables
+    # a model trained on unfilled composites says so in its card, and predict follows it
+    raw = json.loads((tmp_path / "rf" / "card.json").read_text())
+    raw["features"]["composite"] = {"reducer": "median", "fill": False, "max_gap_days": 30,
+                                    "edge": "hold", "mask": "auto"}  # fmt: skip
+    (tmp_path / "rf" / "card.json").write_text(json.dumps(raw))
+    assert predicted(tmp_path / "q.csv") == unfilled
     # a table path with another suffix fails before any work
     res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path),
                                    "-o", str(tmp_path / "p.txt")])  # fmt: skip
     assert res.exit_code == 2 and "unknown table format '.txt'" in res.output
     write_world(world, tmp_path / "w")
     res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(tmp_path / "w"),
-                                   "--country", "fra", "-o", str(out)])  # fmt: skip
+                                   "--country", "fra", "-o", str(tmp_path / "p.csv")])  # fmt: skip
     assert res.exit_code == 2 and "but 'FRA' is; group names are case-sensitive" in res.output
 
 
