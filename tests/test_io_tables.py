@@ -497,8 +497,9 @@ def test_an_empty_band_is_warned_about_once_per_read(tmp_path: Path, caplog) -> 
 
     obs, said = warnings_of(lambda: read_dataset(f))
     assert said == [
-        f"band B8A holds no value in {f}: models would learn nothing from it; leave it out "
-        "(--bands on the command line, SeriesSet.select_bands in Python) or fill it"
+        f"band B8A holds no value in {f}: a model trained on it learns nothing from it; "
+        "leave it out when training (train / transfer --bands, SeriesSet.select_bands in "
+        "Python) or fill it"
     ]
     from cropglobe.composite import composite
 

@@ -146,10 +146,16 @@ class ExperimentConfig:
 
         neural = sorted(k for k, v in MODELS.items() if v[2] == "neural")
         for family, options in self.model_options.items():
-            if family not in neural or not isinstance(options, dict):
+            if family not in neural:
                 raise ParameterError(
-                    f"model_options must map neural model families ({', '.join(neural)}) to "
-                    f"option dictionaries, got {family!r}: {options!r}"
+                    f"model options for {family!r}: only neural model families take them "
+                    f"({', '.join(neural)}); the classical methods' settings are fixed (the "
+                    "paper's), so that their runs compare across experiments"
+                )
+            if not isinstance(options, dict):
+                raise ParameterError(
+                    f"model options for {family!r} must be a dictionary of hyperparameters, "
+                    f"got {options!r}"
                 )
         # a group, method or seed named twice would be trained and counted twice
         self.sources = list(dict.fromkeys(self.sources))

@@ -130,8 +130,9 @@ def warn_empty_bands(
     names = [str(b) for b, e in zip(bands, empty, strict=True) if bool(e)]
     for b in names:
         log.warning(
-            "band %s holds no value in %s: models would learn nothing from it; leave it out "
-            "(--bands on the command line, SeriesSet.select_bands in Python) or fill it",
+            "band %s holds no value in %s: a model trained on it learns nothing from it; "
+            "leave it out when training (train / transfer --bands, SeriesSet.select_bands in "
+            "Python) or fill it",
             b,
             source,
         )
