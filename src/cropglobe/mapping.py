@@ -847,7 +847,9 @@ class MapJob:
             "strip_pixels": int(strip_pixels),
             **({"tta": list(self.tta)} if self.tta else {}),  # absent: older jobs still resume
             **({"scale": self.scale} if self.scale != 1.0 else {}),
-            "mask_kind": self.stack.mask_kind if self.stack.mask_sources else None,
+            "mask_kind": self.stack.mask_kind
+            if self.stack.mask_sources or self.stack.mask_array is not None
+            else None,
             # a file replaced between attempts (re-downloaded, re-processed) is another job
             "file_stats": [_file_stat(f) for f in self.stack.files],
         }
