@@ -408,3 +408,46 @@ def test_train_on_chosen_bands(world, tmp_path) -> None:
     assert not (tmp_path / "x").exists() and not (tmp_path / "t").exists()
     with pytest.raises(BandError, match="no band named"):
         world.select_bands([])
+
+
+def _own_table(path) -> list[str]:
+    """A user's own long table: other column names than cropglobe's defaults."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):
+        crop = ("wheat", "maize")[i % 2]
+        for month in range(3, 11):
+            rows.append({"parcel_id": f"p{i}", "obs_date": f"2022-{month:02d}-15", "crop": crop,
+                         "country": ("FRA", "BEL")[i // 20], "B04": 500 + rng.normal(0, 20),
+                         "B08": 1000 + (80 if crop == "maize" else 30) * month})  # fmt: skip
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return ["--read-option", "sample_column=parcel_id", "--read-option", "date_column=obs_date",
+            "--read-option", "label_column=crop"]  # fmt: skip
+
+
+def test_reader_settings_on_the_command_line(tmp_path) -> None:
+    path = tmp_path / "own.csv"
+    opts = _own_table(path)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["info", str(path)])
+    assert res.exit_code == 2 and "(on the command line: --read-option NAME=VALUE)" in res.output
+    res = runner.invoke(cli, ["info", str(path), *opts, "--json"])
+    assert res.exit_code == 0, res.output
+    counts = json.loads(res.stdout)["class_counts"]
+    assert counts["FRA"] == {"corn": 10, "wheat": 10, "total": 20}  # maize -> corn
+    res = runner.invoke(cli, ["info", str(path), "--read-option", "sampel_column=x"])
+    assert res.exit_code == 2 and "takes no setting sampel_column; it takes format" in res.output
+    rf = ["--model", "random_forest", "--window", "all", "-o", str(tmp_path / "rf"), "-q"]
+    res = runner.invoke(cli, ["train", "--data", str(path), *opts, "--country", "FRA", *rf])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(path), *opts,
+                              "--country", "BEL", "-o", str(tmp_path / "p.csv")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 20 and "accuracy" in res.output
+    res = runner.invoke(cli, ["transfer", "--data", str(path), *opts, "--source", "FRA",
+                              "--targets", "BEL", "--methods", "rf-median1d", "--seeds", "1",
+                              "--window", "all", "-o", str(tmp_path / "exp"), "-q"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    config = json.loads((tmp_path / "exp" / "config.json").read_text())["config"]
+    assert config["read_options"] == {"sample_column": "parcel_id", "date_column": "obs_date",
+                                      "label_column": "crop"}  # fmt: skip

@@ -293,7 +293,9 @@ def _fit_classical(est: Any, x: Any, y: Any, options: dict[str, Any]) -> Any:
         ) from None
 
 
-def series_for_model(path: str | os.PathLike[str], model_dir: str | os.PathLike[str]) -> SeriesSet:
+def series_for_model(
+    path: str | os.PathLike[str], model_dir: str | os.PathLike[str], **read_options: Any
+) -> SeriesSet:
     """Read a dataset for a model folder: raw observation tables are composited to the model's
     own grid, the way its training data were (the card's ``features["composite"]``; gap
     filling with the defaults of training from a table when the card does not say)."""
@@ -301,7 +303,7 @@ def series_for_model(path: str | os.PathLike[str], model_dir: str | os.PathLike[
     from cropglobe.models.folder import read_card
     from cropglobe.series import Observations
 
-    data = read_dataset(path)
+    data = read_dataset(path, **read_options)
     if isinstance(data, Observations):
         from cropglobe.composite import composite
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
+import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -106,7 +108,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CropGlobeError as exc:
-            fail(str(exc), exc.exit_code)
+            fail(_with_cli_hint(str(exc)), exc.exit_code)
         except FileNotFoundError as exc:
             fail(f"{exc.filename or exc}: no such file or folder; check the path")
         except PermissionError as exc:
@@ -132,6 +134,21 @@ def handle_errors(func: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: the readers' settings, which the command line passes as --read-option NAME=VALUE
+_READ_SETTINGS = re.compile(
+    r"\b(format|label_column|sample_column|date_column|id_column|doy_columns|value_name|"
+    r"cloud_threshold|attributes|season_end|label_table)="
+)
+
+
+def _with_cli_hint(message: str) -> str:
+    """A reader's message that names its settings (``date_column=``), with how to give them
+    on the command line."""
+    if _READ_SETTINGS.search(message) and "--read-option" not in message:
+        return f"{message} (on the command line: --read-option NAME=VALUE)"
+    return message
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -178,6 +195,38 @@ def data_option(func: F) -> F:
         help="Dataset: CropGlobe folder, SeriesSet .npz, long/wide table, CAWa folder.",
     )
     return opt(func)
+
+
+def read_option(func: F) -> F:
+    """``--read-option NAME=VALUE``: settings of the reader of ``--data`` (repeatable)."""
+    opt = click.option(
+        "--read-option",
+        "read_option",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A setting of the data's reader, for your own tables: e.g. sample_column=parcel_id, "
+        "date_column=obs_date, label_column=crop, format=tidy (values read as JSON, else "
+        "text); repeatable.",
+    )
+    return opt(func)
+
+
+def read_options_arg(items: Sequence[str]) -> dict[str, Any]:
+    """``("sample_column=parcel_id",)`` -> ``{"sample_column": "parcel_id"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(
+                f"{item!r} is not NAME=VALUE; e.g. sample_column=parcel_id",
+                param_hint="'--read-option'",
+            )
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        out[name.strip()] = value
+    return out
 
 
 def bands_option(func: F) -> F:

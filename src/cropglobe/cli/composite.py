@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
+from cropglobe.cli._common import (
+    PathArg,
+    handle_errors,
+    progress,
+    quiet_option,
+    read_option,
+    read_options_arg,
+)
 from cropglobe.errors import ParameterError
 
 GRIDS = ("5-day", "dekad", "monthly", "16-day")
@@ -93,6 +100,7 @@ def _parse_gap(text: str) -> int | None:
 @click.option(
     "--format", "fmt", default="auto", show_default=True, help="Input format for the reader."
 )
+@read_option
 @quiet_option
 @handle_errors
 def command(
@@ -107,6 +115,7 @@ def command(
     mask: str,
     allow_empty: bool,
     fmt: str,
+    read_option: tuple[str, ...],
 ) -> None:
     """Composite the observations in INPUT (long table: CSV, Parquet, GeoParquet …) to a grid.
 
@@ -132,11 +141,12 @@ def command(
         "16-day": lambda: TimeGrid.regular(16, 1, 365, anchor),
     }
     grid = grids[grid_name]()
+    read_options = read_options_arg(read_option)
     result = None
     obs = None
     for stage in progress(["read", "composite", "write"], "compositing"):
         if stage == "read":
-            obs = read_observations(input_path, format=fmt)
+            obs = read_observations(input_path, **{"format": fmt, **read_options})
         elif stage == "composite" and obs is not None:
             result = composite(
                 obs,

@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from cropglobe.cli._common import PathArg, handle_errors, quiet_option
+from cropglobe.cli._common import (
+    PathArg,
+    handle_errors,
+    quiet_option,
+    read_option,
+    read_options_arg,
+)
 from cropglobe.errors import DataFormatError, GridError
 
 logger = logging.getLogger(__name__)
@@ -87,6 +93,7 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     help="Median/indices: gap filling (default linear).",
 )
 @click.option("--n-jobs", type=int, default=None, help="Worker threads for harmonics.")
+@read_option
 @quiet_option
 @handle_errors
 def command(
@@ -102,6 +109,7 @@ def command(
     add_rmse: bool,
     fill: str | None,
     n_jobs: int | None,
+    read_option: tuple[str, ...],
 ) -> None:
     """Compute invariant features of INPUT (any dataset cropglobe reads) into a Parquet table."""
     from cropglobe.features.table import feature_table, make_features, write_feature_table
@@ -133,7 +141,7 @@ def command(
             params["indices"] = _names(indices)
         elif indices is not None:
             raise DataFormatError("--indices needs --family indices or harmonics")
-    data = read_dataset(input_path)
+    data = read_dataset(input_path, **read_options_arg(read_option))
     if not isinstance(data, SeriesSet):
         raise DataFormatError(
             f"{input_path} holds raw observations, not series on a time grid; run "

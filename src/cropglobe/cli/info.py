@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 import click
 import numpy as np
 
-from cropglobe.cli._common import PathArg, handle_errors, quiet_option
+from cropglobe.cli._common import (
+    PathArg,
+    handle_errors,
+    quiet_option,
+    read_option,
+    read_options_arg,
+)
 from cropglobe.errors import DataFormatError, ParameterError
 
 if TYPE_CHECKING:
@@ -34,9 +40,17 @@ if TYPE_CHECKING:
 )
 @click.option("--band", default="NDVI", show_default=True, help="Band (or NDVI) to plot.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@read_option
 @quiet_option
 @handle_errors
-def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bool) -> None:
+def command(
+    path: Path,
+    plot: Path | None,
+    group_by: str,
+    band: str,
+    as_json: bool,
+    read_option: tuple[str, ...],
+) -> None:
     """Summarise PATH: countries, classes and counts, bands, grid, missing-value share.
 
     PATH may be a CropGlobe release folder, a CropGlobe or SeriesSet .npz, a long table
@@ -53,7 +67,7 @@ def command(path: Path, plot: Path | None, group_by: str, band: str, as_json: bo
             f"got {plot.suffix or 'no suffix'!s}; e.g. --plot {plot.with_suffix('.png').name}"
         )
 
-    data = read_dataset(path)
+    data = read_dataset(path, **read_options_arg(read_option))
     if data.n_samples == 0:
         raise DataFormatError(
             f"no observations in {path}: it holds 0 samples; expected at least one; "

@@ -8,7 +8,13 @@ import click
 import numpy as np
 import pandas as pd
 
-from cropglobe.cli._common import PathArg, handle_errors, quiet_option
+from cropglobe.cli._common import (
+    PathArg,
+    handle_errors,
+    quiet_option,
+    read_option,
+    read_options_arg,
+)
 
 
 @click.command("predict")
@@ -20,6 +26,7 @@ from cropglobe.cli._common import PathArg, handle_errors, quiet_option
     type=PathArg(path_type=Path),
     help="Dataset to predict (any format cropglobe reads).",
 )
+@read_option
 @click.option("--country", "countries", multiple=True, help="Predict these groups only.")
 @click.option("--group-by", default="country", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
@@ -46,6 +53,7 @@ from cropglobe.cli._common import PathArg, handle_errors, quiet_option
 def command(
     model_dir: Path,
     data_path: Path,
+    read_option: tuple[str, ...],
     countries: tuple[str, ...],
     group_by: str,
     device: str,
@@ -69,7 +77,8 @@ def command(
 
     check_table_path(output)  # before the work: a typo in -o must not waste it
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
-    ss = select_groups(series_for_model(data_path, model_dir), sequence_arg(countries), group_by)
+    data = series_for_model(data_path, model_dir, **read_options_arg(read_option))
+    ss = select_groups(data, sequence_arg(countries), group_by)
     table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)
     click.echo(f"predicted {len(table):,} samples -> {output}")

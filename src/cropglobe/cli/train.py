@@ -14,6 +14,8 @@ from cropglobe.cli._common import (
     handle_errors,
     is_quiet,
     quiet_option,
+    read_option,
+    read_options_arg,
     select_bands_arg,
     training_options,
 )
@@ -21,6 +23,7 @@ from cropglobe.cli._common import (
 
 @click.command("train")
 @data_option
+@read_option
 @bands_option
 @click.option(
     "--country",
@@ -77,6 +80,7 @@ from cropglobe.cli._common import (
 @handle_errors
 def command(
     data_path: Path,
+    read_option: tuple[str, ...],
     bands: str | None,
     countries: tuple[str, ...],
     group_by: str,
@@ -111,7 +115,8 @@ def command(
     )), canonical_name(model))  # fmt: skip
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
-    ss = select_groups(load_series(data_path), sequence_arg(countries), group_by)
+    data = load_series(data_path, **read_options_arg(read_option))
+    ss = select_groups(data, sequence_arg(countries), group_by)
     ss = select_bands_arg(ss, bands)
     if not is_quiet():
         n = int((ss.labels >= 0).sum())

@@ -16,6 +16,8 @@ from cropglobe.cli._common import (
     handle_errors,
     is_quiet,
     quiet_option,
+    read_option,
+    read_options_arg,
     training_options,
 )
 
@@ -80,6 +82,7 @@ class ListOptionsCommand(click.Command):
     context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
 )
 @data_option
+@read_option
 @bands_option
 @click.option(
     "--source",
@@ -160,6 +163,7 @@ class ListOptionsCommand(click.Command):
 def command(
     ctx: click.Context,
     data_path: Path,
+    read_option: tuple[str, ...],
     bands: str | None,
     sources: tuple[str, ...],
     targets: tuple[str, ...],
@@ -225,6 +229,7 @@ def command(
             baseline=baseline,
             model_options=parse_model_options(model_option),
             bands=bands_arg(bands),
+            read_options=read_options_arg(read_option),
             echo=None if is_quiet() else click.echo,
         )
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,13 +44,14 @@ class ExperimentReport:
     summary_text: str
 
 
-def load_series(path: str | os.PathLike[str]) -> SeriesSet:
+def load_series(path: str | os.PathLike[str], **read_options: Any) -> SeriesSet:
     """Read any supported dataset as a SeriesSet (raw observations are composited to a grid
-    inferred from their dates and gap-filled)."""
-    return _load_series(path)[0]
+    inferred from their dates and gap-filled); ``read_options`` go to the reader
+    (:func:`cropglobe.io.read_dataset`)."""
+    return _load_series(path, **read_options)[0]
 
 
-def _load_series(path: str | os.PathLike[str]) -> tuple[SeriesSet, SeriesSet]:
+def _load_series(path: str | os.PathLike[str], **read_options: Any) -> tuple[SeriesSet, SeriesSet]:
     """The dataset gap-filled for the models, and as observed (unfilled) for figures.
 
     Both hold the same samples in the same order; a dataset that is already a series set is
@@ -58,7 +60,7 @@ def _load_series(path: str | os.PathLike[str]) -> tuple[SeriesSet, SeriesSet]:
     from cropglobe.io import read_dataset
     from cropglobe.series import Observations
 
-    data = read_dataset(path)
+    data = read_dataset(path, **read_options)
     if not isinstance(data, Observations):
         data = data.drop_empty()
         return data, data
@@ -98,6 +100,7 @@ def run_experiment(
     notes: Sequence[str] = (),
     baseline: str | None = None,
     bands: Sequence[str] | None = None,
+    read_options: dict[str, Any] | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
@@ -105,7 +108,8 @@ def run_experiment(
     group other than the source. ``baseline`` (default: the first of ``methods``) is the
     method the others are compared with, paired by seed, in the report and the summary.
     ``bands``: the models see only these bands of the data (all when None); the data's
-    fingerprints, and so the experiment's identity, follow.
+    fingerprints, and so the experiment's identity, follow. ``read_options`` go to the reader
+    of a ``data`` path (:func:`cropglobe.io.read_dataset`) and are saved with the config.
     """
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
@@ -118,7 +122,9 @@ def run_experiment(
         write_transfer_report,
     )
 
-    ss, observed = (data, data) if isinstance(data, SeriesSet) else _load_series(data)
+    ss, observed = (
+        (data, data) if isinstance(data, SeriesSet) else _load_series(data, **(read_options or {}))
+    )
     if bands is not None:  # the phenology figure keeps every band (NDVI needs B04 and B08)
         ss = ss.select_bands(list(bands))
     if ss.n_samples == 0:
@@ -252,6 +258,7 @@ def run_experiment(
         extra=dict(extra or {}),
         skip_pairs=skip_pairs,
         model_options={k: dict(v) for k, v in (model_options or {}).items()},
+        read_options=dict(read_options or {}),
     )
     check_plan(ss, config)
     if echo:

@@ -69,6 +69,7 @@ PLAN_FIELDS = (
     "adapt_prior",
     "tta",
     "skip_pairs",
+    "read_options",  # how the data were read: the group fingerprints say whether they changed
 )
 
 
@@ -101,6 +102,8 @@ class ExperimentConfig:
             come from the model trained on the whole source.
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
+        read_options: the settings the data's reader was given (``sample_column=`` …), for
+            the record; not part of the identity (the data's fingerprints are).
         extra: your own notes on the experiment (JSON-ready), saved in ``config.json``; no
             method reads them, but they are part of its identity, so a folder holding an
             experiment with other notes is refused as a different one.
@@ -140,6 +143,7 @@ class ExperimentConfig:
     tta: list[float] = field(default_factory=list)
     skip_pairs: list[list[str]] = field(default_factory=list)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    read_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from cropglobe.models.registry import MODELS

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -24,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cropglobe.errors import DataFormatError, MissingFileError
+from cropglobe.errors import DataFormatError, MissingFileError, ParameterError
 from cropglobe.io.cropglobe_npz import (
     CROPGLOBE_FEATURE_FAMILIES,
     CROPGLOBE_KINDS,
@@ -159,24 +160,24 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
         if any(p.rglob("median_S2_*_day5.npz")):
             if "kind" not in kw and not any(p.rglob("median_S2_*_month1-12_day5.npz")):
                 kw["kind"] = "median_maynov"  # only the release's Median/ files (May-November)
-            return _checked(read_cropglobe(p, **kw), p)
+            return _checked(_call(read_cropglobe, p, kw), p)
         if (p / "CAWa_CropType_time-series.csv").is_file():
-            return read_cawa(p, **kw)
+            return _call(read_cawa, p, kw)
         raise DataFormatError(f"{p}: folder holds no recognised dataset; expected {_ACCEPTED}")
     name = p.name.lower()
     if name.endswith(".npz"):
         members = _npz_members(p)
         if {"header", "values", "labels"} <= members:
-            return _checked(SeriesSet.load(p), p)
+            return _checked(_call(SeriesSet.load, p, kw), p)
         if {"fea", "lbl"} <= members:
-            return _checked(read_cropglobe_file(p, **kw), p)
+            return _checked(_call(read_cropglobe_file, p, kw), p)
         if "ndvi" in members and "doy" in members:
             return read_cawa(p)  # raises a clear error pointing at the CSV tables
         raise DataFormatError(
             f"{p}: npz arrays {sorted(members)} match no known layout; expected {_ACCEPTED}"
         )
     if name == "cawa_croptype_time-series.csv":
-        return read_cawa(p, **kw)
+        return _call(read_cawa, p, kw)
     if name.endswith((".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz", ".tsv")):
         if name.endswith((".parquet", ".geoparquet", ".pq")):
             try:
@@ -184,9 +185,29 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
             except (pa.ArrowException, OSError) as exc:
                 raise DataFormatError(f"{p}: not a readable Parquet file ({exc})") from None
             if b"cropglobe.series_table" in md.get(b"cropglobe", b""):
-                return read_series_table(p)
+                return _call(read_series_table, p, kw)
             _refuse_feature_table(p, md.get(b"cropglobe", b""))
         if name.endswith((".parquet", ".geoparquet", ".pq", ".csv")) and _is_wide(_columns(p)):
-            return read_wide_table(p, **kw)
-        return read_observations(p, **kw)
+            return _call(read_wide_table, p, kw)
+        return _call(read_observations, p, kw)
     raise DataFormatError(f"{p}: unknown input type; expected {_ACCEPTED}")
+
+
+def _call(reader: Any, path: Path, kw: dict[str, Any]) -> Any:
+    """``reader(path, **kw)``, refusing settings the reader does not take (one line naming
+    those it does) instead of a ``TypeError`` or, for readers without settings, silence."""
+    if kw:
+        named = list(inspect.signature(reader).parameters.values())[1:]  # after the path
+        params = [
+            prm.name
+            for prm in named
+            if prm.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        unknown = sorted(k for k in kw if k not in params)
+        if unknown:
+            takes = f"it takes {', '.join(params)}" if params else "it takes none"
+            raise ParameterError(
+                f"{path}: reading it ({reader.__qualname__}) takes no setting "
+                f"{', '.join(unknown)}; {takes}"
+            )
+    return reader(path, **kw)
