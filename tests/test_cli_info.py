@@ -252,7 +252,6 @@ def test_bad_plot_band_fails_before_printing(tmp_path) -> None:
 
 def test_info_plot_leaves_months_without_observations_empty(tmp_path, monkeypatch) -> None:
     # a country observed January-July only: its curve must stop in July, not carry July on
-    import cropglobe.report.figures as figures
 
     rows = []
     for country, months in (("BEL", range(1, 8)), ("FRA", range(1, 13))):
@@ -270,13 +269,7 @@ def test_info_plot_leaves_months_without_observations_empty(tmp_path, monkeypatc
                 )
     path = tmp_path / "long.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    seen = {}
-
-    def capture(ss, png, **kw):
-        seen.update(figures.class_mean_curves(ss, group_by=kw["group_by"], band=kw["band"]))
-        png.write_bytes(b"png")
-
-    monkeypatch.setattr(figures, "plot_phenology", capture)
+    seen = _capture_curves(monkeypatch)
     res = CliRunner().invoke(cli, ["info", str(path), "--plot", str(tmp_path / "p.png")])
     assert res.exit_code == 0, res.output
     bel, fra = seen["BEL"]["wheat"][0], seen["FRA"]["wheat"][0]
@@ -381,7 +374,6 @@ def test_info_plot_path_must_be_a_png(tmp_path, name, got) -> None:
 
 
 def test_info_plot_of_unlabelled_data_draws_one_curve_per_group(tmp_path, monkeypatch) -> None:
-    import cropglobe.report.figures as figures
 
     rows = [
         {"sample_id": f"s{i}", "date": f"2022-{m:02d}-15", "B04": 500.0, "B08": 1000.0 + 50 * m}
@@ -390,15 +382,24 @@ def test_info_plot_of_unlabelled_data_draws_one_curve_per_group(tmp_path, monkey
     ]
     path = tmp_path / "nolab.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    seen = {}
+    seen = _capture_curves(monkeypatch)
+    res = CliRunner().invoke(cli, ["info", str(path), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    mean, _, n = seen["all"]["all samples (unlabelled)"]
+    assert n == 5
+    np.testing.assert_allclose(mean[0], (1050 - 500) / (1050 + 500), rtol=1e-5)
+
+
+def _capture_curves(monkeypatch) -> dict:
+    """The class-mean curves `info --plot` would draw, collected instead of drawn."""
+    import cropglobe.report.figures as figures
+
+    seen: dict = {}
 
     def capture(ss, png, **kw):
         seen.update(figures.class_mean_curves(ss, group_by=kw["group_by"], band=kw["band"]))
         png.write_bytes(b"png")
 
     monkeypatch.setattr(figures, "plot_phenology", capture)
-    res = CliRunner().invoke(cli, ["info", str(path), "--plot", str(tmp_path / "p.png")])
-    assert res.exit_code == 0, res.output
-    mean, _, n = seen["all"]["all samples (unlabelled)"]
-    assert n == 5
-    np.testing.assert_allclose(mean[0], (1050 - 500) / (1050 + 500), rtol=1e-5)
+    return seen
+

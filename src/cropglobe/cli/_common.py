@@ -211,6 +211,14 @@ def read_option(func: F) -> F:
     return opt(func)
 
 
+def option_value(text: str) -> Any:
+    """A ``NAME=VALUE`` option's value: JSON (numbers, true/false, lists, objects), else text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def read_options_arg(items: Sequence[str]) -> dict[str, Any]:
     """``("sample_column=parcel_id",)`` -> ``{"sample_column": "parcel_id"}``."""
     out: dict[str, Any] = {}
@@ -221,11 +229,7 @@ def read_options_arg(items: Sequence[str]) -> dict[str, Any]:
                 f"{item!r} is not NAME=VALUE; e.g. sample_column=parcel_id",
                 param_hint="'--read-option'",
             )
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        out[name.strip()] = value
+        out[name.strip()] = option_value(text)
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -15,6 +14,7 @@ from cropglobe.cli._common import (
     fail,
     handle_errors,
     is_quiet,
+    option_value,
     quiet_option,
     read_option,
     read_options_arg,
@@ -34,11 +34,7 @@ def parse_model_options(items: tuple[str, ...]) -> dict[str, dict[str, object]]:
                 f"{item!r} is not MODEL.NAME=VALUE; e.g. cropnet.width=64",
                 param_hint="'--model-option'",
             )
-        try:
-            value: object = json.loads(text)
-        except ValueError:
-            value = text
-        out.setdefault(family.strip().lower(), {})[name.strip()] = value
+        out.setdefault(family.strip().lower(), {})[name.strip()] = option_value(text)
     return out
 
 
