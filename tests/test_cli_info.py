@@ -402,4 +402,3 @@ def _capture_curves(monkeypatch) -> dict:
 
     monkeypatch.setattr(figures, "plot_phenology", capture)
     return seen
-
