@@ -773,6 +773,20 @@ def equal_rows(values: NDArray[Any], order: NDArray[np.int64] | None = None) -> 
     return out
 
 
+def parquet_ready(col: pd.Series) -> pd.Series:
+    """``col`` when Parquet can store it; objects of mixed types (``[1, "b"]``) as text
+    (missing values kept)."""
+    import pyarrow as pa
+
+    if not pd.api.types.is_object_dtype(col):
+        return col
+    try:
+        pa.array(col, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return col.map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
+    return col
+
+
 def _meta_parquet(meta: pd.DataFrame) -> io.BytesIO:
     """``meta`` as Parquet bytes; a column mixing value types (``[1, "b"]``), which Parquet
     cannot hold, is written as text, with a warning naming it."""
@@ -786,16 +800,15 @@ def _meta_parquet(meta: pd.DataFrame) -> io.BytesIO:
         pass
     fixed = meta.copy()
     for col in fixed.columns:
-        kinds = {type(v) for v in fixed[col].dropna()}
-        if pd.api.types.is_object_dtype(fixed[col]) and len(kinds) > 1:
-            fixed[col] = fixed[col].map(lambda v: None if pd.isna(v) else str(v))
+        ready = parquet_ready(fixed[col])
+        if ready is not fixed[col]:
+            kinds = sorted({type(v).__name__ for v in fixed[col].dropna()})
             import logging
 
             logging.getLogger(__name__).warning(
-                "meta column %r mixes %s values: saved as text",
-                col,
-                " and ".join(sorted(k.__name__ for k in kinds)),
+                "meta column %r mixes %s values: saved as text", col, " and ".join(kinds)
             )
+            fixed[col] = ready
     buf = io.BytesIO()
     try:
         fixed.to_parquet(buf, index=False)

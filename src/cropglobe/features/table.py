@@ -27,7 +27,7 @@ from cropglobe.errors import DataFormatError
 from cropglobe.features.harmonics import Harmonics
 from cropglobe.features.indices import SpectralIndices
 from cropglobe.features.median import Median1D
-from cropglobe.series import SeriesSet, TimeGrid
+from cropglobe.series import SeriesSet, TimeGrid, parquet_ready
 
 __all__ = ["FAMILIES", "feature_table", "make_features", "params_path", "write_feature_table"]
 
@@ -128,7 +128,7 @@ def feature_table(
     )
     meta_cols = _meta_columns(ss.meta, {*head.columns, *names})
     for name, col in meta_cols.items():
-        head[name] = _parquet_ready(ss.meta[col].reset_index(drop=True))
+        head[name] = parquet_ready(ss.meta[col].reset_index(drop=True))
     feats = pd.DataFrame(X.astype(np.float32, copy=False), columns=names)
     table = pd.concat([head, feats], axis=1)
     final = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
@@ -162,17 +162,6 @@ def _meta_columns(meta: pd.DataFrame, taken: set[str]) -> dict[str, Any]:
         used.add(name)
         out[name] = col
     return out
-
-
-def _parquet_ready(col: pd.Series) -> pd.Series:
-    """A meta column Parquet can store: objects of mixed types become text (None kept)."""
-    if col.dtype != object:
-        return col
-    try:
-        pa.array(col, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return col.map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
-    return col
 
 
 def params_path(path: str | os.PathLike[str]) -> Path:
