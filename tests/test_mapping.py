@@ -372,16 +372,22 @@ def test_scl_band_inside_per_date_files_and_per_band_files(
     np.testing.assert_array_equal(_read(tmp_path / "b.tif")[0], cls_ref)
 
 
-def test_xarray_input_matches_files(lgbm_model: Path, tmp_path: Path) -> None:
+def _data_array(attrs: dict[str, Any]) -> tuple[Any, Any]:
+    """The test pixels as an xarray (time, band, y, x) DataArray (NaN = no data) with
+    ``attrs``, and its SCL mask."""
     xr = pytest.importorskip("xarray")
     values, scl, _ = _pixels()
     da = xr.DataArray(
         np.where(values == 0, np.nan, values.astype(np.float32)),
         dims=("time", "band", "y", "x"),
         coords={"time": np.array(DATES, dtype="datetime64[ns]"), "band": list(S2_BANDS)},
-        attrs={"crs": CRS, "transform": tuple(TRANSFORM)[:6]},
+        attrs=attrs,
     )
-    mask = xr.DataArray(scl, dims=("time", "y", "x"))
+    return da, xr.DataArray(scl, dims=("time", "y", "x"))
+
+
+def test_xarray_input_matches_files(lgbm_model: Path, tmp_path: Path) -> None:
+    da, mask = _data_array({"crs": CRS, "transform": tuple(TRANSFORM)[:6]})
     res = map_raster(lgbm_model, da, tmp_path / "x.tif", mask=mask, block_size=32, workers=2)
     cls_ref, _ = _table_prediction(lgbm_model)
     np.testing.assert_array_equal(_read(res.output)[0], cls_ref)
@@ -982,15 +988,7 @@ def test_bands_for_files_without_band_descriptions(lgbm_model: Path, tmp_path: P
 def test_a_stack_without_crs_warns_and_the_sidecar_says_so(
     lgbm_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    xr = pytest.importorskip("xarray")
-    values, scl, _ = _pixels()
-    da = xr.DataArray(
-        np.where(values == 0, np.nan, values.astype(np.float32)),
-        dims=("time", "band", "y", "x"),
-        coords={"time": np.array(DATES, dtype="datetime64[ns]"), "band": list(S2_BANDS)},
-        attrs={"transform": tuple(TRANSFORM)[:6]},  # no CRS
-    )
-    mask = xr.DataArray(scl, dims=("time", "y", "x"))
+    da, mask = _data_array({"transform": tuple(TRANSFORM)[:6]})  # no CRS
     with caplog.at_level("WARNING", logger="cropglobe.mapping"):
         res = map_raster(lgbm_model, da, tmp_path / "x.tif", mask=mask, block_size=32)
     said = [r for r in caplog.records if r.levelname == "WARNING" and "no CRS" in r.getMessage()]
