@@ -186,8 +186,7 @@ def train_to_folder(
         classes = tuple(labelled.classes[i] for i in present)
         lut = np.full(len(labelled.classes), -1, np.int64)
         lut[present] = np.arange(present.size)
-        est = _classical(name, seed, model_options)
-        est = _fit_classical(est, x, lut[labelled.labels], model_options or {})
+        est = _fit_classical(name, seed, model_options or {}, x, lut[labelled.labels])
         train_acc = float(np.mean(est.predict(x) == lut[labelled.labels]))
         metrics = {"train_accuracy": train_acc}
         card = ModelCard(
@@ -261,29 +260,24 @@ def predict_dataset(
     return out
 
 
-def _classical(name: str, seed: int, options: dict[str, Any] | None) -> Any:
-    """An unfitted classical model with ``options`` as hyperparameters (checked by name)."""
+def _fit_classical(name: str, seed: int, options: dict[str, Any], x: Any, y: Any) -> Any:
+    """A classical model fitted with ``options`` as hyperparameters: unknown names are refused
+    before fitting, and a value the model refuses (sklearn's parameter validation, LightGBM's
+    checks) is one clear error naming the options given."""
     from cropglobe.models.registry import model_class
 
-    cls = model_class(name)
-    est = cls(random_state=seed)
+    est = model_class(name)(random_state=seed)
     valid = est.get_params()
-    unknown = sorted(set(options or {}) - set(valid))
+    unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ParameterError(
             f"{name} takes no hyperparameter {', '.join(map(repr, unknown))}; it takes "
             f"{', '.join(sorted(k for k in valid if k != 'random_state'))}"
         )
-    return est.set_params(**(options or {}))
-
-
-def _fit_classical(est: Any, x: Any, y: Any, options: dict[str, Any]) -> Any:
-    """``est.fit(x, y)``; with hyperparameters given, a value the model refuses (sklearn's
-    parameter validation, LightGBM's checks) is one clear error naming them."""
     if not options:
         return est.fit(x, y)
     try:
-        return est.fit(x, y)
+        return est.set_params(**options).fit(x, y)
     except Exception as exc:  # sklearn InvalidParameterError (a ValueError), LightGBMError …
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         given = ", ".join(f"{k}={v!r}" for k, v in options.items())
