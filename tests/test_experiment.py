@@ -1152,6 +1152,14 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
     np.testing.assert_array_equal(filled.values[bel][:, :, 11], filled.values[bel][:, :, 6])
     assert filled.attrs["composite"]["fill"] is True
     np.testing.assert_array_equal(load_series(path).values, filled.values)
+    # the same as compositing with composite's own gap filling
+    from cropglobe.composite import composite
+    from cropglobe.io import read_dataset
+    from cropglobe.summary import infer_grid
+
+    raw = read_dataset(path)
+    direct = composite(raw, infer_grid(raw), fill=True, allow_empty=True).drop_empty()
+    np.testing.assert_array_equal(direct.values, filled.values)
     seen = {}
 
     def capture(ss, png, **kw):
