@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cropglobe.composite import fill_gaps
-from cropglobe.errors import BandError, DataFormatError, GridError, ModelError
+from cropglobe.errors import BandError, DataFormatError, GridError, ModelError, ParameterError
 from cropglobe.models import (
     CropNet,
     LightGBMModel,
@@ -314,6 +314,28 @@ def test_shifted_model_inputs_and_shift_averaging() -> None:
     no_window = ModelCard(**{**card.__dict__, "window": None})
     with pytest.raises(ParameterError, match="has no window"):
         model_inputs(no_window, ss, shift=5)
+
+
+def test_auto_device_is_the_gpu_when_torch_sees_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+    from cropglobe.models.inputs import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    assert resolve_device(" AUTO ") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    with pytest.raises(ParameterError, match="'cpu', 'cuda', 'cuda:N' or 'auto'"):
+        resolve_device("gpu")
+    # the command line resolves auto as it is read: configs and cards name the device used
+    from cropglobe.cli._common import _parse_device
+
+    assert _parse_device(None, None, "auto") == "cuda"  # type: ignore[arg-type]
+    assert _parse_device(None, None, "cuda:1") == "cuda:1"  # type: ignore[arg-type]
+    help_text = CliRunner().invoke(cli, ["transfer", "--help"]).output
+    assert "auto (the CUDA GPU when" in " ".join(help_text.split())
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -95,7 +95,9 @@ def test_repeated_samples_never_straddle_the_split() -> None:
 @pytest.mark.parametrize("name", ["cropnet", "mlp", "tempcnn", "transformer"])
 def test_learns_a_separable_set(name: str) -> None:
     ss = phenology_set(360)
-    kw = {**FAST, "epochs": 4}
+    # the MLP's validation score swings from epoch to epoch early on (0.97 then 0.62 at seed 5
+    # on torch 2.13, 0.86 best of four on torch 2.11): eight epochs settle it on every seed
+    kw = {**FAST, "epochs": 8 if name == "mlp" else 4}
     model_kw = {"width": 64} if name == "cropnet" else None
     r = train(name, ss, model_kw=model_kw, **kw)
     assert r.best_val_f1 > 0.9, r.history

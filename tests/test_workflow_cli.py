@@ -92,6 +92,7 @@ def test_cli_train_predict_export(world, tmp_path) -> None:
     # test-time shift averaging: the mean of the shifted predictions
     out_tta = tmp_path / "pred_tta.parquet"
     args = ["predict", str(tmp_path / "cn"), "--data", str(data), "--country", "BEL"]
+    args += ["--device", "cpu"]  # as predict_dataset below (the default, auto, may be a GPU)
     res = runner.invoke(cli, [*args, "--tta-shifts", "-10,0,10", "-o", str(out_tta)])  # implies
     assert res.exit_code == 0, res.output
     expect = predict_dataset(tmp_path / "cn", world.where(country="BEL"), shifts=[-10, 0, 10])

@@ -159,6 +159,7 @@ def run_demo(
     cropnet_width: int = 64,
     lr: float = 1e-3,
     random_state: int = 0,
+    device: str = "cpu",
     echo: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Simulate a world, run the transfer experiment on it and write the report.
@@ -178,6 +179,8 @@ def run_demo(
             compute (width 128), so that the demo runs in minutes on a 2-core CPU without
             bf16 arithmetic; 128 trains the paper's network.
         random_state: seed of the simulator.
+        device: torch device of the neural methods (``"cpu"``, ``"cuda"``, ``"auto"``); not
+            part of the demo's settings, so a demo folder resumes on another device.
         echo: called with progress lines.
 
     Returns:
@@ -234,6 +237,7 @@ def run_demo(
         batch_size=batch_size,
         lr=lr,
         model_options={"cropnet": {"width": cropnet_width}},
+        device=device,
         echo=echo,
         title=f"cropglobe demo: transfer from {source} (SYNTHETIC world)",
         notes=(

@@ -245,7 +245,9 @@ class TimeGrid:
 
     def dates(self, season_year: int) -> NDArray[np.datetime64]:
         """Calendar date of each bin centre for the season starting in ``season_year``."""
-        start = np.datetime64(f"{season_year:04d}-01-01") + (parse_anchor(self.anchor) - 1)
+        start = np.datetime64(f"{season_year:04d}-01-01") + np.timedelta64(
+            parse_anchor(self.anchor) - 1, "D"
+        )
         return start + np.floor(self.centers - 1).astype("timedelta64[D]")
 
     def to_dict(self) -> dict[str, Any]:

@@ -262,6 +262,32 @@ def select_bands_arg(ss: Any, bands: str | None) -> Any:
     return ss if names is None else ss.select_bands(names)
 
 
+def _parse_device(ctx: click.Context, param: click.Parameter, text: str) -> str:
+    # only "auto" is resolved here; other names are checked where a neural model needs them
+    # (a classical-only run with --device cuda works on a machine without a GPU)
+    if text.strip().lower() != "auto":
+        return text.strip()
+    from cropglobe.models.inputs import resolve_device
+
+    return str(resolve_device("auto"))
+
+
+def device_option() -> Callable[[F], F]:
+    """``--device``: a torch device; ``auto`` (the default) is the GPU when there is one.
+
+    The value is resolved as the command line is read, so that configs, model cards and
+    printed settings name the device that was used (``cuda``), never ``auto``.
+    """
+    return click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        callback=_parse_device,
+        help="torch device of neural models: cpu, cuda, cuda:N, or auto (the CUDA GPU when "
+        "torch sees one, else the CPU).",
+    )
+
+
 def training_options(func: F) -> F:
     """``--protocol --epochs --batch-size --lr --window --device`` shared by train and transfer."""
     options = [
@@ -300,9 +326,7 @@ def training_options(func: F) -> F:
             callback=_parse_window,
             help="Day-of-season window START-END the models see, may-nov (121-334) or all.",
         ),
-        click.option(
-            "--device", default="cpu", show_default=True, help="torch device (cpu, cuda)."
-        ),
+        device_option(),
         click.option(
             "--precision",
             type=click.Choice(["auto", "fp32", "bf16"]),

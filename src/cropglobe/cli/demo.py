@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
+from cropglobe.cli._common import (
+    PathArg,
+    device_option,
+    handle_errors,
+    is_quiet,
+    quiet_option,
+)
 
 
 @click.command("demo")
@@ -49,6 +55,7 @@ from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
 @click.option(
     "--seed", type=click.IntRange(0), default=0, show_default=True, help="Simulator seed."
 )
+@device_option()
 @quiet_option
 @handle_errors
 def command(
@@ -59,6 +66,7 @@ def command(
     methods: str,
     cropnet_width: int,
     seed: int,
+    device: str,
 ) -> None:
     """Simulate a CropGlobe-like world, run the transfer experiment on it, write the report."""
     from cropglobe.demo import run_demo
@@ -73,6 +81,7 @@ def command(
         methods=sequence_arg(methods),
         random_state=seed,
         cropnet_width=cropnet_width,
+        device=device,
         echo=echo,
     )
     click.echo("")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from cropglobe.cli._common import (
     PathArg,
+    device_option,
     handle_errors,
     quiet_option,
     read_option,
@@ -29,7 +30,7 @@ from cropglobe.cli._common import (
 @read_option
 @click.option("--country", "countries", multiple=True, help="Predict these groups only.")
 @click.option("--group-by", default="country", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@device_option()
 @click.option(
     "--tta",
     is_flag=True,

@@ -105,14 +105,19 @@ def resolve_precision(precision: str, device: Any) -> str:
 
 
 def resolve_device(device: Any) -> Any:
-    """A ``torch.device`` for ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …; clear error if unavailable."""
+    """A ``torch.device`` for ``"cpu"``, ``"cuda"``, ``"cuda:1"`` …; clear error if unavailable.
+
+    ``"auto"`` is the first CUDA GPU when torch sees one, else the CPU.
+    """
     import torch
 
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ParameterError(
-            f"device {device!r} is not a torch device; use 'cpu' or 'cuda'"
+            f"device {device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'"
         ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ParameterError(
