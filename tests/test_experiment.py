@@ -1190,6 +1190,11 @@ def test_summary_names_targets_scored_on_one_class(tmp_path) -> None:
         rep.summary_text
     )
     assert "AUS" not in rep.summary_text.split("Left out above")[0]
+    # with Australia alone nothing is left out of the table, but the caveat is still printed
+    only = run_experiment(world, sources=["FRA"], targets=["AUS"], methods=["rf-median1d"],
+                          seeds=[1], output=tmp_path / "aus")  # fmt: skip
+    assert "AUS" in only.summary_text and "Left out above" not in only.summary_text
+    assert "only one class of the target could be scored" in only.summary_text
 
 
 def test_transfer_on_chosen_bands(world, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -279,12 +280,15 @@ def test_phenology_figure_always_shows_the_source(tmp_path, monkeypatch) -> None
     shown = []
     real = rf._draw_curves
     monkeypatch.setattr(
-        rf, "_draw_curves", lambda s, c, groups, *a: shown.append(groups) or real(s, c, groups, *a)
+        rf,
+        "_draw_curves",
+        lambda s, c, groups, *a, **k: shown.append(groups) or real(s, c, groups, *a, **k),
     )
     rf.plot_phenology(ss, tmp_path / "a.png", group_by="region", max_groups=12)
     assert "tiny-source" not in shown[-1] and len(shown[-1]) == 12 and "t00" not in shown[-1]
     rf.plot_phenology(ss, tmp_path / "b.png", group_by="region", keep=["tiny-source"])
-    assert "tiny-source" in shown[-1] and len(shown[-1]) == 12
+    assert shown[-1][0] == "tiny-source" and len(shown[-1]) == 12  # the source first
+    assert shown[-1][1:] == sorted(shown[-1][1:])  # then the targets alphabetically
     assert "t00" not in shown[-1] and "t01" not in shown[-1]  # the two smallest targets
 
 
@@ -296,7 +300,7 @@ def test_phenology_axes_are_labelled_by_each_panels_season_start(tmp_path, monke
 
     figs = []
     real = rf._draw_curves
-    monkeypatch.setattr(rf, "_draw_curves", lambda *a: figs.append(real(*a)) or figs[-1])
+    monkeypatch.setattr(rf, "_draw_curves", lambda *a, **k: figs.append(real(*a, **k)) or figs[-1])
 
     def axes_of(ss):
         rf.plot_phenology(ss, tmp_path / "p.png", group_by="country")
@@ -320,3 +324,77 @@ def test_phenology_axes_are_labelled_by_each_panels_season_start(tmp_path, monke
     for ax in axes_of(july).values():
         assert ax.get_xlabel() == "days since 07-01"
         assert ax.get_xticks()[0] == 1 and ax.get_xticklabels()[0].get_text() == "Jul"
+
+
+def test_results_json_is_strict_json_and_per_class_numbers_are_written(tmp_path) -> None:
+    runs, pcs, cms = _runs()
+    # a classical run has no training precision: NaN in the table, null in the JSON
+    runs["precision_used"] = np.where(runs.method == "cropnet-aug", "bf16", None)
+    runs.loc[runs.method == "rf-median1d", "precision_used"] = np.nan
+    page = write_transfer_report(tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES)
+
+    def strict(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    payload = json.loads((tmp_path / "results.json").read_text(), parse_constant=strict)
+    rf = [r for r in payload["runs"] if r["method"] == "rf-median1d"]
+    assert len(rf) == 6 and all(r["precision_used"] is None for r in rf)
+    assert len(payload["per_class"]) == len(pcs)
+    # per_class.csv: mean ± std (ddof 0) over the seeds of each pair and class, in percent
+    table = pd.read_csv(tmp_path / "per_class.csv")
+    assert len(table) == 2 * 3 * 2  # methods × targets × classes
+    one = pcs[(pcs.method == "rf-median1d") & (pcs.target == "USA") & (pcs["class"] == "corn")]
+    row = table[
+        (table.method == "rf-median1d") & (table.target == "USA") & (table["class"] == "corn")
+    ]
+    assert row.f1_mean.iloc[0] == pytest.approx(100 * one.f1.mean(), abs=1e-3)
+    assert row.f1_std.iloc[0] == pytest.approx(100 * one.f1.std(ddof=0), abs=1e-3)
+    assert row.n_runs.iloc[0] == 2
+    # the page prints the bars' numbers: mean over the transfers and seeds per method and class
+    mean = 100 * pcs[(pcs.method == "cropnet-aug") & (pcs["class"] == "other")].f1.mean()
+    assert f"<td>{mean:.1f}</td>" in page.read_text()
+
+
+def test_single_class_cells_are_marked_and_counted(tmp_path, monkeypatch) -> None:
+    import matplotlib.axes
+
+    runs, cms = _pair_runs([("FRA", "AUS"), ("FRA", "BEL")])
+    runs.loc[runs.target == "AUS", "n_classes_scored"] = 1
+    texts: list[str] = []
+    real = matplotlib.axes.Axes.text
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "text",
+        lambda ax, x, y, s, *a, **k: texts.append(s) or real(ax, x, y, s, *a, **k),
+    )
+    page = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
+    # AUS (oa 0.5) is marked in both matrices; BEL (oa 0.6) is not
+    assert texts.count("50.0*\n1 class") == 1 and "60.0\n±0.0" in texts
+    assert sum("1 class" in t for t in texts) == 2  # oa and macro-F1 matrices
+    # the "All pairs" table says how many classes each pair's scores rest on
+    all_pairs = page.read_text().split("<h2>All pairs</h2>")[1].split("</table>")[0]
+    header = re.findall(r"<th>([^<]*)</th>", all_pairs)
+    assert header[-2:] == ["classes_scored", "n_runs"]
+    rows = [re.findall(r"<td>([^<]*)</td>", r) for r in all_pairs.split("<tr")]
+    rows = [r for r in rows if r]
+    assert {r[2]: r[-2] for r in rows} == {"AUS": "1", "BEL": "2"}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.0005, "+0.0005"), (-0.04, "-0.04"), (0.0, "+0.0"), (2.449, "+2.4"), (np.nan, "n/a")],
+)
+def test_interval_bounds_never_round_to_zero(value: float, text: str) -> None:
+    from cropglobe.report.transfer import signed_points
+
+    assert signed_points(value) == text
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(0.049938, "0.0499"), (0.0504, "0.050"), (0.05, "0.050"), (0.2, "0.200"), (0.0004, "< 0.001")],
+)
+def test_p_values_never_round_across_five_percent(p: float, text: str) -> None:
+    from cropglobe.report.transfer import p_text
+
+    assert p_text(p) == text

@@ -85,12 +85,15 @@ def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
         intervals: dict[str, str] = {}
         if runs is not None:
             from cropglobe.evaluate.compare import paired_comparison
+            from cropglobe.report.transfer import signed_points
 
             pair = runs[runs["method"].isin(["cropnet", "cropnet-aug"])]
             cmp = paired_comparison(pair, "cropnet", metrics=("oa",))
             for r in cmp.to_dict(orient="records"):
                 if r["n_seeds"] >= 2:
-                    intervals[str(r["scenario"])] = f" ({r['oa_low']:+.1f} … {r['oa_high']:+.1f})"
+                    intervals[str(r["scenario"])] = (
+                        f" ({signed_points(r['oa_low'])} … {signed_points(r['oa_high'])})"
+                    )
         parts = ", ".join(f"{c} {gains[c]:+.1f}{intervals.get(c, '')}" for c in cols)
         best = str(gains.idxmax())
         ci = ", 95 % CI over seeds" if intervals else ""

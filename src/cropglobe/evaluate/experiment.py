@@ -355,6 +355,13 @@ def run_experiment(
             + " (only one class of the target could be scored: its accuracy says nothing "
             "about transfer; see the report)"
         )
+    elif single:
+        text += (
+            "\nNote: on every pair above ("
+            + ", ".join(f"{a} → {b}" for a, b in single)
+            + ") only one class of the target could be scored (the models cannot output the "
+            "others): these accuracies say nothing about transfer."
+        )
     lines = comparison_lines(comparison) if comparison is not None else []
     if lines:
         text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(

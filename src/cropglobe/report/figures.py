@@ -78,7 +78,8 @@ def plot_phenology(
         title: figure title; defaults to a description of the data.
         max_groups: panels beyond this many groups are left out (the groups of ``keep``,
             then the largest, are kept).
-        keep: groups always shown (the source of a transfer, however small).
+        keep: groups always shown, in the first panels and titled "(source)": the source of
+            a transfer, however small.
 
     Returns:
         The written path.
@@ -96,12 +97,18 @@ def plot_phenology(
     def rank(g: str) -> tuple[bool, int]:  # kept groups first, then the largest
         return g not in first, -sum(v[2] for v in curves[g].values())
 
-    groups = sorted(sorted(curves, key=rank)[: max(max_groups, 1)])
+    chosen = sorted(curves, key=rank)[: max(max_groups, 1)]
+    # the kept groups (a transfer's source) in the first panels, in the order given; the
+    # others alphabetically
+    order = {str(g): i for i, g in enumerate(keep)}
+    groups = sorted(chosen, key=lambda g: (order.get(g, len(order)), g))
     colors = dict(zip(ss.classes, class_colors(ss.classes), strict=True))
     ncols = min(4, len(groups))
     nrows = int(np.ceil(len(groups) / ncols))
     with plt.rc_context({"text.parse_math": False}):  # a "$" in a name is a dollar sign
-        fig = _draw_curves(ss, curves, groups, band, group_by, title, colors, nrows, ncols)
+        fig = _draw_curves(
+            ss, curves, groups, band, group_by, title, colors, nrows, ncols, source_names=first
+        )
     target = Path(path)
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -119,8 +126,9 @@ def _draw_curves(
     colors: dict[str, Any],
     nrows: int,
     ncols: int,
+    source_names: set[str] | frozenset[str] = frozenset(),
 ) -> Any:
-    """The figure of :func:`plot_phenology`."""
+    """The figure of :func:`plot_phenology` (the panels of ``source_names`` titled so)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(
@@ -133,7 +141,7 @@ def _draw_curves(
             edge = "#333333" if c == "cotton" else col
             ax.plot(x, mean, color=edge, lw=1.8, label=f"{c} (n={n:,})")
             ax.fill_between(x, mean - std, mean + std, color=col, alpha=0.15, lw=0)
-        ax.set_title(g)
+        ax.set_title(f"{g} (source)" if g in source_names else g)
         ax.set_xlim(ss.grid.edges[0], ss.grid.edges[-1] - 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", frameon=False)

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import html
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -90,6 +91,13 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
     mat = sub.pivot(index="source", columns="target", values=f"{metric}_mean")
     std = sub.pivot(index="source", columns="target", values=f"{metric}_std")
     runs = sub.pivot(index="source", columns="target", values="n_runs")
+    one_class = (
+        sub.pivot(index="source", columns="target", values="classes_scored")
+        .reindex(index=mat.index, columns=mat.columns)
+        .to_numpy(dtype=float)
+        if "classes_scored" in sub.columns
+        else np.full(mat.shape, np.nan)
+    ) <= 1
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * mat.shape[1], 0.9 + 0.6 * mat.shape[0]))
     im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     long = mat.shape[1] > 6 or any(len(str(c)) > 5 for c in mat.columns)
@@ -107,18 +115,58 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
             v = float(mvals[i, j])
             if np.isfinite(v):
                 s = float(svals[i, j])
+                text = f"{v:.1f}\n1 seed" if nvals[i, j] == 1 else f"{v:.1f}\n±{s:.1f}"
+                if one_class[i, j]:
+                    # one class scored: not a transfer score; hatched and marked
+                    text = f"{v:.1f}*\n1 class"
+                    ax.add_patch(
+                        plt.Rectangle(
+                            (j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, alpha=0.6
+                        )
+                    )
                 ax.text(
                     j,
                     i,
-                    f"{v:.1f}\n1 seed" if nvals[i, j] == 1 else f"{v:.1f}\n±{s:.1f}",
+                    text,
                     ha="center",
                     va="center",
                     fontsize=7,
                     color="white" if v < 60 else "black",
                 )
     fig.colorbar(im, ax=ax, label=f"{metric} (%)")
-    ax.set_title(f"{method}: {metric} (mean ± std over seeds)")
+    title = f"{method}: {metric} (mean ± std over seeds)"
+    if one_class.any():
+        title += "\n* only one target class scored: not a transfer score"
+    ax.set_title(title, fontsize=10 if one_class.any() else None)
     return _save(fig, path)
+
+
+def per_class_table(per_class: pd.DataFrame) -> pd.DataFrame:
+    """Per-class F1 (percent) of each (method, source, target, class), mean ± std (ddof 0)
+    over seeds, with the number of runs: ``per_class.csv``."""
+    cols = ["method", "source", "target", "class"]
+    if not len(per_class):
+        return pd.DataFrame(columns=[*cols, "f1_mean", "f1_std", "n_runs"])
+    grouped = per_class.groupby(cols, sort=False)["f1"]
+    out = pd.DataFrame(
+        {
+            "f1_mean": grouped.mean() * 100.0,
+            "f1_std": grouped.std(ddof=0).fillna(0.0) * 100.0,
+            "n_runs": grouped.size(),
+        }
+    )
+    return out.reset_index()
+
+
+def per_class_means(per_class: pd.DataFrame, classes: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean per-class F1 (percent) over all rows of ``per_class``: one row per method, one
+    column per class (vocabulary order when ``classes`` is given), as the bar chart shows."""
+    table = per_class.groupby(["method", "class"], sort=False)["f1"].mean().unstack("class") * 100
+    table = table.reindex(list(dict.fromkeys(per_class["method"])))
+    if classes is not None:
+        table = table[[c for c in classes if c in table.columns]]
+    table.columns.name = None
+    return table
 
 
 def per_class_figure(
@@ -363,15 +411,34 @@ def default_baseline(runs: pd.DataFrame) -> str | None:
     return str((plain or methods)[0]) if methods else None
 
 
+def signed_points(v: float) -> str:
+    """A difference in points, one decimal; a non-zero value that would read as 0.0 gets the
+    decimals that show its first digit (an interval bound of +0.0005 is not "+0.0")."""
+    if not np.isfinite(v):
+        return "n/a"
+    text = f"{v:+.1f}"
+    if v != 0 and float(text) == 0:
+        digits = min(9, int(-math.floor(math.log10(abs(v)))))
+        text = f"{v:+.{digits}f}"
+    return text
+
+
+def p_text(p: float) -> str:
+    """A p-value, three decimals; four where three would carry it across 0.05 (0.0499 is not
+    "0.050")."""
+    if not np.isfinite(p):
+        return "n/a"
+    if p < 0.001:
+        return "< 0.001"
+    text = f"{p:.3f}"
+    if (p < 0.05) != (float(text) < 0.05):
+        text = f"{p:.4f}"
+    return text
+
+
 def comparison_table(comparison: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     """Readable rows of :func:`paired_comparison`: difference, interval, p-value, seed counts."""
-
-    def signed(v: float) -> str:
-        return "n/a" if not np.isfinite(v) else f"{v:+.1f}"
-
-    def p_value(p: float) -> str:
-        return "n/a" if not np.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
-
+    signed, p_value = signed_points, p_text
     rows = []
     for r in comparison.to_dict(orient="records"):
         n = int(r["n_seeds"])
@@ -402,9 +469,9 @@ def comparison_lines(comparison: pd.DataFrame) -> list[str]:
         overall = comparison[transfers]  # the one transfer scenario, without the hold-outs
     lines = []
     for r in overall.to_dict(orient="records"):
-        p = "p < 0.001" if r["oa_p"] < 0.001 else f"p = {r['oa_p']:.3f}"
+        p = "p < 0.001" if r["oa_p"] < 0.001 else f"p = {p_text(r['oa_p'])}"
         ci = (
-            f"95 % CI {r['oa_low']:+.1f} … {r['oa_high']:+.1f}, {p}, "
+            f"95 % CI {signed_points(r['oa_low'])} … {signed_points(r['oa_high'])}, {p}, "
             if np.isfinite(r["oa_low"])
             else ""
         )
@@ -531,6 +598,12 @@ def write_transfer_report(
     return out / "report.html"
 
 
+def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: missing values (NaN, None, NA) become null."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return [{str(k): v for k, v in r.items()} for r in records]
+
+
 def _draw_report(
     stage: Path,
     runs: pd.DataFrame,
@@ -581,17 +654,17 @@ def _draw_report(
         # p-values can be tiny: significant digits, not decimals
         "comparison.csv": comparison.to_csv(index=False, float_format="%.6g"),
         "confusion.csv": confusion_table(confusions, classes).to_csv(index=False),
+        "per_class.csv": per_class_table(per_class).to_csv(index=False, float_format="%.3f"),
     }
     payload = {
-        "aggregated": agg.to_dict(orient="records"),
-        # NaN (no interval with one seed) is not JSON: null
-        "comparison": comparison.astype(object)
-        .where(comparison.notna(), None)
-        .to_dict(orient="records"),
-        "runs": runs.to_dict(orient="records"),
+        # NaN (no interval with one seed, no precision for a classical run) is not JSON: null
+        "aggregated": _json_records(agg),
+        "comparison": _json_records(comparison),
+        "runs": _json_records(runs),
+        "per_class": _json_records(per_class),
         "config": dict(config or {}),
     }
-    files["results.json"] = json.dumps(payload, indent=1, default=str)
+    files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
 
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
@@ -631,7 +704,14 @@ def _draw_report(
     if len(transfers):
         pc = per_class_figure(transfers, stage / "per_class_f1.png", classes)
         written.append(pc)
-        sections.append("<h2>Per-class F1</h2>" + _img(pc))
+        means = per_class_means(transfers, classes)
+        sections.append(
+            "<h2>Per-class F1</h2>"
+            + _img(pc)
+            + "<p>The bars' numbers (%, mean over the transfer pairs and seeds; per pair and "
+            "seed in <code>per_class.csv</code>):</p>"
+            + means.to_html(escape=True, float_format=lambda v: f"{v:.1f}", na_rep="–")
+        )
     sections.append(
         "<h2>Confusion matrices (summed over seeds)</h2><p>Cells hold counts; their shade is "
         "the share of the true class's row, so rows of rare classes read as clearly as common "
@@ -656,9 +736,9 @@ def _draw_report(
                 detail[f"{m}_mean"], detail[f"{m}_std"], detail["n_runs"], strict=True
             )
         ]
-    detail = detail[
-        ["method", "source", "target", "scenario", "oa", "macro_f1", "weighted_f1", "n_runs"]
-    ]
+    shown = ["method", "source", "target", "scenario", "oa", "macro_f1", "weighted_f1"]
+    shown += [c for c in ("classes_scored", "n_runs") if c in detail.columns]
+    detail = detail[shown]
     sections.append("<h2>All pairs</h2>" + detail.to_html(index=False, escape=True))
     sections.append(
         "<h2>Configuration</h2><pre>"
