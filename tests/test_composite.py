@@ -550,3 +550,25 @@ def test_cli_composite_of_a_header_only_table_is_one_line(tmp_path: Path) -> Non
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: no observations in")
     assert "header_only.csv" in lines[0] and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("grid", "days"),
+    [
+        (TimeGrid.cropglobe(), 30.0),  # 5-day steps: six of them
+        (TimeGrid.regular(10), 30.0),
+        (TimeGrid.regular(16), 32.0),  # one missing 16-day step
+        (TimeGrid.monthly(), 62.0),  # one missing month (July-August: 31 + 31 days)
+    ],
+)
+def test_auto_max_gap_bridges_one_missing_step_on_coarse_grids(grid, days) -> None:
+    from cropglobe.composite import auto_max_gap, fill_gaps
+
+    assert auto_max_gap(grid) == days
+    # on the monthly grid a single missing month is filled, two in a row are not
+    if grid.kind == "monthly":
+        v = np.arange(12, dtype=np.float32)[None, :].copy()
+        v[0, 3] = np.nan
+        v[0, 7:9] = np.nan
+        out = fill_gaps(v, grid, max_gap_days=auto_max_gap(grid))
+        assert np.isfinite(out[0, 3]) and np.isnan(out[0, 7:9]).all()

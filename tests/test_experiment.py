@@ -1123,7 +1123,9 @@ def test_plausible_mistakes_get_hints_and_warnings(world, tmp_path, caplog) -> N
     assert set(rep.result.runs.target) == {"BEL"}
 
 
-def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkeypatch) -> None:
+def test_report_curves_show_gaps_while_models_see_filled_series(
+    tmp_path, monkeypatch, caplog
+) -> None:
     import cropglobe.report.figures as figures
     from cropglobe.evaluate.experiment import _load_series, load_series
 
@@ -1133,6 +1135,8 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
         for i in range(24):
             label = ("corn", "wheat")[i % 2]
             for m in range(1, last + 1):
+                if country == "FRA" and m == 3:
+                    continue  # one missing month inside the season: bridged on a monthly grid
                 rows.append(
                     {
                         "sample_id": f"{country}{i}",
@@ -1151,6 +1155,16 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
     assert not np.isnan(filled.values).any()  # July held over August-December for the models
     np.testing.assert_array_equal(filled.values[bel][:, :, 11], filled.values[bel][:, :, 6])
     assert filled.attrs["composite"]["fill"] is True
+    assert filled.attrs["composite"]["max_gap_days"] == 62  # two 31-day steps (Jul, Aug)
+    fra = ~bel
+    assert np.isnan(observed.values[fra][:, :, 2]).all()
+    c = filled.grid.centers
+    share = (c[2] - c[1]) / (c[3] - c[1])  # March interpolated between February and April
+    np.testing.assert_allclose(
+        filled.values[fra][:, :, 2],
+        (1 - share) * filled.values[fra][:, :, 1] + share * filled.values[fra][:, :, 3],
+        rtol=1e-5,
+    )
     np.testing.assert_array_equal(load_series(path).values, filled.values)
     # the same as compositing with composite's own gap filling
     from cropglobe.composite import composite
@@ -1174,7 +1188,17 @@ def test_report_curves_show_gaps_while_models_see_filled_series(tmp_path, monkey
     )  # fmt: skip
     curve = seen["BEL"]["corn"][0]
     assert np.isnan(curve[7:]).all() and not np.isnan(curve[:7]).any()
-    assert not np.isnan(seen["FRA"]["corn"][0]).any()
+    fra_curve = seen["FRA"]["corn"][0]  # March unobserved: a gap in the figure too
+    assert np.isnan(fra_curve[2]) and not np.isnan(np.delete(fra_curve, 2)).any()
+    # Belgium's August-December are held July values: said, with the days it never observed
+    said = [r.getMessage() for r in caplog.records if "gap-filled, not observed" in r.message]
+    assert said == [
+        "BEL: 42% of its values in the models' window are gap-filled, not observed; steps "
+        "observed in under half of its samples: days 213–365. Its scores rest on interpolated "
+        "or held values; check the data's date range (cropglobe info) or narrow --window."
+    ]
+    page = (tmp_path / "exp" / "report.html").read_text()
+    assert "BEL: 42% of its values in the models" in page
 
 
 def test_summary_names_targets_scored_on_one_class(tmp_path) -> None:

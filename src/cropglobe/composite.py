@@ -372,7 +372,7 @@ def composite(
     season_year: int | Mapping[Any, int] | None = None,
     mask: MaskMode = "auto",
     fill: bool | Literal["linear"] = False,
-    max_gap_days: int | None = 30,
+    max_gap_days: float | Literal["auto"] | None = "auto",
     edge: Edge = "hold",
     reducer: Reducer = "median",
     allow_empty: bool = False,
@@ -396,7 +396,9 @@ def composite(
         fill: False keeps empty bins NaN; True or ``"linear"`` fills them with
             :func:`fill_gaps`.
         max_gap_days: longest gap (days between the centres of the two valid neighbours) that
-            gap filling bridges; None bridges any gap. Used only when ``fill`` is on.
+            gap filling bridges; None bridges any gap; ``"auto"`` (default): 30 days, or one
+            missing step on grids coarser than 15 days (:func:`auto_max_gap`: 62 days on a
+            monthly grid). Used only when ``fill`` is on.
         edge: ``"hold"`` repeats the first/last valid value over leading/trailing gaps when
             filling; ``"nan"`` leaves them missing.
         reducer: ``"median"`` (default, as CropGlobe) or ``"mean"``.
@@ -449,6 +451,8 @@ def composite(
             f"season on the {grid.kind} grid (e.g. {list(ids)}); check season_year and masking, "
             "drop those samples, or keep them (allow_empty=True, --allow-empty)"
         )
+    if max_gap_days == "auto":
+        max_gap_days = auto_max_gap(grid)
     if fill:
         _fill_inplace(out, grid.centers, max_gap_days, edge)
     meta = obs.samples.drop(columns=["label"]).copy()
@@ -621,6 +625,15 @@ def _season_years(
 # =====================================================================================
 # Gap filling
 # =====================================================================================
+def auto_max_gap(grid: TimeGrid) -> float:
+    """The default longest gap to bridge on ``grid``, in days: 30 (six steps of CropGlobe's
+    5-day grid, three dekads), but never less than one missing step (twice the grid's longest
+    step: 62 days on a monthly grid, where a 30-day limit would bridge no gap at all)."""
+    steps = np.diff(np.asarray(grid.centers, dtype=np.float64))
+    longest = float(steps.max()) if steps.size else 0.0
+    return max(30.0, 2.0 * longest)
+
+
 def fill_gaps(
     values: ArrayLike,
     grid: TimeGrid,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -37,7 +38,9 @@ def _parse_window(text: str | None) -> tuple[int, int] | None:
     return start, end
 
 
-def _parse_gap(text: str) -> int | None:
+def _parse_gap(text: str) -> int | Literal["auto"] | None:
+    if text.lower() == "auto":
+        return "auto"
     if text.lower() in ("none", "inf", "any"):
         return None
     try:
@@ -46,7 +49,8 @@ def _parse_gap(text: str) -> int | None:
         value = -1
     if value < 0:
         raise click.BadParameter(
-            f"expected a number of days >= 0 or 'none', got {text!r}", param_hint="--max-gap"
+            f"expected a number of days >= 0, 'auto' or 'none', got {text!r}",
+            param_hint="--max-gap",
         )
     return value
 
@@ -77,9 +81,10 @@ def _parse_gap(text: str) -> int | None:
 @click.option("--window", default=None, help="Keep only days of season START-END, e.g. 121-334.")
 @click.option(
     "--max-gap",
-    default="30",
+    default="auto",
     show_default=True,
-    help="Longest gap (days) bridged by linear gap filling; 'none' bridges all.",
+    help="Longest gap (days) bridged by linear gap filling; 'none' bridges all; 'auto': 30, "
+    "or one missing step on grids coarser than 15 days (62 days on the monthly grid).",
 )
 @click.option("--fill/--no-fill", default=True, show_default=True, help="Fill gaps linearly.")
 @click.option(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from cropglobe._fs import folder_lock, safe_name
 from cropglobe.errors import CropGlobeError, DataFormatError, MissingFileError, ParameterError
@@ -23,7 +24,7 @@ from cropglobe.evaluate.transfer import (
     group_names,
     run_transfer,
 )
-from cropglobe.series import SeriesSet
+from cropglobe.series import SeriesSet, TimeGrid
 from cropglobe.workflow import suggest_group
 
 __all__ = ["ExperimentReport", "load_series", "run_experiment"]
@@ -64,13 +65,17 @@ def _load_series(path: str | os.PathLike[str], **read_options: Any) -> tuple[Ser
     if not isinstance(data, Observations):
         data = data.drop_empty()
         return data, data
-    from cropglobe.composite import composite, fill_gaps
+    from cropglobe.composite import auto_max_gap, composite, fill_gaps
     from cropglobe.summary import infer_grid
 
     observed = composite(data, infer_grid(data), fill=False, allow_empty=True).drop_empty()
     # fill_gaps with composite's own defaults is what composite(fill=True) does
-    filled = fill_gaps(observed.values, observed.grid, max_gap_days=30, edge="hold")
-    attrs = {**observed.attrs, "composite": {**observed.attrs["composite"], "fill": True}}
+    gap = auto_max_gap(observed.grid)
+    filled = fill_gaps(observed.values, observed.grid, max_gap_days=gap, edge="hold")
+    attrs = {
+        **observed.attrs,
+        "composite": {**observed.attrs["composite"], "fill": True, "max_gap_days": gap},
+    }
     return dataclasses.replace(observed, values=filled, attrs=attrs), observed
 
 
@@ -125,6 +130,7 @@ def run_experiment(
     ss, observed = (
         (data, data) if isinstance(data, SeriesSet) else _load_series(data, **(read_options or {}))
     )
+    filled_here = observed is not ss  # raw observations, composited and gap-filled above
     if bands is not None:  # the phenology figure keeps every band (NDVI needs B04 and B08)
         ss = ss.select_bands(list(bands))
     if ss.n_samples == 0:
@@ -208,6 +214,12 @@ def run_experiment(
                 kept,
                 ss.grid.n_steps,
             )
+    filled_notes = (
+        _filled_share_notes(ss, observed, group_by, [*src, *tgt], window) if filled_here else []
+    )
+    for msg in filled_notes:
+        logger.warning(msg)
+    notes = (*notes, *filled_notes)
     # (a source whose only target is itself is refused below, saying so)
     own = sorted(g for g in set(src) & set(tgt) if any(t != g for t in tgt))
     own = own if targets and not within else []
@@ -390,6 +402,74 @@ def _matrix_plan(
         if len(classes[s]) >= 2 and (within or any(t != s and [s, t] not in skip for t in targets))
     ]
     return skip, kept
+
+
+#: a group whose window values are gap-filled more than this share of the time is named
+FILLED_SHARE_WARN = 0.25
+
+
+def _filled_share_notes(
+    ss: SeriesSet,
+    observed: SeriesSet,
+    group_by: str,
+    groups: Sequence[str],
+    window: tuple[int, int] | None,
+) -> list[str]:
+    """One line per group whose values in the models' window are mostly gap-filled rather
+    than observed (a table that ends in July has its August–November held at July's value):
+    its scores rest on made-up values."""
+    if ss.n_samples == 0:
+        return []
+    seen = observed.select_bands(list(ss.bands)) if observed.bands != ss.bands else observed
+    centers = ss.grid.centers
+    cols = (
+        (centers >= window[0]) & (centers <= window[1])
+        if window is not None
+        else np.ones(centers.size, dtype=bool)
+    )
+    if not cols.any():
+        return []
+    names = ss.meta[group_by].astype(str).to_numpy()
+    notes = []
+    for g in dict.fromkeys(groups):
+        rows = names == g
+        if not rows.any():
+            continue
+        had = ~np.isnan(seen.values[rows][:, :, cols])
+        now = ~np.isnan(ss.values[rows][:, :, cols])
+        share = float((now & ~had).sum()) / max(int(now.sum()), 1)
+        if share <= FILLED_SHARE_WARN:
+            continue
+        # the window's steps that most of the group never observed
+        step_seen = had.any(axis=1).mean(axis=0)
+        empty = np.flatnonzero(step_seen < 0.5)
+        days = centers[cols][empty]
+        where = (
+            f"; steps observed in under half of its samples: days {_day_ranges(days, ss.grid)}"
+            if days.size
+            else ""
+        )
+        notes.append(
+            f"{g}: {share:.0%} of its values in the models' window are gap-filled, not "
+            f"observed{where}. Its scores rest on interpolated or held values; check the "
+            "data's date range (cropglobe info) or narrow --window."
+        )
+    return notes
+
+
+def _day_ranges(days: NDArray[np.float64], grid: TimeGrid) -> str:
+    """``121–151, 243–334``: runs of consecutive grid steps (given by their centres) as day
+    ranges of their bins."""
+    edges = np.asarray(grid.edges)
+    index = np.searchsorted(np.asarray(grid.centers), days)
+    parts, start = [], None
+    for k, i in enumerate(index):
+        if start is None:
+            start = i
+        if k + 1 == len(index) or index[k + 1] != i + 1:
+            parts.append(f"{int(edges[start])}–{int(edges[i + 1]) - 1}")
+            start = None
+    return ", ".join(parts)
 
 
 def _pairs_text(pairs: Sequence[Sequence[str]]) -> str:
