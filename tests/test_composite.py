@@ -22,7 +22,14 @@ from cropglobe.composite import (
     shift_series,
 )
 from cropglobe.errors import DataFormatError, GridError, ParameterError
-from cropglobe.series import Observations, SeriesSet, TimeGrid, day_of_season
+from cropglobe.series import (
+    Observations,
+    SeriesSet,
+    TimeGrid,
+    day_of_season,
+    season_label_year,
+    season_start_year,
+)
 
 NAN = np.nan
 
@@ -400,6 +407,83 @@ def test_detect_season_alignment_flags_summer_peak_in_january() -> None:
     assert df.loc["ARG", "n_classes"] == 2
 
 
+# ----------------------------------------------------------------------------- southern seasons
+_FEB_1 = pd.Timestamp("2023-02-01")
+
+
+def _arg_table() -> pd.DataFrame:
+    """A tidy table for ARG, label year 2023: 5-day observations July 2022 – June 2023 whose
+    NDVI peaks (0.85) on 1 February 2023, the southern summer crop of the 2022/23 season."""
+    dates = pd.date_range("2022-07-01", "2023-06-30", freq="5D")
+    nd = 0.15 + 0.7 * np.exp(-((((dates - _FEB_1).days.to_numpy()) / 35.0) ** 2))
+    red = np.full(nd.size, 800.0)
+    frames = [
+        pd.DataFrame(
+            {
+                "sample_id": f"ARG_{i}",
+                "date": dates.strftime("%Y-%m-%d"),
+                "B04": red,
+                "B08": red * (1 + nd) / (1 - nd),
+                "label": lab,
+                "year": 2023,
+                "country": "ARG",
+            }
+        )
+        for i, lab in enumerate(["soybeans", "corn", "soybeans", "corn"])
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _arg_obs() -> Observations:
+    df = _arg_table()
+    ids = df["sample_id"].unique()
+    table = pd.DataFrame(
+        {
+            "sample": np.searchsorted(ids, df["sample_id"]).astype(np.int64),
+            "date": pd.to_datetime(df["date"]),
+            "B04": df["B04"].to_numpy(np.float32),
+            "B08": df["B08"].to_numpy(np.float32),
+        }
+    )
+    first = df.drop_duplicates("sample_id")
+    samples = pd.DataFrame({"sample_id": ids, "country": "ARG", "year": 2023,
+                            "label": (first["label"] == "soybeans").to_numpy(int)})  # fmt: skip
+    return Observations(table, ("B04", "B08"), samples, classes=("corn", "soybeans"))
+
+
+def _ndvi(ss: SeriesSet) -> np.ndarray:
+    if "NDVI" in ss.bands:
+        return ss.values[:, ss.bands.index("NDVI")]
+    b04, b08 = ss.values[:, ss.bands.index("B04")], ss.values[:, ss.bands.index("B08")]
+    return (b08 - b04) / (b08 + b04)
+
+
+def test_year_column_is_the_label_year_the_season_ends_in() -> None:
+    assert season_start_year(2023, "07-01") == 2022 and season_start_year(2023) == 2023
+    assert season_label_year(2022, "07-01") == 2023 and season_label_year(2023) == 2023
+    obs = _arg_obs()
+    jul = composite(obs, TimeGrid.monthly("07-01"))  # no season_year: the year column (2023)
+    assert (jul.meta["year"] == 2022).all()  # the season July 2022 – June 2023, named 2022
+    assert not np.isnan(jul.values).any()
+    peak = int(np.argmax(_ndvi(jul)[0]))
+    assert peak == 7  # February, the 8th month of the July–June season
+    assert 121 <= jul.grid.centers[peak] <= 334  # inside the window the models see
+    cal = composite(obs, TimeGrid.monthly())  # label year 2023 = calendar 2023 in the north
+    assert (cal.meta["year"] == 2023).all()
+    assert np.isnan(cal.values[..., 6:]).all() and int(np.argmax(_ndvi(cal)[0, :6])) == 1
+
+
+def test_composite_names_the_season_year_that_holds_the_observations() -> None:
+    obs = _arg_obs()
+    with pytest.raises(DataFormatError, match=r"pass --season-year 2022 \(season_year=2022\)"):
+        composite(obs, TimeGrid.monthly("07-01"), season_year=2023)
+    start_years = Observations(obs.table, obs.bands, obs.samples.assign(year=2022), obs.classes)
+    with pytest.raises(DataFormatError, match="read as the label") as err:
+        composite(start_years, TimeGrid.monthly("07-01"))  # a year column naming the start
+    assert "2021-07-01 … 2022-06-30" in str(err.value)
+    assert "pass --season-year 2022" in str(err.value)
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_cli_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
@@ -432,6 +516,24 @@ def test_cli_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert res.exit_code == 2 and "--window" in res.output
     res = CliRunner().invoke(command, ["x", "-o", str(out), "--anchor", "13-01", "-q"])
     assert res.exit_code == 2 and "anchor" in res.output
+
+
+def test_cli_composite_southern_table_by_label_year(tmp_path: Path) -> None:
+    """`composite arg.csv --anchor 07-01` reads the year column (2023) as the label year."""
+    from click.testing import CliRunner
+
+    from cropglobe.cli.composite import command
+
+    csv = tmp_path / "arg.csv"
+    _arg_table().to_csv(csv, index=False)
+    out = tmp_path / "a.npz"
+    args = [str(csv), "-o", str(out), "--grid", "monthly", "--anchor", "07-01", "-q"]
+    res = CliRunner().invoke(command, args)
+    assert res.exit_code == 0, res.output
+    ss = SeriesSet.load(out)
+    assert (ss.meta["year"] == 2022).all() and int(np.argmax(_ndvi(ss)[0])) == 7
+    res = CliRunner().invoke(command, [*args, "--season-year", "2023"])
+    assert res.exit_code == 2 and "pass --season-year 2022" in res.output
 
 
 # ----------------------------------------------------------------------------- real data

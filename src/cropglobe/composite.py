@@ -6,10 +6,13 @@ series on a :class:`~cropglobe.series.TimeGrid` (:class:`~cropglobe.series.Serie
 1. **Masking** — rows flagged ``valid == False`` or with a Sentinel-2 scene class in
    :data:`cropglobe.bands.SCL_INVALID` are dropped.
 2. **Season** — each sample is composited over one season (the grid's anchor gives its first
-   day). Its season year comes from, in order: ``season_year=`` (one int for all, or a mapping
-   ``sample_id -> year``), a ``year`` column of ``obs.samples``, or the season holding most of
-   the sample's valid observations that fall inside the grid (ties go to the earlier season).
-   Observations of other seasons are ignored.
+   day), named by its *season year*, the calendar year in which it starts. It comes from, in
+   order: ``season_year=`` (one int for all, or a mapping ``sample_id -> year``), a ``year``
+   column of ``obs.samples`` — a *label year*, the year of the harvest, which names the season
+   that ends in it (:func:`cropglobe.series.season_start_year`: label year 2023 on a ``"07-01"``
+   grid is July 2022 – June 2023) — or the season holding most of the sample's valid
+   observations that fall inside the grid (ties go to the earlier season). Observations of
+   other seasons are ignored.
 3. **Reduction** — the NaN-aware median (or mean) of the observations in each
    (sample, band, bin): :func:`composite_arrays`, a fully vectorised kernel also used on raster
    pixel blocks.
@@ -43,6 +46,8 @@ from cropglobe.series import (
     TimeGrid,
     day_of_season,
     parse_anchor,
+    season_label_year,
+    season_start_year,
 )
 
 __all__ = [
@@ -383,13 +388,17 @@ def composite(
         obs: the long observation table (see :class:`~cropglobe.series.Observations`).
         grid: the target time grid; its anchor defines the season (``"07-01"`` collects
             July of year Y to June of Y + 1, so series spanning two calendar years work).
-        season_year: which season to composite for each sample (named by the calendar year in
-            which it starts): one int for all samples; a mapping ``sample_id -> year``; or None
-            to take ``obs.samples["year"]`` when that column exists, else the season holding
-            most of the sample's valid observations (unmasked, inside the grid, at least one
-            band not NaN; ties: the earlier season; a sample without any gets the most common
-            season of the others). A calendar-year grid and a series from 2017-01 to 2018-06 gives
-            2017. Observations of other seasons are ignored.
+        season_year: which season to composite for each sample, named by the calendar year in
+            which it *starts* (2022 for July 2022 – June 2023): one int for all samples; a
+            mapping ``sample_id -> year``; or None to take ``obs.samples["year"]`` when that
+            column exists — read as the *label year* (the harvest year, as CropGlobe and
+            WorldCereal name samples), i.e. the season that *ends* in that year: the same year
+            on a calendar-year grid, the year before for any later anchor (label year 2023 on
+            a ``"07-01"`` grid is the season 2022) — else the season holding most of the
+            sample's valid observations (unmasked, inside the grid, at least one band not NaN;
+            ties: the earlier season; a sample without any gets the most common season of the
+            others). A calendar-year grid and a series from 2017-01 to 2018-06 gives 2017.
+            Observations of other seasons are ignored.
         mask: ``"auto"`` masks with the ``valid`` column and/or the ``SCL`` column when
             present; ``"valid"`` / ``"scl"`` require that column; ``"none"`` uses every row.
             SCL classes in :data:`cropglobe.bands.SCL_INVALID` are masked.
@@ -408,11 +417,14 @@ def composite(
     Returns:
         A SeriesSet (N = ``obs.n_samples``, C = ``len(obs.bands)``, T = ``grid.n_steps``),
         float32, with the labels and classes of ``obs``; ``meta`` is ``obs.samples`` without
-        ``label`` and with ``year`` set to the season year used.
+        ``label`` and with ``year`` set to the season year used (the year the season starts:
+        2022 for a label year 2023 on a ``"07-01"`` grid).
 
     Raises:
         DataFormatError: no observations at all, bad sample positions, a missing season-year
-            mapping entry, or samples without any valid observation (unless ``allow_empty``).
+            mapping entry, or samples without any valid observation (unless ``allow_empty``);
+            when their observations lie in another season, the message names the
+            ``season_year`` (``--season-year``) that holds them.
         ParameterError: an unknown ``mask``, ``fill``, ``edge`` or ``reducer``.
     """
     _check_choice("mask", mask, ("auto", "none", "valid", "scl"))
@@ -446,10 +458,12 @@ def composite(
     empty = np.isnan(out).all(axis=(1, 2)) if n else np.zeros(0, dtype=bool)
     if empty.any() and not allow_empty:
         ids = obs.samples["sample_id"].astype(str).to_numpy()[empty][:3]
+        hint = _other_season_hint(obs, grid, sample, mask, np.asarray(empty), years, season_year)
         raise DataFormatError(
             f"composite: {int(empty.sum())} of {n} samples have no valid observation in their "
-            f"season on the {grid.kind} grid (e.g. {list(ids)}); check season_year and masking, "
-            "drop those samples, or keep them (allow_empty=True, --allow-empty)"
+            f"season on the {grid.kind} grid (e.g. {list(ids)}); "
+            + (hint or "check season_year and masking")
+            + "; else drop those samples, or keep them (allow_empty=True, --allow-empty)"
         )
     if max_gap_days == "auto":
         max_gap_days = auto_max_gap(grid)
@@ -593,9 +607,31 @@ def _season_years(
                 f"samples column 'year' has {int(col.isna().sum())} missing or non-numeric "
                 "values; fill it or pass season_year explicitly"
             )
-        return np.asarray(col.to_numpy(dtype=np.int64), dtype=np.int64)
-    # Infer: the season holding most of each sample's valid in-grid observations (rows whose
-    # bands are all missing do not count).
+        # a label (harvest) year names the season that ends in it
+        return season_start_year(col.to_numpy(dtype=np.int64), grid.anchor)
+    years = _infer_season_years(obs, grid, sample, syear, dos, keep, bands)
+    unknown = years < 0
+    if unknown.any():
+        known = years[~unknown]
+        fallback = int(np.bincount(known - known.min()).argmax() + known.min()) if known.size else 0
+        logger.debug("%d samples have no valid observation to infer a season; using %d",
+                     int(unknown.sum()), fallback)  # fmt: skip
+        years[unknown] = fallback
+    return years
+
+
+def _infer_season_years(
+    obs: Observations,
+    grid: TimeGrid,
+    sample: NDArray[np.int64],
+    syear: NDArray[np.int32],
+    dos: NDArray[np.int16],
+    keep: NDArray[np.bool_],
+    bands: tuple[str, ...],
+) -> NDArray[np.int64]:
+    """The season holding most of each sample's valid in-grid observations (rows whose bands
+    are all missing do not count; ties: the earlier season); −1 for samples without any."""
+    n = obs.n_samples
     use = keep & (grid.bin_index(dos) >= 0)
     has_value = np.zeros(len(use), dtype=bool)
     for values in _band_columns(obs.table, bands):
@@ -612,14 +648,54 @@ def _season_years(
         order = np.lexsort((py, -counts, ps))  # per sample: most observations, then earliest
         first = np.r_[True, ps[order][1:] != ps[order][:-1]]
         years[ps[order][first]] = py[order][first]
-    unknown = years < 0
-    if unknown.any():
-        known = years[~unknown]
-        fallback = int(np.bincount(known - known.min()).argmax() + known.min()) if known.size else 0
-        logger.debug("%d samples have no valid observation to infer a season; using %d",
-                     int(unknown.sum()), fallback)  # fmt: skip
-        years[unknown] = fallback
     return years
+
+
+def _season_span(season_year: int, anchor: str) -> str:
+    """``"2022-07-01 … 2023-06-30"``: the first and last day of a season."""
+    start = pd.Timestamp(f"{season_year:04d}-{anchor}")
+    end = pd.Timestamp(f"{season_year + 1:04d}-{anchor}") - pd.Timedelta(days=1)
+    return f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+
+
+def _other_season_hint(
+    obs: Observations,
+    grid: TimeGrid,
+    sample: NDArray[np.int64],
+    mask: str,
+    empty: NDArray[np.bool_],
+    years: NDArray[np.int64],
+    season_year: int | Mapping[Any, int] | None,
+) -> str:
+    """For samples left empty: the season their observations lie in, and what to pass to get
+    it (``""`` when they have no valid observation in any season or the season was inferred)."""
+    if season_year is None and "year" not in obs.samples.columns:
+        return ""  # inferred: the sample has no valid observation in any season
+    keep = (sample >= 0) & _row_mask(obs.table, mask)
+    syear, dos, has_date = _season_days(obs.table["date"], grid.anchor)
+    inferred = _infer_season_years(obs, grid, sample, syear, dos, keep & has_date, obs.bands)
+    pick = empty & (inferred >= 0)
+    if not pick.any():
+        return ""
+    pairs, counts = np.unique(np.c_[years[pick], inferred[pick]], axis=0, return_counts=True)
+    given, found = (int(v) for v in pairs[np.argmax(counts)])
+    holds = (
+        f"their observations lie in the season {_season_span(found, grid.anchor)} (season year "
+        f"{found}, the year it starts)"
+    )
+    fix = f"pass --season-year {found} (season_year={found})"
+    if season_year is None:
+        label = int(season_label_year(given, grid.anchor))
+        return (
+            f"the samples' year column is read as the label (harvest) year, the year the season "
+            f"ends: label year {label} is the season {_season_span(given, grid.anchor)} on a grid "
+            f"starting {grid.anchor}, but {holds}; if the year column names the year the season "
+            f"starts, {fix}"
+        )
+    return (
+        f"season year {given} selects the season {_season_span(given, grid.anchor)} (named by the "
+        f"year it starts), but {holds}; {fix}"
+    )
 
 
 # =====================================================================================

@@ -7,7 +7,16 @@ shares the day of 28 February, so every date maps to a day 1…365 and calendar 
 dekads) have the same bins every year.
 
 A season is named by the calendar year in which it *starts* (a July 2022 – June 2023 season is
-season 2022). With the default anchor ``"01-01"`` the season year is the calendar year.
+season 2022): ``season_year=`` arguments, ``--season-year`` options and ``SeriesSet.meta["year"]``
+use this *season year*. With the default anchor ``"01-01"`` it is the calendar year.
+
+The ``year`` column of an input sample table is different: it is the *label year*, the year of
+the crop the label describes, which CropGlobe ("label year 2023" for every country) and
+WorldCereal (a sample's year is that of its ``valid_time``, a date inside the growing season)
+give to the harvest — a southern summer crop sown in late 2022 and harvested in 2023 is a 2023
+label. A label year therefore names the season that *ends* in it: :func:`season_start_year`
+converts (2023 -> season 2022 for a ``"07-01"`` anchor; unchanged for ``"01-01"``) and
+:func:`season_label_year` converts back.
 """
 
 from __future__ import annotations
@@ -29,7 +38,15 @@ from numpy.typing import ArrayLike, NDArray
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
 
-__all__ = ["Observations", "SeriesSet", "TimeGrid", "day_of_season", "parse_anchor"]
+__all__ = [
+    "Observations",
+    "SeriesSet",
+    "TimeGrid",
+    "day_of_season",
+    "parse_anchor",
+    "season_label_year",
+    "season_start_year",
+]
 
 _MONTH_STARTS = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366])
 _FORMAT_VERSION = 1
@@ -81,6 +98,29 @@ def day_of_season(
     season_year = np.where(before, year - 1, year)
     dos = (doy_ref - a) % 365 + 1
     return season_year.astype(np.int64), dos.astype(np.int64)
+
+
+def season_start_year(label_year: ArrayLike, anchor: str = "01-01") -> NDArray[np.int64]:
+    """Season year (the year the season starts) of the season that ends in ``label_year``.
+
+    A season starting on ``anchor`` in year S ends in S (anchor ``"01-01"``) or in S + 1 (any
+    later anchor), so the season of label (harvest) year Y starts in Y or Y − 1: label year 2023
+    on a ``"07-01"`` grid is the season 1 July 2022 – 30 June 2023, season year 2022.
+
+    Args:
+        label_year: int or int array, any shape.
+        anchor: ``"MM-DD"`` first day of the season.
+
+    Returns:
+        int64 array of the input's shape.
+    """
+    return np.asarray(label_year, dtype=np.int64) - int(parse_anchor(anchor) > 1)
+
+
+def season_label_year(season_year: ArrayLike, anchor: str = "01-01") -> NDArray[np.int64]:
+    """Label (harvest) year of the season starting on ``anchor`` in ``season_year``: the year in
+    which it ends (inverse of :func:`season_start_year`)."""
+    return np.asarray(season_year, dtype=np.int64) + int(parse_anchor(anchor) > 1)
 
 
 @dataclass(frozen=True)

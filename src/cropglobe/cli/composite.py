@@ -76,7 +76,8 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     "--anchor",
     default="01-01",
     show_default=True,
-    help="First day of the season, MM-DD (07-01 for a July–June southern season).",
+    help="First day of the season, MM-DD (07-01 for a July–June southern season: with a year "
+    "column of label year 2023 it composites July 2022 – June 2023).",
 )
 @click.option("--window", default=None, help="Keep only days of season START-END, e.g. 121-334.")
 @click.option(
@@ -91,8 +92,9 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     "--season-year",
     type=click.IntRange(1950, 2200),
     default=None,
-    help="Season to composite (year it starts); default: the samples' year column or the "
-    "season holding most observations.",
+    help="Season to composite, named by the year it STARTS (2022 = July 2022 – June 2023 with "
+    "--anchor 07-01); default: the samples' year column, read as the label (harvest) year, "
+    "i.e. the season that ENDS in it, else the season holding most observations.",
 )
 @click.option(
     "--mask",
@@ -126,6 +128,9 @@ def command(
 
     Writes a SeriesSet .npz: the NaN-aware median of each band in each bin, cloud-masked,
     optionally gap-filled and cut to a window of days.
+
+    A sample's `year` column is its label (harvest) year: with --anchor 07-01, label year 2023
+    is the season July 2022 – June 2023. --season-year names a season by the year it starts.
     """
     from cropglobe.composite import composite, select_window
     from cropglobe.io import read_observations
