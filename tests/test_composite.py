@@ -17,6 +17,7 @@ from cropglobe.composite import (
     fill_gaps,
     paper_window,
     resample,
+    season_findings,
     select_window,
     shift_anchor,
     shift_series,
@@ -30,6 +31,7 @@ from cropglobe.series import (
     season_label_year,
     season_start_year,
 )
+from cropglobe.simulate import simulate_world
 
 NAN = np.nan
 
@@ -350,28 +352,40 @@ def test_shift_anchor_builds_a_july_june_season_from_two_years() -> None:
     cal = TimeGrid.monthly()
     y23 = composite(obs, cal, season_year=2023)
     y24 = composite(obs, cal, season_year=2024)
-    shifted = shift_anchor(y23, "07-01", next_season=y24)
+    # the new season ends in the same year: calendar 2024 -> July 2023 – June 2024
+    shifted = shift_anchor(y24, "07-01", previous_season=y23)
     direct = composite(obs, TimeGrid.monthly("07-01"), season_year=2023)
     assert shifted.grid.same_axis(direct.grid)
     np.testing.assert_array_equal(shifted.values, direct.values)
-    alone = shift_anchor(y23, "07-01")
-    np.testing.assert_array_equal(alone.values[..., :6], direct.values[..., :6])
-    assert np.isnan(alone.values[..., 6:]).all()
-    back = shift_anchor(shifted, "01-01")
+    assert shifted.meta["year"][0] == 2023  # named by the year it starts
+    alone = shift_anchor(y24, "07-01")
+    np.testing.assert_array_equal(alone.values[..., 6:], direct.values[..., 6:])
+    assert np.isnan(alone.values[..., :6]).all()
+    wrapped = shift_anchor(y24, "07-01", wrap=True)  # July–December 2024 stand in for 2023's
+    np.testing.assert_array_equal(wrapped.values[..., 6:], direct.values[..., 6:])
+    np.testing.assert_array_equal(wrapped.values[..., :6], y24.values[..., 6:])
+    # and back: July 2023 – June 2024 -> calendar 2024, July–December from the next season
+    nxt = composite(obs, TimeGrid.monthly("07-01"), season_year=2024, allow_empty=True)
+    back = shift_anchor(shifted, "01-01", next_season=nxt)
     assert back.meta["year"][0] == 2024
-    np.testing.assert_array_equal(back.values[..., :6], y24.values[..., :6])
-    with pytest.raises(GridError, match="next_season"):
-        shift_anchor(y23, "07-01", next_season=resample(y24, TimeGrid.dekads()))
+    np.testing.assert_array_equal(back.values, y24.values)
+    with pytest.raises(GridError, match="previous_season"):
+        shift_anchor(y24, "07-01", previous_season=resample(y23, TimeGrid.dekads()))
+    with pytest.raises(ParameterError, match="pass previous_season="):
+        shift_anchor(y24, "07-01", next_season=y23)  # the advice the old check gave
+    with pytest.raises(ParameterError, match="not both"):
+        shift_anchor(y24, "07-01", previous_season=y23, wrap=True)
 
 
 def test_shift_anchor_on_5day_grid_interpolates() -> None:
     grid = TimeGrid.cropglobe()
     line = grid.centers.astype(np.float32)  # value = day of the calendar year 2023
-    ss = _series(line[None, None], grid)
-    nxt = _series((line + 365)[None, None], grid)
-    out = shift_anchor(ss, "07-01", next_season=nxt)
+    prev = _series(line[None, None], grid)
+    ss = _series((line + 365)[None, None], grid)
+    out = shift_anchor(ss, "07-01", previous_season=prev)
     assert out.grid.anchor == "07-01" and out.n_steps == 73
-    # New day of season d is calendar day 181 + d: a linear signal is reproduced.
+    # New day of season d is calendar day 181 + d of the year before: a linear signal is
+    # reproduced.
     np.testing.assert_allclose(out.values[0, 0], out.grid.centers + 181, rtol=1e-6)
     with pytest.raises(GridError, match="whole season"):
         shift_anchor(select_window(ss, 121, 334), "07-01")
@@ -403,7 +417,8 @@ def test_detect_season_alignment_flags_summer_peak_in_january() -> None:
     df = detect_season_alignment(ss).set_index("country")
     assert df.loc["FRA", "peak_month"] == 7 and not df.loc["FRA", "unaligned_southern"]
     assert df.loc["ARG", "peak_month"] == 1 and df.loc["ARG", "unaligned_southern"]
-    assert "Dec–Feb" in df.loc["ARG", "note"]
+    assert df.loc["ARG", "unaligned"] and df.loc["ARG", "suggested_anchor"] == "07-01"
+    assert "outside days 121–334" in df.loc["ARG", "note"]
     assert df.loc["ARG", "n_classes"] == 2
 
 
@@ -484,6 +499,110 @@ def test_composite_names_the_season_year_that_holds_the_observations() -> None:
     assert "pass --season-year 2022" in str(err.value)
 
 
+def test_shift_anchor_keeps_the_label_year_and_the_peak() -> None:
+    """Calendar 2023 -> July 2022 – June 2023: the February peak stays, mid-season."""
+    obs = _arg_obs()
+    cal23 = composite(obs, TimeGrid.monthly(), season_year=2023)
+    cal22 = composite(obs, TimeGrid.monthly(), season_year=2022)
+    direct = composite(obs, TimeGrid.monthly("07-01"))
+    shifted = shift_anchor(cal23, "07-01", previous_season=cal22)
+    np.testing.assert_array_equal(shifted.values, direct.values)
+    assert (shifted.meta["year"] == 2022).all()
+    alone = shift_anchor(cal23, "07-01")  # without the year before: July–December unknown
+    np.testing.assert_array_equal(alone.values[..., 6:], direct.values[..., 6:])
+    peak = int(np.nanargmax(_ndvi(alone)[0]))
+    assert peak == 7 and 121 <= alone.grid.centers[peak] <= 334
+
+
+def test_detect_flags_a_february_peak_and_the_advice_keeps_it() -> None:
+    obs = _arg_obs()
+    cal23 = composite(obs, TimeGrid.monthly(), season_year=2023)
+    row = detect_season_alignment(cal23).iloc[0]
+    assert abs(row["peak_dos"] - 32) <= 5 and row["unaligned"]  # 1 February = day 32
+    assert row["suggested_anchor"] == "07-01"
+    (found,) = season_findings(cal23)
+    assert found.unaligned and found.suggested_anchor == "07-01"
+    assert "previous_season=" in found.fix and "next_season" not in found.fix
+    cal22 = composite(obs, TimeGrid.monthly(), season_year=2022)
+    fixed = shift_anchor(cal23, found.suggested_anchor, previous_season=cal22)
+    assert season_findings(fixed) == []
+    assert not detect_season_alignment(fixed)["unaligned"].any()
+    (as_table,) = season_findings(cal23, source="data/arg.csv", observations=True)
+    assert as_table.fix == "cropglobe composite data/arg.csv -o arg_07-01.npz --anchor 07-01"
+    (as_series,) = season_findings(cal23, source="arg.npz")
+    assert as_series.fix.startswith(
+        "cropglobe composite arg.npz -o arg_07-01.npz --anchor 07-01 --wrap-season"
+    )
+
+
+def test_simulated_southern_seasons_are_flagged_and_fixed() -> None:
+    ss = simulate_world(["ARG", "AUS", "USA"], 60, random_state=3, season_aligned_south=False,
+                        cloud_fraction=0.0)  # fmt: skip
+    df = detect_season_alignment(ss).set_index("country")
+    assert df.loc["ARG", "unaligned_southern"]
+    assert df.loc["AUS", "unaligned_southern"]  # cotton Feb, sugarcane March: not in Dec–Feb
+    assert not df.loc["USA", "unaligned_southern"]
+    assert df.loc[["ARG", "AUS"], "unaligned"].all()
+    assert (df.loc[["ARG", "AUS"], "suggested_anchor"] == "07-01").all()
+    found = {f.group: f for f in season_findings(ss)}
+    assert found["ARG"].unaligned and found["AUS"].unaligned
+    assert "USA" not in found or not found["USA"].unaligned
+    for country in ("ARG", "AUS"):
+        south = ss.where(country=country)
+        for kw in ({}, {"wrap": True}):
+            moved = shift_anchor(south, "07-01", **kw)
+            peaks = detect_season_alignment(moved).iloc[0]
+            assert not peaks["unaligned"], (country, kw, peaks["class_peaks"])
+            assert 121 <= peaks["peak_dos"] <= 334
+    wrapped = shift_anchor(ss.where(country="ARG"), "07-01", wrap=True)
+    assert np.isnan(wrapped.values).mean() < 0.01
+    aligned = simulate_world(["ARG"], 60, random_state=3, cloud_fraction=0.0)  # rotated 180 d
+    close = np.abs(_ndvi(wrapped) - _ndvi(aligned)) < 0.05
+    assert close.mean() > 0.9
+
+
+def test_peaks_on_the_cut_edge_of_a_window_grid_are_outside() -> None:
+    """A May–November series whose NDVI falls from its first step: the peak lies before it."""
+    grid = TimeGrid.cropglobe().window(121, 334)
+    c = grid.centers
+    nd = (0.2 + 0.6 * np.exp(-(((c - 60) / 40) ** 2))).astype(np.float32)  # peak on day 60
+    ss = SeriesSet(np.stack([nd, nd, nd])[:, None, :], ("NDVI",), grid,
+                   meta=pd.DataFrame({"sample_id": list("abc"), "country": "AUS"}))  # fmt: skip
+    (found,) = season_findings(ss)
+    assert list(found.outside) == ["unlabelled"]  # although its top (days 123…) is in the window
+    assert not found.unaligned  # where the peak lies is unknown: no anchor to suggest
+    assert f"covers only days 121–{grid.edges[-1] - 1}" in found.fix
+    assert "use the whole-season series" in found.fix
+
+
+def test_a_curve_rising_where_the_observations_stop_does_not_vote_for_an_anchor() -> None:
+    """Observations January–July (Belgium's table): a maize curve still rising in July has its
+    peak beyond the data; its green spring cover crop must not make the season look unaligned."""
+    grid = TimeGrid.monthly()
+    nd = np.array([0.7, 0.75, 0.7, 0.5, 0.4, 0.6, 0.8] + [np.nan] * 5, dtype=np.float32)
+    ss = SeriesSet(np.tile(nd, (12, 1, 1)), ("NDVI",), grid, np.zeros(12, int), ("corn",),
+                   pd.DataFrame({"sample_id": list("abcdefghijkl"), "country": "BEL"}))  # fmt: skip
+    (found,) = season_findings(ss)
+    assert not found.unaligned and found.suggested_anchor is None
+    assert found.fix.startswith("BEL's observations cover only days 1–212 of the season")
+    assert not detect_season_alignment(ss)["unaligned"].any()
+
+
+def test_a_winter_crop_outside_the_window_gets_a_wider_window() -> None:
+    grid = TimeGrid.cropglobe()
+    c = grid.centers
+    summer = 0.2 + 0.6 * np.exp(-(((c - 200) / 30) ** 2))
+    winter = 0.2 + 0.6 * np.exp(-(((c - 100) / 30) ** 2))  # wheat, peak 10 April
+    v = np.stack([summer, summer, winter])[:, None, :].astype(np.float32)
+    ss = SeriesSet(v, ("NDVI",), grid, np.array([0, 1, 2]), ("corn", "soybeans", "wheat"),
+                   pd.DataFrame({"sample_id": list("abc"), "country": "FRA"}))  # fmt: skip
+    (found,) = season_findings(ss)
+    assert not found.unaligned and found.suggested_anchor is None
+    assert list(found.outside) == ["wheat"]
+    assert found.class_peaks["wheat"] == pytest.approx(100, abs=3)
+    assert found.fix.startswith("a wider window for the models: --window 85-334")
+
+
 # ----------------------------------------------------------------------------- CLI
 def test_cli_composite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
@@ -534,6 +653,38 @@ def test_cli_composite_southern_table_by_label_year(tmp_path: Path) -> None:
     assert (ss.meta["year"] == 2022).all() and int(np.argmax(_ndvi(ss)[0])) == 7
     res = CliRunner().invoke(command, [*args, "--season-year", "2023"])
     assert res.exit_code == 2 and "pass --season-year 2022" in res.output
+
+
+def test_cli_composite_reanchors_a_series(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.composite import command
+
+    obs = _arg_obs()
+    cal23, cal22 = tmp_path / "cal23.npz", tmp_path / "cal22.npz"
+    composite(obs, TimeGrid.monthly(), season_year=2023).save(cal23)
+    composite(obs, TimeGrid.monthly(), season_year=2022).save(cal22)
+    out = tmp_path / "jul.npz"
+    base = [str(cal23), "-o", str(out), "--anchor", "07-01", "-q"]
+    res = CliRunner().invoke(command, base)
+    assert res.exit_code == 2
+    assert "pass --previous-season FILE" in res.output and "--wrap-season" in res.output
+    res = CliRunner().invoke(command, [*base, "--next-season", str(cal22)])
+    assert res.exit_code == 2 and "--next-season is not used" in res.output
+    res = CliRunner().invoke(command, [*base, "--season-year", "2022"])
+    assert res.exit_code == 2 and "--season-year applies only to observation tables" in res.output
+    res = CliRunner().invoke(command, [*base, "--previous-season", str(cal22)])
+    assert res.exit_code == 0, res.output
+    direct = composite(obs, TimeGrid.monthly("07-01"))
+    got = SeriesSet.load(out)
+    np.testing.assert_array_equal(got.values, direct.values)
+    assert (got.meta["year"] == 2022).all() and got.grid.same_axis(direct.grid)
+    res = CliRunner().invoke(command, [*base, "--wrap-season", "--grid", "5-day"])
+    assert res.exit_code == 0, res.output
+    five = SeriesSet.load(out)
+    assert five.grid.kind == "5-day" and five.grid.anchor == "07-01"
+    peak = five.grid.centers[int(np.nanargmax(_ndvi(five)[0]))]
+    assert 121 <= peak <= 334
 
 
 # ----------------------------------------------------------------------------- real data

@@ -20,8 +20,11 @@ series on a :class:`~cropglobe.series.TimeGrid` (:class:`~cropglobe.series.Serie
    across gaps up to ``max_gap_days``, leading/trailing gaps held or left missing.
 
 Further tools move series between grids (:func:`resample`), windows (:func:`select_window`,
-:func:`paper_window`), seasons (:func:`shift_anchor`), shift them in time (:func:`shift_series`)
-and check from the data whether a country's season is aligned (:func:`detect_season_alignment`).
+:func:`paper_window`), seasons (:func:`shift_anchor`: the new season ends in the same year, so a
+calendar-year 2023 series becomes July 2022 – June 2023), shift them in time
+(:func:`shift_series`) and check from the data whether a country's season is aligned — whether
+its classes' NDVI peaks fall inside the window the models see (:func:`detect_season_alignment`,
+and :func:`season_findings` for the groups to report with the exact fix).
 
 Every function here is vectorised with NumPy: the Python-level loops run over bands, group sizes,
 chunks of samples or target bins, never over pixels or samples.
@@ -30,7 +33,10 @@ chunks of samples or target bins, never over pixels or samples.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -51,13 +57,17 @@ from cropglobe.series import (
 )
 
 __all__ = [
+    "PAPER_WINDOW",
+    "SeasonFinding",
     "composite",
     "composite_arrays",
     "composite_dense",
     "detect_season_alignment",
     "fill_gaps",
+    "neighbour_season",
     "paper_window",
     "resample",
+    "season_findings",
     "select_window",
     "shift_anchor",
     "shift_series",
@@ -988,14 +998,46 @@ def _grid_like(grid: TimeGrid, anchor: str) -> TimeGrid:
     return TimeGrid.regular(step, 1, 365, anchor)
 
 
-def shift_anchor(ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = None) -> SeriesSet:
+def _season_delta(old_anchor: str, new_anchor: str) -> int:
+    """Day of season d of the new season is day d + delta of the old one, for the two seasons
+    that end in the same calendar year (a season starting after 1 January ends in the year
+    after its start)."""
+    a0, a1 = parse_anchor(old_anchor), parse_anchor(new_anchor)
+    return (a1 - a0) - 365 * (int(a1 > 1) - int(a0 > 1))
+
+
+def neighbour_season(old_anchor: str, new_anchor: str) -> Literal["previous", "next"] | None:
+    """Which neighbour season :func:`shift_anchor` needs to move a series from ``old_anchor``
+    to ``new_anchor``: ``"previous"`` (``"01-01"`` -> ``"07-01"``: July–December of the year
+    before), ``"next"`` (``"07-01"`` -> ``"01-01"``), or None (same anchor)."""
+    delta = _season_delta(old_anchor, new_anchor)
+    if delta == 0:
+        return None
+    return "previous" if delta < 0 else "next"
+
+
+def shift_anchor(
+    ss: SeriesSet,
+    anchor: str,
+    *,
+    previous_season: SeriesSet | None = None,
+    next_season: SeriesSet | None = None,
+    wrap: bool = False,
+) -> SeriesSet:
     """Re-express a series on a grid whose season starts on ``anchor`` (e.g. ``"07-01"``).
 
-    The new season starts on ``anchor`` in the same calendar year as the old season's start
-    when ``anchor`` comes later in the calendar year (a calendar-year 2023 series becomes the
-    July 2023 – June 2024 season, named 2023); otherwise it starts one year later. Days of the
-    new season that fall after the end of ``ss``'s season come from ``next_season`` (the same
-    samples, next year's series on the same grid) when given, else they are NaN.
+    The new season is the one that *ends in the same calendar year* as ``ss``'s season, so a
+    sample keeps its label (harvest) year: a calendar-year 2023 series becomes the July 2022 –
+    June 2023 season (whose January–March peak is the southern summer crop labelled 2023), and a
+    July 2022 – June 2023 series becomes calendar year 2023. The new season therefore reaches
+    *before* ``ss``'s season when ``anchor`` lies later in the year than ``ss``'s anchor
+    (``"01-01"`` -> ``"07-01"``: July–December come from ``previous_season``, the same samples'
+    series of the year before) and *after* it otherwise (``"07-01"`` -> ``"01-01"``:
+    July–December come from ``next_season``). With ``wrap=True`` those days are taken from
+    ``ss`` itself, the series read as one repeating annual cycle — what a single calendar year
+    holding a whole southern season allows (it is how :func:`cropglobe.simulate.simulate_world`
+    aligns southern series; July–December then show the next crop's start rather than this
+    one's). Without any of them those days are NaN.
 
     The new grid is of the same kind: monthly and dekad grids are rebuilt on calendar months
     (values are copied exactly, no smoothing); regular grids (5-day …) get bins starting on the
@@ -1006,16 +1048,25 @@ def shift_anchor(ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = 
     Args:
         ss: series (N, C, T) on a whole-season grid.
         anchor: ``"MM-DD"`` first day of the new season.
-        next_season: optional series of the following season: same shape, bands and grid.
+        previous_season: series of the season before ``ss``'s (same samples, bands and grid);
+            used when the new season starts before ``ss``'s.
+        next_season: series of the season after ``ss``'s; used when the new season ends after
+            ``ss``'s.
+        wrap: take the days outside ``ss``'s season from ``ss`` itself (one year as a repeating
+            cycle); exclusive with ``previous_season`` and ``next_season``.
 
     Returns:
         A new SeriesSet on the re-anchored grid; ``meta["year"]`` (when present) is the new
-        season year.
+        season year (the year the new season starts: 2022 for calendar 2023 -> ``"07-01"``);
+        ``attrs["shifted_from_anchor"]`` names the old anchor.
 
     Raises:
-        GridError: ``ss`` does not cover a whole season, ``next_season`` is on another grid,
+        GridError: ``ss`` does not cover a whole season, a neighbour season is on another grid,
             or the grid kind cannot be rebuilt.
-        DataFormatError: ``next_season`` holds other samples or bands.
+        DataFormatError: a neighbour season holds other samples or bands.
+        ParameterError: a neighbour season the new season does not use (e.g. ``next_season``
+            for ``"01-01"`` -> ``"07-01"``, which needs ``previous_season``), or ``wrap``
+            together with a neighbour season.
     """
     a0, a1 = parse_anchor(ss.grid.anchor), parse_anchor(anchor)
     if ss.grid.edges[0] != 1 or ss.grid.edges[-1] != 366:
@@ -1023,36 +1074,59 @@ def shift_anchor(ss: SeriesSet, anchor: str, *, next_season: SeriesSet | None = 
             f"shift_anchor needs series over a whole season (days 1–365), got grid '{ss.grid}'; "
             "shift the full-season series, then select a window"
         )
+    if wrap and (previous_season is not None or next_season is not None):
+        raise ParameterError(
+            "shift_anchor: wrap=True takes the days outside the season from ss itself; pass "
+            "either wrap=True or previous_season=/next_season=, not both"
+        )
     dst = _grid_like(ss.grid, anchor)
     if a0 == a1:
         return resample(ss, dst)
-    offset = (a1 - a0) % 365  # new season day 1 = old season day offset + 1
+    delta = _season_delta(ss.grid.anchor, anchor)
     src = ss.grid
-    if next_season is not None:
-        if not next_season.grid.same_axis(src):
+    needed, unused = ("previous", "next") if delta < 0 else ("next", "previous")
+    given = {"previous": previous_season, "next": next_season}
+    if given[unused] is not None:
+        raise ParameterError(
+            f"shift_anchor: {unused}_season is not used: the season starting {anchor} that ends "
+            f"in the same year as ss's (starting {ss.grid.anchor}) reaches into the {needed} "
+            f"season, so pass {needed}_season= (the same samples' series of the {needed} "
+            f"season) or wrap=True instead"
+        )
+    other = given[needed]
+    if other is not None:
+        if not other.grid.same_axis(src):
             raise GridError(
-                f"next_season is on grid '{next_season.grid}' but ss on '{src}'; composite both "
+                f"{needed}_season is on grid '{other.grid}' but ss on '{src}'; composite both "
                 "to one grid"
             )
-        if next_season.shape != ss.shape or next_season.bands != ss.bands:
+        if other.shape != ss.shape or other.bands != ss.bands:
             raise DataFormatError(
-                f"next_season has shape {next_season.shape} and bands {list(next_season.bands)}, "
+                f"{needed}_season has shape {other.shape} and bands {list(other.bands)}, "
                 f"expected the same samples and bands as ss: {ss.shape}, {list(ss.bands)}"
             )
-        nxt_values = next_season.values
+        nb_values = other.values
+    elif wrap:
+        nb_values = ss.values
     else:
-        nxt_values = np.full_like(ss.values, np.nan)
-    both = np.concatenate([ss.values, nxt_values], axis=-1)
-    x = np.r_[src.centers, src.centers + 365]
-    xq = dst.centers + offset
+        nb_values = np.full_like(ss.values, np.nan)
+    if delta < 0:
+        both = np.concatenate([nb_values, ss.values], axis=-1)
+        x = np.r_[src.centers - 365, src.centers]
+    else:
+        both = np.concatenate([ss.values, nb_values], axis=-1)
+        x = np.r_[src.centers, src.centers + 365]
+    xq = dst.centers + delta
     inside = (xq >= x[0]) & (xq <= x[-1])
     vals = _linear_nanfallback(both, x, np.clip(xq, x[0], x[-1]))
     vals[..., ~inside] = np.nan
     meta = ss.meta.copy()
-    if "year" in meta.columns and a1 < a0:
-        meta["year"] = pd.to_numeric(meta["year"], errors="coerce") + 1
+    if "year" in meta.columns:
+        meta["year"] = pd.to_numeric(meta["year"], errors="coerce") + (int(a0 > 1) - int(a1 > 1))
     attrs = dict(ss.attrs)
     attrs["shifted_from_anchor"] = ss.grid.anchor
+    if wrap:
+        attrs["shifted_wrapped"] = True
     return SeriesSet(vals, ss.bands, dst, ss.labels, ss.classes, meta, attrs)
 
 
@@ -1122,86 +1196,463 @@ def _hold_edges(
     return np.where(after, lv, vals).astype(np.float32)
 
 
-def detect_season_alignment(ss: SeriesSet, band: str = "NDVI") -> pd.DataFrame:
-    """When does NDVI peak in each country? Flags seasons that look unaligned.
+#: The window of days of season the paper's models see (May–November on a calendar grid).
+PAPER_WINDOW: tuple[int, int] = (_PAPER_START, _PAPER_END)
+#: Share of its amplitude below the maximum within which a class-mean NDVI curve counts as
+#: being at its peak (the peak is the centre of those bins).
+_TOP_SHARE = 0.2
+#: Anchors :func:`season_findings` may suggest: calendar years and July–June seasons.
+_CANDIDATE_ANCHORS = ("01-01", "07-01")
 
-    For each country (``meta["country"]``, or one group ``"all"``) the class-mean NDVI curve of
-    every class present (all samples together when unlabelled) is computed and its peak found;
-    the country's peak is the median of the class peaks. A calendar-year series whose NDVI
-    peaks in December–February is flagged: it suggests a southern-hemisphere season that was
-    not aligned (the paper's May–November window would miss it). The reference leaves open
-    whether the release stores ARG/AUS aligned; detect it from the data, never assume.
 
-    Args:
-        ss: series with an ``NDVI`` band, or ``B08`` and ``B04`` to compute it.
-        band: ``"NDVI"`` (the only index supported).
+@dataclass(frozen=True)
+class _GroupPeaks:
+    """Class-mean NDVI peaks of one group of samples."""
 
-    Returns:
-        DataFrame, one row per country: ``country``, ``n_samples``, ``n_classes``, ``peak_dos``
-        (day of season of the peak, bin centre), ``peak_month`` (calendar month 1–12),
-        ``peak_ndvi``, ``class_peaks`` (``"class:dos, …"``), ``unaligned_southern`` (bool) and
-        ``note``.
+    group: str
+    n_samples: int
+    classes: list[str]
+    peak_dos: NDArray[np.float64]  # (K,) bin centre of each class's peak, days of season
+    peak_ndvi: NDArray[np.float64]  # (K,)
+    outside: NDArray[np.bool_]  # (K,) peak outside the window (or on a cut edge of the grid)
+    at_edge: NDArray[np.bool_]  # (K,) maximum on the first/last step with data, season going on
+    observed: tuple[int, int]  # first and last day of season with data in the group's classes
 
-    Raises:
-        BandError: NDVI cannot be computed from the bands.
-        ParameterError: ``band`` is not ``"NDVI"``.
+
+def _group_peaks(
+    ss: SeriesSet, group_by: str, window: tuple[int, int], min_samples: int
+) -> list[_GroupPeaks]:
+    """Per group: the peak of each class's mean NDVI curve and whether it lies in ``window``.
+
+    A class's peak is the centre of its high season, the bins where its mean curve lies within
+    :data:`_TOP_SHARE` of its amplitude from the maximum (a circular mean on a whole-season
+    grid, so a December–January top is centred on the turn of the year): robust to the broad
+    plateaus of perennial crops (sugarcane stays green for months, and the maximum of a noisy
+    plateau can sit anywhere on it). A maximum on the first (last) bin with data, when the
+    season goes on before (after) it — a grid cut to a window, or observations that stop in
+    July — counts as outside: the curve is still rising there, its true peak lies beyond the
+    data (and its position cannot vote for another anchor).
+    Classes with fewer than ``min(min_samples, largest class)`` samples in the group are left
+    out (their mean curve is noise), and so is the catch-all class ``"other"`` when the group
+    has another class (a mixture of crops and grassland has no season of its own: its mean
+    curve can peak in any month).
     """
-    if band.upper() != "NDVI":
-        raise ParameterError(f"band must be 'NDVI' (the index whose peak is timed), got {band!r}")
-    curve = ndvi(ss.values, ss.bands)  # (N, T)
-    countries = (
-        ss.meta["country"].astype(str).to_numpy()
-        if "country" in ss.meta.columns
+    curve = ndvi(ss.values, ss.bands)  # (N, T); BandError without NDVI or B08 and B04
+    groups = (
+        ss.meta[group_by].astype(str).to_numpy()
+        if group_by in ss.meta.columns
         else np.full(ss.n_samples, "all", dtype=object)
     )
     centers = ss.grid.centers
-    a = parse_anchor(ss.grid.anchor)
-    rows: list[dict[str, Any]] = []
+    t = centers.size
+    cut_start, cut_end = ss.grid.edges[0] > 1, ss.grid.edges[-1] < 366
+    w0, w1 = window
     names = np.array([*ss.classes, "unlabelled"], dtype=object)
-    for country in pd.unique(countries):  # loop over countries, vectorised inside
-        in_c = countries == country
-        labels = ss.labels[in_c]
-        cur = curve[in_c]
-        uniq, inv = np.unique(labels, return_inverse=True)
+    out: list[_GroupPeaks] = []
+    for group in pd.unique(groups):  # loop over groups, vectorised inside
+        in_g = groups == group
+        cur = curve[in_g]
+        uniq, inv, counts = np.unique(ss.labels[in_g], return_inverse=True, return_counts=True)
         valid = ~np.isnan(cur)
-        sums = np.zeros((uniq.size, cur.shape[1]))
-        cnts = np.zeros((uniq.size, cur.shape[1]))
+        sums = np.zeros((uniq.size, t))
+        cnts = np.zeros((uniq.size, t))
         np.add.at(sums, inv, np.where(valid, cur, 0.0))
         np.add.at(cnts, inv, valid)
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.where(cnts > 0, sums / np.maximum(cnts, 1), -np.inf)
-        has = np.isfinite(means).any(axis=1)
-        peak_bin = np.argmax(means, axis=1)
-        peak_dos = centers[peak_bin][has]
-        peak_val = means[np.arange(uniq.size), peak_bin][has]
-        if peak_dos.size == 0:
-            rows.append({"country": country, "n_samples": int(in_c.sum()), "n_classes": 0,
-                         "peak_dos": np.nan, "peak_month": -1, "peak_ndvi": np.nan,
-                         "class_peaks": "", "unaligned_southern": False,
+        use = np.isfinite(means).any(axis=1)
+        if use.any():
+            use &= counts >= min(min_samples, int(counts[use].max()))
+        catch_all = names[uniq] == "other"
+        if (use & ~catch_all).any():
+            use &= ~catch_all
+        peak_bin = np.argmax(means, axis=1)[use]
+        dos = _top_centre(means[use], centers, whole=not (cut_start or cut_end))
+        # the first/last bin with a value: a curve whose maximum sits there, with no data
+        # before/after it in the season, may peak beyond the observations
+        has = np.isfinite(means[use])
+        first = np.argmax(has, axis=1)
+        last = t - 1 - np.argmax(has[:, ::-1], axis=1)
+        at_edge = ((peak_bin == first) & (cut_start | (first > 0))) | (
+            (peak_bin == last) & (cut_end | (last < t - 1))
+        )
+        outside = (dos < w0) | (dos > w1) | at_edge
+        out.append(
+            _GroupPeaks(
+                group=str(group),
+                n_samples=int(in_g.sum()),
+                classes=[str(names[u]) for u in uniq[use]],
+                peak_dos=dos.astype(np.float64),
+                peak_ndvi=means[use, :][np.arange(peak_bin.size), peak_bin].astype(np.float64),
+                outside=outside,
+                at_edge=at_edge,
+                observed=(
+                    int(ss.grid.edges[int(first.min())]) if first.size else 0,
+                    int(ss.grid.edges[int(last.max()) + 1]) - 1 if last.size else 0,
+                ),
+            )
+        )
+    return out
+
+
+def _top_centre(
+    means: NDArray[np.float64], centers: NDArray[np.float64], *, whole: bool
+) -> NDArray[np.float64]:
+    """(K,) centre (day of season) of the bins where each curve (K, T) lies within
+    :data:`_TOP_SHARE` of its amplitude from its maximum; ``-inf`` marks missing bins."""
+    finite = np.isfinite(means)
+    hi = np.where(finite, means, -np.inf).max(axis=1, keepdims=True)
+    lo = np.where(finite, means, np.inf).min(axis=1, keepdims=True)
+    top = finite & (means >= hi - _TOP_SHARE * (hi - lo))
+    if not whole:
+        return np.round((top * centers).sum(axis=1) / np.maximum(top.sum(axis=1), 1), 1)
+    angle = 2 * np.pi * (centers - 1) / 365
+    x, y = (top * np.cos(angle)).sum(axis=1), (top * np.sin(angle)).sum(axis=1)
+    return np.round((np.arctan2(y, x) % (2 * np.pi)) * 365 / (2 * np.pi) + 1, 1)
+
+
+def _calendar_doy(dos: NDArray[np.float64] | float, anchor: str) -> NDArray[np.int64]:
+    """Day of year (non-leap, 1…365) of days of season on a grid starting ``anchor``."""
+    d = np.floor(np.asarray(dos, dtype=np.float64)).astype(np.int64)
+    return (parse_anchor(anchor) - 1 + d - 1) % 365 + 1
+
+
+def _best_anchor(gp: _GroupPeaks, anchor: str, window: tuple[int, int]) -> str | None:
+    """The candidate anchor that puts most class peaks inside ``window`` (centred best on
+    ties), when it puts more inside than ``anchor`` does; else None."""
+    known = ~gp.at_edge  # peaks beyond the data have no known position
+    if not known.any():
+        return None
+    doy = _calendar_doy(gp.peak_dos[known], anchor)
+    w0, w1 = window
+    mid = (w0 + w1) / 2
+
+    def score(a: str) -> tuple[int, float]:
+        d = (doy - parse_anchor(a)) % 365 + 1
+        return int(((d >= w0) & (d <= w1)).sum()), -float(np.abs(np.median(d) - mid))
+
+    current = int((~gp.outside[known]).sum())
+    best = max(_CANDIDATE_ANCHORS, key=score)
+    return best if best != anchor and score(best)[0] > current else None
+
+
+def detect_season_alignment(
+    ss: SeriesSet,
+    band: str = "NDVI",
+    *,
+    window: tuple[int, int] = PAPER_WINDOW,
+    group_by: str = "country",
+    min_samples: int = 10,
+) -> pd.DataFrame:
+    """When does NDVI peak in each group? Flags class peaks outside the window a model sees.
+
+    For each group (``meta[group_by]``, or one group ``"all"``) the class-mean NDVI curve of
+    every class present (all samples together when unlabelled; the catch-all ``"other"`` only
+    when it is the only class) is computed and its peak found.
+    A class whose peak lies outside ``window`` (days of season; the paper's models see days
+    121–334, May–November on a calendar-year grid) — or on the first/last bin of a grid cut
+    shorter than the season, where the curve is still rising — is *outside*: the models see
+    only part of its season. When another anchor (``"01-01"`` or ``"07-01"``) would bring more
+    class peaks inside the window, the season looks unaligned (typically a southern-hemisphere
+    summer season, peaking December–April, on a calendar-year grid) and that anchor is
+    suggested: re-composite with it, or :func:`shift_anchor` the series (the new season ends in
+    the same year, so a calendar year's January–April peak lands in the middle of the July–June
+    season). The reference leaves open whether the release stores ARG/AUS
+    aligned; detect it from the data, never assume.
+
+    Args:
+        ss: series with an ``NDVI`` band, or ``B08`` and ``B04`` to compute it.
+        band: ``"NDVI"`` (the only index supported).
+        window: ``(start, end)`` days of season the models see.
+        group_by: metadata column splitting the samples (missing: one group ``"all"``).
+        min_samples: classes with fewer samples in a group (and fewer than its largest class)
+            are left out.
+
+    Returns:
+        DataFrame, one row per group: ``<group_by>``, ``n_samples``, ``n_classes``,
+        ``peak_dos`` (median of the class peaks, day of season of the bin centre; NaN without
+        NDVI), ``peak_month`` (its calendar month 1–12, −1 without NDVI), ``peak_ndvi``,
+        ``class_peaks`` (``"class:dos, …"``), ``classes_outside`` (the same for the classes
+        outside the window), ``unaligned`` (bool: another anchor brings more peaks inside),
+        ``unaligned_southern``
+        (the same; kept for compatibility), ``suggested_anchor`` (``""`` when none helps) and
+        ``note``.
+
+    Raises:
+        BandError: NDVI cannot be computed from the bands.
+        ParameterError: ``band`` is not ``"NDVI"`` or a bad ``window``.
+    """
+    if band.upper() != "NDVI":
+        raise ParameterError(f"band must be 'NDVI' (the index whose peak is timed), got {band!r}")
+    window = _check_window(window)
+    anchor = ss.grid.anchor
+    rows: list[dict[str, Any]] = []
+    for gp in _group_peaks(ss, group_by, window, min_samples):
+        row: dict[str, Any] = {group_by: gp.group, "n_samples": gp.n_samples,
+                               "n_classes": len(gp.classes)}  # fmt: skip
+        if not gp.classes:
+            rows.append({**row, "peak_dos": np.nan, "peak_month": -1, "peak_ndvi": np.nan,
+                         "class_peaks": "", "classes_outside": "", "unaligned": False,
+                         "unaligned_southern": False, "suggested_anchor": "",
                          "note": "no valid NDVI"})  # fmt: skip
             continue
-        dos = float(np.median(peak_dos))
-        doy = int((a - 1 + int(np.floor(dos)) - 1) % 365 + 1)
-        month = int(np.searchsorted(_MONTH_STARTS, doy, side="right"))
-        flag = ss.grid.anchor == "01-01" and month in (12, 1, 2)
-        note = (
-            "peak in Dec–Feb suggests an unaligned southern-hemisphere season; consider "
-            "shift_anchor(ss, '07-01', next_season=...)"
-            if flag
-            else "peak inside the season"
-        )
-        cls = [str(names[u]) for u in uniq[has]]
+        dos = float(np.median(gp.peak_dos))
+        month = int(np.searchsorted(_MONTH_STARTS, _calendar_doy(dos, anchor), side="right"))
+        n_out = int(gp.outside.sum())
+        suggested = _best_anchor(gp, anchor, window) if n_out else None
+        unaligned = suggested is not None
+        w = f"days {window[0]}–{window[1]} of the season starting {anchor}"
+        if unaligned:
+            note = (
+                f"{n_out} of {len(gp.classes)} class peaks lie outside {w}: the season looks "
+                "unaligned (a southern-hemisphere season on a calendar-year grid?); re-anchor "
+                f"to {suggested!r} (composite with that anchor, or shift_anchor(ss, "
+                f"{suggested!r}, ...))"
+            )
+        elif n_out:
+            note = f"{n_out} of {len(gp.classes)} class peaks lie outside {w}"
+        else:
+            note = f"class peaks inside {w}"
         rows.append(
             {
-                "country": country,
-                "n_samples": int(in_c.sum()),
-                "n_classes": len(cls),
+                **row,
                 "peak_dos": dos,
                 "peak_month": month,
-                "peak_ndvi": float(np.median(peak_val)),
-                "class_peaks": ", ".join(f"{n}:{d:g}" for n, d in zip(cls, peak_dos, strict=True)),
-                "unaligned_southern": bool(flag),
+                "peak_ndvi": float(np.median(gp.peak_ndvi)),
+                "class_peaks": _peaks_text(gp.classes, gp.peak_dos),
+                "classes_outside": _peaks_text(gp.classes, gp.peak_dos, gp.outside),
+                "unaligned": bool(unaligned),
+                "unaligned_southern": bool(unaligned),
+                "suggested_anchor": suggested or "",
                 "note": note,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _peaks_text(
+    classes: list[str], dos: NDArray[np.float64], sel: NDArray[np.bool_] | None = None
+) -> str:
+    keep = np.ones(len(classes), dtype=bool) if sel is None else sel
+    return ", ".join(f"{c}:{d:g}" for c, d, k in zip(classes, dos, keep, strict=True) if k)
+
+
+def _check_window(window: tuple[int, int]) -> tuple[int, int]:
+    try:
+        w0, w1 = (int(v) for v in window)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"window must be (start, end) days of season, got {window!r}; e.g. (121, 334)"
+        ) from None
+    if not 1 <= w0 < w1 <= 365:
+        raise ParameterError(
+            f"window must satisfy 1 <= start < end <= 365 days of season, got {window!r}; "
+            "e.g. (121, 334)"
+        )
+    return w0, w1
+
+
+@dataclass(frozen=True)
+class SeasonFinding:
+    """A group of samples whose class NDVI peaks fall outside the window the models see.
+
+    Attributes:
+        group: the group's name (a country, region …; ``"all"`` without the column).
+        n_samples: samples in the group.
+        anchor: the series' season anchor (``"MM-DD"``).
+        window: ``(start, end)`` days of season checked.
+        class_peaks: class -> day of season of its mean-NDVI peak (bin centre), every class.
+        outside: class -> peak day, the classes whose peak lies outside the window (or on a cut
+            edge of a grid shorter than the season).
+        unaligned: another anchor brings more class peaks inside the window: the season looks
+            unaligned.
+        suggested_anchor: that anchor (``"07-01"``, ``"01-01"``), or None when re-anchoring
+            would not help.
+        message: one line saying what was found (without the fix).
+        fix: the exact fix: a CLI command when a source file is known, else the Python call.
+    """
+
+    group: str
+    n_samples: int
+    anchor: str
+    window: tuple[int, int]
+    class_peaks: dict[str, float]
+    outside: dict[str, float]
+    unaligned: bool
+    suggested_anchor: str | None
+    message: str
+    fix: str
+
+
+def season_findings(
+    ss: SeriesSet,
+    *,
+    window: tuple[int, int] = PAPER_WINDOW,
+    group_by: str = "country",
+    source: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None = None,
+    observations: bool = False,
+    min_samples: int = 10,
+) -> list[SeasonFinding]:
+    """The groups whose class NDVI peaks fall outside ``window``, each with the exact fix.
+
+    The check of :func:`detect_season_alignment`, as findings to report: one per group with at
+    least one class peaking outside the window (groups without NDVI or with every peak inside
+    give none). A group for which another anchor (``"07-01"``, ``"01-01"``) would bring more
+    class peaks inside the window looks unaligned; its fix re-anchors the season
+    (``cropglobe composite SOURCE -o OUT.npz --anchor 07-01``, with ``--wrap-season`` or
+    ``--previous-season FILE`` for a series that is already composited).
+    A group with only some classes outside (winter wheat peaking in April on a calendar-year
+    grid, say) gets a wider window to consider (``--window START-END`` of train and transfer).
+
+    Args:
+        ss: the series (N, C, T), with an NDVI band or B08 and B04.
+        window: ``(start, end)`` days of season the models see (the paper's 121–334 by
+            default).
+        group_by: metadata column splitting the samples (one group ``"all"`` without it).
+        source: the file the series came from, or a mapping group -> file; None uses
+            ``ss.attrs["files"]`` (relative to ``ss.attrs["root"]``) when the series was read
+            from a CropGlobe folder. Without a file the fix is a Python call.
+        observations: the source is a table of raw observations (the fix re-composites it)
+            rather than composited series (the fix re-anchors them).
+        min_samples: see :func:`detect_season_alignment`.
+
+    Returns:
+        List of :class:`SeasonFinding`, in the order the groups first appear; empty when every
+        class of every group peaks inside the window.
+
+    Raises:
+        BandError: NDVI cannot be computed from the bands.
+        ParameterError: a bad ``window``.
+    """
+    window = _check_window(window)
+    anchor = ss.grid.anchor
+    whole = ss.grid.edges[0] == 1 and ss.grid.edges[-1] == 366
+    out: list[SeasonFinding] = []
+    for gp in _group_peaks(ss, group_by, window, min_samples):
+        if not gp.outside.any():
+            continue
+        n_out, k = int(gp.outside.sum()), len(gp.classes)
+        suggested = _best_anchor(gp, anchor, window)
+        unaligned = suggested is not None
+        outside = {c: float(d) for c, d, o in
+                   zip(gp.classes, gp.peak_dos, gp.outside, strict=True) if o}  # fmt: skip
+        edge = dict(zip(gp.classes, gp.at_edge, strict=True))
+        listed = ", ".join(
+            f"{c} day {d:g} ({_month_abbr(_calendar_doy(d, anchor))}"
+            + (", a step at an end of the data" if edge[c] else "")
+            + ")"
+            for c, d in outside.items()
+        )
+        where = f"outside days {window[0]}–{window[1]} of the season starting {anchor}"
+        file = _source_file(ss, gp.group, source)
+        if unaligned:
+            message = (
+                f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the season looks "
+                "unaligned (a southern-hemisphere season on a calendar-year grid?)"
+            )
+            fix = _anchor_fix(ss, suggested, file, observations, whole)
+        else:
+            message = (
+                f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the models see "
+                "only part of their season"
+            )
+            fix = _window_fix(ss, gp, outside, window)
+        out.append(
+            SeasonFinding(
+                group=gp.group,
+                n_samples=gp.n_samples,
+                anchor=anchor,
+                window=window,
+                class_peaks={c: float(d) for c, d in zip(gp.classes, gp.peak_dos, strict=True)},
+                outside=outside,
+                unaligned=bool(unaligned),
+                suggested_anchor=suggested,
+                message=message,
+                fix=fix,
+            )
+        )
+    return out
+
+
+def _month_abbr(doy: NDArray[np.int64] | int) -> str:
+    return (pd.Timestamp(2001, 1, 1) + pd.Timedelta(days=int(doy) - 1)).strftime("%b")
+
+
+def _source_file(
+    ss: SeriesSet,
+    group: str,
+    source: str | os.PathLike[str] | Mapping[str, str | os.PathLike[str]] | None,
+) -> str | None:
+    """The file holding ``group``'s series, when known."""
+    if isinstance(source, Mapping):
+        found = source.get(group)
+        return None if found is None else str(found)
+    if source is not None:
+        return str(source)
+    files, root = ss.attrs.get("files"), ss.attrs.get("root")
+    if isinstance(files, Mapping) and group in files:
+        return str(Path(str(root)) / str(files[group])) if root else str(files[group])
+    return None
+
+
+def _anchor_fix(
+    ss: SeriesSet, anchor: str | None, file: str | None, observations: bool, whole: bool
+) -> str:
+    """The command (or call) that re-anchors a group's season to ``anchor``."""
+    if anchor is None:
+        return (
+            "no anchor brings most peaks inside the window; check the dates and the grid's "
+            f"anchor ({ss.grid.anchor})"
+        )
+    if observations:
+        src = file or "TABLE"
+        return f"cropglobe composite {src} -o {_stem(src)}_{anchor}.npz --anchor {anchor}"
+    if not whole:
+        return (
+            f"the series covers only days {ss.grid.edges[0]}–{ss.grid.edges[-1] - 1} of its "
+            f"season: re-anchor the whole-season series (the release's for_CropNet "
+            f"month1-12 file), e.g. cropglobe composite FULL_SEASON.npz -o OUT.npz --anchor "
+            f"{anchor} --wrap-season"
+        )
+    nb = neighbour_season(ss.grid.anchor, anchor)
+    if file is None:
+        return (
+            f"shift_anchor(ss, {anchor!r}, {nb}_season=<the same samples' {nb} season>), or "
+            f"shift_anchor(ss, {anchor!r}, wrap=True) when one year holds the whole season"
+        )
+    return (
+        f"cropglobe composite {file} -o {_stem(file)}_{anchor}.npz --anchor {anchor} "
+        f"--wrap-season (or --{nb}-season FILE: the same samples' {nb} season)"
+    )
+
+
+def _window_fix(
+    ss: SeriesSet, gp: _GroupPeaks, outside: dict[str, float], window: tuple[int, int]
+) -> str:
+    """A wider model window that takes in the outside peaks, with a 15-day margin; or, when a
+    peak lies beyond the data, the longer series to use."""
+    lo_grid, hi_grid = ss.grid.edges[0], ss.grid.edges[-1] - 1
+    lo = max(lo_grid, min(window[0], int(np.floor(min(outside.values()))) - 15))
+    hi = min(hi_grid, max(window[1], int(np.ceil(max(outside.values()))) + 15))
+    if (lo_grid, hi_grid) != (1, 365) and (gp.at_edge.any() or (lo, hi) == window):
+        return (
+            f"the series covers only days {lo_grid}–{hi_grid} of its season and those peaks "
+            "lie at or beyond its ends: use the whole-season series (the release's for_CropNet "
+            "month1-12 files) to see them"
+        )
+    if gp.at_edge.any():
+        a, b = gp.observed
+        return (
+            f"{gp.group}'s observations cover only days {a}–{b} of the season and those curves "
+            "peak at an end of them, so their peaks lie beyond the data: use observations that "
+            "cover the whole season"
+        )
+    return f"a wider window for the models: --window {lo}-{hi} (train, transfer)"
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    for suffix in (".csv.gz", ".geoparquet", ".parquet", ".csv", ".npz", ".tsv", ".pq"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem

@@ -1,11 +1,18 @@
-"""``cropglobe composite INPUT -o OUT.npz``: irregular observations -> series on a time grid."""
+"""``cropglobe composite INPUT -o OUT.npz``: irregular observations -> series on a time grid.
+
+Also re-anchors series that are already composited (a SeriesSet or CropGlobe ``.npz``): ``--anchor
+07-01`` moves a calendar-year series to the July–June season that ends in the same year (see
+:func:`cropglobe.composite.shift_anchor`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
+from click.core import ParameterSource
 
 from cropglobe.cli._common import (
     PathArg,
@@ -15,7 +22,10 @@ from cropglobe.cli._common import (
     read_option,
     read_options_arg,
 )
-from cropglobe.errors import ParameterError
+from cropglobe.errors import DataFormatError, ParameterError
+
+if TYPE_CHECKING:
+    from cropglobe.series import SeriesSet, TimeGrid
 
 GRIDS = ("5-day", "dekad", "monthly", "16-day")
 
@@ -68,9 +78,9 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     "--grid",
     "grid_name",
     type=click.Choice(GRIDS),
-    default="5-day",
-    show_default=True,
-    help="Time grid: 5-day (CropGlobe, 73 bins), dekad, monthly or 16-day (MODIS).",
+    default=None,
+    help="Time grid: 5-day (CropGlobe, 73 bins; the default for tables), dekad, monthly or "
+    "16-day (MODIS). A series input keeps its grid unless this is given.",
 )
 @click.option(
     "--anchor",
@@ -105,6 +115,26 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
 )
 @click.option("--allow-empty", is_flag=True, help="Keep samples without any valid observation.")
 @click.option(
+    "--previous-season",
+    type=PathArg(exists=True, path_type=Path),
+    default=None,
+    help="Series input: the same samples' series of the season before, for an --anchor later "
+    "in the year (01-01 -> 07-01 takes July–December from it).",
+)
+@click.option(
+    "--next-season",
+    type=PathArg(exists=True, path_type=Path),
+    default=None,
+    help="Series input: the same samples' series of the season after, for an --anchor earlier "
+    "in the year (07-01 -> 01-01).",
+)
+@click.option(
+    "--wrap-season",
+    is_flag=True,
+    help="Series input: take the days outside its season from the series itself (one calendar "
+    "year holding a whole southern season, as the CropGlobe release probably stores it).",
+)
+@click.option(
     "--format", "fmt", default="auto", show_default=True, help="Input format for the reader."
 )
 @read_option
@@ -121,6 +151,9 @@ def command(
     season_year: int | None,
     mask: str,
     allow_empty: bool,
+    previous_season: Path | None,
+    next_season: Path | None,
+    wrap_season: bool,
     fmt: str,
     read_option: tuple[str, ...],
 ) -> None:
@@ -131,10 +164,14 @@ def command(
 
     A sample's `year` column is its label (harvest) year: with --anchor 07-01, label year 2023
     is the season July 2022 – June 2023. --season-year names a season by the year it starts.
+
+    INPUT may also be composited series (a SeriesSet or CropGlobe .npz): they are moved to the
+    season starting --anchor that ends in the same year (a calendar-year 2023 series becomes
+    July 2022 – June 2023), the missing half taken from --previous-season / --next-season or,
+    with --wrap-season, from the series itself.
     """
     from cropglobe.composite import composite, select_window
     from cropglobe.io import read_observations
-    from cropglobe.series import TimeGrid
 
     if output.suffix.lower() != ".npz":
         raise ParameterError(
@@ -144,14 +181,38 @@ def command(
         raise ParameterError(f"output {output} is the input file; write the series elsewhere (-o)")
     win = _parse_window(window)
     gap = _parse_gap(max_gap)
-    grids = {
-        "5-day": lambda: TimeGrid.cropglobe(anchor),
-        "dekad": lambda: TimeGrid.dekads(anchor),
-        "monthly": lambda: TimeGrid.monthly(anchor),
-        "16-day": lambda: TimeGrid.regular(16, 1, 365, anchor),
-    }
-    grid = grids[grid_name]()
     read_options = read_options_arg(read_option)
+    ctx = click.get_current_context()
+    if input_path.is_dir() or input_path.name.lower().endswith(".npz"):
+        explicit = {
+            name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+            for name in ("season_year", "mask", "allow_empty", "fmt", "fill")
+        }
+        series = _reanchor(
+            input_path,
+            anchor=anchor,
+            grid_name=grid_name,
+            previous=previous_season,
+            following=next_season,
+            wrap=wrap_season,
+            fill=fill and explicit["fill"],
+            gap=gap,
+            explicit=explicit,
+            read_options=read_options,
+        )
+        if win is not None:
+            series = select_window(series, *win)
+        series.save(output)
+        _report(output, series)
+        return
+    for name, given in (("--previous-season", previous_season), ("--next-season", next_season),
+                        ("--wrap-season", wrap_season)):  # fmt: skip
+        if given:
+            raise ParameterError(
+                f"{name} re-anchors composited series (a SeriesSet or CropGlobe .npz); "
+                f"{input_path} is an observation table: composite it with --anchor directly"
+            )
+    grid = _grid(grid_name or "5-day", anchor)
     result = None
     obs = None
     for stage in progress(["read", "composite", "write"], "compositing"):
@@ -172,8 +233,117 @@ def command(
         elif stage == "write" and result is not None:
             result.save(output)
     if result is not None:
-        click.echo(
-            f"wrote {output}: {result.n_samples} samples × {result.n_bands} bands × "
-            f"{result.n_steps} steps ({result.grid}), "
-            f"{100 * result.missing_fraction():.1f}% missing"
+        _report(output, result)
+
+
+def _report(output: Path, result: SeriesSet) -> None:
+    click.echo(
+        f"wrote {output}: {result.n_samples} samples × {result.n_bands} bands × "
+        f"{result.n_steps} steps ({result.grid}), "
+        f"{100 * result.missing_fraction():.1f}% missing"
+    )
+
+
+def _grid(name: str, anchor: str) -> TimeGrid:
+    from cropglobe.series import TimeGrid
+
+    if name == "5-day":
+        return TimeGrid.cropglobe(anchor)
+    if name == "dekad":
+        return TimeGrid.dekads(anchor)
+    if name == "monthly":
+        return TimeGrid.monthly(anchor)
+    return TimeGrid.regular(16, 1, 365, anchor)
+
+
+def _read_series(path: Path, what: str, read_options: dict[str, Any]) -> SeriesSet:
+    from cropglobe.io import read_dataset
+    from cropglobe.series import SeriesSet
+
+    data = read_dataset(path, **read_options)
+    if not isinstance(data, SeriesSet):
+        raise DataFormatError(
+            f"{what} {path} holds raw observations, not composited series; composite it first "
+            "(cropglobe composite)"
         )
+    return data
+
+
+def _reanchor(
+    path: Path,
+    *,
+    anchor: str,
+    grid_name: str | None,
+    previous: Path | None,
+    following: Path | None,
+    wrap: bool,
+    fill: bool,
+    gap: int | None,
+    explicit: dict[str, bool],
+    read_options: dict[str, Any],
+) -> SeriesSet:
+    """INPUT holds composited series: move them to the season starting ``anchor``."""
+    from cropglobe.composite import fill_gaps, neighbour_season, resample, shift_anchor
+    from cropglobe.series import parse_anchor
+
+    table_only = {"season_year": "--season-year", "mask": "--mask", "allow_empty": "--allow-empty",
+                  "fmt": "--format"}  # fmt: skip
+    wrong = [opt for name, opt in table_only.items() if explicit[name]]
+    if wrong:
+        raise ParameterError(
+            f"{', '.join(wrong)} {'apply' if len(wrong) > 1 else 'applies'} only to observation "
+            f"tables; {path} holds composited series, "
+            "which are only re-anchored (--anchor, --previous-season, --next-season, "
+            "--wrap-season) and resampled (--grid)"
+        )
+    parse_anchor(anchor)
+    ss = _read_series(path, "INPUT", read_options)
+    need = neighbour_season(ss.grid.anchor, anchor)
+    given = {"previous": previous, "next": following}
+    if need is None:
+        if previous or following or wrap:
+            raise ParameterError(
+                f"{path} is already on a season starting {anchor}; --previous-season, "
+                "--next-season and --wrap-season apply only when --anchor changes it"
+            )
+    else:
+        unused = "next" if need == "previous" else "previous"
+        if given[unused] is not None:
+            raise ParameterError(
+                f"--{unused}-season is not used: the season starting {anchor} that ends in the "
+                f"same year as {path}'s (starting {ss.grid.anchor}) reaches into the {need} "
+                f"season; pass --{need}-season FILE or --wrap-season"
+            )
+        if given[need] is None and not wrap:
+            first, last = (
+                (anchor, ss.grid.anchor) if need == "previous" else (ss.grid.anchor, anchor)
+            )
+            span = f"{first} … {_day_before(last)}"
+            raise ParameterError(
+                f"--anchor {anchor}: the season starting {anchor} that ends in the same year as "
+                f"{path}'s (starting {ss.grid.anchor}) takes {span} from the {need} season; "
+                f"pass --{need}-season FILE (the same samples' series of the {need} season) or "
+                "--wrap-season (take them from the series itself: one calendar year holding a "
+                "whole southern season, as the CropGlobe release probably stores it)"
+            )
+        if wrap and given[need] is not None:
+            raise ParameterError(
+                f"--wrap-season and --{need}-season both give the {need} season; pass one"
+            )
+    nb = None if need is None or given[need] is None else given[need]
+    kw: dict[str, Any] = {"wrap": wrap}
+    if nb is not None:
+        kw[f"{need}_season"] = _read_series(nb, f"--{need}-season", read_options)
+    out = shift_anchor(ss, anchor, **kw)
+    if grid_name is not None:
+        out = resample(out, _grid(grid_name, anchor))
+    if fill:
+        out = dataclasses.replace(out, values=fill_gaps(out.values, out.grid, max_gap_days=gap))
+    return out
+
+
+def _day_before(anchor: str) -> str:
+    """``"12-31"`` for ``"01-01"``: the last day of a season starting ``anchor``."""
+    import pandas as pd
+
+    return (pd.Timestamp(f"2001-{anchor}") - pd.Timedelta(days=1)).strftime("%m-%d")
