@@ -402,3 +402,95 @@ def _capture_curves(monkeypatch) -> dict:
 
     monkeypatch.setattr(figures, "plot_phenology", capture)
     return seen
+
+
+# ----------------------------------------------------------------------------- season check
+def _southern_table(path):
+    """Tidy ARG table, label year 2023: observations July 2022 – June 2023, NDVI peak
+    1 February 2023 (corn and soybeans alike)."""
+    dates = pd.date_range("2022-07-01", "2023-06-30", freq="10D")
+    nd = 0.15 + 0.7 * np.exp(-(((dates - pd.Timestamp("2023-02-01")).days.to_numpy() / 35.0) ** 2))
+    rows = [
+        pd.DataFrame(
+            {
+                "sample_id": f"ARG_{i}",
+                "date": dates.strftime("%Y-%m-%d"),
+                "B04": 800.0,
+                "B08": 800.0 * (1 + nd) / (1 - nd),
+                "label": lab,
+                "year": 2023,
+                "country": "ARG",
+            }
+        )
+        for i, lab in enumerate(["corn", "soybeans"] * 3)
+    ]
+    pd.concat(rows).to_csv(path, index=False)
+    return path
+
+
+def test_info_flags_an_unaligned_table_and_its_fix_works(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    _southern_table(tmp_path / "arg.csv")
+    res = CliRunner().invoke(cli, ["info", "arg.csv"])
+    assert res.exit_code == 0, res.output
+    assert "ARG: 2 of 2 class peaks lie outside days 121–334" in res.output
+    assert "corn day 31.1 (Jan)" in res.output and "looks unaligned" in res.output  # 1 Feb
+    fix = "cropglobe composite arg.csv -o arg_07-01.npz --anchor 07-01"
+    assert f"      fix: {fix}\n" in res.output
+    res = CliRunner().invoke(cli, [*fix.split()[1:], "-q"])  # the fix, as printed
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["info", "arg_07-01.npz", "--json"])
+    check = json.loads(res.stdout)["season_check"]
+    assert check["anchor"] == "07-01" and check["findings"] == []
+    res = CliRunner().invoke(cli, ["info", "arg_07-01.npz"])
+    assert "years: 2022 (6); dates 2022-07-01 … 2023-06-30" in res.output
+    assert "season check: every class's mean NDVI peaks inside days 121–334" in res.output
+
+
+def test_info_names_each_unaligned_country_file_and_the_fix_works(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    args = ["-o", "w", "--countries", "ARG,AUS,USA", "--n-per-country", "60"]
+    res = runner.invoke(cli, ["simulate", *args, "--calendar-months-south", "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["info", "w", "--json"])
+    found = {f["group"]: f for f in json.loads(res.stdout)["season_check"]["findings"]}
+    assert found["ARG"]["unaligned"] and found["AUS"]["unaligned"]  # AUS: cotton, sugarcane
+    assert "USA" not in found or not found["USA"]["unaligned"]
+    aus = found["AUS"]["fix"]
+    assert aus.startswith(
+        "cropglobe composite w/for_CropNet/median_S2_AUS_month1-12_day5.npz -o "
+        "median_S2_AUS_month1-12_day5_07-01.npz --anchor 07-01 --wrap-season"
+    )
+    res = runner.invoke(cli, [*aus.split(" (or")[0].split()[1:], "-q"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["info", "median_S2_AUS_month1-12_day5_07-01.npz", "--json"])
+    assert not any(f["unaligned"] for f in json.loads(res.stdout)["season_check"]["findings"])
+
+
+def test_info_season_check_is_skipped_without_ndvi(tmp_path) -> None:
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    path = tmp_path / "b02.npz"
+    SeriesSet(np.ones((2, 1, 12), np.float32), ("B02",), TimeGrid.monthly()).save(path)
+    res = CliRunner().invoke(cli, ["info", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "season check: skipped (no NDVI band, nor B08 and B04" in res.output
+    table = tmp_path / "t.csv"  # a sample without a year: counted, not composited
+    table.write_text("sample_id,date,B04,B08,label,year\na,2023-05-01,1,5,corn,\n"
+                     "b,2023-05-01,1,5,corn,2023\n")  # fmt: skip
+    res = CliRunner().invoke(cli, ["info", str(table)])
+    assert res.exit_code == 0, res.output
+    assert "season check: skipped (the observations do not composite: samples column 'year'" in (
+        res.output
+    )
+
+
+@pytest.mark.realdata
+def test_info_real_cawa_shows_its_years_and_dates(shared_data) -> None:
+    res = CliRunner().invoke(cli, ["info", str(shared_data / "cawa")])
+    assert res.exit_code == 0, res.output
+    assert (
+        "years: 2008 (26), 2011 (213), 2015 (1,299), 2016 (4,069), 2017 (340), 2018 (2,488); "
+        "dates 2008-01-01 … 2018-12-31"
+    ) in res.output

@@ -1,15 +1,19 @@
-"""What a dataset holds: countries, classes and counts, bands, grid, missing-value share."""
+"""What a dataset holds: countries, classes and counts, bands, grid, years, missing-value share,
+and whether each group's season lies in the window the models see."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cropglobe.series import Observations, SeriesSet, TimeGrid
+from cropglobe.errors import BandError
+from cropglobe.series import Observations, SeriesSet, TimeGrid, parse_anchor
 
-__all__ = ["describe", "format_description", "infer_grid"]
+__all__ = ["describe", "format_description", "infer_grid", "season_check"]
 
 
 def _group_column(meta: pd.DataFrame) -> str | None:
@@ -65,6 +69,7 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
             "missing_fraction": round(data.missing_fraction(), 4),
             "empty_samples": empty,
         }
+        out.update(_years_and_dates(data))
     else:
         meta = data.samples
         labels = meta["label"].to_numpy()
@@ -106,6 +111,98 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
     return out
 
 
+def _years_and_dates(ss: SeriesSet) -> dict[str, Any]:
+    """``years`` (season year -> samples) and ``dates`` (first … last day the series cover)
+    from ``meta["year"]``; nothing without that column."""
+    if "year" not in ss.meta.columns or ss.n_samples == 0:
+        return {}
+    years = pd.to_numeric(ss.meta["year"], errors="coerce").dropna()
+    if years.empty or not np.all(years == np.round(years)):
+        return {}
+    counts = years.astype(np.int64).value_counts().sort_index()
+    first = _season_date(int(counts.index[0]), ss.grid.anchor, ss.grid.edges[0])
+    last = _season_date(int(counts.index[-1]), ss.grid.anchor, ss.grid.edges[-1] - 1)
+    return {
+        "years": {str(y): int(n) for y, n in counts.items()},
+        "dates": f"{first:%Y-%m-%d} … {last:%Y-%m-%d}",
+    }
+
+
+def _season_date(season_year: int, anchor: str, dos: int) -> pd.Timestamp:
+    """Calendar date of day of season ``dos`` of the season starting ``anchor`` in
+    ``season_year`` (non-leap reference: 29 February shares 28 February's day)."""
+    offset = parse_anchor(anchor) - 1 + int(dos) - 1
+    year, doy = season_year + offset // 365, offset % 365 + 1
+    leap = (year % 4 == 0 and year % 100 != 0) or year % 400 == 0
+    return pd.Timestamp(year, 1, 1) + pd.Timedelta(days=doy - 1 + int(leap and doy >= 60))
+
+
+def season_check(
+    series: SeriesSet,
+    *,
+    window: tuple[int, int] | None = (121, 334),
+    group_by: str | None = None,
+    source: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    observations: bool = False,
+) -> dict[str, Any]:
+    """Whether each group's class NDVI peaks fall inside the window the models see.
+
+    :func:`cropglobe.composite.season_findings` as a JSON-ready dict for :func:`describe`'s
+    output (key ``season_check``).
+
+    Args:
+        series: the data as series (raw observations composited first, e.g. on
+            :func:`infer_grid`'s grid).
+        window: ``(start, end)`` days of season the models see; None: the whole season.
+        group_by: metadata column splitting the samples (None: ``country``, else ``region``).
+        source: the file the data came from (the fixes name it), or group -> file.
+        observations: ``source`` is a table of raw observations (its fix re-composites it).
+
+    Returns:
+        ``{"window": [start, end], "anchor": "MM-DD", "group_by": col, "findings": [{group,
+        unaligned, outside: {class: day}, suggested_anchor, message, fix}, …]}``, plus
+        ``"skipped"`` (the reason) when NDVI cannot be computed from the bands.
+    """
+    from cropglobe.composite import season_findings
+
+    w = (1, 365) if window is None else (int(window[0]), int(window[1]))
+    col = group_by if group_by is not None else _group_column(series.meta)
+    out: dict[str, Any] = {"window": list(w), "anchor": series.grid.anchor,
+                           "group_by": col or "all", "findings": []}  # fmt: skip
+    try:
+        found = season_findings(series, window=w, group_by=col or "country", source=source,
+                                observations=observations)  # fmt: skip
+    except BandError:
+        out["skipped"] = "no NDVI band, nor B08 and B04, to time the peaks"
+        return out
+    out["findings"] = [
+        {
+            "group": f.group,
+            "unaligned": f.unaligned,
+            "outside": f.outside,
+            "suggested_anchor": f.suggested_anchor,
+            "message": f.message,
+            "fix": f.fix,
+        }
+        for f in found
+    ]
+    return out
+
+
+def _season_check_lines(check: dict[str, Any]) -> list[str]:
+    if check.get("skipped"):
+        return [f"  season check: skipped ({check['skipped']})"]
+    w0, w1 = check["window"]
+    where = f"days {w0}–{w1} of the season starting {check['anchor']}, the window the models see"
+    if not check["findings"]:
+        return [f"  season check: every class's mean NDVI peaks inside {where}"]
+    lines = [f"  season check (class-mean NDVI peaks vs {where}):"]
+    for f in check["findings"]:
+        lines.append(f"    {f['message']}")
+        lines.append(f"      {'fix' if f['unaligned'] else 'option'}: {f['fix']}")
+    return lines
+
+
 def format_description(desc: dict[str, Any], source: str = "") -> str:
     """Plain-text rendering of :func:`describe` for the terminal."""
     lines = [f"{source}" if source else desc["kind"]]
@@ -125,6 +222,9 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     lines.append(f"  bands ({len(desc['bands'])}): {' '.join(desc['bands'])}")
     if "grid" in desc:
         lines.append(f"  grid: {desc['grid']}")
+    if desc.get("years"):
+        named = ", ".join(f"{y} ({n:,})" for y, n in desc["years"].items())
+        lines.append(f"  years: {named}; dates {desc['dates']}")
     lines.append(f"  missing values: {100 * desc['missing_fraction']:.1f} %")
     shares = desc.get("band_missing_fraction", {})
     if shares:
@@ -142,6 +242,8 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     counts.index.name = desc["group_by"]
     lines.append("  class counts:")
     lines.extend("    " + line for line in counts.to_string().splitlines())
+    if desc.get("season_check"):
+        lines.extend(_season_check_lines(desc["season_check"]))
     return "\n".join(lines)
 
 

@@ -12,12 +12,13 @@ import numpy as np
 
 from cropglobe.cli._common import (
     PathArg,
+    _parse_window,
     handle_errors,
     quiet_option,
     read_option,
     read_options_arg,
 )
-from cropglobe.errors import DataFormatError, ParameterError
+from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
 
 if TYPE_CHECKING:
     from cropglobe.series import SeriesSet
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
     help="Metadata column that splits the summary and the plot's panels.",
 )
 @click.option("--band", default="NDVI", show_default=True, help="Band (or NDVI) to plot.")
+@click.option(
+    "--window",
+    default="121-334",
+    show_default=True,
+    callback=_parse_window,
+    help="Days of season START-END the models will see (as train/transfer --window): the "
+    "season check flags groups whose class NDVI peaks fall outside it.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @read_option
 @quiet_option
@@ -48,10 +57,16 @@ def command(
     plot: Path | None,
     group_by: str,
     band: str,
+    window: tuple[int, int] | None,
     as_json: bool,
     read_option: tuple[str, ...],
 ) -> None:
-    """Summarise PATH: countries, classes and counts, bands, grid, missing-value share.
+    """Summarise PATH: countries, classes and counts, bands, grid, years, missing-value share.
+
+    The season check times each class's mean NDVI peak per country (or --group-by) and names
+    the groups whose peaks fall outside the --window the models see — an unaligned
+    southern-hemisphere season on a calendar-year grid, say — with the exact command that
+    fixes it.
 
     PATH may be a CropGlobe release folder, a CropGlobe or SeriesSet .npz, a long table
     (CSV, Parquet, GeoParquet: WorldCereal extraction, tidy or monthly format), a wide table
@@ -59,7 +74,7 @@ def command(
     """
     from cropglobe.io import read_dataset
     from cropglobe.series import SeriesSet
-    from cropglobe.summary import describe, format_description, infer_grid
+    from cropglobe.summary import describe, format_description, infer_grid, season_check
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise ParameterError(
@@ -81,17 +96,35 @@ def command(
         )
     # the default ("country") falls back to "region" for data without countries (CAWa)
     desc = describe(data, group_by=None if group_by == "country" else group_by)
-    if plot is not None:  # drawn first: a bad --band fails before anything is printed
-        from cropglobe.report.figures import plot_phenology
+    series: SeriesSet | None = None
+    if isinstance(data, SeriesSet):
+        series = data
+    else:
+        from cropglobe.composite import composite
 
-        if isinstance(data, SeriesSet):
-            series = data
-        else:
-            from cropglobe.composite import composite
-
+        try:
             # no gap filling: a month without observations stays a gap in the curves rather
             # than a copy of its neighbour (Belgium's table ends in July)
             series = composite(data, infer_grid(data), fill=False, allow_empty=True)
+        except CropGlobeError as exc:
+            if plot is not None:
+                raise
+            desc["season_check"] = {"skipped": f"the observations do not composite: {exc}"}
+    if series is not None:
+        # the fix names the file to re-composite (a table) or re-anchor (an .npz or a folder;
+        # a CropGlobe folder names each country's file itself)
+        source = None if path.is_dir() and "files" in series.attrs else str(path)
+        desc["season_check"] = season_check(
+            series,
+            window=window,
+            group_by=None if group_by == "country" else group_by,
+            source=source,
+            observations=not isinstance(data, SeriesSet),
+        )
+    # drawn first: a bad --band fails before anything is printed
+    if plot is not None and series is not None:
+        from cropglobe.report.figures import plot_phenology
+
         group = group_by if group_by in series.meta.columns else None
         if series.n_samples and not (series.labels >= 0).any():
             # class-mean curves of unlabelled data: one curve of all samples per group
