@@ -494,3 +494,44 @@ def test_info_real_cawa_shows_its_years_and_dates(shared_data) -> None:
         "years: 2008 (26), 2011 (213), 2015 (1,299), 2016 (4,069), 2017 (340), 2018 (2,488); "
         "dates 2008-01-01 … 2018-12-31"
     ) in res.output
+
+
+def test_info_of_a_folder_of_tables_lists_the_files_to_pass(tmp_path) -> None:
+    folder = tmp_path / "wc"
+    folder.mkdir()
+    _southern_table(folder / "a.csv")
+    (folder / "samples.csv").write_text("sample_id,label\nARG_0,corn\n")  # not a dataset
+    res = CliRunner().invoke(cli, ["info", str(folder)])
+    assert res.exit_code == 2
+    (line,) = res.output.strip().splitlines()
+    assert "it holds one dataset file: pass it instead" in line and "samples.csv" not in line
+    pd.read_csv(folder / "a.csv").to_parquet(folder / "b.parquet")
+    res = CliRunner().invoke(cli, ["info", str(folder)])
+    (line,) = res.output.strip().splitlines()
+    assert "so which to read is ambiguous; pass one of them:" in line
+    assert f"{folder / 'a.csv'} (a long table); {folder / 'b.parquet'} (a long table)" in line
+
+
+def test_info_of_the_cawa_npz_names_the_folder_to_pass(tmp_path) -> None:
+    np.savez(tmp_path / "cawa_ndvi.npz", ndvi=np.zeros((2, 3)), doy=np.array([1, 17, 33]))
+    (tmp_path / "CAWa_CropType_time-series.csv").write_text("1,17,33\n")
+    res = CliRunner().invoke(cli, ["info", str(tmp_path / "cawa_ndvi.npz")])
+    assert res.exit_code == 2
+    (line,) = res.output.strip().splitlines()
+    assert line.endswith(f"give the folder beside it instead, which holds the same data as CSV "
+                         f"tables: {tmp_path}")  # fmt: skip
+    assert "read_cawa(" not in line
+
+
+@pytest.mark.realdata
+def test_info_real_folder_of_tables_and_cawa_npz(shared_data) -> None:
+    res = CliRunner().invoke(cli, ["info", str(shared_data / "worldcereal")])
+    assert res.exit_code == 2 and "ambiguous" in res.output
+    for name in (
+        "s2_monthly_long.parquet",
+        "raw_2022_FRA_LPIS_POLY_110_month.geoparquet",
+        "raw_2023_FRA_LPIS_POLY_110_dekad.geoparquet",
+    ):
+        assert str(shared_data / "worldcereal" / name) in res.output
+    res = CliRunner().invoke(cli, ["info", str(shared_data / "cawa" / "cawa_ndvi.npz")])
+    assert res.exit_code == 2 and res.output.strip().endswith(str(shared_data / "cawa"))

@@ -163,7 +163,7 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
             return _checked(_call(read_cropglobe, p, kw), p)
         if (p / "CAWa_CropType_time-series.csv").is_file():
             return _call(read_cawa, p, kw)
-        raise DataFormatError(f"{p}: folder holds no recognised dataset; expected {_ACCEPTED}")
+        raise DataFormatError(_folder_message(p))
     name = p.name.lower()
     if name.endswith(".npz"):
         members = _npz_members(p)
@@ -172,7 +172,18 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
         if {"fea", "lbl"} <= members:
             return _checked(_call(read_cropglobe_file, p, kw), p)
         if "ndvi" in members and "doy" in members:
-            return read_cawa(p)  # raises a clear error pointing at the CSV tables
+            cawa = (p.parent / "CAWa_CropType_time-series.csv").is_file()
+            raise DataFormatError(
+                f"{p}: this CAWa npz stores object arrays that can only be read by unpickling, "
+                "which cropglobe never does; "
+                + (
+                    f"give the folder beside it instead, which holds the same data as CSV "
+                    f"tables: {p.parent}"
+                    if cawa
+                    else "give the CAWa folder (CAWa_CropType_time-series.csv and "
+                    "samples_attributes.csv) instead"
+                )
+            )
         raise DataFormatError(
             f"{p}: npz arrays {sorted(members)} match no known layout; expected {_ACCEPTED}"
         )
@@ -191,6 +202,51 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
             return _call(read_wide_table, p, kw)
         return _call(read_observations, p, kw)
     raise DataFormatError(f"{p}: unknown input type; expected {_ACCEPTED}")
+
+
+def _readable_files(folder: Path) -> list[tuple[Path, str]]:
+    """The files directly in ``folder`` that :func:`read_dataset` opens, with what each is
+    (judged from table headers and npz member names, without reading the data)."""
+    found: list[tuple[Path, str]] = []
+    for f in sorted(folder.iterdir()):
+        name = f.name.lower()
+        if not f.is_file() or name.startswith("."):
+            continue
+        try:
+            if name.endswith(".npz"):
+                members = _npz_members(f)
+                if {"header", "values", "labels"} <= members:
+                    found.append((f, "a SeriesSet"))
+                elif {"fea", "lbl"} <= members:
+                    found.append((f, "a CropGlobe .npz"))
+            elif name.endswith((".parquet", ".geoparquet", ".pq", ".csv")):
+                cols = _columns(f)
+                lower = {c.lower() for c in cols}
+                if _is_wide(cols):
+                    found.append((f, "a wide table"))
+                elif "sample_id" in lower and lower & {"date", "timestamp", "month"}:
+                    found.append((f, "a long table"))
+        except DataFormatError:
+            continue
+    return found
+
+
+def _folder_message(folder: Path) -> str:
+    """Why ``folder`` is not read as a whole, and which of its files to pass instead."""
+    files = _readable_files(folder)
+    whole = (
+        "a folder is read as a whole only in the CropGlobe release layout (for_CropNet/, "
+        "Median/) or as the CAWa folder"
+    )
+    if not files:
+        return f"{folder}: folder holds no recognised dataset; expected {_ACCEPTED}"
+    listed = "; ".join(f"{f} ({what})" for f, what in files)
+    if len(files) == 1:
+        return f"{folder}: {whole}; it holds one dataset file: pass it instead: {listed}"
+    return (
+        f"{folder}: {whole}, and this one holds {len(files)} dataset files, so which to read is "
+        f"ambiguous; pass one of them: {listed}"
+    )
 
 
 def _call(reader: Any, path: Path, kw: dict[str, Any]) -> Any:
