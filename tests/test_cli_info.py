@@ -535,3 +535,23 @@ def test_info_real_folder_of_tables_and_cawa_npz(shared_data) -> None:
         assert str(shared_data / "worldcereal" / name) in res.output
     res = CliRunner().invoke(cli, ["info", str(shared_data / "cawa" / "cawa_ndvi.npz")])
     assert res.exit_code == 2 and res.output.strip().endswith(str(shared_data / "cawa"))
+
+
+def test_info_fix_for_a_wide_table_of_series_works(tmp_path, monkeypatch) -> None:
+    """A wide table (one column per date) is composited series: its fix re-anchors it."""
+    monkeypatch.chdir(tmp_path)
+    days = pd.date_range("2023-01-01", "2023-12-31", freq="16D")
+    c = (days - pd.Timestamp("2023-01-01")).days.to_numpy()
+    nd = 0.2 + 0.6 * np.exp(-(((((c - 30 + 182) % 365) - 182) / 30) ** 2))  # peak 31 January
+    cols = {d.strftime("%Y-%m-%d"): v for d, v in zip(days, nd, strict=True)}
+    rows = [{"sample_id": f"s{i}", "label": "soybeans", "country": "ARG", **cols} for i in range(4)]
+    pd.DataFrame(rows).to_csv("wide.csv", index=False)
+    res = CliRunner().invoke(cli, ["info", "wide.csv", "--json"])
+    (found,) = json.loads(res.stdout)["season_check"]["findings"]
+    assert found["unaligned"] and found["suggested_anchor"] == "07-01"
+    fix = found["fix"].split(" (or")[0]
+    assert fix == "cropglobe composite wide.csv -o wide_07-01.npz --anchor 07-01 --wrap-season"
+    res = CliRunner().invoke(cli, [*fix.split()[1:], "-q"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["info", "wide_07-01.npz", "--json"])
+    assert json.loads(res.stdout)["season_check"]["findings"] == []

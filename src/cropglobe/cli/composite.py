@@ -172,6 +172,7 @@ def command(
     """
     from cropglobe.composite import composite, select_window
     from cropglobe.io import read_observations
+    from cropglobe.series import Observations
 
     if output.suffix.lower() != ".npz":
         raise ParameterError(
@@ -183,13 +184,15 @@ def command(
     gap = _parse_gap(max_gap)
     read_options = read_options_arg(read_option)
     ctx = click.get_current_context()
-    if input_path.is_dir() or input_path.name.lower().endswith(".npz"):
+    data = _read_input(input_path, fmt, read_options)
+    if data is not None and not isinstance(data, Observations):
         explicit = {
             name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
             for name in ("season_year", "mask", "allow_empty", "fmt", "fill")
         }
         series = _reanchor(
             input_path,
+            data,
             anchor=anchor,
             grid_name=grid_name,
             previous=previous_season,
@@ -209,7 +212,8 @@ def command(
                         ("--wrap-season", wrap_season)):  # fmt: skip
         if given:
             raise ParameterError(
-                f"{name} re-anchors composited series (a SeriesSet or CropGlobe .npz); "
+                f"{name} re-anchors composited series (a SeriesSet or CropGlobe .npz, a wide "
+                "table); "
                 f"{input_path} is an observation table: composite it with --anchor directly"
             )
     grid = _grid(grid_name or "5-day", anchor)
@@ -217,7 +221,11 @@ def command(
     obs = None
     for stage in progress(["read", "composite", "write"], "compositing"):
         if stage == "read":
-            obs = read_observations(input_path, **{"format": fmt, **read_options})
+            obs = (
+                data
+                if data is not None
+                else read_observations(input_path, **{"format": fmt, **read_options})
+            )
         elif stage == "composite" and obs is not None:
             result = composite(
                 obs,
@@ -269,8 +277,23 @@ def _read_series(path: Path, what: str, read_options: dict[str, Any]) -> SeriesS
     return data
 
 
+def _read_input(path: Path, fmt: str, read_options: dict[str, Any]) -> Any:
+    """INPUT as :func:`cropglobe.io.read_dataset` reads it — composited series (SeriesSet or
+    CropGlobe .npz, a folder, a wide or series table) or observations — or None when the
+    observation-table reader must read it itself (``--format`` given, or no such file: it
+    says so)."""
+    from cropglobe.io import read_dataset
+
+    if path.is_dir() or path.name.lower().endswith(".npz"):
+        return read_dataset(path, **read_options)
+    if fmt != "auto" or not path.is_file():
+        return None
+    return read_dataset(path, **read_options)
+
+
 def _reanchor(
     path: Path,
+    ss: SeriesSet,
     *,
     anchor: str,
     grid_name: str | None,
@@ -297,7 +320,6 @@ def _reanchor(
             "--wrap-season) and resampled (--grid)"
         )
     parse_anchor(anchor)
-    ss = _read_series(path, "INPUT", read_options)
     need = neighbour_season(ss.grid.anchor, anchor)
     given = {"previous": previous, "next": following}
     if need is None:
