@@ -301,12 +301,18 @@ def _reanchor(
     following: Path | None,
     wrap: bool,
     fill: bool,
-    gap: int | None,
+    gap: int | Literal["auto"] | None,
     explicit: dict[str, bool],
     read_options: dict[str, Any],
 ) -> SeriesSet:
     """INPUT holds composited series: move them to the season starting ``anchor``."""
-    from cropglobe.composite import fill_gaps, neighbour_season, resample, shift_anchor
+    from cropglobe.composite import (
+        auto_max_gap,
+        fill_gaps,
+        neighbour_season,
+        resample,
+        shift_anchor,
+    )
     from cropglobe.series import parse_anchor
 
     table_only = {"season_year": "--season-year", "mask": "--mask", "allow_empty": "--allow-empty",
@@ -360,7 +366,8 @@ def _reanchor(
     if grid_name is not None:
         out = resample(out, _grid(grid_name, anchor))
     if fill:
-        out = dataclasses.replace(out, values=fill_gaps(out.values, out.grid, max_gap_days=gap))
+        days = auto_max_gap(out.grid) if gap == "auto" else gap
+        out = dataclasses.replace(out, values=fill_gaps(out.values, out.grid, max_gap_days=days))
     return out
 
 
