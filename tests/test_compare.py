@@ -84,6 +84,41 @@ def test_paired_interval_is_cut_at_100_points() -> None:
     assert lo < -100 and hi > 100  # what the t interval alone would say
     assert row.oa_diff == pytest.approx(10.0)
     assert (row.oa_low, row.oa_high) == (-100.0, 100.0)
+    # the cut is said, not silent; macro-F1 differs by 0 on both seeds: nothing to cut
+    assert (bool(row.oa_ci_cut), bool(row.macro_f1_ci_cut)) == (True, False)
+
+
+def test_cut_intervals_are_marked_in_the_csv_and_the_report(tmp_path: Path) -> None:
+    from cropglobe.classes import CROPGLOBE_CLASSES
+    from cropglobe.report.transfer import write_transfer_report
+
+    # b - a = +80 / -60 points on target X (interval cut), a steady +1 / +2 on target Y (not)
+    rows = [
+        {"method": m, "source": "S", "target": t, "seed": seed, "scenario": scen,
+         "oa": oa, "macro_f1": 0.5, "weighted_f1": 0.5, "n_scored": 10}
+        for t, scen, pairs in (
+            ("X", "cross-country", ((1, 0.1, 0.9), (2, 0.8, 0.2))),
+            ("Y", "cross-continent", ((1, 0.5, 0.51), (2, 0.5, 0.52))),
+        )
+        for seed, a, b in pairs
+        for m, oa in (("a", a), ("b", b))
+    ]  # fmt: skip
+    write_transfer_report(tmp_path, pd.DataFrame(rows), pd.DataFrame(), {}, CROPGLOBE_CLASSES)
+    cmp = pd.read_csv(tmp_path / "comparison.csv").set_index("scenario")
+    assert cmp["oa_ci_cut"].dtype == bool and cmp["macro_f1_ci_cut"].dtype == bool
+    assert cmp["oa_ci_cut"].to_dict() == {
+        "cross-country": True,
+        "cross-continent": False,
+        ALL_SCENARIOS: True,  # the mean of +80, -60 and +1, +2: still too spread
+    }
+    assert not cmp["macro_f1_ci_cut"].any()
+    cut = paired_comparison(pd.DataFrame(rows), "a")
+    table = comparison_table(cut).set_index("scenario")["95 % CI"]
+    assert table["cross-country"] == "-100.0 … +100.0 (cut at ±100)"
+    assert "cut" not in table["cross-continent"]
+    assert "<td>-100.0 … +100.0 (cut at ±100)</td>" in (tmp_path / "report.html").read_text()
+    x = comparison_lines(cut[cut.scenario == "cross-country"])
+    assert "95 % CI -100.0 … +100.0 (cut at ±100), p = " in x[0]
 
 
 def test_paired_comparison_pairs_only_shared_runs() -> None:

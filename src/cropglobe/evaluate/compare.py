@@ -86,15 +86,20 @@ def paired_comparison(
         One row per (method, scenario) with ``n_seeds`` (seeds both methods ran on the same
         pairs), ``n_pairs`` (source → target pairs), and per metric ``{m}_diff`` (mean
         difference, method − baseline, in points), ``{m}_low`` / ``{m}_high`` (confidence
-        interval, cut at ±100 points), ``{m}_p`` (two-sided paired t-test) and ``{m}_wins`` /
-        ``{m}_losses`` (seeds on which the method was better / worse). Empty when no other
-        method shares a seed and a pair with the baseline (the columns are there all the same).
+        interval, cut at ±100 points: two percentages differ by at most 100), ``{m}_ci_cut``
+        (True where the Student-t interval reached past ±100 points and was cut there: a bound
+        of ±100 then comes from the scale, not from the seeds, which are too few or too spread
+        to bound the difference; False otherwise and without an interval), ``{m}_p`` (two-sided
+        paired t-test) and ``{m}_wins`` / ``{m}_losses`` (seeds on which the method was better
+        / worse). Empty when no other method shares a seed and a pair with the baseline (the
+        columns are there all the same).
 
     Raises:
         CropGlobeError: ``baseline`` is not a method of ``runs``.
     """
     columns = ["method", "baseline", "scenario", "n_seeds", "n_pairs"]
-    columns += [f"{m}_{k}" for m in metrics for k in ("diff", "low", "high", "p", "wins", "losses")]
+    per_metric = ("diff", "low", "high", "ci_cut", "p", "wins", "losses")
+    columns += [f"{m}_{k}" for m in metrics for k in per_metric]
     if not len(runs):
         return pd.DataFrame(columns=columns)
     methods = list(dict.fromkeys(runs["method"]))
@@ -136,6 +141,8 @@ def paired_comparison(
                 # two percentages differ by at most 100 points (few seeds: wide t intervals)
                 row[f"{m}_low"] = float(np.clip(low, -100.0, 100.0))
                 row[f"{m}_high"] = float(np.clip(high, -100.0, 100.0))
+                # said in the file: a cut bound is the scale's, not the seeds' (NaN: False)
+                row[f"{m}_ci_cut"] = bool(low < -100.0 or high > 100.0)
                 row[f"{m}_p"] = _paired_p(per_seed)
                 row[f"{m}_wins"] = int((per_seed > 0).sum())
                 row[f"{m}_losses"] = int((per_seed < 0).sum())

@@ -436,6 +436,13 @@ def p_text(p: float) -> str:
     return text
 
 
+def _cut_note(row: Mapping[Any, Any], metric: str) -> str:
+    """`` (cut at ±100)`` where :func:`paired_comparison` cut the row's interval, else ``""``
+    (a comparison without the ``_ci_cut`` column, from before it was written, says nothing)."""
+    cut = row.get(f"{metric}_ci_cut")
+    return " (cut at ±100)" if cut is not None and not pd.isna(cut) and bool(cut) else ""
+
+
 def comparison_table(comparison: pd.DataFrame, metric: str = "oa") -> pd.DataFrame:
     """Readable rows of :func:`paired_comparison`: difference, interval, p-value, seed counts."""
     signed, p_value = signed_points, p_text
@@ -443,13 +450,14 @@ def comparison_table(comparison: pd.DataFrame, metric: str = "oa") -> pd.DataFra
     for r in comparison.to_dict(orient="records"):
         n = int(r["n_seeds"])
         low, high = float(r[f"{metric}_low"]), float(r[f"{metric}_high"])
+        ci = f"{signed(low)} … {signed(high)}{_cut_note(r, metric)}" if np.isfinite(low) else "n/a"
         p = float(r[f"{metric}_p"])
         rows.append(
             {
                 "method": r["method"],
                 "scenario": r["scenario"],
                 "difference (points)": signed(float(r[f"{metric}_diff"])),
-                "95 % CI": f"{signed(low)} … {signed(high)}" if np.isfinite(low) else "n/a",
+                "95 % CI": ci,
                 "p (paired t)": p_value(p),
                 "seeds better / worse": f"{r[f'{metric}_wins']} / {r[f'{metric}_losses']} of {n}",
             }
@@ -471,7 +479,8 @@ def comparison_lines(comparison: pd.DataFrame) -> list[str]:
     for r in overall.to_dict(orient="records"):
         p = "p < 0.001" if r["oa_p"] < 0.001 else f"p = {p_text(r['oa_p'])}"
         ci = (
-            f"95 % CI {signed_points(r['oa_low'])} … {signed_points(r['oa_high'])}, {p}, "
+            f"95 % CI {signed_points(r['oa_low'])} … {signed_points(r['oa_high'])}"
+            f"{_cut_note(r, 'oa')}, {p}, "
             if np.isfinite(r["oa_low"])
             else ""
         )
@@ -683,7 +692,10 @@ def _draw_report(
             f"{html.escape(str(base))}, in percentage points, on the same seeds and pairs: the "
             "per-seed difference is averaged over the scenario's pairs, then the seeds are the "
             "samples (mean, Student-t 95 % interval, two-sided paired t-test). An interval that "
-            "spans 0 means these seeds cannot tell the two apart.</p>"
+            "spans 0 means these seeds cannot tell the two apart; one marked “cut at ±100” "
+            "reached past ±100 points (too few or too spread seeds) and was cut there, as no "
+            "two percentages differ by more (comparison.csv: the oa_ci_cut and "
+            "macro_f1_ci_cut columns).</p>"
         )
         for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
             sections.append(f"<h4>{label}</h4>")
