@@ -213,6 +213,10 @@ def test_season_year_inference_and_sources() -> None:
     samples = obs.samples.assign(year=[2018, 2020])
     obs_y = Observations(obs.table, obs.bands, samples, obs.classes)
     assert list(composite(obs_y, grid).meta["year"]) == [2018, 2020]
+    gap = Observations(obs.table, obs.bands, obs.samples.assign(year=[2018, None]), obs.classes)
+    with pytest.raises(DataFormatError, match=r"season_year explicitly \(on the command line: "
+                       r"cropglobe composite --season-year YEAR\)"):  # fmt: skip
+        composite(gap, grid)
 
 
 def test_southern_season_spans_two_calendar_years() -> None:

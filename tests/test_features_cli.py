@@ -67,6 +67,17 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "x.parquet").exists()
 
 
+def test_harmonics_errors_name_the_command_line_options(tmp_path: Path) -> None:
+    src = _dataset(tmp_path / "ds.npz")
+    runner = CliRunner()
+    out = [str(src), "-o", str(tmp_path / "x.parquet"), "--family", "harmonics", "-q"]
+    res = runner.invoke(command, [*out, "--min-obs", "2"])
+    assert res.exit_code == 2 and "(on the command line: --min-obs 7 or leave it out)" in res.output
+    res = runner.invoke(command, [*out, "--n-harmonics", "30", "--window", "121-200"])
+    assert res.exit_code == 2 and "lower n_harmonics (--window, --n-harmonics)" in res.output
+    assert not (tmp_path / "x.parquet").exists()
+
+
 def test_all_nan_table_is_not_written(tmp_path: Path) -> None:
     src = _dataset(tmp_path / "ds.npz")
     out = tmp_path / "h.parquet"

@@ -277,3 +277,26 @@ def test_a_folder_of_median_files_alone_is_read_as_may_november(tmp_path: Path) 
     ss = read_dataset(root / "Median")  # the release's Median/ folder given on its own
     assert ss.values.shape == (5, 10, 43) and (ss.grid.edges[0], ss.grid.edges[-1]) == (121, 336)
     assert read_dataset(root).values.shape == (5, 10, 73)  # both kinds: the whole year
+
+
+def test_reader_messages_give_the_command_line_form_of_their_advice(tmp_path: Path) -> None:
+    # countries whose files hold different bands: SeriesSet.concat would say select_bands
+    # (Python); the reader says which countries to read together, on the command line too
+    root = tmp_path / "mixed"
+    _raw(root / "for_CropNet" / "median_S2_BEL_month1-12_day5.npz",
+         np.zeros((3, 12, 73), np.float32), np.zeros(3, int))  # fmt: skip
+    _raw(root / "for_CropNet" / "median_S2_FRA_month1-12_day5.npz",
+         np.zeros((3, 10, 73), np.float32), np.zeros(3, int))  # fmt: skip
+    with pytest.raises(BandError, match=r"different bands \(BEL: \[.*'VH'\]; FRA: \[") as info:
+        read_dataset(root)
+    assert """--read-option 'countries=["BEL"]'""" in str(info.value)
+    assert "select_bands" not in str(info.value)
+    assert read_dataset(root, countries=["BEL"]).bands[-1] == "VH"  # the advice works
+    # a file of another kind than asked for, and one with an odd number of bands
+    f = _raw(tmp_path / "x.npz", np.zeros((3, 10, 43), np.float32), np.zeros(3, int))
+    with pytest.raises(DataFormatError, match=r"pass kind='median_maynov' \(on the command "
+                       r"line: --read-option kind=median_maynov\)"):  # fmt: skip
+        read_dataset(f, kind="for_CropNet")
+    f = _raw(tmp_path / "y.npz", np.zeros((3, 11, 73), np.float32), np.zeros(3, int))
+    with pytest.raises(BandError, match=r"""--read-option 'bands=\["B02", …\]'"""):
+        read_dataset(f)

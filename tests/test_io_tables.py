@@ -519,3 +519,40 @@ def test_an_empty_band_is_warned_about_once_per_read(tmp_path: Path, caplog) -> 
     _tidy(ok)  # B02 has a gap but values elsewhere: nothing to say
     _, said = warnings_of(lambda: read_dataset(ok))
     assert said == []
+
+
+def test_reader_messages_give_the_command_line_form_of_their_advice(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+
+    def info(path: Path, *options: str) -> tuple[int, str]:
+        res = CliRunner().invoke(cli, ["info", str(path), *options])
+        if res.exit_code:  # an error is one line
+            assert len(res.output.strip().splitlines()) == 1, res.output
+        return res.exit_code, res.output
+
+    # labels the table does not know: readers take label_table=, not map_labels' default=
+    f = tmp_path / "labels.csv"
+    rows = {"sample_id": ["a", "a", "b"], "date": ["2023-05-01", "2023-06-01", "2023-05-01"],
+            "B04": [1.0, 2.0, 3.0], "label": ["barley", "barley", "wheat"]}  # fmt: skip
+    pd.DataFrame(rows).to_csv(f, index=False)
+    code, out = info(f)
+    assert code == 2 and "default=" not in out
+    assert """--read-option 'label_table={"LABEL": "other", …}'""" in out
+    code, out = info(f, "--read-option", 'label_table={"barley": "other", "wheat": "wheat"}')
+    assert code == 0, out  # the advice works
+    # no band column recognised: bands= is a reader setting too
+    f = tmp_path / "bands.csv"
+    pd.DataFrame({"sample_id": ["a", "a"], "date": ["2023-05-01", "2023-06-01"],
+                  "foo": [1.0, 2.0]}).to_csv(f, index=False)  # fmt: skip
+    code, out = info(f)
+    assert code == 2 and """--read-option 'bands=["NAME", …]'""" in out
+    assert info(f, "--read-option", 'bands=["foo"]')[0] == 0
+    # a wide table over two seasons: anchor=
+    f = tmp_path / "wide.csv"
+    pd.DataFrame({"sample_id": ["a", "b"], "2022-11-01": [0.1, 0.2],
+                  "2023-02-01": [0.3, 0.4]}).to_csv(f, index=False)  # fmt: skip
+    code, out = info(f)
+    assert code == 2 and "--read-option anchor=MM-DD" in out
+    assert info(f, "--read-option", "anchor=10-01")[0] == 0

@@ -445,6 +445,13 @@ def test_missing_band_and_dates_outside_the_season(lgbm_model: Path, tmp_path: P
     old, scl2 = write_stack(tmp_path / "old", dates=[d.replace("2023", "2021") for d in DATES])
     with pytest.raises(GridError, match="season 2023"):
         map_raster(lgbm_model, old, tmp_path / "m.tif", mask=scl2, season_year=2023)
+    # the command line names its own option (season_year is the library's)
+    from cropglobe.cli.main import cli
+
+    args = ["map", str(lgbm_model), "--stack", str(old), "--scl", str(scl2), "-o",
+            str(tmp_path / "m.tif"), "--season-year", "2023"]  # fmt: skip
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "pass the right season_year (--season-year)" in r.output, r.output
 
 
 def test_mismatched_grid_names_the_file(lgbm_model: Path, tmp_path: Path) -> None:
@@ -1032,6 +1039,8 @@ def test_map_messages_count_in_the_singular_and_plural(
     job = MapJob(lgbm_model, folder, tmp_path / "m.tif", mask=scl, block_size=64)
     try:
         with pytest.raises(ParameterError, match=r"m\.tif: 1 of 1 window is not computed yet"):
+            job.finish()
+        with pytest.raises(ParameterError, match=r"map again with resume=True, --resume\)"):
             job.finish()
     finally:
         job.discard_if_empty()

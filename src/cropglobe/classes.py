@@ -161,6 +161,19 @@ def map_labels(
     Returns:
         int64 (N,) indices into ``classes``, −1 for missing labels.
     """
+    return _map_labels(
+        values, table, classes, default, "map them with a label table or pass default='other'"
+    )
+
+
+def _map_labels(
+    values: ArrayLike,
+    table: Mapping[str, str] | Callable[[str], str] | str,
+    classes: Sequence[str],
+    default: str | None,
+    advice: str,
+) -> NDArray[np.int64]:
+    """:func:`map_labels`, with ``advice`` (how to map unknown labels) ending its error."""
     fn: Callable[[str], str | None]
     if table in ("names", "crop6"):
         syn = _synonyms()
@@ -194,7 +207,7 @@ def map_labels(
     if unknown:
         raise LabelError(
             f"labels {unknown[:5]}{'…' if len(unknown) > 5 else ''} are not in the vocabulary "
-            f"{list(classes)}; map them with a label table or pass default='other'"
+            f"{list(classes)}; {advice}"
         )
     return out
 

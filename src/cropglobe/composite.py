@@ -615,7 +615,8 @@ def _season_years(
         if col.isna().any():
             raise DataFormatError(
                 f"samples column 'year' has {int(col.isna().sum())} missing or non-numeric "
-                "values; fill it or pass season_year explicitly"
+                "values; fill it or pass season_year explicitly (on the command line: cropglobe "
+                "composite --season-year YEAR)"
             )
         # a label (harvest) year names the season that ends in it
         return season_start_year(col.to_numpy(dtype=np.int64), grid.anchor)

@@ -503,7 +503,8 @@ def _choose_season(
         raise GridError(
             f"{stack.description}: no acquisition date ({span}) falls in the model's time window "
             f"of season {season} (days {mg.edges[0]}–{mg.edges[-1] - 1} of a season starting "
-            f"{card.grid.anchor}); give a stack of that season or pass the right season_year"
+            f"{card.grid.anchor}); give a stack of that season or pass the right season_year "
+            "(--season-year)"
         )
     skipped = int((~use).sum())
     if skipped:
@@ -1165,7 +1166,7 @@ class MapJob:
             raise ParameterError(
                 f"{self.output}: "
                 f"{_part(missing, len(self.windows), 'window', ('is', 'are'))} not computed yet; "
-                "run() them first (or map again with resume=True)"
+                "run() them first (or map again with resume=True, --resume)"
             )
         t0 = time.perf_counter()
         n_valid = self._count_valid()
@@ -1334,7 +1335,7 @@ class MapJob:
                 raise
             raise MapWriteError(
                 f"{self.output.parent}: writing the COG failed ({str(exc).splitlines()[0]}); "
-                "check free space and permissions, then map again with resume=True"
+                "check free space and permissions, then map again with resume=True (--resume)"
             ) from None
         return made
 
@@ -1471,7 +1472,7 @@ def _os_message(exc: OSError, where: Path) -> str:
     if exc.errno == 28:
         return (
             f"{exc.filename or where}: no space left on device while writing the map; free some "
-            "space, then map again with resume=True"
+            "space, then map again with resume=True (--resume)"
         )
     return (
         f"{exc.filename or where}: cannot write the map ({exc.strerror or exc}); choose a "

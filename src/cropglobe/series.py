@@ -721,7 +721,8 @@ class SeriesSet:
         except (KeyError, ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
             raise DataFormatError(
                 f"{p}: not a cropglobe SeriesSet file ({exc}); expected an .npz written by "
-                "SeriesSet.save (for CropGlobe release files use cropglobe.io.read_cropglobe)"
+                "SeriesSet.save or cropglobe composite -o FILE.npz (for CropGlobe release files "
+                "use cropglobe.io.read_cropglobe)"
             ) from None
         if header.get("format") != "cropglobe.SeriesSet":
             raise DataFormatError(f"{p}: header does not describe a cropglobe.SeriesSet")

@@ -297,7 +297,7 @@ def fit_harmonics(
     if need < p:
         raise DataFormatError(
             f"min_obs={min_obs} is below the {p} coefficients of an order-{n_harmonics} fit; use "
-            f"min_obs >= {p} or None"
+            f"min_obs >= {p} or None (on the command line: --min-obs {p} or leave it out)"
         )
     if chunk_size < 1:
         raise DataFormatError(f"chunk_size must be a positive number of pixels, got {chunk_size}")
@@ -429,14 +429,14 @@ class Harmonics(SeriesTransformer):
         if self.min_obs is not None and self.min_obs < p:
             raise DataFormatError(
                 f"min_obs={self.min_obs} is below the {p} coefficients of an order-{n} fit; use "
-                f"min_obs >= {p} or None"
+                f"min_obs >= {p} or None (on the command line: --min-obs {p} or leave it out)"
             )
         self.window_idx_ = resolve_window(self.window, grid)
         if self.window_idx_.size < p:
             raise GridError(
                 f"window {self.window!r} holds {self.window_idx_.size} steps of the grid '{grid}' "
                 f"but an order-{n} harmonic fit has {p} coefficients; widen the window or lower "
-                "n_harmonics"
+                "n_harmonics (--window, --n-harmonics)"
             )
         self.t_ = grid.centers[self.window_idx_] / DAYS_PER_YEAR
         self.design_ = harmonic_design(self.t_, int(n), float(self.omega))
@@ -444,6 +444,7 @@ class Harmonics(SeriesTransformer):
             raise GridError(
                 f"omega={self.omega} with n_harmonics={n} aliases on the {self.window_idx_.size} "
                 "steps of the window (design matrix rank-deficient); lower omega or n_harmonics"
+                " (--omega, --n-harmonics)"
             )
         what = f"the fitted data ({len(bands)} bands)"
         chosen = bands if self.bands is None else tuple(str(b) for b in self.bands)

@@ -333,7 +333,8 @@ def _resolve_bands(
         return S2_BANDS + SENTINEL1_BANDS
     raise BandError(
         f"{path}: 'fea' holds {n_bands} bands; the release has 10 (Sentinel-2 {list(S2_BANDS)}) "
-        "or 12 (+ VV, VH); pass bands=[...] naming each band in order"
+        "or 12 (+ VV, VH); pass bands=[...] naming each band in order (on the command line: "
+        "--read-option 'bands=[\"B02\", …]')"
     )
 
 
@@ -385,9 +386,15 @@ def read_cropglobe_file(
     else:
         k = _series_kind(kind)
         if t != k.n_steps:
+            fits = {73: "for_CropNet", 43: "median_maynov"}.get(t)
+            fix = (
+                f"pass kind={fits!r} (on the command line: --read-option kind={fits})"
+                if fits
+                else "check the folder"
+            )
             raise DataFormatError(
                 f"{p}: 'fea' has {t} time steps but kind '{k.name}' needs {k.n_steps} "
-                f"(shape {fea.shape}); check the folder or pass the matching kind"
+                f"(shape {fea.shape}); {fix}"
             )
     labels = _labels(p, z["lbl"], n)
     blob, meta = _extras(p, z, n)
@@ -483,6 +490,17 @@ def read_cropglobe(
         for key, val in s.attrs.items():
             attrs.setdefault(key, val)
     synthetic = any(bool(s.attrs.get("synthetic")) for s in sets)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for cc, s in zip(files, sets, strict=True):
+        groups.setdefault(s.bands, []).append(cc)
+    if len(groups) > 1:  # SeriesSet.concat would advise select_bands, which is Python's
+        held = "; ".join(f"{', '.join(ccs)}: {list(b)}" for b, ccs in groups.items())
+        first = next(iter(groups.values()))
+        raise BandError(
+            f"{r}: the countries' files hold different bands ({held}); read countries with the "
+            "same bands together: countries=[...] (on the command line: --read-option "
+            f"'countries={json.dumps(first)}')"
+        )
     out = SeriesSet.concat(sets) if len(sets) > 1 else sets[0]
     attrs.update(
         source="cropglobe",

@@ -808,7 +808,9 @@ def _xarray_georef(data: Any, crs: Any, transform: Any, what: str) -> tuple[Any,
             dx, dy = np.diff(x), np.diff(y)
             if not (np.allclose(dx, dx[0]) and np.allclose(dy, dy[0])):
                 raise DataFormatError(
-                    f"{what}: x/y coordinates are not regularly spaced; pass transform="
+                    f"{what}: x/y coordinates are not regularly spaced; pass transform= (in "
+                    "Python; a Zarr store given on the command line needs regularly spaced x/y "
+                    "or a GeoTransform in its spatial_ref attributes)"
                 )
             transform = Affine(dx[0], 0.0, x[0] - dx[0] / 2, 0.0, dy[0], y[0] - dy[0] / 2)
         else:

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.bands import S2_CATALOGUE, canonical_band, canonical_bands
-from cropglobe.classes import CROPGLOBE_CLASSES, country_table, map_labels, normalise_country
+from cropglobe.classes import CROPGLOBE_CLASSES, _map_labels, country_table, normalise_country
 from cropglobe.errors import BandError, DataFormatError, LabelError, MissingFileError
 from cropglobe.series import Observations, SeriesSet, TimeGrid, day_of_season, parse_anchor
 
@@ -347,14 +347,24 @@ def _wkb_point(lon: float, lat: float) -> bytes:
 
 
 # ---------------------------------------------------------------------------- labels
+#: how to map labels a reader's table does not know: readers take ``label_table=`` (on the
+#: command line ``--read-option``), not ``map_labels``'s ``default=``
+_LABEL_ADVICE = (
+    "map every label to a class with label_table= (on the command line: --read-option "
+    '\'label_table={"LABEL": "other", …}\')'
+)
+
+
 def _encode_labels(
     path: Path,
     column: str,
     values: pd.Series,
     table: LabelTable | None,
     classes: Sequence[str],
+    advice: str = _LABEL_ADVICE,
 ) -> NDArray[np.int64]:
-    """Class indices of per-sample label values; LabelError naming the file and column."""
+    """Class indices of per-sample label values; LabelError naming the file and column, and
+    ``advice`` for labels the table does not know."""
     try:
         if table is None and pd.api.types.is_integer_dtype(values.dtype):
             out = values.to_numpy(dtype=np.int64)
@@ -386,7 +396,7 @@ def _encode_labels(
         str_values = values.astype(object).where(values.notna(), None)
         if not isinstance(tbl, str) or tbl != "ewoc":
             str_values = str_values.map(lambda v: v if v is None else str(v))
-        return map_labels(str_values.to_numpy(), tbl, classes=classes)
+        return _map_labels(str_values.to_numpy(), tbl, classes, None, advice)
     except LabelError as exc:
         raise LabelError(f"{path}: column {column!r}: {exc}") from None
 
@@ -414,7 +424,8 @@ def _pick_bands(
         if not candidates:
             raise BandError(
                 f"{path}: no band columns found among {list(columns)[:20]}; expected names like "
-                "B02…B12, B8A, VV, VH, NDVI (or pass bands=[...])"
+                "B02…B12, B8A, VV, VH, NDVI (or pass bands=[...]; on the command line: "
+                "--read-option 'bands=[\"NAME\", …]')"
             )
         return dict(sorted(candidates.items(), key=lambda kv: _band_rank(kv[1])))
     wanted = canonical_bands(tuple(str(b) for b in bands))
@@ -425,7 +436,8 @@ def _pick_bands(
     if missing:
         raise BandError(
             f"{path}: bands {missing} are not columns of the table; available bands "
-            f"{sorted(set(candidates.values()))}; pass bands= from those"
+            f"{sorted(set(candidates.values()))}; pass bands= from those (on the command line: "
+            "--read-option 'bands=[\"NAME\", …]')"
         )
     return {by_code[b]: b for b in wanted}
 
@@ -877,7 +889,11 @@ def read_series_table(path: str | os.PathLike[str]) -> SeriesSet:
             meta[col] = rows[meta_cols[col]]
     if not info.get("has_sample_id", True):
         meta = meta.drop(columns=["sample_id"], errors="ignore")
-    labels = _encode_labels(p, "label", rows["label"], {c: c for c in classes}, classes)
+    labels = _encode_labels(
+        p, "label", rows["label"], {c: c for c in classes}, classes,
+        "a series table's labels are classes of its own vocabulary: the file was altered "
+        "after it was written; write it again",
+    )  # fmt: skip
     if n:
         warn_empty_bands(p, bands, np.isnan(values).all(axis=(0, 2)).reshape(-1))
     return SeriesSet(values, bands, grid, labels, classes, meta, dict(info.get("attrs", {})))
@@ -964,7 +980,8 @@ def read_wide_table(
         if len(np.unique(season)) != 1:
             raise DataFormatError(
                 f"{p}: date columns span seasons {sorted(set(season.tolist()))} of a season "
-                f"starting {anchor}; expected one season; pass anchor= or split the table"
+                f"starting {anchor}; expected one season; pass anchor= (the season's first day, "
+                "MM-DD; on the command line: --read-option anchor=MM-DD) or split the table"
             )
         extra_meta["year"] = int(season[0])
     order = np.argsort(dos, kind="stable")

@@ -290,7 +290,8 @@ def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
             )
         raise BandError(
             f"data bands {list(ss.bands)} differ in order or number from the model's "
-            f"{list(card.bands)}; select them by name first (SeriesSet.select_bands)"
+            f"{list(card.bands)}; select them by name first (SeriesSet.select_bands in Python; "
+            "cropglobe predict and map pick the model's bands by name themselves)"
         )
     if ss.grid.same_axis(card.grid) or ss.grid.same_axis(card.model_grid):
         return
