@@ -813,6 +813,30 @@ def test_a_failed_rename_leaves_no_temporary_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.tif", "p.tif"]
 
 
+def test_a_failed_cog_write_names_the_resume_option(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: Any
+) -> None:
+    import rasterio.shutil
+    from rasterio.errors import RasterioError
+
+    from cropglobe.cli.main import cli
+
+    def copy(*args: Any, **kwargs: Any) -> None:
+        raise RasterioError("disk went away")
+
+    monkeypatch.setattr(rasterio.shutil, "copy", copy)
+    folder, scl = stack_dirs
+    r = CliRunner().invoke(cli, ["map", str(lgbm_model), "--stack", str(folder), "--scl",
+                                 str(scl), "-o", str(tmp_path / "m.tif"), "-q"])  # fmt: skip
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "writing the COG failed (disk went away)" in r.output
+    assert r.output.rstrip().endswith("then map again with resume=True (--resume)")
+    monkeypatch.undo()  # the advice works: the computed windows are kept for --resume
+    r = CliRunner().invoke(cli, ["map", str(lgbm_model), "--stack", str(folder), "--scl",
+                                 str(scl), "-o", str(tmp_path / "m.tif"), "--resume"])  # fmt: skip
+    assert r.exit_code == 0 and (tmp_path / "m.tif").is_file(), r.output
+
+
 def test_a_damaged_model_fails_before_any_partial_output(
     lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -1193,6 +1193,8 @@ class MapJob:
                 os.replace(tmp, final)
             with atomic_path(self.sidecar) as tmp:
                 tmp.write_text(json.dumps(sidecar, indent=2, default=str))
+        except MapWriteError:
+            raise  # _assemble's own message (an OSError too): not wrapped a second time
         except OSError as exc:
             raise MapWriteError(_os_message(exc, self.output.parent)) from None
         finally:
