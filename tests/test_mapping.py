@@ -984,6 +984,47 @@ def test_a_second_map_to_the_same_output_is_refused_while_the_first_runs(
     map_raster(lgbm_model, folder, out, mask=scl, block_size=32)
 
 
+def test_a_second_map_job_to_the_same_output_in_the_same_thread_is_refused(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import os
+    import re
+
+    folder, scl = stack_dirs
+    out = tmp_path / "m.tif"
+
+    def refused(path: Path) -> str:
+        return re.escape(
+            f"{path}: another map is being written to it (pid {os.getpid()}: another MapJob of "
+            "this process); finish() and close() that job first, or write this map elsewhere"
+        )
+
+    first = MapJob(lgbm_model, folder, out, mask=scl, block_size=32)
+    try:
+        it = first.run()
+        next(it)  # one window written into the partial folder
+        # interleaved in this thread: a second job would start the partial folder afresh
+        with pytest.raises(ParameterError, match=refused(out)):
+            MapJob(lgbm_model, folder, out, mask=scl, block_size=32)
+        assert (tmp_path / ".m.tif.partial" / "done.log").read_text().count("\n") == 1
+        list(it)
+        first.finish()
+    finally:
+        first.close()
+    cls_ref, _ = _table_prediction(lgbm_model)
+    np.testing.assert_array_equal(_read(out)[0], cls_ref)
+    # a job started from within another's progress callback, to its output: refused too
+    other = tmp_path / "n.tif"
+
+    def nested(done: int, total: int) -> None:
+        map_raster(lgbm_model, folder, other, mask=scl, block_size=32)
+
+    with pytest.raises(ParameterError, match=refused(other)):
+        map_raster(lgbm_model, folder, other, mask=scl, block_size=16, on_window=nested)
+    # released: the next job to it in this thread runs
+    map_raster(lgbm_model, folder, out, mask=scl, block_size=32)
+
+
 def test_bands_for_files_without_band_descriptions(lgbm_model: Path, tmp_path: Path) -> None:
     from cropglobe.cli.main import cli
 

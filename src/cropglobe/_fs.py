@@ -177,19 +177,33 @@ _HELD: dict[str, int] = {}  # folder -> the thread holding it (a nested lock is 
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike[str], what: str) -> Iterator[None]:
+def folder_lock(
+    folder: str | os.PathLike[str], what: str, *, nested: bool = True
+) -> Iterator[None]:
     """Hold ``folder`` for one caller: another process (or thread) asking for it gets a
     one-line :class:`CropGlobeError` naming the holder's pid, instead of both writing into it.
 
     The folder is created if needed (and removed again if nothing was written into it); the
     lock file is removed when the lock is released. An advisory ``flock`` on Linux and macOS;
     elsewhere no lock.
+
+    Args:
+        folder: the folder to hold.
+        what: the holder, for the message (``"map"``).
+        nested: whether the thread holding the folder may ask for it again (a no-op: one
+            caller's nested steps); False refuses it like another thread, for holders that
+            are independent jobs (two map jobs interleaved in one thread).
     """
     from cropglobe.errors import CropGlobeError
 
     path = Path(folder)
     key = str(path.resolve())
     me = threading.get_ident()
+    if _HELD.get(key) == me and not nested:
+        raise CropGlobeError(
+            f"{path} is in use by another {what} of this thread (pid {os.getpid()}); let it "
+            "finish first, or choose another output folder"
+        )
     if _HELD.get(key) == me or (path.exists() and not path.is_dir()):
         yield  # nested, or a file where the folder should be (the caller says so)
         return

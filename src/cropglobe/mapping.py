@@ -903,12 +903,17 @@ class MapJob:
         """Hold the output's lock folder (``.map.tif.lock``) until :meth:`close`."""
         held = contextlib.ExitStack()
         try:
-            held.enter_context(folder_lock(self._lock_dir, "map"))
+            # not nested: a second MapJob of this thread is another writer (it would delete
+            # this one's partial folder), not a step of this one
+            held.enter_context(folder_lock(self._lock_dir, "map", nested=False))
         except CropGlobeError as exc:
             pid = re.search(r"\(pid ([^)]*)\)", str(exc))
+            holder, wait = (f" (pid {pid.group(1)})" if pid else ""), "wait for it to finish"
+            if pid and pid.group(1) == str(os.getpid()):  # this process: another thread or this
+                holder = f" (pid {pid.group(1)}: another MapJob of this process)"
+                wait = "finish() and close() that job first"
             raise ParameterError(
-                f"{self.output}: another map is being written to it"
-                f"{f' (pid {pid.group(1)})' if pid else ''}; wait for it to finish, or write "
+                f"{self.output}: another map is being written to it{holder}; {wait}, or write "
                 "this map elsewhere (-o)"
             ) from None
         except OSError as exc:
