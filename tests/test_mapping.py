@@ -915,6 +915,51 @@ def test_a_band_the_model_does_not_use_may_be_on_some_dates_only(
         map_raster(lgbm_model, folder, tmp_path / "m2.tif", mask=scl, block_size=32)
 
 
+def test_resume_ignores_a_replaced_file_of_a_band_only_some_dates_have(
+    lgbm_model: Path, tmp_path: Path
+) -> None:
+    import os
+
+    folder, scl = write_stack(tmp_path / "s", per_band=True)
+    with rasterio.open(folder / "S2_20230412_B02.tif") as ds:
+        prof, data = ds.profile, ds.read()
+    extra = folder / "S2_20230412_B01.tif"  # B01 (unused by the model) on one date only
+    with rasterio.open(extra, "w", **prof) as ds:
+        ds.write(data)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_2(done: int, total: int) -> None:
+        if done == 2:
+            raise Killed
+
+    out = tmp_path / "m.tif"
+    with pytest.raises(Killed):
+        map_raster(lgbm_model, folder, out, mask=scl, block_size=32, on_window=kill_after_2)
+    # the file is replaced (other values, size and time) between the two attempts
+    with rasterio.open(extra, "w", **{**prof, "dtype": "float32"}) as ds:
+        ds.write(data.astype(np.float32) * 3 + 7)
+    os.utime(extra, ns=(1_000_000_000, 1_000_000_000))
+    job = MapJob(lgbm_model, folder, out, mask=scl, block_size=32, resume=True)
+    try:
+        assert str(extra) not in job.stack.files  # no map reads it ...
+        assert job.resumed == 2  # ... so the partial map is still this job's
+        list(job.run())
+        job.finish()
+    finally:
+        job.close()
+    cls_ref, _ = _table_prediction(lgbm_model)  # ... and the map is the one without B01
+    np.testing.assert_array_equal(_read(out)[0], cls_ref)
+    # a file the map reads, replaced the same way, makes another job
+    again = tmp_path / "again.tif"
+    with pytest.raises(Killed):
+        map_raster(lgbm_model, folder, again, mask=scl, block_size=32, on_window=kill_after_2)
+    os.utime(folder / "S2_20230412_B02.tif", ns=(1_000_000_000, 1_000_000_000))
+    with pytest.raises(ParameterError, match=r"another map job \(it differs in file_stats\)"):
+        MapJob(lgbm_model, folder, again, mask=scl, block_size=32, resume=True)
+
+
 def test_resume_tells_in_memory_stacks_of_one_shape_apart(lgbm_model: Path, tmp_path: Path) -> None:
     xr = pytest.importorskip("xarray")
 

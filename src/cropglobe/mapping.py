@@ -851,7 +851,13 @@ class MapJob:
             "mask_kind": self.stack.mask_kind
             if self.stack.mask_sources or self.stack.mask_array is not None
             else None,
-            # a file replaced between attempts (re-downloaded, re-processed) is another job
+            # a file replaced between attempts (re-downloaded, re-processed) is another job.
+            # The files are those the map reads (stack.files: its bands' and masks' sources).
+            # A file holding only a band some dates lack (RasterStack.incomplete_bands) is
+            # left out on purpose: the stack leaves that band out, so no map reads it (a model
+            # needing it is refused) and replacing it cannot change the map; a replacement
+            # the stack does read (one now holding a mask, or completing its band) is in the
+            # key of the attempt that reads it, which then differs.
             "file_stats": [_file_stat(f) for f in self.stack.files],
         }
         if self.stack.array is not None:  # no files: two arrays of one shape and dates differ
