@@ -972,6 +972,72 @@ def test_samples_without_a_group_are_refused(world, tmp_path) -> None:
     assert set(rep.result.runs.target) == {"2021"}
 
 
+def test_integral_float_groups_are_named_as_integers_value_by_value() -> None:
+    from cropglobe.evaluate.transfer import group_names, resolve_groups
+
+    # one year that is not whole does not make the others 2020.0
+    meta = pd.DataFrame({"year": [2020.0, 2021.0, 2019.5, 2020.0]})
+    assert group_names(meta, "year").tolist() == ["2020", "2021", "2019.5", "2020"]
+    mixed = pd.DataFrame({"year": np.array([2020.0, "2021", 2022, np.float32(2023)], object)})
+    assert group_names(mixed, "year").tolist() == ["2020", "2021", "2022", "2023"]
+    present = ["2019.5", "2020", "2021", "FRA"]
+    assert resolve_groups([2020.0, "2021.0", "2019.5", "FRA", "all"], present) == [
+        "2020", "2021", "2019.5", "FRA", "all"
+    ]  # fmt: skip
+    assert resolve_groups(["2020.0"], ["2020", "2020.0"]) == ["2020.0"]  # a text group
+
+
+def test_float_year_groups_keep_their_runs_across_reruns(world, tmp_path) -> None:
+    meta = world.meta.copy()
+    years = {"FRA": 2020.0, "BEL": 2021.0, "USA": 2019.5, "ARG": 2022.0}
+    meta["year"] = meta.country.map(years).astype(float)
+    data = dataclasses.replace(world, meta=meta)
+    out = tmp_path / "y"
+
+    def run(data, sources):
+        from cropglobe.evaluate.transfer import ExperimentConfig, run_transfer
+
+        lines: list[str] = []
+        config = ExperimentConfig(sources, [2021.0], ["rf-median1d"], [82], group_by="year")
+        result = run_transfer(data, config, out, progress=lines.append)
+        return result, [ln for ln in lines if ": train " in ln]
+
+    # a year read as floats names its group 2020 even beside a year that is not whole; the
+    # spelling 2020.0 (as a float column shows it) names it too
+    first, trained = run(data, ["2020.0"])
+    assert len(trained) == 1 and set(first.runs.source) == {"2020"}
+    run_dir = out / "runs" / "rf-median1d" / "2020" / "seed82"
+    assert (run_dir / "metrics.json").is_file()
+    # without that year the names are the same: the finished run is reused
+    no_usa = data.subset((meta.country != "USA").to_numpy())
+    again, trained = run(no_usa, [2020.0])
+    assert trained == [] and list(again.runs.oa) == list(first.runs.oa)
+    # runs saved under the float spelling (an earlier cropglobe named groups so) are adopted
+    legacy = out / "runs" / "rf-median1d" / "2020.0" / "seed82"
+    legacy.parent.mkdir()
+    run_dir.rename(legacy)
+    run_dir.parent.rmdir()
+    m = json.loads((legacy / "metrics.json").read_text())
+    m["source"], m["targets"] = "2020.0", {"2021.0": m["targets"]["2021"]}
+    (legacy / "metrics.json").write_text(json.dumps(m))
+    pred = pd.read_parquet(legacy / "predictions.parquet")
+    pred.assign(target="2021.0").to_parquet(legacy / "predictions.parquet", index=False)
+    cfg = json.loads((out / "config.json").read_text())
+    for part in (cfg["identity"], cfg["config"]):
+        part["group_fingerprints"] = {f"{g}.0": v for g, v in part["group_fingerprints"].items()}
+    cfg["config"]["sources"], cfg["config"]["targets"] = ["2020.0"], ["2021.0"]
+    (out / "config.json").write_text(json.dumps(cfg))
+    adopted, trained = run(no_usa, ["2020"])
+    assert trained == [] and list(adopted.runs.oa) == list(first.runs.oa)
+    assert not legacy.parent.exists() and json.loads((run_dir / "metrics.json").read_text())[
+        "targets"
+    ].keys() == {"2021"}
+    assert set(pd.read_parquet(run_dir / "predictions.parquet").target) == {"2021"}
+    assert set(json.loads((out / "config.json").read_text())["identity"]["group_fingerprints"]) == {
+        "2020", "2021"
+    }  # fmt: skip
+
+
 def test_a_source_of_one_class_is_refused_before_training(world, tmp_path) -> None:
     labels = world.labels.copy()
     fra = world.meta.country.to_numpy() == "FRA"

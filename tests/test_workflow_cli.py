@@ -452,3 +452,18 @@ def test_reader_settings_on_the_command_line(tmp_path) -> None:
     config = json.loads((tmp_path / "exp" / "config.json").read_text())["config"]
     assert config["read_options"] == {"sample_column": "parcel_id", "date_column": "obs_date",
                                       "label_column": "crop"}  # fmt: skip
+
+
+def test_selecting_groups_of_a_year_read_as_floats() -> None:
+    from cropglobe.errors import DataFormatError
+    from cropglobe.series import SeriesSet, TimeGrid
+    from cropglobe.workflow import select_groups
+
+    meta = pd.DataFrame({"sample_id": list("abcd"), "year": [2020.0, 2021.0, 2020.0, 2019.5]})
+    ss = SeriesSet(np.zeros((4, 1, 12), np.float32), ("B04",), TimeGrid.monthly(),
+                   np.zeros(4, np.int64), ("corn",), meta)  # fmt: skip
+    # named as transfer names them (2020), and the float spelling finds them too
+    assert select_groups(ss, ["2020"], "year").meta.sample_id.tolist() == ["a", "c"]
+    assert select_groups(ss, ["2020.0", "2019.5"], "year").n_samples == 3
+    with pytest.raises(DataFormatError, match=r"present: 2019\.5, 2020, 2021"):
+        select_groups(ss, ["2018"], "year")

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError, LabelError, ParameterError
@@ -54,13 +55,22 @@ def select_groups(
             f"data has no metadata column {column!r} to select {list(values)} from; available: "
             f"{list(ss.meta.columns)}"
         )
-    present = sorted(ss.meta[column].astype(str).unique())
-    missing = [v for v in values if v not in present]
+    from cropglobe.evaluate.transfer import group_names, resolve_groups
+
+    # as transfer names groups (2020, not 2020.0, for a year read as floats)
+    names: NDArray[Any] = (
+        group_names(ss.meta, column)
+        if not ss.meta[column].isna().any()
+        else ss.meta[column].astype(str).to_numpy()
+    )
+    present = sorted(set(names.tolist()))
+    wanted = resolve_groups(values, present)
+    missing = [v for v in wanted if v not in present]
     for name in missing:
         suggest_group(ss, name, present, column)
     if missing:
         raise DataFormatError(f"{column} {missing} not in the data; present: {', '.join(present)}")
-    return ss.where(**{column: list(values)})
+    return ss.subset(np.isin(names, wanted))
 
 
 def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str) -> None:

@@ -22,6 +22,7 @@ from cropglobe.evaluate.transfer import (
     ExperimentResult,
     check_plan,
     group_names,
+    resolve_groups,
     run_transfer,
 )
 from cropglobe.series import SeriesSet, TimeGrid
@@ -153,8 +154,11 @@ def run_experiment(
         if echo and ss.n_samples < before:
             echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
     groups = sorted(ss.meta[group_by].astype(str).unique())
-    src = groups if [s.lower() for s in sources] == ["all"] else [str(s) for s in sources]
-    tgt = [str(t) for t in targets] if targets else groups
+    # as the data names them: 2020.0 (or "2020.0") is the group 2020 of a year read as floats
+    asked = resolve_groups(sources, groups)
+    full_matrix = [s.lower() for s in asked] == ["all"]
+    src = groups if full_matrix else asked
+    tgt = resolve_groups(targets, groups) if targets else groups
     if window is not None:
         lo, hi = ss.grid.edges[0], ss.grid.edges[-1] - 1
         if window[0] < lo or window[1] > hi or window[0] >= window[1]:
@@ -238,7 +242,7 @@ def run_experiment(
             ", ".join(sorted(ADAPTABLE)),
         )
     skip_pairs: list[list[str]] = []
-    if [s.lower() for s in sources] == ["all"]:  # the full matrix: leave out what cannot run
+    if full_matrix:  # leave out what cannot run
         skip_pairs, src = _matrix_plan(ss, group_by, groups, tgt, within)
         if echo and skip_pairs:
             echo(f"left out (no class in common): {_pairs_text(skip_pairs)}")

@@ -15,6 +15,7 @@ experiment's runs is refused rather than mixed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -278,8 +279,35 @@ def _check_model_options(
         ) from None
 
 
+def group_name(value: Any) -> str:
+    """One group value as text: an integral float (a year read as floats, ``2020.0``) as the
+    integer (``2020``), whatever else the column holds; anything else as ``str(value)``."""
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def resolve_groups(values: Sequence[Any], present: Sequence[str]) -> list[str]:
+    """Groups asked for (sources, targets) as the data names them: a number, or its text,
+    names the group of that value (``2020.0`` and ``"2020.0"`` name ``2020``) unless the data
+    holds a group spelled as given."""
+    known = set(present)
+    out = []
+    for value in values:
+        name = group_name(value)
+        if name not in known:
+            try:
+                as_number = group_name(float(name))
+            except ValueError:
+                as_number = name
+            name = as_number if as_number in known else name
+        out.append(name)
+    return out
+
+
 def group_names(meta: pd.DataFrame, group_by: str) -> NDArray[np.str_]:
-    """Each sample's group as text (``2020``, not ``2020.0``, for a year read as floats).
+    """Each sample's group as text (:func:`group_name`: ``2020``, not ``2020.0``, for a year
+    read as floats, value by value, so that a group's name does not depend on the others).
 
     Raises:
         DataFormatError: the column is missing, or some samples have no value in it.
@@ -297,14 +325,128 @@ def group_names(meta: pd.DataFrame, group_by: str) -> NDArray[np.str_]:
             f"{int(empty.sum())} of {len(col)} samples have no {group_by!r} value (the first: "
             f"sample {name}); fill in their {group_by!r} or leave those samples out of the data"
         )
-    if pd.api.types.is_float_dtype(col) and np.all(np.mod(col.to_numpy(), 1) == 0):
-        col = col.astype(np.int64)
-    return col.astype(str).to_numpy(dtype=np.str_)
+    codes, uniques = pd.factorize(col)
+    names = np.asarray([group_name(v) for v in uniques], dtype=np.str_)
+    return names[codes]
 
 
 def _foreign(output: Path) -> list[Path]:
     """What a folder holds besides the lock of an experiment running in it."""
     return [p for p in output.iterdir() if p.name != LOCK_NAME]
+
+
+def _float_spellings(present: Sequence[str]) -> dict[str, str]:
+    """``{"2020.0": "2020"}`` for each integer-named group: how a group column of floats
+    named it before :func:`group_name` (an earlier cropglobe, or data where one value of the
+    column was not integral)."""
+    out = {}
+    for g in present:
+        try:
+            number = float(g)
+        except ValueError:
+            continue
+        old = str(number)
+        if old != g and old not in present and group_name(number) == g:
+            out[old] = g
+    return out
+
+
+def _renamed_run(result: dict[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """A run's metrics with its group names (source; targets of every score table) renamed."""
+
+    def keys(scores: Mapping[str, Any]) -> dict[str, Any]:
+        return {names.get(t, t): v for t, v in scores.items()}
+
+    out = dict(result, source=names.get(result["source"], result["source"]))
+    out["targets"] = keys(result["targets"])
+    if isinstance(result.get("best_epoch_targets"), dict):
+        out["best_epoch_targets"] = keys(result["best_epoch_targets"])
+    if "adapted" in result:
+        out["adapted"] = {kind: keys(scores) for kind, scores in result["adapted"].items()}
+    return out
+
+
+def _adopt_float_spelled_runs(
+    output: Path, config: ExperimentConfig, data: SeriesSet, groups: NDArray[np.str_]
+) -> dict[str, str]:
+    """Rename the finished runs (and config.json's names) of groups spelled as floats
+    (``runs/METHOD/2020.0/``, an integral year read as floats) to the groups' names now
+    (``2020``), so that a rerun reuses them instead of training them again.
+
+    Called once :func:`_check_output` has accepted the folder. Only runs of this data are
+    adopted: the config's ``group_by`` must match and each group's recorded fingerprint (or
+    the whole data's, for older configs) must be that of the group now; otherwise they are
+    left as they are (and trained anew under the new name). Each run's files are rewritten
+    before its folder is renamed, so an interrupted adoption is taken up again on the next
+    run.
+
+    Returns:
+        The names adopted, old -> new (empty when none).
+    """
+    path = output / "config.json"
+    names = _float_spellings(sorted(set(groups.tolist())))
+    if not names or not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        identity = saved["identity"]
+        old_groups = identity.get("group_fingerprints") or {}
+        if not isinstance(old_groups, dict) or identity.get("group_by") != config.group_by:
+            return {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}  # damaged, and no run finished (else _check_output refused it)
+    whole = str(identity.get("data_fingerprint") or "")
+    adopt = {}
+    for old, new in names.items():
+        if old not in old_groups and not any((output / "runs").glob(f"*/{safe_name(old)}")):
+            continue  # nothing spelled so
+        if old in old_groups:
+            same = old_groups[old] == data.subset(groups == new).fingerprint()
+        else:
+            same = bool(whole) and whole == data.fingerprint()
+        if same:
+            adopt[old] = new
+    if not adopt:
+        return {}
+    for method_dir in sorted(p for p in (output / "runs").glob("*") if p.is_dir()):
+        for old, new in adopt.items():
+            legacy = method_dir / safe_name(old)
+            for rdir in sorted(legacy.glob("seed*")):
+                target = method_dir / safe_name(new) / rdir.name
+                if target.exists() or not (rdir / "metrics.json").is_file():
+                    continue  # a run of that name now exists, or an unfinished one: left
+                result = _read_run(rdir / "metrics.json")
+                if (rdir / "predictions.parquet").is_file():
+                    frame = _read_predictions(rdir)
+                    frame["target"] = frame["target"].astype(str).replace(adopt)
+                    with atomic_path(rdir / "predictions.parquet") as tmp:
+                        frame.to_parquet(tmp, index=False)
+                _save_run(rdir, _renamed_run(result, adopt))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(rdir, target)
+                logger.info("adopted %s as %s (group %s, once spelled %s)", rdir, target, new, old)
+            with contextlib.suppress(OSError):  # left when it still holds something
+                legacy.rmdir()
+
+    def renamed(mapping: Any) -> Any:
+        return {adopt.get(k, k): v for k, v in mapping.items()} if isinstance(mapping, dict) else {}
+
+    def renamed_list(names: Any) -> Any:
+        return [adopt.get(str(g), g) for g in names] if isinstance(names, list) else names
+
+    identity["group_fingerprints"] = renamed(old_groups)
+    plan = saved.get("config")
+    if isinstance(plan, dict):
+        plan["group_fingerprints"] = renamed(plan.get("group_fingerprints") or {})
+        plan["sources"] = renamed_list(plan.get("sources"))
+        plan["targets"] = renamed_list(plan.get("targets"))
+        if isinstance(plan.get("skip_pairs"), list):
+            plan["skip_pairs"] = [renamed_list(pair) for pair in plan["skip_pairs"]]
+    if isinstance(saved.get("group_countries"), dict):
+        saved["group_countries"] = renamed(saved["group_countries"])
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(saved, indent=2, default=str))
+    return adopt
 
 
 def _check_output(
@@ -905,6 +1047,9 @@ def _run_transfer(
     t0 = time.perf_counter()
     groups = group_names(data.meta, config.group_by)
     present = sorted(set(groups))
+    config.sources = resolve_groups(config.sources, present)
+    config.targets = resolve_groups(config.targets, present)
+    config.skip_pairs = [resolve_groups(pair, present) for pair in config.skip_pairs]
     for g in [*config.sources, *config.targets]:
         if g not in present:
             raise DataFormatError(
@@ -927,6 +1072,8 @@ def _run_transfer(
     used = sorted({*config.sources, *config.targets})
     config.group_fingerprints = {g: data.subset(groups == g).fingerprint() for g in used}
     _check_output(out, config, data.fingerprint)
+    adopted = _adopt_float_spelled_runs(out, config, data, groups)
+    config.group_fingerprints = {adopted.get(g, g): v for g, v in config.group_fingerprints.items()}
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     blocked: list[str] = []
     old_within: list[str] = []
