@@ -1298,3 +1298,64 @@ def test_transfer_on_chosen_bands(world, tmp_path) -> None:
     # other bands are other data: the folder refuses them
     with pytest.raises(ExperimentMismatchError):
         _run(world, tmp_path / "exp", targets=["BEL"], seeds=[1])
+
+
+def _with_copies(world, country: str, n: int):
+    """``world`` with the first ``n`` samples of ``country`` repeated (sample ids ``…-copy``),
+    as a table holding a field twice."""
+    first = np.flatnonzero(world.meta.country.to_numpy() == country)[:n]
+    copies = world.subset(first)
+    copies.meta["sample_id"] = copies.meta["sample_id"].astype(str) + "-copy"
+    return world.concat([world, copies])
+
+
+def test_within_holdout_keeps_identical_samples_on_one_side() -> None:
+    from cropglobe.evaluate.transfer import within_holdout
+    from cropglobe.series import SeriesSet, TimeGrid
+
+    values = np.array([1, 2, 1, 3, 2, 1, np.nan, np.nan], np.float32).reshape(8, 1, 1)
+    grid = TimeGrid.from_starts([1], end=10)
+    ss = SeriesSet(values, ("NDVI",), grid, np.zeros(8, np.int64), ("a",))
+    draw = np.random.default_rng(5).random(8) < 0.5
+    first = [0, 1, 0, 3, 1, 0, 6, 6]  # each row's first identical row (NaN equals NaN)
+    np.testing.assert_array_equal(within_holdout(ss, 5, fraction=0.5), draw[first])
+    # without repeats, each sample is drawn on its own (the draw of runs saved before)
+    distinct = ss.subset([0, 1, 3, 6])
+    np.testing.assert_array_equal(
+        within_holdout(distinct, 82), np.random.default_rng(82).random(4) < 0.2
+    )
+
+
+def test_within_never_scores_a_sample_whose_copy_it_trained_on(world, tmp_path) -> None:
+    doubled = _with_copies(world, "FRA", 40)
+    _run(doubled, tmp_path / "exp", targets=["BEL"], within=True, seeds=[82])
+    pred = pd.read_parquet(tmp_path / "exp/runs/rf-median1d/FRA/seed82/predictions.parquet")
+    held = set(pred.loc[pred.target == "FRA", "sample_id"].astype(str))
+    fra = doubled.meta.sample_id[doubled.meta.country == "FRA"].astype(str)
+    copied = [s.removesuffix("-copy") for s in fra if s.endswith("-copy")]
+    split = [s for s in copied if (s in held) != (f"{s}-copy" in held)]
+    assert split == []  # a pair is held out together or trained on together
+    assert any(s in held for s in copied)  # some pairs are held out
+    m = json.loads((tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json").read_text())
+    assert m["within_holdout"] == 2
+    assert m["within_n_train"] + len(held) == len(fra)
+
+
+def test_within_runs_drawn_apart_from_their_copies_are_refused(world, tmp_path) -> None:
+    doubled = _with_copies(world, "FRA", 40)
+    for data, name in ((doubled, "copies"), (world, "plain")):
+        _run(data, tmp_path / name, targets=["BEL"], within=True, seeds=[82])
+        path = tmp_path / name / "runs/rf-median1d/FRA/seed82/metrics.json"
+        m = json.loads(path.read_text())
+        del m["within_holdout"]  # as a run of a cropglobe drawing each sample on its own
+        path.write_text(json.dumps(m))
+    with pytest.raises(
+        ExperimentMismatchError, match=r"1 finished --within run\(s\) \(.*\) drew their source"
+    ):
+        _run(doubled, tmp_path / "copies", targets=["BEL"], within=True, seeds=[82, 83])
+    assert not (tmp_path / "copies/runs/rf-median1d/FRA/seed83").exists()
+    # a source without repeats drew the same hold-out then: its run is reused
+    path = tmp_path / "plain/runs/rf-median1d/FRA/seed82/metrics.json"
+    stamp = path.stat().st_mtime_ns
+    _run(world, tmp_path / "plain", targets=["BEL"], within=True, seeds=[82])
+    assert path.stat().st_mtime_ns == stamp

@@ -116,7 +116,8 @@ class ListOptionsCommand(click.Command):
     "--within",
     is_flag=True,
     help="Also score each source on a 20 % hold-out, with a second model trained on the "
-    "other 80 % (transfer scores still come from the whole source).",
+    "other 80 % (identical samples kept on one side; transfer scores still come from the whole "
+    "source).",
 )
 @click.option(
     "--adapt-prior",

@@ -100,7 +100,8 @@ class ExperimentConfig:
             group they used is refused.
         within: also score each source on a held-out 20 % of itself, with a second model
             trained on the other 80 % (within-country baseline); the transfer scores still
-            come from the model trained on the whole source.
+            come from the model trained on the whole source. Identical samples stay on one
+            side of the hold-out (:func:`within_holdout`).
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         read_options: the settings the data's reader was given (``sample_column=`` …), for
@@ -1077,6 +1078,8 @@ def _run_transfer(
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     blocked: list[str] = []
     old_within: list[str] = []
+    old_holdout: list[str] = []
+    repeats: dict[str, bool] = {}  # source -> holds identical samples
     for mname, source, seed in plan:  # before anything is trained
         done = _run_dir(out, mname, source, seed) / "metrics.json"
         if done.exists():
@@ -1084,6 +1087,11 @@ def _run_transfer(
             blocked += _check_reused(done.parent, result, config, methods[mname])
             if config.within and "within_n_train" not in result:
                 old_within.append(str(done.parent))
+            elif config.within and result.get("within_holdout", 1) < HOLDOUT:
+                if source not in repeats:
+                    repeats[source] = _has_repeats(data.subset(groups == source))
+                if repeats[source]:  # without repeats the old draw is the new one
+                    old_holdout.append(str(done.parent))
     if old_within:
         raise ExperimentMismatchError(
             f"{len(old_within)} finished run(s) were made by an earlier cropglobe whose "
@@ -1091,6 +1099,16 @@ def _run_transfer(
             f"({'; '.join(old_within[:5])}{' …' if len(old_within) > 5 else ''}); delete those "
             "run folders to redo them (transfer models now learn from the whole source), or "
             "choose another --output folder"
+        )
+    if old_holdout:
+        held = ", ".join(s for s, r in repeats.items() if r)
+        raise ExperimentMismatchError(
+            f"{len(old_holdout)} finished --within run(s) "
+            f"({'; '.join(old_holdout[:5])}{' …' if len(old_holdout) > 5 else ''}) drew their "
+            "source's 20 % hold-out with an earlier cropglobe that could hold out a sample "
+            f"while training on an identical copy of it (repeated samples in: {held}); delete "
+            "those run folders to redo them with repeats kept on one side, or choose another "
+            "--output folder"
         )
     if blocked:
         raise ExperimentMismatchError(
@@ -1261,8 +1279,7 @@ def _one_run(
     targets = [t for t in _scored_targets(config, source) if t != source]
     holdout: SeriesSet | None = None
     if config.within:  # drawn first: a source too small for a hold-out fails before training
-        rng = np.random.default_rng(seed)
-        mask = rng.random(train.n_samples) < 0.2
+        mask = within_holdout(train, seed)
         holdout, fit_part = train.subset(mask), train.subset(~mask)
         if not np.isin(holdout.labels, fit_part.labels[fit_part.labels >= 0]).any():
             raise LabelError(
@@ -1328,13 +1345,47 @@ def _one_run(
         "training": _training_summary(fitted),
         "n_train": train.n_samples,
         "model_classes": [data.classes[c] for c in model_classes],
-        **({"within_n_train": fit_part.n_samples} if holdout is not None else {}),
+        **(
+            {"within_n_train": fit_part.n_samples, "within_holdout": HOLDOUT}
+            if holdout is not None
+            else {}
+        ),
         "targets": scores,
         "scoring": SCORING,
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
     return _save_run(rdir, result)
+
+
+#: how the ``--within`` hold-out is drawn: 2 keeps identical samples on one side (runs saved
+#: before, without ``within_holdout`` in their metrics, are 1: each sample drawn on its own)
+HOLDOUT = 2
+
+
+def within_holdout(samples: SeriesSet, seed: int, fraction: float = 0.2) -> NDArray[np.bool_]:
+    """The ``--within`` hold-out of a source: a seeded draw of about ``fraction`` of its
+    samples that never splits identical ones (the same values bit for bit, NaN equal to NaN):
+    every repeat goes to the side of its first occurrence, as the validation split of
+    :func:`cropglobe.train.split_apart` does, so no held-out sample has a copy in training.
+    Without repeats it is each sample drawn on its own, as before :data:`HOLDOUT` 2.
+
+    Returns:
+        (N,) bool, True for the held-out samples.
+    """
+    from cropglobe.series import equal_rows
+
+    draw = np.random.default_rng(seed).random(samples.n_samples) < fraction
+    return np.asarray(draw[equal_rows(samples.values)], dtype=bool)
+
+
+def _has_repeats(samples: SeriesSet) -> bool:
+    """Whether ``samples`` holds identical samples (their ``--within`` hold-out changed with
+    :data:`HOLDOUT` 2)."""
+    from cropglobe.series import equal_rows
+
+    head = equal_rows(samples.values)
+    return bool((head != np.arange(head.size)).any())
 
 
 def _classes_of(samples: SeriesSet) -> list[int]:
