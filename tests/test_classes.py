@@ -11,6 +11,7 @@ from cropglobe.classes import (
     cawa_table,
     collapse_to_target,
     country,
+    ewoc_is_unspecified,
     ewoc_to_cropglobe,
     map_labels,
     normalise_country,
@@ -45,6 +46,29 @@ def test_label_tables() -> None:
     assert ewoc_to_cropglobe(1106000020) == "soybeans"
     assert ewoc_to_cropglobe(1101020001) == "other"  # barley
     assert map_labels([1101060000, 1106000030], "ewoc").tolist() == [0, 6]
+
+
+def test_ewoc_codes_that_name_no_crop_are_unlabelled() -> None:
+    """An unknown crop may be maize or wheat: 0 ("Unknown") and codes above the crop level
+    are unlabelled (−1), while known non-target land covers and crops stay "other"."""
+    unspecified = [0, 1000000000, 1100000000, 1101000000, 1101000001, 1106000000, 1108000000]
+    known_other = [
+        1101020001,  # winter barley
+        1114000000,  # mixed arable crops
+        1115000000,  # fallow
+        1200000000,  # permanent crops
+        1500000000,  # greenhouse
+        2501000000,  # grassland with trees and shrubs
+        4000000000,  # trees
+        4102000040,  # oak
+    ]
+    assert [ewoc_is_unspecified(c) for c in unspecified] == [True] * len(unspecified)
+    assert [ewoc_is_unspecified(c) for c in known_other] == [False] * len(known_other)
+    assert ewoc_to_cropglobe(0) is None and ewoc_to_cropglobe("11-01-00-000-0") is None
+    assert ewoc_to_cropglobe(4000000000) == "other"
+    assert ewoc_to_cropglobe("11-01-06-000-0") == "corn"
+    codes = [0, 1101060000, None, 1101000000, 1115000000, "1106000000.0", 1106000020]
+    assert map_labels(codes, "ewoc").tolist() == [-1, 0, -1, -1, 6, -1, 1]
     assert map_labels(["cotton", "wheat-rice", "maize", "orchard"], "cawa").tolist() == [5, 6, 0, 6]
     assert cawa_table("summer")("wheat-rice") == "rice"
     with pytest.raises(LabelError, match="barley"):

@@ -18,15 +18,26 @@ def test_info_monthly_parquet_matches_data_md(shared_data) -> None:
     )
     assert res.exit_code == 0, res.output
     counts = json.loads(res.stdout)["class_counts"]
+    # DATA.md's "other" (crop6) less the samples whose ewoc_code names no crop (0 "Unknown",
+    # unspecified cereals, oilseeds or cropland), which are unlabelled
     assert counts["CAN"] == {
         "corn": 517,
         "soybeans": 562,
         "wheat": 853,
-        "other": 1689,
+        "other": 1479,
+        "<unlabelled>": 210,
         "total": 3621,
     }
-    assert counts["FRA"] == {"corn": 94, "soybeans": 13, "wheat": 62, "other": 831, "total": 1000}
-    assert counts["BEL"]["corn"] == 5 and counts["BEL"]["other"] == 44
+    assert counts["FRA"] == {
+        "corn": 94,
+        "soybeans": 13,
+        "wheat": 62,
+        "other": 824,
+        "<unlabelled>": 7,
+        "total": 1000,
+    }
+    assert counts["BEL"]["corn"] == 5 and counts["BEL"]["other"] == 24
+    assert counts["BEL"]["<unlabelled>"] == 20
 
 
 def test_info_cawa_with_plot(shared_data, tmp_path) -> None:

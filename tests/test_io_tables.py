@@ -255,6 +255,36 @@ def test_monthly_layout(tmp_path: Path) -> None:
         read_observations(bad)
 
 
+def test_worldcereal_unknown_crops_are_unlabelled(tmp_path: Path, caplog) -> None:
+    """ewoc_code 0 ("Unknown") and unspecified cereals are unlabelled, with a warning
+    counting them, whether the labels come from ewoc_code or from crop6 (which calls them
+    "other"); known non-target codes stay "other"."""
+    raw = tmp_path / "raw.geoparquet"
+    df = _worldcereal(raw)
+    df["ewoc_code"] = df["ewoc_code"].replace({1101010012: 0, 1101060000: 1101000000})
+    df.to_parquet(raw, index=False)
+    with caplog.at_level("WARNING", logger="cropglobe.io.tables"):
+        obs = read_observations(raw)
+    assert list(obs.samples["label"]) == [-1, -1, 6]  # 2000000000: herbaceous vegetation
+    said = [r.getMessage() for r in caplog.records if "which crop grows" in r.getMessage()]
+    assert len(said) == 1 and "2 sample(s)" in said[0] and "0: 1" in said[0]
+    monthly = tmp_path / "monthly.parquet"
+    pd.DataFrame({"sample_id": ["a", "a", "b", "c", "d"],
+                  "month": ["2017-01", "2017-02", "2017-05", "2017-05", "2017-06"],
+                  "B02": [1.0, 2.0, 3.0, 4.0, 5.0],
+                  "crop6": ["other", "other", "other", "corn", "other"],
+                  "ewoc_code": [0, 0, 4000000000, 1101060000, 1101000000],
+                  "country": ["CAN"] * 5}).to_parquet(monthly)  # fmt: skip
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cropglobe.io.tables"):
+        obs = read_observations(monthly)
+    assert list(obs.samples["label"]) == [-1, 6, 0, -1]
+    assert any("2 sample(s)" in r.getMessage() for r in caplog.records)
+    # a table of the user's own (a dict) is taken as it is
+    own = read_observations(monthly, label_table={"other": "other", "corn": "corn"})
+    assert list(own.samples["label"]) == [6, 6, 0, 6]
+
+
 # ---------------------------------------------------------------------------- bad input
 def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(MissingFileError, match=r"absent\.csv"):
@@ -330,10 +360,13 @@ def test_real_monthly_long(shared_data: Path) -> None:
     s = obs.samples
     names = np.array([*obs.classes, "?"])[s["label"]]
     counts = pd.crosstab(s["country"], names)
+    # ewoc_code 0 ("Unknown": 200 CAN, 19 BEL), unspecified cereals (10 CAN, 1 FRA),
+    # oilseeds (6 FRA) and cropland (1 BEL) are unlabelled, not "other" as crop6 says;
+    # Corsica's trees and grassland with trees ("unmapped" in label_name) stay "other"
     expected = {
-        "CAN": {"corn": 517, "soybeans": 562, "wheat": 853, "other": 1689},
-        "FRA": {"corn": 94, "soybeans": 13, "wheat": 62, "other": 831},
-        "BEL": {"corn": 5, "soybeans": 0, "wheat": 1, "other": 44},
+        "CAN": {"corn": 517, "soybeans": 562, "wheat": 853, "other": 1479, "?": 210},
+        "FRA": {"corn": 94, "soybeans": 13, "wheat": 62, "other": 824, "?": 7},
+        "BEL": {"corn": 5, "soybeans": 0, "wheat": 1, "other": 24, "?": 20},
     }
     for cc, row in expected.items():
         assert {k: int(counts.loc[cc, k]) for k in row} == row

@@ -29,6 +29,7 @@ __all__ = [
     "country",
     "country_table",
     "encode_labels",
+    "ewoc_is_unspecified",
     "ewoc_to_cropglobe",
     "map_labels",
     "normalise_country",
@@ -107,18 +108,53 @@ _EWOC_PREFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
-def ewoc_to_cropglobe(code: int | str) -> str:
-    """CropGlobe class of a WorldCereal ``ewoc_code`` (everything unmatched is "other").
+def _ewoc_text(code: int | str) -> str:
+    """An ``ewoc_code`` as its digits (``11-01-06-000-0``, ``1101060000.0`` and
+    ``1101060000`` alike)."""
+    if not isinstance(code, str):
+        return str(int(code))
+    text = code.strip().replace("-", "")
+    return text[:-2] if text.endswith(".0") and text[:-2].isdigit() else text
 
-    Wheat, maize and soya beans are checked against the real WorldCereal extractions; the rice,
-    cotton and sugar-cane prefixes follow the published legend's structure. Prefer the
-    ``crop6`` column when a file has it.
+
+def ewoc_is_unspecified(code: int | str) -> bool:
+    """Whether a WorldCereal ``ewoc_code`` leaves open which crop grows, so that a CropGlobe
+    class cannot be given: ``0`` (the legend's "Unknown") and the codes that stop at a level
+    of the hierarchy above a CropGlobe class: unspecified cropland (``1000000000``),
+    temporary crops (``1100000000``), cereals (``1101000000``, winter ``…1``, spring
+    ``…2``), oilseed crops (``1106000000``, soya beans among them), root/tuber and sugar
+    crops (``1107000000``), fibre crops (``1108000000``).
+
+    The 10 digits are a hierarchy (group, subgroup, class, crop, season in the last digit):
+    a code is unspecified when, season digit dropped and trailing zeros stripped, it is the
+    start of a CropGlobe class's prefix. Known non-target land covers stay known ("other"):
+    barley, fallow (``1115000000``), mixed arable crops (``1114000000``), greenhouses
+    (``1500000000``), grassland with trees (``2501000000``), trees (``4000000000``) …
     """
-    text = str(int(code)) if not isinstance(code, str) else code.strip()
+    text = _ewoc_text(code)
+    if text.strip("0") == "":
+        return True  # 0: unknown
+    if len(text) != 10 or any(text.startswith(p) for p, _ in _EWOC_PREFIXES):
+        return False
+    head = text[:9].rstrip("0")
+    return any(p.startswith(head) for p, _ in _EWOC_PREFIXES)
+
+
+def ewoc_to_cropglobe(code: int | str) -> str | None:
+    """CropGlobe class of a WorldCereal ``ewoc_code``; None (unlabelled) for a code that does
+    not say which crop grows (:func:`ewoc_is_unspecified`: ``0`` "Unknown", unspecified
+    cropland or cereals …), "other" for every other code.
+
+    An unknown crop may be maize or wheat: calling it "other" would train and score label
+    noise, so :func:`map_labels` reads these codes as unlabelled (−1). Wheat, maize and soya
+    beans are checked against the real WorldCereal extractions; the rice, cotton and
+    sugar-cane prefixes follow the published legend's structure.
+    """
+    text = _ewoc_text(code)
     for prefix, name in _EWOC_PREFIXES:
         if text.startswith(prefix):
             return name
-    return "other"
+    return None if ewoc_is_unspecified(text) else "other"
 
 
 def _synonyms() -> dict[str, str]:
@@ -153,13 +189,15 @@ def map_labels(
     Args:
         values: labels in the source legend (names or codes), (N,). Missing values give −1.
         table: ``"names"`` (CropGlobe names and common synonyms), ``"crop6"`` (WorldCereal's
-            7-class harmonisation), ``"ewoc"`` (WorldCereal ``ewoc_code``), ``"cawa"`` (CAWa
+            7-class harmonisation), ``"ewoc"`` (WorldCereal ``ewoc_code``; codes that do not
+            say which crop grows give −1, see :func:`ewoc_to_cropglobe`), ``"cawa"`` (CAWa
             ``label_1``), a dict, or a function from label to class name.
         classes: the target vocabulary.
         default: class for labels the table does not know; None raises :class:`LabelError`.
 
     Returns:
-        int64 (N,) indices into ``classes``, −1 for missing labels.
+        int64 (N,) indices into ``classes``, −1 for missing labels (and unspecified
+        ``ewoc_code`` values).
     """
     return _map_labels(
         values, table, classes, default, "map them with a label table or pass default='other'"
@@ -197,6 +235,8 @@ def _map_labels(
     unknown: list[str] = []
     for raw in series.dropna().unique():
         key = str(raw)
+        if table == "ewoc" and ewoc_is_unspecified(key):
+            continue  # the code names no crop: unlabelled
         name = fn(key)
         if name is None or name not in index:
             if default is None:

@@ -6,16 +6,20 @@ Long tables (one row per sample and date) become :class:`~cropglobe.series.Obser
 - ``"worldcereal"`` — the WorldCereal extraction format (GeoParquet): ``sample_id``,
   ``timestamp``, band columns ``S2-L2A-B02`` … ``S2-L2A-B12``, ``S2-L2A-B8A``, ``S1-SIGMA0-VV``,
   ``S1-SIGMA0-VH`` stored as uint16 with 65535 = no data (-> NaN), ``geometry`` WKB points
-  (-> ``lon``/``lat``), ``ewoc_code`` (-> CropGlobe labels). Sentinel-2 values are reflectance
-  × 10,000. Sentinel-1 values are kept **raw**: WorldCereal stores backscatter in its own integer
-  dB encoding (roughly ``20 * log10(sigma0) ≈ dB``, shifted and scaled into uint16); decode them
-  yourself if physical units matter — the invariant features of this toolkit do not need it.
+  (-> ``lon``/``lat``), ``ewoc_code`` (-> CropGlobe labels; a code naming no crop, such as 0
+  "Unknown", -> unlabelled, see :func:`cropglobe.classes.ewoc_is_unspecified`). Sentinel-2
+  values are reflectance × 10,000. Sentinel-1 values are kept **raw**: WorldCereal stores
+  backscatter in its own integer dB encoding (roughly ``20 * log10(sigma0) ≈ dB``, shifted and
+  scaled into uint16); decode them yourself if physical units matter — the invariant features
+  of this toolkit do not need it.
 - ``"tidy"`` — ``sample_id, date, B02, …, label`` with optional ``valid`` (bool), ``SCL``
   (Sentinel-2 scene classification) and ``cloud`` (flag, or cloud probability in %) columns;
   every other column that is constant within each sample becomes sample metadata.
 - ``"monthly"`` — WorldCereal monthly composites in long form (``month`` = ``"YYYY-MM"``,
   ``crop6`` class names). Each month is dated on its **15th day** (mid-month), so it falls in the
-  month's own bin on monthly, dekad and 5-day grids alike.
+  month's own bin on monthly, dekad and 5-day grids alike. ``crop6`` calls every crop it does
+  not name "other"; where an ``ewoc_code`` column says the crop is unknown, the sample is read
+  as unlabelled instead (a WARNING gives the count).
 
 :func:`write_series_table` / :func:`read_series_table` round-trip a :class:`SeriesSet` through
 a long Parquet table exactly (the grid, bands, classes and attrs travel in the Parquet key-value
@@ -43,7 +47,13 @@ from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path, json_default
 from cropglobe.bands import S2_CATALOGUE, canonical_band, canonical_bands
-from cropglobe.classes import CROPGLOBE_CLASSES, _map_labels, country_table, normalise_country
+from cropglobe.classes import (
+    CROPGLOBE_CLASSES,
+    _map_labels,
+    country_table,
+    ewoc_is_unspecified,
+    normalise_country,
+)
 from cropglobe.errors import BandError, DataFormatError, LabelError, MissingFileError
 from cropglobe.series import Observations, SeriesSet, TimeGrid, day_of_season, parse_anchor
 
@@ -525,6 +535,8 @@ def _build(
                                 label_table, classes)  # fmt: skip
     else:
         labels = np.full(n_samples, -1, dtype=np.int64)
+    if label_col is not None and label_table in ("ewoc", "crop6") and "ewoc_code" in samples:
+        labels = _unlabel_unspecified(path, samples["ewoc_code"], labels)
     samples["label"] = labels
     if "country" in samples:
         orig = samples["country"]
@@ -537,6 +549,35 @@ def _build(
     warn_empty_bands(path, obs.bands, [bool(table[b].isna().all()) for b in obs.bands])
     log.info("%s: %d rows, %d samples, bands %s", path, len(table), n_samples, list(obs.bands))
     return obs
+
+
+def _unlabel_unspecified(
+    path: Path, codes: pd.Series, labels: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """``labels`` with the samples whose WorldCereal ``ewoc_code`` does not say which crop
+    grows (0 "Unknown", unspecified cropland or cereals: :func:`ewoc_is_unspecified`) made
+    unlabelled (−1), with one WARNING giving their number by code: an unknown crop may be
+    maize or wheat, so training or scoring it as "other" (WorldCereal's ``crop6`` does) would
+    be label noise."""
+    unspecified = codes.map(lambda c: c is not None and c == c and ewoc_is_unspecified(c))
+    hit = unspecified.to_numpy(dtype=bool)
+    if not hit.any():
+        return labels
+    counts = codes[hit].map(lambda c: c if isinstance(c, str) else str(int(c))).value_counts()
+    shown = ", ".join(f"{code}: {n}" for code, n in counts.head(5).items())
+    log.warning(
+        "%s: %d sample(s) have an ewoc_code that does not say which crop grows (by code: "
+        "%s%s; 0 is WorldCereal's 'Unknown', the others stop above the crop, such as "
+        "unspecified cereals); they are read as unlabelled, left out of training and scoring "
+        "rather than counted as 'other'",
+        path,
+        int(hit.sum()),
+        shown,
+        ", …" if len(counts) > 5 else "",
+    )
+    out = labels.copy()
+    out[hit] = -1
+    return out
 
 
 def _hashable(s: pd.Series) -> bool:
