@@ -353,6 +353,38 @@ def test_cawa_small(tmp_path: Path) -> None:
     assert isinstance(read_dataset(tmp_path), SeriesSet)
 
 
+def test_cawa_coordinates_keep_their_own_projection(tmp_path: Path) -> None:
+    """The polygon table's x/y stay as they are (no projection named in their column names);
+    ``xy_crs`` tells each region-year's projection by where it places the points."""
+    from rasterio.warp import transform
+
+    from cropglobe.io.tables import MODIS_SINUSOIDAL
+
+    # (region, year, lon, lat, projection the file stores the point in)
+    rows = [
+        ("Fergana", 2011, 71.6, 40.7, MODIS_SINUSOIDAL),
+        ("Fergana", 2018, 71.2, 40.45, "EPSG:32641"),
+        ("Dushanbe", 2016, 68.7, 38.5, "EPSG:32642"),
+        ("Khorezm", 2015, 60.6, 41.5, "EPSG:32641"),
+        ("Atlantis", 2016, 68.7, 38.5, "EPSG:32642"),  # not a CAWa region: unknown
+    ]
+    xy = [transform("EPSG:4326", crs, [lon], [lat]) for _, _, lon, lat, crs in rows]
+    x, y = [float(p[0][0]) for p in xy], [float(p[1][0]) for p in xy]
+    pd.DataFrame({"1": [0.1] * 5, "17": [0.2] * 5}).to_csv(
+        tmp_path / "CAWa_CropType_time-series.csv", index=False)  # fmt: skip
+    pd.DataFrame({"country": "Uzbekistan", "region": [r[0] for r in rows],
+                  "year": [r[1] for r in rows], "label_1": "cotton"}).to_csv(
+        tmp_path / "samples_attributes.csv", index=False)  # fmt: skip
+    pd.DataFrame({"x": x, "y": y, "count": 3}).to_csv(
+        tmp_path / "CAWa_CropType_polygon-info.csv", index=False)  # fmt: skip
+    meta = read_cawa(tmp_path).meta
+    assert "x_sinu" not in meta and "y_sinu" not in meta
+    np.testing.assert_allclose(meta["x"], x)
+    np.testing.assert_allclose(meta["y"], y)
+    assert list(meta["xy_crs"]) == [r[4] for r in rows[:4]] + ["unknown"]
+    assert list(meta["pix_count"]) == [3] * 5
+
+
 # ---------------------------------------------------------------------------- real data
 @pytest.mark.realdata
 def test_real_monthly_long(shared_data: Path) -> None:
@@ -404,6 +436,18 @@ def test_real_cawa(shared_data: Path) -> None:
     assert ss.grid.starts.tolist() == list(range(1, 354, 16))
     assert (ss.meta["label_original"] == "cotton").sum() == 4025
     assert ss.class_counts()["cotton"] == 4025
+    # x/y in the polygon table's own units: MODIS sinusoidal only for Fergana 2011 (x ~6e6),
+    # UTM 41 N for Fergana 2018 and Khorezm, UTM 42 N elsewhere
+    m = ss.meta
+    assert "x_sinu" not in m and m["x"].notna().all()
+    crs = m["xy_crs"].map(lambda c: "sinusoidal" if "+proj=sinu" in c else c)
+    assert crs.value_counts().to_dict() == {
+        "EPSG:32642": 6903,
+        "EPSG:32641": 1319,
+        "sinusoidal": 213,
+    }
+    fergana_2011 = (m["region"] == "Fergana") & (m["year"] == 2011)
+    assert (crs[fergana_2011] == "sinusoidal").all() and (m.loc[fergana_2011, "x"] > 5e6).all()
     with pytest.raises(DataFormatError, match="CSV"):
         read_cawa(shared_data / "cawa" / "cawa_ndvi.npz")
 

@@ -1086,6 +1086,67 @@ _CAWA_SERIES = "CAWa_CropType_time-series.csv"
 _CAWA_ATTRS = "samples_attributes.csv"
 _CAWA_POLY = "CAWa_CropType_polygon-info.csv"
 
+#: a town at the heart of each CAWa region (latitude, longitude in degrees), to tell which
+#: projection a region-year's polygon coordinates are in
+_CAWA_TOWNS = {
+    "fergana": (40.39, 71.79),
+    "samarkand": (39.65, 66.96),
+    "kashkadarya": (38.86, 65.80),  # Qarshi
+    "khorezm": (41.55, 60.63),  # Urgench
+    "dushanbe": (38.56, 68.78),
+}
+#: the MODIS sinusoidal projection (PROJ string: it has no EPSG code)
+MODIS_SINUSOIDAL = "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+#: projections the CAWa polygon table's x/y may be in: MODIS sinusoidal, UTM 40-44 N (WGS 84)
+_CAWA_CRS_CANDIDATES = (MODIS_SINUSOIDAL, *(f"EPSG:{32600 + zone}" for zone in range(40, 45)))
+
+
+def _cawa_xy_crs(
+    region: pd.Series, year: pd.Series, x: pd.Series, y: pd.Series
+) -> NDArray[np.object_]:
+    """Per row, the projection the CAWa polygon table's ``x``/``y`` are most likely in
+    (``EPSG:32642``, :data:`MODIS_SINUSOIDAL` …), ``"unknown"`` where none is clear.
+
+    The table names none, and its region-years differ: by magnitude, x is ~6.0e6 (sinusoidal)
+    for Fergana 2011 and 0.9e5-1.25e6 (UTM eastings) elsewhere, and UTM eastings do not say
+    their zone. For each (region, year), every candidate projection is inverted and the one
+    placing the points nearest the region's town is kept when its median distance is under
+    300 km and the next candidate's is over twice as far (UTM zones lie ~500 km apart).
+    """
+    from rasterio.warp import transform
+
+    out = np.full(len(x), "unknown", dtype=object)
+    xs, ys = x.to_numpy(dtype=np.float64), y.to_numpy(dtype=np.float64)
+    finite = np.isfinite(xs) & np.isfinite(ys)
+    if not finite.any():
+        return out
+    lonlat = {}
+    for crs in _CAWA_CRS_CANDIDATES:
+        lon, lat = transform(crs, "EPSG:4326", xs[finite].tolist(), ys[finite].tolist())
+        full = np.full((2, len(xs)), np.nan)
+        full[:, finite] = np.asarray([lon, lat], dtype=np.float64)
+        lonlat[crs] = full
+    keys = pd.DataFrame({"region": region.astype(str).str.strip().str.lower(), "year": year})
+    for key, found in keys.groupby(["region", "year"], dropna=False).indices.items():
+        town = _CAWA_TOWNS.get(str(key[0]) if isinstance(key, tuple) else "")
+        rows = np.asarray(found)[finite[found]]
+        if town is None or not rows.size:
+            continue
+        lat0, lon0 = np.radians(town)
+        km = {}
+        for crs, (lon, lat) in lonlat.items():
+            la, lo = np.radians(lat[rows]), np.radians(lon[rows])
+            hav = (
+                np.sin((la - lat0) / 2) ** 2
+                + np.cos(la) * np.cos(lat0) * np.sin((lo - lon0) / 2) ** 2
+            )
+            dist = 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(hav, 0, 1)))
+            km[crs] = float(np.nanmedian(dist)) if np.isfinite(dist).any() else np.inf
+        best, second = sorted(km, key=km.__getitem__)[:2]
+        if km[best] < 300 and km[second] > 2 * km[best]:
+            out[rows] = best
+    return out
+
 
 def read_cawa(
     folder: str | os.PathLike[str],
@@ -1098,8 +1159,16 @@ def read_cawa(
     Reads ``CAWa_CropType_time-series.csv`` (wide NDVI, 16-day composites, columns DOY 1, 17,
     …, 353), ``samples_attributes.csv`` (same row order: ``sampler, country, region, date,
     year, label_1, label_2, area``) and, when present, ``CAWa_CropType_polygon-info.csv``
-    (``x``, ``y`` MODIS sinusoidal metres -> ``x_sinu``, ``y_sinu``; cover statistics; pixel
-    ``count``).
+    (``x``, ``y`` polygon coordinates in metres; cover statistics; pixel ``count`` ->
+    ``pix_count``).
+
+    The polygon table names no coordinate system and its region-years use several: Fergana
+    2011 is MODIS sinusoidal (x ~6.0e6), Fergana 2018 and Khorezm UTM zone 41 N, the others UTM
+    zone 42 N (placing each in its named region tells them apart; by magnitude alone the UTM
+    eastings look alike). ``x`` and ``y`` are therefore kept as they are, and ``xy_crs`` holds
+    each row's projection as far as it can be told (``EPSG:32641``, ``EPSG:32642``,
+    :data:`MODIS_SINUSOIDAL`; ``"unknown"`` where no candidate places the region-year's
+    points near its region), for ``rasterio.warp.transform`` or pyproj.
 
     Args:
         folder: the CAWa folder, or the time-series CSV inside it. The ``cawa_ndvi.npz``
@@ -1112,7 +1181,8 @@ def read_cawa(
         SeriesSet: values float32 (N, 1, 23) NDVI with NaN gaps (~26 %), grid
         ``TimeGrid.from_starts([1, 17, …, 353])`` (16-day), meta ``sample_id`` (``CAWa_000000``),
         ``country`` (ISO3), ``country_name``, ``region``, ``year``, ``date``, ``sampler``,
-        ``label_1``, ``label_2``, ``label_original`` (= ``label_1``), ``area`` …
+        ``label_1``, ``label_2``, ``label_original`` (= ``label_1``), ``area``, and from the
+        polygon table ``x``, ``y``, ``xy_crs``, ``pix_count`` …
 
     Raises:
         MissingFileError: a required CSV is absent.
@@ -1146,9 +1216,11 @@ def read_cawa(
     poly = root / _CAWA_POLY
     if poly.is_file():
         pinfo, _ = _read_table(poly)
-        pinfo = pinfo.rename(columns={"x": "x_sinu", "y": "y_sinu", "count": "pix_count"})
+        pinfo = pinfo.rename(columns={"count": "pix_count"})
         if len(pinfo) == len(att):
             att = pd.concat([att.reset_index(drop=True), pinfo.reset_index(drop=True)], axis=1)
+            if {"x", "y"} <= set(att.columns):
+                att["xy_crs"] = _cawa_xy_crs(att["region"], att["year"], att["x"], att["y"])
         else:
             log.warning("%s: %d rows for %d samples; ignored", poly, len(pinfo), len(att))
     att = att.copy()
