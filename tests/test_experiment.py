@@ -1359,3 +1359,43 @@ def test_within_runs_drawn_apart_from_their_copies_are_refused(world, tmp_path) 
     stamp = path.stat().st_mtime_ns
     _run(world, tmp_path / "plain", targets=["BEL"], within=True, seeds=[82])
     assert path.stat().st_mtime_ns == stamp
+
+
+def test_group_names_of_another_spelling_get_the_right_hint(world, tmp_path) -> None:
+    """A country's ISO2 code or name points at its ISO3 group (before any other column
+    holding it, such as WorldCereal's country_original), and a misspelt group at the nearest
+    one, with the groups present."""
+    from cropglobe.workflow import country_alias, suggest_group
+
+    groups = ["ARG", "BEL", "FRA", "USA"]
+    assert country_alias("BE", groups) == "BEL"
+    assert country_alias("France", groups) == "FRA" and country_alias("fr", groups) == "FRA"
+    assert country_alias("DE", groups) is None and country_alias("Fergana", groups) is None
+    data = world.subset(np.arange(world.n_samples) < 200)
+    data.meta["country_original"] = data.meta["country"].map({"FRA": "FR", "BEL": "BE"})
+    with pytest.raises(DataFormatError, match=r"did you mean 'BEL' \(Belgium\)\? Name the group"):
+        suggest_group(data, "BE", ["BEL", "FRA"], "country")
+    with pytest.raises(DataFormatError, match=r"did you mean 'FRA' \(France\)"):
+        _run(world, tmp_path / "a", targets=["France"])
+    data.meta["region"] = data.meta["country"].map({"FRA": "Samarkand", "BEL": "Fergana"})
+    with pytest.raises(
+        DataFormatError,
+        match=r"'Samarkhand' is not in the data's 'region' column; did you mean 'Samarkand'\? "
+        r"present: Fergana, Samarkand",
+    ):
+        suggest_group(data, "Samarkhand", ["Fergana", "Samarkand"], "region")
+    suggest_group(data, "Tashkent", ["Fergana", "Samarkand"], "region")  # no near name
+    suggest_group(data, "DEU", ["BEL", "FRA"], "country")  # a real country the data lacks
+    assert not (tmp_path / "a").exists()
+
+
+def test_real_worldcereal_iso2_target_points_at_iso3(shared_data, tmp_path) -> None:
+    path = shared_data / "worldcereal" / "s2_monthly_long.parquet"
+    res = CliRunner().invoke(
+        cli,
+        ["transfer", "--data", str(path), "--source", "CAN", "--targets", "BE",
+         "--methods", "rf-median1d", "--seeds", "82", "-q", "-o", str(tmp_path / "x")],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "did you mean 'BEL' (Belgium)?" in res.output and "country_original" not in res.output
+    assert not (tmp_path / "x").exists()

@@ -24,6 +24,7 @@ from cropglobe.series import SeriesSet
 
 __all__ = [
     "TrainSummary",
+    "country_alias",
     "predict_dataset",
     "select_groups",
     "suggest_group",
@@ -73,14 +74,51 @@ def select_groups(
     return ss.subset(np.isin(names, wanted))
 
 
+def country_alias(name: str, groups: Sequence[str]) -> str | None:
+    """The group of ``groups`` that country ``name`` stands for when the groups are ISO3
+    codes and ``name`` is the same country's ISO2 code or English name (``"BE"``,
+    ``"France"``: :func:`cropglobe.classes.normalise_country` and the country table); None
+    otherwise. Unambiguous by construction: one country, one ISO3 code."""
+    from cropglobe.classes import country_table, normalise_country
+
+    iso3 = normalise_country(name)
+    if iso3 == name.strip().upper() and iso3 not in country_table().index:
+        names = country_table()["name"].str.lower()
+        hit = names.index[names == name.strip().lower()]
+        iso3 = str(hit[0]) if len(hit) else iso3
+    return iso3 if iso3 in groups and iso3 != name else None
+
+
+def _is_country(name: str) -> bool:
+    """Whether ``name`` is a code or English name of the country table."""
+    from cropglobe.classes import country_table, normalise_country
+
+    table = country_table()
+    return normalise_country(name) in table.index or bool(
+        (table["name"].str.lower() == name.strip().lower()).any()
+    )
+
+
 def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str) -> None:
     """Raise a clear error when ``name``, missing from ``groups``, is a case variant of one
-    of them or a value of another metadata column (CAWa's regions under ``country``)."""
+    of them, another spelling of a country group (``BE`` or ``Belgium`` for ``BEL``), a value
+    of another metadata column (CAWa's regions under ``country``) or a near miss
+    (``Samarkhand``: did you mean ``Samarkand``?, with the groups present); return without
+    raising when none applies (the caller says the group is absent)."""
     same = [g for g in groups if g.lower() == name.lower()]
     if same:
         raise DataFormatError(
             f"group {name!r} is not in the data's {group_by!r} column, but {same[0]!r} is; "
             "group names are case-sensitive"
+        )
+    alias = country_alias(name, groups)
+    if alias is not None:
+        from cropglobe.classes import country
+
+        raise DataFormatError(
+            f"group {name!r} is not in the data's {group_by!r} column, which names countries "
+            f"by ISO3 code; did you mean {alias!r} ({country(alias).name})? Name the group "
+            f"{alias!r}"
         )
     for col in ss.meta.columns:
         if col != group_by and col != "sample_id":
@@ -90,6 +128,17 @@ def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str
                     f"group {name!r} is not in the data's {group_by!r} column but is a value of "
                     f"{col!r}; pass --group-by {col}"
                 )
+    if _is_country(name):
+        return  # a real country the data lacks is no typo (the caller names the missing file)
+    import difflib
+
+    lower = {g.lower(): g for g in groups}
+    near = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.75)
+    if near:
+        raise DataFormatError(
+            f"group {name!r} is not in the data's {group_by!r} column; did you mean "
+            f"{lower[near[0]]!r}? present: {', '.join(groups)}"
+        )
 
 
 def train_to_folder(

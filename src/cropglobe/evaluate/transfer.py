@@ -1053,6 +1053,9 @@ def _run_transfer(
     config.skip_pairs = [resolve_groups(pair, present) for pair in config.skip_pairs]
     for g in [*config.sources, *config.targets]:
         if g not in present:
+            from cropglobe.workflow import suggest_group
+
+            suggest_group(data, g, present, config.group_by)  # BE for BEL, a misspelt name
             raise DataFormatError(
                 f"group {g!r} is not in the data's {config.group_by!r} column; present: "
                 f"{', '.join(present)}"
