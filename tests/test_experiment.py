@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 
 import numpy as np
@@ -1399,3 +1400,20 @@ def test_real_worldcereal_iso2_target_points_at_iso3(shared_data, tmp_path) -> N
     assert res.exit_code == 2, res.output
     assert "did you mean 'BEL' (Belgium)?" in res.output and "country_original" not in res.output
     assert not (tmp_path / "x").exists()
+
+
+def test_an_unaligned_southern_season_is_named_with_its_fix(tmp_path, caplog) -> None:
+    # Argentina and Australia left on the calendar year: their crops peak in January-April,
+    # outside the models' window; France's wheat just before it is no reason to warn
+    world = simulate_world(("FRA", "ARG", "AUS"), 60, random_state=0, season_aligned_south=False)
+    rep = run_experiment(world, sources=["FRA"], targets=["ARG", "AUS"], methods=["rf-median1d"],
+                         seeds=[1], output=tmp_path / "exp")  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "looks unaligned" in r.getMessage()]
+    assert [m.split(":")[0] for m in said] == ["ARG", "AUS"]
+    assert all("Fix: shift_anchor(ss, '07-01'" in m for m in said)
+    assert html.escape(said[0]) in rep.report.read_text()
+    caplog.clear()
+    aligned = simulate_world(("FRA", "ARG"), 60, random_state=0)  # rotated: no warning
+    run_experiment(aligned, sources=["FRA"], targets=["ARG"], methods=["rf-median1d"], seeds=[1],
+                   output=tmp_path / "ok")  # fmt: skip
+    assert not [r for r in caplog.records if "looks unaligned" in r.getMessage()]

@@ -1262,6 +1262,9 @@ def _group_peaks(
         with np.errstate(invalid="ignore", divide="ignore"):
             means = np.where(cnts > 0, sums / np.maximum(cnts, 1), -np.inf)
         use = np.isfinite(means).any(axis=1)
+        unlabelled = uniq < 0  # a season of its own only where no sample is labelled
+        if (use & ~unlabelled).any():
+            use &= ~unlabelled
         if use.any():
             use &= counts >= min(min_samples, int(counts[use].max()))
         catch_all = names[uniq] == "other"

@@ -221,9 +221,17 @@ def run_experiment(
     filled_notes = (
         _filled_share_notes(ss, observed, group_by, [*src, *tgt], window) if filled_here else []
     )
-    for msg in filled_notes:
+    season_notes = _season_notes(
+        observed,
+        group_by,
+        [*src, *tgt],
+        window,
+        source=None if isinstance(data, SeriesSet) else data,
+        observations=filled_here,
+    )
+    for msg in [*filled_notes, *season_notes]:
         logger.warning(msg)
-    notes = (*notes, *filled_notes)
+    notes = (*notes, *filled_notes, *season_notes)
     # (a source whose only target is itself is refused below, saying so)
     own = sorted(g for g in set(src) & set(tgt) if any(t != g for t in tgt))
     own = own if targets and not within else []
@@ -459,6 +467,39 @@ def _filled_share_notes(
             "data's date range (cropglobe info) or narrow --window."
         )
     return notes
+
+
+def _season_notes(
+    observed: SeriesSet,
+    group_by: str,
+    groups: Sequence[str],
+    window: tuple[int, int] | None,
+    *,
+    source: str | os.PathLike[str] | None,
+    observations: bool,
+) -> list[str]:
+    """One line per group whose season looks unaligned (its class NDVI peaks fall outside the
+    models' window, and another season anchor would bring them in: a southern country on a
+    calendar-year grid), with the exact fix (:func:`cropglobe.composite.season_findings`).
+    Groups with only a class or two just outside the window are not named here (``cropglobe
+    info`` lists them): winter wheat peaking in late April is what the paper's window does."""
+    from cropglobe.composite import season_findings
+    from cropglobe.errors import BandError
+
+    names = observed.meta[group_by].astype(str).to_numpy()
+    sub = observed.subset(np.isin(names, list(groups)))
+    if sub.n_samples == 0:
+        return []
+    grid = sub.grid
+    span = window if window is not None else (int(grid.edges[0]), int(grid.edges[-1]) - 1)
+    try:
+        found = season_findings(
+            sub, window=span, group_by=group_by, source=source, observations=observations
+        )
+    except (BandError, ParameterError) as exc:  # no NDVI, or a window the check cannot use
+        logger.debug("season check skipped: %s", exc)
+        return []
+    return [f"{f.message}. Fix: {f.fix}" for f in found if f.unaligned]
 
 
 def _day_ranges(days: NDArray[np.float64], grid: TimeGrid) -> str:
