@@ -118,6 +118,95 @@ def test_subset_where_select_concat() -> None:
         SeriesSet.concat([ss, win])
 
 
+def _places() -> SeriesSet:
+    """Six samples: three regions of two countries over two years, one year read as floats."""
+    ss = make_set()
+    meta = ss.meta.assign(
+        region=["Fergana", "Khorezm", "Fergana", "Samarkand", "Fergana", "Khorezm"],
+        year=[2015, 2015, 2016, 2016, 2018, np.nan],  # floats, one missing
+        season=[2015, 2015, 2016, 2016, 2018, 2018],  # integers
+        code=["2015", "x", "2016", "2016", "7", None],  # text holding numbers
+    )
+    return SeriesSet(ss.values, ss.bands, ss.grid, ss.labels, ss.classes, meta)
+
+
+def test_where_compares_values_as_the_column_type() -> None:
+    ss = _places()
+    # text "2016" matches the number 2016 in a float and an integer column, and back
+    assert ss.where(year="2016").meta.sample_id.tolist() == ["s2", "s3"]
+    assert ss.where(season="2016").meta.sample_id.tolist() == ["s2", "s3"]
+    assert ss.where(season=2016.0).meta.sample_id.tolist() == ["s2", "s3"]
+    assert ss.where(code=2016).meta.sample_id.tolist() == ["s2", "s3"]
+    # a list is 'any of'; several columns must all match
+    both = ss.where(region=["Fergana", "Khorezm"], year=["2015", 2018])
+    assert both.meta.sample_id.tolist() == ["s0", "s1", "s4"]
+    np.testing.assert_array_equal(ss.where_rows(region="Fergana"), [0, 2, 4])
+    kept = ss.where(region="Fergana")
+    np.testing.assert_array_equal(kept.values, ss.values[[0, 2, 4]])
+    np.testing.assert_array_equal(kept.labels, ss.labels[[0, 2, 4]])
+
+
+def test_where_explains_what_it_cannot_match() -> None:
+    ss = _places()
+    with pytest.raises(DataFormatError) as err:
+        ss.where(region="fergana")  # text compares exactly: the case-variant is a suggestion
+    assert str(err.value) == (
+        "column 'region' holds no value 'fergana' (did you mean 'Fergana'?); its values: "
+        "Fergana, Khorezm, Samarkand"
+    )
+    with pytest.raises(DataFormatError, match=r"'Ferghana' \(did you mean 'Fergana'\?\)"):
+        ss.where(region="Ferghana")
+    nearest = r"'2019' \(did you mean '2018'\?\); its values: 2015, 2016, 2018$"
+    with pytest.raises(DataFormatError, match=nearest):  # numbers: the nearest, a gap not listed
+        ss.where(year="2019")
+    with pytest.raises(DataFormatError, match=r"no value 'Fergana' \(it is a value of 'region'\)"):
+        ss.where(country="Fergana")
+    with pytest.raises(DataFormatError, match="'year' holds numbers, but 'abc' is not a number"):
+        ss.where(year="abc")
+    with pytest.raises(DataFormatError) as err:
+        ss.where(regoin="Fergana")
+    assert str(err.value) == (
+        "no metadata column 'regoin' to select samples by (did you mean 'region'?); the "
+        "columns are sample_id, country, region, year, season, code"
+    )
+    with pytest.raises(DataFormatError) as err:
+        ss.where(region="Samarkand", year=2015)
+    assert str(err.value).startswith(
+        "no sample meets all of region=Samarkand and year=2015 (each alone keeps: "
+        "region=Samarkand 1, year=2015 2 samples)"
+    )
+    many = SeriesSet(
+        np.zeros((30, 1, 1), np.float32),
+        ("NDVI",),
+        TimeGrid((1, 2)),
+        meta=pd.DataFrame({"field": [f"f{i:02d}" for i in range(30)]}),
+    )
+    with pytest.raises(DataFormatError, match=r"f19, … \(30 values in all\)$"):
+        many.where(field="g")
+
+
+def test_observations_where_keeps_their_observations() -> None:
+    from cropglobe.series import Observations
+
+    samples = pd.DataFrame(
+        {"sample_id": ["a", "b", "c"], "label": [0, 1, 0], "region": ["R1", "R2", "R1"]}
+    )
+    table = pd.DataFrame(
+        {
+            "sample": [0, 0, 1, 2, 2, 2],
+            "date": pd.to_datetime(["2020-05-01"] * 6),
+            "B04": np.arange(6, dtype=np.float32),
+        }
+    )
+    obs = Observations(table, ("B04",), samples, ("wheat", "maize"))
+    kept = obs.where(region="R1")
+    assert kept.samples.sample_id.tolist() == ["a", "c"]
+    assert kept.table["sample"].tolist() == [0, 0, 1, 1, 1]
+    assert kept.table["B04"].tolist() == [0, 1, 3, 4, 5]
+    with pytest.raises(DataFormatError, match=r"columns are sample_id, region$"):
+        obs.where(label=0)  # class indices are no metadata
+
+
 def test_deduplicate_nan_equal() -> None:
     ss = make_set()
     doubled = SeriesSet.concat([ss, ss.subset([0, 2])])

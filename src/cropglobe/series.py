@@ -21,12 +21,13 @@ converts (2023 -> season 2022 for a ``"07-01"`` anchor; unchanged for ``"01-01"`
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ __all__ = [
     "parse_anchor",
     "season_label_year",
     "season_start_year",
+    "where_mask",
+    "where_text",
 ]
 
 _MONTH_STARTS = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366])
@@ -495,19 +498,23 @@ class SeriesSet:
         return self.subset(~self.empty_samples())
 
     def where(self, **conditions: Any) -> SeriesSet:
-        """Samples whose meta columns equal the given values (a list means 'any of').
+        """Samples whose meta columns hold the given values (a list means 'any of'; samples
+        must match every column given).
 
         ``ss.where(country="FRA")``, ``ss.where(region=["Fergana", "Samarkand"], year=2016)``.
+        Values compare as the column's type: ``year="2016"`` matches a year column of integers
+        or floats, ``2016`` a column of text; text is compared exactly (case-sensitive).
+
+        Raises:
+            DataFormatError: a column that is not in ``meta``, a value the column does not
+                hold (the message lists the values it holds and the nearest spellings), or
+                values that no sample holds together.
         """
-        mask = np.ones(self.n_samples, dtype=bool)
-        for col, value in conditions.items():
-            if col not in self.meta:
-                raise DataFormatError(
-                    f"meta has no column {col!r}; available: {list(self.meta.columns)}"
-                )
-            vals = value if isinstance(value, list | tuple | set) else [value]
-            mask &= self.meta[col].isin(list(vals)).to_numpy()
-        return self.subset(mask)
+        return self.subset(self.where_rows(**conditions))
+
+    def where_rows(self, **conditions: Any) -> NDArray[np.int64]:
+        """Indices of the samples :meth:`where` keeps, in order (same arguments)."""
+        return np.flatnonzero(where_mask(self.meta, conditions)).astype(np.int64)
 
     def select_bands(self, names: Sequence[str]) -> SeriesSet:
         """The given bands, in the given order (any spelling :func:`canonical_band` knows)."""
@@ -780,6 +787,200 @@ class Observations:
             f"Observations({len(self.table)} rows, {self.n_samples} samples, "
             f"bands={list(self.bands)}, classes={list(self.classes)})"
         )
+
+    def where(self, **conditions: Any) -> Observations:
+        """The samples (and their observations) whose ``samples`` columns hold the given
+        values, as :meth:`SeriesSet.where` (``label``, a class index, is no column to select
+        by here).
+
+        Raises:
+            DataFormatError: as :meth:`SeriesSet.where`.
+        """
+        keep = where_mask(self.samples, conditions, exclude=("label",))
+        position = np.full(self.n_samples, -1, dtype=np.int64)
+        position[keep] = np.arange(int(keep.sum()))
+        sample = self.table["sample"].to_numpy(dtype=np.int64)
+        table = self.table[keep[sample]].reset_index(drop=True)
+        table["sample"] = position[sample[keep[sample]]]
+        return Observations(
+            table,
+            self.bands,
+            self.samples[keep].reset_index(drop=True),
+            self.classes,
+            dict(self.attrs),
+        )
+
+
+#: the most values of a column an error message lists
+_LISTED = 20
+
+
+def where_mask(
+    meta: pd.DataFrame, conditions: Mapping[str, Any], *, exclude: Sequence[str] = ()
+) -> NDArray[np.bool_]:
+    """Mask (N,) of the rows of ``meta`` that hold, in every column of ``conditions``, its
+    value or one of its values (a list, tuple or set means 'any of').
+
+    Values compare as the column's type: text ``"2016"`` matches the number 2016 in a column
+    of integers or floats, the number 2016 matches ``"2016"`` in a column of text, and text is
+    compared exactly (case-sensitive). ``exclude``: columns that are no metadata to select by.
+
+    Raises:
+        DataFormatError: an unknown column (the message lists the columns); a value the
+            column does not hold (the message lists its values, at most 20, and the nearest
+            spellings); a value that cannot be of the column's type; a column with no value
+            given; or conditions that no row meets together.
+    """
+    columns = [str(c) for c in meta.columns if c not in exclude]
+    mask = np.ones(len(meta), dtype=bool)
+    kept: list[tuple[str, int]] = []
+    for col, value in conditions.items():
+        if col not in columns:
+            near = difflib.get_close_matches(str(col), columns, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise DataFormatError(
+                f"no metadata column {col!r} to select samples by{hint}; the columns are "
+                f"{', '.join(columns)}"
+            )
+        values = _values(value)
+        if not values:
+            raise DataFormatError(
+                f"no value given for column {col!r}; give one or more of its values"
+            )
+        hit = np.zeros(len(meta), dtype=bool)
+        absent = []
+        texts = _texts(meta[col]) if _kind(meta[col]) == "text" else None
+        for v in values:
+            match = _equal(meta[col], v, col) if texts is None else texts == _text(v)
+            if not match.any():
+                absent.append(v)
+            hit |= match
+        if absent:
+            raise DataFormatError(_absent_message(meta, col, absent, columns))
+        mask &= hit
+        kept.append((f"{col}={','.join(_text(v) for v in values)}", int(hit.sum())))
+    if len(kept) > 1 and not mask.any():
+        each = ", ".join(f"{c} {n:,}" for c, n in kept)
+        raise DataFormatError(
+            f"no sample meets all of {' and '.join(c for c, _ in kept)} (each alone keeps: "
+            f"{each} samples); drop or change one of them"
+        )
+    return mask
+
+
+def where_text(conditions: Mapping[str, Any]) -> str:
+    """Conditions of :func:`where_mask` as text: ``region=Fergana year=2015,2016``."""
+    return " ".join(
+        f"{col}={','.join(_text(v) for v in _values(value))}" for col, value in conditions.items()
+    )
+
+
+def _values(value: Any) -> list[Any]:
+    """A condition's values: a list, tuple or set as a list, anything else as one value."""
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
+
+
+def _kind(col: pd.Series) -> str:
+    """How a column's values compare: ``bool``, ``number``, ``date`` or ``text``."""
+    if pd.api.types.is_bool_dtype(col):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(col):
+        return "number"
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return "date"
+    return "text"
+
+
+def _text(value: Any) -> str:
+    """A value as text: ``2016`` for 2016.0, so that years read as floats read as years."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, float | np.floating) and np.isfinite(value) and value == int(value):
+        return str(int(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def _equal(col: pd.Series, value: Any, name: str) -> NDArray[np.bool_]:
+    """Mask of the values of ``col`` equal to ``value``, compared as the column's type."""
+    kind = _kind(col)
+    given = value.strip() if isinstance(value, str) else value
+    try:
+        if kind == "bool":
+            words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            flag = words[str(given).lower()] if isinstance(given, str) else bool(given)
+            return np.asarray(col.fillna(not flag).astype(bool).to_numpy() == flag)
+        if kind == "number":
+            if isinstance(given, bool | np.bool_):
+                raise ValueError
+            number = float(given)
+            return np.asarray(col.astype("float64").to_numpy() == number)
+        if kind == "date":
+            return np.asarray((col == pd.Timestamp(given)).fillna(False).to_numpy(dtype=bool))
+    except (KeyError, TypeError, ValueError):
+        what = {"bool": "true or false", "number": "a number", "date": "a date"}[kind]
+        raise DataFormatError(
+            f"column {name!r} holds {kind}s, but {value!r} is not {what}; give one of its "
+            f"values: {_listing(col)}"
+        ) from None
+    return np.asarray(_texts(col) == _text(value))
+
+
+def _texts(col: pd.Series) -> NDArray[np.object_]:
+    """A column's values as text (:func:`_text`), None where missing."""
+    present = col.notna().to_numpy()
+    out = np.full(len(col), None, dtype=object)
+    out[present] = [_text(v) for v in col.to_numpy()[present]]
+    return out
+
+
+def _distinct(col: pd.Series) -> list[str]:
+    """The distinct values of a column as text, in their natural order (numbers by value)."""
+    values = col.dropna().unique()
+    if _kind(col) in ("number", "date", "bool"):
+        values = np.sort(values)
+        return list(dict.fromkeys(_text(v) for v in values))
+    return sorted({_text(v) for v in values})
+
+
+def _listing(col: pd.Series) -> str:
+    """At most :data:`_LISTED` distinct values of a column, and how many there are."""
+    values = _distinct(col)
+    if not values:
+        return "none (every value is missing)"
+    shown = ", ".join(values[:_LISTED])
+    return shown if len(values) <= _LISTED else f"{shown}, … ({len(values):,} values in all)"
+
+
+def _absent_message(meta: pd.DataFrame, col: str, absent: list[Any], columns: list[str]) -> str:
+    """One line: the values ``col`` does not hold, the nearest spellings, its values."""
+    present = _distinct(meta[col])
+    parts = []
+    for v in absent:
+        text = _text(v)
+        near = [p for p in present if p.lower() == text.strip().lower()]
+        if _kind(meta[col]) == "number":  # the nearest number, not the nearest spelling
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            numbers = [p for p in present if np.isfinite(float(p))]
+            near = [min(numbers, key=lambda p: abs(float(p) - number))] if numbers else []
+            near = near if np.isfinite(number) else []
+        near = near or difflib.get_close_matches(text, present, n=3, cutoff=0.6)
+        elsewhere = [
+            c
+            for c in columns
+            if c != col and _kind(meta[c]) == "text" and meta[c].dropna().astype(str).eq(text).any()
+        ]
+        hint = ""
+        if near:
+            hint = f" (did you mean {' or '.join(repr(n) for n in near)}?)"
+        elif elsewhere:
+            hint = f" (it is a value of {' and '.join(repr(c) for c in elsewhere[:3])})"
+        parts.append(f"{text!r}{hint}")
+    return f"column {col!r} holds no value {' nor '.join(parts)}; its values: {_listing(meta[col])}"
 
 
 def equal_rows(values: NDArray[Any], order: NDArray[np.int64] | None = None) -> NDArray[np.int64]:
