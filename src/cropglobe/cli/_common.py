@@ -10,11 +10,14 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
 from cropglobe.errors import CropGlobeError
+
+if TYPE_CHECKING:
+    from cropglobe.series import Observations, SeriesSet
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,6 +32,7 @@ __all__ = [
     "quiet_option",
     "setup_logging",
     "training_options",
+    "where_option",
 ]
 
 _QUIET = False
@@ -231,6 +235,69 @@ def read_options_arg(items: Sequence[str]) -> dict[str, Any]:
             )
         out[name.strip()] = option_value(text)
     return out
+
+
+def where_option(func: F) -> F:
+    """``--where COLUMN=VALUE``: keep only the samples whose metadata hold these values
+    (repeatable)."""
+    opt = click.option(
+        "--where",
+        "where",
+        multiple=True,
+        metavar="COLUMN=VALUE",
+        help="Keep only the samples whose metadata COLUMN holds VALUE (COLUMN=A,B: any of "
+        "them), e.g. region=Fergana or year=2015,2016; repeatable: the samples kept match "
+        "every --where.",
+    )
+    return opt(func)
+
+
+def where_arg(items: Sequence[str]) -> dict[str, list[str]]:
+    """``("region=Fergana", "year=2015,2016")`` -> ``{"region": ["Fergana"], "year": ["2015",
+    "2016"]}`` (values stay text: they are compared as their column's type when applied)."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        column = name.strip()
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not sep or not column or not values:
+            raise click.BadParameter(
+                f"{item!r} is not COLUMN=VALUE; e.g. region=Fergana, or region=Fergana,Khorezm "
+                "for either",
+                param_hint="'--where'",
+            )
+        if column in out:
+            raise click.BadParameter(
+                f"column {column!r} is given twice (a sample holds one value, so both could not "
+                f"match); give its values once, comma-separated: {column}="
+                f"{','.join([*out[column], *values])}",
+                param_hint="'--where'",
+            )
+        out[column] = values
+    return out
+
+
+@overload
+def apply_where(data: SeriesSet, items: Sequence[str]) -> tuple[SeriesSet, str | None]: ...
+@overload
+def apply_where(data: Observations, items: Sequence[str]) -> tuple[Observations, str | None]: ...
+@overload
+def apply_where(
+    data: SeriesSet | Observations, items: Sequence[str]
+) -> tuple[SeriesSet | Observations, str | None]: ...
+def apply_where(
+    data: SeriesSet | Observations, items: Sequence[str]
+) -> tuple[SeriesSet | Observations, str | None]:
+    """``data`` (a SeriesSet or Observations) with only the samples ``--where`` keeps, and a
+    line saying what it kept (None when no --where was given)."""
+    conditions = where_arg(items)
+    if not conditions:
+        return data, None
+    from cropglobe.series import where_text
+
+    kept = data.where(**conditions)
+    line = f"where {where_text(conditions)}: {kept.n_samples:,} of {data.n_samples:,} samples kept"
+    return kept, line
 
 
 def bands_option(func: F) -> F:

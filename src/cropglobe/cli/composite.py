@@ -16,11 +16,15 @@ from click.core import ParameterSource
 
 from cropglobe.cli._common import (
     PathArg,
+    apply_where,
     handle_errors,
+    is_quiet,
     progress,
     quiet_option,
     read_option,
     read_options_arg,
+    where_arg,
+    where_option,
 )
 from cropglobe.errors import DataFormatError, ParameterError
 
@@ -138,6 +142,7 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     "--format", "fmt", default="auto", show_default=True, help="Input format for the reader."
 )
 @read_option
+@where_option
 @quiet_option
 @handle_errors
 def command(
@@ -156,6 +161,7 @@ def command(
     wrap_season: bool,
     fmt: str,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
 ) -> None:
     """Composite the observations in INPUT (long table: CSV, Parquet, GeoParquet …) to a grid.
 
@@ -183,9 +189,13 @@ def command(
     win = _parse_window(window)
     gap = _parse_gap(max_gap)
     read_options = read_options_arg(read_option)
+    where_arg(where)  # a malformed --where fails before the data are read
     ctx = click.get_current_context()
     data = _read_input(input_path, fmt, read_options)
     if data is not None and not isinstance(data, Observations):
+        data, picked = apply_where(data, where)
+        if picked and not is_quiet():
+            click.echo(picked, err=True)
         explicit = {
             name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
             for name in ("season_year", "mask", "allow_empty", "fmt", "fill")
@@ -219,6 +229,7 @@ def command(
     grid = _grid(grid_name or "5-day", anchor)
     result = None
     obs = None
+    selected = None
     for stage in progress(["read", "composite", "write"], "compositing"):
         if stage == "read":
             obs = (
@@ -226,6 +237,7 @@ def command(
                 if data is not None
                 else read_observations(input_path, **{"format": fmt, **read_options})
             )
+            obs, selected = apply_where(obs, where)
         elif stage == "composite" and obs is not None:
             result = composite(
                 obs,
@@ -240,6 +252,8 @@ def command(
                 result = select_window(result, *win)
         elif stage == "write" and result is not None:
             result.save(output)
+    if selected and not is_quiet():
+        click.echo(selected, err=True)
     if result is not None:
         _report(output, result)
 

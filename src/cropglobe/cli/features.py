@@ -11,10 +11,14 @@ import click
 
 from cropglobe.cli._common import (
     PathArg,
+    apply_where,
     handle_errors,
+    is_quiet,
     quiet_option,
     read_option,
     read_options_arg,
+    where_arg,
+    where_option,
 )
 from cropglobe.errors import DataFormatError, GridError
 
@@ -94,6 +98,7 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 )
 @click.option("--n-jobs", type=int, default=None, help="Worker threads for harmonics.")
 @read_option
+@where_option
 @quiet_option
 @handle_errors
 def command(
@@ -110,6 +115,7 @@ def command(
     fill: str | None,
     n_jobs: int | None,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
 ) -> None:
     """Compute invariant features of INPUT (any dataset cropglobe reads) into a Parquet table."""
     from cropglobe.features.table import feature_table, make_features, write_feature_table
@@ -141,7 +147,8 @@ def command(
             params["indices"] = _names(indices)
         elif indices is not None:
             raise DataFormatError("--indices needs --family indices or harmonics")
-    data = read_dataset(input_path, **read_options_arg(read_option))
+    where_arg(where)  # a malformed --where fails before the data are read
+    data, selected = apply_where(read_dataset(input_path, **read_options_arg(read_option)), where)
     if not isinstance(data, SeriesSet):
         raise DataFormatError(
             f"{input_path} holds raw observations, not series on a time grid; run "
@@ -157,6 +164,10 @@ def command(
             "--n-harmonics, widen --window, or fill gaps first"
         )
     meta["input"] = str(input_path)
+    if selected:
+        meta["where"] = where_arg(where)
+        if not is_quiet():
+            click.echo(selected, err=True)
     table_path, side = write_feature_table(table, meta, output)
     click.echo(
         f"wrote {table_path} ({len(table)} samples × {len(meta['feature_names'])} {family} "

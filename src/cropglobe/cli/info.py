@@ -13,10 +13,13 @@ import numpy as np
 from cropglobe.cli._common import (
     PathArg,
     _parse_window,
+    apply_where,
     handle_errors,
     quiet_option,
     read_option,
     read_options_arg,
+    where_arg,
+    where_option,
 )
 from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
 
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @read_option
+@where_option
 @quiet_option
 @handle_errors
 def command(
@@ -60,6 +64,7 @@ def command(
     window: tuple[int, int] | None,
     as_json: bool,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
 ) -> None:
     """Summarise PATH: countries, classes and counts, bands, grid, years, missing-value share.
 
@@ -82,7 +87,8 @@ def command(
             f"got {plot.suffix or 'no suffix'!s}; e.g. --plot {plot.with_suffix('.png').name}"
         )
 
-    data = read_dataset(path, **read_options_arg(read_option))
+    where_arg(where)  # a malformed --where fails before the data are read
+    data, selected = apply_where(read_dataset(path, **read_options_arg(read_option)), where)
     if data.n_samples == 0:
         raise DataFormatError(
             f"no observations in {path}: it holds 0 samples; expected at least one; "
@@ -96,6 +102,8 @@ def command(
         )
     # the default ("country") falls back to "region" for data without countries (CAWa)
     desc = describe(data, group_by=None if group_by == "country" else group_by)
+    if selected:  # said with the summary: its counts are of the samples kept
+        desc = {"where": {**where_arg(where), "samples_kept": data.n_samples}, **desc}
     series: SeriesSet | None = None
     if isinstance(data, SeriesSet):
         series = data
@@ -135,9 +143,10 @@ def command(
             )
         _require_values(series, band, group, path)
         plot_phenology(series, plot, band=band, group_by=group)
-    click.echo(
+    text = (
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
     )
+    click.echo(text if as_json or not selected else f"{selected}\n{text}")
     if plot is not None:
         click.echo(f"wrote {plot}")
 

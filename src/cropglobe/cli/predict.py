@@ -10,11 +10,15 @@ import pandas as pd
 
 from cropglobe.cli._common import (
     PathArg,
+    apply_where,
     device_option,
     handle_errors,
+    is_quiet,
     quiet_option,
     read_option,
     read_options_arg,
+    where_arg,
+    where_option,
 )
 
 
@@ -28,6 +32,7 @@ from cropglobe.cli._common import (
     help="Dataset to predict (any format cropglobe reads).",
 )
 @read_option
+@where_option
 @click.option("--country", "countries", multiple=True, help="Predict these groups only.")
 @click.option("--group-by", default="country", show_default=True)
 @device_option()
@@ -55,6 +60,7 @@ def command(
     model_dir: Path,
     data_path: Path,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
     countries: tuple[str, ...],
     group_by: str,
     device: str,
@@ -78,7 +84,11 @@ def command(
 
     check_table_path(output)  # before the work: a typo in -o must not waste it
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
+    where_arg(where)  # a malformed --where fails before the data are read
     data = series_for_model(data_path, model_dir, **read_options_arg(read_option))
+    data, selected = apply_where(data, where)
+    if selected and not is_quiet():
+        click.echo(selected, err=True)
     ss = select_groups(data, sequence_arg(countries), group_by)
     table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)

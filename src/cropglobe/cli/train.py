@@ -9,6 +9,7 @@ import click
 from cropglobe.cli._common import (
     FiniteRange,
     PathArg,
+    apply_where,
     bands_option,
     data_option,
     handle_errors,
@@ -18,12 +19,15 @@ from cropglobe.cli._common import (
     read_options_arg,
     select_bands_arg,
     training_options,
+    where_arg,
+    where_option,
 )
 
 
 @click.command("train")
 @data_option
 @read_option
+@where_option
 @bands_option
 @click.option(
     "--country",
@@ -81,6 +85,7 @@ from cropglobe.cli._common import (
 def command(
     data_path: Path,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
     bands: str | None,
     countries: tuple[str, ...],
     group_by: str,
@@ -115,7 +120,10 @@ def command(
     )), canonical_name(model))  # fmt: skip
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
-    data = load_series(data_path, **read_options_arg(read_option))
+    where_arg(where)  # a malformed --where fails before the data are read
+    data, selected = apply_where(load_series(data_path, **read_options_arg(read_option)), where)
+    if selected and not is_quiet():
+        click.echo(selected, err=True)
     ss = select_groups(data, sequence_arg(countries), group_by)
     ss = select_bands_arg(ss, bands)
     if not is_quiet():
