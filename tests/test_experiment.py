@@ -1417,3 +1417,64 @@ def test_an_unaligned_southern_season_is_named_with_its_fix(tmp_path, caplog) ->
     run_experiment(aligned, sources=["FRA"], targets=["ARG"], methods=["rf-median1d"], seeds=[1],
                    output=tmp_path / "ok")  # fmt: skip
     assert not [r for r in caplog.records if "looks unaligned" in r.getMessage()]
+
+
+def test_where_selects_samples_before_grouping_and_decides_run_reuse(world, tmp_path) -> None:
+    meta = world.meta.copy()  # years that span the countries' regions, as CAWa's years do
+    meta["year"] = meta["region"].str[-2:].map({"R1": 2015, "R2": 2016, "R3": 2017})
+    years = dataclasses.replace(world, meta=meta)
+    plan = dict(group_by="year", sources=["2015"], targets=["2016"], seeds=[82])
+    mixed = _run(years, tmp_path / "exp", **plan)
+    note = [w for w in mixed.result.warnings if "mix" in w]
+    assert len(note) == 1 and note[0].startswith(
+        "Groups by 'year' mix regions (2015: ARG-R1, BEL-R1, FRA-R1, USA-R1; 2016: ARG-R2, "
+        "BEL-R2, FRA-R2, USA-R2): each pair of such groups is tagged as one scenario"
+    )
+    # the same experiment on the French samples only: other rows in both groups, so the
+    # runs trained on all four countries must not be reused
+    fra = {"country": ["FRA"]}
+    with pytest.raises(ExperimentMismatchError) as err:
+        _run(years, tmp_path / "exp", **plan, where=fra)
+    assert "differs in ['data of 2015', 'data of 2016']; the samples kept changed" in str(err.value)
+    lines: list[str] = []
+    rep = _run(years, tmp_path / "fra", **plan, where=fra, echo=lines.append)
+    n_fra = int((meta.country == "FRA").sum())
+    assert any(ln.endswith(f"where country=FRA ({n_fra} of {len(meta)} samples)") for ln in lines)
+    assert not any("mix" in w for w in rep.result.warnings)  # one region a year now
+    saved = json.loads((tmp_path / "fra/config.json").read_text())
+    assert saved["config"]["where"] == fra and "where" not in saved["identity"]
+    run = rep.result.runs.iloc[0]
+    n_target = int(((meta.country == "FRA") & (meta.year == 2016)).sum())
+    assert run.n_scored + run.n_excluded == n_target
+    pred = pd.read_parquet(tmp_path / "fra/runs/rf-median1d/2015/seed82/predictions.parquet")
+    assert pred.sample_id.str.startswith("FRA_").all() and len(pred) == n_target
+    # another selection that keeps the same samples in each group: the runs are reused
+    done = tmp_path / "fra/runs/rf-median1d/2015/seed82/metrics.json"
+    stamp = done.stat().st_mtime_ns
+    same = {"country": "FRA", "region": ["FRA-R1", "FRA-R2"]}
+    again = _run(years, tmp_path / "fra", **plan, where=same)
+    assert done.stat().st_mtime_ns == stamp
+    pd.testing.assert_frame_equal(rep.result.runs, again.result.runs)
+    saved = json.loads((tmp_path / "fra/config.json").read_text())["config"]
+    assert saved["where"] == {"country": ["FRA"], "region": ["FRA-R1", "FRA-R2"]}
+
+
+def test_transfer_cli_where(world, tmp_path) -> None:
+    path = tmp_path / "world.npz"
+    world.save(path)
+    args = ["transfer", "--data", str(path), "--group-by", "region", "--source", "FRA-R1",
+            "--targets", "FRA-R2", "--methods", "rf-median1d", "--seeds", "82"]  # fmt: skip
+    runner = CliRunner()
+    res = runner.invoke(cli, [*args, "--where", "country=FRA", "-o", str(tmp_path / "exp")])
+    assert res.exit_code == 0, res.output
+    n_fra = int((world.meta.country == "FRA").sum())
+    assert f"where country=FRA ({n_fra} of {world.n_samples} samples)" in res.output
+    config = json.loads((tmp_path / "exp/config.json").read_text())["config"]
+    assert config["where"] == {"country": ["FRA"]}
+    res = runner.invoke(cli, [*args, "--where", "country=FR", "-o", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.output.strip().splitlines()[-1] == (
+        "Error: column 'country' holds no value 'FR' (did you mean 'FRA'?); its values: ARG, "
+        "BEL, FRA, USA"
+    )
+    assert not (tmp_path / "b").exists()

@@ -19,6 +19,8 @@ from cropglobe.cli._common import (
     read_option,
     read_options_arg,
     training_options,
+    where_arg,
+    where_option,
 )
 
 
@@ -79,6 +81,7 @@ class ListOptionsCommand(click.Command):
 )
 @data_option
 @read_option
+@where_option
 @bands_option
 @click.option(
     "--source",
@@ -161,6 +164,7 @@ def command(
     ctx: click.Context,
     data_path: Path,
     read_option: tuple[str, ...],
+    where: tuple[str, ...],
     bands: str | None,
     sources: tuple[str, ...],
     targets: tuple[str, ...],
@@ -186,6 +190,7 @@ def command(
     from cropglobe.evaluate.experiment import run_experiment
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_seeds, parse_shifts, sequence_arg
 
+    conditions = where_arg(where)  # a malformed --where fails before the data are read
     extra = list(ctx.args)
     if extra:
         hint = (
@@ -227,6 +232,7 @@ def command(
             model_options=parse_model_options(model_option),
             bands=bands_arg(bands),
             read_options=read_options_arg(read_option),
+            where=conditions,
             echo=None if is_quiet() else click.echo,
         )
     except KeyboardInterrupt:

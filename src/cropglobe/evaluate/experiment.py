@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from cropglobe.evaluate.transfer import (
     resolve_groups,
     run_transfer,
 )
-from cropglobe.series import SeriesSet, TimeGrid
+from cropglobe.series import SeriesSet, TimeGrid, where_text
 from cropglobe.workflow import suggest_group
 
 __all__ = ["ExperimentReport", "load_series", "run_experiment"]
@@ -107,6 +107,7 @@ def run_experiment(
     baseline: str | None = None,
     bands: Sequence[str] | None = None,
     read_options: dict[str, Any] | None = None,
+    where: Mapping[str, Any] | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
@@ -116,6 +117,9 @@ def run_experiment(
     ``bands``: the models see only these bands of the data (all when None); the data's
     fingerprints, and so the experiment's identity, follow. ``read_options`` go to the reader
     of a ``data`` path (:func:`cropglobe.io.read_dataset`) and are saved with the config.
+    ``where``: keep only the samples whose metadata hold these values before grouping
+    (``{"region": ["Fergana"]}``, compared as :meth:`SeriesSet.where` does); saved with the
+    config, and the groups' fingerprints follow the samples kept.
     """
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
@@ -132,6 +136,11 @@ def run_experiment(
         (data, data) if isinstance(data, SeriesSet) else _load_series(data, **(read_options or {}))
     )
     filled_here = observed is not ss  # raw observations, composited and gap-filled above
+    selected = ""  # what `where` kept, for the config line
+    if where:  # on the data's own column types, before groups become text
+        before, rows = ss.n_samples, ss.where_rows(**where)
+        ss, observed = ss.subset(rows), observed.subset(rows)
+        selected = f", where {where_text(where)} ({ss.n_samples:,} of {before:,} samples)"
     if bands is not None:  # the phenology figure keeps every band (NDVI needs B04 and B08)
         ss = ss.select_bands(list(bands))
     if ss.n_samples == 0:
@@ -194,14 +203,14 @@ def run_experiment(
         if group_by == "country" and in_release:
             from cropglobe.io.cropglobe_npz import expected_file
 
-            where = expected_file(ss.attrs["root"], ss.attrs["kind"], g)
-            if where.exists():  # the file is there but none of its samples is usable
+            expected = expected_file(ss.attrs["root"], ss.attrs["kind"], g)
+            if expected.exists():  # the file is there but none of its samples is usable
                 raise DataFormatError(
-                    f"{where}: none of its samples has observations, so country {g!r} has "
+                    f"{expected}: none of its samples has observations, so country {g!r} has "
                     "nothing to train or test on; check the file or drop the country"
                 )
             raise MissingFileError(
-                f"{where}: no such file, so country {g!r} is not in the data; countries with "
+                f"{expected}: no such file, so country {g!r} is not in the data; countries with "
                 f"files: {', '.join(groups)}; add its file or drop it from the sources/targets"
             )
         raise DataFormatError(
@@ -283,6 +292,10 @@ def run_experiment(
         skip_pairs=skip_pairs,
         model_options={k: dict(v) for k, v in (model_options or {}).items()},
         read_options=dict(read_options or {}),
+        where={
+            str(k): list(v) if isinstance(v, list | tuple | set | frozenset) else [v]
+            for k, v in (where or {}).items()
+        },
     )
     check_plan(ss, config)
     if echo:
@@ -301,7 +314,7 @@ def run_experiment(
         echo(
             f"config: sources {config.sources}, targets {config.targets}, methods "
             f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
-            f"{training}window {window}, device {device}"
+            f"{training}window {window}, device {device}{selected}"
         )
     # one process per folder: a second one would mix its runs and staging with this one's
     with folder_lock(output, "cropglobe transfer"):

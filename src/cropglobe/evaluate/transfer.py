@@ -71,6 +71,7 @@ PLAN_FIELDS = (
     "tta",
     "skip_pairs",
     "read_options",  # how the data were read: the group fingerprints say whether they changed
+    "where",  # which rows were kept: likewise
 )
 
 
@@ -106,6 +107,10 @@ class ExperimentConfig:
             elsewhere), ``"fp32"`` or ``"bf16"`` (autocast on any device).
         read_options: the settings the data's reader was given (``sample_column=`` …), for
             the record; not part of the identity (the data's fingerprints are).
+        where: the metadata values the samples were selected by before grouping
+            (``{"region": ["Fergana"]}``, see :meth:`SeriesSet.where`), for the record; not
+            part of the identity: the fingerprint of each group's samples is, so runs of a
+            group whose samples the selection changed are not reused.
         extra: your own notes on the experiment (JSON-ready), saved in ``config.json``; no
             method reads them, but they are part of its identity, so a folder holding an
             experiment with other notes is refused as a different one.
@@ -146,6 +151,7 @@ class ExperimentConfig:
     skip_pairs: list[list[str]] = field(default_factory=list)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     read_options: dict[str, Any] = field(default_factory=dict)
+    where: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from cropglobe.models.registry import MODELS
@@ -506,9 +512,18 @@ def _check_output(
         if not _finished_runs(output):  # e.g. a first try stopped before any run finished
             logger.info("no run in %s has finished; its new configuration replaces the old", output)
             return
+        saved = old.get("config")
+        old_where = (saved.get("where") if isinstance(saved, dict) else None) or {}
+        selection = (
+            f"; the samples kept changed with the selection (where {old_where or 'none'} "
+            f"then, {config.where or 'none'} now)"
+            if any(d.startswith("data of ") for d in diff) and old_where != config.where
+            else ""
+        )
         raise ExperimentMismatchError(
-            f"{output} holds runs of a different experiment (differs in {diff}); choose "
-            "another --output folder or delete the old one (its runs were left untouched)"
+            f"{output} holds runs of a different experiment (differs in {diff}{selection}); "
+            "choose another --output folder or delete the old one (its runs were left "
+            "untouched)"
         )
     # groups the folder's earlier runs used stay recorded for later reruns
     config.group_fingerprints = {**old_groups, **config.group_fingerprints}
@@ -1126,6 +1141,9 @@ def _run_transfer(
     _write_config(out, config, used_countries)
     if progress:
         progress(f"config saved in {out / 'config.json'}")
+    said = _mixed_groups_note(data, groups, config.group_by, used)  # before the training
+    for msg in said:
+        logger.warning(msg)
 
     exp = _Experiment(data, groups, countries, config)
     unknown = _unknown_countries(
@@ -1233,6 +1251,7 @@ def _run_transfer(
     warnings = [*notes, *_vanished_notes(vanished, adapted_runs)]
     for msg in warnings:
         logger.warning(msg)
+    warnings = [*said, *warnings]
     return ExperimentResult(
         pd.DataFrame(rows),
         pd.DataFrame(per_class),
@@ -1242,6 +1261,43 @@ def _run_transfer(
         time.perf_counter() - t0,
         warnings,
     )
+
+
+#: columns of places a group of another column may mix, finest first, and their plurals
+_PLACES = {"region": "regions", "country": "countries"}
+
+#: the most groups a note lists
+_NOTE_GROUPS = 12
+
+
+def _mixed_groups_note(
+    data: SeriesSet, groups: NDArray[Any], group_by: str, used: Sequence[str]
+) -> list[str]:
+    """A note (one line, or none) when some of the groups used hold several regions (else
+    several countries): ``--group-by year`` on data of several regions pools them, so a
+    pair of years is tagged and scored as one scenario over all of their regions."""
+    if group_by == "country":  # a country's regions are its own: nothing mixed
+        return []
+    for column, plural in _PLACES.items():
+        if column == group_by or column not in data.meta.columns:
+            continue
+        values = data.meta[column]
+        held = {g: sorted(set(values[groups == g].dropna().astype(str))) for g in used}
+        if all(len(v) <= 1 for v in held.values()):
+            continue
+        listed = [f"{g}: {', '.join(v) or '(none)'}" for g, v in held.items()]
+        if len(listed) > _NOTE_GROUPS:
+            listed = [*listed[:_NOTE_GROUPS], f"… ({len(listed)} groups)"]
+        counts = pd.Series([v for held_by in held.values() for v in held_by]).value_counts()
+        common = str(counts.index[0])  # the value most groups hold: the likely subject
+        return [
+            f"Groups by {group_by!r} mix {plural} ({'; '.join(listed)}): each pair of such "
+            f"groups is tagged as one scenario and scored over all of their {plural} "
+            f"together. To compare within one {column}, keep only its samples "
+            f"(--where {column}={common} on the command line, "
+            f"SeriesSet.where({column}={common!r}) in Python)."
+        ]
+    return []
 
 
 def _unplanned_note(out: Path, plan: Sequence[tuple[str, str, int]]) -> list[str]:
