@@ -143,3 +143,33 @@ def test_cawa_year_by_year_within_fergana(shared_data) -> None:
     assert desc["where"]["samples_kept"] == 2419  # DATA.md: Fergana (2011, 2015–2018; 2,419)
     totals = {year: c["total"] for year, c in desc["class_counts"].items()}
     assert totals == {"2011": 213, "2015": 311, "2016": 1250, "2017": 340, "2018": 305}
+
+
+def test_predict_selects_a_table_on_its_own_year_before_compositing(tmp_path) -> None:
+    """On a July-June model the composited ``year`` is the season's start year; --where
+    year=2023 means the table's own (harvest) year 2023, as in info, composite and train."""
+    rows = [
+        {"sample_id": f"a{i}", "date": f"{y - 1 + (m < 7)}-{m:02d}-15", "year": y,
+         "label": ("corn", "soybeans")[i % 2], "country": "ARG", "B04": 500.0,
+         "B08": 1000.0 + (400 if m in (1, 2) else 0) * (1 + i % 2)}
+        for i, y in enumerate([2023] * 4 + [2024] * 4)
+        for m in (7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6)
+    ]  # fmt: skip
+    table = tmp_path / "arg.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    runner = CliRunner()
+    series = tmp_path / "arg.npz"
+    res = runner.invoke(cli, ["composite", str(table), "--grid", "monthly", "--anchor", "07-01",
+                              "-o", str(series)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "rf"
+    res = runner.invoke(cli, ["train", "--data", str(series), "--country", "ARG", "--model",
+                              "random_forest", "--model-option", "n_estimators=5", "--window",
+                              "all", "-o", str(model)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "p.csv"
+    res = runner.invoke(cli, ["predict", str(model), "--data", str(table), "--where",
+                              "year=2023", "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "where year=2023: 4 of 8 samples kept" in res.output
+    assert pd.read_csv(out)["sample_id"].tolist() == ["a0", "a1", "a2", "a3"]

@@ -1387,6 +1387,7 @@ def test_group_names_of_another_spelling_get_the_right_hint(world, tmp_path) -> 
         suggest_group(data, "Samarkhand", ["Fergana", "Samarkand"], "region")
     suggest_group(data, "Tashkent", ["Fergana", "Samarkand"], "region")  # no near name
     suggest_group(data, "DEU", ["BEL", "FRA"], "country")  # a real country the data lacks
+    suggest_group(data, "2019", ["2015", "2018"], "year")  # a year is no misspelt one
     assert not (tmp_path / "a").exists()
 
 
@@ -1412,6 +1413,14 @@ def test_an_unaligned_southern_season_is_named_with_its_fix(tmp_path, caplog) ->
     assert [m.split(":")[0] for m in said] == ["ARG", "AUS"]
     assert all("Fix: shift_anchor(ss, '07-01'" in m for m in said)
     assert html.escape(said[0]) in rep.report.read_text()
+    # read from a CropGlobe folder, the fix re-anchors the country's own file, not them all
+    write_world(world, tmp_path / "w")
+    caplog.clear()
+    run_experiment(tmp_path / "w", sources=["FRA"], targets=["ARG"], methods=["rf-median1d"],
+                   seeds=[1], output=tmp_path / "fromfiles")  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if "looks unaligned" in r.getMessage()]
+    assert len(said) == 1 and "Fix: cropglobe composite " in said[0]
+    assert "median_S2_ARG_month1-12_day5.npz -o" in said[0]
     caplog.clear()
     aligned = simulate_world(("FRA", "ARG"), 60, random_state=0)  # rotated: no warning
     run_experiment(aligned, sources=["FRA"], targets=["ARG"], methods=["rf-median1d"], seeds=[1],

@@ -382,7 +382,14 @@ def test_single_class_cells_are_marked_and_counted(tmp_path, monkeypatch) -> Non
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.0005, "+0.0005"), (-0.04, "-0.04"), (0.0, "+0.0"), (2.449, "+2.4"), (np.nan, "n/a")],
+    [
+        (0.0005, "+0.0005"),
+        (-0.04, "-0.04"),
+        (0.0, "+0.0"),
+        (2.449, "+2.4"),
+        (np.nan, "n/a"),
+        (3e-7, "+3e-07"),
+    ],
 )
 def test_interval_bounds_never_round_to_zero(value: float, text: str) -> None:
     from cropglobe.report.transfer import signed_points
@@ -392,7 +399,15 @@ def test_interval_bounds_never_round_to_zero(value: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("p", "text"),
-    [(0.049938, "0.0499"), (0.0504, "0.050"), (0.05, "0.050"), (0.2, "0.200"), (0.0004, "< 0.001")],
+    [
+        (0.049938, "0.0499"),
+        (0.04996, "0.04996"),
+        (0.049999, "0.049999"),
+        (0.0504, "0.050"),
+        (0.05, "0.050"),
+        (0.2, "0.200"),
+        (0.0004, "< 0.001"),
+    ],
 )
 def test_p_values_never_round_across_five_percent(p: float, text: str) -> None:
     from cropglobe.report.transfer import p_text

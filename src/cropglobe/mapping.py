@@ -52,7 +52,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path, folder_lock
-from cropglobe.composite import composite_dense, fill_gaps
+from cropglobe.composite import auto_max_gap, composite_dense, fill_gaps
 from cropglobe.errors import CropGlobeError, DataFormatError, GridError, ModelError, ParameterError
 from cropglobe.io.raster import RasterStack, Window, open_stack, stack_from_xarray, to_float
 from cropglobe.series import SeriesSet, day_of_season
@@ -214,10 +214,11 @@ def _composite_pixels(
         reducer=comp.get("reducer", "median"),
     )
     if comp.get("fill"):
+        gap = comp.get("max_gap_days", "auto")  # as composite() fills when the card does not say
         out = fill_gaps(
             out,
             grid,
-            max_gap_days=comp.get("max_gap_days", 30),
+            max_gap_days=auto_max_gap(grid) if gap == "auto" else gap,
             edge=comp.get("edge", "hold"),
         )
     return out

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError, LabelError, ParameterError
-from cropglobe.series import SeriesSet
+from cropglobe.series import Observations, SeriesSet
 
 __all__ = [
     "TrainSummary",
@@ -130,6 +130,8 @@ def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str
                 )
     if _is_country(name):
         return  # a real country the data lacks is no typo (the caller names the missing file)
+    if _is_number(name):
+        return  # 2019 is no misspelling of 2018: the caller lists the groups present
     import difflib
 
     lower = {g.lower(): g for g in groups}
@@ -139,6 +141,14 @@ def suggest_group(ss: SeriesSet, name: str, groups: Sequence[str], group_by: str
             f"group {name!r} is not in the data's {group_by!r} column; did you mean "
             f"{lower[near[0]]!r}? present: {', '.join(groups)}"
         )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def train_to_folder(
@@ -347,16 +357,22 @@ def _fit_classical(name: str, seed: int, options: dict[str, Any], x: Any, y: Any
 
 
 def series_for_model(
-    path: str | os.PathLike[str], model_dir: str | os.PathLike[str], **read_options: Any
+    path: str | os.PathLike[str] | SeriesSet | Observations,
+    model_dir: str | os.PathLike[str],
+    **read_options: Any,
 ) -> SeriesSet:
     """Read a dataset for a model folder: raw observation tables are composited to the model's
     own grid, the way its training data were (the card's ``features["composite"]``; gap
-    filling with the defaults of training from a table when the card does not say)."""
+    filling with the defaults of training from a table when the card does not say).
+
+    ``path`` may also be data already read (a selection of a table's samples, say: it is then
+    selected on the table's own columns, before compositing sets ``year`` to the season)."""
     from cropglobe.io import read_dataset
     from cropglobe.models.folder import read_card
-    from cropglobe.series import Observations
 
-    data = read_dataset(path, **read_options)
+    data = (
+        path if isinstance(path, SeriesSet | Observations) else read_dataset(path, **read_options)
+    )
     if isinstance(data, Observations):
         from cropglobe.composite import composite
 
@@ -367,12 +383,14 @@ def series_for_model(
             card.grid,
             mask=comp.get("mask", "auto"),
             fill=comp.get("fill", True),
-            max_gap_days=comp.get("max_gap_days", 30),
+            max_gap_days=comp.get("max_gap_days", "auto"),
             edge=comp.get("edge", "hold"),
             reducer=comp.get("reducer", "median"),
             allow_empty=True,
         )
-        logger.info("composited %s to the model's grid (%s)", path, card.grid)
+        logger.info(
+            "composited %s to the model's grid (%s)", data.attrs.get("source", path), card.grid
+        )
     return data.drop_empty()
 
 

@@ -85,8 +85,12 @@ def command(
     check_table_path(output)  # before the work: a typo in -o must not waste it
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
     where_arg(where)  # a malformed --where fails before the data are read
-    data = series_for_model(data_path, model_dir, **read_options_arg(read_option))
-    data, selected = apply_where(data, where)
+    from cropglobe.io import read_dataset
+
+    # selected on the data's own columns, before a table is composited (which sets ``year``
+    # to the season's start year on a July-June grid)
+    raw, selected = apply_where(read_dataset(data_path, **read_options_arg(read_option)), where)
+    data = series_for_model(raw, model_dir)
     if selected and not is_quiet():
         click.echo(selected, err=True)
     ss = select_groups(data, sequence_arg(countries), group_by)

@@ -230,12 +230,14 @@ def run_experiment(
     filled_notes = (
         _filled_share_notes(ss, observed, group_by, [*src, *tgt], window) if filled_here else []
     )
+    # a CropGlobe folder: the fix names each country's own file (season_findings finds it)
+    folder = not isinstance(data, SeriesSet) and Path(data).is_dir() and "files" in observed.attrs
     season_notes = _season_notes(
         observed,
         group_by,
         [*src, *tgt],
         window,
-        source=None if isinstance(data, SeriesSet) else data,
+        source=None if isinstance(data, SeriesSet) or folder else data,
         observations=filled_here,
     )
     for msg in [*filled_notes, *season_notes]:
@@ -512,7 +514,17 @@ def _season_notes(
     except (BandError, ParameterError) as exc:  # no NDVI, or a window the check cannot use
         logger.debug("season check skipped: %s", exc)
         return []
-    return [f"{f.message}. Fix: {f.fix}" for f in found if f.unaligned]
+    notes = []
+    several = len(set(observed.meta[group_by].astype(str))) > 1
+    for f in found:
+        if not f.unaligned:
+            continue
+        fix = f.fix
+        if source is not None and several and fix.startswith("cropglobe composite "):
+            # the file holds other groups too: re-anchor this one only
+            fix = fix.replace(" -o ", f" --where {group_by}={f.group} -o ", 1)
+        notes.append(f"{f.message}. Fix: {fix}")
+    return notes
 
 
 def _day_ranges(days: NDArray[np.float64], grid: TimeGrid) -> str:

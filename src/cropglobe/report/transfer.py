@@ -418,21 +418,23 @@ def signed_points(v: float) -> str:
         return "n/a"
     text = f"{v:+.1f}"
     if v != 0 and float(text) == 0:
-        digits = min(9, int(-math.floor(math.log10(abs(v)))))
-        text = f"{v:+.{digits}f}"
+        digits = int(-math.floor(math.log10(abs(v))))
+        text = f"{v:+.{digits}f}" if digits <= 4 else f"{v:+.0e}"  # +0.0005, or +3e-07
     return text
 
 
 def p_text(p: float) -> str:
-    """A p-value, three decimals; four where three would carry it across 0.05 (0.0499 is not
-    "0.050")."""
+    """A p-value, three decimals; more where three would carry it across 0.05 (0.0499 is not
+    "0.050", 0.049999 not "0.0500")."""
     if not np.isfinite(p):
         return "n/a"
     if p < 0.001:
         return "< 0.001"
     text = f"{p:.3f}"
-    if (p < 0.05) != (float(text) < 0.05):
-        text = f"{p:.4f}"
+    digits = 3
+    while (p < 0.05) != (float(text) < 0.05) and digits < 12:
+        digits += 1
+        text = f"{p:.{digits}f}"
     return text
 
 
