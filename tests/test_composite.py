@@ -829,3 +829,41 @@ def test_auto_max_gap_bridges_one_missing_step_on_coarse_grids(grid, days) -> No
         v[0, 7:9] = np.nan
         out = fill_gaps(v, grid, max_gap_days=auto_max_gap(grid))
         assert np.isfinite(out[0, 3]) and np.isnan(out[0, 7:9]).all()
+
+
+def _invoke(args: list[str]) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.composite import command
+
+    res = CliRunner().invoke(command, [*args, "-q"])
+    return res.exit_code, res.output
+
+
+def test_cli_composite_keeps_a_series_anchor_unless_anchor_is_given(tmp_path: Path) -> None:
+    obs = _arg_obs()
+    jul = composite(obs, TimeGrid.monthly("07-01"))
+    src, out = tmp_path / "jul.npz", tmp_path / "out.npz"
+    jul.save(src)
+    for extra in ([], ["--where", "country=ARG"], ["--grid", "monthly"], ["--window", "121-300"]):
+        code, text = _invoke([str(src), "-o", str(out), *extra])
+        assert code == 0, (extra, text)
+        got = SeriesSet.load(out)
+        assert got.grid.anchor == "07-01", extra
+    np.testing.assert_array_equal(got.values, select_window(jul, 121, 300).values)
+    # a series cut to a window is written as it is (no whole season needed: nothing shifts)
+    cut = tmp_path / "cut.npz"
+    select_window(composite(obs, TimeGrid.cropglobe(), season_year=2023), 121, 334).save(cut)
+    code, text = _invoke([str(cut), "-o", str(out)])
+    assert code == 0, text
+    assert SeriesSet.load(out).n_steps == 43
+    # an explicit --anchor 01-01 still re-anchors (and asks for the next season)
+    code, text = _invoke([str(src), "-o", str(out), "--anchor", "01-01"])
+    assert code == 2 and "--next-season FILE" in text
+
+
+def test_shift_anchor_to_the_same_anchor_keeps_a_cut_series() -> None:
+    cut = select_window(composite(_arg_obs(), TimeGrid.cropglobe(), season_year=2023), 121, 334)
+    same = shift_anchor(cut, "01-01")
+    assert same.grid.same_axis(cut.grid)
+    np.testing.assert_array_equal(same.values, cut.values)

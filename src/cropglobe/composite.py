@@ -1070,6 +1070,8 @@ def shift_anchor(
             together with a neighbour season.
     """
     a0, a1 = parse_anchor(ss.grid.anchor), parse_anchor(anchor)
+    if a0 == a1:
+        return _with_values(ss, ss.values.copy(), ss.grid)  # the same season: nothing to move
     if ss.grid.edges[0] != 1 or ss.grid.edges[-1] != 366:
         raise GridError(
             f"shift_anchor needs series over a whole season (days 1–365), got grid '{ss.grid}'; "
@@ -1081,8 +1083,6 @@ def shift_anchor(
             "either wrap=True or previous_season=/next_season=, not both"
         )
     dst = _grid_like(ss.grid, anchor)
-    if a0 == a1:
-        return resample(ss, dst)
     delta = _season_delta(ss.grid.anchor, anchor)
     src = ss.grid
     needed, unused = ("previous", "next") if delta < 0 else ("next", "previous")

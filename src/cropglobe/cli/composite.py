@@ -91,7 +91,8 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     default="01-01",
     show_default=True,
     help="First day of the season, MM-DD (07-01 for a July–June southern season: with a year "
-    "column of label year 2023 it composites July 2022 – June 2023).",
+    "column of label year 2023 it composites July 2022 – June 2023). A series input keeps its "
+    "anchor unless this is given.",
 )
 @click.option("--window", default=None, help="Keep only days of season START-END, e.g. 121-334.")
 @click.option(
@@ -191,19 +192,20 @@ def command(
     read_options = read_options_arg(read_option)
     where_arg(where)  # a malformed --where fails before the data are read
     ctx = click.get_current_context()
+    explicit = {
+        name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+        for name in ("season_year", "mask", "allow_empty", "fmt", "fill", "anchor")
+    }
     data = _read_input(input_path, fmt, read_options)
     if data is not None and not isinstance(data, Observations):
         data, picked = apply_where(data, where)
         if picked and not is_quiet():
             click.echo(picked, err=True)
-        explicit = {
-            name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
-            for name in ("season_year", "mask", "allow_empty", "fmt", "fill")
-        }
         series = _reanchor(
             input_path,
             data,
-            anchor=anchor,
+            # a series keeps its own season unless --anchor is given
+            anchor=anchor if explicit["anchor"] else data.grid.anchor,
             grid_name=grid_name,
             previous=previous_season,
             following=next_season,
@@ -373,10 +375,13 @@ def _reanchor(
                 f"--wrap-season and --{need}-season both give the {need} season; pass one"
             )
     nb = None if need is None or given[need] is None else given[need]
-    kw: dict[str, Any] = {"wrap": wrap}
-    if nb is not None:
-        kw[f"{need}_season"] = _read_series(nb, f"--{need}-season", read_options)
-    out = shift_anchor(ss, anchor, **kw)
+    if need is None:
+        out = ss  # the same season: nothing to shift (a series cut to a window stays as it is)
+    else:
+        kw: dict[str, Any] = {"wrap": wrap}
+        if nb is not None:
+            kw[f"{need}_season"] = _read_series(nb, f"--{need}-season", read_options)
+        out = shift_anchor(ss, anchor, **kw)
     if grid_name is not None:
         out = resample(out, _grid(grid_name, anchor))
     if fill:
