@@ -867,3 +867,21 @@ def test_shift_anchor_to_the_same_anchor_keeps_a_cut_series() -> None:
     same = shift_anchor(cut, "01-01")
     assert same.grid.same_axis(cut.grid)
     np.testing.assert_array_equal(same.values, cut.values)
+
+
+def test_cli_composite_max_gap_fills_a_series_and_records_it(tmp_path: Path) -> None:
+    grid = TimeGrid.monthly()
+    v = np.arange(12, dtype=np.float32)[None, None].repeat(2, axis=1) + 100
+    v[..., 5] = np.nan  # one missing month
+    src, out = tmp_path / "gap.npz", tmp_path / "out.npz"
+    _series(v, grid).save(src)
+    code, text = _invoke([str(src), "-o", str(out), "--max-gap", "62"])
+    assert code == 0, text
+    got = SeriesSet.load(out)
+    np.testing.assert_allclose(got.values[0, :, 5], 105.0)
+    assert got.attrs["composite"]["fill"] is True
+    assert got.attrs["composite"]["max_gap_days"] == 62
+    code, text = _invoke([str(src), "-o", str(out)])  # no filling asked for: kept as it is
+    assert code == 0 and np.isnan(SeriesSet.load(out).values[0, :, 5]).all()
+    code, text = _invoke([str(src), "-o", str(out), "--no-fill", "--max-gap", "62"])
+    assert code == 2 and "--max-gap 62" in text and "--no-fill" in text

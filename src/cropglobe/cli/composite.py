@@ -100,7 +100,8 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     default="auto",
     show_default=True,
     help="Longest gap (days) bridged by linear gap filling; 'none' bridges all; 'auto': 30, "
-    "or one missing step on grids coarser than 15 days (62 days on the monthly grid).",
+    "or one missing step on grids coarser than 15 days (62 days on the monthly grid). A series "
+    "input is gap-filled only when this or --fill is given.",
 )
 @click.option("--fill/--no-fill", default=True, show_default=True, help="Fill gaps linearly.")
 @click.option(
@@ -194,8 +195,13 @@ def command(
     ctx = click.get_current_context()
     explicit = {
         name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
-        for name in ("season_year", "mask", "allow_empty", "fmt", "fill", "anchor")
+        for name in ("season_year", "mask", "allow_empty", "fmt", "fill", "anchor", "max_gap")
     }
+    if explicit["max_gap"] and explicit["fill"] and not fill:
+        raise ParameterError(
+            f"--max-gap {max_gap} sets the longest gap that gap filling bridges, but --no-fill "
+            "turns filling off; drop one of them"
+        )
     data = _read_input(input_path, fmt, read_options)
     if data is not None and not isinstance(data, Observations):
         data, picked = apply_where(data, where)
@@ -210,7 +216,8 @@ def command(
             previous=previous_season,
             following=next_season,
             wrap=wrap_season,
-            fill=fill and explicit["fill"],
+            # filling a series is asked for: --fill, or a --max-gap to bridge
+            fill=fill and (explicit["fill"] or explicit["max_gap"]),
             gap=gap,
             explicit=explicit,
             read_options=read_options,
@@ -387,6 +394,13 @@ def _reanchor(
     if fill:
         days = auto_max_gap(out.grid) if gap == "auto" else gap
         out = dataclasses.replace(out, values=fill_gaps(out.values, out.grid, max_gap_days=days))
+        attrs = dict(out.attrs)
+        attrs["composite"] = {
+            **dict(attrs.get("composite") or {}),
+            "fill": True,
+            "max_gap_days": days,
+        }
+        out = dataclasses.replace(out, attrs=attrs)
     return out
 
 
