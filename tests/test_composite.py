@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -885,3 +886,63 @@ def test_cli_composite_max_gap_fills_a_series_and_records_it(tmp_path: Path) -> 
     assert code == 0 and np.isnan(SeriesSet.load(out).values[0, :, 5]).all()
     code, text = _invoke([str(src), "-o", str(out), "--no-fill", "--max-gap", "62"])
     assert code == 2 and "--max-gap 62" in text and "--no-fill" in text
+
+
+def _two_country_series(year: int) -> SeriesSet:
+    grid = TimeGrid.monthly()
+    n = 6
+    v = np.linspace(0, 1, 12, dtype=np.float32)[None, None].repeat(n, 0).repeat(2, 1)
+    v = v + np.arange(n, dtype=np.float32)[:, None, None] + year
+    meta = pd.DataFrame(
+        {"sample_id": [f"s{i}" for i in range(n)], "country": ["ARG"] * 3 + ["AUS"] * 3,
+         "year": year}
+    )  # fmt: skip
+    labels = np.array([0, 1, 0, 1, 1, 0])
+    return SeriesSet(v, ("B04", "B08"), grid, labels, ("corn", "soybeans"), meta)
+
+
+def test_cli_neighbour_season_takes_where_and_must_hold_the_same_samples(tmp_path: Path) -> None:
+    cur, prev = _two_country_series(2023), _two_country_series(2022)
+    f_cur, f_prev, out = tmp_path / "cur.npz", tmp_path / "prev.npz", tmp_path / "out.npz"
+    cur.save(f_cur)
+    prev.save(f_prev)
+    args = [str(f_cur), "-o", str(out), "--anchor", "07-01", "--where", "country=ARG"]
+    code, text = _invoke([*args, "--previous-season", str(f_prev)])
+    assert code == 0, text
+    want = shift_anchor(
+        cur.where(country="ARG"), "07-01", previous_season=prev.where(country="ARG")
+    )
+    np.testing.assert_array_equal(SeriesSet.load(out).values, want.values)
+    # Australia's previous season for Argentina's samples: refused, naming the option
+    f_aus = tmp_path / "aus.npz"
+    aus = prev.where(country="AUS")
+    aus.save(f_aus)
+    code, text = _invoke([*args, "--previous-season", str(f_aus)])
+    assert code == 2 and f"--previous-season {f_aus}: column 'country'" in text, text
+    f_arg = tmp_path / "arg.npz"
+    cur.where(country="ARG").save(f_arg)
+    code, text = _invoke([str(f_arg), "-o", str(out), "--anchor", "07-01",
+                          "--previous-season", str(f_aus)])  # fmt: skip
+    assert code == 2 and f"--previous-season {f_aus} holds other samples than {f_arg}" in text
+    assert "previous_season" not in text and len(text.strip().splitlines()) == 1
+
+
+def test_shift_anchor_matches_the_neighbour_season_by_sample() -> None:
+    cur, prev = _two_country_series(2023), _two_country_series(2022)
+    want = shift_anchor(cur, "07-01", previous_season=prev)
+    shuffled = prev.subset(np.array([5, 4, 3, 2, 1, 0]))
+    got = shift_anchor(cur, "07-01", previous_season=shuffled)  # matched by sample_id
+    np.testing.assert_array_equal(got.values, want.values)
+    with pytest.raises(DataFormatError, match="previous_season holds other samples than ss"):
+        shift_anchor(
+            cur.subset(np.arange(3)), "07-01", previous_season=prev.subset(np.arange(3, 6))
+        )
+    # without sample ids: the same number of samples with the same labels
+    bare_cur = dataclasses.replace(cur, meta=cur.meta.drop(columns=["sample_id"]))
+    bare_prev = dataclasses.replace(prev, meta=prev.meta.drop(columns=["sample_id"]))
+    shift_anchor(bare_cur, "07-01", previous_season=bare_prev)
+    other = dataclasses.replace(bare_prev, labels=bare_prev.labels[::-1].copy())
+    with pytest.raises(DataFormatError, match="with other labels"):
+        shift_anchor(bare_cur, "07-01", previous_season=other)
+    with pytest.raises(DataFormatError, match="holds 3 samples, expected the same 6"):
+        shift_anchor(bare_cur, "07-01", previous_season=bare_prev.subset(np.arange(3)))

@@ -1096,16 +1096,7 @@ def shift_anchor(
         )
     other = given[needed]
     if other is not None:
-        if not other.grid.same_axis(src):
-            raise GridError(
-                f"{needed}_season is on grid '{other.grid}' but ss on '{src}'; composite both "
-                "to one grid"
-            )
-        if other.shape != ss.shape or other.bands != ss.bands:
-            raise DataFormatError(
-                f"{needed}_season has shape {other.shape} and bands {list(other.bands)}, "
-                f"expected the same samples and bands as ss: {ss.shape}, {list(ss.bands)}"
-            )
+        other = _match_neighbour(ss, other, f"{needed}_season", "ss")
         nb_values = other.values
     elif wrap:
         nb_values = ss.values
@@ -1129,6 +1120,61 @@ def shift_anchor(
     if wrap:
         attrs["shifted_wrapped"] = True
     return SeriesSet(vals, ss.bands, dst, ss.labels, ss.classes, meta, attrs)
+
+
+def _match_neighbour(ss: SeriesSet, other: SeriesSet, what: str, main: str) -> SeriesSet:
+    """``other`` (a neighbour season of ``ss``) checked to hold the same samples, bands and
+    grid, in ``ss``'s sample order; ``what`` and ``main`` name the two in errors
+    (``"previous_season"`` and ``"ss"``, or ``"--previous-season FILE"`` and the input file).
+
+    Same samples: the same ``sample_id`` values when both have the column (reordered to
+    ``ss``'s order), else the same number of samples with the same labels.
+
+    Raises:
+        GridError: another grid.
+        DataFormatError: other bands or samples.
+    """
+    if not other.grid.same_axis(ss.grid):
+        raise GridError(
+            f"{what} is on grid '{other.grid}' but {main} on '{ss.grid}'; composite both to one "
+            "grid"
+        )
+    if other.bands != ss.bands:
+        raise DataFormatError(
+            f"{what} holds bands {list(other.bands)}, expected the same bands as {main}: "
+            f"{list(ss.bands)}; pass the same samples' series of that season"
+        )
+    fix = "pass the same samples' series of that season (the same --where selection)"
+    if "sample_id" in ss.meta.columns and "sample_id" in other.meta.columns:
+        mine = ss.meta["sample_id"].astype(str).to_numpy()
+        theirs = other.meta["sample_id"].astype(str).to_numpy()
+        if not np.array_equal(mine, theirs):
+            pos = pd.Index(theirs)
+            missing = ~np.isin(mine, theirs)
+            if missing.any() or not pos.is_unique or mine.size != theirs.size:
+                extra = np.setdiff1d(theirs, mine)
+                raise DataFormatError(
+                    f"{what} holds other samples than {main}: {int(missing.sum())} of "
+                    f"{mine.size} sample ids of {main} are not in it (e.g. "
+                    f"{list(mine[missing][:3])}) and {extra.size} of its {theirs.size} are not "
+                    f"in {main}; {fix}"
+                )
+            other = other.subset(pos.get_indexer(pd.Index(mine)))
+        return other
+    if other.n_samples != ss.n_samples:
+        raise DataFormatError(
+            f"{what} holds {other.n_samples} samples, expected the same {ss.n_samples} samples "
+            f"as {main}; {fix}"
+        )
+    same = np.array_equal(np.asarray(other.labels), np.asarray(ss.labels)) and list(
+        other.classes
+    ) == list(ss.classes)
+    if not same:
+        raise DataFormatError(
+            f"{what} holds {other.n_samples} samples as {main} does but with other labels (no "
+            f"sample_id to match them); {fix}"
+        )
+    return other
 
 
 def _linear_nanfallback(

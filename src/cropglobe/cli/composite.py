@@ -26,7 +26,7 @@ from cropglobe.cli._common import (
     where_arg,
     where_option,
 )
-from cropglobe.errors import DataFormatError, ParameterError
+from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
 
 if TYPE_CHECKING:
     from cropglobe.series import SeriesSet, TimeGrid
@@ -221,6 +221,7 @@ def command(
             gap=gap,
             explicit=explicit,
             read_options=read_options,
+            where=where,
         )
         if win is not None:
             series = select_window(series, *win)
@@ -327,9 +328,11 @@ def _reanchor(
     gap: int | Literal["auto"] | None,
     explicit: dict[str, bool],
     read_options: dict[str, Any],
+    where: tuple[str, ...] = (),
 ) -> SeriesSet:
     """INPUT holds composited series: move them to the season starting ``anchor``."""
     from cropglobe.composite import (
+        _match_neighbour,
         auto_max_gap,
         fill_gaps,
         neighbour_season,
@@ -387,7 +390,16 @@ def _reanchor(
     else:
         kw: dict[str, Any] = {"wrap": wrap}
         if nb is not None:
-            kw[f"{need}_season"] = _read_series(nb, f"--{need}-season", read_options)
+            other = _read_series(nb, f"--{need}-season", read_options)
+            try:
+                other, _ = apply_where(other, where)  # the same samples as INPUT's
+            except CropGlobeError as err:
+                raise type(err)(
+                    f"--{need}-season {nb}: {err}; it must hold the same samples' series as "
+                    f"{path}, selected by the same --where"
+                ) from None
+            # checked here to name the option and the files, not shift_anchor's arguments
+            kw[f"{need}_season"] = _match_neighbour(ss, other, f"--{need}-season {nb}", str(path))
         out = shift_anchor(ss, anchor, **kw)
     if grid_name is not None:
         out = resample(out, _grid(grid_name, anchor))
