@@ -946,3 +946,21 @@ def test_shift_anchor_matches_the_neighbour_season_by_sample() -> None:
         shift_anchor(bare_cur, "07-01", previous_season=other)
     with pytest.raises(DataFormatError, match="holds 3 samples, expected the same 6"):
         shift_anchor(bare_cur, "07-01", previous_season=bare_prev.subset(np.arange(3)))
+
+
+def test_a_peak_is_the_centre_of_the_highest_contiguous_run() -> None:
+    centers = TimeGrid.monthly().centers
+    # highs in April–May (0.88, 0.90) and November (0.86), the minimum in August: the
+    # November bin is within 20 % of the amplitude too, but another peak
+    two = np.array([[0.3, 0.4, 0.6, 0.88, 0.9, 0.7, 0.4, 0.2, 0.4, 0.7, 0.86, 0.5]])
+    want = round((centers[3] + centers[4]) / 2, 1)
+    assert cmp._top_centre(two, centers, whole=False)[0] == want
+    assert cmp._top_centre(two, centers, whole=True)[0] == pytest.approx(want, abs=0.6)
+    # a December–January top wraps around the turn of the year on a whole-season grid
+    turn = np.array([[0.9, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.3, 0.5, 0.88]])
+    got = cmp._top_centre(turn, centers, whole=True)[0]
+    assert got > 360 or got < 5
+    # a missing bin inside the run neither counts nor ends it
+    gap = two.copy()
+    gap[0, 3], gap[0, 5] = -np.inf, 0.85
+    assert cmp._top_centre(gap, centers, whole=False)[0] == round((centers[4] + centers[5]) / 2, 1)

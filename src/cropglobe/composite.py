@@ -1271,9 +1271,10 @@ def _group_peaks(
 ) -> list[_GroupPeaks]:
     """Per group: the peak of each class's mean NDVI curve and whether it lies in ``window``.
 
-    A class's peak is the centre of its high season, the bins where its mean curve lies within
-    :data:`_TOP_SHARE` of its amplitude from the maximum (a circular mean on a whole-season
-    grid, so a December–January top is centred on the turn of the year): robust to the broad
+    A class's peak is the centre of its high season, the contiguous run of bins around the
+    maximum where its mean curve lies within :data:`_TOP_SHARE` of its amplitude from the
+    maximum (circular on a whole-season grid, so a December–January top is centred on the turn
+    of the year; a second, lower peak does not pull it): robust to the broad
     plateaus of perennial crops (sugarcane stays green for months, and the maximum of a noisy
     plateau can sit anywhere on it). A maximum on the first (last) bin with data, when the
     season goes on before (after) it — a grid cut to a window, or observations that stop in
@@ -1348,16 +1349,36 @@ def _group_peaks(
 def _top_centre(
     means: NDArray[np.float64], centers: NDArray[np.float64], *, whole: bool
 ) -> NDArray[np.float64]:
-    """(K,) centre (day of season) of the bins where each curve (K, T) lies within
-    :data:`_TOP_SHARE` of its amplitude from its maximum; ``-inf`` marks missing bins."""
+    """(K,) centre (day of season) of each curve's (K, T) high season: the contiguous run of
+    bins around its maximum that lie within :data:`_TOP_SHARE` of its amplitude from the
+    maximum (circular on a whole-season grid, so a December–January top is centred on the turn
+    of the year). High bins elsewhere — a second peak, say — do not count: the run of the
+    highest peak is taken. ``-inf`` marks missing bins; they neither count nor end a run."""
     finite = np.isfinite(means)
     hi = np.where(finite, means, -np.inf).max(axis=1, keepdims=True)
     lo = np.where(finite, means, np.inf).min(axis=1, keepdims=True)
     top = finite & (means >= hi - _TOP_SHARE * (hi - lo))
+    low = finite & ~top  # the bins that end a run
+    k, t = means.shape
+    run = np.zeros_like(top)
+    for i in range(k):
+        m = int(np.argmax(np.where(finite[i], means[i], -np.inf)))
+        run[i, m] = top[i, m]
+        for step in (-1, 1):
+            j = m
+            for _ in range(t - 1):
+                j += step
+                if whole:
+                    j %= t
+                elif not 0 <= j < t:
+                    break
+                if j == m or low[i, j]:
+                    break
+                run[i, j] = top[i, j]
     if not whole:
-        return np.round((top * centers).sum(axis=1) / np.maximum(top.sum(axis=1), 1), 1)
+        return np.round((run * centers).sum(axis=1) / np.maximum(run.sum(axis=1), 1), 1)
     angle = 2 * np.pi * (centers - 1) / 365
-    x, y = (top * np.cos(angle)).sum(axis=1), (top * np.sin(angle)).sum(axis=1)
+    x, y = (run * np.cos(angle)).sum(axis=1), (run * np.sin(angle)).sum(axis=1)
     return np.round((np.arctan2(y, x) % (2 * np.pi)) * 365 / (2 * np.pi) + 1, 1)
 
 
