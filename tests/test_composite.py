@@ -964,3 +964,29 @@ def test_a_peak_is_the_centre_of_the_highest_contiguous_run() -> None:
     gap = two.copy()
     gap[0, 3], gap[0, 5] = -np.inf, 0.85
     assert cmp._top_centre(gap, centers, whole=False)[0] == round((centers[4] + centers[5]) / 2, 1)
+
+
+def _feb_peak_series(labels: list[int], countries: list[str]) -> SeriesSet:
+    grid = TimeGrid.monthly()
+    feb = 0.2 + 0.6 * np.exp(-(((grid.centers - 45) / 30) ** 2))  # peaks in February
+    v = np.repeat(feb[None, None].astype(np.float32), len(labels), axis=0)
+    meta = pd.DataFrame({"sample_id": [str(i) for i in range(len(labels))], "country": countries})
+    return SeriesSet(v, ("NDVI",), grid, np.array(labels), ("corn", "other"), meta)
+
+
+def test_a_catch_all_or_unlabelled_only_group_does_not_vote_for_an_anchor() -> None:
+    # FRA: 12 'other' and 3 corn (left out, < 10); BRA: unlabelled only; both peak in February
+    labels = [1] * 12 + [0] * 3 + [-1] * 12
+    ss = _feb_peak_series(labels, ["FRA"] * 15 + ["BRA"] * 12)
+    rows = detect_season_alignment(ss).set_index("country")
+    assert not rows["unaligned"].any() and (rows["suggested_anchor"] == "").all()
+    assert "no checkable class" in rows.loc["FRA", "note"]
+    found = {f.group: f for f in season_findings(ss)}
+    assert set(found) == {"FRA", "BRA"}
+    assert not any(f.unaligned or f.outside for f in found.values())
+    assert "only the catch-all class 'other'" in found["FRA"].message
+    assert "only unlabelled samples" in found["BRA"].message
+    # a wholly unlabelled dataset still has a season of its own: it votes
+    bare = _feb_peak_series([-1] * 12, ["ARG"] * 12)
+    (only,) = season_findings(bare)
+    assert only.unaligned and only.suggested_anchor == "07-01"

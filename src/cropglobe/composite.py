@@ -1264,6 +1264,9 @@ class _GroupPeaks:
     outside: NDArray[np.bool_]  # (K,) peak outside the window (or on a cut edge of the grid)
     at_edge: NDArray[np.bool_]  # (K,) maximum on the first/last step with data, season going on
     observed: tuple[int, int]  # first and last day of season with data in the group's classes
+    # False when the group's only classes are the catch-all "other" or unlabelled samples (in
+    # labelled data): no crop season to time, so no vote for an anchor
+    checkable: bool = True
 
 
 def _group_peaks(
@@ -1296,6 +1299,7 @@ def _group_peaks(
     cut_start, cut_end = ss.grid.edges[0] > 1, ss.grid.edges[-1] < 366
     w0, w1 = window
     names = np.array([*ss.classes, "unlabelled"], dtype=object)
+    labelled_data = bool((np.asarray(ss.labels) >= 0).any())
     out: list[_GroupPeaks] = []
     for group in pd.unique(groups):  # loop over groups, vectorised inside
         in_g = groups == group
@@ -1317,6 +1321,7 @@ def _group_peaks(
         catch_all = names[uniq] == "other"
         if (use & ~catch_all).any():
             use &= ~catch_all
+        crops = use & ~catch_all & (~unlabelled if labelled_data else True)
         peak_bin = np.argmax(means, axis=1)[use]
         dos = _top_centre(means[use], centers, whole=not (cut_start or cut_end))
         # the first/last bin with a value: a curve whose maximum sits there, with no data
@@ -1341,6 +1346,7 @@ def _group_peaks(
                     int(ss.grid.edges[int(first.min())]) if first.size else 0,
                     int(ss.grid.edges[int(last.max()) + 1]) - 1 if last.size else 0,
                 ),
+                checkable=bool(crops.any()) or not use.any(),
             )
         )
     return out
@@ -1392,7 +1398,7 @@ def _best_anchor(gp: _GroupPeaks, anchor: str, window: tuple[int, int]) -> str |
     """The candidate anchor that puts most class peaks inside ``window`` (centred best on
     ties), when it puts more inside than ``anchor`` does; else None."""
     known = ~gp.at_edge  # peaks beyond the data have no known position
-    if not known.any():
+    if not gp.checkable or not known.any():
         return None
     doy = _calendar_doy(gp.peak_dos[known], anchor)
     w0, w1 = window
@@ -1419,7 +1425,9 @@ def detect_season_alignment(
 
     For each group (``meta[group_by]``, or one group ``"all"``) the class-mean NDVI curve of
     every class present (all samples together when unlabelled; the catch-all ``"other"`` only
-    when it is the only class) is computed and its peak found.
+    when it is the only class) is computed and its peak found. A group left with only the
+    catch-all class (or only unlabelled samples, in labelled data) has no crop season to time:
+    it is never unaligned and its note says it has no checkable class.
     A class whose peak lies outside ``window`` (days of season; the paper's models see days
     121–334, May–November on a calendar-year grid) — or on the first/last bin of a grid cut
     shorter than the season, where the curve is still rising — is *outside*: the models see
@@ -1473,7 +1481,12 @@ def detect_season_alignment(
         suggested = _best_anchor(gp, anchor, window) if n_out else None
         unaligned = suggested is not None
         w = f"days {window[0]}–{window[1]} of the season starting {anchor}"
-        if unaligned:
+        if not gp.checkable:
+            note = (
+                f"no checkable class: only {_uncheckable(gp)}, which has no crop season of its "
+                "own; not checked for alignment"
+            )
+        elif unaligned:
             note = (
                 f"{n_out} of {len(gp.classes)} class peaks lie outside {w}: the season looks "
                 "unaligned (a southern-hemisphere season on a calendar-year grid?); re-anchor "
@@ -1499,6 +1512,16 @@ def detect_season_alignment(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _uncheckable(gp: _GroupPeaks) -> str:
+    """What a group without a checkable class holds: ``"the catch-all class 'other'"``…"""
+    kinds = []
+    if "other" in gp.classes:
+        kinds.append("the catch-all class 'other'")
+    if "unlabelled" in gp.classes:
+        kinds.append("unlabelled samples")
+    return " and ".join(kinds) or "classes without a season"
 
 
 def _peaks_text(
@@ -1568,7 +1591,9 @@ def season_findings(
 
     The check of :func:`detect_season_alignment`, as findings to report: one per group with at
     least one class peaking outside the window (groups without NDVI or with every peak inside
-    give none). A group for which another anchor (``"07-01"``, ``"01-01"``) would bring more
+    give none; a group left with only the catch-all class ``"other"``, or only unlabelled samples
+    in labelled data, gives one saying it has no class to check, never unaligned). A group for
+    which another anchor (``"07-01"``, ``"01-01"``) would bring more
     class peaks inside the window looks unaligned; its fix re-anchors the season
     (``cropglobe composite SOURCE -o OUT.npz --anchor 07-01``, with ``--wrap-season`` or
     ``--previous-season FILE`` for a series that is already composited).
@@ -1600,6 +1625,29 @@ def season_findings(
     whole = ss.grid.edges[0] == 1 and ss.grid.edges[-1] == 366
     out: list[SeasonFinding] = []
     for gp in _group_peaks(ss, group_by, window, min_samples):
+        if not gp.checkable:  # the catch-all class or unlabelled samples alone: no season
+            out.append(
+                SeasonFinding(
+                    group=gp.group,
+                    n_samples=gp.n_samples,
+                    anchor=anchor,
+                    window=window,
+                    class_peaks={c: float(d) for c, d in zip(gp.classes, gp.peak_dos, strict=True)},
+                    outside={},
+                    unaligned=False,
+                    suggested_anchor=None,
+                    message=(
+                        f"{gp.group}: no class to check: only {_uncheckable(gp)} (crop classes "
+                        f"with fewer than {min_samples} samples left out), whose mean NDVI curve "
+                        "has no season of its own; the group's season is not checked"
+                    ),
+                    fix=(
+                        f"label at least {min_samples} samples of a crop class in {gp.group} to "
+                        "check its season"
+                    ),
+                )
+            )
+            continue
         if not gp.outside.any():
             continue
         n_out, k = int(gp.outside.sum()), len(gp.classes)
