@@ -990,3 +990,28 @@ def test_a_catch_all_or_unlabelled_only_group_does_not_vote_for_an_anchor() -> N
     bare = _feb_peak_series([-1] * 12, ["ARG"] * 12)
     (only,) = season_findings(bare)
     assert only.unaligned and only.suggested_anchor == "07-01"
+
+
+def test_the_season_year_hint_does_not_loop_over_several_seasons(tmp_path: Path) -> None:
+    # a year column naming the year each season STARTS: 2022 for July 2022 – June 2023 (samples
+    # 0, 1), 2021 for July 2021 – June 2022 (samples 2, 3, observed a year earlier)
+    obs = _arg_obs()
+    table = obs.table.copy()
+    early = table["sample"].isin([2, 3])
+    table.loc[early, "date"] = table.loc[early, "date"] - pd.Timedelta(days=365)
+    samples = obs.samples.assign(year=np.where(obs.samples.index.isin([2, 3]), 2021, 2022))
+    start = Observations(table, obs.bands, samples, obs.classes)
+    grid = TimeGrid.monthly("07-01")
+    for season_year in (None, 2021, 2022):
+        with pytest.raises(DataFormatError) as err:
+            composite(start, grid, season_year=season_year)
+        text = str(err.value)
+        assert "no single --season-year" in text and "pass --season-year" not in text, text
+        assert "--where year=2021 --season-year 2021" in text
+        assert "--where year=2022 --season-year 2022" in text
+        assert "fix the year column (add 1)" in text
+    # the fixes it names work
+    one = composite(start.where(year=2021), grid, season_year=2021)
+    assert one.n_samples == 2 and (one.meta["year"] == 2021).all()
+    fixed = Observations(table, obs.bands, samples.assign(year=samples["year"] + 1), obs.classes)
+    assert composite(fixed, grid).n_samples == 4

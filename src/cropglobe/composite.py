@@ -688,6 +688,9 @@ def _other_season_hint(
     pick = empty & (inferred >= 0)
     if not pick.any():
         return ""
+    seasons = np.unique(inferred[inferred >= 0])
+    if seasons.size > 1 and not isinstance(season_year, Mapping):
+        return _several_seasons_hint(obs, grid, inferred, seasons)
     pairs, counts = np.unique(np.c_[years[pick], inferred[pick]], axis=0, return_counts=True)
     given, found = (int(v) for v in pairs[np.argmax(counts)])
     holds = (
@@ -707,6 +710,35 @@ def _other_season_hint(
         f"season year {given} selects the season {_season_span(given, grid.anchor)} (named by the "
         f"year it starts), but {holds}; {fix}"
     )
+
+
+def _several_seasons_hint(
+    obs: Observations, grid: TimeGrid, inferred: NDArray[np.int64], seasons: NDArray[np.int64]
+) -> str:
+    """The hint when the samples' observations lie in several seasons: no single season year
+    fits them all (naming one would only empty the others)."""
+    counts = ", ".join(
+        f"{int((inferred == y).sum())} in {_season_span(int(y), grid.anchor)}" for y in seasons[:4]
+    ) + (", …" if seasons.size > 4 else "")
+    head = (
+        f"the samples' observations lie in {seasons.size} seasons ({counts}): no single "
+        "--season-year (season_year=) fits them all"
+    )
+    if "year" not in obs.samples.columns:
+        return f"{head}; composite each season apart (--where … --season-year YEAR)"
+    col = pd.to_numeric(obs.samples["year"], errors="coerce").to_numpy()
+    known = (inferred >= 0) & np.isfinite(col)
+    pairs = np.unique(np.c_[col[known].astype(np.int64), inferred[known]], axis=0)
+    split = ", ".join(f"--where year={a} --season-year {b}" for a, b in pairs[:3])
+    label = {int(a): int(season_label_year(b, grid.anchor)) for a, b in pairs}
+    offsets = {lab - a for a, lab in label.items()}
+    fix_col = ""
+    if len(offsets) == 1 and len(label) == len(pairs) and (off := offsets.pop()) != 0:
+        fix_col = (
+            f", or fix the year column ({'add' if off > 0 else 'subtract'} {abs(off)}): it is "
+            "read as the label (harvest) year, the year the season ends"
+        )
+    return f"{head}; composite each season apart ({split}){fix_col}"
 
 
 # =====================================================================================
