@@ -1657,57 +1657,47 @@ def season_findings(
     whole = ss.grid.edges[0] == 1 and ss.grid.edges[-1] == 366
     out: list[SeasonFinding] = []
     for gp in _group_peaks(ss, group_by, window, min_samples):
+        outside: dict[str, float] = {}
+        suggested: str | None = None
         if not gp.checkable:  # the catch-all class or unlabelled samples alone: no season
-            out.append(
-                SeasonFinding(
-                    group=gp.group,
-                    n_samples=gp.n_samples,
-                    anchor=anchor,
-                    window=window,
-                    class_peaks={c: float(d) for c, d in zip(gp.classes, gp.peak_dos, strict=True)},
-                    outside={},
-                    unaligned=False,
-                    suggested_anchor=None,
-                    message=(
-                        f"{gp.group}: no class to check: only {_uncheckable(gp)} (crop classes "
-                        f"with fewer than {min_samples} samples left out), whose mean NDVI curve "
-                        "has no season of its own; the group's season is not checked"
-                    ),
-                    fix=(
-                        f"label at least {min_samples} samples of a crop class in {gp.group} to "
-                        "check its season"
-                    ),
-                )
-            )
-            continue
-        if not gp.outside.any():
-            continue
-        n_out, k = int(gp.outside.sum()), len(gp.classes)
-        suggested = _best_anchor(gp, anchor, window)
-        unaligned = suggested is not None
-        outside = {c: float(d) for c, d, o in
-                   zip(gp.classes, gp.peak_dos, gp.outside, strict=True) if o}  # fmt: skip
-        edge = dict(zip(gp.classes, gp.at_edge, strict=True))
-        listed = ", ".join(
-            f"{c} day {d:g} ({_month_abbr(_calendar_doy(d, anchor))}"
-            + (", a step at an end of the data" if edge[c] else "")
-            + ")"
-            for c, d in outside.items()
-        )
-        where = f"outside days {window[0]}–{window[1]} of the season starting {anchor}"
-        file = _source_file(ss, gp.group, source)
-        if unaligned:
             message = (
-                f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the season looks "
-                "unaligned (a southern-hemisphere season on a calendar-year grid?)"
+                f"{gp.group}: no class to check: only {_uncheckable(gp)} (crop classes with "
+                f"fewer than {min_samples} samples left out), whose mean NDVI curve has no "
+                "season of its own; the group's season is not checked"
             )
-            fix = _anchor_fix(ss, suggested, file, observations, whole)
+            fix = (
+                f"label at least {min_samples} samples of a crop class in {gp.group} to check "
+                "its season"
+            )
+        elif not gp.outside.any():
+            continue
         else:
-            message = (
-                f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the models see "
-                "only part of their season"
+            n_out, k = int(gp.outside.sum()), len(gp.classes)
+            suggested = _best_anchor(gp, anchor, window)
+            outside = {c: float(d) for c, d, o in
+                       zip(gp.classes, gp.peak_dos, gp.outside, strict=True) if o}  # fmt: skip
+            edge = dict(zip(gp.classes, gp.at_edge, strict=True))
+            listed = ", ".join(
+                f"{c} day {d:g} ({_month_abbr(_calendar_doy(d, anchor))}"
+                + (", a step at an end of the data" if edge[c] else "")
+                + ")"
+                for c, d in outside.items()
             )
-            fix = _window_fix(ss, gp, outside, window)
+            where = f"outside days {window[0]}–{window[1]} of the season starting {anchor}"
+            if suggested is not None:
+                message = (
+                    f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the season "
+                    "looks unaligned (a southern-hemisphere season on a calendar-year grid?)"
+                )
+                fix = _anchor_fix(
+                    ss, suggested, _source_file(ss, gp.group, source), observations, whole
+                )
+            else:
+                message = (
+                    f"{gp.group}: {n_out} of {k} class peaks lie {where} ({listed}): the models "
+                    "see only part of their season"
+                )
+                fix = _window_fix(ss, gp, outside, window)
         out.append(
             SeasonFinding(
                 group=gp.group,
@@ -1716,7 +1706,7 @@ def season_findings(
                 window=window,
                 class_peaks={c: float(d) for c, d in zip(gp.classes, gp.peak_dos, strict=True)},
                 outside=outside,
-                unaligned=bool(unaligned),
+                unaligned=suggested is not None,
                 suggested_anchor=suggested,
                 message=message,
                 fix=fix,
