@@ -1411,16 +1411,19 @@ def test_an_unaligned_southern_season_is_named_with_its_fix(tmp_path, caplog) ->
                          seeds=[1], output=tmp_path / "exp")  # fmt: skip
     said = [r.getMessage() for r in caplog.records if "looks unaligned" in r.getMessage()]
     assert [m.split(":")[0] for m in said] == ["ARG", "AUS"]
-    assert all("Fix: shift_anchor(ss, '07-01'" in m for m in said)
+    assert "Fix: rerun with --season ARG=07-01 (or --season auto)" in said[0]
+    assert "Fix: rerun with --season AUS=07-01 (or --season auto)" in said[1]
     assert html.escape(said[0]) in rep.report.read_text()
-    # read from a CropGlobe folder, the fix re-anchors the country's own file, not them all
+    # the fix as given: no warning left, and the seasons are recorded
     write_world(world, tmp_path / "w")
     caplog.clear()
-    run_experiment(tmp_path / "w", sources=["FRA"], targets=["ARG"], methods=["rf-median1d"],
-                   seeds=[1], output=tmp_path / "fromfiles")  # fmt: skip
-    said = [r.getMessage() for r in caplog.records if "looks unaligned" in r.getMessage()]
-    assert len(said) == 1 and "Fix: cropglobe composite " in said[0]
-    assert "median_S2_ARG_month1-12_day5.npz -o" in said[0]
+    fixed = run_experiment(tmp_path / "w", sources=["FRA"], targets=["ARG"],
+                           methods=["rf-median1d"], seeds=[1], output=tmp_path / "fromfiles",
+                           seasons={"ARG": "07-01"})  # fmt: skip
+    assert not [r for r in caplog.records if "looks unaligned" in r.getMessage()]
+    config = json.loads((tmp_path / "fromfiles/config.json").read_text())
+    assert config["config"]["seasons"] == {"ARG": "07-01"} and "seasons" not in config["identity"]
+    assert "Season-aligned: ARG on a season starting 07-01" in fixed.report.read_text()
     caplog.clear()
     aligned = simulate_world(("FRA", "ARG"), 60, random_state=0)  # rotated: no warning
     run_experiment(aligned, sources=["FRA"], targets=["ARG"], methods=["rf-median1d"], seeds=[1],

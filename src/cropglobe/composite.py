@@ -59,6 +59,7 @@ from cropglobe.series import (
 __all__ = [
     "PAPER_WINDOW",
     "SeasonFinding",
+    "align_seasons",
     "composite",
     "composite_arrays",
     "composite_dense",
@@ -1101,6 +1102,7 @@ def shift_anchor(
             for ``"01-01"`` -> ``"07-01"``, which needs ``previous_season``), or ``wrap``
             together with a neighbour season.
     """
+    ss.require_one_season("shift_anchor")
     a0, a1 = parse_anchor(ss.grid.anchor), parse_anchor(anchor)
     if a0 == a1:
         return _with_values(ss, ss.values.copy(), ss.grid)  # the same season: nothing to move
@@ -1152,6 +1154,67 @@ def shift_anchor(
     if wrap:
         attrs["shifted_wrapped"] = True
     return SeriesSet(vals, ss.bands, dst, ss.labels, ss.classes, meta, attrs)
+
+
+def align_seasons(
+    ss: SeriesSet, seasons: Mapping[str, str], *, group_by: str = "country"
+) -> SeriesSet:
+    """Season-aligned data: the groups named in ``seasons`` re-anchored, the others unchanged,
+    in one set of several seasons (``meta["season_anchor"]``), samples in their order.
+
+    Each named group is moved with :func:`shift_anchor` (``wrap=True``: the months its new
+    season takes from the year before are the same months of its own year, as for a series
+    that holds one calendar year, the CropGlobe release's case). From raw observations,
+    composite each group with its anchor instead, which needs no such stand-in. A grid whose
+    bins depend on the anchor (months, dekads) keeps the set's bins, as days of season: a
+    re-anchored group is resampled to them.
+
+    Args:
+        ss: whole-season series of one season (days 1–365), e.g. the release's ``for_CropNet``
+            files on the calendar-year grid.
+        seasons: group -> ``"MM-DD"`` anchor (``{"ARG": "07-01", "AUS": "07-01"}``); a group
+            already on that anchor is left as it is.
+        group_by: the metadata column naming the groups.
+
+    Raises:
+        DataFormatError: ``group_by`` is not a column, or a group named is not in it.
+        GridError: a bad anchor, several seasons in ``ss``, or a grid over part of a season.
+    """
+    ss.require_one_season("align_seasons")
+    if not seasons:
+        return ss
+    if group_by not in ss.meta.columns:
+        raise DataFormatError(
+            f"align_seasons: no column {group_by!r} to find the groups in; columns: "
+            f"{', '.join(map(str, ss.meta.columns))}"
+        )
+    names = ss.meta[group_by].astype(str).to_numpy()
+    present = list(dict.fromkeys(names.tolist()))
+    absent = [g for g in seasons if str(g) not in present]
+    if absent:
+        raise DataFormatError(
+            f"align_seasons: {', '.join(map(str, absent))} not in the {group_by!r} column; "
+            f"present: {', '.join(present)}"
+        )
+    for a in seasons.values():
+        parse_anchor(a)
+    order = np.arange(ss.n_samples)
+    moved = np.isin(names, [str(g) for g, a in seasons.items() if a != ss.grid.anchor])
+    parts, index = [ss.subset(~moved)], [order[~moved]]
+    for g, a in seasons.items():
+        rows = names == str(g)
+        if a == ss.grid.anchor or not rows.any():
+            continue
+        part = shift_anchor(ss.subset(rows), a, wrap=True)
+        if part.grid.edges != ss.grid.edges:  # months of another anchor: the others' days
+            part = resample(part, TimeGrid(ss.grid.edges, a, "custom"))
+        parts.append(part)
+        index.append(order[rows])
+    out = SeriesSet.concat([p for p in parts if p.n_samples], mixed_seasons=True)
+    back = np.argsort(np.concatenate([i for i, p in zip(index, parts, strict=True) if p.n_samples]))
+    aligned = out.subset(back)
+    aligned.attrs = {**ss.attrs, "aligned_seasons": {str(g): a for g, a in seasons.items()}}
+    return aligned
 
 
 def _match_neighbour(ss: SeriesSet, other: SeriesSet, what: str, main: str) -> SeriesSet:
@@ -1420,6 +1483,25 @@ def _top_centre(
     return np.round((np.arctan2(y, x) % (2 * np.pi)) * 365 / (2 * np.pi) + 1, 1)
 
 
+def _season_group_peaks(
+    ss: SeriesSet, group_by: str, window: tuple[int, int], min_samples: int
+) -> list[tuple[str, _GroupPeaks]]:
+    """:func:`_group_peaks` with each group's season anchor; a set of several seasons
+    (season-aligned data) is checked one season at a time, each group in its own season
+    (a group holding two seasons is checked in each), in the order the groups first appear."""
+    if len(ss.seasons) == 1:
+        return [(ss.grid.anchor, gp) for gp in _group_peaks(ss, group_by, window, min_samples)]
+    anchors = ss.anchors
+    found: list[tuple[str, _GroupPeaks]] = []
+    for a in ss.seasons:
+        part = ss.subset(anchors == a)
+        found += [(a, gp) for gp in _group_peaks(part, group_by, window, min_samples)]
+    if group_by not in ss.meta.columns:
+        return found
+    first = {g: i for i, g in enumerate(dict.fromkeys(ss.meta[group_by].astype(str)))}
+    return sorted(found, key=lambda f: first.get(f[1].group, len(first)))
+
+
 def _calendar_doy(dos: NDArray[np.float64] | float, anchor: str) -> NDArray[np.int64]:
     """Day of year (non-leap, 1…365) of days of season on a grid starting ``anchor``."""
     d = np.floor(np.asarray(dos, dtype=np.float64)).astype(np.int64)
@@ -1496,9 +1578,8 @@ def detect_season_alignment(
     if band.upper() != "NDVI":
         raise ParameterError(f"band must be 'NDVI' (the index whose peak is timed), got {band!r}")
     window = _check_window(window)
-    anchor = ss.grid.anchor
     rows: list[dict[str, Any]] = []
-    for gp in _group_peaks(ss, group_by, window, min_samples):
+    for anchor, gp in _season_group_peaks(ss, group_by, window, min_samples):
         row: dict[str, Any] = {group_by: gp.group, "n_samples": gp.n_samples,
                                "n_classes": len(gp.classes)}  # fmt: skip
         if not gp.classes:
@@ -1653,10 +1734,9 @@ def season_findings(
         ParameterError: a bad ``window``.
     """
     window = _check_window(window)
-    anchor = ss.grid.anchor
     whole = ss.grid.edges[0] == 1 and ss.grid.edges[-1] == 366
     out: list[SeasonFinding] = []
-    for gp in _group_peaks(ss, group_by, window, min_samples):
+    for anchor, gp in _season_group_peaks(ss, group_by, window, min_samples):
         outside: dict[str, float] = {}
         suggested: str | None = None
         if not gp.checkable:  # the catch-all class or unlabelled samples alone: no season
@@ -1690,7 +1770,7 @@ def season_findings(
                     "looks unaligned (a southern-hemisphere season on a calendar-year grid?)"
                 )
                 fix = _anchor_fix(
-                    ss, suggested, _source_file(ss, gp.group, source), observations, whole
+                    ss, anchor, suggested, _source_file(ss, gp.group, source), observations, whole
                 )
             else:
                 message = (
@@ -1737,13 +1817,19 @@ def _source_file(
 
 
 def _anchor_fix(
-    ss: SeriesSet, anchor: str | None, file: str | None, observations: bool, whole: bool
+    ss: SeriesSet,
+    current: str,
+    anchor: str | None,
+    file: str | None,
+    observations: bool,
+    whole: bool,
 ) -> str:
-    """The command (or call) that re-anchors a group's season to ``anchor``."""
+    """The command (or call) that re-anchors a group's season (starting ``current``) to
+    ``anchor``."""
     if anchor is None:
         return (
             "no anchor brings most peaks inside the window; check the dates and the grid's "
-            f"anchor ({ss.grid.anchor})"
+            f"anchor ({current})"
         )
     if observations:
         src = file or "TABLE"
@@ -1755,7 +1841,7 @@ def _anchor_fix(
             f"month1-12 file), e.g. cropglobe composite FULL_SEASON.npz -o OUT.npz --anchor "
             f"{anchor} --wrap-season"
         )
-    nb = neighbour_season(ss.grid.anchor, anchor)
+    nb = neighbour_season(current, anchor)
     if file is None:
         return (
             f"shift_anchor(ss, {anchor!r}, {nb}_season=<the same samples' {nb} season>), or "

@@ -17,6 +17,14 @@ give to the harvest — a southern summer crop sown in late 2022 and harvested i
 label. A label year therefore names the season that *ends* in it: :func:`season_start_year`
 converts (2023 -> season 2022 for a ``"07-01"`` anchor; unchanged for ``"01-01"``) and
 :func:`season_label_year` converts back.
+
+*Season-aligned* data put samples of seasons that start on different days side by side, day of
+season against day of season (a southern July–June season beside northern calendar years, so
+that the models' window covers both summers). Such a set holds each sample's anchor in
+``meta["season_anchor"]`` (the column exists only while the set holds several anchors; a subset
+of one season gets that season's grid back): :meth:`SeriesSet.concat` with
+``mixed_seasons=True`` builds one, :meth:`SeriesSet.on_anchor` reads one season's days as
+another's (what applying a model of one season to aligned data of another means).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import json
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,7 @@ from cropglobe._fs import atomic_path, json_default
 from cropglobe.errors import BandError, DataFormatError, GridError, LabelError, MissingFileError
 
 __all__ = [
+    "SEASON_ANCHOR",
     "Observations",
     "SeriesSet",
     "TimeGrid",
@@ -53,6 +62,9 @@ __all__ = [
 
 _MONTH_STARTS = np.array([1, 32, 60, 91, 121, 152, 182, 213, 244, 274, 305, 335, 366])
 _FORMAT_VERSION = 1
+
+#: meta column holding each sample's season anchor in a set of several seasons
+SEASON_ANCHOR = "season_anchor"
 
 
 def parse_anchor(anchor: str) -> int:
@@ -317,6 +329,12 @@ class TimeGrid:
         )
 
 
+def _seasons_text(ss: SeriesSet) -> str:
+    """`` (seasons starting 01-01 and 07-01)`` for a set of several seasons, else ``""``."""
+    seasons = ss.seasons
+    return f" (seasons starting {' and '.join(seasons)})" if len(seasons) > 1 else ""
+
+
 def _default_meta(n: int) -> pd.DataFrame:
     return pd.DataFrame({"sample_id": [str(i) for i in range(n)]})
 
@@ -394,6 +412,27 @@ class SeriesSet:
         if len(meta) != n:
             raise DataFormatError(f"meta has {len(meta)} rows for {n} samples; give one per sample")
         self.meta = meta.reset_index(drop=True)
+        if SEASON_ANCHOR in self.meta.columns:
+            self._settle_seasons()
+
+    def _settle_seasons(self) -> None:
+        """Keep ``meta["season_anchor"]`` only while it holds several anchors: one anchor
+        becomes the grid's (a subset of one season is an ordinary set of that season); with
+        several, the grid keeps its anchor when a sample has it, else takes the first
+        sample's. A missing value means the grid's anchor."""
+        col = self.meta[SEASON_ANCHOR]
+        texts = col.where(col.notna(), self.grid.anchor).astype(str)
+        seasons = list(dict.fromkeys(texts.tolist()))
+        for a in seasons:
+            parse_anchor(a)  # GridError on a bad value
+        if len(seasons) <= 1:
+            self.meta = self.meta.drop(columns=SEASON_ANCHOR)
+            if seasons and seasons[0] != self.grid.anchor:
+                self.grid = replace(self.grid, anchor=seasons[0])
+            return
+        self.meta[SEASON_ANCHOR] = texts.to_numpy(dtype=object)
+        if self.grid.anchor not in seasons:
+            self.grid = replace(self.grid, anchor=seasons[0])
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -425,6 +464,58 @@ class SeriesSet:
             f"SeriesSet({self.n_samples} samples × {self.n_bands} bands × {self.n_steps} steps, "
             f"bands={list(self.bands)}, grid='{self.grid}', classes={list(self.classes)})"
         )
+
+    # ------------------------------------------------------------------ seasons
+    @property
+    def anchors(self) -> NDArray[np.object_]:
+        """Each sample's season anchor (``"MM-DD"``): the grid's, or ``meta["season_anchor"]``
+        in a set of several seasons."""
+        if SEASON_ANCHOR in self.meta.columns:
+            return self.meta[SEASON_ANCHOR].to_numpy(dtype=object)
+        return np.full(self.n_samples, self.grid.anchor, dtype=object)
+
+    @property
+    def seasons(self) -> tuple[str, ...]:
+        """The season anchors the samples hold, in order of first appearance (the grid's alone
+        in an ordinary set)."""
+        if SEASON_ANCHOR in self.meta.columns:
+            return tuple(dict.fromkeys(str(a) for a in self.meta[SEASON_ANCHOR]))
+        return (self.grid.anchor,)
+
+    def on_anchor(self, anchor: str) -> SeriesSet:
+        """The same values with their days of season read as days of a season starting
+        ``anchor``: day 121 of a July–June season becomes day 121 of a calendar year.
+
+        Nothing moves (unlike :func:`cropglobe.composite.shift_anchor`, which re-expresses a
+        series on another season of the same calendar); this is what comparing season-aligned
+        series means, e.g. applying a model trained on calendar years to a southern season
+        aligned on 1 July. ``meta["season_anchor"]`` is dropped: the result is one season.
+        """
+        parse_anchor(anchor)
+        meta = self.meta.drop(columns=SEASON_ANCHOR, errors="ignore")
+        return SeriesSet(
+            self.values,
+            self.bands,
+            replace(self.grid, anchor=anchor),
+            self.labels,
+            self.classes,
+            meta,
+            dict(self.attrs),
+        )
+
+    def require_one_season(self, what: str) -> None:
+        """Raise GridError when the samples come from seasons with different anchors.
+
+        ``what`` names the operation in the message (``"training"``, ``"shift_anchor"`` …).
+        """
+        if len(self.seasons) > 1:
+            counts = pd.Series(self.anchors).value_counts(sort=False)
+            held = ", ".join(f"{n} starting {a}" for a, n in counts.items())
+            raise GridError(
+                f"{what} needs samples of one season, got seasons {held} (season-aligned data, "
+                f"meta['{SEASON_ANCHOR}']); select one (where({SEASON_ANCHOR}='MM-DD'), on the "
+                f"command line --where {SEASON_ANCHOR}=MM-DD)"
+            )
 
     # ------------------------------------------------------------------ checks
     def empty_samples(self) -> NDArray[np.bool_]:
@@ -579,8 +670,15 @@ class SeriesSet:
         )
 
     @classmethod
-    def concat(cls, sets: Sequence[SeriesSet]) -> SeriesSet:
-        """Stack sets that share bands, grid and classes (meta columns are unioned)."""
+    def concat(cls, sets: Sequence[SeriesSet], *, mixed_seasons: bool = False) -> SeriesSet:
+        """Stack sets that share bands, grid and classes (meta columns are unioned).
+
+        Args:
+            sets: the sets, in order.
+            mixed_seasons: also stack sets whose grids have the same bins but seasons that
+                start on different days (season-aligned data): each sample keeps its anchor in
+                ``meta["season_anchor"]``. False: such sets are refused.
+        """
         if not sets:
             raise DataFormatError("concat needs at least one SeriesSet")
         first = sets[0]
@@ -590,10 +688,19 @@ class SeriesSet:
                     f"cannot concatenate: set {i} has bands {list(s.bands)}, set 0 has "
                     f"{list(first.bands)}; use select_bands to align them"
                 )
-            if not s.grid.same_axis(first.grid):
+            if s.grid.edges != first.grid.edges or (
+                not mixed_seasons and s.seasons != first.seasons
+            ):
+                hint = (
+                    "; to compare seasons day of season against day of season (season-aligned "
+                    "data), pass mixed_seasons=True"
+                    if s.grid.edges == first.grid.edges
+                    else ""
+                )
                 raise GridError(
-                    f"cannot concatenate: set {i} is on grid '{s.grid}', set 0 on '{first.grid}'; "
-                    "composite both to one grid first"
+                    f"cannot concatenate: set {i} is on grid '{s.grid}'"
+                    f"{_seasons_text(s)}, set 0 on '{first.grid}'{_seasons_text(first)}; "
+                    f"composite both to one grid first{hint}"
                 )
             if s.classes != first.classes:
                 raise LabelError(
@@ -603,13 +710,18 @@ class SeriesSet:
         attrs = dict(first.attrs)
         if len(sets) > 1:
             attrs["synthetic"] = any(bool(s.attrs.get("synthetic")) for s in sets)
+        metas = [s.meta for s in sets]
+        if len({a for s in sets for a in s.seasons}) > 1:
+            metas = [
+                m.assign(**{SEASON_ANCHOR: s.anchors}) for m, s in zip(metas, sets, strict=True)
+            ]
         return cls(
             np.concatenate([s.values for s in sets]),
             first.bands,
             first.grid,
             np.concatenate([s.labels for s in sets]),
             first.classes,
-            pd.concat([s.meta for s in sets], ignore_index=True),
+            pd.concat(metas, ignore_index=True),
             attrs,
         )
 
@@ -796,7 +908,15 @@ class Observations:
         Raises:
             DataFormatError: as :meth:`SeriesSet.where`.
         """
-        keep = where_mask(self.samples, conditions, exclude=("label",))
+        return self.select(where_mask(self.samples, conditions, exclude=("label",)))
+
+    def select(self, keep: ArrayLike) -> Observations:
+        """The samples of a boolean mask (S,) over ``samples``, with their observations."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (self.n_samples,):
+            raise DataFormatError(
+                f"boolean mask must have shape ({self.n_samples},), got {keep.shape}"
+            )
         position = np.full(self.n_samples, -1, dtype=np.int64)
         position[keep] = np.arange(int(keep.sum()))
         sample = self.table["sample"].to_numpy(dtype=np.int64)

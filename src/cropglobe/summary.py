@@ -65,6 +65,7 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
             "n_samples": data.n_samples,
             "bands": list(data.bands),
             "grid": str(data.grid),
+            **_seasons_held(data),
             "n_steps": data.n_steps,
             "missing_fraction": round(data.missing_fraction(), 4),
             "empty_samples": empty,
@@ -111,6 +112,15 @@ def describe(data: SeriesSet | Observations, group_by: str | None = None) -> dic
     return out
 
 
+def _seasons_held(ss: SeriesSet) -> dict[str, Any]:
+    """``{"seasons": {anchor: samples}}`` for season-aligned data (several anchors), else
+    nothing."""
+    if len(ss.seasons) == 1:
+        return {}
+    counts = pd.Series(ss.anchors).value_counts(sort=False)
+    return {"seasons": {str(a): int(n) for a, n in counts.items()}}
+
+
 def _years_and_dates(ss: SeriesSet) -> dict[str, Any]:
     """``years`` (season year -> samples) and ``dates`` (first … last day the series cover)
     from ``meta["year"]``; nothing without that column."""
@@ -120,8 +130,13 @@ def _years_and_dates(ss: SeriesSet) -> dict[str, Any]:
     if years.empty or not np.all(years == np.round(years)):
         return {}
     counts = years.astype(np.int64).value_counts().sort_index()
-    first = _season_date(int(counts.index[0]), ss.grid.anchor, ss.grid.edges[0])
-    last = _season_date(int(counts.index[-1]), ss.grid.anchor, ss.grid.edges[-1] - 1)
+    anchors = ss.anchors[years.index.to_numpy()]
+    first = min(
+        _season_date(int(years[anchors == a].min()), a, ss.grid.edges[0]) for a in set(anchors)
+    )
+    last = max(
+        _season_date(int(years[anchors == a].max()), a, ss.grid.edges[-1] - 1) for a in set(anchors)
+    )
     return {
         "years": {str(y): int(n) for y, n in counts.items()},
         "dates": f"{first:%Y-%m-%d} … {last:%Y-%m-%d}",
@@ -167,7 +182,7 @@ def season_check(
 
     w = (1, 365) if window is None else (int(window[0]), int(window[1]))
     col = group_by if group_by is not None else _group_column(series.meta)
-    out: dict[str, Any] = {"window": list(w), "anchor": series.grid.anchor,
+    out: dict[str, Any] = {"window": list(w), "anchor": " or ".join(series.seasons),
                            "group_by": col or "all", "findings": []}  # fmt: skip
     try:
         found = season_findings(series, window=w, group_by=col or "country", source=source,
@@ -193,13 +208,23 @@ def _season_check_lines(check: dict[str, Any]) -> list[str]:
     if check.get("skipped"):
         return [f"  season check: skipped ({check['skipped']})"]
     w0, w1 = check["window"]
-    where = f"days {w0}–{w1} of the season starting {check['anchor']}, the window the models see"
+    season = (
+        f"each group's season (starting {check['anchor']})"
+        if " or " in check["anchor"]
+        else f"the season starting {check['anchor']}"
+    )
+    where = f"days {w0}–{w1} of {season}, the window the models see"
     if not check["findings"]:
         return [f"  season check: every class's mean NDVI peaks inside {where}"]
     lines = [f"  season check (class-mean NDVI peaks vs {where}):"]
     for f in check["findings"]:
         lines.append(f"    {f['message']}")
         lines.append(f"      {'fix' if f['unaligned'] else 'option'}: {f['fix']}")
+        if f["unaligned"] and f["suggested_anchor"]:
+            lines.append(
+                f"      or, for a transfer experiment alone: cropglobe transfer ... --season "
+                f"{f['group']}={f['suggested_anchor']}"
+            )
     return lines
 
 
@@ -222,6 +247,9 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     lines.append(f"  bands ({len(desc['bands'])}): {' '.join(desc['bands'])}")
     if "grid" in desc:
         lines.append(f"  grid: {desc['grid']}")
+    if desc.get("seasons"):
+        held = ", ".join(f"{n:,} starting {a}" for a, n in desc["seasons"].items())
+        lines.append(f"  seasons (season-aligned data, meta['season_anchor']): {held}")
     if desc.get("years"):
         named = ", ".join(f"{y} ({n:,})" for y, n in desc["years"].items())
         lines.append(f"  years: {named}; dates {desc['dates']}")

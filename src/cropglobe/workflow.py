@@ -194,6 +194,7 @@ def train_to_folder(
     from cropglobe.models.registry import canonical_name, is_neural
 
     name = canonical_name(model)
+    data.require_one_season("training a model")  # its card records one season
     labelled = data.subset(data.labels >= 0)
     if labelled.n_samples == 0:
         raise LabelError("the training data holds no labelled sample; give labelled data")

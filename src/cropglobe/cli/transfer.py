@@ -40,6 +40,44 @@ def parse_model_options(items: tuple[str, ...]) -> dict[str, dict[str, object]]:
     return out
 
 
+def seasons_arg(items: tuple[str, ...]) -> dict[str, str] | str | None:
+    """``("ARG=07-01", "AUS=07-01")`` -> ``{"ARG": "07-01", "AUS": "07-01"}``; ``("auto",)``
+    -> ``"auto"``; nothing -> None."""
+    from cropglobe.errors import GridError
+    from cropglobe.series import parse_anchor
+
+    if not items:
+        return None
+    if any(i.strip().lower() == "auto" for i in items):
+        if len(items) > 1:
+            raise click.BadParameter(
+                "'auto' chooses every group's season itself; give it alone or give GROUP=MM-DD "
+                "pairs",
+                param_hint="'--season'",
+            )
+        return "auto"
+    out: dict[str, str] = {}
+    for item in items:
+        group, sep, anchor = item.partition("=")
+        group, anchor = group.strip(), anchor.strip()
+        if not sep or not group or not anchor:
+            raise click.BadParameter(
+                f"{item!r} is not GROUP=MM-DD; e.g. ARG=07-01 (or 'auto')",
+                param_hint="'--season'",
+            )
+        try:
+            parse_anchor(anchor)
+        except GridError as exc:
+            raise click.BadParameter(f"{item!r}: {exc}", param_hint="'--season'") from None
+        if out.get(group, anchor) != anchor:
+            raise click.BadParameter(
+                f"{group} is given two seasons ({out[group]} and {anchor}); give one",
+                param_hint="'--season'",
+            )
+        out[group] = anchor
+    return out
+
+
 class ListOptionsCommand(click.Command):
     """A command whose list options take several words: ``--targets BEL NLD GBR`` gives every
     word up to the next option to ``--targets`` (click options take one value each)."""
@@ -149,6 +187,15 @@ class ListOptionsCommand(click.Command):
     "cropnet.width=64 (a quarter of the paper's compute); repeatable.",
 )
 @click.option(
+    "--season",
+    "seasons",
+    multiple=True,
+    metavar="GROUP=MM-DD",
+    help="Season-aligned transfer: GROUP's season starts on MM-DD (e.g. --season ARG=07-01 "
+    "--season AUS=07-01) and the models compare days of season across groups; 'auto' "
+    "re-anchors every group the season check finds unaligned. Repeatable.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -184,6 +231,7 @@ def command(
     tta: bool,
     tta_shifts: str | None,
     model_option: tuple[str, ...],
+    seasons: tuple[str, ...],
     output: Path,
 ) -> None:
     """Train each method in each source, test it in every target, and write a report."""
@@ -191,6 +239,7 @@ def command(
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_seeds, parse_shifts, sequence_arg
 
     conditions = where_arg(where)  # a malformed --where fails before the data are read
+    aligned = seasons_arg(seasons)
     extra = list(ctx.args)
     if extra:
         hint = (
@@ -233,6 +282,7 @@ def command(
             bands=bands_arg(bands),
             read_options=read_options_arg(read_option),
             where=conditions,
+            seasons=aligned,
             echo=None if is_quiet() else click.echo,
         )
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ from cropglobe.evaluate.transfer import (
     resolve_groups,
     run_transfer,
 )
-from cropglobe.series import SeriesSet, TimeGrid, where_text
+from cropglobe.series import Observations, SeriesSet, TimeGrid, where_text
 from cropglobe.workflow import suggest_group
 
 __all__ = ["ExperimentReport", "load_series", "run_experiment"]
@@ -53,23 +53,33 @@ def load_series(path: str | os.PathLike[str], **read_options: Any) -> SeriesSet:
     return _load_series(path, **read_options)[0]
 
 
-def _load_series(path: str | os.PathLike[str], **read_options: Any) -> tuple[SeriesSet, SeriesSet]:
-    """The dataset gap-filled for the models, and as observed (unfilled) for figures.
+def _load_series(
+    path: str | os.PathLike[str], **read_options: Any
+) -> tuple[SeriesSet, SeriesSet, Observations | None]:
+    """The dataset gap-filled for the models, as observed (unfilled) for figures, and the raw
+    observations it was composited from (None for a dataset of series).
 
-    Both hold the same samples in the same order; a dataset that is already a series set is
-    returned twice.
+    Both series sets hold the same samples in the same order; a dataset that is already a
+    series set is returned twice.
     """
     from cropglobe.io import read_dataset
-    from cropglobe.series import Observations
 
     data = read_dataset(path, **read_options)
     if not isinstance(data, Observations):
         data = data.drop_empty()
-        return data, data
-    from cropglobe.composite import auto_max_gap, composite, fill_gaps
+        return data, data, None
     from cropglobe.summary import infer_grid
 
-    observed = composite(data, infer_grid(data), fill=False, allow_empty=True).drop_empty()
+    filled, observed = _composited(data, infer_grid(data))
+    return filled, observed, data
+
+
+def _composited(data: Observations, grid: TimeGrid) -> tuple[SeriesSet, SeriesSet]:
+    """Observations composited to ``grid`` (samples without an observation in its season
+    dropped): gap-filled as composite's defaults do, and unfilled."""
+    from cropglobe.composite import auto_max_gap, composite, fill_gaps
+
+    observed = composite(data, grid, fill=False, allow_empty=True).drop_empty()
     # fill_gaps with composite's own defaults is what composite(fill=True) does
     gap = auto_max_gap(observed.grid)
     filled = fill_gaps(observed.values, observed.grid, max_gap_days=gap, edge="hold")
@@ -108,6 +118,7 @@ def run_experiment(
     bands: Sequence[str] | None = None,
     read_options: dict[str, Any] | None = None,
     where: Mapping[str, Any] | None = None,
+    seasons: Mapping[str, str] | str | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
@@ -120,6 +131,12 @@ def run_experiment(
     ``where``: keep only the samples whose metadata hold these values before grouping
     (``{"region": ["Fergana"]}``, compared as :meth:`SeriesSet.where` does); saved with the
     config, and the groups' fingerprints follow the samples kept.
+    ``seasons``: season-aligned transfer. Group -> anchor (``{"ARG": "07-01"}``): those groups'
+    seasons start on that day, and the models compare days of season across groups (day 121 is
+    May in France and November in Argentina); ``"auto"``: every group the season check finds
+    unaligned gets the anchor it suggests. Raw observations are composited again with the
+    group's anchor; composited series are moved with
+    :func:`cropglobe.composite.shift_anchor` (``wrap=True``). Saved with the config.
     """
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
@@ -132,10 +149,12 @@ def run_experiment(
         write_transfer_report,
     )
 
-    ss, observed = (
-        (data, data) if isinstance(data, SeriesSet) else _load_series(data, **(read_options or {}))
+    ss, observed, raw = (
+        (data, data, None)
+        if isinstance(data, SeriesSet)
+        else _load_series(data, **(read_options or {}))
     )
-    filled_here = observed is not ss  # raw observations, composited and gap-filled above
+    filled_here = raw is not None  # raw observations, composited and gap-filled above
     selected = ""  # what `where` kept, for the config line
     if where:  # on the data's own column types, before groups become text
         before, rows = ss.n_samples, ss.where_rows(**where)
@@ -156,6 +175,9 @@ def run_experiment(
     meta[group_by] = group_names(ss.meta, group_by)
     ss = dataclasses.replace(ss, meta=meta)
     observed = dataclasses.replace(observed, meta=meta)  # the same samples, unfilled
+    aligned: dict[str, str] = {}
+    if seasons:
+        ss, observed, aligned = _align(ss, observed, raw, seasons, group_by, window, echo)
     if protocol == "paper":  # the release de-duplicates each file's feature rows before use
         before = ss.n_samples
         unique = ss.unique_rows(by=group_by, labels=False)
@@ -230,19 +252,26 @@ def run_experiment(
     filled_notes = (
         _filled_share_notes(ss, observed, group_by, [*src, *tgt], window) if filled_here else []
     )
-    # a CropGlobe folder: the fix names each country's own file (season_findings finds it)
-    folder = not isinstance(data, SeriesSet) and Path(data).is_dir() and "files" in observed.attrs
-    season_notes = _season_notes(
-        observed,
-        group_by,
-        [*src, *tgt],
-        window,
-        source=None if isinstance(data, SeriesSet) or folder else data,
-        observations=filled_here,
-    )
+    season_notes = _season_notes(observed, group_by, [*src, *tgt], window)
     for msg in [*filled_notes, *season_notes]:
         logger.warning(msg)
     notes = (*notes, *filled_notes, *season_notes)
+    if aligned:
+        others = ss.grid.anchor if ss.grid.anchor not in aligned.values() else "their own days"
+        notes = (
+            *notes,
+            "Season-aligned: "
+            + ", ".join(f"{g} on a season starting {a}" for g, a in aligned.items())
+            + f", the other groups on {others}; the models compare days of season, so the "
+            "window's days fall in other months in these groups"
+            + (
+                " (composited series moved with their own year's months standing in for "
+                "the year before)"
+                if raw is None
+                else ""
+            )
+            + ".",
+        )
     # (a source whose only target is itself is refused below, saying so)
     own = sorted(g for g in set(src) & set(tgt) if any(t != g for t in tgt))
     own = own if targets and not within else []
@@ -298,6 +327,7 @@ def run_experiment(
             str(k): list(v) if isinstance(v, list | tuple | set | frozenset) else [v]
             for k, v in (where or {}).items()
         },
+        seasons=aligned,
     )
     check_plan(ss, config)
     if echo:
@@ -317,6 +347,7 @@ def run_experiment(
             f"config: sources {config.sources}, targets {config.targets}, methods "
             f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
             f"{training}window {window}, device {device}{selected}"
+            + (f", seasons {aligned}" if aligned else "")
         )
     # one process per folder: a second one would mix its runs and staging with this one's
     with folder_lock(output, "cropglobe transfer"):
@@ -484,20 +515,109 @@ def _filled_share_notes(
     return notes
 
 
+def _align(
+    ss: SeriesSet,
+    observed: SeriesSet,
+    raw: Observations | None,
+    seasons: Mapping[str, str] | str,
+    group_by: str,
+    window: tuple[int, int] | None,
+    echo: Callable[[str], None] | None,
+) -> tuple[SeriesSet, SeriesSet, dict[str, str]]:
+    """The data with the groups of ``seasons`` on their own season anchors (season-aligned;
+    see :func:`run_experiment`), and the anchors applied (group -> anchor)."""
+    from cropglobe.composite import align_seasons, season_findings
+    from cropglobe.series import parse_anchor
+
+    present = sorted(set(ss.meta[group_by].astype(str)))
+    if isinstance(seasons, str):
+        if seasons != "auto":
+            raise ParameterError(
+                f"seasons must be 'auto' or a mapping group -> 'MM-DD', got {seasons!r}"
+            )
+        grid = observed.grid
+        span = window or (int(grid.edges[0]), int(grid.edges[-1]) - 1)
+        found = season_findings(observed, window=span, group_by=group_by)
+        mapping = {f.group: str(f.suggested_anchor) for f in found if f.suggested_anchor}
+        if echo:
+            chosen = ", ".join(f"{g} on a season starting {a}" for g, a in mapping.items())
+            echo(f"seasons: {chosen or 'no group looks unaligned; every group keeps its season'}")
+    else:
+        mapping = {}
+        for g, a in seasons.items():
+            name = resolve_groups([str(g)], present)[0]
+            if name not in present:
+                suggest_group(ss, name, present, group_by)
+                raise DataFormatError(
+                    f"--season {g}={a}: no group {g!r} in the data's {group_by!r} column; "
+                    f"present: {', '.join(present)}"
+                )
+            parse_anchor(a)
+            mapping[name] = a
+    mapping = {g: a for g, a in mapping.items() if a != ss.grid.anchor}
+    if not mapping:
+        return ss, observed, {}
+    if raw is not None:
+        return (*_recomposited(ss, observed, raw, mapping, group_by, echo), mapping)
+    moved = align_seasons(ss, mapping, group_by=group_by)
+    if observed is not ss:
+        return moved, align_seasons(observed, mapping, group_by=group_by), mapping
+    return moved, moved, mapping
+
+
+def _recomposited(
+    ss: SeriesSet,
+    observed: SeriesSet,
+    raw: Observations,
+    mapping: Mapping[str, str],
+    group_by: str,
+    echo: Callable[[str], None] | None,
+) -> tuple[SeriesSet, SeriesSet]:
+    """Each group of ``mapping`` composited again from its raw observations on a grid of
+    the same kind starting on its anchor (the season ending in each sample's label year), the
+    other samples as they are; samples without an observation in the new season are dropped."""
+    from cropglobe.summary import infer_grid
+
+    names = ss.meta[group_by].astype(str).to_numpy()
+    ids = ss.meta["sample_id"].astype(str).to_numpy()
+    moved = np.isin(names, list(mapping))
+    filled, unfilled = [ss.subset(~moved)], [observed.subset(~moved)]
+    for g, a in mapping.items():
+        rows = names == g
+        mine = raw.select(raw.samples["sample_id"].astype(str).isin(ids[rows]).to_numpy())
+        grid = infer_grid(raw, anchor=a)
+        if grid.edges != ss.grid.edges:  # months of another anchor: the days of the others
+            grid = TimeGrid(ss.grid.edges, a, "custom")
+        f, o = _composited(mine, grid)
+        # the group's metadata as the experiment knows it (its name as text), with the new
+        # season year from the composite
+        at = pd.Index(ids[rows]).get_indexer(f.meta["sample_id"].astype(str))
+        meta = ss.meta[rows].iloc[at].reset_index(drop=True)
+        if "year" in f.meta.columns:
+            meta["year"] = f.meta["year"].to_numpy()
+        lost = int(rows.sum()) - f.n_samples
+        if lost and echo:
+            echo(f"seasons: {g}: {lost} samples hold no observation in their season from {a}")
+        filled.append(dataclasses.replace(f, meta=meta))
+        unfilled.append(dataclasses.replace(o, meta=meta))
+    return (
+        SeriesSet.concat([p for p in filled if p.n_samples], mixed_seasons=True),
+        SeriesSet.concat([p for p in unfilled if p.n_samples], mixed_seasons=True),
+    )
+
+
 def _season_notes(
     observed: SeriesSet,
     group_by: str,
     groups: Sequence[str],
     window: tuple[int, int] | None,
-    *,
-    source: str | os.PathLike[str] | None,
-    observations: bool,
 ) -> list[str]:
     """One line per group whose season looks unaligned (its class NDVI peaks fall outside the
     models' window, and another season anchor would bring them in: a southern country on a
-    calendar-year grid), with the exact fix (:func:`cropglobe.composite.season_findings`).
-    Groups with only a class or two just outside the window are not named here (``cropglobe
-    info`` lists them): winter wheat peaking in late April is what the paper's window does."""
+    calendar-year grid), with the fix (``--season GROUP=MM-DD``; see
+    :func:`cropglobe.composite.season_findings`). Groups with only a class or two just outside
+    the window are not named here (``cropglobe info`` lists them): winter wheat peaking in late
+    April is what the paper's window does."""
     from cropglobe.composite import season_findings
     from cropglobe.errors import BandError
 
@@ -508,23 +628,17 @@ def _season_notes(
     grid = sub.grid
     span = window if window is not None else (int(grid.edges[0]), int(grid.edges[-1]) - 1)
     try:
-        found = season_findings(
-            sub, window=span, group_by=group_by, source=source, observations=observations
-        )
+        found = season_findings(sub, window=span, group_by=group_by)
     except (BandError, ParameterError) as exc:  # no NDVI, or a window the check cannot use
         logger.debug("season check skipped: %s", exc)
         return []
-    notes = []
-    several = len(set(observed.meta[group_by].astype(str))) > 1
-    for f in found:
-        if not f.unaligned:
-            continue
-        fix = f.fix
-        if source is not None and several and fix.startswith("cropglobe composite "):
-            # the file holds other groups too: re-anchor this one only
-            fix = fix.replace(" -o ", f" --where {group_by}={f.group} -o ", 1)
-        notes.append(f"{f.message}. Fix: {fix}")
-    return notes
+    return [
+        f"{f.message}. Fix: rerun with --season {f.group}={f.suggested_anchor} (or --season "
+        "auto): its season then starts on that day and the models compare it day of season "
+        "against day of season"
+        for f in found
+        if f.unaligned and f.suggested_anchor
+    ]
 
 
 def _day_ranges(days: NDArray[np.float64], grid: TimeGrid) -> str:

@@ -71,6 +71,7 @@ class Method:
 
         ``on_epoch(epoch, loss, val_macro_f1)`` is called after each epoch of neural methods.
         """
+        train.require_one_season(f"training {self.name}")
         window = tuple(config.window) if config.window else None
         if self.model in ("rf", "lightgbm"):
             return _fit_classical(self, train, seed, window)

@@ -72,6 +72,7 @@ PLAN_FIELDS = (
     "skip_pairs",
     "read_options",  # how the data were read: the group fingerprints say whether they changed
     "where",  # which rows were kept: likewise
+    "seasons",  # groups re-anchored: likewise (a group's grid is part of its fingerprint)
 )
 
 
@@ -111,6 +112,9 @@ class ExperimentConfig:
             (``{"region": ["Fergana"]}``, see :meth:`SeriesSet.where`), for the record; not
             part of the identity: the fingerprint of each group's samples is, so runs of a
             group whose samples the selection changed are not reused.
+        seasons: groups moved to a season of their own (group -> ``"MM-DD"`` anchor:
+            season-aligned transfer, the models comparing days of season), for the record;
+            not part of the identity: a group's fingerprint holds its grid.
         extra: your own notes on the experiment (JSON-ready), saved in ``config.json``; no
             method reads them, but they are part of its identity, so a folder holding an
             experiment with other notes is refused as a different one.
@@ -152,6 +156,7 @@ class ExperimentConfig:
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     read_options: dict[str, Any] = field(default_factory=dict)
     where: dict[str, list[Any]] = field(default_factory=dict)
+    seasons: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from cropglobe.models.registry import MODELS
@@ -211,6 +216,13 @@ class _Experiment:
     def group(self, name: str) -> SeriesSet:
         """The samples of group ``name``."""
         return self.data.subset(self.groups == name)
+
+    def target(self, name: str, anchor: str) -> SeriesSet:
+        """The samples of group ``name`` as a model whose season starts on ``anchor`` reads
+        them: in season-aligned data a group of another season is compared day of season
+        against day of season (:meth:`SeriesSet.on_anchor`)."""
+        samples = self.group(name)
+        return samples if samples.seasons == (anchor,) else samples.on_anchor(anchor)
 
     def scenario(self, source: str, target: str) -> str:
         """The scenario of the pair (see :func:`_scenario`)."""
@@ -689,7 +701,7 @@ def _add_tta_scores(exp: _Experiment, result: dict[str, Any], rdir: Path) -> dic
     adapted: dict[str, Any] = {}
     both: dict[str, Any] = {}
     for target in _tta_targets(result, config):
-        tset = exp.group(target)
+        tset = exp.target(target, card.grid.anchor)
         proba = shift_averaged_proba(model, card, tset, config.tta, device=config.device)
         country = exp.country_rules(target, tset)
         scenario = exp.scenario(result["source"], target)
@@ -1013,7 +1025,7 @@ def _add_target_scores(
     frames = [old[~old["target"].astype(str).isin(missing)]]  # an interrupted earlier try
     scores = dict(result["targets"])
     for target in missing:
-        tset = exp.group(target)
+        tset = exp.target(target, card.grid.anchor)
         proba = predict_proba(model, model_inputs(card, tset), device=exp.config.device)
         full = _full_proba(proba, cols, len(exp.data.classes))
         y_pred = np.asarray(full.argmax(axis=1), dtype=np.int64)
@@ -1366,7 +1378,7 @@ def _one_run(
     selected_scores: dict[str, Any] = {}
     preds: list[pd.DataFrame] = []
     # (group, its samples, the model scoring it, that model's training samples)
-    evaluations = [(t, exp.group(t), fitted, train) for t in targets]
+    evaluations = [(t, exp.target(t, train.grid.anchor), fitted, train) for t in targets]
     if holdout is not None:  # a second model, on the other 80 %, scores the source's hold-out
         if progress:
             progress(f"    within {source}: a second model on 80 % of it for the hold-out")

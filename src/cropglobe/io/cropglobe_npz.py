@@ -501,7 +501,8 @@ def read_cropglobe(
             "same bands together: countries=[...] (on the command line: --read-option "
             f"'countries={json.dumps(first)}')"
         )
-    out = SeriesSet.concat(sets) if len(sets) > 1 else sets[0]
+    # a country re-anchored (a southern season from 07-01) joins the others season-aligned
+    out = SeriesSet.concat(sets, mixed_seasons=True) if len(sets) > 1 else sets[0]
     attrs.update(
         source="cropglobe",
         root=str(r),

@@ -161,17 +161,24 @@ _MONTH_STARTS = np.cumsum([1, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30])  # da
 
 
 def _panel_start(ss: SeriesSet, group_by: str | None, group: str) -> int | None:
-    """Calendar day of year (1…365) on which day 1 of a panel's axis falls: the grid's anchor,
-    plus the half-year rotation of southern-hemisphere countries in season-aligned data
+    """Calendar day of year (1…365) on which day 1 of a panel's axis falls: the season anchor
+    of the panel's samples (``meta["season_anchor"]`` in a set of several seasons), plus the
+    half-year rotation of southern-hemisphere countries in season-aligned data
     (``attrs["south_rotation_days"]``, as :mod:`cropglobe.simulate` writes it); None when the
-    panel mixes rotated and unrotated countries."""
-    start = parse_anchor(ss.grid.anchor)
+    panel mixes seasons, or rotated and unrotated countries."""
+    mine = (
+        ss.meta[group_by].astype(str).to_numpy() == group
+        if group_by and group_by in ss.meta.columns
+        else np.ones(ss.n_samples, dtype=bool)
+    )
+    seasons = set(ss.anchors[mine].tolist())
+    if len(seasons) > 1:
+        return None
+    start = parse_anchor(seasons.pop() if seasons else ss.grid.anchor)
     rotation = int(ss.attrs.get("south_rotation_days") or 0)
     if not rotation or "country" not in ss.meta.columns:
         return start
-    countries = ss.meta["country"].astype(str)
-    if group_by and group_by in ss.meta.columns:
-        countries = countries[ss.meta[group_by].astype(str).to_numpy() == group]
+    countries = ss.meta["country"].astype(str)[mine]
     table = country_table()
     south = {
         bool(str(c) in table.index and table.loc[str(c), "hemisphere"] == "south")
@@ -189,7 +196,7 @@ def _label_time_axis(ax: Any, ss: SeriesSet, start: int | None) -> None:
         ax.set_xlabel("day of year")
         return
     if start is None:
-        ax.set_xlabel(f"day of season (grid from {ss.grid.anchor}; southern series rotated)")
+        ax.set_xlabel("day of season (samples of several season starts)")
         return
     when = np.datetime64("2001-01-01") + np.timedelta64(start - 1, "D")  # a non-leap year
     ax.set_xlabel(f"days since {str(when)[5:]}")
