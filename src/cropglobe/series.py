@@ -36,7 +36,7 @@ import json
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +317,14 @@ class TimeGrid:
         except (KeyError, TypeError) as exc:
             raise GridError(f"not a time grid description: {d!r} ({exc})") from None
 
+    def with_anchor(self, anchor: str) -> TimeGrid:
+        """The same bins (days of season) in a season starting ``anchor``; months and dekads
+        become ``"custom"`` bins, as another anchor's months would be other bins."""
+        kind = (
+            "custom" if self.kind in ("monthly", "dekad") and anchor != self.anchor else self.kind
+        )
+        return TimeGrid(self.edges, anchor, kind)
+
     def same_axis(self, other: TimeGrid) -> bool:
         """True when both grids have the same bins and anchor (``kind`` is only a label)."""
         return self.edges == other.edges and self.anchor == other.anchor
@@ -428,11 +436,11 @@ class SeriesSet:
         if len(seasons) <= 1:
             self.meta = self.meta.drop(columns=SEASON_ANCHOR)
             if seasons and seasons[0] != self.grid.anchor:
-                self.grid = replace(self.grid, anchor=seasons[0])
+                self.grid = self.grid.with_anchor(seasons[0])
             return
         self.meta[SEASON_ANCHOR] = texts.to_numpy(dtype=object)
         if self.grid.anchor not in seasons:
-            self.grid = replace(self.grid, anchor=seasons[0])
+            self.grid = self.grid.with_anchor(seasons[0])
 
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
@@ -496,7 +504,7 @@ class SeriesSet:
         return SeriesSet(
             self.values,
             self.bands,
-            replace(self.grid, anchor=anchor),
+            self.grid.with_anchor(anchor),
             self.labels,
             self.classes,
             meta,
