@@ -1216,8 +1216,9 @@ def test_report_curves_show_gaps_while_models_see_filled_series(
                 )
     path = tmp_path / "long.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    filled, observed = _load_series(path)
+    filled, observed, raw = _load_series(path)
     bel = (filled.meta["country"] == "BEL").to_numpy()
+    assert raw is not None and raw.n_samples == filled.n_samples  # the table it was read from
     assert np.isnan(observed.values[bel][:, :, 7:]).all()
     assert not np.isnan(filled.values).any()  # July held over August-December for the models
     np.testing.assert_array_equal(filled.values[bel][:, :, 11], filled.values[bel][:, :, 6])
