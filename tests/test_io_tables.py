@@ -578,6 +578,10 @@ def test_an_empty_band_is_warned_about_once_per_read(tmp_path: Path, caplog) -> 
         "leave it out when training (train / transfer --bands, SeriesSet.select_bands in "
         "Python) or fill it"
     ]
+    two = tmp_path / "two.csv"
+    pd.DataFrame({**rows, "B05": [np.nan] * 3}).to_csv(two, index=False)
+    _, said = warnings_of(lambda: read_dataset(two))
+    assert len(said) == 1 and said[0].startswith(f"bands B05, B8A hold no value in {two}: ")
     from cropglobe.composite import composite
 
     ss, said = warnings_of(lambda: composite(obs, TimeGrid.monthly(), season_year=2023))

@@ -200,3 +200,14 @@ def test_an_unknown_season_group_is_named(calendar_world, tmp_path) -> None:
                        methods=["rf-median1d"], seeds=[1], output=tmp_path / "x",
                        seasons={"AR": "07-01"})  # fmt: skip
     assert not (tmp_path / "x").exists()
+
+
+def test_anchor_options_take_one_spelling(calendar_world) -> None:
+    from cropglobe.cli.composite import anchor_option
+    from cropglobe.cli.transfer import seasons_arg
+
+    assert seasons_arg(("ARG=7-1", "AUS = 07-01")) == {"ARG": "07-01", "AUS": "07-01"}
+    assert seasons_arg(("auto",)) == "auto" and seasons_arg(()) is None
+    assert anchor_option("7-1") == "07-01"
+    al = align_seasons(calendar_world, {"ARG": "7-1"})
+    assert al.seasons == ("01-01", "07-01")

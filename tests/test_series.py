@@ -282,3 +282,13 @@ def test_meta_mixing_value_types_is_saved_as_text(tmp_path) -> None:
     )  # fmt: skip
     back = SeriesSet.load(ss.save(tmp_path / "s.npz"))
     assert list(back.meta["plot"]) == ["1", "b"] and list(back.meta["sample_id"]) == ["x", "y"]
+
+
+def test_anchors_have_one_spelling() -> None:
+    from cropglobe.series import anchor_text
+
+    assert anchor_text("7-1") == "07-01" and anchor_text("12-31") == "12-31"
+    assert TimeGrid.cropglobe("7-1") == TimeGrid.cropglobe("07-01")
+    assert TimeGrid.cropglobe("7-1").same_axis(TimeGrid.cropglobe("07-01"))
+    with pytest.raises(GridError, match="'2-30' is not a valid 'MM-DD' day"):
+        anchor_text("2-30")

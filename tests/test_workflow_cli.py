@@ -467,3 +467,66 @@ def test_selecting_groups_of_a_year_read_as_floats() -> None:
     assert select_groups(ss, ["2020.0", "2019.5"], "year").n_samples == 3
     with pytest.raises(DataFormatError, match=r"present: 2019\.5, 2020, 2021"):
         select_groups(ss, ["2018"], "year")
+
+
+def test_train_refuses_its_output_before_training_and_records_the_data(
+    world, tmp_path, monkeypatch
+) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    (tmp_path / "file.csv").write_text("x\n")
+    calls: list[object] = []
+    import cropglobe.train as train_mod
+
+    monkeypatch.setattr(train_mod, "train", lambda *a, **k: calls.append(a))  # must not run
+    base = ["train", "--data", str(data), "--country", "FRA", "--model", "cropnet", "-q"]
+    for out, said in (
+        (tmp_path / "file.csv", "exists and is a file; choose a folder path for the model"),
+        (data / "for_CropNet", "exists and is not a cropglobe model folder; refusing"),
+    ):
+        res = CliRunner().invoke(cli, [*base, "-o", str(out)])
+        assert res.exit_code == 2 and said in res.output, res.output
+    assert calls == [] and not list(data.glob(".*checkpoint"))
+    monkeypatch.undo()
+    # the card says where the training data came from; the console, how many were held out
+    res = CliRunner().invoke(
+        cli,
+        ["train", "--data", str(data), "--country", "FRA", "--where", "region=FRA-R1",
+         "--model", "cropnet", "--model-option", "width=8", "--epochs", "1",
+         "-o", str(tmp_path / "m")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["training"]["source_data"] == {
+        "path": str(data), "where": {"region": ["FRA-R1"]}, "country": ["FRA"]
+    }  # fmt: skip
+    n, held = card["training"]["n_train"], card["training"]["n_val"]
+    assert held > 0 and n + held == int((world.meta.region == "FRA-R1").sum())
+    assert f"trained cropnet on {n} samples ({held} more held out to choose the epoch)" in (
+        res.output
+    )
+
+
+@pytest.mark.parametrize("window", ["360-9999", "0-50"])
+def test_a_window_outside_the_season_is_refused(world, tmp_path, window) -> None:
+    res = CliRunner().invoke(cli, ["train", "--data", str(tmp_path), "--model", "random_forest",
+                                   "--window", window, "-o", str(tmp_path / "m")])  # fmt: skip
+    assert (
+        res.exit_code == 2
+        and "lies outside the season; expected days of season within 1-366" in (res.output)
+    )
+
+
+def test_data_without_any_observation_is_named_as_such(world, tmp_path) -> None:
+    npz = tmp_path / "nan.npz"
+    np.savez(npz, fea=np.full((20, 10, 73), np.nan, np.float32), lbl=np.arange(20) % 7)
+    res = CliRunner().invoke(cli, ["train", "--data", str(npz), "--model", "random_forest",
+                                   "-o", str(tmp_path / "m")])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert "the training data hold no sample with a valid observation" in res.output
+    said = [ln.split(": ", 1)[1] for ln in res.output.splitlines() if ln.startswith("WARNING")]
+    assert said == [
+        f"no band holds a value in {npz} (every entry is NaN): no sample has an observation to "
+        "learn from or predict; check the extraction",
+        f"{npz}: 20 of 20 samples hold no valid observation (all NaN) and are left out",
+    ]

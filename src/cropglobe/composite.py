@@ -50,6 +50,7 @@ from cropglobe.series import (
     Observations,
     SeriesSet,
     TimeGrid,
+    anchor_text,
     day_of_season,
     parse_anchor,
     season_label_year,
@@ -1196,8 +1197,7 @@ def align_seasons(
             f"align_seasons: {', '.join(map(str, absent))} not in the {group_by!r} column; "
             f"present: {', '.join(present)}"
         )
-    for a in seasons.values():
-        parse_anchor(a)
+    seasons = {g: anchor_text(a) for g, a in seasons.items()}  # "7-1" -> "07-01"
     order = np.arange(ss.n_samples)
     moved = np.isin(names, [str(g) for g, a in seasons.items() if a != ss.grid.anchor])
     parts, index = [ss.subset(~moved)], [order[~moved]]

@@ -52,6 +52,7 @@ __all__ = [
     "Observations",
     "SeriesSet",
     "TimeGrid",
+    "anchor_text",
     "day_of_season",
     "parse_anchor",
     "season_label_year",
@@ -87,6 +88,17 @@ def parse_anchor(anchor: str) -> int:
             "years, '07-01' for a July–June southern-hemisphere season)"
         ) from None
     return int(_MONTH_STARTS[month - 1]) + day - 1
+
+
+def anchor_text(anchor: str) -> str:
+    """An anchor in its one spelling, ``"MM-DD"`` (``"7-1"`` -> ``"07-01"``).
+
+    Raises:
+        GridError: as :func:`parse_anchor`.
+    """
+    doy = parse_anchor(anchor)
+    month = int(np.searchsorted(_MONTH_STARTS, doy, side="right"))
+    return f"{month:02d}-{doy - int(_MONTH_STARTS[month - 1]) + 1:02d}"
 
 
 def day_of_season(
@@ -167,7 +179,7 @@ class TimeGrid:
                 f"{list(self.edges)[:6]}…; pass bin start days in order"
             )
         object.__setattr__(self, "edges", tuple(int(x) for x in e))
-        parse_anchor(self.anchor)
+        object.__setattr__(self, "anchor", anchor_text(self.anchor))  # "7-1" -> "07-01"
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -429,10 +441,10 @@ class SeriesSet:
         several, the grid keeps its anchor when a sample has it, else takes the first
         sample's. A missing value means the grid's anchor."""
         col = self.meta[SEASON_ANCHOR]
-        texts = col.where(col.notna(), self.grid.anchor).astype(str)
+        given = col.where(col.notna(), self.grid.anchor).astype(str)
+        spelt = {a: anchor_text(a) for a in given.unique()}  # GridError on a bad value
+        texts = given.map(spelt)
         seasons = list(dict.fromkeys(texts.tolist()))
-        for a in seasons:
-            parse_anchor(a)  # GridError on a bad value
         if len(seasons) <= 1:
             self.meta = self.meta.drop(columns=SEASON_ANCHOR)
             if seasons and seasons[0] != self.grid.anchor:

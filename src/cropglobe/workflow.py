@@ -43,6 +43,7 @@ class TrainSummary:
     classes: tuple[str, ...]
     n_train: int
     metrics: dict[str, Any]
+    n_validation: int = 0  # labelled samples held out of training to choose the epoch
 
 
 def select_groups(
@@ -151,6 +152,27 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def check_model_output(output: str | os.PathLike[str]) -> Path:
+    """Refuse, before any training, a model folder path that saving would refuse at the end: a
+    file, or a non-empty folder that holds no model (a dataset, say).
+
+    Raises:
+        ModelError: as :func:`cropglobe.models.folder.save_model` would after training.
+    """
+    from cropglobe.errors import ModelError
+    from cropglobe.models.folder import CARD_FILE
+
+    target = Path(output)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"{target} exists and is a file; choose a folder path for the model")
+    if target.is_dir() and any(target.iterdir()) and not (target / CARD_FILE).is_file():
+        raise ModelError(
+            f"{target} exists and is not a cropglobe model folder; refusing to replace it — "
+            "choose a new or empty folder"
+        )
+    return target
+
+
 def train_to_folder(
     data: SeriesSet,
     model: str,
@@ -170,6 +192,7 @@ def train_to_folder(
     progress: Callable[[int, float, float], Any] | None = None,
     average: float | None = None,
     model_options: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> TrainSummary:
     """Train a registered model on labelled series and save it as a model folder.
 
@@ -179,7 +202,9 @@ def train_to_folder(
     with missing values left for the trees to route. ``average`` (neural models) averages the
     weights of that share of the final epochs (see :func:`cropglobe.train.train`).
     ``model_options`` are the model's hyperparameters (``{"width": 64}`` for CropNet,
-    ``{"n_estimators": 100}`` for a random forest).
+    ``{"n_estimators": 100}`` for a random forest). ``provenance``: where the data came from
+    (``{"path": …, "where": …, "groups": …}``), recorded in the card as
+    ``training["source_data"]``.
 
     Raises:
         LabelError: no labelled sample, or a single class.
@@ -194,9 +219,15 @@ def train_to_folder(
     from cropglobe.models.registry import canonical_name, is_neural
 
     name = canonical_name(model)
+    check_model_output(output)  # before hours of training, not when saving
     data.require_one_season("training a model")  # its card records one season
     labelled = data.subset(data.labels >= 0)
     if labelled.n_samples == 0:
+        if data.n_samples == 0:
+            raise DataFormatError(
+                "the training data hold no sample with a valid observation; check the data "
+                "(cropglobe info) and the selection (--country, --where)"
+            )
         raise LabelError("the training data holds no labelled sample; give labelled data")
     present = np.unique(labelled.labels)
     if present.size < 2:
@@ -231,9 +262,13 @@ def train_to_folder(
         )
         if result.card is None:  # only unregistered modules lack a card; names are registered
             raise DataFormatError(f"model {name!r} produced no model card; cannot save it")
+        if provenance:
+            result.card.training["source_data"] = dict(provenance)
         save_model(out, result.model, result.card)
         metrics = dict(result.card.metrics)
         classes = result.classes
+        n_train = int(result.card.training.get("n_train", labelled.n_samples))
+        held = int(result.card.training.get("n_val", 0)) if protocol == "clean" else 0
         import shutil
 
         shutil.rmtree(ckpt, ignore_errors=True)
@@ -272,12 +307,17 @@ def train_to_folder(
                 **composite_settings(labelled),
                 "value_percentiles": value_percentiles(labelled),
             },
-            training={"seed": seed, "n_train": labelled.n_samples},
+            training={
+                "seed": seed,
+                "n_train": labelled.n_samples,
+                **({"source_data": dict(provenance)} if provenance else {}),
+            },
             data_fingerprint=labelled.fingerprint(),
             metrics=metrics,
         )
         save_model(out, est, card)
-    return TrainSummary(out, name, tuple(classes), labelled.n_samples, metrics)
+        n_train, held = labelled.n_samples, 0
+    return TrainSummary(out, name, tuple(classes), n_train, metrics, held)
 
 
 def predict_dataset(

@@ -426,4 +426,9 @@ def _parse_window(ctx: click.Context, param: click.Parameter, text: str) -> tupl
             f"{text!r} ends before it starts; expected START-END with START below END, e.g. "
             "121-334, or 'all'"
         )
+    if a < 1 or b > 366:
+        raise click.BadParameter(
+            f"{text!r} lies outside the season; expected days of season within 1-366, e.g. "
+            "121-334, or 'all'"
+        )
     return a, b

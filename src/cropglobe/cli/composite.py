@@ -93,6 +93,7 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     help="First day of the season, MM-DD (07-01 for a July–June southern season: with a year "
     "column of label year 2023 it composites July 2022 – June 2023). A series input keeps its "
     "anchor unless this is given.",
+    callback=lambda ctx, param, value: anchor_option(value),
 )
 @click.option("--window", default=None, help="Keep only days of season START-END, e.g. 121-334.")
 @click.option(
@@ -274,6 +275,17 @@ def _report(output: Path, result: SeriesSet) -> None:
         f"{result.n_steps} steps ({result.grid}), "
         f"{100 * result.missing_fraction():.1f}% missing"
     )
+
+
+def anchor_option(text: str) -> str:
+    """``--anchor`` in its one spelling (``7-1`` -> ``07-01``), or a usage error."""
+    from cropglobe.errors import GridError
+    from cropglobe.series import anchor_text
+
+    try:
+        return anchor_text(text)
+    except GridError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--anchor'") from None
 
 
 def _grid(name: str, anchor: str) -> TimeGrid:

@@ -113,11 +113,12 @@ def command(
     from cropglobe.evaluate.experiment import load_series
     from cropglobe.evaluate.transfer import sequence_arg
     from cropglobe.models.registry import canonical_name
-    from cropglobe.workflow import select_groups, train_to_folder
+    from cropglobe.workflow import check_model_output, select_groups, train_to_folder
 
     options = _own_options(parse_model_options(tuple(
         item if "." in item.partition("=")[0] else f"{model}.{item}" for item in model_option
     )), canonical_name(model))  # fmt: skip
+    check_model_output(output)  # before the data are read and the model trained
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
     where_arg(where)  # a malformed --where fails before the data are read
@@ -158,9 +159,21 @@ def command(
         progress=report,
         average=average,
         model_options=options,
+        provenance={
+            "path": str(data_path),
+            **({"read_options": read_options_arg(read_option)} if read_option else {}),
+            **({"where": where_arg(where)} if where else {}),
+            **({group_by: list(sequence_arg(countries))} if countries else {}),
+            **({"bands": list(ss.bands)} if bands else {}),
+        },
+    )
+    held = (
+        f" ({summary.n_validation:,} more held out to choose the epoch)"
+        if summary.n_validation
+        else ""
     )
     click.echo(
-        f"trained {summary.model} on {summary.n_train:,} samples, classes "
+        f"trained {summary.model} on {summary.n_train:,} samples{held}, classes "
         f"{', '.join(summary.classes)}"
     )
     for key, value in summary.metrics.items():

@@ -44,7 +44,7 @@ def seasons_arg(items: tuple[str, ...]) -> dict[str, str] | str | None:
     """``("ARG=07-01", "AUS=07-01")`` -> ``{"ARG": "07-01", "AUS": "07-01"}``; ``("auto",)``
     -> ``"auto"``; nothing -> None."""
     from cropglobe.errors import GridError
-    from cropglobe.series import parse_anchor
+    from cropglobe.series import anchor_text
 
     if not items:
         return None
@@ -66,7 +66,7 @@ def seasons_arg(items: tuple[str, ...]) -> dict[str, str] | str | None:
                 param_hint="'--season'",
             )
         try:
-            parse_anchor(anchor)
+            anchor = anchor_text(anchor)
         except GridError as exc:
             raise click.BadParameter(f"{item!r}: {exc}", param_hint="'--season'") from None
         if out.get(group, anchor) != anchor:

@@ -66,7 +66,15 @@ def _load_series(
 
     data = read_dataset(path, **read_options)
     if not isinstance(data, Observations):
+        before = data.n_samples
         data = data.drop_empty()
+        if data.n_samples < before:
+            logger.warning(
+                "%s: %d of %d samples hold no valid observation (all NaN) and are left out",
+                path,
+                before - data.n_samples,
+                before,
+            )
         return data, data, None
     from cropglobe.summary import infer_grid
 
@@ -527,7 +535,7 @@ def _align(
     """The data with the groups of ``seasons`` on their own season anchors (season-aligned;
     see :func:`run_experiment`), and the anchors applied (group -> anchor)."""
     from cropglobe.composite import align_seasons, season_findings
-    from cropglobe.series import parse_anchor
+    from cropglobe.series import anchor_text
 
     present = sorted(set(ss.meta[group_by].astype(str)))
     if isinstance(seasons, str):
@@ -552,8 +560,7 @@ def _align(
                     f"--season {g}={a}: no group {g!r} in the data's {group_by!r} column; "
                     f"present: {', '.join(present)}"
                 )
-            parse_anchor(a)
-            mapping[name] = a
+            mapping[name] = anchor_text(a)
     mapping = {g: a for g, a in mapping.items() if a != ss.grid.anchor}
     if not mapping:
         return ss, observed, {}

@@ -132,19 +132,27 @@ def _require_rows(path: Path, df: pd.DataFrame, what: str) -> None:
 def warn_empty_bands(
     source: object, bands: Sequence[str], empty: Sequence[bool] | NDArray[np.bool_]
 ) -> list[str]:
-    """Log one WARNING per band that holds no value at all (every entry NaN) in ``source``.
+    """Log one WARNING naming the bands that hold no value at all (every entry NaN) in
+    ``source`` (or saying that no band holds one).
 
     Called once per read by the readers, so that training, prediction, transfer and
     compositing all say it, once. Returns the empty bands.
     """
     names = [str(b) for b, e in zip(bands, empty, strict=True) if bool(e)]
-    for b in names:
+    if len(names) > 1 and len(names) == len(bands):
         log.warning(
-            "band %s holds no value in %s: a model trained on it learns nothing from it; "
-            "leave it out when training (train / transfer --bands, SeriesSet.select_bands in "
-            "Python) or fill it",
-            b,
+            "no band holds a value in %s (every entry is NaN): no sample has an observation to "
+            "learn from or predict; check the extraction",
             source,
+        )
+    elif names:
+        log.warning(
+            "band%s %s hold%s no value in %s: a model trained on %s learns nothing from %s; "
+            "leave %s out when training (train / transfer --bands, SeriesSet.select_bands in "
+            "Python) or fill %s",
+            *("s", ", ".join(names), "", source, "them", "them", "them", "them")
+            if len(names) > 1
+            else ("", names[0], "s", source, "it", "it", "it", "it"),
         )
     return names
 
