@@ -813,9 +813,9 @@ def test_cli_composite_of_a_header_only_table_is_one_line(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("grid", "days"),
     [
-        (TimeGrid.cropglobe(), 30.0),  # 5-day steps: six of them
-        (TimeGrid.regular(10), 30.0),
-        (TimeGrid.regular(16), 32.0),  # one missing 16-day step
+        (TimeGrid.cropglobe(), 35.0),  # a month between observations, wherever in the bins
+        (TimeGrid.regular(10), 40.0),
+        (TimeGrid.regular(16), 46.0),  # one missing 16-day step (two are 48 days)
         (TimeGrid.monthly(), 62.0),  # one missing month (July-August: 31 + 31 days)
     ],
 )
@@ -1015,3 +1015,63 @@ def test_the_season_year_hint_does_not_loop_over_several_seasons(tmp_path: Path)
     assert one.n_samples == 2 and (one.meta["year"] == 2021).all()
     fixed = Observations(table, obs.bands, samples.assign(year=samples["year"] + 1), obs.classes)
     assert composite(fixed, grid).n_samples == 4
+
+
+def _monthly_table(path: Path, months: range | list[int]) -> Path:
+    """Two corn samples observed on the 1st of the given months of 2023, NDVI rising."""
+    rows = [
+        {
+            "sample_id": s,
+            "date": f"2023-{m:02d}-01",
+            "label": "corn",
+            "B04": 500.0,
+            "B08": 1000.0 + 50 * m + (10 if s == "b" else 0),
+        }
+        for s in ("a", "b")
+        for m in months
+    ]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_observations_a_month_apart_are_bridged_on_the_5_day_grid(tmp_path) -> None:
+    from cropglobe.io import read_dataset
+
+    obs = read_dataset(_monthly_table(tmp_path / "m.csv", range(1, 13)))
+    ss = composite(obs, TimeGrid.cropglobe(), fill=True)
+    # 1 March (bin 56-60) to 1 April (bin 91-95): 31 days, 35 between the bins' centres
+    assert not np.isnan(ss.values[:, :, :67]).any()  # up to 1 December's bin
+    comp = ss.attrs["composite"]
+    assert comp["max_gap_days"] == 35.0
+    size = 2 * 2 * 73  # samples × bands × bins
+    observed, held = 12 * 2 * 2, (73 - 67) * 2 * 2  # December's bin is the last observed
+    assert comp["held_fraction"] == pytest.approx(held / size, abs=1e-6)
+    assert comp["filled_fraction"] == pytest.approx((size - observed - held) / size, abs=1e-6)
+    # the same values as filling in one pass
+    raw = composite(obs, TimeGrid.cropglobe(), fill=False)
+    np.testing.assert_array_equal(ss.values, fill_gaps(raw.values, raw.grid, max_gap_days=35.0))
+
+
+def test_held_ends_are_reported_and_not_timed_as_a_season(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+
+    table = _monthly_table(tmp_path / "mayjul.csv", [5, 6, 7])
+    res = CliRunner().invoke(cli, ["composite", str(table), "-o", str(tmp_path / "s.npz")])
+    assert res.exit_code == 0, res.output
+    assert "0.0% missing, 13.7% gap-filled, 82.2% held at the series' ends" in res.output
+    res = CliRunner().invoke(cli, ["info", str(tmp_path / "s.npz")])
+    assert "not observed: 13.7% gap-filled, 82.2% held at the series' ends" in res.output
+    # the held July plateau is no peak: the curve still rises where the observations stop
+    assert "corn day 178 (Jun, a step at an end of the data)" in res.output, res.output
+    assert "observations cover only days 121–185 of the season" in res.output
+
+
+def test_unheld_blanks_repeated_ends_and_keeps_their_observed_value() -> None:
+    c = np.array([[1, 1, 1, 2, 3, 4, 4, 4], [5, 6, 7, 8, 9, 9, 9, 9], [3.0] * 8])
+    got = cmp._unheld(c)
+    nan = np.nan
+    np.testing.assert_array_equal(got[0], [nan, nan, 1, 2, 3, 4, nan, nan])
+    np.testing.assert_array_equal(got[1], [5, 6, 7, 8, 9, nan, nan, nan])
+    np.testing.assert_array_equal(got[2], c[2])  # a constant series is left as it is

@@ -417,9 +417,9 @@ def composite(
         fill: False keeps empty bins NaN; True or ``"linear"`` fills them with
             :func:`fill_gaps`.
         max_gap_days: longest gap (days between the centres of the two valid neighbours) that
-            gap filling bridges; None bridges any gap; ``"auto"`` (default): 30 days, or one
-            missing step on grids coarser than 15 days (:func:`auto_max_gap`: 62 days on a
-            monthly grid). Used only when ``fill`` is on.
+            gap filling bridges; None bridges any gap; ``"auto"`` (default): observations up
+            to a month apart are bridged, and at least one missing step (:func:`auto_max_gap`:
+            35 days on the 5-day grid, 62 on a monthly grid). Used only when ``fill`` is on.
         edge: ``"hold"`` repeats the first/last valid value over leading/trailing gaps when
             filling; ``"nan"`` leaves them missing.
         reducer: ``"median"`` (default, as CropGlobe) or ``"mean"``.
@@ -479,8 +479,18 @@ def composite(
         )
     if max_gap_days == "auto":
         max_gap_days = auto_max_gap(grid)
-    if fill:
-        _fill_inplace(out, grid.centers, max_gap_days, edge)
+    shares: dict[str, float] = {}
+    if fill:  # inner gaps first, then the ends: the same values as one pass, counted apart
+        before = int(np.isnan(out).sum())
+        _fill_inplace(out, grid.centers, max_gap_days, "nan")
+        inner = int(np.isnan(out).sum())
+        if edge == "hold":
+            _fill_inplace(out, grid.centers, 0.0, "hold")  # a 0-day limit bridges no inner gap
+        size = max(out.size, 1)
+        shares = {
+            "filled_fraction": round((before - inner) / size, 6),
+            "held_fraction": round((inner - int(np.isnan(out).sum())) / size, 6),
+        }
     meta = obs.samples.drop(columns=["label"]).copy()
     meta["year"] = years
     labels = obs.samples["label"].to_numpy(dtype=np.int64)
@@ -491,6 +501,7 @@ def composite(
         "fill": bool(fill),
         "max_gap_days": max_gap_days,
         "edge": edge,
+        **shares,  # shares of all values interpolated across gaps / held at the series' ends
     }
     return SeriesSet(out, obs.bands, grid, labels, obs.classes, meta, attrs)
 
@@ -746,13 +757,24 @@ def _several_seasons_hint(
 # =====================================================================================
 # Gap filling
 # =====================================================================================
+#: observations at most this many days apart are always bridged by the default gap filling
+MONTH_GAP_DAYS = 31
+
+
 def auto_max_gap(grid: TimeGrid) -> float:
-    """The default longest gap to bridge on ``grid``, in days: 30 (six steps of CropGlobe's
-    5-day grid, three dekads), but never less than one missing step (twice the grid's longest
-    step: 62 days on a monthly grid, where a 30-day limit would bridge no gap at all)."""
+    """The default longest gap to bridge on ``grid``, in days between bin centres.
+
+    Observations up to a month (31 days) apart are always bridged, wherever they fall in
+    their bins: in bins w days wide two observations lie up to w − 1 days closer than their
+    bins' centres, so the limit is 31 + w − 1 for the widest bin (35 days on CropGlobe's
+    5-day grid, where monthly observations on the 1st lie 35 centre days apart from March to
+    April); and never less than one missing step (twice the longest step between centres: 62
+    days on a monthly grid)."""
+    widths = np.diff(np.asarray(grid.edges, dtype=np.float64))
     steps = np.diff(np.asarray(grid.centers, dtype=np.float64))
+    widest = float(widths.max()) if widths.size else 1.0
     longest = float(steps.max()) if steps.size else 0.0
-    return max(30.0, 2.0 * longest)
+    return max(MONTH_GAP_DAYS + widest - 1.0, 2.0 * longest)
 
 
 def fill_gaps(
@@ -1384,6 +1406,9 @@ def _group_peaks(
     curve can peak in any month).
     """
     curve = ndvi(ss.values, ss.bands)  # (N, T); BandError without NDVI or B08 and B04
+    comp = ss.attrs.get("composite")
+    if isinstance(comp, dict) and comp.get("held_fraction", 0) and comp.get("edge") == "hold":
+        curve = _unheld(curve)  # held ends are no season: a plateau of repeats is not a peak
     groups = (
         ss.meta[group_by].astype(str).to_numpy()
         if group_by in ss.meta.columns
@@ -1445,6 +1470,26 @@ def _group_peaks(
             )
         )
     return out
+
+
+def _unheld(curve: NDArray[Any]) -> NDArray[np.float64]:
+    """``curve`` (N, T) without the values gap filling held over its ends: the leading run of
+    repeats of the first value and the trailing run of repeats of the last one become NaN,
+    each run's observed end (the last of the leading run, the first of the trailing run)
+    kept."""
+    c = np.array(curve, dtype=np.float64)
+    n, t = c.shape
+    if t < 2 or n == 0:
+        return c
+    pos = np.arange(t)
+    lead = c == c[:, :1]
+    lead_len = np.where(lead.all(axis=1), t, np.argmin(lead, axis=1))  # run from the start
+    trail = c == c[:, -1:]
+    trail_len = np.where(trail.all(axis=1), t, np.argmin(trail[:, ::-1], axis=1))
+    gone = (pos < (lead_len - 1)[:, None]) | (pos > (t - trail_len)[:, None])
+    gone &= (lead_len < t)[:, None]  # a constant series keeps its values
+    c[gone] = np.nan
+    return c
 
 
 def _top_centre(

@@ -13,7 +13,7 @@ import pandas as pd
 from cropglobe.errors import BandError
 from cropglobe.series import Observations, SeriesSet, TimeGrid, parse_anchor
 
-__all__ = ["describe", "format_description", "infer_grid", "season_check"]
+__all__ = ["describe", "filled_text", "format_description", "infer_grid", "season_check"]
 
 
 def _group_column(meta: pd.DataFrame) -> str | None:
@@ -228,6 +228,23 @@ def _season_check_lines(check: dict[str, Any]) -> list[str]:
     return lines
 
 
+def filled_text(attrs: dict[str, Any]) -> str:
+    """``"12.0% gap-filled, 40.1% held at the series' ends"``: how much of a composited set
+    is not observed (``attrs["composite"]``, as :func:`cropglobe.composite.composite`
+    records it); ``""`` when unknown or nothing was filled."""
+    comp = attrs.get("composite")
+    if not isinstance(comp, dict) or "filled_fraction" not in comp:
+        return ""
+    filled, held = float(comp["filled_fraction"]), float(comp.get("held_fraction", 0.0))
+    if not filled and not held:
+        return ""
+    return (
+        f"{100 * filled:.1f}% gap-filled"
+        + (f", {100 * held:.1f}% held at the series' ends" if held else "")
+        + " (values not observed)"
+    )
+
+
 def format_description(desc: dict[str, Any], source: str = "") -> str:
     """Plain-text rendering of :func:`describe` for the terminal."""
     lines = [f"{source}" if source else desc["kind"]]
@@ -254,6 +271,9 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
         named = ", ".join(f"{y} ({n:,})" for y, n in desc["years"].items())
         lines.append(f"  years: {named}; dates {desc['dates']}")
     lines.append(f"  missing values: {100 * desc['missing_fraction']:.1f} %")
+    filled = filled_text(desc["attrs"])
+    if filled:
+        lines.append(f"  not observed: {filled}, when composited")
     shares = desc.get("band_missing_fraction", {})
     if shares:
         lines.append(_band_missing_line(shares))

@@ -100,9 +100,10 @@ def _parse_gap(text: str) -> int | Literal["auto"] | None:
     "--max-gap",
     default="auto",
     show_default=True,
-    help="Longest gap (days) bridged by linear gap filling; 'none' bridges all; 'auto': 30, "
-    "or one missing step on grids coarser than 15 days (62 days on the monthly grid). A series "
-    "input is gap-filled only when this or --fill is given.",
+    help="Longest gap (days between the centres of the bins either side) bridged by linear gap "
+    "filling; 'none' bridges all; 'auto': observations up to a month apart, at least one "
+    "missing step (35 days on the 5-day grid, 62 on the monthly grid). A series input is "
+    "gap-filled only when this or --fill is given.",
 )
 @click.option("--fill/--no-fill", default=True, show_default=True, help="Fill gaps linearly.")
 @click.option(
@@ -270,10 +271,13 @@ def command(
 
 
 def _report(output: Path, result: SeriesSet) -> None:
+    from cropglobe.summary import filled_text
+
+    filled = filled_text(result.attrs)
     click.echo(
         f"wrote {output}: {result.n_samples} samples × {result.n_bands} bands × "
         f"{result.n_steps} steps ({result.grid}), "
-        f"{100 * result.missing_fraction():.1f}% missing"
+        f"{100 * result.missing_fraction():.1f}% missing" + (f", {filled}" if filled else "")
     )
 
 
