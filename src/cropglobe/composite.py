@@ -1405,7 +1405,7 @@ def _group_peaks(
     has another class (a mixture of crops and grassland has no season of its own: its mean
     curve can peak in any month).
     """
-    curve = ndvi(ss.values, ss.bands)  # (N, T); BandError without NDVI or B08 and B04
+    curve: NDArray[Any] = ndvi(ss.values, ss.bands)  # (N, T); BandError without NDVI, B08+B04
     comp = ss.attrs.get("composite")
     if isinstance(comp, dict) and comp.get("held_fraction", 0) and comp.get("edge") == "hold":
         curve = _unheld(curve)  # held ends are no season: a plateau of repeats is not a peak
