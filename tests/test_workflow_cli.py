@@ -530,3 +530,19 @@ def test_data_without_any_observation_is_named_as_such(world, tmp_path) -> None:
         "learn from or predict; check the extraction",
         f"{npz}: 20 of 20 samples hold no valid observation (all NaN) and are left out",
     ]
+
+
+def test_predictions_name_the_label_year_and_the_season_year(world, tmp_path) -> None:
+    from cropglobe.composite import shift_anchor
+
+    fra = world.where(country="FRA")
+    train_to_folder(fra, "random_forest", tmp_path / "cal", model_options={"n_estimators": 5})
+    calendar = predict_dataset(tmp_path / "cal", world.where(country="BEL"))
+    assert "season_year" not in calendar.columns and set(calendar["year"]) == {2023}
+    # a July-June season: meta["year"] is the season year (2022), tables name the harvest
+    july = shift_anchor(fra, "07-01", wrap=True)
+    assert set(july.meta["year"]) == {2022}
+    train_to_folder(july, "random_forest", tmp_path / "jul", model_options={"n_estimators": 5})
+    table = predict_dataset(tmp_path / "jul", july)
+    assert list(table.columns[:5]) == ["sample_id", "country", "region", "year", "season_year"]
+    assert set(table["year"]) == {2023} and set(table["season_year"]) == {2022}

@@ -339,8 +339,10 @@ def predict_dataset(
 
     Returns:
         One row per sample: ``sample_id``, metadata group columns when present (``country``,
-        ``region``, ``year``), ``label`` (true class name or None), ``predicted`` (class
-        name), ``confidence`` and ``p_{class}`` for each model class.
+        ``region``, ``year``: the label (harvest) year, as input tables give it, followed by
+        ``season_year`` when a season starts after 1 January), ``label`` (true class name or
+        None), ``predicted`` (class name), ``confidence`` and ``p_{class}`` for each model
+        class.
     """
     from cropglobe.models.folder import card_proba, load_model, model_inputs, shift_averaged_proba
 
@@ -362,12 +364,38 @@ def predict_dataset(
     for col in ("country", "region", "year"):
         if col in data.meta.columns:
             out[col] = data.meta[col].to_numpy()
+    if "year" in out.columns:
+        out = _label_years(out, data)
     out["label"] = data.label_names()
     out["predicted"] = np.asarray(card.classes, dtype=object)[pred]
     out["confidence"] = proba.max(axis=1).astype(np.float32)
     for k, name in enumerate(card.classes):
         out[f"p_{name}"] = proba[:, k].astype(np.float32)
     return out
+
+
+def _label_years(out: pd.DataFrame, data: SeriesSet) -> pd.DataFrame:
+    """``year`` as input tables name it, the label (harvest) year, with ``season_year`` (the
+    year the season starts, as a SeriesSet's meta holds it) beside it when a season starts
+    after 1 January (then they differ)."""
+    from cropglobe.series import season_label_year
+
+    if set(data.seasons) == {"01-01"}:
+        return out  # calendar years: the season year is the label year
+    season = pd.to_numeric(out["year"], errors="coerce").to_numpy(dtype=np.float64)
+    label = np.full(season.shape, np.nan)
+    known = ~np.isnan(season)
+    anchors = data.anchors
+    for a in data.seasons:
+        at = known & (anchors == a)
+        label[at] = season_label_year(season[at].astype(np.int64), a)
+    out = out.copy()
+    whole = bool(known.all())
+    out["year"] = label.astype(np.int64) if whole else label
+    out["season_year"] = season.astype(np.int64) if whole else season
+    cols = [c for c in out.columns if c != "season_year"]
+    cols.insert(cols.index("year") + 1, "season_year")
+    return out[cols]
 
 
 def _fit_classical(name: str, seed: int, options: dict[str, Any], x: Any, y: Any) -> Any:
