@@ -211,3 +211,16 @@ def test_anchor_options_take_one_spelling(calendar_world) -> None:
     assert anchor_option("7-1") == "07-01"
     al = align_seasons(calendar_world, {"ARG": "7-1"})
     assert al.seasons == ("01-01", "07-01")
+
+
+def test_season_auto_needs_ndvi_and_seasons_enter_the_fingerprint(calendar_world, tmp_path) -> None:
+    from cropglobe.errors import ParameterError
+
+    swir = calendar_world.select_bands(["B11", "B12"])
+    with pytest.raises(ParameterError, match="--season auto times each group's NDVI peaks"):
+        run_experiment(swir, sources=["FRA"], targets=["ARG"], methods=["rf-median1d"],
+                       seeds=[1], output=tmp_path / "x", seasons="auto")  # fmt: skip
+    al = align_seasons(calendar_world, {"ARG": "07-01"})
+    relabelled = SeriesSet(al.values, al.bands, al.grid, al.labels, al.classes,
+                           al.meta.assign(season_anchor="01-01"))  # fmt: skip
+    assert relabelled.fingerprint() != al.fingerprint()

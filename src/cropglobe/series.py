@@ -802,11 +802,14 @@ class SeriesSet:
         return names[self.labels]
 
     def fingerprint(self) -> str:
-        """SHA-256 of values, labels, bands, grid and classes (for model cards)."""
+        """SHA-256 of values, labels, bands, grid and classes, and of each sample's season in a
+        set of several (for model cards and experiments)."""
         h = hashlib.sha256()
         h.update(json.dumps([list(self.bands), self.grid.to_dict(), list(self.classes)]).encode())
         h.update(np.ascontiguousarray(self.values).tobytes())
         h.update(self.labels.tobytes())
+        if len(self.seasons) > 1:  # which sample is of which season
+            h.update(json.dumps(self.anchors.tolist()).encode())
         return h.hexdigest()
 
     # ------------------------------------------------------------------ disk

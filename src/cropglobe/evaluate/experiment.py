@@ -535,6 +535,7 @@ def _align(
     """The data with the groups of ``seasons`` on their own season anchors (season-aligned;
     see :func:`run_experiment`), and the anchors applied (group -> anchor)."""
     from cropglobe.composite import align_seasons, season_findings
+    from cropglobe.errors import BandError
     from cropglobe.series import anchor_text
 
     present = sorted(set(ss.meta[group_by].astype(str)))
@@ -545,7 +546,14 @@ def _align(
             )
         grid = observed.grid
         span = window or (int(grid.edges[0]), int(grid.edges[-1]) - 1)
-        found = season_findings(observed, window=span, group_by=group_by)
+        try:
+            found = season_findings(observed, window=span, group_by=group_by)
+        except BandError:
+            raise ParameterError(
+                "--season auto times each group's NDVI peaks, which needs an NDVI band or B08 "
+                f"and B04 (the data have {', '.join(observed.bands)}); give each group's season "
+                "instead: --season GROUP=MM-DD"
+            ) from None
         mapping = {f.group: str(f.suggested_anchor) for f in found if f.suggested_anchor}
         if echo:
             chosen = ", ".join(f"{g} on a season starting {a}" for g, a in mapping.items())
