@@ -379,3 +379,46 @@ def test_estimator_metadata_of_another_version_is_a_clear_error(tmp_path: Path, 
     path.write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=r"estimator\.json: incomplete or written by another"):
         RandomForestModel.load(tmp_path / "rf")
+
+
+def _edit_card(folder: Path, **changes: object) -> None:
+    path = folder / "card.json"
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"bands": list(BANDS[:9])}, "lists 9 bands but the model reads 10"),
+        ({"window": [121, 300]}, "lists 36 time steps (grid and window) but the model reads 43"),
+        ({"classes": ["corn", "wheat"]}, "lists 2 classes but the model reads 3"),
+    ],
+)
+def test_a_card_contradicting_its_network_is_refused(
+    tmp_path: Path, changes: dict[str, object], words: str
+) -> None:
+    model = create_model("cropnet", 3, 10, 43, width=8)
+    save_model(tmp_path / "m", model, _card("cropnet", **model.config))
+    _edit_card(tmp_path / "m", **changes)
+    with pytest.raises(ModelError, match="card is damaged") as info:
+        load_model(tmp_path / "m")
+    assert words in str(info.value) and str(tmp_path / "m") in str(info.value)
+
+
+def test_a_card_contradicting_its_forest_is_refused(tmp_path: Path) -> None:
+    x, y = _tabular()  # (300, 3, 8)
+    rf = RandomForestModel(n_estimators=3, random_state=0).fit(x, y)
+    card = ModelCard(
+        model="random_forest",
+        params=rf.get_params(),
+        bands=("a", "b", "c"),
+        grid=TimeGrid.regular(5, 1, 40),
+        classes=("p", "q", "r", "s"),
+    )
+    save_model(tmp_path / "rf", rf, card)
+    load_model(tmp_path / "rf")
+    _edit_card(tmp_path / "rf", bands=["a", "b"])
+    with pytest.raises(ModelError, match="card is damaged: it lists 2 bands but the model reads 3"):
+        load_model(tmp_path / "rf")

@@ -20,7 +20,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_dir, json_default
-from cropglobe.errors import BandError, GridError, MissingFileError, ModelError, ParameterError
+from cropglobe.errors import (
+    BandError,
+    CropGlobeError,
+    GridError,
+    MissingFileError,
+    ModelError,
+    ParameterError,
+)
 from cropglobe.models.registry import canonical_name, create_model, is_neural, model_class
 from cropglobe.series import SeriesSet, TimeGrid
 
@@ -237,7 +244,9 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
     src = Path(folder)
     card = read_card(src)
     if not is_neural(card.model):
-        return model_class(card.model).load(src), card
+        model = model_class(card.model).load(src)
+        _check_classical_card(src, card, model)
+        return model, card
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -245,21 +254,20 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
     if not path.is_file():
         raise ModelError(f"{src}: {WEIGHTS_FILE} is missing; the model folder is incomplete")
     params = dict(card.params)
-    if params.get("n_classes") != len(card.classes):
+    missing = [k for k in ("n_classes", "n_bands", "n_steps") if k not in params]
+    if missing:
         raise ModelError(
-            f"{src / CARD_FILE}: the card names {len(card.classes)} classes but the network "
-            f"outputs {params.get('n_classes')}; the card is damaged, re-save the model"
+            f"{src / CARD_FILE}: model card params lack {', '.join(missing)}; the card is "
+            "damaged, restore card.json or re-save the model"
         )
-    try:
-        model = create_model(
-            card.model,
-            params.pop("n_classes"),
-            params.pop("n_bands"),
-            params.pop("n_steps"),
-            **params,
-        )
-    except KeyError as exc:
-        raise ModelError(f"{src}: model card params lack {exc}; re-save the model") from None
+    _check_neural_card(src, card)
+    model = create_model(
+        card.model,
+        params.pop("n_classes"),
+        params.pop("n_bands"),
+        params.pop("n_steps"),
+        **params,
+    )
     try:
         state = load_file(str(path))
         model.load_state_dict(state, strict=True)
@@ -270,6 +278,52 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
         ) from None
     model.eval()
     return model, card
+
+
+def _card_steps(src: Path, card: ModelCard) -> int:
+    """Time steps the model reads (the card's grid cut to its window)."""
+    try:
+        return len(card.model_grid)
+    except CropGlobeError as exc:
+        raise ModelError(
+            f"{src / CARD_FILE}: the card's window {card.window} does not fit its grid "
+            f"'{card.grid}' ({exc}); the card is damaged, restore card.json or re-save the model"
+        ) from None
+
+
+def _damaged(src: Path, what: str, card_says: object, model_says: object) -> ModelError:
+    return ModelError(
+        f"{src / CARD_FILE}: the card is damaged: it lists {card_says} {what} but the model "
+        f"reads {model_says}; restore card.json of model folder {src} or re-save the model"
+    )
+
+
+def _check_neural_card(src: Path, card: ModelCard) -> None:
+    """Refuse a card whose bands, steps or classes contradict its own network parameters."""
+    p = card.params
+    if p["n_classes"] != len(card.classes):
+        raise _damaged(src, "classes", len(card.classes), f"{p['n_classes']} (params.n_classes)")
+    if p["n_bands"] != len(card.bands):
+        raise _damaged(src, "bands", len(card.bands), f"{p['n_bands']} (params.n_bands)")
+    steps = _card_steps(src, card)
+    if p["n_steps"] != steps:
+        raise _damaged(
+            src, "time steps (grid and window)", steps, f"{p['n_steps']} (params.n_steps)"
+        )
+
+
+def _check_classical_card(src: Path, card: ModelCard, model: Any) -> None:
+    """Refuse a card whose bands or steps contradict the fitted estimator's input shape."""
+    shape = getattr(model, "input_shape_", None)
+    if shape is None or len(shape) != 2:
+        return
+    if shape[0] != len(card.bands):
+        raise _damaged(src, "bands", len(card.bands), f"{shape[0]} (estimator input shape)")
+    steps = _card_steps(src, card)
+    if shape[1] != steps:
+        raise _damaged(
+            src, "time steps (grid and window)", steps, f"{shape[1]} (estimator input shape)"
+        )
 
 
 def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
