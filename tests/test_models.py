@@ -422,3 +422,15 @@ def test_a_card_contradicting_its_forest_is_refused(tmp_path: Path) -> None:
     _edit_card(tmp_path / "rf", bands=["a", "b"])
     with pytest.raises(ModelError, match="card is damaged: it lists 2 bands but the model reads 3"):
         load_model(tmp_path / "rf")
+
+
+def test_a_card_naming_another_model_than_its_weights_is_refused(tmp_path: Path) -> None:
+    model = create_model("cropnet", 3, 10, 43, width=8)
+    save_model(tmp_path / "m", model, _card("cropnet", **model.config))
+    _edit_card(tmp_path / "m", model="tempcnn")
+    with pytest.raises(ModelError) as info:
+        load_model(tmp_path / "m")
+    msg = str(info.value)
+    assert "the card does not match the weights in model folder" in msg
+    assert str(tmp_path / "m") in msg and "damaged or was edited" in msg
+    assert "give values like the model's defaults" not in msg

@@ -28,7 +28,14 @@ from cropglobe.errors import (
     ModelError,
     ParameterError,
 )
-from cropglobe.models.registry import canonical_name, create_model, is_neural, model_class
+from cropglobe.models.registry import (
+    build_error_text,
+    canonical_name,
+    construct,
+    describe_params,
+    is_neural,
+    model_class,
+)
 from cropglobe.series import SeriesSet, TimeGrid
 
 __all__ = [
@@ -261,20 +268,29 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
             "damaged, restore card.json or re-save the model"
         )
     _check_neural_card(src, card)
-    model = create_model(
-        card.model,
-        params.pop("n_classes"),
-        params.pop("n_bands"),
-        params.pop("n_steps"),
-        **params,
-    )
+    try:
+        model = construct(
+            card.model,
+            params.pop("n_classes"),
+            params.pop("n_bands"),
+            params.pop("n_steps"),
+            **params,
+        )
+    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
+        raise ModelError(
+            f"{src / CARD_FILE}: the card does not match the weights in model folder {src}: "
+            f"a {card.model!r} model cannot take the card's params ({describe_params(params)}: "
+            f"{build_error_text(exc)}); the card is damaged or was edited, restore card.json or "
+            "re-save the model"
+        ) from None
     try:
         state = load_file(str(path))
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
         msg = str(exc).splitlines()[0]
         raise ModelError(
-            f"{path}: weights do not match the card's {card.model!r} model ({msg}); re-save it"
+            f"{path}: weights do not match the card's {card.model!r} model ({msg}); the card of "
+            f"model folder {src} is damaged or was edited, restore card.json or re-save the model"
         ) from None
     model.eval()
     return model, card

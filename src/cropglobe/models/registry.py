@@ -71,15 +71,35 @@ def create_model(name: str, n_classes: int, n_bands: int = 10, n_steps: int = 43
     if int(n_classes) < 2:
         raise ModelError(f"n_classes must be >= 2, got {n_classes}; a classifier needs 2 classes")
     key = canonical_name(name)
-    cls = model_class(key)
     try:
-        if MODELS[key][2] == "classical":
-            return cls(**kw)
-        return cls(int(n_classes), int(n_bands), int(n_steps), **kw)
-    except (TypeError, ValueError, RuntimeError, OverflowError, MemoryError) as exc:
-        given = ", ".join(f"{k}={v!r}" for k, v in kw.items()) or "the defaults"
+        return construct(key, n_classes, n_bands, n_steps, **kw)
+    except _BUILD_ERRORS as exc:
         raise ModelError(
-            f"bad hyperparameters for model {key!r} ({given}): "
-            f"{str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}; "
-            "give values like the model's defaults"
+            f"bad hyperparameters for model {key!r} ({describe_params(kw)}): "
+            f"{build_error_text(exc)}; give values like the model's defaults"
         ) from None
+
+
+#: what a model constructor raises on hyperparameters it cannot take
+_BUILD_ERRORS = (TypeError, ValueError, RuntimeError, OverflowError, MemoryError)
+
+
+def construct(name: str, n_classes: int, n_bands: int, n_steps: int, **kw: Any) -> Any:
+    """Call the constructor of ``name`` as :func:`create_model` does, without rewording what
+    it raises (``TypeError``, ``ValueError`` … on bad hyperparameters): callers that know where
+    the hyperparameters came from (a model card) word the error themselves."""
+    key = canonical_name(name)
+    cls = model_class(key)
+    if MODELS[key][2] == "classical":
+        return cls(**kw)
+    return cls(int(n_classes), int(n_bands), int(n_steps), **kw)
+
+
+def describe_params(kw: dict[str, Any]) -> str:
+    """``width=8, dropout=0.2`` (or ``the defaults``), for error messages."""
+    return ", ".join(f"{k}={v!r}" for k, v in kw.items()) or "the defaults"
+
+
+def build_error_text(exc: BaseException) -> str:
+    """The first line of what a constructor raised (at most 160 characters)."""
+    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
