@@ -1254,3 +1254,31 @@ def test_trained_neural_cards_record_value_percentiles(tempcnn_model: Path) -> N
     got = card["features"]["value_percentiles"]
     assert list(got) == list(S2_BANDS)
     np.testing.assert_allclose([got[b] for b in S2_BANDS], [want[b] for b in S2_BANDS], rtol=0.05)
+
+
+def test_an_unreachable_scheduler_leaves_no_partial_folder_and_keeps_one_to_resume(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: Any
+) -> None:
+    import cropglobe.mapping as mapping
+    from cropglobe.cli.main import cli
+
+    monkeypatch.setattr(mapping, "_DASK_CONNECT_TIMEOUT", "0.5s")
+    folder, scl = stack_dirs
+    out = tmp_path / "m.tif"
+    args = ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl), "-o", str(out),
+            "--block-size", "16", "-q"]  # fmt: skip
+    r = CliRunner().invoke(cli, [*args, "--dask-scheduler", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "cannot connect to the Dask scheduler 'tcp://127.0.0.1:1'" in r.output
+    assert list(tmp_path.iterdir()) == []  # no partial folder with nothing done in it
+    job = MapJob(lgbm_model, folder, out, mask=scl, block_size=16)
+    for i, _ in enumerate(job.run()):  # stopped after three windows: a partial map to resume
+        if i == 2:
+            break
+    job.close()
+    log = tmp_path / ".m.tif.partial" / "done.log"
+    assert len(log.read_text().splitlines()) == 3
+    r = CliRunner().invoke(cli, [*args, "--resume", "--dask-scheduler", "tcp://127.0.0.1:1"])
+    assert r.exit_code == 2 and len(log.read_text().splitlines()) == 3, r.output
+    r = CliRunner().invoke(cli, [*args, "--resume"])
+    assert r.exit_code == 0 and out.is_file() and not log.parent.exists(), r.output

@@ -867,7 +867,15 @@ class MapJob:
         # one writer per output: a second map to it would delete this one's partial folder
         self._lock_dir = self.output.with_name(f".{self.output.name}.lock")
         self._held: contextlib.ExitStack | None = None
-        self._acquire()
+        # connect before the partial folder exists: an unreachable scheduler leaves nothing
+        self._own_client: Any = None
+        if self.client is None and dask_scheduler is not None:
+            self._own_client = self.client = _connect_dask(dask_scheduler)
+        try:
+            self._acquire()
+        except BaseException:
+            self._close_client()
+            raise
         try:
             self.resumed = self._prepare_partial(resume, job_key)
         except BaseException:
@@ -1110,41 +1118,33 @@ class MapJob:
 
     def _run_dask(self, todo: list[int]) -> Iterator[int]:
         try:
-            from distributed import Client, as_completed
+            from distributed import as_completed
         except ImportError:
             raise ParameterError(
                 "Dask mapping needs the package 'distributed'; pip install 'dask[distributed]'"
             ) from None
-        own = None
         client = self.client
-        if client is None:
-            try:
-                own = client = Client(self.dask_scheduler, timeout="20s")
-            except (OSError, TimeoutError, ValueError) as exc:  # ValueError: no port
-                raise ParameterError(
-                    f"cannot connect to the Dask scheduler {self.dask_scheduler!r} ({exc}); "
-                    "check the address (tcp://host:8786) and that the scheduler runs"
-                ) from None
-        try:
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            job_f = client.scatter(self.job, broadcast=True)
-            it = iter(todo)
-            first = [
-                client.submit(compute_window, job_f, i, pure=False)
-                for i in itertools.islice(it, 2 * n_workers)
-            ]
-            ac = as_completed(first)
-            for fut in ac:
-                res = fut.result()
-                fut.release()
-                self._commit(res)
-                nxt = next(it, None)
-                if nxt is not None:
-                    ac.add(client.submit(compute_window, job_f, nxt, pure=False))
-                yield res.index
-        finally:
-            if own is not None:
-                own.close()
+        if client is None:  # connected in __init__ unless closed since
+            raise ParameterError(
+                f"the Dask client of this map job is closed; create a new MapJob to map on "
+                f"{self.dask_scheduler!r}"
+            )
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        job_f = client.scatter(self.job, broadcast=True)
+        it = iter(todo)
+        first = [
+            client.submit(compute_window, job_f, i, pure=False)
+            for i in itertools.islice(it, 2 * n_workers)
+        ]
+        ac = as_completed(first)
+        for fut in ac:
+            res = fut.result()
+            fut.release()
+            self._commit(res)
+            nxt = next(it, None)
+            if nxt is not None:
+                ac.add(client.submit(compute_window, job_f, nxt, pure=False))
+            yield res.index
 
     def _close_files(self) -> None:
         for b in getattr(self, "blocks", {}).values():
@@ -1153,10 +1153,18 @@ class MapJob:
         if log is not None and not log.closed:
             log.close()
 
+    def _close_client(self) -> None:
+        own, self._own_client = getattr(self, "_own_client", None), None
+        if own is not None:
+            self.client = None
+            with contextlib.suppress(Exception):  # a scheduler gone away: nothing to close
+                own.close()
+
     def close(self) -> None:
-        """Close the partial files and release the output's lock (the partial folder stays
-        for ``resume``)."""
+        """Close the partial files, the Dask client this job connected (``dask_scheduler``)
+        and release the output's lock (the partial folder stays for ``resume``)."""
         self._close_files()
+        self._close_client()
         self._release()
 
     def discard_if_empty(self) -> None:
@@ -1465,6 +1473,27 @@ def _temp_beside(target: Path) -> Path:
     os.close(fd)
     os.unlink(name)
     return Path(name)
+
+
+#: how long MapJob waits for a Dask scheduler (``dask_scheduler``) to answer
+_DASK_CONNECT_TIMEOUT = "20s"
+
+
+def _connect_dask(address: str) -> Any:
+    """A ``distributed.Client`` connected to ``address``; ParameterError when it cannot be."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ParameterError(
+            "Dask mapping needs the package 'distributed'; pip install 'dask[distributed]'"
+        ) from None
+    try:
+        return Client(address, timeout=_DASK_CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: no port
+        raise ParameterError(
+            f"cannot connect to the Dask scheduler {address!r} ({exc}); "
+            "check the address (tcp://host:8786) and that the scheduler runs"
+        ) from None
 
 
 def _load_torch(folder: Path) -> tuple[Any, Any]:

@@ -205,6 +205,9 @@ def command(
         for _ in progress(job.run(), "mapping windows", total=len(job.pending)):
             pass
         res = job.finish()
+    except BaseException:
+        job.discard_if_empty()  # nothing finished: no partial folder to resume is left behind
+        raise
     finally:
         job.close()
     click.echo(
