@@ -1282,3 +1282,20 @@ def test_an_unreachable_scheduler_leaves_no_partial_folder_and_keeps_one_to_resu
     assert r.exit_code == 2 and len(log.read_text().splitlines()) == 3, r.output
     r = CliRunner().invoke(cli, [*args, "--resume"])
     assert r.exit_code == 0 and out.is_file() and not log.parent.exists(), r.output
+
+
+def test_cli_names_the_bad_batch_size_only(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+
+    folder, scl = stack_dirs
+    r = CliRunner().invoke(
+        cli, ["map", str(lgbm_model), "--stack", str(folder), "--scl", str(scl),
+              "-o", str(tmp_path / "m.tif"), "--batch-size", "0"],
+    )  # fmt: skip
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "Error: --batch-size must be at least 1 (pixels per model call), got 0" in r.output
+    assert "strip_pixels" not in r.output and list(tmp_path.iterdir()) == []
+    with pytest.raises(ParameterError, match=r"^strip_pixels must be >= 1 .* got 0"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, strip_pixels=0)

@@ -745,9 +745,15 @@ class MapJob:
             )
         if workers < 0:
             raise ParameterError(f"workers must be >= 0 (0 or 1: no thread pool), got {workers}")
-        if batch_size < 1 or strip_pixels < 1:
+        if batch_size < 1:
             raise ParameterError(
-                f"batch_size and strip_pixels must be >= 1, got {batch_size}, {strip_pixels}"
+                f"batch_size must be >= 1 (pixels per model call), got {batch_size}; the "
+                "default is 4096"
+            )
+        if strip_pixels < 1:
+            raise ParameterError(
+                f"strip_pixels must be >= 1 (pixels read at once inside a window), got "
+                f"{strip_pixels}; the default is 8192"
             )
         if probability_dtype not in ("uint8", "float32"):
             raise ParameterError(

@@ -176,6 +176,11 @@ def command(
             f"--workers must be at least 1 (threads computing windows), got {workers}; use "
             "--workers 1 to map in this process's own thread"
         )
+    if batch_size < 1:
+        raise ParameterError(
+            f"--batch-size must be at least 1 (pixels per model call), got {batch_size}; the "
+            "default is 4096"
+        )
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
 
     try:
