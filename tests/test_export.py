@@ -72,3 +72,25 @@ def test_vnni_is_read_from_the_cpu_flags() -> None:
     assert not has_vnni("flags : fpu sse2 avx2 avx512f avx512bw\n")
     assert not has_vnni("model name : unknown\n")
     assert isinstance(has_vnni(), bool)
+
+
+def test_cli_export_of_the_card_file_names_its_folder(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+
+    model = create_model("cropnet", 3, 10, 43, width=8).eval()
+    card = ModelCard(
+        model="cropnet",
+        params=model.config,
+        bands=tuple(f"b{i}" for i in range(10)),
+        grid=TimeGrid.cropglobe(),
+        classes=("a", "b", "c"),
+        window=(121, 334),
+    )
+    save_model(tmp_path / "m", model, card)
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "m" / "card.json")])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "card.json: is a file, but a model folder (holding card.json) is expected" in r.output
+    assert r.output.rstrip().endswith(f"give the folder holding it: {tmp_path / 'm'}")
+    assert "no such model folder" not in r.output

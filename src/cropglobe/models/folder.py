@@ -228,6 +228,15 @@ def read_card(folder: str | os.PathLike[str]) -> ModelCard:
     """The :class:`ModelCard` of a model folder."""
     src = Path(folder)
     path = src / CARD_FILE
+    if src.is_file():
+        hint = (
+            f"give the folder holding it: {src.parent}"
+            if src.name == CARD_FILE or (src.parent / CARD_FILE).is_file()
+            else "give the folder written by cropglobe train (or save_model)"
+        )
+        raise ModelError(
+            f"{src}: is a file, but a model folder (holding {CARD_FILE}) is expected; {hint}"
+        )
     if not src.is_dir():
         raise MissingFileError(
             f"{src}: no such model folder; expected a folder written by cropglobe "
