@@ -258,7 +258,29 @@ def test_bad_plot_band_fails_before_printing(tmp_path) -> None:
     simulate_world(("FRA",), 20, random_state=1).save(path)
     res = CliRunner().invoke(cli, ["info", str(path), "--band", "B99", "--plot", "p.png"])
     assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
-    assert "B99" in res.output
+    bands = "B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12"
+    assert res.output.strip() == (
+        f"Error: --band B99: not a band of the data; its bands are {bands}; give one of them"
+    )
+    # without --plot too (it used to be ignored), and a near spelling is suggested
+    res = CliRunner().invoke(cli, ["info", str(path), "--band", "B13"])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
+    assert res.output.strip().endswith(f"its bands are {bands}; did you mean B12?")
+    res = CliRunner().invoke(cli, ["info", str(path), "--band", "nir"])
+    assert res.exit_code == 0, res.output
+    assert "note: --band B08 chooses the band of the --plot figure" in res.stderr
+
+
+def test_info_plot_of_ndvi_without_red_or_nir_names_the_bands(tmp_path) -> None:
+    src = tmp_path / "t.csv"
+    pd.DataFrame(
+        {"sample_id": ["a", "b"], "date": ["2023-05-01"] * 2, "B04": [0.1, 0.2],
+         "B11": [0.3, 0.3], "label": ["corn", "wheat"], "country": ["FRA"] * 2}
+    ).to_csv(src, index=False)  # fmt: skip
+    res = CliRunner().invoke(cli, ["info", str(src), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
+    assert "--band NDVI: the data have no NDVI band, nor B04 (red) and B08 (NIR)" in res.output
+    assert "their bands are B04, B11; choose one of them with --band" in res.output
 
 
 def test_info_plot_leaves_months_without_observations_empty(tmp_path, monkeypatch) -> None:

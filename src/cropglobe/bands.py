@@ -13,7 +13,9 @@ is not (EVI).
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +34,8 @@ __all__ = [
     "canonical_band",
     "canonical_bands",
     "ndvi",
+    "nearest_band",
+    "not_a_band",
 ]
 
 
@@ -154,6 +158,38 @@ def band_index(bands: tuple[str, ...] | list[str], name: str, *, what: str = "da
             f"band {name!r} is needed but {what} has bands {list(bands)}; "
             f"provide a dataset that includes {code}"
         ) from None
+
+
+def nearest_band(name: str, bands: Sequence[str]) -> str | None:
+    """The band of ``bands`` that ``name`` most likely means: its canonical spelling when that
+    is in ``bands``, else the nearest in spelling (codes and common names such as ``nir``
+    compared case-insensitively), else None."""
+    code = canonical_band(name)
+    if code in bands:
+        return code
+    keys: dict[str, str] = {}
+    for b in bands:
+        keys.setdefault(str(b).lower(), str(b))
+        info = S2_CATALOGUE.get(str(b))
+        if info is not None:
+            keys.setdefault(info.common_name, str(b))
+    for text in (name.strip().lower(), code.lower()):
+        near = difflib.get_close_matches(text, list(keys), n=1, cutoff=0.6)
+        if near:
+            return keys[near[0]]
+    return None
+
+
+def not_a_band(name: str, bands: Sequence[str], *, option: str) -> BandError:
+    """The :class:`BandError` for a band named by the user (``option``: how, e.g. ``--band``)
+    that ``bands`` (the data's) lacks: it lists the data's bands and suggests the nearest
+    spelling."""
+    near = nearest_band(name, bands)
+    hint = f"did you mean {near}?" if near else "give one of them"
+    return BandError(
+        f"{option} {name}: not a band of the data; its bands are {', '.join(map(str, bands))}; "
+        f"{hint}"
+    )
 
 
 def ndvi(values: NDArray[np.floating], bands: tuple[str, ...] | list[str]) -> NDArray[np.float32]:

@@ -9,19 +9,21 @@ from typing import TYPE_CHECKING
 
 import click
 import numpy as np
+from click.core import ParameterSource
 
 from cropglobe.cli._common import (
     PathArg,
     _parse_window,
     apply_where,
     handle_errors,
+    is_quiet,
     quiet_option,
     read_option,
     read_options_arg,
     where_arg,
     where_option,
 )
-from cropglobe.errors import CropGlobeError, DataFormatError, ParameterError
+from cropglobe.errors import BandError, CropGlobeError, DataFormatError, ParameterError
 
 if TYPE_CHECKING:
     from cropglobe.series import SeriesSet
@@ -94,6 +96,18 @@ def command(
             f"no observations in {path}: it holds 0 samples; expected at least one; "
             "re-create it from input that holds data"
         )
+    band_given = click.get_current_context().get_parameter_source("band") not in (
+        None,
+        ParameterSource.DEFAULT,
+    )
+    if plot is not None or band_given:  # checked before anything is printed
+        band = _check_band(band, data.bands)
+        if plot is None and not is_quiet():
+            click.echo(
+                f"note: --band {band} chooses the band of the --plot figure; without --plot "
+                "it changes nothing",
+                err=True,
+            )
     meta = data.meta if isinstance(data, SeriesSet) else data.samples
     if group_by not in meta.columns and group_by != "country":
         raise click.BadParameter(
@@ -149,6 +163,24 @@ def command(
     click.echo(text if as_json or not selected else f"{selected}\n{text}")
     if plot is not None:
         click.echo(f"wrote {plot}")
+
+
+def _check_band(band: str, bands: tuple[str, ...]) -> str:
+    """The canonical name of --band; a one-line BandError naming the data's bands when the data
+    lack it (NDVI: an NDVI band, or B04 and B08 to compute it from)."""
+    from cropglobe.bands import canonical_band, not_a_band
+
+    code = canonical_band(band)
+    if code == "NDVI":
+        if "NDVI" in bands or {"B04", "B08"} <= set(bands):
+            return code
+        raise BandError(
+            f"--band {band}: the data have no NDVI band, nor B04 (red) and B08 (NIR) to "
+            f"compute it from; their bands are {', '.join(bands)}; choose one of them with --band"
+        )
+    if code in bands:
+        return code
+    raise not_a_band(band, bands, option="--band")
 
 
 def _require_values(series: SeriesSet, band: str, group: str | None, path: Path) -> None:
