@@ -142,3 +142,26 @@ def test_meta_of_mixed_objects_is_written_as_text(tmp_path: Path) -> None:
     table, params = feature_table(ss, make_features("median1d", window="full"))
     path, _ = write_feature_table(table, params, tmp_path / "f.parquet")
     assert pd.read_parquet(path)["plot"].tolist() == ["1", "b"]
+
+
+def test_a_bands_name_the_data_lack_lists_the_bands_and_the_nearest_spelling(
+    tmp_path: Path,
+) -> None:
+    src = _dataset(tmp_path / "ds.npz")
+    out = tmp_path / "m.parquet"
+    listed = "its bands are " + ", ".join(BANDS)
+    cases = [
+        (["--bands", "B02,X"], f"--bands X: not a band of the data; {listed}; give one of them"),
+        (["--bands", "B021"], f"--bands B021: not a band of the data; {listed}; did you mean B02?"),
+        (["--family", "harmonics", "--bands", "B04,nri"], "did you mean B08?"),
+        (["--family", "indices", "--indices", "NDVI,EVI", "--bands", "NDV"],
+         "Error: --bands NDV: --family indices computes the index series NDVI, EVI (--indices) "
+         "and --bands picks among them; did you mean NDVI?"),
+    ]  # fmt: skip
+    for args, expected in cases:
+        res = CliRunner().invoke(command, [str(src), "-o", str(out), *args])
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert expected in res.output and "fitted data" not in res.output, res.output
+        assert not out.exists()
+    res = CliRunner().invoke(command, [str(src), "-o", str(out), "--bands", "B2,nir", "-q"])
+    assert res.exit_code == 0, res.output  # other spellings of the data's bands are accepted

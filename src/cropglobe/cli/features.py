@@ -50,6 +50,35 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _check_bands(
+    names: tuple[str, ...],
+    bands: tuple[str, ...],
+    indices: tuple[str, ...] | None,
+    family: str,
+) -> None:
+    """A one-line BandError for the first --bands name the data lack (any spelling that
+    :func:`~cropglobe.bands.canonical_band` knows is accepted). ``--family indices`` reads
+    index series, not the data's bands: there --bands picks among the --indices."""
+    from cropglobe.bands import canonical_band, nearest_band, not_a_band
+    from cropglobe.errors import BandError
+    from cropglobe.features.indices import SpectralIndices
+
+    if family != "indices":
+        for name in names:
+            if canonical_band(name) not in bands:
+                raise not_a_band(name, bands, option="--bands")
+        return
+    series = tuple(str(i).upper() for i in (indices or SpectralIndices().indices))
+    for name in names:
+        if canonical_band(name) not in series:
+            near = nearest_band(name, series)
+            raise BandError(
+                f"--bands {name}: --family indices computes the index series "
+                f"{', '.join(series)} (--indices) and --bands picks among them; "
+                + (f"did you mean {near}?" if near else "give some of them, or leave --bands out")
+            )
+
+
 @click.command("features")
 @click.argument("input_path", metavar="INPUT", type=PathArg(path_type=Path))
 @click.option(
@@ -153,6 +182,13 @@ def command(
         raise DataFormatError(
             f"{input_path} holds raw observations, not series on a time grid; run "
             "'cropglobe composite' first and compute features of its output"
+        )
+    if params["bands"]:
+        _check_bands(
+            params["bands"],
+            data.bands,
+            params.get("indices") if family == "indices" else None,
+            family,
         )
     transformer = make_features(family, **params)
     table, meta = feature_table(data, transformer)
