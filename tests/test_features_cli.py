@@ -163,5 +163,8 @@ def test_a_bands_name_the_data_lack_lists_the_bands_and_the_nearest_spelling(
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert expected in res.output and "fitted data" not in res.output, res.output
         assert not out.exists()
+    res = CliRunner().invoke(command, [str(src), "-o", str(out), "--bands", "B2,B02"])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "--bands B2,B02 names B02 more than once (B2, B02 are the same band)" in res.output
     res = CliRunner().invoke(command, [str(src), "-o", str(out), "--bands", "B2,nir", "-q"])
     assert res.exit_code == 0, res.output  # other spellings of the data's bands are accepted

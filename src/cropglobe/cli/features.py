@@ -63,6 +63,14 @@ def _check_bands(
     from cropglobe.errors import BandError
     from cropglobe.features.indices import SpectralIndices
 
+    codes = [canonical_band(n) for n in names]
+    twice = sorted({c for c in codes if codes.count(c) > 1})
+    if twice:
+        spelt = ", ".join(n for n, c in zip(names, codes, strict=True) if c in twice)
+        raise BandError(
+            f"--bands {','.join(names)} names {', '.join(twice)} more than once ({spelt} are "
+            "the same band); name each band once"
+        )
     if family != "indices":
         for name in names:
             if canonical_band(name) not in bands:
