@@ -152,27 +152,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def check_model_output(output: str | os.PathLike[str]) -> Path:
-    """Refuse, before any training, a model folder path that saving would refuse at the end: a
-    file, or a non-empty folder that holds no model (a dataset, say).
-
-    Raises:
-        ModelError: as :func:`cropglobe.models.folder.save_model` would after training.
-    """
-    from cropglobe.errors import ModelError
-    from cropglobe.models.folder import CARD_FILE
-
-    target = Path(output)
-    if target.exists() and not target.is_dir():
-        raise ModelError(f"{target} exists and is a file; choose a folder path for the model")
-    if target.is_dir() and any(target.iterdir()) and not (target / CARD_FILE).is_file():
-        raise ModelError(
-            f"{target} exists and is not a cropglobe model folder; refusing to replace it — "
-            "choose a new or empty folder"
-        )
-    return target
-
-
 def train_to_folder(
     data: SeriesSet,
     model: str,
@@ -212,6 +191,7 @@ def train_to_folder(
     """
     from cropglobe.models.folder import (
         ModelCard,
+        check_model_target,
         composite_settings,
         save_model,
         value_percentiles,
@@ -219,7 +199,7 @@ def train_to_folder(
     from cropglobe.models.registry import canonical_name, is_neural
 
     name = canonical_name(model)
-    check_model_output(output)  # before hours of training, not when saving
+    check_model_target(output)  # before hours of training, not when saving
     data.require_one_season("training a model")  # its card records one season
     labelled = data.subset(data.labels >= 0)
     if labelled.n_samples == 0:

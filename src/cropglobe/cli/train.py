@@ -112,13 +112,14 @@ def command(
     from cropglobe.cli.transfer import parse_model_options
     from cropglobe.evaluate.experiment import load_series
     from cropglobe.evaluate.transfer import sequence_arg
+    from cropglobe.models.folder import check_model_target
     from cropglobe.models.registry import canonical_name
-    from cropglobe.workflow import check_model_output, select_groups, train_to_folder
+    from cropglobe.workflow import select_groups, train_to_folder
 
     options = _own_options(parse_model_options(tuple(
         item if "." in item.partition("=")[0] else f"{model}.{item}" for item in model_option
     )), canonical_name(model))  # fmt: skip
-    check_model_output(output)  # before the data are read and the model trained
+    check_model_target(output)  # before the data are read and the model trained
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
     where_arg(where)  # a malformed --where fails before the data are read

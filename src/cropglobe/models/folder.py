@@ -169,6 +169,24 @@ class ModelCard:
             ) from None
 
 
+def check_model_target(folder: str | os.PathLike[str]) -> Path:
+    """The path a model folder is to be saved at, refused when saving would refuse it: a file,
+    or a non-empty folder that holds no model (a dataset, say). Call it before training.
+
+    Raises:
+        ModelError: what is there and what to choose instead.
+    """
+    target = Path(folder)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"{target} exists and is a file; choose a folder path for the model")
+    if target.is_dir() and any(target.iterdir()) and not (target / CARD_FILE).is_file():
+        raise ModelError(
+            f"{target} exists and is not a cropglobe model folder; refusing to replace it — "
+            "choose a new or empty folder"
+        )
+    return target
+
+
 def save_model(
     folder: str | os.PathLike[str],
     model: Any,
@@ -189,18 +207,10 @@ def save_model(
     Returns:
         The folder path.
     """
-    target = Path(folder)
+    target = check_model_target(folder)
     c = card if isinstance(card, ModelCard) else ModelCard.from_dict(card, "card")
-    if target.exists():
-        if not target.is_dir():
-            raise ModelError(f"{target} exists and is a file; choose a folder path for the model")
-        if any(target.iterdir()) and not (target / CARD_FILE).is_file():
-            raise ModelError(
-                f"{target} exists and is not a cropglobe model folder; refusing to replace it — "
-                "choose a new or empty folder"
-            )
-        if not overwrite and (target / CARD_FILE).is_file():
-            raise ModelError(f"{target} already holds a model; pass overwrite=True to replace it")
+    if target.exists() and not overwrite and (target / CARD_FILE).is_file():
+        raise ModelError(f"{target} already holds a model; pass overwrite=True to replace it")
     card_text = json.dumps(c.to_dict(), indent=2, default=json_default)
     with atomic_dir(target) as tmp:
         if is_neural(c.model):
