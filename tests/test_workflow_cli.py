@@ -225,7 +225,7 @@ def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) ->
     card_path.write_text(json.dumps({**card, "classes": card["classes"][:2]}))
     n = card["params"]["n_classes"]
     assert n == len(card["classes"]) > 2
-    with pytest.raises(ModelError, match=f"names 2 classes but the network outputs {n}"):
+    with pytest.raises(ModelError, match=f"the card is damaged: it lists 2 classes but the model reads {n}"):
         load_model(model)
 
 
