@@ -1494,7 +1494,9 @@ def _connect_dask(address: str) -> Any:
             "Dask mapping needs the package 'distributed'; pip install 'dask[distributed]'"
         ) from None
     try:
-        return Client(address, timeout=_DASK_CONNECT_TIMEOUT)
+        # not the process's default scheduler: the job submits to it by name, and a client
+        # left open must not take over the user's (or a later) dask.compute
+        return Client(address, timeout=_DASK_CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: no port
         raise ParameterError(
             f"cannot connect to the Dask scheduler {address!r} ({exc}); "

@@ -265,13 +265,15 @@ def run_experiment(
         logger.warning(msg)
     notes = (*notes, *filled_notes, *season_notes)
     if aligned:
-        others = ss.grid.anchor if ss.grid.anchor not in aligned.values() else "their own days"
+        rest = ss.meta[group_by].astype(str).isin(list(aligned)).to_numpy()
+        others = " and ".join(sorted(set(ss.anchors[~rest].tolist())))
         notes = (
             *notes,
             "Season-aligned: "
             + ", ".join(f"{g} on a season starting {a}" for g, a in aligned.items())
-            + f", the other groups on {others}; the models compare days of season, so the "
-            "window's days fall in other months in these groups"
+            + (f", the other groups on {others}" if others else "")
+            + "; the models compare days of season, so the window's days fall in other "
+            "months in these groups"
             + (
                 " (composited series moved with their own year's months standing in for "
                 "the year before)"
