@@ -785,6 +785,11 @@ def test_a_scheduler_address_without_port_is_a_clear_error(
     with pytest.raises(ParameterError, match="cannot connect to the Dask scheduler 'localhost'"):
         map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, dask_scheduler="localhost")
     assert list(tmp_path.iterdir()) == []  # no empty partial folder left behind
+    # nor a dead client as the process's dask scheduler: a later dask.compute would wait forever
+    import dask
+    from distributed.client import _global_clients
+
+    assert dask.config.get("scheduler", None) != "dask.distributed" and not _global_clients
 
 
 def test_a_failed_rename_leaves_no_temporary_files(

@@ -225,7 +225,8 @@ def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) ->
     card_path.write_text(json.dumps({**card, "classes": card["classes"][:2]}))
     n = card["params"]["n_classes"]
     assert n == len(card["classes"]) > 2
-    with pytest.raises(ModelError, match=f"the card is damaged: it lists 2 classes but the model reads {n}"):
+    damaged = f"the card is damaged: it lists 2 classes but the model reads {n}"
+    with pytest.raises(ModelError, match=damaged):
         load_model(model)
 
 
