@@ -588,3 +588,25 @@ def test_info_fix_for_a_wide_table_of_series_works(tmp_path, monkeypatch) -> Non
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["info", "wide_07-01.npz", "--json"])
     assert json.loads(res.stdout)["season_check"]["findings"] == []
+
+
+def test_info_describes_a_model_folder(tmp_path) -> None:
+    from cropglobe.simulate import simulate_world
+    from cropglobe.workflow import train_to_folder
+
+    world = simulate_world(("FRA",), 60, random_state=0)
+    train_to_folder(world, "random_forest", tmp_path / "rf", model_options={"n_estimators": 5},
+                    provenance={"path": "world", "country": ["FRA"]})  # fmt: skip
+    for given in (tmp_path / "rf", tmp_path / "rf" / "card.json"):
+        res = CliRunner().invoke(cli, ["info", str(given)])
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert lines[0] == f"{tmp_path / 'rf'} (cropglobe model folder)"
+        assert "  model: random_forest" in lines
+        present = [world.classes[i] for i in sorted(set(world.labels))]
+        assert f"  classes ({len(present)}): {', '.join(present)}" in lines
+        grid = "73 × 5-day steps, days 1–365 of a season starting 01-01"
+        assert f"  grid: {grid}; the model sees days 121–334" in lines
+        assert '  trained on: path "world", country ["FRA"]' in lines
+    res = CliRunner().invoke(cli, ["info", str(tmp_path / "rf"), "--json"])
+    assert json.loads(res.output)["model"] == "random_forest"

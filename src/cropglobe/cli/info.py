@@ -77,7 +77,8 @@ def command(
 
     PATH may be a CropGlobe release folder, a CropGlobe or SeriesSet .npz, a long table
     (CSV, Parquet, GeoParquet: WorldCereal extraction, tidy or monthly format), a wide table
-    (one column per date or day of year) or the CAWa folder.
+    (one column per date or day of year) or the CAWa folder — or a model folder (its card:
+    model, classes, bands, grid and window, how and on what it was trained, its figures).
     """
     from cropglobe.io import read_dataset
     from cropglobe.series import SeriesSet
@@ -89,6 +90,10 @@ def command(
             f"got {plot.suffix or 'no suffix'!s}; e.g. --plot {plot.with_suffix('.png').name}"
         )
 
+    folder = path.parent if path.name == "card.json" and path.is_file() else path
+    if (folder / "card.json").is_file():
+        _model_summary(folder, as_json)
+        return
     where_arg(where)  # a malformed --where fails before the data are read
     data, selected = apply_where(read_dataset(path, **read_options_arg(read_option)), where)
     if data.n_samples == 0:
@@ -200,3 +205,48 @@ def _require_values(series: SeriesSet, band: str, group: str | None, path: Path)
             f"labelled sample; choose another --band"
             + (f" (bands with values: {' '.join(others[:12])})" if others else "")
         )
+
+
+def _model_summary(folder: Path, as_json: bool) -> None:
+    """Print what a model folder holds: its card (model, classes, bands, grid and window, how
+    and on what it was trained, validation figures)."""
+    from cropglobe.models.folder import read_card
+
+    card = read_card(folder)
+    if as_json:
+        click.echo(json.dumps(card.to_dict(), indent=2, default=str))
+        return
+    t = card.training
+    lines = [f"{folder} (cropglobe model folder)", f"  model: {card.model}"]
+    lines.append(f"  classes ({len(card.classes)}): {', '.join(card.classes)}")
+    lines.append(f"  bands ({len(card.bands)}): {' '.join(card.bands)}")
+    window = f"; the model sees days {card.window[0]}–{card.window[1]}" if card.window else ""
+    lines.append(f"  grid: {card.grid}{window}")
+    keys = ("protocol", "augment", "seed", "epochs", "epochs_run", "device", "precision_used")
+    how = [f"{k} {_short(t[k])}" for k in (*keys, "n_train", "n_val") if t.get(k) not in (None, "")]
+    if how:
+        lines.append(f"  training: {', '.join(how)}")
+    source = t.get("source_data")
+    if isinstance(source, dict) and source:
+        lines.append(
+            "  trained on: " + ", ".join(f"{k} {json.dumps(v)}" for k, v in source.items())
+        )
+    figures = [
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in card.metrics.items()
+        if isinstance(v, int | float | str)
+    ]
+    if figures:
+        lines.append(f"  metrics: {', '.join(figures)}")
+    lines.append(f"  created {card.created} by cropglobe {card.version}")
+    click.echo("\n".join(lines))
+
+
+def _short(value: object) -> str:
+    """A card's training setting in a few words: an augmentation pipeline by its members'
+    names (``TimeShift+TimeScale+MagnitudeWarp``), anything else as it is."""
+    if isinstance(value, dict) and isinstance(value.get("members"), list):
+        return "+".join(str(m.get("name", "?")) for m in value["members"] if isinstance(m, dict))
+    if isinstance(value, dict) and "name" in value:
+        return str(value["name"])
+    return str(value)
