@@ -547,3 +547,27 @@ def test_predictions_name_the_label_year_and_the_season_year(world, tmp_path) ->
     table = predict_dataset(tmp_path / "jul", july)
     assert list(table.columns[:5]) == ["sample_id", "country", "region", "year", "season_year"]
     assert set(table["year"]) == {2023} and set(table["season_year"]) == {2022}
+
+
+def test_device_auto_on_a_machine_without_gpu_imports_no_torch(world, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from cropglobe.cli._common import _no_gpu_nodes, _parse_device
+
+    if not _no_gpu_nodes():
+        pytest.skip("this machine has GPU device nodes: auto asks torch")
+    assert _parse_device(None, None, "auto") == "cpu"  # type: ignore[arg-type]
+    data = tmp_path / "world"
+    write_world(world, data)
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from cropglobe.cli.main import cli\n"
+        f"r = CliRunner().invoke(cli, ['transfer', '--data', {str(data)!r}, '--source', 'FRA', "
+        "'--targets', 'BEL', '--methods', 'rf-median1d', '--seeds', '1', '-q', '-o', "
+        f"{str(tmp_path / 'x')!r}])\n"
+        "print(r.exit_code, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr

@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -329,11 +330,25 @@ def select_bands_arg(ss: Any, bands: str | None) -> Any:
     return ss if names is None else ss.select_bands(names)
 
 
+def _no_gpu_nodes() -> bool:
+    """True on Linux when no GPU device node exists (``/dev/nvidia0`` …, ROCm's ``/dev/kfd``):
+    torch cannot see a GPU then, so ``auto`` is the CPU without importing torch (a second)."""
+    import glob
+
+    return (
+        sys.platform.startswith("linux")
+        and not glob.glob("/dev/nvidia[0-9]*")
+        and not os.path.exists("/dev/kfd")
+    )
+
+
 def _parse_device(ctx: click.Context, param: click.Parameter, text: str) -> str:
     # only "auto" is resolved here; other names are checked where a neural model needs them
     # (a classical-only run with --device cuda works on a machine without a GPU)
     if text.strip().lower() != "auto":
         return text.strip()
+    if _no_gpu_nodes():
+        return "cpu"
     from cropglobe.models.inputs import resolve_device
 
     return str(resolve_device("auto"))
