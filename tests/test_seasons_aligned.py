@@ -166,6 +166,10 @@ def test_raw_observations_are_composited_again_on_the_groups_season(tmp_path) ->
     pred = pd.read_parquet(tmp_path / "fixed/runs/rf-median1d/FRA/seed3/predictions.parquet")
     assert len(pred) == 80  # every Argentinian sample has observations in its new season
     assert _oa(fixed) > _oa(plain) + 0.15, (_oa(plain), _oa(fixed))
+    # the models' bands only: the re-composited group is cut to them too
+    two = run_experiment(path, **plan, output=tmp_path / "two", seasons={"ARG": "07-01"},
+                         bands=["B04", "B08"])  # fmt: skip
+    assert len(two.result.runs) == 1
 
 
 def test_panels_are_labelled_by_their_groups_season(calendar_world) -> None:
@@ -224,3 +228,84 @@ def test_season_auto_needs_ndvi_and_seasons_enter_the_fingerprint(calendar_world
     relabelled = SeriesSet(al.values, al.bands, al.grid, al.labels, al.classes,
                            al.meta.assign(season_anchor="01-01"))  # fmt: skip
     assert relabelled.fingerprint() != al.fingerprint()
+
+
+def test_season_requests_are_judged_by_each_groups_own_season(calendar_world, tmp_path) -> None:
+    from cropglobe.evaluate.transfer import ExperimentMismatchError
+
+    # data that already hold both seasons, Argentina's first: its anchor is the grid's
+    arg_first = SeriesSet.concat(
+        [shift_anchor(calendar_world.where(country="ARG"), "07-01", wrap=True),
+         calendar_world.where(country="FRA")], mixed_seasons=True)  # fmt: skip
+    assert arg_first.grid.anchor == "07-01"
+    plan = dict(sources=["FRA"], targets=["ARG"], methods=["rf-median1d"], seeds=[1])
+    # France asked onto 07-01 is moved (it was silently left on 01-01)
+    run_experiment(arg_first, **plan, output=tmp_path / "fra7", seasons={"FRA": "07-01"})
+    saved = json.loads((tmp_path / "fra7/config.json").read_text())["config"]
+    assert saved["seasons"] == {"FRA": "07-01"}
+    # Argentina asked onto the season it is on: nothing to do (it used to fail)
+    run_experiment(arg_first, **plan, output=tmp_path / "same", seasons={"ARG": "07-01"})
+    saved = json.loads((tmp_path / "same/config.json").read_text())["config"]
+    assert saved["seasons"] == {}
+    # a rerun with other seasons is refused, saying that the seasons changed
+    with pytest.raises(ExperimentMismatchError, match="the groups' seasons changed"):
+        run_experiment(calendar_world, **plan, output=tmp_path / "fra7")
+    # whole-season series only
+    from cropglobe.errors import ParameterError
+
+    window = calendar_world.select_window(121, 334)
+    with pytest.raises(ParameterError, match="--season re-anchors whole-season series"):
+        run_experiment(window, **plan, output=tmp_path / "w", seasons="auto")
+
+
+def test_seasons_with_year_groups_keep_the_group_names(calendar_world, tmp_path) -> None:
+    meta = calendar_world.meta.assign(year=np.where(calendar_world.meta.country == "FRA", 22, 23))
+    years = SeriesSet(calendar_world.values, calendar_world.bands, calendar_world.grid,
+                      calendar_world.labels, calendar_world.classes, meta)  # fmt: skip
+    rep = run_experiment(years, sources=["22"], targets=["23"], methods=["rf-median1d"],
+                         seeds=[1], output=tmp_path / "y", group_by="year",
+                         seasons={"23": "07-01"})  # fmt: skip
+    assert rep.result.runs["target"].tolist() == ["23"]
+
+
+def test_writers_readers_and_predict_on_sets_of_several_seasons(calendar_world, tmp_path) -> None:
+    from cropglobe.io import read_series_table, write_series_table
+    from cropglobe.workflow import predict_dataset
+
+    al = align_seasons(calendar_world, {"ARG": "07-01"})
+    table = pd.read_parquet(write_series_table(al, tmp_path / "t.parquet"))
+    first = table[table.step == 0].set_index("sample_id")["date"]
+    arg = al.meta.loc[al.meta.country == "ARG", "sample_id"]
+    fra = al.meta.loc[al.meta.country == "FRA", "sample_id"]
+    assert set(first[arg]) == {pd.Timestamp("2022-07-01")}  # Argentina's season year 2022
+    assert set(first[fra]) == {pd.Timestamp("2023-01-01")}
+    back = read_series_table(tmp_path / "t.parquet")
+    assert back.anchors.tolist() == al.anchors.tolist()
+    # seasons compared as sets, whatever order the samples come in
+    assert SeriesSet.concat([al, al.subset(np.arange(al.n_samples)[::-1])]).seasons == al.seasons
+    # a model reads one season: a set of several is refused, whichever sample comes first
+    train_to_folder(al.where(country="FRA"), "random_forest", tmp_path / "m",
+                    model_options={"n_estimators": 5})  # fmt: skip
+    with pytest.raises(GridError, match="prediction needs samples of one season"):
+        predict_dataset(tmp_path / "m", al)
+
+
+def test_season_option_takes_several_values(calendar_world, tmp_path) -> None:
+    from cropglobe.cli.transfer import seasons_arg
+
+    assert seasons_arg(("ARG=07-01,AUS=07-01",)) == {"ARG": "07-01", "AUS": "07-01"}
+    data = tmp_path / "w"
+    from cropglobe.simulate import write_world
+
+    write_world(calendar_world, data)
+    base = ["transfer", "--data", str(data), "--source", "FRA", "--methods", "rf-median1d",
+            "--seeds", "1", "-q"]  # fmt: skip
+    res = CliRunner().invoke(cli, [*base, "--season", "ARG=07-01", "FRA=01-01", "--targets",
+                                   "ARG", "-o", str(tmp_path / "x")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "x/config.json").read_text())["config"]
+    assert saved["seasons"] == {"ARG": "07-01"}  # France is on 01-01 already
+    res = CliRunner().invoke(
+        cli, [*base, "--season", "--targets", "ARG", "-o", str(tmp_path / "y")]
+    )
+    assert res.exit_code == 2 and "--season names no season before --targets" in res.output

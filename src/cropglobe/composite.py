@@ -926,7 +926,7 @@ def resample(
     """
     _check_choice("method", method, ("auto", "interpolate", "median", "mean"))
     src = ss.grid
-    if src.anchor != grid.anchor:
+    if grid.anchor not in ss.seasons:  # a set of several seasons: any of its anchors
         raise GridError(
             f"resample: the series' grid starts its season on {src.anchor!r} but the target grid "
             f"on {grid.anchor!r}; call cropglobe.composite.shift_anchor(ss, {grid.anchor!r}) "
@@ -1193,17 +1193,18 @@ def align_seasons(
     re-anchored group is resampled to them.
 
     Args:
-        ss: whole-season series of one season (days 1–365), e.g. the release's ``for_CropNet``
-            files on the calendar-year grid.
+        ss: whole-season series (days 1–365), e.g. the release's ``for_CropNet`` files on the
+            calendar-year grid; it may already hold several seasons.
         seasons: group -> ``"MM-DD"`` anchor (``{"ARG": "07-01", "AUS": "07-01"}``); a group
-            already on that anchor is left as it is.
+            already on that anchor is left as it is. The group column keeps its values (a year
+            column of a moved group would otherwise become the year its season starts).
         group_by: the metadata column naming the groups.
 
     Raises:
         DataFormatError: ``group_by`` is not a column, or a group named is not in it.
-        GridError: a bad anchor, several seasons in ``ss``, or a grid over part of a season.
+        GridError: a bad anchor, a group to move that holds several seasons, or a grid over
+            part of a season.
     """
-    ss.require_one_season("align_seasons")
     if not seasons:
         return ss
     if group_by not in ss.meta.columns:
@@ -1219,23 +1220,29 @@ def align_seasons(
             f"align_seasons: {', '.join(map(str, absent))} not in the {group_by!r} column; "
             f"present: {', '.join(present)}"
         )
-    seasons = {g: anchor_text(a) for g, a in seasons.items()}  # "7-1" -> "07-01"
+    seasons = {str(g): anchor_text(a) for g, a in seasons.items()}  # "7-1" -> "07-01"
     order = np.arange(ss.n_samples)
-    moved = np.isin(names, [str(g) for g, a in seasons.items() if a != ss.grid.anchor])
+    anchors = ss.anchors
+    moving = [g for g, a in seasons.items() if set(anchors[names == g]) != {a}]
+    moved = np.isin(names, moving)
     parts, index = [ss.subset(~moved)], [order[~moved]]
-    for g, a in seasons.items():
-        rows = names == str(g)
-        if a == ss.grid.anchor or not rows.any():
-            continue
-        part = shift_anchor(ss.subset(rows), a, wrap=True)
+    for g in moving:
+        a, rows = seasons[g], names == g
+        group = ss.subset(rows)
+        group.require_one_season(f"re-anchoring {g}")
+        part = shift_anchor(group, a, wrap=True)
         if part.grid.edges != ss.grid.edges:  # months of another anchor: the others' days
             part = resample(part, TimeGrid(ss.grid.edges, a, "custom"))
+        # the group keeps its name, though a year column becomes the year its season starts
+        part.meta[group_by] = group.meta[group_by].to_numpy()
         parts.append(part)
         index.append(order[rows])
+    if not moving:
+        return ss
     out = SeriesSet.concat([p for p in parts if p.n_samples], mixed_seasons=True)
     back = np.argsort(np.concatenate([i for i, p in zip(index, parts, strict=True) if p.n_samples]))
     aligned = out.subset(back)
-    aligned.attrs = {**ss.attrs, "aligned_seasons": {str(g): a for g, a in seasons.items()}}
+    aligned.attrs = {**ss.attrs, "aligned_seasons": dict(seasons)}
     return aligned
 
 

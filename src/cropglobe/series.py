@@ -709,7 +709,7 @@ class SeriesSet:
                     f"{list(first.bands)}; use select_bands to align them"
                 )
             if s.grid.edges != first.grid.edges or (
-                not mixed_seasons and s.seasons != first.seasons
+                not mixed_seasons and set(s.seasons) != set(first.seasons)
             ):
                 hint = (
                     "; to compare seasons day of season against day of season (season-aligned "

@@ -46,6 +46,7 @@ def seasons_arg(items: tuple[str, ...]) -> dict[str, str] | str | None:
     from cropglobe.errors import GridError
     from cropglobe.series import anchor_text
 
+    items = tuple(p for item in items for p in item.split(",") if p.strip())
     if not items:
         return None
     if any(i.strip().lower() == "auto" for i in items):
@@ -82,7 +83,7 @@ class ListOptionsCommand(click.Command):
     """A command whose list options take several words: ``--targets BEL NLD GBR`` gives every
     word up to the next option to ``--targets`` (click options take one value each)."""
 
-    list_options: tuple[str, ...] = ("--source", "--targets")
+    list_options: tuple[str, ...] = ("--source", "--targets", "--season")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         out: list[str] = []
@@ -93,6 +94,12 @@ class ListOptionsCommand(click.Command):
                 out += args[i:]
                 break
             if word.startswith("-") and len(word) > 1:
+                if first and current == "--season":
+                    raise click.UsageError(
+                        f"--season names no season before {word}; give GROUP=MM-DD (e.g. "
+                        "--season ARG=07-01 AUS=07-01), or 'auto'",
+                        ctx=ctx,
+                    )
                 if first:  # "--targets --seeds 1": the list option was given no group
                     other = "leave it out for every group" if current == "--targets" else "'all'"
                     raise click.UsageError(
@@ -192,8 +199,8 @@ class ListOptionsCommand(click.Command):
     multiple=True,
     metavar="GROUP=MM-DD",
     help="Season-aligned transfer: GROUP's season starts on MM-DD (e.g. --season ARG=07-01 "
-    "--season AUS=07-01) and the models compare days of season across groups; 'auto' "
-    "re-anchors every group the season check finds unaligned. Repeatable.",
+    "AUS=07-01) and the models compare days of season across groups; 'auto' re-anchors every "
+    "group the season check finds unaligned.",
 )
 @click.option(
     "-o",

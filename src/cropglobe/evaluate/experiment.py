@@ -541,6 +541,14 @@ def _align(
     from cropglobe.series import anchor_text
 
     present = sorted(set(ss.meta[group_by].astype(str)))
+    whole = ss.grid.edges[0] == 1 and ss.grid.edges[-1] == 366
+    if raw is None and not whole:
+        raise ParameterError(
+            f"--season re-anchors whole-season series, but the data cover only days "
+            f"{ss.grid.edges[0]}–{ss.grid.edges[-1] - 1} of their season (the release's "
+            "May–November Median files, say): use series of the whole year (the for_CropNet "
+            "month1-12 files) or the raw observations"
+        )
     if isinstance(seasons, str):
         if seasons != "auto":
             raise ParameterError(
@@ -571,7 +579,10 @@ def _align(
                     f"present: {', '.join(present)}"
                 )
             mapping[name] = anchor_text(a)
-    mapping = {g: a for g, a in mapping.items() if a != ss.grid.anchor}
+    names = ss.meta[group_by].astype(str).to_numpy()
+    anchors = ss.anchors
+    # a group already on its season (in data of several seasons too) stays as it is
+    mapping = {g: a for g, a in mapping.items() if set(anchors[names == g]) != {a}}
     if not mapping:
         return ss, observed, {}
     if raw is not None:
@@ -606,11 +617,15 @@ def _recomposited(
         if grid.edges != ss.grid.edges:  # months of another anchor: the days of the others
             grid = TimeGrid(ss.grid.edges, a, "custom")
         f, o = _composited(mine, grid)
+        if f.bands != ss.bands:  # the models' --bands (the observed set keeps its own)
+            f = f.select_bands(ss.bands)
+        if o.bands != observed.bands:
+            o = o.select_bands(observed.bands)
         # the group's metadata as the experiment knows it (its name as text), with the new
-        # season year from the composite
+        # season year from the composite (unless the groups are years: a group keeps its name)
         at = pd.Index(ids[rows]).get_indexer(f.meta["sample_id"].astype(str))
         meta = ss.meta[rows].iloc[at].reset_index(drop=True)
-        if "year" in f.meta.columns:
+        if "year" in f.meta.columns and group_by != "year":
             meta["year"] = f.meta["year"].to_numpy()
         lost = int(rows.sum()) - f.n_samples
         if lost and echo:

@@ -526,10 +526,17 @@ def _check_output(
             return
         saved = old.get("config")
         old_where = (saved.get("where") if isinstance(saved, dict) else None) or {}
+        old_seasons = (saved.get("seasons") if isinstance(saved, dict) else None) or {}
+        data_changed = any(d.startswith("data of ") for d in diff)
         selection = (
             f"; the samples kept changed with the selection (where {old_where or 'none'} "
             f"then, {config.where or 'none'} now)"
-            if any(d.startswith("data of ") for d in diff) and old_where != config.where
+            if data_changed and old_where != config.where
+            else ""
+        ) + (
+            f"; the groups' seasons changed (--season {old_seasons or 'none'} then, "
+            f"{config.seasons or 'none'} now)"
+            if data_changed and old_seasons != config.seasons
             else ""
         )
         raise ExperimentMismatchError(

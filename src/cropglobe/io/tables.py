@@ -808,12 +808,19 @@ def write_observations(obs: Observations, path: str | os.PathLike[str]) -> Path:
 
 
 # ---------------------------------------------------------------------------- series tables
-def _bin_start_dates(grid: TimeGrid, years: NDArray[np.int64]) -> NDArray[np.datetime64]:
-    """Calendar date of each bin start for each sample's season year, (N, T)."""
-    a = parse_anchor(grid.anchor)
-    offset = a - 1 + grid.starts - 1  # days after 1 Jan of the season year, non-leap reference
-    cal_year = years[:, None] + (offset[None, :] >= 365)
-    doy = (offset % 365 + 1)[None, :]
+def _bin_start_dates(
+    grid: TimeGrid, years: NDArray[np.int64], anchors: NDArray[np.object_] | None = None
+) -> NDArray[np.datetime64]:
+    """Calendar date of each bin start for each sample's season year, (N, T); ``anchors``:
+    each sample's season anchor in a set of several seasons (default: the grid's)."""
+    a = np.full(len(years), parse_anchor(grid.anchor), dtype=np.int64)
+    if anchors is not None:
+        days = {s: parse_anchor(str(s)) for s in set(anchors.tolist())}
+        a = np.array([days[s] for s in anchors.tolist()], dtype=np.int64)
+    # days after 1 Jan of the season year, non-leap reference
+    offset = (a - 1)[:, None] + (np.asarray(grid.starts) - 1)[None, :]
+    cal_year = years[:, None] + (offset >= 365)
+    doy = offset % 365 + 1
     leap = ((cal_year % 4 == 0) & (cal_year % 100 != 0)) | (cal_year % 400 == 0)
     doy = doy + (leap & (doy >= 60))
     base = (cal_year - 1970).astype("datetime64[Y]").astype("datetime64[D]")
@@ -859,7 +866,9 @@ def write_series_table(ss: SeriesSet, path: str | os.PathLike[str]) -> Path:
             "sample": rows.astype(np.int64),
             "sample_id": np.asarray(ids, dtype=object)[rows],
             "step": np.tile(np.arange(t, dtype=np.int64), n),
-            "date": _bin_start_dates(ss.grid, years).reshape(-1).astype("datetime64[ns]"),
+            "date": _bin_start_dates(ss.grid, years, ss.anchors)
+            .reshape(-1)
+            .astype("datetime64[ns]"),
         }
     )
     flat = ss.values.transpose(0, 2, 1).reshape(n * t, c)

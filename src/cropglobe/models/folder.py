@@ -370,6 +370,9 @@ def check_compatible(card: ModelCard, ss: SeriesSet) -> None:
         BandError: bands missing, extra or in another order.
         GridError: another time grid or season anchor.
     """
+    # a model reads one season; in data of several, which one a sample is read as would
+    # depend on which sample comes first
+    ss.require_one_season("prediction")
     if ss.bands != card.bands:
         missing = [b for b in card.bands if b not in ss.bands]
         if missing:
