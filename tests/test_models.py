@@ -330,9 +330,13 @@ def test_auto_device_is_the_gpu_when_torch_sees_one(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ParameterError, match="'cpu', 'cuda', 'cuda:N' or 'auto'"):
         resolve_device("gpu")
     # the command line resolves auto as it is read: configs and cards name the device used
+    import cropglobe.cli._common as common
     from cropglobe.cli._common import _parse_device
 
+    monkeypatch.setattr(common, "_no_gpu_nodes", lambda: False)  # a machine with a GPU
     assert _parse_device(None, None, "auto") == "cuda"  # type: ignore[arg-type]
+    monkeypatch.setattr(common, "_no_gpu_nodes", lambda: True)  # none: torch is not asked
+    assert _parse_device(None, None, "auto") == "cpu"  # type: ignore[arg-type]
     assert _parse_device(None, None, "cuda:1") == "cuda:1"  # type: ignore[arg-type]
     help_text = CliRunner().invoke(cli, ["transfer", "--help"]).output
     assert "auto (the CUDA GPU when" in " ".join(help_text.split())
