@@ -182,7 +182,7 @@ def train_to_folder(
     weights of that share of the final epochs (see :func:`cropglobe.train.train`).
     ``model_options`` are the model's hyperparameters (``{"width": 64}`` for CropNet,
     ``{"n_estimators": 100}`` for a random forest). ``provenance``: where the data came from
-    (``{"path": …, "where": …, "groups": …}``), recorded in the card as
+    (``{"path": …, "where": …, "country": [groups]}``), recorded in the card as
     ``training["source_data"]``.
 
     Raises:
