@@ -33,17 +33,22 @@ def test_onnx_parity(tmp_path: Path, name: str) -> None:
         clf.logits(x[:, :9])
 
 
-def test_export_model_folder(tmp_path: Path) -> None:
-    model = create_model("cropnet", 3, 10, 43, width=16).eval()
+def _save_cropnet(folder: Path, model: object) -> None:
+    """A CropNet of 10 bands × 43 steps (the paper's window) and 3 classes saved as a folder."""
     card = ModelCard(
         model="cropnet",
-        params=model.config,
+        params=model.config,  # type: ignore[attr-defined]
         bands=tuple(f"b{i}" for i in range(10)),
         grid=TimeGrid.cropglobe(),
         classes=("a", "b", "c"),
         window=(121, 334),
     )
-    save_model(tmp_path / "m", model, card)
+    save_model(folder, model, card)
+
+
+def test_export_model_folder(tmp_path: Path) -> None:
+    model = create_model("cropnet", 3, 10, 43, width=16).eval()
+    _save_cropnet(tmp_path / "m", model)
     onnx_path = export_model_folder(tmp_path / "m")
     x = np.random.default_rng(1).normal(size=(5, 10, 43)).astype(np.float32)
     np.testing.assert_allclose(
@@ -80,15 +85,7 @@ def test_cli_export_of_the_card_file_names_its_folder(tmp_path: Path) -> None:
     from cropglobe.cli.main import cli
 
     model = create_model("cropnet", 3, 10, 43, width=8).eval()
-    card = ModelCard(
-        model="cropnet",
-        params=model.config,
-        bands=tuple(f"b{i}" for i in range(10)),
-        grid=TimeGrid.cropglobe(),
-        classes=("a", "b", "c"),
-        window=(121, 334),
-    )
-    save_model(tmp_path / "m", model, card)
+    _save_cropnet(tmp_path / "m", model)
     r = CliRunner().invoke(cli, ["export", str(tmp_path / "m" / "card.json")])
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert "card.json: is a file, but a model folder (holding card.json) is expected" in r.output

@@ -223,9 +223,8 @@ def test_neural_folder_round_trip(tmp_path: Path, name: str) -> None:
     assert data["grid"] == TimeGrid.cropglobe().to_dict() and data["window"] == [121, 334]
 
 
-def test_classical_folder_round_trip(tmp_path: Path) -> None:
-    x, y = _tabular()
-    rf = RandomForestModel(n_estimators=10, random_state=0).fit(x, y)
+def _save_forest(folder: Path, rf: RandomForestModel) -> None:
+    """A forest of :func:`_tabular` (3 bands × 8 steps, 4 classes) saved as a folder."""
     card = ModelCard(
         model="random_forest",
         params=rf.get_params(),
@@ -233,7 +232,13 @@ def test_classical_folder_round_trip(tmp_path: Path) -> None:
         grid=TimeGrid.regular(5, 1, 40),
         classes=("p", "q", "r", "s"),
     )
-    save_model(tmp_path / "rf", rf, card)
+    save_model(folder, rf, card)
+
+
+def test_classical_folder_round_trip(tmp_path: Path) -> None:
+    x, y = _tabular()
+    rf = RandomForestModel(n_estimators=10, random_state=0).fit(x, y)
+    _save_forest(tmp_path / "rf", rf)
     loaded, _ = load_model(tmp_path / "rf")
     np.testing.assert_array_equal(loaded.predict_proba(x), rf.predict_proba(x))
 
@@ -414,14 +419,7 @@ def test_a_card_contradicting_its_network_is_refused(
 def test_a_card_contradicting_its_forest_is_refused(tmp_path: Path) -> None:
     x, y = _tabular()  # (300, 3, 8)
     rf = RandomForestModel(n_estimators=3, random_state=0).fit(x, y)
-    card = ModelCard(
-        model="random_forest",
-        params=rf.get_params(),
-        bands=("a", "b", "c"),
-        grid=TimeGrid.regular(5, 1, 40),
-        classes=("p", "q", "r", "s"),
-    )
-    save_model(tmp_path / "rf", rf, card)
+    _save_forest(tmp_path / "rf", rf)
     load_model(tmp_path / "rf")
     _edit_card(tmp_path / "rf", bands=["a", "b"])
     with pytest.raises(ModelError, match="card is damaged: it lists 2 bands but the model reads 3"):
