@@ -101,7 +101,10 @@ def test_a_release_folder_may_hold_a_reanchored_country(calendar_world, tmp_path
     assert both.seasons == ("07-01", "01-01")  # countries are read alphabetically
     desc = format_description(describe(both))
     assert "seasons (season-aligned data, meta['season_anchor']): 150 starting 07-01, 150" in desc
-    assert "years: 2022 (150), 2023 (150); dates 2022-07-01 … 2023-12-31" in desc
+    assert (
+        "season years (the year each season starts): 2022 (150), 2023 (150); dates 2022-07-01 "
+        "… 2023-12-31" in desc
+    )
     with pytest.raises(GridError, match="training a model needs samples of one season"):
         train_to_folder(both, "random_forest", tmp_path / "model")
     config = ExperimentConfig(["FRA"], ["ARG"], ["rf-median1d"], [1])

@@ -269,7 +269,9 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
         lines.append(f"  seasons (season-aligned data, meta['season_anchor']): {held}")
     if desc.get("years"):
         named = ", ".join(f"{y} ({n:,})" for y, n in desc["years"].items())
-        lines.append(f"  years: {named}; dates {desc['dates']}")
+        # in data of several seasons one harvest can start in two years: say which year it is
+        what = "season years (the year each season starts)" if desc.get("seasons") else "years"
+        lines.append(f"  {what}: {named}; dates {desc['dates']}")
     lines.append(f"  missing values: {100 * desc['missing_fraction']:.1f} %")
     filled = filled_text(desc["attrs"])
     if filled:
