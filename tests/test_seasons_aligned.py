@@ -284,6 +284,12 @@ def test_writers_readers_and_predict_on_sets_of_several_seasons(calendar_world, 
     assert set(first[fra]) == {pd.Timestamp("2023-01-01")}
     back = read_series_table(tmp_path / "t.parquet")
     assert back.anchors.tolist() == al.anchors.tolist()
+    # resampling days of season: any of the set's anchors names the target grid, others not
+    for anchor in ("01-01", "07-01"):
+        ten = resample(al, TimeGrid.regular(10, anchor=anchor))
+        assert ten.anchors.tolist() == al.anchors.tolist() and ten.grid.edges[1] == 11
+    with pytest.raises(GridError, match="'03-01'"):
+        resample(al, TimeGrid.regular(10, anchor="03-01"))
     # seasons compared as sets, whatever order the samples come in
     assert SeriesSet.concat([al, al.subset(np.arange(al.n_samples)[::-1])]).seasons == al.seasons
     # a model reads one season: a set of several is refused, whichever sample comes first
