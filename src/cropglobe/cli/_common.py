@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import click
 
-from cropglobe.errors import CropGlobeError
+from cropglobe.errors import BandError, CropGlobeError
 
 if TYPE_CHECKING:
     from cropglobe.series import Observations, SeriesSet
@@ -325,9 +325,19 @@ def bands_arg(bands: str | None) -> list[str] | None:
 
 
 def select_bands_arg(ss: Any, bands: str | None) -> Any:
-    """``ss`` with only the ``--bands`` given (all when None)."""
+    """``ss`` with only the ``--bands`` given (all when None); a band the data lack is named
+    with the data's bands and the nearest spelling."""
     names = bands_arg(bands)
-    return ss if names is None else ss.select_bands(names)
+    if names is None:
+        return ss
+    from cropglobe.bands import band_index, not_a_band
+
+    for name in names:
+        try:
+            band_index(ss.bands, name)
+        except BandError:
+            raise not_a_band(name, ss.bands, option="--bands") from None
+    return ss.select_bands(names)
 
 
 def _no_gpu_nodes() -> bool:

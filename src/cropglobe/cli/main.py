@@ -18,6 +18,10 @@ from cropglobe import __version__
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cropglobe.cli.demo", "Run the main job on a simulated CropGlobe-like world."),
+    "diagnose": (
+        "cropglobe.cli.diagnose",
+        "Will a model transfer? Measure the shift between source and targets, without labels.",
+    ),
     "info": ("cropglobe.cli.info", "Summarise what a dataset holds; optionally plot NDVI curves."),
     "simulate": ("cropglobe.cli.simulate", "Write a synthetic CropGlobe-like dataset."),
     "composite": ("cropglobe.cli.composite", "Composite irregular observations to a time grid."),

@@ -44,6 +44,7 @@ class ExperimentReport:
     report: Path
     summary: pd.DataFrame
     summary_text: str
+    diagnostics: pd.DataFrame | None = None
 
 
 def load_series(path: str | os.PathLike[str], **read_options: Any) -> SeriesSet:
@@ -127,6 +128,7 @@ def run_experiment(
     read_options: dict[str, Any] | None = None,
     where: Mapping[str, Any] | None = None,
     seasons: Mapping[str, str] | str | None = None,
+    diagnostics: bool = True,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
@@ -145,6 +147,8 @@ def run_experiment(
     unaligned gets the anchor it suggests. Raw observations are composited again with the
     group's anchor; composited series are moved with
     :func:`cropglobe.composite.shift_anchor` (``wrap=True``). Saved with the config.
+    ``diagnostics``: measure each pair's label-free shift (:mod:`cropglobe.evaluate.shift`)
+    and report it beside the accuracies (``diagnostics.csv``; kept in the folder for reruns).
     """
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
@@ -384,6 +388,7 @@ def run_experiment(
                 "a model trained in the source can output.",
             )
         notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
+        shift = _shift_table(ss, observed, config, out, echo) if diagnostics else None
         runs = scored_runs(result.runs)
         compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
         comparison = paired_comparison(runs, str(baseline)) if compared else None
@@ -423,6 +428,7 @@ def run_experiment(
                 notes=notes,
                 baseline=baseline,
                 comparison=comparison,
+                diagnostics=shift,
             )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     table = scenario_table(runs, "oa")
@@ -447,7 +453,70 @@ def run_experiment(
         text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(
             "  " + line for line in lines
         )
-    return ExperimentReport(result, report, agg, text)
+    return ExperimentReport(result, report, agg, text, shift)
+
+
+#: name of the shift diagnostics table in an experiment folder (also the cache of reruns)
+DIAGNOSTICS_FILE = "diagnostics.csv"
+
+
+def _shift_table(
+    ss: SeriesSet,
+    observed: SeriesSet,
+    config: ExperimentConfig,
+    out: Path,
+    echo: Callable[[str], None] | None,
+) -> pd.DataFrame:
+    """The label-free shift diagnostics of each source → target pair of the plan.
+
+    Pairs diagnosed by an earlier run on the same samples and window are read back from the
+    folder's :data:`DIAGNOSTICS_FILE` (its ``key`` column: the two groups' fingerprints and the
+    window), the others computed."""
+    import hashlib
+
+    from cropglobe.evaluate.shift import pair_diagnostics
+
+    col = config.group_by
+    groups = ss.meta[col].astype(str).to_numpy()
+    skipped = {(str(s), str(t)) for s, t in config.skip_pairs}
+    pairs = [
+        (s, t)
+        for s in config.sources
+        for t in config.targets
+        if s != t and (s, t) not in skipped and (groups == t).any()
+    ]
+    prints: dict[str, str] = {}
+
+    def key(s: str, t: str) -> str:
+        for g in (s, t):
+            if g not in prints:
+                prints[g] = ss.subset(groups == g).fingerprint()
+        text = f"shift-v1|{prints[s]}|{prints[t]}|{config.window}"
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    keys = {pair: key(*pair) for pair in pairs}
+    cached = pd.DataFrame()
+    path = out / DIAGNOSTICS_FILE
+    if path.exists():
+        try:
+            cached = pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError):
+            logger.warning("%s is unreadable; the shift diagnostics are measured again", path)
+    known = set(cached["key"].astype(str)) if "key" in cached.columns else set()
+    todo = [pair for pair in pairs if keys[pair] not in known]
+    if echo and todo:
+        echo(f"measuring the shift of {_count(len(todo), 'pair')} (label-free diagnostics)")
+    fresh = pair_diagnostics(
+        ss, todo, group_by=col, window=config.window, phenology=observed, progress=echo
+    )
+    fresh["key"] = [keys[(s, t)] for s, t in zip(fresh["source"], fresh["target"], strict=True)]
+    old = cached[cached["key"].astype(str).isin(set(keys.values()))] if known else cached
+    table = pd.concat([df for df in (old, fresh) if len(df)], ignore_index=True)
+    if not len(table):
+        return fresh
+    order = {k: i for i, k in enumerate(keys.values())}
+    table = table.assign(_o=table["key"].astype(str).map(order)).sort_values("_o")
+    return table.drop(columns="_o").drop_duplicates("key").reset_index(drop=True)
 
 
 def _matrix_plan(

@@ -554,6 +554,7 @@ def write_transfer_report(
     notes: Sequence[str] = (),
     baseline: str | None = None,
     comparison: pd.DataFrame | None = None,
+    diagnostics: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv``,
     ``confusion.csv`` (the confusion matrices summed over seeds, one row per cell) and
@@ -570,6 +571,11 @@ def write_transfer_report(
             method of ``runs`` that is not a ``+tta`` / ``+prior`` row).
         comparison: that comparison when the caller already has it
             (:func:`cropglobe.evaluate.compare.paired_comparison` of :func:`scored_runs`).
+        diagnostics: the pairs' label-free shift diagnostics
+            (:func:`cropglobe.evaluate.shift.pair_diagnostics`, with a ``key`` column when
+            they are a rerun's cache): a section of the page, ``diagnostics.csv`` and
+            ``results.json``'s ``shift``. None: no section, and the folder's file is left as
+            it is.
 
     Returns:
         The path of ``report.html``.
@@ -590,6 +596,7 @@ def write_transfer_report(
             notes=notes,
             baseline=baseline,
             comparison=comparison,
+            diagnostics=diagnostics,
         )
         figures = list(dict.fromkeys(files.pop("figures")))  # a figure given twice moves once
         fig_dir.mkdir(parents=True, exist_ok=True)
@@ -628,6 +635,7 @@ def _draw_report(
     notes: Sequence[str],
     baseline: str | None,
     comparison: pd.DataFrame | None,
+    diagnostics: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The report's figures (drawn into ``stage``) and the text of its files, by file name
     (``figures``: the PNG paths; ``report.html`` last)."""
@@ -675,6 +683,13 @@ def _draw_report(
         "per_class": _json_records(per_class),
         "config": dict(config or {}),
     }
+    shift_html, shift_figs = "", list[Path]()
+    if diagnostics is not None:
+        from cropglobe.report.shift import shift_section
+
+        files["diagnostics.csv"] = diagnostics.to_csv(index=False, float_format="%.6g")
+        shift_html, shift_figs, tables = shift_section(diagnostics, agg, stage, single)
+        payload["shift"] = {name: _json_records(t) for name, t in tables.items()}
     files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
 
     methods = list(dict.fromkeys(runs["method"]))
@@ -742,6 +757,9 @@ def _draw_report(
     if phenology_figures:
         sections.append("<h2>Phenology: source vs targets (class-mean NDVI)</h2>")
         sections += [_img(Path(p)) for p in phenology_figures]
+    if shift_html:
+        sections.append(shift_html)
+        written += shift_figs
     detail = agg.copy()
     for m in ("oa", "macro_f1", "weighted_f1"):
         detail[m] = [

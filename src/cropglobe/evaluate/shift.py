@@ -1,0 +1,543 @@
+"""Shift diagnostics: how far a target region's series lie from the source's, without labels.
+
+Before trusting a map of a new region, ask three questions of the target's series against the
+source's (the data a model was, or would be, trained on). None needs a target label:
+
+1. **Can the two be told apart?** ``domain_auc``: the cross-validated ROC AUC of a random forest
+   trained to tell source samples from target samples, on the series the models see (gap-filled,
+   cut to the window, standardised with the source's statistics, reduced to principal components
+   of both). 0.5: the target looks like more of the source; 1.0: every target field is
+   recognisably foreign. A different crop mix alone raises it too (it is a real difference, but
+   one that :mod:`cropglobe.evaluate.adapt` can correct).
+2. **How many target fields lie outside the source's range?** ``outside_share``: the share of
+   target samples farther from their k-th nearest source sample (in the same components) than
+   95 % of source samples are from theirs (each leaving itself out). Without shift it is near
+   0.05 (:data:`OUTSIDE_LEVEL`).
+3. **Is the season shifted?** ``lag_days``: the time shift that brings the target's NDVI curves
+   closest to the source's: for each shift the target's curves are read that many days later
+   (linear interpolation between bin centres), cut to the window, and each is compared with its
+   nearest source curve; the shift with the smallest median distance wins. Positive: the
+   target's season runs later. ``lag_gain``: how much closer the best shift brings them (1 −
+   distance at the best shift / distance unshifted; 0 when no shift helps). Robust to a
+   different crop mix, as each target field finds the source field it resembles most.
+
+They are not accuracies. They say that and how the target differs, not how much a given model
+suffers from it: augmentation, for one, is meant to make a model indifferent to a lag.
+:func:`pair_diagnostics` computes them for a transfer experiment's pairs, whose report puts them
+beside the measured accuracies with their rank correlation, so that one can see whether they
+track transfer on one's own data before relying on them in an unlabelled region.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from cropglobe.errors import BandError, DataFormatError, GridError, ParameterError
+from cropglobe.series import SeriesSet
+
+__all__ = [
+    "OUTSIDE_LEVEL",
+    "ModelView",
+    "ShiftDiagnosis",
+    "diagnose_shift",
+    "diagnosis_lines",
+    "model_view",
+    "model_view_lines",
+    "pair_diagnostics",
+    "season_lag",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The source quantile of nearest-neighbour distances beyond which a sample counts as outside:
+#: without shift, about this share of target samples lies outside.
+OUTSIDE_LEVEL = 0.05
+#: Fewest samples per side for the diagnostics (cross-validation needs a few per fold).
+MIN_SAMPLES = 10
+#: The augmentation's largest time shift (days; REFERENCE.md): lags within it are what it trains
+#: a model to ignore.
+AUGMENT_SHIFT = 50
+
+
+@dataclass(frozen=True)
+class ShiftDiagnosis:
+    """How a target's series differ from a source's (see the module docstring).
+
+    Attributes:
+        source, target: the names of the two sets.
+        n_source, n_target: samples compared (after the balanced subsample).
+        domain_auc: cross-validated ROC AUC of a source-vs-target classifier, 0.5 … 1.
+        outside_share: share of target samples outside the source's range, 0 … 1.
+        lag_days: the target's season lag behind the source's, days (None without NDVI).
+        lag_gain: how much closer the lag brings the curves, 0 … 1 (None without NDVI).
+    """
+
+    source: str
+    target: str
+    n_source: int
+    n_target: int
+    domain_auc: float
+    outside_share: float
+    lag_days: float | None
+    lag_gain: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def _features(
+    ss: SeriesSet, window: tuple[int, int] | None
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Gap-filled series cut to ``window`` and flattened: (N, C·T), with a mask of the values
+    that were observed or filled (a band without any observation stays NaN)."""
+    from cropglobe.models.inputs import prepare_inputs
+
+    v = prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
+    if window is not None:
+        v = v[:, :, ss.grid.window_indices(*window)]
+    flat = v.reshape(v.shape[0], -1).astype(np.float64)
+    return flat, ~np.isnan(flat)
+
+
+def _balanced(n_a: int, n_b: int, most: int, rng: np.random.Generator) -> tuple[Any, Any]:
+    """Indices of an equal-size random subsample of two sets (at most ``most`` each)."""
+    n = min(n_a, n_b, most)
+    a = np.sort(rng.choice(n_a, n, replace=False)) if n < n_a else np.arange(n_a)
+    b = np.sort(rng.choice(n_b, n, replace=False)) if n < n_b else np.arange(n_b)
+    return a, b
+
+
+def _check_pair(source: SeriesSet, target: SeriesSet) -> SeriesSet:
+    """``target`` on the source's bands and grid, or a clear error."""
+    missing = [b for b in source.bands if b not in target.bands]
+    if missing:
+        raise BandError(
+            f"the target lacks band(s) {', '.join(missing)} of the source (source bands: "
+            f"{', '.join(source.bands)}; target bands: {', '.join(target.bands)}); compare "
+            "data holding the same bands"
+        )
+    if target.bands != source.bands:
+        target = target.select_bands(source.bands)
+    if not target.grid.same_axis(source.grid):
+        raise GridError(
+            f"the target is on grid '{target.grid}' and the source on '{source.grid}'; "
+            "composite both to one grid (cropglobe composite --grid) before comparing them"
+        )
+    for name, ss in (("source", source), ("target", target)):
+        if ss.n_samples < MIN_SAMPLES:
+            raise DataFormatError(
+                f"the {name} holds {ss.n_samples} sample(s) with observations; the shift "
+                f"diagnostics need at least {MIN_SAMPLES} on each side"
+            )
+    return target
+
+
+def _components(
+    src: NDArray[np.float64], tgt: NDArray[np.float64], n_components: int, seed: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Both sets standardised with the source's per-feature statistics (a value still missing
+    becomes the source mean) and projected on the principal components of the two together."""
+    from sklearn.decomposition import PCA
+
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(src, axis=0)
+        std = np.nanstd(src, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    zs = np.nan_to_num((src - mean) / std, nan=0.0)
+    zt = np.nan_to_num((tgt - mean) / std, nan=0.0)
+    pooled = np.vstack([zs, zt])
+    k = int(min(n_components, pooled.shape[1], pooled.shape[0] - 1))
+    pca = PCA(n_components=k, random_state=seed).fit(pooled)
+    return pca.transform(zs), pca.transform(zt)
+
+
+def _domain_auc(a: NDArray[np.float64], b: NDArray[np.float64], seed: int) -> float:
+    """Out-of-fold ROC AUC of a random forest telling ``a`` (0) from ``b`` (1)."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x = np.vstack([a, b])
+    y = np.r_[np.zeros(len(a), dtype=np.int64), np.ones(len(b), dtype=np.int64)]
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    forest = RandomForestClassifier(
+        n_estimators=50, min_samples_leaf=2, n_jobs=-1, random_state=seed
+    )
+    proba = cross_val_predict(forest, x, y, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, proba))
+
+
+def _outside_share(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 5) -> float:
+    """Share of ``b`` farther from its k-th nearest sample of ``a`` than the
+    (1 − :data:`OUTSIDE_LEVEL`) quantile of ``a``'s own (leave-one-out) k-th distances."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, len(a) - 1)
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(a)
+    own = nn.kneighbors(a)[0][:, k]  # column 0 is the sample itself
+    limit = float(np.quantile(own, 1.0 - OUTSIDE_LEVEL))
+    other = nn.kneighbors(b, n_neighbors=k)[0][:, k - 1]
+    return float((other > limit).mean())
+
+
+def _read_later(
+    curves: NDArray[np.float64], centers: NDArray[np.float64], days: NDArray[np.float64], year: bool
+) -> NDArray[np.float64]:
+    """Curves (N, T) on bin ``centers`` read at ``days`` (linear between centres; around the
+    year when ``year``, else held at the ends): ``np.interp`` of each row, done at once."""
+    t = centers.size
+    if year:  # the centres repeated a year before and after: every day has two neighbours
+        xs = np.concatenate([centers - 365.0, centers, centers + 365.0])
+        cols = np.tile(np.arange(t), 3)
+    else:
+        xs, cols = centers, np.arange(t)
+    d = np.clip(days, xs[0], xs[-1])
+    hi = np.clip(np.searchsorted(xs, d, side="right"), 1, xs.size - 1)
+    lo = hi - 1
+    w = (d - xs[lo]) / (xs[hi] - xs[lo])
+    return curves[:, cols[lo]] * (1.0 - w) + curves[:, cols[hi]] * w
+
+
+def _nn_distance(q: NDArray[np.float64], ref: NDArray[np.float64], skip_self: bool) -> float:
+    """Median distance (RMS over time) from each row of ``q`` to its nearest row of ``ref``."""
+    d2 = (q**2).sum(1)[:, None] + (ref**2).sum(1)[None, :] - 2.0 * q @ ref.T
+    if skip_self:
+        np.fill_diagonal(d2, np.inf)
+    best = np.sqrt(np.maximum(d2.min(axis=1), 0.0) / q.shape[1])
+    return float(np.median(best))
+
+
+def season_lag(
+    source: SeriesSet,
+    target: SeriesSet,
+    *,
+    window: tuple[int, int] | None = (121, 334),
+    max_lag: int = 90,
+    max_samples: int = 1000,
+    random_state: int = 0,
+) -> tuple[float, float]:
+    """The shift (days) that brings the target's NDVI curves closest to the source's.
+
+    Args:
+        source, target: sets on one grid holding NDVI, or B08 and B04.
+        window: days of season compared (the models' window); None: the whole grid.
+        max_lag: shifts tried, −max_lag … +max_lag days in steps of the grid's median step.
+        max_samples: at most this many curves of each side (a seeded random subsample).
+        random_state: seed of the subsample.
+
+    Returns:
+        ``(lag_days, gain)``: positive lag means the target's season runs later; ``gain`` is
+        ``1 − d(lag) / d(0)`` of the median nearest-curve distances d (0 when no shift helps).
+
+    Raises:
+        BandError: neither set can give NDVI.
+    """
+    from cropglobe.bands import ndvi
+    from cropglobe.composite import fill_gaps
+
+    grid = source.grid
+    rng = np.random.default_rng(random_state)
+    ia, ib = _balanced(source.n_samples, target.n_samples, max_samples, rng)
+    curves: list[NDArray[np.float64]] = []
+    for ss, idx in ((source, ia), (target, ib)):
+        c = ndvi(ss.values[idx], ss.bands)[:, None, :]
+        filled = np.asarray(fill_gaps(c, grid, edge="hold")[:, 0, :], dtype=np.float64)
+        curves.append(filled[~np.isnan(filled).any(axis=1)])
+    a, b = curves
+    if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
+        raise DataFormatError(
+            f"too few NDVI curves to time the seasons ({len(a)} source, {len(b)} target); the "
+            f"lag needs at least {MIN_SAMPLES} each"
+        )
+    centers = grid.centers
+    idx = np.arange(grid.n_steps) if window is None else grid.window_indices(*window)
+    days = centers[idx]
+    year = bool(grid.edges[0] <= 1 and grid.edges[-1] >= 366)
+    step = float(np.median(np.diff(centers))) if grid.n_steps > 1 else 1.0
+    n = int(max_lag // step)
+    lags = np.arange(-n, n + 1) * step
+    ref = a[:, idx]
+    scores = np.array(
+        [_nn_distance(_read_later(b, centers, days + lag, year), ref, False) for lag in lags]
+    )
+    best = int(np.argmin(scores))
+    zero = scores[n]
+    gain = 0.0 if zero <= 0 else max(0.0, 1.0 - float(scores[best]) / float(zero))
+    return float(lags[best]) if gain > 0 else 0.0, gain
+
+
+def diagnose_shift(
+    source: SeriesSet,
+    target: SeriesSet,
+    *,
+    window: tuple[int, int] | None = (121, 334),
+    source_name: str = "source",
+    target_name: str = "target",
+    max_samples: int = 1500,
+    n_components: int = 16,
+    random_state: int = 0,
+    phenology: tuple[SeriesSet, SeriesSet] | None = None,
+) -> ShiftDiagnosis:
+    """Label-free diagnostics of how ``target`` differs from ``source`` (module docstring).
+
+    Args:
+        source, target: the two sets on one grid; the target must hold the source's bands
+            (others are ignored). Labels are not read.
+        window: days of season the models see (None: the whole grid); the series are compared
+            there.
+        source_name, target_name: names carried into the result.
+        max_samples: at most this many samples of each side, a seeded random subsample of equal
+            size (the classifier would otherwise learn the sizes).
+        n_components: principal components the series are reduced to.
+        random_state: seed of the subsample, the folds and the forest.
+        phenology: the sets to time the seasons on, when other than ``source`` and ``target``
+            (say, all bands while the models see a few); None: the same two.
+
+    Returns:
+        A :class:`ShiftDiagnosis`; ``lag_days`` and ``lag_gain`` are None when the bands give
+        no NDVI.
+    """
+    if max_samples < MIN_SAMPLES:
+        raise ParameterError(f"max_samples must be at least {MIN_SAMPLES}, got {max_samples}")
+    source = source.drop_empty()
+    target = _check_pair(source, target.drop_empty())
+    if window is not None:
+        lo, hi = int(source.grid.edges[0]), int(source.grid.edges[-1]) - 1
+        if not lo <= window[0] < window[1] <= hi:
+            raise ParameterError(
+                f"window {window[0]}-{window[1]} is outside the data's grid (days {lo}-{hi}); "
+                "pass a window inside it or None"
+            )
+    rng = np.random.default_rng(random_state)
+    ia, ib = _balanced(source.n_samples, target.n_samples, max_samples, rng)
+    fa, _ = _features(source.subset(ia), window)
+    fb, _ = _features(target.subset(ib), window)
+    za, zb = _components(fa, fb, n_components, random_state)
+    auc = _domain_auc(za, zb, random_state)
+    outside = _outside_share(za, zb)
+    lag: float | None = None
+    gain: float | None = None
+    ps, pt = phenology if phenology is not None else (source, target)
+    try:
+        lag, gain = season_lag(
+            ps.drop_empty(), pt.drop_empty(), window=window, random_state=random_state
+        )
+    except BandError:
+        logger.info("no NDVI (B08 and B04) in the data: the season lag is not measured")
+    return ShiftDiagnosis(
+        source=source_name,
+        target=target_name,
+        n_source=len(ia),
+        n_target=len(ib),
+        domain_auc=auc,
+        outside_share=outside,
+        lag_days=lag,
+        lag_gain=gain,
+    )
+
+
+def diagnosis_lines(d: ShiftDiagnosis) -> list[str]:
+    """What a diagnosis says, in words (one line per finding)."""
+    out = d.outside_share
+    if out <= 2 * OUTSIDE_LEVEL:
+        shift = "close to the source"
+    elif out <= 5 * OUTSIDE_LEVEL:
+        shift = "a partial shift"
+    else:
+        shift = "a large shift: expect the accuracy to drop"
+    auc = d.domain_auc
+    lines = [
+        f"{d.target} against {d.source} ({d.n_target:,} and {d.n_source:,} samples compared): "
+        f"{100 * out:.0f} % of the target's fields lie outside the source's range "
+        f"({100 * OUTSIDE_LEVEL:.0f} % expected without shift), {shift}",
+        f"a classifier tells target from source fields with AUC {auc:.2f} (0.5: "
+        "alike, 1: apart)"
+        + (
+            "; regions differ in crop mix, soils and sensors' days, so a high AUC is common "
+            "even where models transfer well"
+            if auc >= 0.8
+            else ""
+        ),
+    ]
+    if d.lag_days is None or d.lag_gain is None:
+        lines.append("season lag: not measured (the bands give no NDVI)")
+    elif d.lag_gain < 0.05 or abs(d.lag_days) < 10:
+        lines.append(
+            f"season lag: none to speak of (best shift {d.lag_days:+.0f} days brings the NDVI "
+            f"curves {100 * d.lag_gain:.0f} % closer)"
+        )
+    else:
+        when = "later" if d.lag_days > 0 else "earlier"
+        cover = (
+            f"within the ±{AUGMENT_SHIFT}-day time shifts of the augmentation (cropnet-aug "
+            "trains for it; --tta averages over it)"
+            if abs(d.lag_days) <= AUGMENT_SHIFT
+            else f"beyond the augmentation's ±{AUGMENT_SHIFT}-day shifts: align the seasons "
+            "(cropglobe transfer --season, or composite with --anchor)"
+        )
+        lines.append(
+            f"season lag: the target's season looks {abs(d.lag_days):.0f} days {when} than "
+            f"the source's (the NDVI curves come {100 * d.lag_gain:.0f} % closer), {cover}"
+        )
+    return lines
+
+
+def pair_diagnostics(
+    ss: SeriesSet,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    group_by: str = "country",
+    window: tuple[int, int] | None = (121, 334),
+    phenology: SeriesSet | None = None,
+    random_state: int = 0,
+    max_samples: int = 1500,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """:func:`diagnose_shift` for each (source group, target group) pair of ``ss``.
+
+    Args:
+        ss: every group's samples; ``group_by`` names the groups.
+        pairs: (source, target) group names; pairs of a group with itself are skipped.
+        phenology: the same samples with the bands to time the seasons (None: ``ss``).
+        progress: called with a line per pair.
+
+    Returns:
+        One row per pair: ``source``, ``target``, ``n_source``, ``n_target``, ``domain_auc``,
+        ``outside_share``, ``lag_days``, ``lag_gain`` (NaN where not measured). A pair that
+        cannot be diagnosed (too few samples) is left out with a logged warning.
+    """
+    groups = ss.meta[group_by].astype(str).to_numpy()
+    phen = phenology if phenology is not None else ss
+    rows = []
+    for s, t in dict.fromkeys((str(a), str(b)) for a, b in pairs if str(a) != str(b)):
+        src, tgt = groups == s, groups == t
+        try:
+            d = diagnose_shift(
+                ss.subset(src),
+                ss.subset(tgt),
+                window=window,
+                source_name=s,
+                target_name=t,
+                random_state=random_state,
+                max_samples=max_samples,
+                phenology=(phen.subset(src), phen.subset(tgt)),
+            )
+        except DataFormatError as exc:
+            logger.warning("shift diagnostics of %s → %s skipped: %s", s, t, exc)
+            continue
+        if progress is not None:
+            lag = "–" if d.lag_days is None else f"{d.lag_days:+.0f} d"
+            progress(
+                f"shift {s} → {t}: AUC {d.domain_auc:.2f}, outside "
+                f"{100 * d.outside_share:.0f} %, season lag {lag}"
+            )
+        rows.append(d.to_dict())
+    columns = list(ShiftDiagnosis.__dataclass_fields__)
+    return pd.DataFrame(rows, columns=columns).astype(
+        {"lag_days": np.float64, "lag_gain": np.float64}
+    )
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """How a trained model sees a target against its own training data (no target label).
+
+    Attributes:
+        confidence_source: mean top-class probability on the source samples (in-sample for
+            the training data, so optimistic).
+        confidence_target: the same on the target.
+        unsure_target: share of target samples whose top-class probability is under 0.5.
+        predicted: class -> share of the target predicted as it.
+        source_shares: class -> share of the labelled source samples.
+        estimated: class -> the target's class share estimated by EM from the predictions
+            (:func:`cropglobe.evaluate.adapt.estimate_target_prior`); None for models whose
+            probabilities are not calibrated enough (forests).
+    """
+
+    confidence_source: float
+    confidence_target: float
+    unsure_target: float
+    predicted: dict[str, float]
+    source_shares: dict[str, float]
+    estimated: dict[str, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def model_view(
+    folder: Any, source: SeriesSet, target: SeriesSet, *, device: str = "cpu"
+) -> ModelView:
+    """Confidence and class mix of the model in ``folder`` on ``source`` and ``target``.
+
+    Args:
+        folder: a model folder.
+        source: the model's training data (or data like them), on the model's grid.
+        target: the data to map, on the model's grid.
+        device: torch device of neural models.
+    """
+    from cropglobe.evaluate.adapt import ADAPTABLE, estimate_target_prior
+    from cropglobe.models.folder import card_proba, load_model, model_inputs
+
+    model, card = load_model(folder)
+    probas = []
+    for ss in (source, target):
+        if ss.bands != card.bands:
+            ss = ss.select_bands(card.bands)
+        probas.append(card_proba(model, card, model_inputs(card, ss), device=device))
+    ps, pt = probas
+    classes = list(card.classes)
+    names = source.label_names()
+    labelled = names[np.asarray(source.labels) >= 0]
+    counts = pd.Series(labelled).value_counts()
+    shares = np.array([counts.get(c, 0) for c in classes], dtype=np.float64)
+    source_shares = shares / shares.sum() if shares.sum() else np.full(len(classes), np.nan)
+    estimated = None
+    if card.model in ADAPTABLE:
+        # the networks are trained with balanced class weights: for a uniform prior
+        prior, _ = estimate_target_prior(pt)
+        estimated = {c: float(v) for c, v in zip(classes, prior, strict=True)}
+    top = pt.max(axis=1)
+    pred = np.bincount(pt.argmax(axis=1), minlength=len(classes)) / max(len(pt), 1)
+    return ModelView(
+        confidence_source=float(ps.max(axis=1).mean()),
+        confidence_target=float(top.mean()),
+        unsure_target=float((top < 0.5).mean()),
+        predicted={c: float(v) for c, v in zip(classes, pred, strict=True)},
+        source_shares={c: float(v) for c, v in zip(classes, source_shares, strict=True)},
+        estimated=estimated,
+    )
+
+
+def model_view_lines(v: ModelView, source: str, target: str) -> list[str]:
+    """What a :class:`ModelView` says, in words."""
+
+    def mix(shares: dict[str, float]) -> str:
+        ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{c} {100 * s:.0f} %" for c, s in ranked if s >= 0.005) or "–"
+
+    drop = v.confidence_source - v.confidence_target
+    lines = [
+        f"model confidence: {v.confidence_target:.2f} on {target} against "
+        f"{v.confidence_source:.2f} on {source} (its training data, so optimistic); "
+        f"{100 * v.unsure_target:.0f} % of {target}'s fields get no class above 0.5"
+        + (" — a clear drop" if drop >= 0.1 else ""),
+        f"predicted in {target}: {mix(v.predicted)}",
+        f"labelled in {source}: {mix(v.source_shares)}",
+    ]
+    if v.estimated is not None:
+        lines.append(
+            f"{target}'s class mix estimated from the predictions (EM): {mix(v.estimated)} "
+            "(cropglobe transfer --adapt-prior uses it)"
+        )
+    return lines
