@@ -3,12 +3,14 @@
 Before trusting a map of a new region, ask three questions of the target's series against the
 source's (the data a model was, or would be, trained on). None needs a target label:
 
-1. **Can the two be told apart?** ``domain_auc``: the cross-validated ROC AUC of a random forest
-   trained to tell source samples from target samples, on the series the models see (gap-filled,
-   cut to the window, standardised with the source's statistics, reduced to principal components
-   of both). 0.5: the target looks like more of the source; 1.0: every target field is
-   recognisably foreign. A different crop mix alone raises it too (it is a real difference, but
-   one that :mod:`cropglobe.evaluate.adapt` can correct).
+1. **Can the two be told apart?** ``domain_auc``: the leave-one-out ROC AUC of a
+   nearest-neighbour classifier telling source samples from target samples (each scored by the
+   share of target samples among its 10 nearest others: the nearest-neighbour two-sample test),
+   on the series the models see (gap-filled, cut to the window, standardised with the source's
+   statistics, reduced to principal components of both). 0.5: the target looks like more of
+   the source; 1.0: every target field is recognisably foreign. A different crop mix alone
+   raises it too (a real difference, but one that :mod:`cropglobe.evaluate.adapt` can
+   correct).
 2. **How many target fields lie outside the source's range?** ``outside_share``: the share of
    target samples farther from their k-th nearest source sample (in the same components) than
    95 % of source samples are from theirs (each leaving itself out). Without shift it is near
@@ -160,20 +162,19 @@ def _components(
     return pca.transform(zs), pca.transform(zt)
 
 
-def _domain_auc(a: NDArray[np.float64], b: NDArray[np.float64], seed: int) -> float:
-    """Out-of-fold ROC AUC of a random forest telling ``a`` (0) from ``b`` (1)."""
-    from sklearn.ensemble import RandomForestClassifier
+def _domain_auc(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 10) -> float:
+    """Leave-one-out ROC AUC of a k-nearest-neighbour classifier telling ``a`` (0) from ``b``
+    (1): each sample is scored by the share of ``b`` among its k nearest others (the
+    nearest-neighbour two-sample test; Schilling 1986, *JASA* 81:799)."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import NearestNeighbors
 
     x = np.vstack([a, b])
     y = np.r_[np.zeros(len(a), dtype=np.int64), np.ones(len(b), dtype=np.int64)]
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    forest = RandomForestClassifier(
-        n_estimators=50, min_samples_leaf=2, n_jobs=-1, random_state=seed
-    )
-    proba = cross_val_predict(forest, x, y, cv=folds, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, proba))
+    k = min(k, len(x) - 1)
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x)[1]
+    others = np.array([row[row != i][:k] for i, row in enumerate(idx)])
+    return float(roc_auc_score(y, y[others].mean(axis=1)))
 
 
 def _outside_share(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 5) -> float:
@@ -298,7 +299,7 @@ def diagnose_shift(
         max_samples: at most this many samples of each side, a seeded random subsample of equal
             size (the classifier would otherwise learn the sizes).
         n_components: principal components the series are reduced to.
-        random_state: seed of the subsample, the folds and the forest.
+        random_state: seed of the subsamples and of the principal components.
         phenology: the sets to time the seasons on, when other than ``source`` and ``target``
             (say, all bands while the models see a few); None: the same two.
 
@@ -322,7 +323,7 @@ def diagnose_shift(
     fa, _ = _features(source.subset(ia), window)
     fb, _ = _features(target.subset(ib), window)
     za, zb = _components(fa, fb, n_components, random_state)
-    auc = _domain_auc(za, zb, random_state)
+    auc = _domain_auc(za, zb)
     outside = _outside_share(za, zb)
     lag: float | None = None
     gain: float | None = None

@@ -97,7 +97,7 @@ def shift_figure(table: pd.DataFrame, methods: Sequence[str], path: Path) -> Pat
     colors = series_colors(len(methods))
     several = table["source"].nunique() > 1
     names = [
-        f"{s}→{t}" if several else str(t)
+        _short(f"{s}→{t}" if several else str(t))
         for s, t in zip(table["source"], table["target"], strict=True)
     ]
     for ax, col in zip(axes[0], cols, strict=True):
@@ -114,8 +114,13 @@ def shift_figure(table: pd.DataFrame, methods: Sequence[str], path: Path) -> Pat
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7, loc="best")
     fig.suptitle("Shift measured without target labels, against the accuracy reached")
-    fig.tight_layout()
+    fig.subplots_adjust(wspace=0.3)
     return _save(fig, path)
+
+
+def _short(name: str, most: int = 18) -> str:
+    """A label for a dot: long group names cut (the table below the figure has them whole)."""
+    return name if len(name) <= most else name[: most - 1] + "…"
 
 
 def _rho_text(row: pd.Series) -> str:
@@ -159,11 +164,11 @@ def shift_section(
         "<h2>Shift: could the drop be seen without target labels?</h2>",
         "<p>For each pair, three measures of how the target's series differ from the source's, "
         "taken from the series alone (no target label), beside the accuracy each method "
-        "reached. <b>Source-vs-target AUC</b>: how well a random forest tells source fields "
-        "from target fields (0.5: alike, 1: apart). <b>Outside the source's range</b>: the "
-        "share of target fields farther from their nearest source fields than 95 % of source "
-        f"fields are from theirs ({100 * OUTSIDE_LEVEL:.0f} % without shift). <b>Season "
-        "lag</b>: the shift of the target's NDVI curves that brings them closest to the "
+        "reached. <b>Source-vs-target AUC</b>: how well a nearest-neighbour classifier tells "
+        "source fields from target fields (0.5: alike, 1: apart). <b>Outside the source's "
+        "range</b>: the share of target fields farther from their nearest source fields than "
+        f"95 % of source fields are from theirs ({100 * OUTSIDE_LEVEL:.0f} % without shift). "
+        "<b>Season lag</b>: the shift of the target's NDVI curves that brings them closest to the "
         "source's (positive: later). They measure difference, not harm: a model trained for "
         "a shift (augmentation) may not suffer from it.</p>",
         shown.to_html(index=False, escape=True),
