@@ -7,6 +7,7 @@
 - a single CropGlobe ``.npz`` (``fea``/``lbl``; 73 or 43 steps) -> :class:`SeriesSet`
 - a SeriesSet Parquet table written by :func:`write_series_table` -> :class:`SeriesSet`
 - a long observation table (CSV, Parquet, GeoParquet) -> :class:`Observations`
+- a Google Earth Engine export (CSV or GeoJSON; :mod:`cropglobe.io.gee`) -> :class:`Observations`
 - the CAWa folder or its time-series CSV -> :class:`SeriesSet`
 - a wide CSV/Parquet (one column per day of year or date) -> :class:`SeriesSet`
 """
@@ -35,6 +36,7 @@ from cropglobe.io.cropglobe_npz import (
     read_cropglobe_file,
     write_cropglobe,
 )
+from cropglobe.io.gee import read_gee_export
 from cropglobe.io.tables import (
     OBSERVATION_FORMATS,
     read_cawa,
@@ -58,6 +60,7 @@ __all__ = [
     "read_cropglobe_features",
     "read_cropglobe_file",
     "read_dataset",
+    "read_gee_export",
     "read_observations",
     "read_series_table",
     "read_wide_table",
@@ -70,7 +73,8 @@ __all__ = [
 _ACCEPTED = (
     "a CropGlobe release folder (for_CropNet/, Median/), a CropGlobe .npz (fea, lbl), a "
     "SeriesSet .npz, a long table (.csv/.parquet/.geoparquet with sample_id and date, timestamp "
-    "or month columns), a wide table (one column per day of year or date), or the CAWa folder"
+    "or month columns), an Earth Engine export (.csv/.geojson), a wide table (one column per "
+    "day of year or date), or the CAWa folder"
 )
 _CROPGLOBE_FILE = re.compile(r"^median_S2_[A-Za-z0-9]+_month(1-12|5-11)_day5\.npz$")
 
@@ -189,6 +193,8 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
         )
     if name == "cawa_croptype_time-series.csv":
         return _call(read_cawa, p, kw)
+    if name.endswith(".geojson"):  # an Earth Engine table export as GeoJSON
+        return _call(read_observations, p, kw)
     if name.endswith((".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz", ".tsv")):
         if name.endswith((".parquet", ".geoparquet", ".pq")):
             try:

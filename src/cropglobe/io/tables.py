@@ -70,7 +70,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Layouts understood by :func:`read_observations`.
-OBSERVATION_FORMATS: tuple[str, ...] = ("auto", "worldcereal", "tidy", "monthly")
+OBSERVATION_FORMATS: tuple[str, ...] = ("auto", "worldcereal", "tidy", "monthly", "gee")
 
 #: WorldCereal's no-data value in its uint16 band columns.
 WORLDCEREAL_NODATA = 65535
@@ -614,7 +614,9 @@ def _detect(df: pd.DataFrame) -> str:
         return "worldcereal"
     if "month" in cols and "date" not in cols:
         return "monthly"
-    return "tidy"
+    from cropglobe.io.gee import is_gee_table
+
+    return "gee" if is_gee_table(cols) else "tidy"
 
 
 def read_observations(
@@ -633,9 +635,12 @@ def read_observations(
 
     Args:
         path: the table file (``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet``, ``.geoparquet``).
-        format: ``"worldcereal"``, ``"tidy"``, ``"monthly"`` or ``"auto"`` (WorldCereal when
-            ``S2-L2A-…``/``S1-SIGMA0-…`` columns exist, monthly when there is a ``month`` and no
-            ``date`` column, tidy otherwise). See the module docstring for each layout.
+        format: ``"worldcereal"``, ``"tidy"``, ``"monthly"``, ``"gee"`` or ``"auto"``
+            (WorldCereal when ``S2-L2A-…``/``S1-SIGMA0-…`` columns exist, monthly when there is
+            a ``month`` and no ``date`` column, an Earth Engine export when there is a
+            ``system:index`` or ``.geo`` column or getRegion's ``id, longitude, latitude,
+            time``, or the file is GeoJSON; tidy otherwise). See the module docstring for each
+            layout and :mod:`cropglobe.io.gee` for Earth Engine exports.
         label_column: column holding the label; default ``ewoc_code`` (worldcereal), ``crop6``
             (monthly), ``label`` (tidy, when present; else the samples are unlabelled).
         label_table: how label values map to ``classes`` (see :func:`cropglobe.classes.map_labels`);
@@ -669,6 +674,12 @@ def read_observations(
         raise DataFormatError(
             f"format={format!r} is unknown; expected one of {list(OBSERVATION_FORMATS)}"
         )
+    if format in ("auto", "gee") and p.name.lower().endswith((".geojson", ".json")):
+        from cropglobe.io.gee import read_gee_export
+
+        return read_gee_export(p, **_gee_settings(bands, sample_column, label_column,
+                                                  label_table, classes, date_column,
+                                                  cloud_threshold))  # fmt: skip
     df, kv = _read_table(p)
     df.columns = [str(c) for c in df.columns]
     _require_rows(p, df, "one row per sample and date")
@@ -682,6 +693,13 @@ def read_observations(
         "attrs": attrs,
         "cloud_threshold": cloud_threshold,
     }
+
+    if fmt == "gee":
+        from cropglobe.io.gee import observations_from_frame
+
+        settings = _gee_settings(bands, sample_column, label_column, label_table, classes,
+                                 date_column, cloud_threshold)  # fmt: skip
+        return observations_from_frame(p, df, **settings, attrs=attrs)
 
     if fmt == "worldcereal":
         dcol = date_column or "timestamp"
@@ -739,6 +757,28 @@ def read_observations(
     return _build(p, df, sample_col=sample_column, dates=dates, band_cols=band_cols,
                   label_col=lcol, label_table=label_table, nodata=None,
                   exclude_meta={dcol}, **common)  # fmt: skip
+
+
+def _gee_settings(
+    bands: Sequence[str] | None,
+    sample_column: str,
+    label_column: str | None,
+    label_table: LabelTable | None,
+    classes: Sequence[str] | None,
+    date_column: str | None,
+    cloud_threshold: float,
+) -> dict[str, Any]:
+    """:func:`read_observations`' settings as :mod:`cropglobe.io.gee` takes them (its sample
+    column is looked for by name unless one other than the default was given)."""
+    return {
+        "bands": bands,
+        "sample_column": None if sample_column == "sample_id" else sample_column,
+        "label_column": label_column,
+        "label_table": label_table,
+        "classes": classes,
+        "date_column": date_column,
+        "cloud_threshold": cloud_threshold,
+    }
 
 
 def _stored_meta(kv: Mapping[bytes, bytes]) -> dict[str, Any]:
