@@ -1,0 +1,272 @@
+"""``cropglobe download``: Sentinel-2 L2A from a STAC API or catalog, as a raster stack (Zarr or
+GeoTIFFs, for ``cropglobe map``) or, with ``--points``, a raw observation table (for
+``cropglobe composite``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
+from cropglobe.errors import ParameterError
+
+log = logging.getLogger("cropglobe.cli.download")
+
+_TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
+
+
+@contextlib.contextmanager
+def _bar(description: str) -> Iterator[Any]:
+    """A rich progress bar on stderr driven by ``(done, total)`` calls (silent under ``-q`` or
+    when stderr is not a terminal)."""
+    if is_quiet():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _dates_arg(text: str) -> tuple[str, str]:
+    start, sep, end = text.partition("/")
+    if not sep or not start.strip() or not end.strip():
+        raise click.BadParameter(
+            f"{text!r} is not START/END; e.g. 2021-01-01/2021-12-31", param_hint="'--dates'"
+        )
+    return start.strip(), end.strip()
+
+
+def _assets_arg(items: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        band, sep, key = item.partition("=")
+        if not sep or not band.strip() or not key.strip():
+            raise click.BadParameter(
+                f"{item!r} is not BAND=KEY; e.g. B02=blue", param_hint="'--asset'"
+            )
+        out[band.strip()] = key.strip()
+    return out
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+@click.command("download")
+@click.option(
+    "--stac",
+    "source",
+    required=True,
+    help="STAC API URL (https://earth-search.aws.element84.com/v1, "
+    "https://planetarycomputer.microsoft.com/api/stac/v1) or a local catalog.json / "
+    "collection.json / ItemCollection JSON.",
+)
+@click.option(
+    "--collection",
+    default="sentinel-2-l2a",
+    show_default=True,
+    help="Collection id (sentinel-2-l2a at Earth Search and the Planetary Computer).",
+)
+@click.option(
+    "--bbox",
+    nargs=4,
+    type=float,
+    default=None,
+    metavar="W S E N",
+    help="Area in degrees: west south east north. Required for a stack; with --points it "
+    "defaults to the points' extent.",
+)
+@click.option("--dates", required=True, metavar="START/END", help="e.g. 2021-01-01/2021-12-31.")
+@click.option(
+    "--max-cloud",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Keep items with eo:cloud_cover below this (%).",
+)
+@click.option(
+    "--bands",
+    default="B02,B03,B04,B05,B06,B07,B08,B8A,B11,B12",
+    show_default=True,
+    help="Sentinel-2 bands (cropglobe names); SCL is added as the validity layer.",
+)
+@click.option(
+    "--asset",
+    "asset",
+    multiple=True,
+    metavar="BAND=KEY",
+    help="The STAC asset key of a band when the built-in table does not find it (e.g. "
+    "B02=blue); repeatable.",
+)
+@click.option(
+    "--points",
+    type=PathArg(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="CSV/Parquet of labelled points (lon, lat, id, label columns): write their "
+    "observations (a table for cropglobe composite) instead of a raster stack.",
+)
+@click.option("--crs", default=None, help="Stack CRS (e.g. EPSG:32631); default: the UTM zone.")
+@click.option(
+    "--resolution",
+    type=click.FloatRange(0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Stack pixel size in CRS units (metres for UTM).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1),
+    default=500,
+    show_default=True,
+    help="At most this many items.",
+)
+@click.option(
+    "--harmonize/--no-harmonize",
+    default=True,
+    show_default=True,
+    help="Remove the +1000 offset of processing baseline 04.00+ (reflectance x 10,000 as "
+    "CropGlobe and Earth Engine's S2_SR_HARMONIZED).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=PathArg(path_type=Path),
+    required=True,
+    help="stack.zarr (Zarr store) or a folder (one GeoTIFF per date); with --points a "
+    ".parquet or .csv table.",
+)
+@quiet_option
+@handle_errors
+def command(
+    source: str,
+    collection: str,
+    bbox: tuple[float, float, float, float] | None,
+    dates: str,
+    max_cloud: float | None,
+    bands: str,
+    asset: tuple[str, ...],
+    points: Path | None,
+    crs: str | None,
+    resolution: float,
+    limit: int,
+    harmonize: bool,
+    output: Path,
+) -> None:
+    """Download Sentinel-2 L2A found in a STAC API or catalog.
+
+    Without --points: a raster stack over --bbox (Zarr store for -o NAME.zarr, else a folder of
+    one GeoTIFF per date) that `cropglobe map --stack` reads. With --points: the points'
+    observations, a table that `cropglobe composite` reads. Digital numbers become reflectance
+    x 10,000 (--no-harmonize keeps them).
+    """
+    from cropglobe.io.stac import check_bands, check_bbox, search_items
+
+    start, end = _dates_arg(dates)
+    assets = _assets_arg(asset)
+    names = [b.strip() for b in bands.split(",") if b.strip()]
+    band_list = check_bands(names, assets)
+    if points is not None:
+        if not output.name.lower().endswith(_TABLE_SUFFIXES):
+            raise ParameterError(
+                f"output {output} is no table; with --points write the observations to a "
+                ".parquet or .csv file, e.g. -o observations.parquet"
+            )
+    elif output.name.lower().endswith(_TABLE_SUFFIXES):
+        raise ParameterError(
+            f"output {output} is a table, but without --points a raster stack is written; give "
+            "-o stack.zarr or a folder name, or pass --points for a table"
+        )
+    table = None
+    if points is not None:
+        from cropglobe.io.stac import read_points
+
+        table = read_points(points)
+        if bbox is None:
+            pad = 1e-4  # degrees, so that points on the edge fall inside
+            bbox = (
+                float(table["lon"].min()) - pad,
+                float(table["lat"].min()) - pad,
+                float(table["lon"].max()) + pad,
+                float(table["lat"].max()) + pad,
+            )
+    if bbox is None:
+        raise ParameterError(
+            "--bbox is needed for a raster stack: WEST SOUTH EAST NORTH in degrees, e.g. "
+            "--bbox 1.2 43.3 1.4 43.5 (or pass --points for point observations)"
+        )
+    box = check_bbox(bbox)
+    if output.exists():
+        log.warning("%s exists: it will be replaced once the new one is complete", output)
+    items = search_items(
+        source, collection=collection or None, bbox=box, start=start, end=end,
+        max_cloud=max_cloud, limit=limit,
+    )  # fmt: skip
+    from cropglobe.io.stac import _item_time
+
+    days = sorted({_item_time(it).date() for it in items})
+    found = (
+        f"{len(items)} item{'s' * (len(items) != 1)} on {len(days)} day"
+        f"{'s' * (len(days) != 1)} ({days[0]} … {days[-1]})"
+    )
+    if table is not None:
+        from cropglobe.io.stac import extract_points
+        from cropglobe.io.tables import write_observations
+
+        with _bar("sampling items") as update:
+            obs = extract_points(
+                items, table, bands=band_list, assets=assets, harmonize=harmonize,
+                progress=update,
+            )  # fmt: skip
+        write_observations(obs, output)
+        has_scl = "SCL" in obs.table
+        what = (
+            f"{len(obs.table):,} observations of {obs.n_samples:,} points, bands "
+            f"{','.join(obs.bands)}{' + SCL' if has_scl else ''}"
+        )
+    else:
+        from cropglobe.io.stac import load_stack, write_stack
+
+        da = load_stack(
+            items, bands=band_list, bbox=box, crs=crs, resolution=resolution, assets=assets,
+            harmonize=harmonize,
+        )  # fmt: skip
+        with _bar("writing dates") as update:
+            write_stack(da, output, progress=update)
+        t, c, h, w = (int(v) for v in da.shape)
+        spectral = [str(b) for b in da["band"].values if str(b) != "SCL"]
+        what = (
+            f"stack of {t} dates x {h} x {w} pixels ({da.attrs.get('crs', '')}, "
+            f"resolution {resolution:g}), bands {','.join(spectral)}"
+            f"{' + SCL' if len(spectral) < c else ''}"
+        )
+    click.echo(f"found {found}; wrote {output}: {what}; {_human(_size(output))}")

@@ -1,0 +1,230 @@
+"""STAC search, stack loading and point sampling on a tiny static catalog built in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+pystac = pytest.importorskip("pystac")
+pytest.importorskip("odc.stac")
+rasterio = pytest.importorskip("rasterio")
+
+from affine import Affine  # noqa: E402
+from rasterio.warp import transform, transform_bounds  # noqa: E402
+
+from cropglobe.cli.main import cli  # noqa: E402
+from cropglobe.errors import BandError, ParameterError  # noqa: E402
+from cropglobe.io import read_observations  # noqa: E402
+from cropglobe.io.raster import open_stack, stack_from_xarray  # noqa: E402
+from cropglobe.io.stac import (  # noqa: E402
+    StacError,
+    extract_points,
+    load_stack,
+    search_items,
+)
+from cropglobe.series import SeriesSet  # noqa: E402
+
+CRS = "EPSG:32631"
+X0, Y0, N = 370000.0, 4810000.0, 32
+DAYS = ("2021-05-01", "2021-06-10", "2021-07-20")
+CLOUD = (10.0, 50.0, 90.0)
+KEYS = {"blue": "B02", "red": "B04", "nir": "B08"}  # Earth Search asset keys
+
+
+def _value(k: int, j: int, r: int, c: int) -> int:
+    """Digital number of item k, band j at row r, column c."""
+    return 2000 + 10000 * k + 1000 * j + r * N + c
+
+
+def _scl(k: int) -> np.ndarray:
+    """SCL at 20 m (16 x 16): vegetation, except a cloudy top-left quarter on the 2nd date."""
+    scl = np.full((N // 2, N // 2), 4, np.uint8)
+    if k == 1:
+        scl[:8, :8] = 9
+    return scl
+
+
+def _write(path: Path, arr: np.ndarray, res: float) -> None:
+    with rasterio.open(
+        path, "w", driver="GTiff", height=arr.shape[0], width=arr.shape[1], count=1,
+        dtype=arr.dtype, crs=CRS, transform=Affine(res, 0.0, X0, 0.0, -res, Y0), nodata=0,
+    ) as ds:  # fmt: skip
+        ds.write(arr, 1)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 items (3 dates, cloud 10/50/90 %), each with blue/red/nir at 10 m and scl at 20 m;
+    the last of processing baseline 04.00 (DN = reflectance x 10,000 + 1,000)."""
+    root = tmp_path_factory.mktemp("stac")
+    bounds = transform_bounds(CRS, "EPSG:4326", X0, Y0 - 10 * N, X0 + 10 * N, Y0)
+    w, s, e, n = bounds
+    geom = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+    cat = pystac.Catalog("tiny", "a tiny Sentinel-2 catalog")
+    rows, cols = np.mgrid[0:N, 0:N]
+    for k, day in enumerate(DAYS):
+        iid = f"S2A_31TCJ_{day.replace('-', '')}_0_L2A"
+        when = dt.datetime.fromisoformat(f"{day}T10:46:00+00:00")
+        props = {"eo:cloud_cover": CLOUD[k]}
+        if k == 2:
+            props["s2:processing_baseline"] = "04.00"
+        item = pystac.Item(iid, geom, list(bounds), when, props, collection="sentinel-2-l2a")
+        folder = root / iid
+        folder.mkdir()
+        for j, key in enumerate(KEYS):
+            _write(folder / f"{key}.tif", _value(k, j, rows, cols).astype(np.uint16), 10.0)
+            item.add_asset(key, pystac.Asset(f"./{key}.tif", media_type=pystac.MediaType.GEOTIFF))
+        _write(folder / "scl.tif", _scl(k), 20.0)
+        item.add_asset("scl", pystac.Asset("./scl.tif", media_type=pystac.MediaType.GEOTIFF))
+        item.properties["proj:code"] = CRS
+        cat.add_item(item)
+    cat.normalize_hrefs(str(root))
+    cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+def _lonlat(r: float, c: float) -> tuple[float, float]:
+    """Lon/lat of the centre of pixel (r, c) of the 10 m grid."""
+    lon, lat = transform(CRS, "EPSG:4326", [X0 + 10 * c + 5], [Y0 - 10 * r - 5])
+    return lon[0], lat[0]
+
+
+def _tile_bbox() -> list[float]:
+    """The lon/lat envelope of the tile (it holds the whole tile and a margin of no data)."""
+    return list(transform_bounds(CRS, "EPSG:4326", X0, Y0 - 10 * N, X0 + 10 * N, Y0))
+
+
+WIDE = [1.0, 43.0, 2.0, 44.0]
+
+
+def test_search_filters(catalog: Path) -> None:
+    every = search_items(catalog, bbox=WIDE, start="2021-01-01", end="2021-12-31")
+    assert [i.datetime.date().isoformat() for i in every] == list(DAYS)
+    assert len(search_items(catalog, bbox=WIDE, start="2021-01-01", end="2021-12-31",
+                            max_cloud=60)) == 2  # fmt: skip
+    late = search_items(catalog, bbox=WIDE, start="2021-06-10", end="2021-07-20", max_cloud=60)
+    assert [i.datetime.date().isoformat() for i in late] == ["2021-06-10"]
+    with pytest.raises(StacError, match="relaxing the bbox alone finds 3"):
+        search_items(catalog, bbox=[10, 50, 11, 51], start="2021-01-01", end="2021-12-31")
+    with pytest.raises(StacError, match="relaxing --max-cloud alone finds 1"):
+        search_items(catalog, bbox=WIDE, start="2021-07-01", end="2021-07-31", max_cloud=20)
+    with pytest.raises(ParameterError, match="not WEST SOUTH EAST NORTH"):
+        search_items(catalog, bbox=[2, 43, 1, 44], start="2021-01-01", end="2021-12-31")
+    with pytest.raises(ParameterError, match="end before they start"):
+        search_items(catalog, bbox=WIDE, start="2021-12-31", end="2021-01-01")
+
+
+def test_load_stack_values(catalog: Path) -> None:
+    items = search_items(catalog, bbox=WIDE, start="2021-01-01", end="2021-12-31")
+    da = load_stack(items, bands=["B2", "B08"], bbox=_tile_bbox(), chunks={"x": 16, "y": 16})
+    assert da.dims == ("time", "band", "y", "x")
+    assert list(da["band"].values) == ["B02", "B08", "SCL"] and "32631" in da.attrs["crs"]
+    assert list(da["time"].values.astype("datetime64[D]").astype(str)) == list(DAYS)
+    for r, c in ((1, 2), (20, 30), (31, 0)):
+        px = da.sel(x=X0 + 10 * c + 5, y=Y0 - 10 * r - 5, method=None).values
+        for k in range(3):
+            shift = -1000 if k == 2 else 0  # baseline 04.00 harmonised
+            assert px[k, 0] == _value(k, 0, r, c) + shift
+            assert px[k, 1] == _value(k, 2, r, c) + shift
+            assert px[k, 2] == _scl(k)[r // 2, c // 2]
+    st = stack_from_xarray(da)
+    assert st.bands == ("B02", "B08") and st.mask_array is not None
+
+
+def test_extract_points(catalog: Path) -> None:
+    items = search_items(catalog, bbox=WIDE, start="2021-01-01", end="2021-12-31")
+    pix = {"a": (3, 4), "b": (25, 17), "out": (-40, 5)}
+    lonlat = [_lonlat(*rc) for rc in pix.values()]
+    points = pd.DataFrame(
+        {"sample_id": list(pix), "lon": [p[0] for p in lonlat], "lat": [p[1] for p in lonlat]}
+    ).assign(label=["corn", "wheat", "rice"])
+    obs = extract_points(items, points, bands=["B04", "B08"], assets={"B04": "red"})
+    assert obs.bands == ("B04", "B08") and len(obs.table) == 6  # "out" lies outside the tile
+    assert [obs.classes[i] for i in obs.samples["label"]] == ["corn", "wheat", "rice"]
+    t = obs.table
+    for s, (name, (r, c)) in enumerate(list(pix.items())[:2]):
+        rows = t[t["sample"] == s]
+        assert rows["date"].dt.strftime("%Y-%m-%d").tolist() == list(DAYS)
+        shift = np.array([0, 0, -1000])
+        np.testing.assert_array_equal(rows["B04"], [_value(k, 1, r, c) for k in range(3)] + shift)
+        np.testing.assert_array_equal(rows["B08"], [_value(k, 2, r, c) for k in range(3)] + shift)
+        assert rows["SCL"].tolist() == [_scl(k)[r // 2, c // 2] for k in range(3)], name
+    assert t[t["sample"] == 0]["SCL"].tolist() == [4, 9, 4]  # the cloudy corner
+    with pytest.raises(BandError, match="not a Sentinel-2 L2A band; expected some of B01"):
+        extract_points(items, points, bands=["B10"])
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, ["download", *args])
+    return res.exit_code, res.output
+
+
+def test_cli_download_stack_and_points(catalog: Path, tmp_path: Path) -> None:
+    box = [f"{v:.6f}" for v in _tile_bbox()]
+    common = ["--stac", str(catalog), "--dates", "2021-01-01/2021-12-31", "-q"]
+    code, out = _run(*common, "--bbox", *box, "--bands", "B02,B04", "-o", str(tmp_path / "s.zarr"))
+    assert code == 0, out
+    assert "found 3 items on 3 days (2021-05-01 … 2021-07-20)" in out
+    assert "bands B02,B04 + SCL" in out
+    st = stack_from_xarray(tmp_path / "s.zarr")  # as `cropglobe map --stack s.zarr` opens it
+    assert st.bands == ("B02", "B04") and st.mask_array is not None and "32631" in str(st.crs)
+    assert list(st.dates.astype(str)) == list(DAYS)
+    # the stack's pixel holding (r, c) = (5, 6) of the source grid
+    row, col = rasterio.transform.rowcol(st.transform, X0 + 10 * 6 + 5, Y0 - 10 * 5 - 5)
+    with st.reader() as rd:
+        vals, valid = rd.read((int(row), int(col), 1, 1), [0, 1, 2], [1])
+    assert vals[:, 0, 0, 0].tolist() == [_value(0, 1, 5, 6), _value(1, 1, 5, 6),
+                                        _value(2, 1, 5, 6) - 1000]  # fmt: skip
+    assert valid[:, 0, 0].tolist() == [True, False, True]  # SCL 9 on the second date
+    # a folder of GeoTIFFs, as `cropglobe map --stack folder/` opens it
+    code, out = _run(*common, "--bbox", *box, "--bands", "B08", "-o", str(tmp_path / "tifs"))
+    assert code == 0, out
+    ts = open_stack(tmp_path / "tifs")
+    assert ts.bands == ("B08",) and len(ts.dates) == 3 and ts.mask_sources[0] is not None
+    # points -> observations -> composite
+    pts = tmp_path / "points.csv"
+    lon, lat = _lonlat(20, 20)
+    pd.DataFrame({"lon": [lon], "lat": [lat], "id": ["f1"], "crop": ["corn"]}).to_csv(pts)
+    obs_path = tmp_path / "obs.parquet"
+    code, out = _run(*common, "--points", str(pts), "--bands", "B04", "-o", str(obs_path))
+    assert code == 0, out
+    assert "3 observations of 1 points, bands B04 + SCL" in out
+    obs = read_observations(obs_path)
+    assert obs.table["B04"].tolist() == [_value(0, 1, 20, 20), _value(1, 1, 20, 20),
+                                         _value(2, 1, 20, 20) - 1000]  # fmt: skip
+    series = tmp_path / "series.npz"
+    res = CliRunner().invoke(cli, ["composite", str(obs_path), "-o", str(series), "-q"])
+    assert res.exit_code == 0, res.output
+    ss = SeriesSet.load(series)
+    # 2021-05-01 is day 121 (bin 24 of the 5-day grid), 06-10 day 161 (bin 32), 07-20 day 201
+    assert ss.values[0, 0, 24] == _value(0, 1, 20, 20)
+    assert ss.values[0, 0, 32] == _value(1, 1, 20, 20)
+    assert ss.values[0, 0, 40] == _value(2, 1, 20, 20) - 1000
+    assert ss.meta["sample_id"].tolist() == ["f1"] and ss.classes[ss.labels[0]] == "corn"
+
+
+def test_cli_download_errors(catalog: Path, tmp_path: Path) -> None:
+    base = ["--stac", str(catalog), "--bbox", "1", "43", "2", "44", "-q"]
+    out_zarr = ["-o", str(tmp_path / "x.zarr")]
+    code, out = _run(*base, "--dates", "2021-01-01/2021-12-31", "--bands", "B02,B99", *out_zarr)
+    assert code == 2 and "band 'B99' is not a Sentinel-2 L2A band" in out and "B8A" in out
+    assert "Traceback" not in out
+    code, out = _run(*base, "--dates", "2021-13-01/2021-12-31", *out_zarr)
+    assert code == 2 and "start '2021-13-01' is not a date; expected YYYY-MM-DD" in out
+    code, out = _run(*base, "--dates", "2022-01-01/2022-12-31", *out_zarr)
+    assert code == 2 and "no items found" in out and "relaxing the dates alone finds 3" in out
+    code, out = _run("--stac", str(catalog), "--bbox", "3", "43", "2", "44",
+                     "--dates", "2021-01-01/2021-12-31", *out_zarr)  # fmt: skip
+    assert code == 2 and "bbox 3 43 2 44 is not WEST SOUTH EAST NORTH" in out
+    code, out = _run("--stac", "http://127.0.0.1:9/v1", "--bbox", "1", "43", "2", "44",
+                     "--dates", "2021-01-01/2021-12-31", *out_zarr)  # fmt: skip
+    assert code == 2 and "cannot search the STAC API at http://127.0.0.1:9/v1" in out
+    assert len(out.strip().splitlines()) == 1
+    code, out = _run(*base, "--dates", "2021-01-01/2021-12-31", "-o", str(tmp_path / "x.parquet"))
+    assert code == 2 and "without --points a raster stack is written" in out
+    assert not (tmp_path / "x.zarr").exists()
