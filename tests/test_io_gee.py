@@ -178,6 +178,10 @@ def test_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     )
     with pytest.raises(BandError, match="no band columns found"):
         read_observations(path)
+    tidy = tmp_path / "tidy.csv"
+    pd.DataFrame({"sample_id": ["a"], "date": ["2021-05-01"], "B02": [1.0]}).to_csv(tidy)
+    with pytest.raises(DataFormatError, match="format='gee' but the table has none"):
+        read_observations(tidy, format="gee")
     with caplog.at_level(logging.WARNING, logger="cropglobe.io.gee"):
         pd.DataFrame(
             {"system:index": [f"{PRODUCTS['2021-05-01']}_0"], "B2": [0.05], "B4": [0.04]}

@@ -516,7 +516,7 @@ def combine_same_day(
             f"{p}: sample {a[keys[0]]!r} has several rows on {pd.Timestamp(a[keys[1]]):%Y-%m-%d} "
             f"with different values ({diff} {a[diff]} vs {b[diff]}; overlapping tiles or "
             "orbits); expected one row per sample and day; pass duplicates='median' to combine "
-            "them (on the command line: --read-option duplicates=median)"
+            "them by their per-band median"
         )
     ok = np.ones(len(d), dtype=bool)
     if "SCL" in d.columns:

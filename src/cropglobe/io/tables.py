@@ -695,7 +695,14 @@ def read_observations(
     }
 
     if fmt == "gee":
-        from cropglobe.io.gee import observations_from_frame
+        from cropglobe.io.gee import is_gee_table, observations_from_frame
+
+        if not is_gee_table(list(df.columns)):
+            raise DataFormatError(
+                f"{p}: format='gee' but the table has none of an Earth Engine export's columns "
+                "(system:index, .geo, or getRegion's id, longitude, latitude, time); found "
+                f"{list(df.columns)[:12]}; leave format= out to detect the layout"
+            )
 
         settings = _gee_settings(bands, sample_column, label_column, label_table, classes,
                                  date_column, cloud_threshold)  # fmt: skip
