@@ -516,7 +516,9 @@ def _shift_table(
         return fresh
     order = {k: i for i, k in enumerate(keys.values())}
     table = table.assign(_o=table["key"].astype(str).map(order)).sort_values("_o")
-    return table.drop(columns="_o").drop_duplicates("key").reset_index(drop=True)
+    table = table.drop(columns="_o").drop_duplicates("key").reset_index(drop=True)
+    floats = ["domain_auc", "outside_share", "lag_days", "lag_gain"]  # as measured, when read
+    return table.astype(dict.fromkeys(floats, np.float64))
 
 
 def _matrix_plan(

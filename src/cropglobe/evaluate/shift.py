@@ -18,10 +18,13 @@ source's (the data a model was, or would be, trained on). None needs a target la
 3. **Is the season shifted?** ``lag_days``: the time shift that brings the target's NDVI curves
    closest to the source's: for each shift the target's curves are read that many days later
    (linear interpolation between bin centres), cut to the window, and each is compared with its
-   nearest source curve; the shift with the smallest median distance wins. Positive: the
+   nearest source curve; the shift with the smallest mean distance (over the closest 90 % of
+   the target's curves, so that a few odd fields do not decide) wins. Positive: the
    target's season runs later. ``lag_gain``: how much closer the best shift brings them (1 −
    distance at the best shift / distance unshifted; 0 when no shift helps). Robust to a
-   different crop mix, as each target field finds the source field it resembles most.
+   different crop mix, as each target field finds the source field it resembles most; the mean
+(not the median) keeps a shift that fits the target's main crop to another source crop from
+winning when it leaves a tenth or more of the fields far from any source curve.
 
 They are not accuracies. They say that and how the target differs, not how much a given model
 suffers from it: augmentation, for one, is meant to make a model indifferent to a lag.
@@ -208,13 +211,12 @@ def _read_later(
     return curves[:, cols[lo]] * (1.0 - w) + curves[:, cols[hi]] * w
 
 
-def _nn_distance(q: NDArray[np.float64], ref: NDArray[np.float64], skip_self: bool) -> float:
-    """Median distance (RMS over time) from each row of ``q`` to its nearest row of ``ref``."""
+def _nn_distance(q: NDArray[np.float64], ref: NDArray[np.float64]) -> float:
+    """Mean distance (RMS over time) from each row of ``q`` to its nearest row of ``ref``, over
+    the closest 90 % of the rows of ``q``."""
     d2 = (q**2).sum(1)[:, None] + (ref**2).sum(1)[None, :] - 2.0 * q @ ref.T
-    if skip_self:
-        np.fill_diagonal(d2, np.inf)
-    best = np.sqrt(np.maximum(d2.min(axis=1), 0.0) / q.shape[1])
-    return float(np.median(best))
+    best = np.sort(np.sqrt(np.maximum(d2.min(axis=1), 0.0) / q.shape[1]))
+    return float(best[: max(1, int(np.ceil(0.9 * best.size)))].mean())
 
 
 def season_lag(
@@ -237,7 +239,7 @@ def season_lag(
 
     Returns:
         ``(lag_days, gain)``: positive lag means the target's season runs later; ``gain`` is
-        ``1 − d(lag) / d(0)`` of the median nearest-curve distances d (0 when no shift helps).
+        ``1 − d(lag) / d(0)`` of the mean nearest-curve distances d (0 when no shift helps).
 
     Raises:
         BandError: neither set can give NDVI.
@@ -268,7 +270,7 @@ def season_lag(
     lags = np.arange(-n, n + 1) * step
     ref = a[:, idx]
     scores = np.array(
-        [_nn_distance(_read_later(b, centers, days + lag, year), ref, False) for lag in lags]
+        [_nn_distance(_read_later(b, centers, days + lag, year), ref) for lag in lags]
     )
     best = int(np.argmin(scores))
     zero = scores[n]

@@ -1,0 +1,213 @@
+"""Label-free shift diagnostics: known answers on constructed series, the transfer report's
+section and its cache, `cropglobe diagnose`, and the real-data ordering."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cropglobe.cli.main import cli
+from cropglobe.errors import BandError, DataFormatError, GridError
+from cropglobe.evaluate import shift as shift_mod
+from cropglobe.evaluate.experiment import run_experiment
+from cropglobe.evaluate.shift import diagnose_shift, diagnosis_lines, season_lag
+from cropglobe.report.shift import shift_correlations, shift_table
+from cropglobe.series import SeriesSet, TimeGrid
+from cropglobe.simulate import simulate_world, write_world
+
+
+def _ndvi_set(peaks: np.ndarray, rng: np.random.Generator, width: float = 30.0) -> SeriesSet:
+    """NDVI curves on the 73-bin grid: one Gaussian season per sample, peaking on ``peaks``."""
+    grid = TimeGrid.cropglobe()
+    c = grid.centers[None, :]
+    v = 0.2 + 0.6 * np.exp(-0.5 * ((c - peaks[:, None]) / width) ** 2)
+    v = v + rng.normal(0, 0.01, v.shape)
+    return SeriesSet(v[:, None, :].astype(np.float32), ("NDVI",), grid)
+
+
+def test_season_lag_finds_a_known_delay() -> None:
+    rng = np.random.default_rng(0)
+    # two crops (peaks near day 170 and 230) in different mixes: the lag must not follow the mix
+    src = _ndvi_set(np.r_[rng.normal(170, 6, 150), rng.normal(230, 6, 50)], rng)
+    late = _ndvi_set(np.r_[rng.normal(200, 6, 40), rng.normal(260, 6, 160)], rng)
+    lag, gain = season_lag(src, late)
+    assert lag == pytest.approx(30, abs=5) and gain > 0.3
+    lag, gain = season_lag(late, src)
+    assert lag == pytest.approx(-30, abs=5)
+    same = _ndvi_set(np.r_[rng.normal(170, 6, 60), rng.normal(230, 6, 140)], rng)
+    lag, gain = season_lag(src, same)
+    assert abs(lag) <= 5 and gain < 0.1
+
+
+def test_curves_read_later_equal_np_interp() -> None:
+    rng = np.random.default_rng(1)
+    centers = np.sort(rng.uniform(1, 365, 40))
+    curves = rng.normal(size=(6, 40))
+    days = np.linspace(-40, 420, 91)
+    for year in (True, False):
+        slow = np.stack(
+            [np.interp(days, centers, c, period=365.0 if year else None) for c in curves]
+        )
+        np.testing.assert_allclose(shift_mod._read_later(curves, centers, days, year), slow)
+
+
+def test_alike_and_foreign_sets() -> None:
+    rng = np.random.default_rng(2)
+    grid = TimeGrid.cropglobe()
+
+    def sset(offset: float) -> SeriesSet:
+        v = rng.normal(0, 1, (300, 3, grid.n_steps)) + offset
+        return SeriesSet(v.astype(np.float32), ("B02", "B03", "B11"), grid)
+
+    a = sset(0.0)
+    alike = diagnose_shift(a, sset(0.0))
+    assert 0.4 < alike.domain_auc < 0.62
+    assert alike.outside_share < 0.12
+    assert alike.lag_days is None  # no NDVI in these bands
+    far = diagnose_shift(a, sset(1.5))
+    assert far.domain_auc > 0.95 and far.outside_share > 0.8
+    lines = diagnosis_lines(far)
+    assert "large shift" in lines[0] and "not measured" in lines[-1]
+    # points beyond every source distance are all outside; the source's own level is 5 %
+    pts = rng.normal(size=(400, 4))
+    assert shift_mod._outside_share(pts, pts + 100.0) == 1.0
+    assert shift_mod._outside_share(pts, pts) <= 0.05
+
+
+def test_refusals() -> None:
+    rng = np.random.default_rng(3)
+    a = _ndvi_set(rng.normal(170, 6, 50), rng)
+    with pytest.raises(BandError, match="lacks band"):
+        b = SeriesSet(a.values, ("B04",), a.grid)
+        diagnose_shift(a, b)
+    with pytest.raises(GridError, match="composite both to one grid"):
+        diagnose_shift(a.select_window(121, 334), a)
+    with pytest.raises(DataFormatError, match="at least 10"):
+        diagnose_shift(a, a.subset(np.arange(4)))
+
+
+def test_correlations_known_answer() -> None:
+    diag = pd.DataFrame(
+        {
+            "source": ["FRA"] * 5,
+            "target": ["A", "B", "C", "D", "E"],
+            "domain_auc": [0.6, 0.7, 0.8, 0.9, 0.95],
+            "outside_share": [0.05, 0.1, 0.2, 0.3, 0.4],
+            "lag_days": [0.0, -5.0, 10.0, 20.0, -40.0],
+        }
+    )
+    agg = pd.DataFrame(
+        {
+            "method": ["m"] * 5,
+            "source": ["FRA"] * 5,
+            "target": list("ABCDE"),
+            "scenario": ["cross-country"] * 5,
+            "oa_mean": [90.0, 80.0, 70.0, 60.0, 50.0],
+        }
+    )
+    table = shift_table(diag, agg)
+    assert table["OA m"].tolist() == [90.0, 80.0, 70.0, 60.0, 50.0]
+    corr = shift_correlations(table, ["m"]).set_index("diagnostic")
+    assert corr.loc["domain_auc", "rho"] == pytest.approx(-1.0)
+    assert corr.loc["abs_lag", "rho"] == pytest.approx(-1.0)  # |lag| 0, 5, 10, 20, 40
+    # a pair left out (one class scored) leaves 4: still shown; 3 would be too few
+    two_out = shift_correlations(table, ["m"], exclude=[("FRA", "A"), ("FRA", "B")])
+    assert two_out["rho"].isna().all() and (two_out["n_pairs"] == 3).all()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return simulate_world(("FRA", "BEL", "USA", "CHN"), 80, random_state=4)
+
+
+def test_transfer_reports_the_shift_and_reuses_it(world, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "exp"
+    kw = dict(sources=["FRA"], targets=["BEL", "USA", "CHN"], methods=["rf-median1d"], seeds=[1])
+    rep = run_experiment(world, output=out, **kw)
+    diag = rep.diagnostics
+    assert diag is not None and list(diag.target) == ["BEL", "USA", "CHN"]
+    assert diag["domain_auc"].between(0.5, 1).all() and diag["outside_share"].between(0, 1).all()
+    saved = pd.read_csv(out / "diagnostics.csv")
+    assert saved["key"].str.len().eq(20).all()
+    page = rep.report.read_text()
+    assert "could the drop be seen without target labels" in page
+    assert "figures/shift.png" not in page and (out / "figures" / "shift.png").exists()
+    payload = json.loads((out / "results.json").read_text())
+    assert {r["target"] for r in payload["shift"]["diagnostics"]} == {"BEL", "USA", "CHN"}
+    # a rerun reads them back: nothing is measured again, and the table is the same
+    asked = []
+    real = shift_mod.pair_diagnostics
+    monkeypatch.setattr(
+        shift_mod, "pair_diagnostics", lambda ss, pairs, **k: asked.append(list(pairs)) or real(
+            ss, pairs, **k
+        )
+    )
+    again = run_experiment(world, output=out, **kw).diagnostics
+    assert asked == [[]]
+    pd.testing.assert_frame_equal(again.drop(columns="key"), diag.drop(columns="key"))
+    # a target added later is the only pair measured
+    run_experiment(world, output=out, **{**kw, "targets": ["BEL", "USA", "CHN", "FRA"]})
+    assert asked[-1] == []  # FRA → FRA is no pair
+    off = run_experiment(world, output=tmp_path / "off", diagnostics=False, **kw)
+    assert off.diagnostics is None and not (tmp_path / "off" / "diagnostics.csv").exists()
+
+
+def test_diagnose_command(world, tmp_path) -> None:
+    data = tmp_path / "world"
+    write_world(world, data)
+    runner = CliRunner()
+    res = runner.invoke(
+        cli, ["diagnose", "--data", str(data), "--source", "FRA", "--targets", "BEL", "CHN",
+              "-o", str(tmp_path / "d.csv")]  # fmt: skip
+    )
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("BEL against FRA (80 and 80 samples compared)")
+    assert "CHN against FRA" in res.output and "season lag" in res.output
+    table = pd.read_csv(tmp_path / "d.csv")
+    assert list(table.target) == ["BEL", "CHN"]
+    # the model mode: the source is read again from where the card says
+    res = runner.invoke(
+        cli, ["train", "--data", str(data), "--country", "FRA", "--model", "random_forest",
+              "-o", str(tmp_path / "rf")]  # fmt: skip
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        cli, ["diagnose", "--data", str(data), "--where", "country=USA", "--model",
+              str(tmp_path / "rf"), "--json"]  # fmt: skip
+    )
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)[0]
+    assert record["source"] == "FRA (training data)" and record["target"] == "country=USA"
+    assert record["n_source"] == record["n_target"] == 80
+    view = record["model"]
+    assert sum(view["predicted"].values()) == pytest.approx(1.0)
+    assert view["estimated"] is None  # a forest's votes are no calibrated probabilities
+    for args, message in (
+        ([], "give --source GROUP"),
+        (["--source", "XX"], "not in the data; present: BEL, CHN, FRA, USA"),
+        (["--source", "FRA", "--targets", "FRA"], "no target besides the source"),
+        (["--source", "FRA", "--bands", "B99"], "--bands B99: not a band of the data"),
+        (["--model", str(tmp_path / "rf"), "--source", "FRA"], "leave out --source"),
+    ):
+        res = runner.invoke(cli, ["diagnose", "--data", str(data), *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert message in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.realdata
+def test_real_data_shift_orders_the_transfers(shared_data) -> None:
+    """CAN → FRA transfers best (OA 78 %), Fergana → Samarkand (64 %) and → Kashkadarya (59 %)
+    worse (docs/results.md): the share outside the source's range orders them the same way."""
+    from cropglobe.evaluate.experiment import load_series
+
+    cg = load_series(shared_data / "cropglobe_format")
+    fra = diagnose_shift(cg.where(country="CAN"), cg.where(country="FRA"), max_samples=500)
+    cawa = load_series(shared_data / "cawa")
+    fer = cawa.where(region="Fergana")
+    sam = diagnose_shift(fer, cawa.where(region="Samarkand"), max_samples=500)
+    kas = diagnose_shift(fer, cawa.where(region="Kashkadarya"), max_samples=500)
+    assert fra.outside_share < 0.1 < sam.outside_share <= kas.outside_share
