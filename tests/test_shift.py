@@ -142,9 +142,9 @@ def test_transfer_reports_the_shift_and_reuses_it(world, tmp_path, monkeypatch) 
     asked = []
     real = shift_mod.pair_diagnostics
     monkeypatch.setattr(
-        shift_mod, "pair_diagnostics", lambda ss, pairs, **k: asked.append(list(pairs)) or real(
-            ss, pairs, **k
-        )
+        shift_mod,
+        "pair_diagnostics",
+        lambda ss, pairs, **k: asked.append(list(pairs)) or real(ss, pairs, **k),
     )
     again = run_experiment(world, output=out, **kw).diagnostics
     assert asked == [[]]
@@ -161,8 +161,19 @@ def test_diagnose_command(world, tmp_path) -> None:
     write_world(world, data)
     runner = CliRunner()
     res = runner.invoke(
-        cli, ["diagnose", "--data", str(data), "--source", "FRA", "--targets", "BEL", "CHN",
-              "-o", str(tmp_path / "d.csv")]  # fmt: skip
+        cli,
+        [
+            "diagnose",
+            "--data",
+            str(data),
+            "--source",
+            "FRA",
+            "--targets",
+            "BEL",
+            "CHN",
+            "-o",
+            str(tmp_path / "d.csv"),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert res.output.startswith("BEL against FRA (80 and 80 samples compared)")
@@ -171,13 +182,32 @@ def test_diagnose_command(world, tmp_path) -> None:
     assert list(table.target) == ["BEL", "CHN"]
     # the model mode: the source is read again from where the card says
     res = runner.invoke(
-        cli, ["train", "--data", str(data), "--country", "FRA", "--model", "random_forest",
-              "-o", str(tmp_path / "rf")]  # fmt: skip
+        cli,
+        [
+            "train",
+            "--data",
+            str(data),
+            "--country",
+            "FRA",
+            "--model",
+            "random_forest",
+            "-o",
+            str(tmp_path / "rf"),
+        ],
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(
-        cli, ["diagnose", "--data", str(data), "--where", "country=USA", "--model",
-              str(tmp_path / "rf"), "--json"]  # fmt: skip
+        cli,
+        [
+            "diagnose",
+            "--data",
+            str(data),
+            "--where",
+            "country=USA",
+            "--model",
+            str(tmp_path / "rf"),
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)[0]
@@ -186,6 +216,26 @@ def test_diagnose_command(world, tmp_path) -> None:
     view = record["model"]
     assert sum(view["predicted"].values()) == pytest.approx(1.0)
     assert view["estimated"] is None  # a forest's votes are no calibrated probabilities
+    # the model folder keeps a reference of its training data: predict checks new data on it
+    assert (tmp_path / "rf" / "reference.safetensors").is_file()
+    res = runner.invoke(
+        cli,
+        [
+            "predict",
+            str(tmp_path / "rf"),
+            "--data",
+            str(data),
+            "--country",
+            "FRA,CHN",
+            "-o",
+            str(tmp_path / "p.parquet"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    pred = pd.read_parquet(tmp_path / "p.parquet")
+    outside = (pred["dissimilarity"] > 1).groupby(pred["country"]).mean()
+    assert outside["FRA"] <= 0.1 < outside["CHN"]  # its own data inside, China far more outside
+    assert "lie outside the training data's range (dissimilarity > 1" in res.output
     for args, message in (
         ([], "give --source GROUP"),
         (["--source", "XX"], "not in the data; present: BEL, CHN, FRA, USA"),
@@ -211,3 +261,35 @@ def test_real_data_shift_orders_the_transfers(shared_data) -> None:
     sam = diagnose_shift(fer, cawa.where(region="Samarkand"), max_samples=500)
     kas = diagnose_shift(fer, cawa.where(region="Kashkadarya"), max_samples=500)
     assert fra.outside_share < 0.1 < sam.outside_share <= kas.outside_share
+
+
+def test_training_reference_known_shares(tmp_path) -> None:
+    from cropglobe.errors import ModelError
+    from cropglobe.evaluate.applicability import REFERENCE_FILE, TrainingReference
+
+    rng = np.random.default_rng(5)
+    grid = TimeGrid.cropglobe()
+
+    def sset(n: int, offset: float = 0.0, flat: float = 0.0) -> SeriesSet:
+        v = rng.normal(0, 1, (n, 2, grid.n_steps))
+        v[:, 0] += rng.normal(0, 3, (n, 1))  # the training data vary along band 1's level …
+        v[:, 1] = 0.01 * v[:, 1] + flat  # … and hardly at all in band 2
+        return SeriesSet((v + offset).astype(np.float32), ("B04", "B08"), grid)
+
+    ref = TrainingReference.fit(sset(1500), (121, 334))
+    assert ref.n_samples == 1500 and ref.points.shape[1] == 17  # 16 components + residual
+    like = ref.dissimilarity(sset(1000))
+    assert 0.01 < float((like > 1).mean()) < 0.12  # about the 5 % of the limit's quantile
+    assert float((ref.dissimilarity(sset(300, offset=4.0)) > 1).mean()) > 0.8
+    # a difference along a direction the training data never vary (band 2's level) is seen
+    # through the distance from the components' subspace
+    assert float((ref.dissimilarity(sset(300, flat=0.5)) > 1).mean()) > 0.9
+    ref.save(tmp_path)
+    back = TrainingReference.load(tmp_path)
+    assert back is not None and back.window == (121, 334) and back.bands == ("B04", "B08")
+    probe = sset(50, offset=1.0)
+    np.testing.assert_array_equal(back.dissimilarity(probe), ref.dissimilarity(probe))
+    assert TrainingReference.load(tmp_path / "nothing") is None
+    (tmp_path / REFERENCE_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelError, match="unreadable training reference"):
+        TrainingReference.load(tmp_path)

@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
-from cropglobe.errors import DataFormatError, LabelError, ParameterError
+from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.series import Observations, SeriesSet
 
 __all__ = [
@@ -297,7 +297,25 @@ def train_to_folder(
         )
         save_model(out, est, card)
         n_train, held = labelled.n_samples, 0
+    _save_reference(labelled, window, out)
     return TrainSummary(out, name, tuple(classes), n_train, metrics, held)
+
+
+def _save_reference(data: SeriesSet, window: tuple[int, int] | None, folder: Path) -> None:
+    """Keep a compact reference of the training data in the model folder, for the
+    dissimilarity of new data (:mod:`cropglobe.evaluate.applicability`); a model is complete
+    without it, so a failure is only logged."""
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    try:
+        TrainingReference.fit(data, window).save(folder)
+    except (CropGlobeError, OSError, ValueError) as exc:
+        logger.warning(
+            "no training reference saved in %s (%s): predictions are not checked "
+            "against the training data's range",
+            folder,
+            exc,
+        )
 
 
 def predict_dataset(
@@ -321,8 +339,10 @@ def predict_dataset(
         One row per sample: ``sample_id``, metadata group columns when present (``country``,
         ``region``, ``year``: the label (harvest) year, as input tables give it, followed by
         ``season_year`` when a season starts after 1 January), ``label`` (true class name or
-        None), ``predicted`` (class name), ``confidence`` and ``p_{class}`` for each model
-        class.
+        None), ``predicted`` (class name), ``confidence``, ``dissimilarity`` (the sample's
+        distance from the training data, above 1 outside their range; only when the model
+        folder keeps a training reference: :mod:`cropglobe.evaluate.applicability`) and
+        ``p_{class}`` for each model class.
     """
     from cropglobe.models.folder import card_proba, load_model, model_inputs, shift_averaged_proba
 
@@ -349,6 +369,11 @@ def predict_dataset(
     out["label"] = data.label_names()
     out["predicted"] = np.asarray(card.classes, dtype=object)[pred]
     out["confidence"] = proba.max(axis=1).astype(np.float32)
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    reference = TrainingReference.load(folder)
+    if reference is not None:
+        out["dissimilarity"] = reference.dissimilarity(data)
     for k, name in enumerate(card.classes):
         out[f"p_{name}"] = proba[:, k].astype(np.float32)
     return out

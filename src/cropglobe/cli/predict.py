@@ -99,6 +99,10 @@ def command(
     click.echo(f"predicted {len(table):,} samples -> {output}")
     for line in score_lines(table):
         click.echo(line)
+    if "dissimilarity" in table.columns:
+        from cropglobe.evaluate.applicability import outside_text
+
+        click.echo("  " + outside_text(table["dissimilarity"].to_numpy()))
 
 
 def score_lines(table: pd.DataFrame) -> list[str]:
