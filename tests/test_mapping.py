@@ -610,6 +610,15 @@ def _table_probabilities(
     return has, [predict_proba(model, model_inputs(card, ss.subset(has), shift=s)) for s in shifts]
 
 
+def test_applicability_needs_a_training_reference(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    with pytest.raises(ParameterError, match="holds no training reference"):
+        map_raster(lgbm_model, folder, tmp_path / "m.tif", applicability=tmp_path / "a.tif")
+    assert not list(tmp_path.iterdir())  # refused before any output
+
+
 def test_neural_map_equals_table_prediction(
     tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -731,9 +740,10 @@ def test_a_model_trained_on_gap_filled_composites_maps_as_it_predicts(
     test = filled(0)
     table = predict_dataset(summary.folder, test)
     folder, scl = stack_dirs
-    map_raster(
+    res = map_raster(
         summary.folder, str(folder / "*.tif"), tmp_path / "map.tif", mask=str(scl / "*.tif"),
         probabilities=tmp_path / "p.tif", probability_dtype="float32", block_size=32,
+        applicability=tmp_path / "aoa.tif",
     )  # fmt: skip
     proba = _read(tmp_path / "p.tif").reshape(len(summary.classes), -1)
     pixels = table["sample_id"].astype(int).to_numpy()
@@ -741,6 +751,13 @@ def test_a_model_trained_on_gap_filled_composites_maps_as_it_predicts(
     np.testing.assert_allclose(
         proba[:, pixels].T, table[[f"p_{c}" for c in summary.classes]], rtol=0, atol=1e-6
     )
+    # the distance from the training data: the map's pixels as predict's table rows
+    dis = _read(tmp_path / "aoa.tif").reshape(-1)
+    np.testing.assert_allclose(dis[pixels], table["dissimilarity"], rtol=1e-5, atol=1e-5)
+    assert np.isnan(np.delete(dis, pixels)).all()  # no data where nothing was mapped
+    assert res.outside_share == pytest.approx(float((table["dissimilarity"] > 1).mean()))
+    side = json.loads(res.sidecar.read_text())["outputs"]
+    assert side["applicability"] == str(tmp_path / "aoa.tif")
 
 
 def test_resume_survives_a_cut_log_line_and_refuses_another_mask_kind(

@@ -293,3 +293,33 @@ def test_training_reference_known_shares(tmp_path) -> None:
     (tmp_path / REFERENCE_FILE).write_bytes(b"not a safetensors file")
     with pytest.raises(ModelError, match="unreadable training reference"):
         TrainingReference.load(tmp_path)
+
+
+def test_diagnose_a_model_whose_training_data_are_gone(world, tmp_path) -> None:
+    from cropglobe.workflow import train_to_folder
+
+    data = tmp_path / "world"
+    write_world(world, data)
+    fra = world.where(country="FRA")
+    train_to_folder(fra, "random_forest", tmp_path / "rf", provenance={"path": str(tmp_path / "x")})
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "diagnose",
+            "--data",
+            str(data),
+            "--where",
+            "country=CHN",
+            "--model",
+            str(tmp_path / "rf"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "measured against the model's training reference only" in res.output
+    assert "of country=CHN's fields lie outside the range of the model's training" in res.output
+    (tmp_path / "rf" / "reference.safetensors").unlink()
+    res = runner.invoke(cli, ["diagnose", "--data", str(data), "--model", str(tmp_path / "rf")])
+    assert res.exit_code == 2 and "pass --source-data PATH" in res.output
+    res = runner.invoke(cli, ["info", str(tmp_path / "rf")])
+    assert "training reference: none" in res.output

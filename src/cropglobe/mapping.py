@@ -109,6 +109,7 @@ class _Job:
     model_stamp: str = ""
     tta: tuple[float, ...] = ()
     scale: float = 1.0
+    applicability: bool = False
 
 
 @dataclass
@@ -122,6 +123,8 @@ class WindowResult:
         uncertainty: (h, w) in the probability encoding, or None.
         n_valid: pixels with at least one valid observation.
         seconds: ``read``, ``composite`` (incl. model inputs) and ``model`` seconds.
+        dissimilarity: float32 (h, w) distance from the training data (NaN = no data), or None
+            (:mod:`cropglobe.evaluate.applicability`).
     """
 
     index: int
@@ -130,6 +133,7 @@ class WindowResult:
     uncertainty: NDArray[Any] | None
     n_valid: int
     seconds: dict[str, float]
+    dissimilarity: NDArray[np.float32] | None = None
 
 
 _PREDICTORS: dict[tuple[Any, ...], tuple[Any, Any]] = {}
@@ -259,11 +263,25 @@ def _uncertainty(p: NDArray[np.float64], kind: str) -> NDArray[np.float64]:
     return np.asarray(ent / math.log(max(p.shape[1], 2)))
 
 
+def _reference(job: _Job) -> Any:
+    """The model folder's training reference (cached per process with the predictors)."""
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    key = ("reference", job.model_dir, job.model_stamp)
+    with _PRED_LOCK:
+        hit = _PREDICTORS.get(key)
+        if hit is None:
+            hit = (TrainingReference.load(job.model_dir), None)
+            _PREDICTORS[key] = hit
+    return hit[0]
+
+
 def _window_inputs(
     job: _Job,
     index: int,
     card: Any,
     secs: dict[str, float],
+    dissimilarity: list[NDArray[np.float32]] | None = None,
 ) -> Iterator[tuple[int, NDArray[np.bool_], list[NDArray[np.float32]]]]:
     """Model inputs of one window, strip by strip: ``(first row, mapped mask, inputs)``.
 
@@ -273,7 +291,9 @@ def _window_inputs(
     per window shift of ``job.tta`` (days, :func:`cropglobe.models.folder.model_inputs`; one
     unshifted array without test-time shifts), each
     with one row per mapped pixel. Adds the time spent to ``secs["read"]`` and
-    ``secs["composite"]``.
+    ``secs["composite"]``. ``dissimilarity``: a list that receives, before each strip is
+    yielded, the mapped pixels' distance from the training data (the model folder's training
+    reference).
     """
     from cropglobe.models.folder import model_inputs
 
@@ -308,6 +328,8 @@ def _window_inputs(
         del values, valid, seen
         ss = SeriesSet(series if n == series.shape[0] else series[has], card.bands, grid)
         xs = [model_inputs(card, ss, shift=v) for v in job.tta or (0.0,)]
+        if dissimilarity is not None:
+            dissimilarity.append(_reference(job).dissimilarity(ss))
         del series, ss
         secs["composite"] += time.perf_counter() - t1
         yield s0, has, xs
@@ -331,9 +353,11 @@ def compute_window(job: _Job, index: int) -> WindowResult:
     pdtype = np.uint8 if job.prob_dtype == "uint8" else np.float32
     probs = np.full((k, h, w), fill, dtype=pdtype) if job.write_probs else None
     unc = np.full((h, w), fill, dtype=pdtype) if job.uncertainty else None
+    dis = np.full((h, w), np.nan, dtype=np.float32) if job.applicability else None
+    found: list[NDArray[np.float32]] | None = [] if job.applicability else None
     secs = {"read": 0.0, "composite": 0.0, "model": 0.0}
     n_valid = 0
-    for s0, has, xs in _window_inputs(job, index, card, secs):
+    for s0, has, xs in _window_inputs(job, index, card, secs, found):
         if xs[0].shape[0] == 0:
             continue
         n_valid += xs[0].shape[0]
@@ -349,7 +373,9 @@ def compute_window(job: _Job, index: int) -> WindowResult:
             probs[:, rr, cc] = _encode(p, job.prob_dtype).T
         if unc is not None and job.uncertainty is not None:
             unc[rr, cc] = _encode(_uncertainty(p, job.uncertainty), job.prob_dtype)
-    return WindowResult(index, classes, probs, unc, n_valid, secs)
+        if dis is not None and found:
+            dis[rr, cc] = found.pop()
+    return WindowResult(index, classes, probs, unc, n_valid, secs, dis)
 
 
 def calibration_inputs(job: _Job, n_pixels: int = 1024, seed: int = 0) -> NDArray[np.float32]:
@@ -427,6 +453,9 @@ class MapResult:
         probabilities: the probability COG, or None.
         uncertainty: the uncertainty COG, or None.
         sidecar: the JSON sidecar.
+        applicability: the dissimilarity COG (distance from the training data), or None.
+        outside_share: share of the mapped pixels outside the training data's range
+            (dissimilarity > 1), or None without ``applicability``.
         n_windows: windows of the tile grid.
         n_pixels: H × W.
         n_valid: pixels with at least one valid observation (the others are no data).
@@ -444,6 +473,8 @@ class MapResult:
     n_valid: int
     seconds: dict[str, float] = field(default_factory=dict)
     resumed_windows: int = 0
+    applicability: Path | None = None
+    outside_share: float | None = None
 
 
 def _plural(n: int, noun: str) -> str:
@@ -733,6 +764,7 @@ class MapJob:
         threads: int | None = None,
         tta: Sequence[float] | None = None,
         scale: float = 1.0,
+        applicability: str | os.PathLike[str] | None = None,
     ) -> None:
         from cropglobe.models.folder import read_card
         from cropglobe.models.registry import is_neural
@@ -804,11 +836,26 @@ class MapJob:
                 else self.output.with_name(f"{self.output.stem}.uncertainty{self.output.suffix}")
             )
         self.sidecar = self.output.with_suffix(".json")
-        outs = [p for p in (self.output, self.probabilities, self.uncertainty_path) if p]
+        self.applicability = None if applicability is None else Path(applicability).resolve()
+        if self.applicability is not None:
+            from cropglobe.evaluate.applicability import REFERENCE_FILE, TrainingReference
+
+            if TrainingReference.load(self.model_dir) is None:
+                raise ParameterError(
+                    f"{self.model_dir}: holds no training reference ({REFERENCE_FILE}), so the "
+                    "distance from the training data cannot be mapped; train the model again "
+                    "with this cropglobe (cropglobe train), or leave out --applicability"
+                )
+        outs = [
+            p
+            for p in (self.output, self.probabilities, self.uncertainty_path, self.applicability)
+            if p
+        ]
         if len(set(outs)) != len(outs) or self.sidecar in outs:
             raise ParameterError(
                 f"output paths must differ: map {self.output}, probabilities "
-                f"{self.probabilities}, uncertainty {self.uncertainty_path}"
+                f"{self.probabilities}, uncertainty {self.uncertainty_path}, applicability "
+                f"{self.applicability}"
             )
         inputs = {Path(f).resolve() for f in self.stack.files}
         for p in [*outs, self.sidecar]:
@@ -855,6 +902,7 @@ class MapJob:
             "strip_pixels": int(strip_pixels),
             **({"tta": list(self.tta)} if self.tta else {}),  # absent: older jobs still resume
             **({"scale": self.scale} if self.scale != 1.0 else {}),
+            **({"applicability": True} if self.applicability else {}),
             "mask_kind": self.stack.mask_kind
             if self.stack.mask_sources or self.stack.mask_array is not None
             else None,
@@ -906,6 +954,7 @@ class MapJob:
                 model_stamp=_folder_stamp(self.model_dir),
                 tta=self.tta,
                 scale=self.scale,
+                applicability=self.applicability is not None,
             )
             if engine != "torch":
                 self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
@@ -1001,6 +1050,7 @@ class MapJob:
                 1
                 + (k * np.dtype(pd).itemsize if self.probabilities else 0)
                 + (np.dtype(pd).itemsize if self.uncertainty else 0)
+                + (4 if self.applicability else 0)
             )
         )
         free = _free_bytes(p)
@@ -1018,6 +1068,8 @@ class MapJob:
                 self.blocks["probs"] = _BlockFile(p / "probs.blk", n, k, bs, pd)
             if self.uncertainty:
                 self.blocks["unc"] = _BlockFile(p / "unc.blk", n, 1, bs, pd)
+            if self.applicability:
+                self.blocks["dis"] = _BlockFile(p / "dis.blk", n, 1, bs, np.float32)
             if not self.done:
                 with atomic_path(meta) as tmp:
                     tmp.write_text(json.dumps({"hash": self.job_hash, "job": job_key}, indent=1))
@@ -1077,6 +1129,8 @@ class MapJob:
                 self.blocks["probs"].write(res.index, res.probs)
             if res.uncertainty is not None and "unc" in self.blocks:
                 self.blocks["unc"].write(res.index, res.uncertainty[None])
+            if res.dissimilarity is not None and "dis" in self.blocks:
+                self.blocks["dis"].write(res.index, res.dissimilarity[None])
             self._log.write(f"{res.index} {res.n_valid}\n")
             self._log.flush()
         except OSError as exc:
@@ -1212,6 +1266,8 @@ class MapJob:
                 n_valid=n_valid,
                 seconds=dict(self.seconds),
                 resumed_windows=self.resumed,
+                applicability=self.applicability,
+                outside_share=self._outside_share(),
             )
             sidecar = self._sidecar(result)
             # rename into place only once everything is written: maps first, sidecar last
@@ -1236,6 +1292,18 @@ class MapJob:
             self.seconds["total"],
         )
         return result
+
+    def _outside_share(self) -> float | None:
+        """Share of the mapped pixels whose dissimilarity exceeds 1 (None: not mapped)."""
+        if "dis" not in self.blocks:
+            return None
+        outside = mapped = 0
+        for i, (_r, _c, h, w) in enumerate(self.windows):
+            d = self.blocks["dis"].read(i, h, w)
+            seen = ~np.isnan(d)
+            mapped += int(seen.sum())
+            outside += int((d[seen] > 1.0).sum())
+        return outside / mapped if mapped else 0.0
 
     def _count_valid(self) -> int:
         # a window re-run after an interruption may be logged twice: count it once
@@ -1303,6 +1371,23 @@ class MapJob:
                         **common_tags,
                         "CROPGLOBE_UNCERTAINTY": str(self.uncertainty),
                         "CROPGLOBE_ENCODING": self._encoding_text(),
+                    },
+                }
+            )
+        if self.applicability is not None:
+            specs.append(
+                {
+                    "key": "dis",
+                    "target": self.applicability,
+                    "count": 1,
+                    "dtype": "float32",
+                    "nodata": float("nan"),
+                    "resampling": "AVERAGE",
+                    "descriptions": ["dissimilarity"],
+                    "tags": {
+                        **common_tags,
+                        "CROPGLOBE_ENCODING": "float32 distance from the training data over the "
+                        "limit 95 % of them keep; above 1 = outside their range; NaN = no data",
                     },
                 }
             )
@@ -1381,6 +1466,8 @@ class MapJob:
                 "classes": str(result.output),
                 "probabilities": str(result.probabilities) if result.probabilities else None,
                 "uncertainty": str(result.uncertainty) if result.uncertainty else None,
+                "applicability": str(result.applicability) if result.applicability else None,
+                "outside_share": result.outside_share,
                 "class_nodata": NODATA_CLASS,
                 "probability_encoding": self._encoding_text(),
                 "uncertainty_kind": self.uncertainty,
@@ -1555,6 +1642,7 @@ def map_raster(
     threads: int | None = None,
     tta: Sequence[float] | None = None,
     scale: float = 1.0,
+    applicability: str | os.PathLike[str] | None = None,
     on_window: Callable[[int, int], Any] | None = None,
 ) -> MapResult:
     """Map a region: classify every pixel of a raster stack with a trained model folder.
@@ -1596,6 +1684,10 @@ def map_raster(
             model trained on reflectance × 10,000). A stack whose band medians differ from the
             card's recorded training medians (``features["value_percentiles"]``) by more than
             20× for most bands is refused with the factor to pass.
+        applicability: also write each pixel's dissimilarity from the training data to this
+            COG (float32, NaN = no data; above 1 = outside their range: the model's area of
+            applicability, :mod:`cropglobe.evaluate.applicability`); needs a model folder with
+            a training reference (written by ``cropglobe train``).
         on_window: called as ``on_window(done, total)`` after each window is written.
 
     Returns:
@@ -1631,6 +1723,7 @@ def map_raster(
         threads=threads,
         tta=tta,
         scale=scale,
+        applicability=applicability,
     )
     try:
         total = len(job.windows)

@@ -150,17 +150,21 @@ def command(
         )
     records: list[dict[str, Any]] = []
     for src_name, src, tgt_name, tgt, win, phen in pairs:
-        d = diagnose_shift(
-            src,
-            tgt,
-            window=win,
-            source_name=src_name,
-            target_name=tgt_name,
-            random_state=seed,
-            phenology=phen,
-        )
-        record = d.to_dict()
-        lines = diagnosis_lines(d)
+        if src is None:  # a model whose training data are gone: its reference only
+            record: dict[str, Any] = {"source": src_name, "target": tgt_name}
+            lines = [f"{tgt_name} against {src_name} ({tgt.n_samples:,} target samples)"]
+        else:
+            d = diagnose_shift(
+                src,
+                tgt,
+                window=win,
+                source_name=src_name,
+                target_name=tgt_name,
+                random_state=seed,
+                phenology=phen,
+            )
+            record = d.to_dict()
+            lines = diagnosis_lines(d)
         if view_of is not None:
             view = model_view(view_of, src, tgt, device=device)
             record["model"] = view.to_dict()
@@ -180,9 +184,15 @@ def command(
             click.echo(f"diagnostics -> {output}")
 
 
-#: source name, source, target name, target, window, the two with all bands (for NDVI)
+#: source name, source (None: a model's training reference only), target name, target, window,
+#: the two with all bands (for NDVI)
 _Pair = tuple[
-    str, SeriesSet, str, SeriesSet, "tuple[int, int] | None", "tuple[SeriesSet, SeriesSet] | None"
+    str,
+    "SeriesSet | None",
+    str,
+    SeriesSet,
+    "tuple[int, int] | None",
+    "tuple[SeriesSet, SeriesSet] | None",
 ]
 
 
@@ -261,34 +271,47 @@ def _model_pairs(
     target = select_groups(series_for_model(raw, model_dir), sequence_arg(targets), group_by)
     prov = dict(card.training.get("source_data") or {})
     path = source_data if source_data is not None else prov.get("path")
-    if path is None:
-        raise MissingFileError(
-            f"{model_dir}: its card does not say where its training data are (a model trained "
-            "before cropglobe recorded it, or from memory); pass --source-data PATH"
-        )
-    if not Path(path).exists():
-        raise MissingFileError(
-            f"{path}: the model's training data are no longer there; pass --source-data PATH"
-        )
+    reserved = {"path", "read_options", "where", "bands"}
+    groups = [str(g) for c, v in prov.items() if c not in reserved for g in v]
+    tgt_name = ",".join(sequence_arg(targets)) or (
+        selected.split(":")[0].removeprefix("where ") if selected else data_path.name
+    )
+    target = target.select_bands(card.bands) if target.bands != card.bands else target
+    win = _window(window, card.window)
+    missing = (
+        "its card does not say where its training data are (a model trained before cropglobe "
+        "recorded it, or from memory)"
+        if path is None
+        else f"its training data are no longer at {path}"
+        if not Path(path).exists()
+        else None
+    )
+    if missing is not None:
+        from cropglobe.evaluate.applicability import TrainingReference
+
+        if source_data is not None or TrainingReference.load(model_dir) is None:
+            raise MissingFileError(
+                f"{source_data or model_dir}: {missing}; pass --source-data PATH"
+            )
+        if not is_quiet():
+            click.echo(
+                f"{model_dir}: {missing}; measured against the model's training reference "
+                "only (pass --source-data PATH for the full comparison)",
+                err=True,
+            )
+        return [("the training reference", None, tgt_name, target, win, None)], Path(model_dir)
     options = dict(prov.get("read_options") or {}) if source_data is None else {}
-    src_raw = read_dataset(path, **options)
+    src_raw = read_dataset(Path(str(path)), **options)
     if prov.get("where") and source_data is None:
         src_raw, _ = apply_where(
             src_raw, [f"{k}={','.join(map(str, v))}" for k, v in prov["where"].items()]
         )
     source = series_for_model(src_raw, model_dir)
-    reserved = {"path", "read_options", "where", "bands"}
-    for column, groups in prov.items():
+    for column, values in prov.items():
         if column not in reserved and source_data is None:
-            source = select_groups(source, list(groups), column)
+            source = select_groups(source, list(values), column)
     source = source.select_bands(card.bands)
-    target = target.select_bands(card.bands) if target.bands != card.bands else target
-    groups = [str(g) for c, v in prov.items() if c not in reserved for g in v]
     src_name = (
         ",".join(groups) if groups and source_data is None else Path(str(path)).name
     ) + " (training data)"
-    tgt_name = ",".join(sequence_arg(targets)) or (
-        selected.split(":")[0].removeprefix("where ") if selected else data_path.name
-    )
-    win = _window(window, card.window)
     return [(src_name, source, tgt_name, target, win, None)], Path(model_dir)

@@ -238,6 +238,16 @@ def _model_summary(folder: Path, as_json: bool) -> None:
     ]
     if figures:
         lines.append(f"  metrics: {', '.join(figures)}")
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    reference = TrainingReference.load(folder)
+    lines.append(
+        f"  training reference: {reference.n_samples:,} training samples, for the distance of "
+        "new data from them (predict's dissimilarity, map --applicability, diagnose --model)"
+        if reference is not None
+        else "  training reference: none (trained before cropglobe kept one): predict and map "
+        "cannot say which data lie outside the training data's range"
+    )
     lines.append(f"  created {card.created} by cropglobe {card.version}")
     click.echo("\n".join(lines))
 

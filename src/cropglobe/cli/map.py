@@ -75,6 +75,13 @@ def _cli_words(message: str) -> str:
     help="Also write an uncertainty band (<output>.uncertainty.tif).",
 )
 @click.option(
+    "--applicability",
+    type=PathArg(path_type=Path),
+    default=None,
+    help="Also write each pixel's distance from the training data to this COG (above 1: "
+    "outside their range, where the map is not to be trusted).",
+)
+@click.option(
     "--scl",
     default=None,
     help="SCL (or validity, see --mask-kind) files, one per date: a quoted glob or folder.",
@@ -153,6 +160,7 @@ def command(
     probabilities: Path | None,
     probability_dtype: str,
     uncertainty: str | None,
+    applicability: Path | None,
     scl: str | None,
     mask_kind: str,
     bands: str | None,
@@ -203,6 +211,7 @@ def command(
             resume=resume,
             tta=shifts,
             scale=scale,
+            applicability=applicability,
         )
     except (BandError, ParameterError) as exc:
         raise type(exc)(_cli_words(str(exc))) from None
@@ -220,3 +229,12 @@ def command(
         f"{_plural(res.n_windows, 'window')}, {res.seconds.get('total', 0.0):.1f} s)",
         err=True,
     )
+    if res.applicability is not None and res.outside_share is not None:
+        from cropglobe.evaluate.applicability import LEVEL
+
+        click.echo(
+            f"{100 * res.outside_share:.1f} % of the mapped pixels lie outside the training "
+            f"data's range (about {100 * (1 - LEVEL):.0f} % in data like them): "
+            f"{res.applicability}",
+            err=True,
+        )

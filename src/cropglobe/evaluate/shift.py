@@ -455,23 +455,27 @@ class ModelView:
     """How a trained model sees a target against its own training data (no target label).
 
     Attributes:
-        confidence_source: mean top-class probability on the source samples (in-sample for
-            the training data, so optimistic).
-        confidence_target: the same on the target.
+        confidence_target: mean top-class probability on the target.
         unsure_target: share of target samples whose top-class probability is under 0.5.
         predicted: class -> share of the target predicted as it.
-        source_shares: class -> share of the labelled source samples.
         estimated: class -> the target's class share estimated by EM from the predictions
             (:func:`cropglobe.evaluate.adapt.estimate_target_prior`); None for models whose
             probabilities are not calibrated enough (forests).
+        outside_reference: share of the target outside the range of the model folder's
+            training reference (:mod:`cropglobe.evaluate.applicability`); None without one.
+        confidence_source: mean top-class probability on the source samples (in-sample for
+            the training data, so optimistic); None without source data.
+        source_shares: class -> share of the labelled source samples; None without source
+            data.
     """
 
-    confidence_source: float
     confidence_target: float
     unsure_target: float
     predicted: dict[str, float]
-    source_shares: dict[str, float]
     estimated: dict[str, float] | None
+    outside_reference: float | None
+    confidence_source: float | None = None
+    source_shares: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -479,32 +483,30 @@ class ModelView:
 
 
 def model_view(
-    folder: Any, source: SeriesSet, target: SeriesSet, *, device: str = "cpu"
+    folder: Any, source: SeriesSet | None, target: SeriesSet, *, device: str = "cpu"
 ) -> ModelView:
-    """Confidence and class mix of the model in ``folder`` on ``source`` and ``target``.
+    """Confidence, class mix and applicability of the model in ``folder`` on ``target``.
 
     Args:
         folder: a model folder.
-        source: the model's training data (or data like them), on the model's grid.
+        source: the model's training data (or data like them), on the model's grid; None when
+            they are not at hand (the figures that need them are then None).
         target: the data to map, on the model's grid.
         device: torch device of neural models.
     """
     from cropglobe.evaluate.adapt import ADAPTABLE, estimate_target_prior
+    from cropglobe.evaluate.applicability import TrainingReference
     from cropglobe.models.folder import card_proba, load_model, model_inputs
 
     model, card = load_model(folder)
-    probas = []
-    for ss in (source, target):
+
+    def proba(ss: SeriesSet) -> NDArray[np.float64]:
         if ss.bands != card.bands:
             ss = ss.select_bands(card.bands)
-        probas.append(card_proba(model, card, model_inputs(card, ss), device=device))
-    ps, pt = probas
+        return card_proba(model, card, model_inputs(card, ss), device=device)
+
     classes = list(card.classes)
-    names = source.label_names()
-    labelled = names[np.asarray(source.labels) >= 0]
-    counts = pd.Series(labelled).value_counts()
-    shares = np.array([counts.get(c, 0) for c in classes], dtype=np.float64)
-    source_shares = shares / shares.sum() if shares.sum() else np.full(len(classes), np.nan)
+    pt = proba(target)
     estimated = None
     if card.model in ADAPTABLE:
         # the networks are trained with balanced class weights: for a uniform prior
@@ -512,32 +514,55 @@ def model_view(
         estimated = {c: float(v) for c, v in zip(classes, prior, strict=True)}
     top = pt.max(axis=1)
     pred = np.bincount(pt.argmax(axis=1), minlength=len(classes)) / max(len(pt), 1)
+    reference = TrainingReference.load(folder)
+    outside = None if reference is None else float((reference.dissimilarity(target) > 1).mean())
+    confidence_source = source_shares = None
+    if source is not None:
+        confidence_source = float(proba(source).max(axis=1).mean())
+        names = source.label_names()
+        counts = pd.Series(names[np.asarray(source.labels) >= 0]).value_counts()
+        shares = np.array([counts.get(c, 0) for c in classes], dtype=np.float64)
+        shares = shares / shares.sum() if shares.sum() else np.full(len(classes), np.nan)
+        source_shares = {c: float(v) for c, v in zip(classes, shares, strict=True)}
     return ModelView(
-        confidence_source=float(ps.max(axis=1).mean()),
         confidence_target=float(top.mean()),
         unsure_target=float((top < 0.5).mean()),
         predicted={c: float(v) for c, v in zip(classes, pred, strict=True)},
-        source_shares={c: float(v) for c, v in zip(classes, source_shares, strict=True)},
         estimated=estimated,
+        outside_reference=outside,
+        confidence_source=confidence_source,
+        source_shares=source_shares,
     )
 
 
 def model_view_lines(v: ModelView, source: str, target: str) -> list[str]:
     """What a :class:`ModelView` says, in words."""
+    from cropglobe.evaluate.applicability import LEVEL
 
     def mix(shares: dict[str, float]) -> str:
         ranked = sorted(shares.items(), key=lambda kv: -kv[1])
         return ", ".join(f"{c} {100 * s:.0f} %" for c, s in ranked if s >= 0.005) or "–"
 
-    drop = v.confidence_source - v.confidence_target
-    lines = [
-        f"model confidence: {v.confidence_target:.2f} on {target} against "
-        f"{v.confidence_source:.2f} on {source} (its training data, so optimistic); "
-        f"{100 * v.unsure_target:.0f} % of {target}'s fields get no class above 0.5"
-        + (" — a clear drop" if drop >= 0.1 else ""),
-        f"predicted in {target}: {mix(v.predicted)}",
-        f"labelled in {source}: {mix(v.source_shares)}",
-    ]
+    unsure = f"{100 * v.unsure_target:.0f} % of {target}'s fields get no class above 0.5"
+    if v.confidence_source is None:
+        lines = [f"model confidence: {v.confidence_target:.2f} on {target}; {unsure}"]
+    else:
+        drop = v.confidence_source - v.confidence_target
+        lines = [
+            f"model confidence: {v.confidence_target:.2f} on {target} against "
+            f"{v.confidence_source:.2f} on {source} (its training data, so optimistic); "
+            + unsure
+            + (" — a clear drop" if drop >= 0.1 else "")
+        ]
+    if v.outside_reference is not None:
+        lines.append(
+            f"{100 * v.outside_reference:.0f} % of {target}'s fields lie outside the range of "
+            f"the model's training reference (about {100 * (1 - LEVEL):.0f} % in data like "
+            "its training data)"
+        )
+    lines.append(f"predicted in {target}: {mix(v.predicted)}")
+    if v.source_shares is not None:
+        lines.append(f"labelled in {source}: {mix(v.source_shares)}")
     if v.estimated is not None:
         lines.append(
             f"{target}'s class mix estimated from the predictions (EM): {mix(v.estimated)} "
