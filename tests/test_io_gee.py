@@ -207,3 +207,35 @@ def test_composite_cli_on_an_export(rr_csv: Path, tmp_path: Path) -> None:
     assert ss.values[p2, b02, 32] == pytest.approx(1210)
     assert ss.values[p2, b02, 24] == pytest.approx(1210)
     assert [ss.classes[i] for i in ss.labels[[p1, p2]]] == ["corn", "wheat"]
+
+
+def test_reducer_suffixes_and_image_only_system_index(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # reduceRegions with a combined reducer: B2_first …, SCL both as mode and mean
+    rows = _reduce_regions_rows()[:2]
+    df = pd.DataFrame(rows).drop(columns=["QA60"])
+    df = df.rename(columns={c: f"{c}_first" for c in ("B2", "B3", "B4", "B8", "B8A")})
+    df = df.rename(columns={"SCL": "SCL_mode"}).assign(SCL_mean=6.5)
+    path = tmp_path / "first.csv"
+    df.to_csv(path, index=False)
+    obs = read_observations(path)
+    assert obs.bands == ("B02", "B03", "B04", "B08", "B8A")
+    assert obs.table["B02"].tolist() == [1000, 1010] and obs.table["SCL"].tolist() == [4, 9]
+    # an averaged SCL (reduceRegions with ee.Reducer.mean()) is read, with a WARNING
+    with caplog.at_level(logging.WARNING, logger="cropglobe.io.gee"):
+        df.drop(columns=["SCL_mode"]).to_csv(path, index=False)
+        read_observations(path)
+    assert "SCL holds non-integer values (e.g. 6.5)" in caplog.text
+    # ee.Feature(point, img.reduceRegion(...)): system:index is the image's own, no feature
+    # part; the tile (T31TCJ / T31TCH) is no sample name, the coordinates are
+    products = [PRODUCTS["2021-05-01"], PRODUCTS["2021-05-01"].replace("T31TCJ", "T31TCH")]
+    geo = json.dumps({"type": "Point", "coordinates": [1.25, 43.4]})
+    one = pd.DataFrame({"system:index": products, "B2": [500, 520], "SCL": [4, 4], ".geo": geo})
+    one.to_csv(path, index=False)
+    obs = read_observations(path)
+    assert obs.samples["sample_id"].tolist() == ["1.250000,43.400000"]
+    assert obs.table["B02"].tolist() == [510]  # one point seen by two tiles: their median
+    one.assign(**{".geo": None}).to_csv(path, index=False)
+    with pytest.raises(DataFormatError, match="cannot tell the points apart"):
+        read_observations(path)

@@ -98,6 +98,10 @@ _GEE_RESERVED = {
     "SCL", "cs", "cs_cdf",
 }  # fmt: skip
 _GEOJSON_SUFFIXES = (".geojson", ".json")
+#: reducer output suffixes (``B2_first``) read as the band, in order of preference
+_REDUCER_SUFFIXES = ("first", "median", "mean", "mode")
+#: bands of class codes or bit flags, which only ``mode`` / ``first`` summarise meaningfully
+_CLASS_BANDS = {"SCL", "QA60"}
 
 
 def is_gee_table(columns: Sequence[str]) -> bool:
@@ -190,6 +194,7 @@ def observations_from_frame(
             "sample and day) or 'error' (refuse them)"
         )
     tables._require_rows(p, df, "one row per image and point")
+    df = _strip_reducer_suffixes(p, df)
     cols = list(df.columns)
     region = {"longitude", "latitude", "time"} <= set(cols) and "system:index" not in cols
     layout = "getRegion" if region else "reduceRegions"
@@ -218,8 +223,8 @@ def observations_from_frame(
             )
         ids = ids.astype(str)
         how = f"column {id_col!r}"
-    elif index is not None:
-        ids = index.map(_feature_index)
+    elif index is not None and (feat := index.map(_feature_index)).str.len().gt(0).all():
+        ids = feat
         how = "the feature index of system:index"
     elif np.isfinite(lon).all() and np.isfinite(lat).all():
         ids = pd.Series([f"{x:.6f},{y:.6f}" for x, y in zip(lon, lat, strict=True)])
@@ -227,8 +232,8 @@ def observations_from_frame(
     else:
         raise DataFormatError(
             f"{p}: cannot tell the points apart: no id column ({', '.join(GEE_ID_COLUMNS)}), no "
-            "system:index and no coordinates; export the points' id property (or pass "
-            "sample_column=)"
+            "feature index in system:index and no coordinates; export the points' id property "
+            "(or pass sample_column=)"
         )
     log.info("%s: Earth Engine %s export; samples identified by %s", p, layout, how)
 
@@ -238,6 +243,16 @@ def observations_from_frame(
         work[c] = df[c].to_numpy()
     if "SCL" in cols:
         work["SCL"] = pd.to_numeric(df["SCL"], errors="coerce")
+        scl = work["SCL"].to_numpy(dtype=np.float64, na_value=np.nan)
+        averaged = np.isfinite(scl) & (scl != np.round(scl))
+        if averaged.any():
+            log.warning(
+                "%s: SCL holds non-integer values (e.g. %g): a mean or median of scene classes, "
+                "whose codes mean nothing averaged (clouds may pass as valid); reduce SCL with "
+                "ee.Reducer.mode() (or sample points with ee.Reducer.first())",
+                p,
+                float(scl[averaged][0]),
+            )
     else:
         valid = np.ones(len(df), dtype=bool)
         if "QA60" in cols:
@@ -321,11 +336,40 @@ def _id_column(p: Path, cols: Sequence[str], given: str | None, region: bool) ->
 
 def _feature_index(system_index: str) -> str:
     """The feature part of ``<image index>_<feature index>``: what follows a Sentinel-2 product
-    id, else the last ``_``-separated token."""
+    id, else the last ``_``-separated token; ``""`` when ``system_index`` is a bare product id
+    (a feature built from ``image.reduceRegion``, whose index is the image's: its tile is no
+    point's name)."""
     m = _PRODUCT_RE.search(system_index)
-    if m is not None and m.end() < len(system_index):
+    if m is not None:
         return system_index[m.end() :].lstrip("_")
     return system_index.rsplit("_", 1)[-1]
+
+
+def _strip_reducer_suffixes(p: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """``B2_first``, ``SCL_mode`` … (the outputs of a combined or renamed reducer) as ``B2``,
+    ``SCL`` when the plain column is absent; of several reducers of one band the first of
+    :data:`_REDUCER_SUFFIXES` wins (``mode`` first for SCL/QA60)."""
+    from cropglobe.io import tables
+
+    cols = set(df.columns)
+    chosen: dict[str, tuple[int, str]] = {}
+    for c in df.columns:
+        base, sep, suffix = str(c).rpartition("_")
+        if not sep or suffix not in _REDUCER_SUFFIXES or base in cols:
+            continue
+        if base in _CLASS_BANDS:
+            rank = ("mode", *_REDUCER_SUFFIXES).index(suffix)
+        elif tables._known_band(base) or base in _GEE_RESERVED:
+            rank = _REDUCER_SUFFIXES.index(suffix)
+        else:
+            continue
+        if base not in chosen or rank < chosen[base][0]:
+            chosen[base] = (rank, str(c))
+    if not chosen:
+        return df
+    log.info("%s: reducer outputs read as bands: %s", p,
+             ", ".join(f"{c} -> {b}" for b, (_, c) in chosen.items()))  # fmt: skip
+    return df.rename(columns={c: b for b, (_, c) in chosen.items()})
 
 
 def _ms_dates(values: pd.Series) -> pd.Series:
