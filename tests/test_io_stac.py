@@ -228,3 +228,75 @@ def test_cli_download_errors(catalog: Path, tmp_path: Path) -> None:
     code, out = _run(*base, "--dates", "2021-01-01/2021-12-31", "-o", str(tmp_path / "x.parquet"))
     assert code == 2 and "without --points a raster stack is written" in out
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_linear_offset_undeclared_follows_the_baseline() -> None:
+    from cropglobe.io.stac import _linear
+
+    def item(baseline: str, band: dict) -> pystac.Item:
+        it = pystac.Item("x", None, None, dt.datetime(2022, 3, 1, tzinfo=dt.UTC),
+                         {"s2:processing_baseline": baseline})  # fmt: skip
+        it.add_asset("red", pystac.Asset("red.tif", extra_fields={"raster:bands": [band]}))
+        return it
+
+    assert _linear(item("04.00", {"scale": 0.0001}), "red", True) == (1.0, -1000.0)
+    assert _linear(item("02.14", {"scale": 0.0001}), "red", True) == (1.0, 0.0)
+    assert _linear(item("04.00", {"scale": 0.0001, "offset": -0.1}), "red", True) == (1.0, -1000.0)
+    assert _linear(item("04.00", {"scale": 0.0001, "offset": 0}), "red", True) == (1.0, 0.0)
+    assert _linear(item("04.00", {"scale": 0.0001}), "red", False) == (1.0, 0.0)
+
+
+def test_load_stack_one_day_of_two_baselines_and_crs(tmp_path: Path) -> None:
+    """Two adjacent tiles of one day, baselines 02.14 and 04.00: one time step, each harmonised
+    by its own rule (not two steps of one date, the second overwriting the first's GeoTIFF)."""
+    items = []
+    for k, (x0, baseline) in enumerate(((X0, "02.14"), (X0 + 10 * N, "04.00"))):
+        b = transform_bounds(CRS, "EPSG:4326", x0, Y0 - 10 * N, x0 + 10 * N, Y0)
+        w, s, e, n = b
+        geom = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+        it = pystac.Item(f"tile{k}", geom, list(b), dt.datetime(2022, 3, 1, 10, 46, k,
+                         tzinfo=dt.UTC), {"s2:processing_baseline": baseline})  # fmt: skip
+        path = tmp_path / f"red{k}.tif"
+        with rasterio.open(
+            path, "w", driver="GTiff", height=N, width=N, count=1, dtype="uint16", crs=CRS,
+            transform=Affine(10.0, 0.0, x0, 0.0, -10.0, Y0), nodata=0,
+        ) as ds:  # fmt: skip
+            ds.write(np.full((N, N), 3000 + 1000 * k, np.uint16), 1)
+        it.add_asset("red", pystac.Asset(str(path), media_type=pystac.MediaType.GEOTIFF))
+        items.append(it)
+    box = list(transform_bounds(CRS, "EPSG:4326", X0 + 50, Y0 - 300, X0 + 10 * N + 300, Y0 - 50))
+    da = load_stack(items, bands=["B04"], bbox=box, crs=CRS)
+    assert da.sizes["time"] == 1
+    left = da.sel(x=X0 + 105, y=Y0 - 105).values[0, 0]
+    right = da.sel(x=X0 + 10 * N + 105, y=Y0 - 105).values[0, 0]
+    assert (left, right) == (3000, 3000)  # 3000 + 0 and 4000 - 1000
+    with pytest.raises(ParameterError, match="crs='EPSG:99999' is not a coordinate reference"):
+        load_stack(items, bands=["B04"], bbox=box, crs="EPSG:99999")
+    geo = load_stack(items, bands=["B04"], bbox=box, crs="EPSG:4326", resolution=0.0005)
+    assert geo.dims == ("time", "band", "y", "x") and "4326" in geo.attrs["crs"]
+    assert np.nanmax(geo.values) == 3000
+
+
+def test_sample_reads_by_block(tmp_path: Path) -> None:
+    """Points across the 16 x 16 tiles of a tiled GeoTIFF, outside it and on nodata."""
+    from cropglobe.io.stac import _sample
+
+    arr = (np.arange(64 * 64).reshape(64, 64) + 1).astype(np.uint16)
+    arr[5, 7] = 0  # nodata
+    path = tmp_path / "tiled.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", height=64, width=64, count=1, dtype="uint16", crs=CRS,
+        transform=Affine(10.0, 0.0, X0, 0.0, -10.0, Y0), nodata=0, tiled=True,
+        blockxsize=16, blockysize=16,
+    ) as ds:  # fmt: skip
+        ds.write(arr, 1)
+    rng = np.random.default_rng(0)
+    r, c = rng.integers(-3, 67, 300), rng.integers(-3, 67, 300)
+    r[:2], c[:2] = (5, 63), (7, 63)
+    lon, lat = transform(CRS, "EPSG:4326", list(X0 + 10 * c + 5.0), list(Y0 - 10 * r - 5.0))
+    got = _sample(str(path), np.array(lon), np.array(lat), transform, rasterio)
+    inside = (r >= 0) & (r < 64) & (c >= 0) & (c < 64)
+    want = np.where(inside, arr[r.clip(0, 63), c.clip(0, 63)], 0).astype(np.float64)
+    want[want == 0] = np.nan
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[0]) and got[1] == arr[63, 63]

@@ -189,21 +189,24 @@ def _linear(item: pystac.Item, key: str, harmonize: bool) -> tuple[float, float]
     """``(a, b)`` with reflectance × 10,000 = a · DN + b for ``item``'s asset ``key``."""
     if not harmonize:
         return 1.0, 0.0
+    baseline = item.properties.get("s2:processing_baseline")
+    try:
+        newer = baseline is not None and float(str(baseline)) >= 4.0
+    except ValueError:
+        newer = False
+    by_baseline = -1000.0 if newer else 0.0
     asset = item.assets[key]
     rb = asset.extra_fields.get("raster:bands")
     if isinstance(rb, list) and rb and isinstance(rb[0], dict):
         scale, offset = rb[0].get("scale"), rb[0].get("offset")
         if scale is not None or offset is not None:
             s = float(scale if scale is not None else 1e-4)
-            o = float(offset if offset is not None else 0.0)
             if s < 0.01:  # reflectance scale factors (1e-4); anything else is not ours to undo
-                return s * 1e4, o * 1e4
-    baseline = item.properties.get("s2:processing_baseline")
-    try:
-        newer = baseline is not None and float(str(baseline)) >= 4.0
-    except ValueError:
-        newer = False
-    return (1.0, -1000.0) if newer else (1.0, 0.0)
+                # a declared offset is the catalogue's word; an undeclared one is not "0"
+                # (a scale alone says nothing of baseline 04.00's +1000)
+                o = float(offset) * 1e4 if offset is not None else by_baseline
+                return s * 1e4, o
+    return 1.0, by_baseline
 
 
 # ---------------------------------------------------------------------------- search
@@ -466,17 +469,23 @@ def _search_static(
 # ---------------------------------------------------------------------------- load a stack
 def _groups(
     items: Sequence[pystac.Item], keys: Mapping[str, str], harmonize: bool
-) -> list[tuple[dt.datetime, list[pystac.Item], list[tuple[float, float]]]]:
-    """Items of one solar day (and one DN -> reflectance rule) together: one time step each."""
-    out: dict[tuple[dt.date, tuple[tuple[float, float], ...]], list[pystac.Item]] = {}
+) -> list[tuple[dt.datetime, list[tuple[list[pystac.Item], list[tuple[float, float]]]]]]:
+    """Items of one solar day together (one time step each), split into the runs of one DN ->
+    reflectance rule (adjacent tiles of one day may differ in processing baseline), each run
+    in order of its first item's time."""
+    days: dict[dt.date, dict[tuple[tuple[float, float], ...], list[pystac.Item]]] = {}
     for it in items:
         t = _item_time(it)
         lon = 0.0 if it.bbox is None else (it.bbox[0] + it.bbox[-2]) / 2
         solar = (t + dt.timedelta(hours=lon / 15)).date()
         lin = tuple(_linear(it, k, harmonize) for k in keys.values())
-        out.setdefault((solar, lin), []).append(it)
-    groups = [(min(_item_time(i) for i in its), its, list(lin)) for (_, lin), its in out.items()]
-    return sorted(groups, key=lambda g: g[0])
+        days.setdefault(solar, {}).setdefault(lin, []).append(it)
+    out = []
+    for runs in days.values():
+        parts = sorted(runs.items(), key=lambda kv: min(_item_time(i) for i in kv[1]))
+        when = min(_item_time(i) for its in runs.values() for i in its)
+        out.append((when, [(its, list(lin)) for lin, its in parts]))
+    return sorted(out, key=lambda g: g[0])
 
 
 def load_stack(
@@ -524,6 +533,16 @@ def load_stack(
         raise ParameterError("no items to load; search_items found none")
     if not resolution > 0:
         raise ParameterError(f"resolution={resolution} is not positive; expected e.g. 10")
+    try:
+        from pyproj import CRS
+
+        if crs is not None:
+            CRS.from_user_input(crs)
+    except Exception as exc:  # pyproj.exceptions.CRSError
+        raise ParameterError(
+            f"crs={crs!r} is not a coordinate reference system ({str(exc).splitlines()[0][:120]});"
+            " expected e.g. EPSG:32631 (or none: the UTM zone of the bbox centre)"
+        ) from None
     keys, scl_key = _keys(items, bands, assets)
     load_keys = [*keys.values(), *([scl_key] if scl_key else [])]
     names = [*keys, *(["SCL"] if scl_key else [])]
@@ -533,26 +552,35 @@ def load_stack(
     ids = []
     crs_text = str(crs)
     with _quiet_deprecations():
-        for when, group, lin in _groups(items, keys, harmonize):
-            ds = odc.stac.load(
-                group, bands=load_keys, groupby=lambda *_: 0, chunks=chunk, dtype="float32",
-                **geo,
-            )  # fmt: skip
-            if "geobox" not in geo:  # every step on the first one's pixel grid
-                geo = {"geobox": ds.odc.geobox}
-                epsg = ds.odc.crs.epsg
-                crs_text = f"EPSG:{epsg}" if epsg else str(ds.odc.crs)
-            layers = []
-            for key, (a, b) in zip(keys.values(), lin, strict=True):
-                layer = ds[key]
-                layers.append(layer * a + b if (a, b) != (1.0, 0.0) else layer)
-            if scl_key:
-                layers.append(ds[scl_key].fillna(0))
-            step = xr.concat(layers, dim="band").assign_coords(band=names)
+        for when, runs in _groups(items, keys, harmonize):
+            step = None
+            for group, lin in runs:  # the first run with data wins, as within odc's mosaic
+                ds = odc.stac.load(
+                    group, bands=load_keys, groupby=lambda *_: 0, chunks=chunk, dtype="float32",
+                    **geo,
+                )  # fmt: skip
+                if "geobox" not in geo:  # every step on the first one's pixel grid
+                    geo = {"geobox": ds.odc.geobox}
+                    epsg = ds.odc.crs.epsg
+                    crs_text = f"EPSG:{epsg}" if epsg else str(ds.odc.crs)
+                # a geographic CRS gives latitude/longitude dims: y/x as everywhere else
+                ds = ds.rename({k: v for k, v in (("latitude", "y"), ("longitude", "x"))
+                                if k in ds.dims})  # fmt: skip
+                layers = []
+                for key, (a, b) in zip(keys.values(), lin, strict=True):
+                    layer = ds[key].isel(time=0, drop=True)
+                    layers.append(layer * a + b if (a, b) != (1.0, 0.0) else layer)
+                if scl_key:
+                    layers.append(ds[scl_key].isel(time=0, drop=True))
+                part = xr.concat(layers, dim="band").assign_coords(band=names)
+                step = part if step is None else step.combine_first(part)
+            assert step is not None
+            if scl_key:  # SCL 0 (no data) where no item has data
+                step = step.where((step["band"] != "SCL") | step.notnull(), 0)
             utc = when.astimezone(dt.UTC).replace(tzinfo=None)
-            step = step.assign_coords(time=[np.datetime64(utc, "ns")])
+            step = step.expand_dims(time=[np.datetime64(utc, "ns")])
             steps.append(step.transpose("time", "band", "y", "x"))
-            ids.append([it.id for it in group])
+            ids.append([it.id for group, _ in runs for it in group])
     da = xr.concat(steps, dim="time").astype(np.float32)
     da = da.chunk({"time": 1, "band": 1, "y": chunk.get("y", 2048), "x": chunk.get("x", 2048)})
     da.attrs = {"crs": crs_text, "items": json.dumps(ids), "units": "reflectance x 10000"}
@@ -672,7 +700,7 @@ def read_points(path: str | os.PathLike[str]) -> pd.DataFrame:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
-            f"{p}: row {i + 2} has no valid lon/lat ({df[xc].iloc[i]!r}, {df[yc].iloc[i]!r}); "
+            f"{p}: row {i + 2} has no valid lon/lat ({df[xc].iloc[i]}, {df[yc].iloc[i]}); "
             "expected degrees within -180…180 and -90…90"
         )
     idc = next((c for c in GEE_ID_COLUMNS if c in df.columns), None)
@@ -829,13 +857,29 @@ def _sample(href: str, lon: Any, lat: Any, warp: Any, rasterio: Any) -> Any:
     try:
         with rasterio.open(href) as src:
             xs, ys = warp("EPSG:4326", src.crs, list(map(float, lon)), list(map(float, lat)))
-            rows, cols = rasterio.transform.rowcol(src.transform, xs, ys)
+            inv = ~src.transform
+            a, b, c, d, e, f = inv.a, inv.b, inv.c, inv.d, inv.e, inv.f
+            xa, ya = np.asarray(xs, np.float64), np.asarray(ys, np.float64)
+            px, py = a * xa + b * ya + c, d * xa + e * ya + f
+            rows, cols = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
             out = np.full(len(xs), np.nan)
-            for i, (r, c) in enumerate(zip(np.atleast_1d(rows), np.atleast_1d(cols), strict=True)):
-                if 0 <= r < src.height and 0 <= c < src.width:
-                    v = src.read(1, window=((int(r), int(r) + 1), (int(c), int(c) + 1)))[0, 0]
-                    if src.nodata is None or v != src.nodata:
-                        out[i] = float(v)
+            inside = np.flatnonzero((rows >= 0) & (rows < src.height) & (cols >= 0)
+                                    & (cols < src.width))  # fmt: skip
+            # one read per internal block (COG tile, strip) holding points: what GDAL fetches
+            bh, bw = src.block_shapes[0]
+            n_bc = -(-src.width // bw)
+            block = (rows[inside] // bh) * n_bc + cols[inside] // bw
+            order = np.argsort(block, kind="stable")
+            idx, block = inside[order], block[order]
+            starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+            for k, start in enumerate(starts):
+                sel = idx[start : starts[k + 1] if k + 1 < len(starts) else len(idx)]
+                r0, c0 = int(block[start] // n_bc) * bh, int(block[start] % n_bc) * bw
+                win = ((r0, min(r0 + bh, src.height)), (c0, min(c0 + bw, src.width)))
+                vals = src.read(1, window=win)[rows[sel] - r0, cols[sel] - c0].astype(np.float64)
+                if src.nodata is not None:
+                    vals[vals == src.nodata] = np.nan
+                out[sel] = vals
             return out
     except rasterio.errors.RasterioIOError as exc:
         raise DataFormatError(
