@@ -637,3 +637,21 @@ def test_reader_messages_give_the_command_line_form_of_their_advice(tmp_path: Pa
     code, out = info(f)
     assert code == 2 and "--read-option anchor=MM-DD" in out
     assert info(f, "--read-option", "anchor=10-01")[0] == 0
+
+
+def test_numeric_label_codes_with_a_table_of_number_keys(tmp_path: Path) -> None:
+    # a user's own codes (1 = wheat, 2 = corn) mapped with a table keyed by numbers; a label
+    # column read as floats (a missing label) holds the same codes
+    path = tmp_path / "own.csv"
+    pd.DataFrame(
+        {
+            "sample_id": ["a", "a", "b", "c"],
+            "date": ["2021-05-01", "2021-06-01", "2021-05-01", "2021-05-01"],
+            "B04": [500.0, 400.0, 600.0, 550.0],
+            "B08": [3000.0, 3500.0, 2500.0, 2600.0],
+            "label": [1, 1, 2, None],
+        }
+    ).to_csv(path, index=False)
+    obs = read_observations(path, label_table={1: "wheat", 2.0: "corn"})
+    names = dict(zip(obs.samples["sample_id"], obs.samples["label"], strict=True))
+    assert [obs.classes[names["a"]], obs.classes[names["b"]], names["c"]] == ["wheat", "corn", -1]

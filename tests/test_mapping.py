@@ -613,7 +613,7 @@ def _table_probabilities(
 def test_applicability_needs_a_training_reference(
     lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    folder, scl = stack_dirs
+    folder, _scl = stack_dirs
     with pytest.raises(ParameterError, match="holds no training reference"):
         map_raster(lgbm_model, folder, tmp_path / "m.tif", applicability=tmp_path / "a.tif")
     assert not list(tmp_path.iterdir())  # refused before any output

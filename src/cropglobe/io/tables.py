@@ -411,12 +411,26 @@ def _encode_labels(
             tbl = {c: c for c in classes} if names <= set(classes) else "names"
         else:
             tbl = table
+        if pd.api.types.is_float_dtype(values.dtype):
+            v = values.to_numpy(dtype=np.float64)
+            if (np.isnan(v) | (v == np.round(v))).all():  # codes read as floats: 3.0 is "3"
+                values = values.astype("Int64")
+        if isinstance(tbl, Mapping):  # numeric codes as keys ({1: "wheat"}) match as text
+            tbl = {_code_text(k): c for k, c in tbl.items()}
         str_values = values.astype(object).where(values.notna(), None)
         if not isinstance(tbl, str) or tbl != "ewoc":
             str_values = str_values.map(lambda v: v if v is None else str(v))
         return _map_labels(str_values.to_numpy(), tbl, classes, None, advice)
     except LabelError as exc:
         raise LabelError(f"{path}: column {column!r}: {exc}") from None
+
+
+def _code_text(key: Any) -> str:
+    """A label table's key as the label column's values are compared: text, with a whole
+    number written without decimals (1, 1.0 and "1" are one code)."""
+    if isinstance(key, float) and key.is_integer():
+        return str(int(key))
+    return str(key)
 
 
 # ---------------------------------------------------------------------------- core builder
