@@ -178,10 +178,20 @@ def command(
     if output is not None:
         import pandas as pd
 
-        flat = pd.DataFrame([{k: v for k, v in r.items() if k != "model"} for r in records])
+        flat = pd.DataFrame([_flat(r) for r in records])
         write_table(flat, output)
         if not as_json:
             click.echo(f"diagnostics -> {output}")
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """A diagnosis as one table row: the model's figures (not its class mixes) as columns."""
+    row = {k: v for k, v in record.items() if k != "model"}
+    view = record.get("model") or {}
+    for key in ("confidence_target", "unsure_target", "outside_reference", "confidence_source"):
+        if key in view:
+            row[f"model_{key}"] = view[key]
+    return row
 
 
 #: source name, source (None: a model's training reference only), target name, target, window,
