@@ -323,3 +323,117 @@ def test_diagnose_a_model_whose_training_data_are_gone(world, tmp_path) -> None:
     assert res.exit_code == 2 and "pass --source-data PATH" in res.output
     res = runner.invoke(cli, ["info", str(tmp_path / "rf")])
     assert "training reference: none" in res.output
+
+
+def test_exact_duplicates_are_compared_once() -> None:
+    """Repeated series (CropGlobe tables hold some) are their twin's neighbour at distance 0:
+    counted as samples they raised the AUC and, from six copies on, put every target sample
+    outside (the source's own k-th distance became 0)."""
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    rng = np.random.default_rng(7)
+    grid = TimeGrid.cropglobe()
+
+    def sset(n: int) -> SeriesSet:
+        v = rng.normal(0, 1, (n, 2, grid.n_steps)) + rng.normal(0, 2, (n, 2, 1))
+        return SeriesSet(v.astype(np.float32), ("B02", "B11"), grid)
+
+    src, tgt = sset(60), sset(300)
+    copies = src.subset(np.repeat(np.arange(60), 6))
+    d = diagnose_shift(copies, tgt)
+    assert d.n_source == 60  # the distinct series
+    assert d.outside_share < 0.2 and d.domain_auc < 0.65
+    ref = TrainingReference.fit(copies, None)
+    assert ref.n_samples == 60 and float((ref.dissimilarity(tgt) > 1).mean()) < 0.2
+
+
+def test_a_band_without_values_on_one_side_is_not_a_shift(tmp_path) -> None:
+    """A band never observed in the source (or the training data) has no statistics: its raw
+    values (thousands, in reflectance × 10⁴) must not count as a shift."""
+    import dataclasses
+
+    from cropglobe.evaluate.applicability import TrainingReference
+
+    rng = np.random.default_rng(8)
+    grid = TimeGrid.cropglobe()
+
+    def sset(n: int) -> SeriesSet:
+        v = 3000 + 500 * rng.normal(0, 1, (n, 2, grid.n_steps)) + rng.normal(0, 800, (n, 2, 1))
+        return SeriesSet(v.astype(np.float32), ("B02", "B11"), grid)
+
+    src, tgt = sset(200), sset(200)
+    v = src.values.copy()
+    v[:, 1] = np.nan
+    blind = dataclasses.replace(src, values=v)
+    for a, b in ((blind, tgt), (tgt, blind)):
+        d = diagnose_shift(a, b)
+        assert d.domain_auc < 0.65 and d.outside_share < 0.15
+    ref = TrainingReference.fit(blind, (121, 334))
+    assert float((ref.dissimilarity(tgt) > 1).mean()) < 0.15
+    ref.save(tmp_path)
+    back = TrainingReference.load(tmp_path)
+    assert back is not None
+    np.testing.assert_array_equal(back.dissimilarity(tgt), ref.dissimilarity(tgt))
+    # a B08 without values leaves the season lag unmeasured, not the pair undiagnosed
+    w = np.full((200, 2, grid.n_steps), np.nan, np.float32)
+    w[:, 0] = src.values[:, 0]
+    no_nir = SeriesSet(w, ("B04", "B08"), grid)
+    with_nir = SeriesSet(src.values, ("B04", "B08"), grid)
+    d = diagnose_shift(no_nir, with_nir)
+    assert d.lag_days is None and "not measured" in diagnosis_lines(d)[-1]
+
+
+def test_cached_diagnostics_keep_group_names_as_text(tmp_path) -> None:
+    """diagnostics.csv is read back with group names as text: 'NA' (Namibia) and '01' were
+    read as a missing value and the number 1, so the rerun's table lost its pairs."""
+    import dataclasses
+
+    from cropglobe.evaluate.experiment import DIAGNOSTICS_FILE, _shift_table
+    from cropglobe.evaluate.transfer import ExperimentConfig
+
+    ss = simulate_world(("FRA", "BEL", "USA"), 30, random_state=2)
+    codes = {"FRA": "NA", "BEL": "01", "USA": "USA"}
+    ss = dataclasses.replace(ss, meta=ss.meta.assign(country=ss.meta["country"].map(codes)))
+    config = ExperimentConfig(
+        sources=["NA"], targets=["01", "USA"], methods=["rf-median1d"], seeds=[1]
+    )
+    first = _shift_table(ss, ss, config, tmp_path, None)
+    assert list(first["target"]) == ["01", "USA"]
+    first.to_csv(tmp_path / DIAGNOSTICS_FILE, index=False, float_format="%.6g")
+    again = _shift_table(ss, ss, config, tmp_path, None)
+    assert list(again["source"]) == ["NA", "NA"] and list(again["target"]) == ["01", "USA"]
+    np.testing.assert_allclose(again["domain_auc"], first["domain_auc"], rtol=1e-5)
+    # a table without keys (not this run's) is measured again, not appended
+    first.drop(columns="key").assign(domain_auc=9.0).to_csv(tmp_path / DIAGNOSTICS_FILE)
+    third = _shift_table(ss, ss, config, tmp_path, None)
+    assert len(third) == 2 and (third["domain_auc"] <= 1).all()
+
+
+def test_diagnose_a_model_whose_window_reaches_past_its_grid(tmp_path) -> None:
+    """train accepts a window reaching past the grid (the bins whose centre lies in it); the
+    model's diagnosis takes the same bins instead of refusing the window."""
+    from cropglobe.workflow import train_to_folder
+
+    world = simulate_world(("FRA", "CHN"), 40, random_state=5).select_window(60, 300)
+    path = tmp_path / "w.npz"
+    world.save(path)
+    train_to_folder(
+        world.where(country="FRA"),
+        "random_forest",
+        tmp_path / "rf",
+        window=(121, 334),
+        provenance={"path": str(path), "country": ["FRA"]},
+    )
+    res = CliRunner().invoke(
+        cli,
+        ["diagnose", "--data", str(path), "--where", "country=CHN", "--model", str(tmp_path / "rf"),
+         "--json"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["n_source"] == 40
+    res = CliRunner().invoke(
+        cli,
+        ["diagnose", "--data", str(path), "--model", str(tmp_path / "rf"), "--source-data",
+         str(tmp_path / "gone.csv")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "--source-data" in res.output and "no such file" in res.output

@@ -286,8 +286,14 @@ def _model_pairs(
     tgt_name = ",".join(sequence_arg(targets)) or (
         selected.split(":")[0].removeprefix("where ") if selected else data_path.name
     )
+    whole_target = target  # all its bands: the season lag reads NDVI where the model may not
     target = target.select_bands(card.bands) if target.bands != card.bands else target
     win = _window(window, card.window)
+    if window is False and win is not None:
+        # the model sees the bins whose centre lies in its window, which may reach past the
+        # grid (train accepts 121-334 on a grid ending in October): the same bins, clipped
+        lo, hi = card.grid.edges[0], card.grid.edges[-1] - 1
+        win = (max(int(win[0]), lo), min(int(win[1]), hi))
     missing = (
         "its card does not say where its training data are (a model trained before cropglobe "
         "recorded it, or from memory)"
@@ -299,10 +305,13 @@ def _model_pairs(
     if missing is not None:
         from cropglobe.evaluate.applicability import TrainingReference
 
-        if source_data is not None or TrainingReference.load(model_dir) is None:
+        if source_data is not None:
             raise MissingFileError(
-                f"{source_data or model_dir}: {missing}; pass --source-data PATH"
+                f"--source-data {source_data}: no such file or folder; give the path of the "
+                "model's training data"
             )
+        if TrainingReference.load(model_dir) is None:
+            raise MissingFileError(f"{model_dir}: {missing}; pass --source-data PATH")
         if not is_quiet():
             click.echo(
                 f"{model_dir}: {missing}; measured against the model's training reference "
@@ -320,8 +329,11 @@ def _model_pairs(
     for column, values in prov.items():
         if column not in reserved and source_data is None:
             source = select_groups(source, list(values), column)
+    whole_source = source
     source = source.select_bands(card.bands)
+    more = set(whole_source.bands) - set(card.bands) and set(whole_target.bands) - set(card.bands)
+    phen = (whole_source, whole_target) if more else None
     src_name = (
         ",".join(groups) if groups and source_data is None else Path(str(path)).name
     ) + " (training data)"
-    return [(src_name, source, tgt_name, target, win, None)], Path(model_dir)
+    return [(src_name, source, tgt_name, target, win, phen)], Path(model_dir)

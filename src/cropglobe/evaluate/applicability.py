@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,14 @@ class TrainingReference:
         from sklearn.decomposition import PCA
         from sklearn.neighbors import NearestNeighbors
 
+        from cropglobe.evaluate.shift import _distinct
+
+        # a repeated series is its twin's neighbour at distance 0: six copies of most samples
+        # would set the limit to 0 and put every new sample outside
+        ss = _distinct(ss)
         if ss.n_samples < K + 2:
             raise DataFormatError(
-                f"a training reference needs at least {K + 2} samples, got {ss.n_samples}"
+                f"a training reference needs at least {K + 2} distinct samples, got {ss.n_samples}"
             )
         rng = np.random.default_rng(random_state)
         pick = (
@@ -109,11 +115,17 @@ class TrainingReference:
             else np.arange(ss.n_samples)
         )
         x = window_values(ss.subset(pick), window).reshape(len(pick), -1).astype(np.float64)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a feature without any value
             mean = np.nanmean(x, axis=0)
             std = np.nanstd(x, axis=0)
+        unseen = np.isnan(x).all(axis=0)
         mean = np.where(np.isfinite(mean), mean, 0.0)
         std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        # a feature the training data never observed (a band without values) is left out of
+        # the distance (z = x / inf = 0): its raw values would otherwise count in thousands of
+        # "standard deviations" and put every sample holding it outside
+        std = np.where(unseen, np.inf, std)
         z = np.nan_to_num((x - mean) / std, nan=0.0)
         k = int(min(n_components, z.shape[1], z.shape[0] - 1))
         pca = PCA(n_components=k, random_state=random_state).fit(z)

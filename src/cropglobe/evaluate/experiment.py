@@ -491,7 +491,9 @@ def _shift_table(
         for g in (s, t):
             if g not in prints:
                 prints[g] = ss.subset(groups == g).fingerprint()
-        text = f"shift-v1|{prints[s]}|{prints[t]}|{config.window}"
+        # v2: exact duplicate series compared once, features without values on one side
+        # left out (rows of v1 were measured otherwise)
+        text = f"shift-v2|{prints[s]}|{prints[t]}|{config.window}"
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     keys = {pair: key(*pair) for pair in pairs}
@@ -499,7 +501,12 @@ def _shift_table(
     path = out / DIAGNOSTICS_FILE
     if path.exists():
         try:
-            cached = pd.read_csv(path)
+            # group names stay text: "NA" (Namibia) is no missing value, "01" no number 1
+            names = {"source": str, "target": str, "key": str}
+            cached = pd.read_csv(path, dtype=names, keep_default_na=False, na_values={
+                c: ["", "nan", "NaN"] for c in ("n_source", "n_target", "domain_auc",
+                                                "outside_share", "lag_days", "lag_gain")
+            })  # fmt: skip
         except (OSError, ValueError, pd.errors.ParserError):
             logger.warning("%s is unreadable; the shift diagnostics are measured again", path)
     known = set(cached["key"].astype(str)) if "key" in cached.columns else set()
@@ -510,7 +517,8 @@ def _shift_table(
         ss, todo, group_by=col, window=config.window, phenology=observed, progress=echo
     )
     fresh["key"] = [keys[(s, t)] for s, t in zip(fresh["source"], fresh["target"], strict=True)]
-    old = cached[cached["key"].astype(str).isin(set(keys.values()))] if known else cached
+    # rows without a key (a table from elsewhere) are never this run's: measured again
+    old = cached[cached["key"].astype(str).isin(set(keys.values()))] if known else cached[:0]
     table = pd.concat([df for df in (old, fresh) if len(df)], ignore_index=True)
     if not len(table):
         return fresh

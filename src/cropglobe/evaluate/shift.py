@@ -77,7 +77,8 @@ class ShiftDiagnosis:
 
     Attributes:
         source, target: the names of the two sets.
-        n_source, n_target: samples compared (after the balanced subsample).
+        n_source, n_target: samples compared (distinct series, after the balanced
+            subsample).
         domain_auc: cross-validated ROC AUC of a source-vs-target classifier, 0.5 … 1.
         outside_share: share of target samples outside the source's range, 0 … 1.
         lag_days: the target's season lag behind the source's, days (None without NDVI).
@@ -98,18 +99,37 @@ class ShiftDiagnosis:
         return asdict(self)
 
 
-def _features(
-    ss: SeriesSet, window: tuple[int, int] | None
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Gap-filled series cut to ``window`` and flattened: (N, C·T), with a mask of the values
-    that were observed or filled (a band without any observation stays NaN)."""
+def _features(ss: SeriesSet, window: tuple[int, int] | None) -> NDArray[np.float64]:
+    """Gap-filled series cut to ``window`` and flattened: (N, C·T) (a band without any
+    observation in a sample stays NaN)."""
     from cropglobe.models.inputs import prepare_inputs
 
     v = prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
     if window is not None:
         v = v[:, :, ss.grid.window_indices(*window)]
-    flat = v.reshape(v.shape[0], -1).astype(np.float64)
-    return flat, ~np.isnan(flat)
+    return np.asarray(v.reshape(v.shape[0], -1), dtype=np.float64)
+
+
+def _distinct(ss: SeriesSet) -> SeriesSet:
+    """``ss`` without exact duplicate series (the first of each kept).
+
+    A duplicate would be its twin's nearest neighbour at distance 0: it would raise the domain
+    AUC (a twin votes for its own side) and, from six copies on, set the outside limit to 0.
+    """
+    import hashlib
+
+    rows = np.ascontiguousarray(ss.values.reshape(ss.n_samples, -1))
+    first: dict[bytes, int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault(hashlib.blake2b(row.tobytes(), digest_size=16).digest(), i)
+    if len(first) == ss.n_samples:
+        return ss
+    logger.info(
+        "%d of %d samples repeat another's series exactly; each is compared once",
+        ss.n_samples - len(first),
+        ss.n_samples,
+    )
+    return ss.subset(np.fromiter(first.values(), dtype=np.int64, count=len(first)))
 
 
 def _balanced(n_a: int, n_b: int, most: int, rng: np.random.Generator) -> tuple[Any, Any]:
@@ -149,10 +169,24 @@ def _components(
     src: NDArray[np.float64], tgt: NDArray[np.float64], n_components: int, seed: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Both sets standardised with the source's per-feature statistics (a value still missing
-    becomes the source mean) and projected on the principal components of the two together."""
+    becomes the source mean) and projected on the principal components of the two together.
+
+    Only features (band × step) observed in both sets are compared: a band without any value
+    on one side has no statistics to standardise it with (its raw values would count as a
+    shift of thousands of standard deviations) and would only measure the missing band."""
+    import warnings
+
     from sklearn.decomposition import PCA
 
-    with np.errstate(all="ignore"):
+    both = ~np.isnan(src).all(axis=0) & ~np.isnan(tgt).all(axis=0)
+    if not both.any():
+        raise DataFormatError(
+            "the source and the target hold no band observed in both within the window; "
+            "compare data with a band in common (check the window and --bands)"
+        )
+    src, tgt = src[:, both], tgt[:, both]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature without source values
         mean = np.nanmean(src, axis=0)
         std = np.nanstd(src, axis=0)
     mean = np.where(np.isfinite(mean), mean, 0.0)
@@ -311,19 +345,19 @@ def diagnose_shift(
     """
     if max_samples < MIN_SAMPLES:
         raise ParameterError(f"max_samples must be at least {MIN_SAMPLES}, got {max_samples}")
-    source = source.drop_empty()
-    target = _check_pair(source, target.drop_empty())
+    source = _distinct(source.drop_empty())
+    target = _check_pair(source, _distinct(target.drop_empty()))
     if window is not None:
         lo, hi = int(source.grid.edges[0]), int(source.grid.edges[-1]) - 1
         if not lo <= window[0] < window[1] <= hi:
             raise ParameterError(
                 f"window {window[0]}-{window[1]} is outside the data's grid (days {lo}-{hi}); "
-                "pass a window inside it or None"
+                "pass a window inside it, or None for the whole grid (--window all)"
             )
     rng = np.random.default_rng(random_state)
     ia, ib = _balanced(source.n_samples, target.n_samples, max_samples, rng)
-    fa, _ = _features(source.subset(ia), window)
-    fb, _ = _features(target.subset(ib), window)
+    fa = _features(source.subset(ia), window)
+    fb = _features(target.subset(ib), window)
     za, zb = _components(fa, fb, n_components, random_state)
     auc = _domain_auc(za, zb)
     outside = _outside_share(za, zb)
@@ -336,6 +370,8 @@ def diagnose_shift(
         )
     except BandError:
         logger.info("no NDVI (B08 and B04) in the data: the season lag is not measured")
+    except DataFormatError as exc:  # B08 or B04 without values: the other measures stand
+        logger.warning("the season lag is not measured: %s", exc)
     return ShiftDiagnosis(
         source=source_name,
         target=target_name,
@@ -372,7 +408,7 @@ def diagnosis_lines(d: ShiftDiagnosis) -> list[str]:
         ),
     ]
     if d.lag_days is None or d.lag_gain is None:
-        lines.append("season lag: not measured (the bands give no NDVI)")
+        lines.append("season lag: not measured (the data give no NDVI curves: B08 and B04)")
     elif d.lag_gain < 0.05 or abs(d.lag_days) < 10:
         lines.append(
             f"season lag: none to speak of (best shift {d.lag_days:+.0f} days brings the NDVI "
