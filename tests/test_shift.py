@@ -437,3 +437,18 @@ def test_diagnose_a_model_whose_window_reaches_past_its_grid(tmp_path) -> None:
          str(tmp_path / "gone.csv")],
     )  # fmt: skip
     assert res.exit_code == 2 and "--source-data" in res.output and "no such file" in res.output
+
+
+def test_report_section_without_any_diagnosed_pair(tmp_path) -> None:
+    """Every pair skipped (too few samples): the section says so; the empty keep-list used to
+    select no column and the report failed with a KeyError after all the training."""
+    from cropglobe.report.shift import shift_section
+
+    agg = pd.DataFrame(
+        {"method": ["m"], "source": ["FRA"], "target": ["BEL"], "scenario": ["x"]}
+    ).assign(oa_mean=70.0)
+    empty = shift_mod.pair_diagnostics(simulate_world(("FRA", "BEL"), 5), [("FRA", "BEL")])
+    assert len(empty) == 0
+    html, figs, tables = shift_section(empty, agg, tmp_path)
+    assert "No pair could be diagnosed" in html and figs == []
+    assert tables["correlations"]["rho"].isna().all()

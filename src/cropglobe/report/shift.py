@@ -84,7 +84,7 @@ def shift_correlations(
 def _kept(table: pd.DataFrame, exclude: Sequence[tuple[str, str]]) -> pd.DataFrame:
     drop = {(str(s), str(t)) for s, t in exclude}
     keep = [(s, t) not in drop for s, t in zip(table["source"], table["target"], strict=True)]
-    return table[keep]
+    return table[np.asarray(keep, dtype=bool)]  # a plain empty list would select no column
 
 
 def shift_figure(table: pd.DataFrame, methods: Sequence[str], path: Path) -> Path:
@@ -171,7 +171,10 @@ def shift_section(
         "<b>Season lag</b>: the shift of the target's NDVI curves that brings them closest to the "
         "source's (positive: later). They measure difference, not harm: a model trained for "
         "a shift (augmentation) may not suffer from it.</p>",
-        shown.to_html(index=False, escape=True),
+        shown.to_html(index=False, escape=True)
+        if len(table)
+        else "<p>No pair could be diagnosed: the shift diagnostics need at least 10 samples "
+        "with observations on each side.</p>",
     ]
     if len(shown_pairs):
         parts.append(
