@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 REFERENCE_FILE = "reference.safetensors"
 #: quantile of the training samples' own distances that sets the limit
 LEVEL = 0.95
+#: fewer distinct training samples than this give a rough limit (a warning says so)
+ROUGH = 50
 #: the neighbour whose distance counts (the 5th: one odd training twin does not vouch)
 K = 5
 
@@ -109,6 +111,13 @@ class TrainingReference:
         if ss.n_samples < K + 2:
             raise DataFormatError(
                 f"a training reference needs at least {K + 2} distinct samples, got {ss.n_samples}"
+            )
+        if ss.n_samples < ROUGH:
+            logger.warning(
+                "the training reference rests on %d distinct samples: its limit (the distance "
+                "95 %% of them keep to their 5th neighbour) is rough under %d",
+                ss.n_samples,
+                ROUGH,
             )
         rng = np.random.default_rng(random_state)
         pick = (
