@@ -43,6 +43,15 @@ def test_season_lag_finds_a_known_delay() -> None:
     assert abs(lag) <= 5 and gain < 0.1
 
 
+def test_season_aligned_target_is_read_in_the_source_s_days_of_season() -> None:
+    # a southern target aligned on 1 July: its days of season are compared, as transfer does
+    rng = np.random.default_rng(7)
+    src = _ndvi_set(rng.normal(170, 6, 100), rng)
+    tgt = _ndvi_set(rng.normal(170, 6, 100), rng).on_anchor("07-01")
+    d = diagnose_shift(src, tgt)
+    assert d.lag_days == 0.0 and d.outside_share < 0.15
+
+
 def test_curves_read_later_equal_np_interp() -> None:
     rng = np.random.default_rng(1)
     centers = np.sort(rng.uniform(1, 365, 40))

@@ -150,6 +150,9 @@ def _check_pair(source: SeriesSet, target: SeriesSet) -> SeriesSet:
         )
     if target.bands != source.bands:
         target = target.select_bands(source.bands)
+    if target.grid.edges == source.grid.edges and target.grid.anchor != source.grid.anchor:
+        # season-aligned data: days of season are compared, as a transfer does (on_anchor)
+        target = target.on_anchor(source.grid.anchor)
     if not target.grid.same_axis(source.grid):
         raise GridError(
             f"the target is on grid '{target.grid}' and the source on '{source.grid}'; "
