@@ -98,7 +98,9 @@ def test_refusals() -> None:
         diagnose_shift(a, a.subset(np.arange(4)))
 
 
-def test_correlations_known_answer() -> None:
+def test_correlations_known_answer(tmp_path) -> None:
+    from cropglobe.report.shift import shift_section
+
     diag = pd.DataFrame(
         {
             "source": ["FRA"] * 5,
@@ -125,6 +127,9 @@ def test_correlations_known_answer() -> None:
     # a pair left out (one class scored) leaves 4: still shown; 3 would be too few
     two_out = shift_correlations(table, ["m"], exclude=[("FRA", "A"), ("FRA", "B")])
     assert two_out["rho"].isna().all() and (two_out["n_pairs"] == 3).all()
+    page, figs, tables = shift_section(diag, agg, tmp_path)
+    assert [f.name for f in figs] == ["shift.png"] and figs[0].stat().st_size > 10_000
+    assert "-1.00 (p" in page and len(tables["diagnostics"]) == 5
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +148,8 @@ def test_transfer_reports_the_shift_and_reuses_it(world, tmp_path, monkeypatch) 
     assert saved["key"].str.len().eq(20).all()
     page = rep.report.read_text()
     assert "could the drop be seen without target labels" in page
-    assert "figures/shift.png" not in page and (out / "figures" / "shift.png").exists()
+    # three pairs: too few for a rank correlation, so no scatter either (the table says it)
+    assert not (out / "figures" / "shift.png").exists() and "– (3 pairs)" in page
     payload = json.loads((out / "results.json").read_text())
     assert {r["target"] for r in payload["shift"]["diagnostics"]} == {"BEL", "USA", "CHN"}
     # a rerun reads them back: nothing is measured again, and the table is the same

@@ -144,7 +144,9 @@ def shift_section(
     table = shift_table(diag, agg)
     corr = shift_correlations(table, methods, exclude)
     shown_pairs = _kept(table, exclude)
-    figs = [shift_figure(shown_pairs, methods, stage / "shift.png")] if len(shown_pairs) else []
+    # a scatter of fewer pairs than a correlation needs shows nothing the table does not
+    many = len(shown_pairs) >= MIN_PAIRS
+    figs = [shift_figure(shown_pairs, methods, stage / "shift.png")] if many else []
     shown = table.drop(columns=["abs_lag"]).astype(object)
     formats = {"domain_auc": "{:.2f}", "outside_share": "{:.1f}", "lag_days": "{:+.0f}"}
     for col in shown.columns[3:]:
