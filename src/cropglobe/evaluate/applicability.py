@@ -174,13 +174,22 @@ class TrainingReference:
     def dissimilarity_of_values(self, values: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
         """Dissimilarity (N,) of gap-filled, windowed values (N, C, T): the distance to the
         5th-nearest reference sample over :attr:`limit` (above 1: outside the range)."""
-        from sklearn.neighbors import NearestNeighbors
-
         if values.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        nn = NearestNeighbors(n_neighbors=K).fit(self.points.astype(np.float64))
-        d = nn.kneighbors(self.project(values))[0][:, K - 1]
+        d = self._index().kneighbors(self.project(values))[0][:, K - 1]
         return (d / self.limit).astype(np.float32)
+
+    def _index(self) -> Any:
+        """The neighbour index of :attr:`points`, built once (a map asks it for every strip);
+        brute force, which beats a k-d tree on 17 coordinates."""
+        index = self.__dict__.get("_nn")
+        if index is None:
+            from sklearn.neighbors import NearestNeighbors
+
+            index = NearestNeighbors(n_neighbors=K, algorithm="brute")
+            index.fit(self.points.astype(np.float64))
+            self.__dict__["_nn"] = index
+        return index
 
     def dissimilarity(self, ss: SeriesSet) -> NDArray[np.float32]:
         """Dissimilarity (N,) of each sample of ``ss`` (on the model's bands and grid)."""
@@ -253,8 +262,9 @@ def _with_residual(
     c = components.astype(np.float64)
     centred = z - centre.astype(np.float64)
     coords = centred @ c.T
-    residual = np.linalg.norm(centred - coords @ c, axis=1)
-    return np.column_stack([coords, residual])
+    # the components are orthonormal: |x − its projection|² = |x|² − |coordinates|²
+    left = np.einsum("ij,ij->i", centred, centred) - np.einsum("ij,ij->i", coords, coords)
+    return np.column_stack([coords, np.sqrt(np.maximum(left, 0.0))])
 
 
 def outside_text(dissimilarity: NDArray[np.floating[Any]], what: str = "samples") -> str:
