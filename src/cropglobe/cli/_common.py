@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -30,6 +31,7 @@ __all__ = [
     "fail",
     "handle_errors",
     "progress",
+    "progress_callback",
     "quiet_option",
     "setup_logging",
     "training_options",
@@ -156,16 +158,13 @@ def _with_cli_hint(message: str) -> str:
     return message
 
 
-def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a rich progress bar on stderr (silent under ``-q`` or when not a terminal)."""
-    if _QUIET:
-        yield from items
-        return
+def _rich_bar() -> Any:
+    """The rich progress bar of the commands: on stderr, shown only on a terminal."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     console = Console(stderr=True)
-    with Progress(
+    return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
@@ -173,8 +172,32 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
         console=console,
         transient=not console.is_terminal,
         disable=not console.is_terminal,
-    ) as bar:
+    )
+
+
+def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a rich progress bar on stderr (silent under ``-q`` or when not a terminal)."""
+    if _QUIET:
+        yield from items
+        return
+    with _rich_bar() as bar:
         yield from bar.track(items, description=description, total=total)
+
+
+@contextlib.contextmanager
+def progress_callback(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar driven by ``(done, total)`` calls, for library functions that report
+    their own progress (None under ``-q``: nothing to call)."""
+    if _QUIET:
+        yield None
+        return
+    with _rich_bar() as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def quiet_option(func: F) -> F:

@@ -4,48 +4,17 @@ GeoTIFFs, for ``cropglobe map``) or, with ``--points``, a raw observation table 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
-from cropglobe.cli._common import PathArg, handle_errors, is_quiet, quiet_option
+from cropglobe.cli._common import PathArg, handle_errors, progress_callback, quiet_option
 from cropglobe.errors import ParameterError
 
 log = logging.getLogger("cropglobe.cli.download")
 
 _TABLE_SUFFIXES = (".parquet", ".csv", ".csv.gz")
-
-
-@contextlib.contextmanager
-def _bar(description: str) -> Iterator[Any]:
-    """A rich progress bar on stderr driven by ``(done, total)`` calls (silent under ``-q`` or
-    when stderr is not a terminal)."""
-    if is_quiet():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=not console.is_terminal,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _dates_arg(text: str) -> tuple[str, str]:
@@ -242,7 +211,7 @@ def command(
         from cropglobe.io.stac import extract_points
         from cropglobe.io.tables import write_observations
 
-        with _bar("sampling items") as update:
+        with progress_callback("sampling items") as update:
             obs = extract_points(
                 items, table, bands=band_list, assets=assets, harmonize=harmonize,
                 progress=update,
@@ -260,7 +229,7 @@ def command(
             items, bands=band_list, bbox=box, crs=crs, resolution=resolution, assets=assets,
             harmonize=harmonize,
         )  # fmt: skip
-        with _bar("writing dates") as update:
+        with progress_callback("writing dates") as update:
             write_stack(da, output, progress=update)
         t, c, h, w = (int(v) for v in da.shape)
         spectral = [str(b) for b in da["band"].values if str(b) != "SCL"]
