@@ -394,7 +394,7 @@ def diagnosis_lines(d: ShiftDiagnosis) -> list[str]:
     elif out <= 5 * OUTSIDE_LEVEL:
         shift = "a partial shift"
     else:
-        shift = "a large shift: expect the accuracy to drop"
+        shift = "a large shift: check the model on labelled fields there before trusting it"
     auc = d.domain_auc
     lines = [
         f"{d.target} against {d.source} ({d.n_target:,} and {d.n_source:,} samples compared): "
