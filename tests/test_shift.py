@@ -152,6 +152,16 @@ def test_transfer_reports_the_shift_and_reuses_it(world, tmp_path, monkeypatch) 
     assert not (out / "figures" / "shift.png").exists() and "– (3 pairs)" in page
     payload = json.loads((out / "results.json").read_text())
     assert {r["target"] for r in payload["shift"]["diagnostics"]} == {"BEL", "USA", "CHN"}
+    # accuracy inside and outside the source's range: together they are the run's accuracy
+    inout = pd.read_csv(out / "applicability.csv")
+    assert len(inout) == 3 and "Within each source's range and beyond it" in page
+    runs = rep.result.runs.set_index("target")
+    for r in inout.itertuples():
+        n = r.n_inside + r.n_outside
+        correct = np.nansum([r.oa_inside * r.n_inside, r.oa_outside * r.n_outside]) / 100
+        assert n == runs.loc[r.target, "n_scored"]
+        assert correct / n == pytest.approx(runs.loc[r.target, "oa"], abs=1e-4)  # 3 decimals
+    assert (inout["n_outside"] > 0).any()  # CHN lies partly outside France's range
     # a rerun reads them back: nothing is measured again, and the table is the same
     asked = []
     real = shift_mod.pair_diagnostics

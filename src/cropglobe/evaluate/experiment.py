@@ -389,6 +389,7 @@ def run_experiment(
             )
         notes = (*notes, *_row_suffix_notes(result.runs, config), *result.warnings)
         shift = _shift_table(ss, observed, config, out, echo) if diagnostics else None
+        inside = _applicability_runs(ss, config, out) if diagnostics else None
         runs = scored_runs(result.runs)
         compared = baseline is not None and len(runs) and (runs["method"] == baseline).any()
         comparison = paired_comparison(runs, str(baseline)) if compared else None
@@ -429,6 +430,7 @@ def run_experiment(
                 baseline=baseline,
                 comparison=comparison,
                 diagnostics=shift,
+                applicability=inside,
             )
     agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
     table = scenario_table(runs, "oa")
@@ -800,3 +802,87 @@ def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]
 def _count(n: int, noun: str) -> str:
     """``1 method``, ``2 methods``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _applicability_runs(ss: SeriesSet, config: ExperimentConfig, out: Path) -> pd.DataFrame:
+    """Each finished run's overall accuracy on the target samples inside and outside its
+    source's range (dissimilarity ≤ 1 / > 1 from a training reference of the source,
+    :mod:`cropglobe.evaluate.applicability`), scored by the paper's rules as the run was.
+
+    Returns:
+        One row per (method, source, target, seed): ``n_inside``, ``n_outside`` (samples
+        scored), ``oa_inside``, ``oa_outside`` (percent; NaN where none is scored). Plain
+        methods only (their saved predictions; not the ``+tta`` / ``+prior`` rescoring).
+    """
+    from cropglobe.errors import LabelError
+    from cropglobe.evaluate.applicability import TrainingReference
+    from cropglobe.evaluate.metrics import score_transfer
+    from cropglobe.evaluate.transfer import _read_predictions, _read_run, _run_dir
+
+    col = config.group_by
+    groups = ss.meta[col].astype(str).to_numpy()
+    classes = list(ss.classes)
+    rows: list[dict[str, Any]] = []
+    skipped = {(str(s), str(t)) for s, t in config.skip_pairs}
+    for source in config.sources:
+        try:
+            reference = TrainingReference.fit(ss.subset(groups == source), config.window)
+        except CropGlobeError as exc:
+            logger.info("no applicability scores for source %s: %s", source, exc)
+            continue
+        outside: dict[str, dict[str, bool]] = {}
+        rules: dict[str, Any] = {}
+        for t in config.targets:
+            if t == source or (source, t) in skipped or not (groups == t).any():
+                continue
+            tss = ss.subset(groups == t)
+            far = reference.dissimilarity(tss) > 1.0
+            outside[t] = dict(zip(tss.meta["sample_id"].astype(str), far.tolist(), strict=True))
+            rules[t] = _country_rules(tss)
+        for method in config.methods:
+            for seed in config.seeds:
+                rdir = _run_dir(out, method, source, seed)
+                if not (rdir / "metrics.json").is_file():
+                    continue
+                model_classes = [classes.index(c) for c in _read_run(rdir / "metrics.json")[
+                    "model_classes"]]  # fmt: skip
+                preds = _read_predictions(rdir)
+                for t, far_of in outside.items():
+                    frame = preds[preds["target"].astype(str) == t]
+                    ids = frame["sample_id"].astype(str)
+                    far = ids.map(far_of).fillna(False).to_numpy(dtype=bool)
+                    row: dict[str, Any] = {"method": method, "source": source, "target": t,
+                                           "seed": seed}  # fmt: skip
+                    for side, mask in (("inside", ~far), ("outside", far)):
+                        rule = rules[t]
+                        country = ids[mask].map(rule).fillna("").to_numpy() if isinstance(
+                            rule, dict) else rule  # fmt: skip
+                        try:
+                            s = score_transfer(
+                                frame["y_true"].to_numpy(dtype=np.int64)[mask],
+                                frame["y_pred"].to_numpy(dtype=np.int64)[mask],
+                                model_classes=model_classes,
+                                target=country,
+                                classes=classes,
+                            )
+                            row[f"n_{side}"], row[f"oa_{side}"] = s["n_scored"], 100 * s["oa"]
+                        except LabelError:  # no sample of a class the model can output
+                            row[f"n_{side}"], row[f"oa_{side}"] = 0, np.nan
+                    rows.append(row)
+    columns = ["method", "source", "target", "seed", "n_inside", "oa_inside", "n_outside",
+               "oa_outside"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _country_rules(samples: SeriesSet) -> str | dict[str, str] | None:
+    """What the scoring collapses a target's samples by (as a run does): the group's one
+    country, sample id -> country when it holds several, None when unknown."""
+    if "country" not in samples.meta.columns:
+        return None
+    held = sorted(set(samples.meta["country"].dropna().astype(str)))
+    if len(held) == 1:
+        return held[0]
+    if not held:
+        return None
+    ids = samples.meta["sample_id"].astype(str)
+    return dict(zip(ids, samples.meta["country"].fillna("").astype(str), strict=True))

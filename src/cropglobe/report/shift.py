@@ -14,7 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["DIAGNOSTICS", "shift_correlations", "shift_figure", "shift_section", "shift_table"]
+__all__ = [
+    "DIAGNOSTICS",
+    "applicability_table",
+    "shift_correlations",
+    "shift_figure",
+    "shift_section",
+    "shift_table",
+]
 
 #: diagnostic column -> (label, how a value is shown); |lag| is what a model suffers from
 DIAGNOSTICS: dict[str, tuple[str, str]] = {
@@ -134,6 +141,7 @@ def shift_section(
     agg: pd.DataFrame,
     stage: Path,
     exclude: Sequence[tuple[str, str]] = (),
+    applicability: pd.DataFrame | None = None,
 ) -> tuple[str, list[Path], dict[str, pd.DataFrame]]:
     """The report's shift section: HTML, its figure, and its tables (``diagnostics``: the
     pairs with their accuracies; ``correlations``)."""
@@ -192,4 +200,48 @@ def shift_section(
         wide.index = [DIAGNOSTICS[c][0] for c in wide.index]
         parts.append(wide.to_html(escape=True))
         parts += [_img(p) for p in figs]
-    return "\n".join(parts), figs, {"diagnostics": table, "correlations": corr}
+    tables = {"diagnostics": table, "correlations": corr}
+    if applicability is not None and len(applicability):
+        inout = applicability_table(applicability, exclude)
+        tables["applicability"] = inout
+        parts.append(
+            "<h3>Within each source's range and beyond it</h3><p>Each run's overall accuracy "
+            "on the target samples inside its source's range (dissimilarity ≤ 1 from a "
+            "reference of the source's series, as <code>cropglobe predict</code> and "
+            "<code>map --applicability</code> compute it) and outside, scored as above and "
+            "averaged over seeds (samples scored in brackets; per seed in "
+            "<code>applicability.csv</code>). Where the outside column is lower, the "
+            "dissimilarity marks the fields to distrust on this data; where it is not, it "
+            "does not.</p>"
+        )
+        parts.append(inout.to_html(index=False, escape=True))
+    return "\n".join(parts), figs, tables
+
+
+def applicability_table(
+    runs: pd.DataFrame, exclude: Sequence[tuple[str, str]] = ()
+) -> pd.DataFrame:
+    """Per method and pair: samples outside (%), and the accuracy inside and outside the
+    source's range averaged over seeds, as text (``"78.1 (412)"``); pairs of ``exclude`` (a
+    single class scored) left out."""
+    kept = _kept(runs.assign(source=runs["source"].astype(str), target=runs["target"].astype(
+        str)), exclude)  # fmt: skip
+    rows = []
+    for (method, source, target), g in kept.groupby(["method", "source", "target"], sort=False):
+        n_in, n_out = float(g["n_inside"].mean()), float(g["n_outside"].mean())
+        rows.append(
+            {
+                "method": method,
+                "source": source,
+                "target": target,
+                "outside (%)": f"{100 * n_out / max(n_in + n_out, 1):.1f}",
+                "OA inside (%)": _mean_text(g["oa_inside"], n_in),
+                "OA outside (%)": _mean_text(g["oa_outside"], n_out),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _mean_text(values: pd.Series, n: float) -> str:
+    v = values.to_numpy(dtype=np.float64)
+    return "–" if not np.isfinite(v).any() else f"{np.nanmean(v):.1f} ({n:.0f})"

@@ -555,6 +555,7 @@ def write_transfer_report(
     baseline: str | None = None,
     comparison: pd.DataFrame | None = None,
     diagnostics: pd.DataFrame | None = None,
+    applicability: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv``,
     ``confusion.csv`` (the confusion matrices summed over seeds, one row per cell) and
@@ -576,6 +577,8 @@ def write_transfer_report(
             they are a rerun's cache): a section of the page, ``diagnostics.csv`` and
             ``results.json``'s ``shift``. None: no section, and the folder's file is left as
             it is.
+        applicability: each run's accuracy inside and outside its source's range (one row per
+            method, source, target and seed; ``applicability.csv``), shown in that section.
 
     Returns:
         The path of ``report.html``.
@@ -597,6 +600,7 @@ def write_transfer_report(
             baseline=baseline,
             comparison=comparison,
             diagnostics=diagnostics,
+            applicability=applicability,
         )
         figures = list(dict.fromkeys(files.pop("figures")))  # a figure given twice moves once
         fig_dir.mkdir(parents=True, exist_ok=True)
@@ -636,6 +640,7 @@ def _draw_report(
     baseline: str | None,
     comparison: pd.DataFrame | None,
     diagnostics: pd.DataFrame | None = None,
+    applicability: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The report's figures (drawn into ``stage``) and the text of its files, by file name
     (``figures``: the PNG paths; ``report.html`` last)."""
@@ -688,8 +693,12 @@ def _draw_report(
         from cropglobe.report.shift import shift_section
 
         files["diagnostics.csv"] = diagnostics.to_csv(index=False, float_format="%.6g")
-        shift_html, shift_figs, tables = shift_section(diagnostics, agg, stage, single)
+        shift_html, shift_figs, tables = shift_section(
+            diagnostics, agg, stage, single, applicability
+        )
         payload["shift"] = {name: _json_records(t) for name, t in tables.items()}
+        if applicability is not None:
+            files["applicability.csv"] = applicability.to_csv(index=False, float_format="%.3f")
     files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
 
     methods = list(dict.fromkeys(runs["method"]))
