@@ -477,3 +477,30 @@ def test_report_section_without_any_diagnosed_pair(tmp_path) -> None:
     html, figs, tables = shift_section(empty, agg, tmp_path)
     assert "No pair could be diagnosed" in html and figs == []
     assert tables["correlations"]["rho"].isna().all()
+
+
+def test_diagnose_names_and_selects_the_training_data_as_the_card_records(world, tmp_path) -> None:
+    from cropglobe.workflow import train_to_folder
+
+    data = tmp_path / "world"
+    write_world(world, data)
+    part = world.where(country="FRA", region=["FRA-R1", "FRA-R2"])
+    prov = {"path": str(data), "where": {"region": ["FRA-R1", "FRA-R2"]}, "country": ["FRA"]}
+    train_to_folder(part, "random_forest", tmp_path / "rf", provenance=prov)
+    res = CliRunner().invoke(
+        cli,
+        [
+            "diagnose",
+            "--data",
+            str(data),
+            "--where",
+            "country=BEL",
+            "--model",
+            str(tmp_path / "rf"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    record = json.loads(res.stdout)[0]
+    assert record["source"] == "FRA, region=FRA-R1,FRA-R2 (training data)"
+    assert record["n_source"] == min(part.n_samples, 80)  # the recorded selection, not all FRA

@@ -333,7 +333,12 @@ def _model_pairs(
     source = source.select_bands(card.bands)
     more = set(whole_source.bands) - set(card.bands) and set(whole_target.bands) - set(card.bands)
     phen = (whole_source, whole_target) if more else None
+    picked = [
+        f"{k}={','.join(map(str, v))}" for k, v in (prov.get("where") or {}).items()
+    ] if source_data is None else []  # fmt: skip
     src_name = (
-        ",".join(groups) if groups and source_data is None else Path(str(path)).name
+        ", ".join([",".join(groups), *picked] if groups else picked)
+        if (groups or picked) and source_data is None
+        else Path(str(path)).name
     ) + " (training data)"
     return [(src_name, source, tgt_name, target, win, phen)], Path(model_dir)
