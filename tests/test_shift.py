@@ -132,6 +132,12 @@ def test_correlations_known_answer(tmp_path) -> None:
     assert "-1.00 (p" in page and len(tables["diagnostics"]) == 5
 
 
+def _diagnose_model(data, model, where: str, *more: str):
+    """``cropglobe diagnose --data DATA --where WHERE --model MODEL [more]`` through click."""
+    args = ["diagnose", "--data", str(data), "--where", where, "--model", str(model), *more]
+    return CliRunner().invoke(cli, args)
+
+
 @pytest.fixture(scope="module")
 def world():
     return simulate_world(("FRA", "BEL", "USA", "CHN"), 80, random_state=4)
@@ -220,19 +226,7 @@ def test_diagnose_command(world, tmp_path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
-    res = runner.invoke(
-        cli,
-        [
-            "diagnose",
-            "--data",
-            str(data),
-            "--where",
-            "country=USA",
-            "--model",
-            str(tmp_path / "rf"),
-            "--json",
-        ],
-    )
+    res = _diagnose_model(data, tmp_path / "rf", "country=USA", "--json")
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)[0]
     assert record["source"] == "FRA (training data)" and record["target"] == "country=USA"
@@ -328,18 +322,7 @@ def test_diagnose_a_model_whose_training_data_are_gone(world, tmp_path) -> None:
     fra = world.where(country="FRA")
     train_to_folder(fra, "random_forest", tmp_path / "rf", provenance={"path": str(tmp_path / "x")})
     runner = CliRunner()
-    res = runner.invoke(
-        cli,
-        [
-            "diagnose",
-            "--data",
-            str(data),
-            "--where",
-            "country=CHN",
-            "--model",
-            str(tmp_path / "rf"),
-        ],
-    )
+    res = _diagnose_model(data, tmp_path / "rf", "country=CHN")
     assert res.exit_code == 0, res.output
     assert "measured against the model's training reference only" in res.output
     assert "of country=CHN's fields lie outside the range of the model's training" in res.output
@@ -449,11 +432,7 @@ def test_diagnose_a_model_whose_window_reaches_past_its_grid(tmp_path) -> None:
         window=(121, 334),
         provenance={"path": str(path), "country": ["FRA"]},
     )
-    res = CliRunner().invoke(
-        cli,
-        ["diagnose", "--data", str(path), "--where", "country=CHN", "--model", str(tmp_path / "rf"),
-         "--json"],
-    )  # fmt: skip
+    res = _diagnose_model(path, tmp_path / "rf", "country=CHN", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)[0]["n_source"] == 40
     res = CliRunner().invoke(
@@ -487,19 +466,7 @@ def test_diagnose_names_and_selects_the_training_data_as_the_card_records(world,
     part = world.where(country="FRA", region=["FRA-R1", "FRA-R2"])
     prov = {"path": str(data), "where": {"region": ["FRA-R1", "FRA-R2"]}, "country": ["FRA"]}
     train_to_folder(part, "random_forest", tmp_path / "rf", provenance=prov)
-    res = CliRunner().invoke(
-        cli,
-        [
-            "diagnose",
-            "--data",
-            str(data),
-            "--where",
-            "country=BEL",
-            "--model",
-            str(tmp_path / "rf"),
-            "--json",
-        ],
-    )
+    res = _diagnose_model(data, tmp_path / "rf", "country=BEL", "--json")
     assert res.exit_code == 0, res.output
     record = json.loads(res.stdout)[0]
     assert record["source"] == "FRA, region=FRA-R1,FRA-R2 (training data)"
