@@ -471,3 +471,36 @@ def test_diagnose_names_and_selects_the_training_data_as_the_card_records(world,
     record = json.loads(res.stdout)[0]
     assert record["source"] == "FRA, region=FRA-R1,FRA-R2 (training data)"
     assert record["n_source"] == min(part.n_samples, 80)  # the recorded selection, not all FRA
+
+
+def test_a_feature_constant_in_the_source_takes_its_band_s_spread(tmp_path) -> None:
+    """Known scales; and a target differing by a fifth of the band's spread at one step where
+    every source sample holds one value is not a shift (scaled by 1, a 100-unit difference
+    counted as 100 standard deviations and put every target sample outside)."""
+    import dataclasses
+
+    from cropglobe.evaluate.applicability import TrainingReference, feature_scales
+
+    x = np.array([[1.0, 10.0, 5.0, 100.0], [3.0, 30.0, 5.0, 300.0]])  # 2 bands x 2 steps
+    mean, std = feature_scales(x, 2)
+    np.testing.assert_allclose(mean, [2.0, 20.0, 5.0, 200.0])
+    np.testing.assert_allclose(std, [1.0, 10.0, 100.0, 100.0])  # band 2's only spread
+    x[:, 2:] = np.nan  # a band without values: spread 1 (left out by the callers)
+    np.testing.assert_allclose(feature_scales(x, 2)[1], [1.0, 10.0, 1.0, 1.0])
+
+    rng = np.random.default_rng(4)
+    grid = TimeGrid.cropglobe()
+
+    def sset(n: int) -> SeriesSet:
+        v = 3000 + 500 * rng.normal(0, 1, (n, 1, grid.n_steps))
+        return SeriesSet(v.astype(np.float32), ("B02",), grid)
+
+    src, tgt = sset(300), sset(300)
+    step = int(np.searchsorted(grid.edges, 200)) - 1  # a step inside the default window
+    vs, vt = src.values.copy(), tgt.values.copy()
+    vs[:, 0, step] = 3000.0
+    vt[:, 0, step] = 3000.0 + rng.normal(0, 100, 300)
+    src, tgt = dataclasses.replace(src, values=vs), dataclasses.replace(tgt, values=vt)
+    assert diagnose_shift(src, tgt, window=(121, 334)).outside_share < 0.2
+    ref = TrainingReference.fit(src, (121, 334))
+    assert float((ref.dissimilarity(tgt) > 1).mean()) < 0.2

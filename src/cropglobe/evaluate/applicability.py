@@ -65,6 +65,37 @@ def window_values(ss: SeriesSet, window: tuple[int, int] | None) -> NDArray[np.f
     return prepare_inputs(ss.values, grid=ss.grid, fill="linear", nan=np.nan)
 
 
+def feature_scales(
+    x: NDArray[np.floating[Any]], n_bands: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-feature mean and standard deviation of ``x`` (N, C·T, band-major), NaN ignored.
+
+    A feature without spread in ``x`` (one value everywhere, or a single observation) takes
+    the median spread of its band's other features (else of all features; else 1): divided
+    by 0 it could not be standardised, and divided by 1 a sample differing there would count
+    its raw difference (hundreds of reflectance units) as that many standard deviations. A
+    feature without any value has mean 0 and spread 1 (callers leave it out)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a feature without any value
+        mean = np.nanmean(x, axis=0)
+        std = np.nanstd(x, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0).astype(np.float64)
+    std = np.asarray(std, dtype=np.float64)
+    good = np.isfinite(std) & (std > 0)
+    observed = ~np.isnan(x).all(axis=0)
+    if good.all() or not good.any():
+        return mean, np.where(good, std, 1.0)
+    fallback = float(np.median(std[good]))
+    per_band = std.reshape(n_bands, -1) if std.size % n_bands == 0 else std[None, :]
+    ok_band = good.reshape(per_band.shape)
+    out = per_band.copy()
+    for c in range(per_band.shape[0]):
+        fill = float(np.median(per_band[c][ok_band[c]])) if ok_band[c].any() else fallback
+        out[c] = np.where(ok_band[c], per_band[c], fill)
+    out = out.reshape(-1)
+    return mean, np.where(observed, out, 1.0)
+
+
 @dataclass
 class TrainingReference:
     """A compact stand-in for a model's training data (see the module docstring).
@@ -126,13 +157,8 @@ class TrainingReference:
             else np.arange(ss.n_samples)
         )
         x = window_values(ss.subset(pick), window).reshape(len(pick), -1).astype(np.float64)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a feature without any value
-            mean = np.nanmean(x, axis=0)
-            std = np.nanstd(x, axis=0)
+        mean, std = feature_scales(x, len(ss.bands))
         unseen = np.isnan(x).all(axis=0)
-        mean = np.where(np.isfinite(mean), mean, 0.0)
-        std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
         # a feature the training data never observed (a band without values) is left out of
         # the distance (z = x / inf = 0): its raw values would otherwise count in thousands of
         # "standard deviations" and put every sample holding it outside

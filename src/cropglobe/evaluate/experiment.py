@@ -495,7 +495,7 @@ def _shift_table(
                 prints[g] = ss.subset(groups == g).fingerprint()
         # v2: exact duplicate series compared once, features without values on one side
         # left out (rows of v1 were measured otherwise)
-        text = f"shift-v2|{prints[s]}|{prints[t]}|{config.window}"
+        text = f"shift-v3|{prints[s]}|{prints[t]}|{config.window}"
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     keys = {pair: key(*pair) for pair in pairs}

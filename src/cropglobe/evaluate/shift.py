@@ -168,31 +168,32 @@ def _check_pair(source: SeriesSet, target: SeriesSet) -> SeriesSet:
 
 
 def _components(
-    src: NDArray[np.float64], tgt: NDArray[np.float64], n_components: int, seed: int
+    src: NDArray[np.float64],
+    tgt: NDArray[np.float64],
+    n_bands: int,
+    n_components: int,
+    seed: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Both sets standardised with the source's per-feature statistics (a value still missing
     becomes the source mean) and projected on the principal components of the two together.
 
     Only features (band × step) observed in both sets are compared: a band without any value
     on one side has no statistics to standardise it with (its raw values would count as a
-    shift of thousands of standard deviations) and would only measure the missing band."""
-    import warnings
-
+    shift of thousands of standard deviations) and would only measure the missing band. A
+    feature without spread in the source is scaled by its band's typical spread
+    (:func:`~cropglobe.evaluate.applicability.feature_scales`)."""
     from sklearn.decomposition import PCA
 
+    from cropglobe.evaluate.applicability import feature_scales
+
+    mean, std = feature_scales(src, n_bands)
     both = ~np.isnan(src).all(axis=0) & ~np.isnan(tgt).all(axis=0)
     if not both.any():
         raise DataFormatError(
             "the source and the target hold no band observed in both within the window; "
             "compare data with a band in common (check the window and --bands)"
         )
-    src, tgt = src[:, both], tgt[:, both]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a feature without source values
-        mean = np.nanmean(src, axis=0)
-        std = np.nanstd(src, axis=0)
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    src, tgt, mean, std = src[:, both], tgt[:, both], mean[both], std[both]
     zs = np.nan_to_num((src - mean) / std, nan=0.0)
     zt = np.nan_to_num((tgt - mean) / std, nan=0.0)
     pooled = np.vstack([zs, zt])
@@ -360,7 +361,7 @@ def diagnose_shift(
     ia, ib = _balanced(source.n_samples, target.n_samples, max_samples, rng)
     fa = _features(source.subset(ia), window)
     fb = _features(target.subset(ib), window)
-    za, zb = _components(fa, fb, n_components, random_state)
+    za, zb = _components(fa, fb, len(source.bands), n_components, random_state)
     auc = _domain_auc(za, zb)
     outside = _outside_share(za, zb)
     lag: float | None = None
