@@ -15,77 +15,22 @@ from cropglobe.io.emit import Spectra, read_emit, read_emit_points, sample_emit
 
 h5netcdf = pytest.importorskip("h5netcdf")
 
-WL = np.linspace(381.0, 2493.0, 285)  # EMIT: 285 bands, ~7.4 nm apart
-GT = (10.0, 0.001, 0.0, 45.0, 0.0, -0.001)  # GLT grid: lon 10.000…, lat 45.000 downwards
-DOWN, CROSS, OY, OX = 6, 5, 8, 7
-
-
-def _refl() -> np.ndarray:
-    """Pixel (d, c) has spectrum 0.01 * (10 d + c) + 1e-5 * band index (distinct per pixel)."""
-    d, c, b = np.meshgrid(np.arange(DOWN), np.arange(CROSS), np.arange(WL.size), indexing="ij")
-    r = (0.01 * (10 * d + c) + 1e-5 * b).astype(np.float32)
-    r[5, 4, :] = -9999.0  # a fill pixel
-    return r
-
-
-def _glt() -> tuple[np.ndarray, np.ndarray]:
-    """GLT cell (row, col) -> instrument pixel; rotated like a real swath, with empty cells."""
-    gx = np.zeros((OY, OX), np.int32)
-    gy = np.zeros((OY, OX), np.int32)
-    for row in range(OY):
-        for col in range(OX):
-            d, c = (row + col) % DOWN, (2 * row + col) % CROSS
-            if (row + col) % 5 != 4:  # leave some cells without data
-                gx[row, col], gy[row, col] = c + 1, d + 1  # 1-based
-    return gx, gy
-
-
-def write_emit(path: Path, *, drop: str | None = None) -> Path:
-    """A small file in the EMIT L2A RFL product layout."""
-    good = np.ones(WL.size, np.int8)
-    good[(WL > 1340) & (WL < 1450)] = 0
-    gx, gy = _glt()
-    with h5netcdf.File(path, "w") as f:
-        f.dimensions = {"downtrack": DOWN, "crosstrack": CROSS, "bands": WL.size,
-                        "ortho_y": OY, "ortho_x": OX}  # fmt: skip
-        if drop != "reflectance":
-            v = f.create_variable("reflectance", ("downtrack", "crosstrack", "bands"), "f4",
-                                  fillvalue=np.float32(-9999))  # fmt: skip
-            v[...] = _refl()
-        f.attrs["geotransform"] = np.array(GT)
-        f.attrs["time_coverage_start"] = "2023-07-01T10:00:00+0000"
-        sbp = f.create_group("sensor_band_parameters")
-        sbp.create_variable("wavelengths", ("bands",), "f4", data=WL.astype(np.float32))
-        sbp.create_variable("fwhm", ("bands",), "f4", data=np.full(WL.size, 8.5, np.float32))
-        sbp.create_variable("good_wavelengths", ("bands",), "i1", data=good)
-        loc = f.create_group("location")
-        if drop != "glt":
-            loc.create_variable("glt_x", ("ortho_y", "ortho_x"), "i4", data=gx)
-            loc.create_variable("glt_y", ("ortho_y", "ortho_x"), "i4", data=gy)
-        loc.create_variable("lat", ("downtrack", "crosstrack"), "f8",
-                            data=np.zeros((DOWN, CROSS)))  # fmt: skip
-        loc.create_variable("lon", ("downtrack", "crosstrack"), "f8",
-                            data=np.zeros((DOWN, CROSS)))  # fmt: skip
-    return path
-
-
-def _lonlat(row: int, col: int) -> tuple[float, float]:
-    return GT[0] + (col + 0.5) * GT[1], GT[3] + (row + 0.5) * GT[5]
+from emit_files import CROSS, DOWN, GT, WL, glt, lonlat, refl, write_emit  # noqa: E402
 
 
 def test_glt_sampling_returns_the_right_pixel(tmp_path: Path) -> None:
     path = write_emit(tmp_path / "EMIT_L2A_RFL_001_test.nc")
-    gx, gy = _glt()
-    refl = _refl()
+    gx, gy = glt()
+    pixels = refl()
     cells = [(0, 0), (3, 2), (7, 6), (2, 5), (6, 1)]
-    lon, lat = zip(*(_lonlat(r, c) for r, c in cells), strict=True)
+    lon, lat = zip(*(lonlat(r, c) for r, c in cells), strict=True)
     got = sample_emit(path, lon, lat)
     assert got.shape == (len(cells), WL.size) and got.dtype == np.float32
     for k, (r, c) in enumerate(cells):
         if gx[r, c] == 0:
             assert np.isnan(got[k]).all()
             continue
-        expected = refl[gy[r, c] - 1, gx[r, c] - 1]
+        expected = pixels[gy[r, c] - 1, gx[r, c] - 1]
         if expected[0] == -9999:
             assert np.isnan(got[k]).all()
         else:
@@ -95,7 +40,7 @@ def test_glt_sampling_returns_the_right_pixel(tmp_path: Path) -> None:
 
 def test_points_outside_and_metadata(tmp_path: Path) -> None:
     path = write_emit(tmp_path / "scene.nc")
-    sp = read_emit_points(path, [9.0, _lonlat(1, 1)[0]], [45.0, _lonlat(1, 1)[1]])
+    sp = read_emit_points(path, [9.0, lonlat(1, 1)[0]], [45.0, lonlat(1, 1)[1]])
     assert isinstance(sp, Spectra)
     assert np.isnan(sp.values[0]).all() and not np.isnan(sp.values[1]).any()
     assert list(sp.meta.columns) == ["lon", "lat", "downtrack", "crosstrack"]
