@@ -142,6 +142,22 @@ def _refuse_feature_table(path: Path, stored: bytes) -> None:
     )
 
 
+def _refuse_spectra_table(path: Path) -> None:
+    """DataFormatError when ``path`` is an EMIT spectra table (``R####`` band columns, as
+    ``cropglobe download`` of an EMIT collection writes): spectra, not time series."""
+    try:
+        cols = _columns(path)
+    except DataFormatError:
+        return  # the reader chosen next says what is wrong
+    if sum(bool(re.fullmatch(r"R\d{4}", c)) for c in cols) >= 3:
+        raise DataFormatError(
+            f"{path} is a spectra table (one hyperspectral spectrum per row, band columns "
+            "R####), not a time-series input; compute its features with 'cropglobe features "
+            f"{path} --family hyperspectral -o features.parquet' (in Python: "
+            "cropglobe.io.emit.read_spectra_table)"
+        )
+
+
 def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observations:
     """Open any supported dataset by looking at what ``path`` is.
 
@@ -204,6 +220,8 @@ def read_dataset(path: str | os.PathLike[str], **kw: Any) -> SeriesSet | Observa
             if b"cropglobe.series_table" in md.get(b"cropglobe", b""):
                 return _call(read_series_table, p, kw)
             _refuse_feature_table(p, md.get(b"cropglobe", b""))
+        if name.endswith((".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz")):
+            _refuse_spectra_table(p)
         if name.endswith((".parquet", ".geoparquet", ".pq", ".csv")) and _is_wide(_columns(p)):
             return _call(read_wide_table, p, kw)
         return _call(read_observations, p, kw)
