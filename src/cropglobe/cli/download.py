@@ -1,11 +1,13 @@
 """``cropglobe download``: Sentinel-2 L2A from a STAC API or catalog, as a raster stack (Zarr or
 GeoTIFFs, for ``cropglobe map``) or, with ``--points``, a raw observation table (for
-``cropglobe composite``)."""
+``cropglobe composite``); EMIT L2A (a collection id starting with ``EMIT``), with ``--points``,
+as a spectra table (for ``cropglobe features --family hyperspectral``)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -134,6 +136,13 @@ def _human(n: float) -> str:
     help="stack.zarr (Zarr store) or a folder (one GeoTIFF per date); with --points a "
     ".parquet or .csv table.",
 )
+@click.option(
+    "--cache",
+    type=PathArg(file_okay=False, path_type=Path),
+    default=None,
+    help="EMIT: folder the granule files are downloaded to and reused from on a rerun "
+    "(default: emit-cache beside the output).",
+)
 @quiet_option
 @handle_errors
 def command(
@@ -150,17 +159,33 @@ def command(
     limit: int,
     harmonize: bool,
     output: Path,
+    cache: Path | None,
 ) -> None:
-    """Download Sentinel-2 L2A found in a STAC API or catalog.
+    """Download Sentinel-2 L2A (or EMIT L2A spectra) found in a STAC API or catalog.
 
     Without --points: a raster stack over --bbox (Zarr store for -o NAME.zarr, else a folder of
     one GeoTIFF per date) that `cropglobe map --stack` reads. With --points: the points'
     observations, a table that `cropglobe composite` reads. Digital numbers become reflectance
     x 10,000 (--no-harmonize keeps them).
+
+    EMIT (a --collection starting with EMIT, e.g. EMITL2ARFL_001 at
+    https://cmr.earthdata.nasa.gov/stac/LPCLOUD): --points is required; the granules holding
+    points are downloaded (Earthdata login: EARTHDATA_TOKEN or ~/.netrc) and their cloud-free
+    reflectance spectra written, one row per point and granule, for `cropglobe features
+    --family hyperspectral`.
     """
+    from cropglobe.io.emit_stac import is_emit_collection
     from cropglobe.io.stac import check_bands, check_bbox, search_items
 
     start, end = _dates_arg(dates)
+    if is_emit_collection(collection):
+        _emit(source, collection, bbox, start, end, max_cloud, points, limit, output, cache)
+        return
+    if cache is not None:
+        raise ParameterError(
+            "--cache applies to EMIT collections (whose granules are downloaded); Sentinel-2 "
+            "assets are read over the network in place: drop --cache"
+        )
     assets = _assets_arg(asset)
     names = [b.strip() for b in bands.split(",") if b.strip()]
     band_list = check_bands(names, assets)
@@ -239,3 +264,123 @@ def command(
             f"{' + SCL' if len(spectral) < c else ''}"
         )
     click.echo(f"found {found}; wrote {output}: {what}; {_human(_size(output))}")
+
+
+#: Sentinel-2 options that mean nothing for EMIT
+_S2_ONLY = ("bands", "asset", "crs", "resolution", "harmonize")
+
+
+def _emit(
+    source: str,
+    collection: str,
+    bbox: tuple[float, float, float, float] | None,
+    start: str,
+    end: str,
+    max_cloud: float | None,
+    points: Path | None,
+    limit: int,
+    output: Path,
+    cache: Path | None,
+) -> None:
+    """``download`` of an EMIT collection: the spectra of --points, as a table."""
+    from click.core import ParameterSource
+
+    from cropglobe.io.stac import check_bbox, read_points, search_items
+
+    if points is None:
+        raise ParameterError(
+            f"{collection} is EMIT, a swath in instrument geometry, not a map grid: give "
+            "--points (a CSV/Parquet of lon, lat, id, label) to get the spectra at them; "
+            "--bbox alone (a raster stack) is not written for EMIT"
+        )
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in _S2_ONLY
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise ParameterError(
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to Sentinel-2, not to "
+            f"EMIT ({collection}): every band of the EMIT files is written; drop "
+            f"{'it' if len(given) == 1 else 'them'}"
+        )
+    if not output.name.lower().endswith(_TABLE_SUFFIXES):
+        raise ParameterError(
+            f"output {output} is no table; EMIT spectra are written to a .parquet or .csv "
+            "file, e.g. -o spectra.parquet"
+        )
+    table = read_points(points)
+    if bbox is None:
+        pad = 1e-4  # degrees, so that points on the edge fall inside
+        bbox = (
+            float(table["lon"].min()) - pad,
+            float(table["lat"].min()) - pad,
+            float(table["lon"].max()) + pad,
+            float(table["lat"].max()) + pad,
+        )
+    box = check_bbox(bbox)
+    if output.exists():
+        log.warning("%s exists: it will be replaced once the new one is complete", output)
+    items = search_items(
+        source, collection=collection, bbox=box, start=start, end=end, max_cloud=max_cloud,
+        limit=limit,
+    )  # fmt: skip
+    if max_cloud is not None:  # an API without the query extension may not have filtered
+        clear = [it for it in items if (_cloud(it) or 0.0) < max_cloud]
+        if len(clear) < len(items):
+            log.info("%d granules at --max-cloud %g or above left out", len(items) - len(clear),
+                     max_cloud)  # fmt: skip
+        items = clear
+        if not items:
+            raise ParameterError(
+                f"every granule found has eo:cloud_cover at or above --max-cloud {max_cloud:g}; "
+                "raise --max-cloud or widen --dates"
+            )
+    from cropglobe.errors import DataFormatError
+    from cropglobe.io.emit import write_spectra_table
+    from cropglobe.io.emit_stac import extract_emit_points
+
+    folder = cache if cache is not None else output.parent / "emit-cache"
+    spectra = extract_emit_points(items, table, cache=folder, download_progress=progress_callback)
+    a = spectra.attrs
+    masked = a["masked"]
+    n_masked = sum(masked.values())
+    dropped = (
+        f"{n_masked} masked ({', '.join(f'{k} {v}' for k, v in masked.items())})"
+        if n_masked
+        else "none masked"
+    )
+    lacking = (
+        f"; {a['no_spectrum']} of {a['n_points']} points without a spectrum "
+        f"({a['outside']} outside every footprint), e.g. {a['no_spectrum_ids'][0]}"
+        if a["no_spectrum"]
+        else ""
+    )
+    found = (
+        f"found {len(items)} granule{'s' * (len(items) != 1)}, {len(a['granules'])} holding points"
+    )
+    if len(spectra) == 0:
+        raise DataFormatError(
+            f"{found}: no spectrum at any of the {a['n_points']} points ({dropped}, "
+            f"{a['no_data']} without data, {a['outside']} outside every footprint); nothing "
+            "written"
+        )
+    write_spectra_table(spectra, output)
+    days = sorted({d.date() for d in spectra.meta["date"]})
+    n_pts = spectra.meta["sample_id"].nunique()
+    wl = spectra.wavelengths
+    click.echo(
+        f"{found}; wrote {output}: {len(spectra):,} spectra of {n_pts:,} points on "
+        f"{len(days)} day{'s' * (len(days) != 1)} ({days[0]} … {days[-1]}), {spectra.n_bands} "
+        f"bands {wl[0]:.0f}-{wl[-1]:.0f} nm; {dropped}{lacking}; {_human(_size(output))}"
+    )
+
+
+def _cloud(item: Any) -> float | None:
+    """An item's ``eo:cloud_cover`` (%), None when it has none."""
+    value = item.properties.get("eo:cloud_cover")
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

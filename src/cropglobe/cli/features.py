@@ -98,10 +98,10 @@ def _check_bands(
 )
 @click.option(
     "--family",
-    type=click.Choice(["median1d", "harmonics", "indices"]),
+    type=click.Choice(["median1d", "harmonics", "indices", "hyperspectral"]),
     default="median1d",
     show_default=True,
-    help="Feature family.",
+    help="Feature family (hyperspectral: of an EMIT spectra table from cropglobe download).",
 )
 @click.option(
     "--window",
@@ -134,6 +134,25 @@ def _check_bands(
     help="Median/indices: gap filling (default linear).",
 )
 @click.option("--n-jobs", type=int, default=None, help="Worker threads for harmonics.")
+@click.option(
+    "--spectral",
+    type=click.Choice(["pca", "s2", "bands"]),
+    default=None,
+    help="Hyperspectral output: principal components (pca, the default), simulated "
+    "Sentinel-2 bands (s2, reflectance 0-1) or the good bands themselves (bands).",
+)
+@click.option(
+    "--n-components",
+    type=click.IntRange(1),
+    default=None,
+    help="Hyperspectral --spectral pca: components kept (default 10).",
+)
+@click.option(
+    "--smooth",
+    is_flag=True,
+    help="Hyperspectral: Savitzky-Golay smoothing along wavelength (7 bands, order 2) after "
+    "dropping the bad bands.",
+)
 @read_option
 @where_option
 @quiet_option
@@ -151,13 +170,44 @@ def command(
     add_rmse: bool,
     fill: str | None,
     n_jobs: int | None,
+    spectral: str | None,
+    n_components: int | None,
+    smooth: bool,
     read_option: tuple[str, ...],
     where: tuple[str, ...],
 ) -> None:
-    """Compute invariant features of INPUT (any dataset cropglobe reads) into a Parquet table."""
+    """Compute invariant features of INPUT (any dataset cropglobe reads) into a Parquet table.
+
+    --family hyperspectral reads an EMIT spectra table (cropglobe download of an EMIT
+    collection with --points): the bad bands (water vapour, the file's flags) are dropped,
+    optionally smoothed (--smooth), and --spectral gives principal components, simulated
+    Sentinel-2 bands or the good bands.
+    """
     from cropglobe.features.table import feature_table, make_features, write_feature_table
     from cropglobe.io import read_dataset
     from cropglobe.series import SeriesSet
+
+    if family == "hyperspectral":
+        given = {
+            "--window": window, "--bands": bands, "--indices": indices,
+            "--n-harmonics": n_harmonics, "--omega": omega, "--min-obs": min_obs,
+            "--add-rmse": add_rmse or None, "--fill": fill, "--n-jobs": n_jobs,
+            "--read-option": read_option or None,
+        }  # fmt: skip
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise DataFormatError(
+                f"{', '.join(extra)} do{'es' * (len(extra) == 1)} not apply to --family "
+                "hyperspectral (spectra, not series); its options are --spectral, "
+                "--n-components, --smooth and --where"
+            )
+        _hyperspectral(input_path, output, spectral or "pca", n_components, smooth, where)
+        return
+    if spectral is not None or n_components is not None or smooth:
+        raise DataFormatError(
+            "--spectral/--n-components/--smooth apply to --family hyperspectral, not "
+            f"{family}; drop them or choose --family hyperspectral"
+        )
 
     params: dict[str, Any] = {"window": _window(window), "bands": _names(bands)}
     if family == "harmonics":
@@ -216,5 +266,74 @@ def command(
     click.echo(
         f"wrote {table_path} ({len(table)} samples × {len(meta['feature_names'])} {family} "
         f"features) and {side}",
+        err=True,
+    )
+
+
+def _hyperspectral(
+    input_path: Path,
+    output: Path,
+    spectral: str,
+    n_components: int | None,
+    smooth: bool,
+    where: tuple[str, ...],
+) -> None:
+    """``features --family hyperspectral``: a spectra table in, a feature table out."""
+    import numpy as np
+
+    from cropglobe.features.table import (
+        hyperspectral_pipeline,
+        spectra_feature_table,
+        write_feature_table,
+    )
+    from cropglobe.io.emit import read_spectra_table
+    from cropglobe.series import where_mask, where_text
+
+    if spectral != "pca" and n_components is not None:
+        raise DataFormatError(
+            f"--n-components applies to --spectral pca, not {spectral}; drop it or choose pca"
+        )
+    conditions = where_arg(where)
+    spectra = read_spectra_table(input_path)
+    if conditions:
+        keep = where_mask(spectra.meta, conditions)
+        line = (
+            f"where {where_text(conditions)}: {int(keep.sum()):,} of {len(spectra):,} spectra kept"
+        )
+        spectra = spectra.subset(keep)
+        if not is_quiet():
+            click.echo(line, err=True)
+    if len(spectra) == 0:
+        raise DataFormatError(f"{input_path} holds no spectra; nothing to compute")
+    pipe = hyperspectral_pipeline(spectral, n_components or 10, smooth)
+    notes = []
+    if spectral == "pca":
+        good = pipe.steps[0][1].fit(spectra).mask_
+        incomplete = np.isnan(spectra.values[:, good]).any(axis=1)
+        if incomplete.all():
+            raise DataFormatError(
+                f"every spectrum of {input_path} misses values in some good band; principal "
+                "components need complete spectra: use --spectral s2 or bands"
+            )
+        if incomplete.any():
+            notes.append(f"{int(incomplete.sum())} spectra with missing values left out")
+            spectra = spectra.subset(~incomplete)
+        k = n_components or 10
+        if k > min(len(spectra), int(good.sum())):
+            raise DataFormatError(
+                f"--n-components {k} is more than the {len(spectra)} spectra (or "
+                f"{int(good.sum())} good bands) allow; give at most "
+                f"{min(len(spectra), int(good.sum()))}"
+            )
+    table, meta = spectra_feature_table(spectra, pipe)
+    meta["input"] = str(input_path)
+    if conditions:
+        meta["where"] = conditions
+    table_path, side = write_feature_table(table, meta, output)
+    click.echo(
+        f"wrote {table_path} ({len(table)} spectra × {len(meta['feature_names'])} "
+        f"hyperspectral {spectral} features"
+        + (f"; {'; '.join(notes)}" if notes else "")
+        + f") and {side}",
         err=True,
     )

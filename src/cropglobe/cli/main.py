@@ -31,7 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("cropglobe.cli.predict", "Predict labels and probabilities with a model folder."),
     "export": ("cropglobe.cli.export", "Export a neural model folder to ONNX."),
     "transfer": ("cropglobe.cli.transfer", "Train in source groups, test in targets, report."),
-    "download": ("cropglobe.cli.download", "Download Sentinel-2 L2A from a STAC API or catalog."),
+    "download": (
+        "cropglobe.cli.download",
+        "Download Sentinel-2 L2A (or EMIT spectra at points) from a STAC API or catalog.",
+    ),
 }
 
 

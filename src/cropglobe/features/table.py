@@ -6,6 +6,10 @@ and returns a DataFrame with ``sample_id``, ``label``, ``label_name``, the per-s
 :func:`write_feature_table` writes the table and, beside it, the pipeline's parameters
 (``<name>.json``), both atomically (the Parquet file carries the parameters too, so readers
 recognise a feature table). This is what ``cropglobe features`` runs.
+
+The ``hyperspectral`` family works on EMIT spectra (:class:`~cropglobe.io.emit.Spectra`, e.g.
+:func:`~cropglobe.io.emit.read_spectra_table`) instead of series: :func:`hyperspectral_pipeline`
+builds it and :func:`spectra_feature_table` applies it, with the same table layout.
 """
 
 from __future__ import annotations
@@ -25,27 +29,81 @@ from sklearn.pipeline import Pipeline
 from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError
 from cropglobe.features.harmonics import Harmonics
+from cropglobe.features.hyperspectral import GoodBands, SimulateS2, SpectralPCA, SpectralSmoother
 from cropglobe.features.indices import SpectralIndices
 from cropglobe.features.median import Median1D
+from cropglobe.io.emit import Spectra
 from cropglobe.series import SeriesSet, TimeGrid, parquet_ready
 
-__all__ = ["FAMILIES", "feature_table", "make_features", "params_path", "write_feature_table"]
+__all__ = [
+    "FAMILIES",
+    "SPECTRAL_OUTPUTS",
+    "feature_table",
+    "hyperspectral_pipeline",
+    "make_features",
+    "params_path",
+    "spectra_feature_table",
+    "write_feature_table",
+]
 
 #: Parquet key-value metadata key of a feature table; its value is the parameters JSON, whose
 #: ``format`` is ``"cropglobe.features"``.
 FEATURE_TABLE_KEY = b"cropglobe"
 
 #: Feature families :func:`make_features` knows.
-FAMILIES: tuple[str, ...] = ("median1d", "harmonics", "indices")
+FAMILIES: tuple[str, ...] = ("median1d", "harmonics", "indices", "hyperspectral")
+
+#: What the ``hyperspectral`` family outputs: principal components, simulated Sentinel-2 bands,
+#: or the good bands themselves.
+SPECTRAL_OUTPUTS: tuple[str, ...] = ("pca", "s2", "bands")
+
+
+def hyperspectral_pipeline(
+    spectral: str = "pca",
+    n_components: int = 10,
+    smooth: bool = False,
+    window_length: int = 7,
+    polyorder: int = 2,
+) -> Pipeline:
+    """The ``hyperspectral`` family: :class:`GoodBands`, optionally :class:`SpectralSmoother`,
+    then the output step.
+
+    Args:
+        spectral: ``"pca"`` (:class:`SpectralPCA`, ``n_components`` scores ``pc01`` …),
+            ``"s2"`` (:class:`SimulateS2`: the 10 CropGlobe Sentinel-2 bands simulated,
+            reflectance 0…1) or ``"bands"`` (the good bands, ``R0381`` …).
+        n_components: principal components kept (``"pca"`` only).
+        smooth: Savitzky–Golay smoothing along wavelength after GoodBands.
+        window_length, polyorder: the smoother's settings.
+
+    Raises:
+        DataFormatError: an unknown ``spectral`` or ``n_components`` below 1.
+    """
+    if spectral not in SPECTRAL_OUTPUTS:
+        raise DataFormatError(
+            f"spectral={spectral!r} is no hyperspectral output; expected one of "
+            f"{', '.join(SPECTRAL_OUTPUTS)}"
+        )
+    if int(n_components) < 1:
+        raise DataFormatError(f"n_components={n_components} is below 1; give 1 or more")
+    steps: list[tuple[str, Any]] = [("good", GoodBands())]
+    if smooth:
+        steps.append(("smooth", SpectralSmoother(window_length, polyorder)))
+    if spectral == "pca":
+        steps.append(("pca", SpectralPCA(n_components=int(n_components))))
+    elif spectral == "s2":
+        steps.append(("s2", SimulateS2()))
+    return Pipeline(steps)
 
 
 def make_features(family: str, **params: Any) -> BaseEstimator:
     """The transformer of a feature family.
 
     Args:
-        family: ``"median1d"`` (:class:`Median1D`), ``"harmonics"`` (:class:`Harmonics`) or
+        family: ``"median1d"`` (:class:`Median1D`), ``"harmonics"`` (:class:`Harmonics`),
             ``"indices"`` (:class:`SpectralIndices` (indices only) followed by :class:`Median1D`,
-            i.e. the index series in the window, flattened).
+            i.e. the index series in the window, flattened) or ``"hyperspectral"``
+            (:func:`hyperspectral_pipeline`, for Spectra).
         **params: constructor parameters; for ``indices`` the ``indices`` and ``scale`` go to
             SpectralIndices and the rest to Median1D. Parameters that are None are dropped.
 
@@ -63,6 +121,8 @@ def make_features(family: str, **params: Any) -> BaseEstimator:
             return Pipeline(
                 [("indices", SpectralIndices(append=False, **idx_kw)), ("median", Median1D(**kw))]
             )
+        if family == "hyperspectral":
+            return hyperspectral_pipeline(**kw)
     except TypeError as exc:
         raise DataFormatError(f"family {family!r}: {exc}; check the feature parameters") from None
     raise DataFormatError(f"family={family!r} is not a feature family; expected one of {FAMILIES}")
@@ -145,6 +205,82 @@ def feature_table(
     }
     if hasattr(final, "n_underdetermined_"):
         params["n_underdetermined"] = int(final.n_underdetermined_)
+    return table, params
+
+
+def _spectra_labels(meta: pd.DataFrame) -> tuple[Any, Any, tuple[str, ...]]:
+    """``(label int64, label_name, classes)`` of a spectra table's ``label`` column: the
+    CropGlobe classes when every label is one of them, else the labels' own sorted names."""
+    from cropglobe.classes import CROPGLOBE_CLASSES
+
+    n = len(meta)
+    if "label" not in meta.columns:
+        return np.full(n, -1, np.int64), np.full(n, None, object), ()
+    text = np.array(
+        [None if pd.isna(v) or str(v).strip() == "" else str(v) for v in meta["label"]],
+        dtype=object,
+    )
+    names = sorted({v for v in text if v is not None})
+    classes = CROPGLOBE_CLASSES if set(names) <= set(CROPGLOBE_CLASSES) else tuple(names)
+    index = {c: i for i, c in enumerate(classes)}
+    labels = np.array([-1 if v is None else index[v] for v in text], dtype=np.int64)
+    return labels, text, tuple(classes)
+
+
+def spectra_feature_table(
+    spectra: Spectra, transformer: BaseEstimator, *, fit: bool = True
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Apply a hyperspectral transformer (:func:`hyperspectral_pipeline`) to spectra.
+
+    Args:
+        spectra: the spectra (:func:`~cropglobe.io.emit.read_spectra_table`); their meta's
+            ``sample_id`` and ``label`` columns name and label the rows.
+        transformer: a fitted or unfitted transformer taking Spectra and returning Spectra or
+            a (N, F) array, with ``get_feature_names_out``.
+        fit: fit it on ``spectra`` first.
+
+    Returns:
+        ``(table, params)`` as :func:`feature_table`: ``sample_id``, ``label`` (int64 index
+        into ``params["classes"]``, −1 unlabelled), ``label_name`` (the label text), the other
+        meta columns (``lon``, ``lat``, ``date``, ``granule`` …) and float32 features; params
+        with ``input_wavelengths`` instead of an input grid.
+    """
+    out = transformer.fit_transform(spectra) if fit else transformer.transform(spectra)
+    X = np.asarray(out.values if isinstance(out, Spectra) else out)
+    names = [str(n) for n in transformer.get_feature_names_out()]
+    if X.ndim != 2 or X.shape[1] != len(names):
+        raise DataFormatError(
+            f"transformer {type(transformer).__name__} gave features of shape {X.shape} for "
+            f"{len(names)} names; use a transformer with flat (samples, features) output"
+        )
+    meta = spectra.meta
+    ids = (
+        meta["sample_id"].astype(str).to_numpy()
+        if "sample_id" in meta
+        else np.arange(len(spectra)).astype(str)
+    )
+    labels, label_names, classes = _spectra_labels(meta)
+    head = pd.DataFrame({"sample_id": ids, "label": labels, "label_name": label_names})
+    rest = meta.drop(columns=[c for c in ("label",) if c in meta.columns])
+    meta_cols = _meta_columns(rest, {*head.columns, *names})
+    for name, col in meta_cols.items():
+        head[name] = parquet_ready(rest[col].reset_index(drop=True))
+    feats = pd.DataFrame(X.astype(np.float32, copy=False), columns=names)
+    table = pd.concat([head, feats], axis=1)
+    final = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
+    params: dict[str, Any] = {
+        "format": "cropglobe.features",
+        "pipeline": _describe(transformer),
+        "input_bands": spectra.band_names(),
+        "input_wavelengths": spectra.wavelengths.tolist(),
+        "classes": list(classes),
+        "n_samples": len(spectra),
+        "feature_names": names,
+        "meta_columns": list(meta_cols),
+        "n_nan_rows": int(np.isnan(X).any(axis=1).sum()) if X.size else 0,
+    }
+    if isinstance(final, SpectralPCA):
+        params["explained_variance_ratio"] = [float(v) for v in final.explained_variance_ratio_]
     return table, params
 
 
