@@ -314,6 +314,13 @@ def test_download_cache_and_token(tmp_path: Path, server: _Server,
     points = _points(tmp_path / "points.csv")
     out = tmp_path / "out" / "spectra.parquet"
     monkeypatch.setenv("EARTHDATA_TOKEN", "tok123")
+    # the token goes to NASA Earthdata hosts only: not to this server...
+    code, text = _download(catalog, points, out, "--cache", str(tmp_path / "elsewhere"))
+    assert code == 0, text
+    assert server.requests and {a for _, _, a in server.requests} == {""}
+    server.requests.clear()
+    # ... unless it is one
+    monkeypatch.setattr(fetch_mod, "EARTHDATA_DOMAINS", ("127.0.0.1",))
     code, text = _download(catalog, points, out)
     assert code == 0, text and "3 spectra of 2 points" in text
     got = sorted(p for _, p, _ in server.requests)

@@ -9,8 +9,9 @@ without asking the server again (an interrupted run resumes at the first file it
 NASA Earthdata (EMIT at ``data.lpdaac.earthdatacloud.nasa.gov``) needs a login, given either way:
 
 - ``EARTHDATA_TOKEN``: a user token (https://urs.earthdata.nasa.gov, "Generate Token"), sent as
-  ``Authorization: Bearer …`` to the asset's host, and across redirects to other NASA Earthdata
-  hosts (never to other hosts, such as the signed S3 URL the download ends at);
+  ``Authorization: Bearer …`` to NASA Earthdata hosts over https only, the asset's own host
+  and redirects alike (never to other hosts, such as the signed S3 URL the download ends at,
+  or a catalog's assets elsewhere);
 - ``~/.netrc`` (or the file ``$NETRC`` names) with
   ``machine urs.earthdata.nasa.gov login USER password PASSWORD``: the credentials are sent
   when the download redirects to the Earthdata login, whose cookies then carry the session.
@@ -218,7 +219,9 @@ def fetch(
         return target
     own = session is None
     sess = earthdata_session() if own else session
-    headers = {"Authorization": f"Bearer {sess.token}"} if getattr(sess, "token", None) else {}
+    token = getattr(sess, "token", None)
+    to_nasa = _is_earthdata(_host(href)) and _secure(href)  # the token goes to NASA hosts only
+    headers = {"Authorization": f"Bearer {token}"} if token and to_nasa else {}
     try:
         with sess.get(href, stream=True, timeout=timeout, headers=headers) as resp:
             _check(resp, href)

@@ -107,10 +107,16 @@ class StacError(CropGlobeError):
 
 @contextlib.contextmanager
 def _quiet_deprecations() -> Iterator[None]:
-    """odc-geo 0.5 calls APIs that shapely 2.2 and affine 3 deprecate; not the user's problem."""
+    """odc-geo 0.5 calls APIs that shapely 2.2 and affine 3 deprecate, and odc-loader reprojects
+    into in-memory arrays that rasterio warns have no geotransform before it is given one
+    (NotGeoreferencedWarning, from its reader threads, on some reads only): not the user's
+    problem. Dask's threads share these filters while the context is open."""
+    from rasterio.errors import NotGeoreferencedWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         yield
 
 
