@@ -20,6 +20,8 @@ from cropglobe.evaluate.experiment import run_experiment
 from cropglobe.evaluate.transfer import ExperimentMismatchError, parse_seeds
 from cropglobe.simulate import simulate_world, write_world
 
+pytestmark = pytest.mark.usefixtures("few_trees")
+
 
 @pytest.fixture(scope="module")
 def world():
@@ -635,7 +637,9 @@ def test_country_missing_from_the_table_is_tagged_unknown(world, tmp_path) -> No
 
 def test_full_matrix_leaves_out_what_cannot_run(world, tmp_path) -> None:
     lines: list[str] = []
-    rep = _run(world, tmp_path / "a", sources=["all"], targets=["BEL"], echo=lines.append)
+    rep = _run(
+        world, tmp_path / "a", sources=["all"], targets=["BEL"], seeds=[82], echo=lines.append
+    )
     assert sorted(set(rep.result.runs.source)) == ["ARG", "FRA", "USA"]  # BEL: no target
     # without its "other" samples BEL shares no class with ARG (no corn/wheat left in ARG)
     keep = ~((world.meta.country.to_numpy() == "ARG") & np.isin(world.labels, [0, 6]))

@@ -72,7 +72,7 @@ def test_random_forest_separates_corn_soy_wheat_in_canada(shared_data: Path) -> 
 
     ss = _can(shared_data)
     ss = ss.subset(np.isin(ss.labels, [0, 1, 3]))
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = {}
     feature_sets = [
         ("median1d", Median1D()),
@@ -84,11 +84,11 @@ def test_random_forest_separates_corn_soy_wheat_in_canada(shared_data: Path) -> 
     ]
     for name, tr in feature_sets:
         x = tr.fit_transform(ss)
-        rf = RandomForestClassifier(n_estimators=200, random_state=0, n_jobs=2)
+        rf = RandomForestClassifier(n_estimators=100, random_state=0, n_jobs=2)
         scores[name] = cross_val_score(rf, x, ss.labels, cv=cv, scoring="f1_macro")
     for name, s in scores.items():
         print(
-            f"CAN corn/soybeans/wheat, RF 5-fold macro-F1, {name}: {s.mean():.3f} ± {s.std():.3f}"
+            f"CAN corn/soybeans/wheat, RF 3-fold macro-F1, {name}: {s.mean():.3f} ± {s.std():.3f}"
         )
     # three classes: chance is about 0.33
     assert scores["median1d"].mean() > 0.75

@@ -22,6 +22,8 @@ from cropglobe.simulate import simulate_world
 from cropglobe.summary import describe, format_description
 from cropglobe.workflow import train_to_folder
 
+pytestmark = pytest.mark.usefixtures("few_trees")
+
 
 @pytest.fixture(scope="module")
 def calendar_world() -> SeriesSet:

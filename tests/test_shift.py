@@ -19,6 +19,8 @@ from cropglobe.report.shift import shift_correlations, shift_table
 from cropglobe.series import SeriesSet, TimeGrid
 from cropglobe.simulate import simulate_world, write_world
 
+pytestmark = pytest.mark.usefixtures("few_trees")
+
 
 def _ndvi_set(peaks: np.ndarray, rng: np.random.Generator, width: float = 30.0) -> SeriesSet:
     """NDVI curves on the 73-bin grid: one Gaussian season per sample, peaking on ``peaks``."""

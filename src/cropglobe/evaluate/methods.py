@@ -17,7 +17,10 @@ from numpy.typing import NDArray
 from cropglobe.errors import CropGlobeError
 from cropglobe.series import SeriesSet, TimeGrid
 
-__all__ = ["METHODS", "Method", "available_methods", "get_method"]
+__all__ = ["METHODS", "RF_TREES", "Method", "available_methods", "get_method"]
+
+#: Trees of the random-forest methods (``rf-*``), the forest the paper compares with.
+RF_TREES = 500
 
 
 class UnknownMethodError(CropGlobeError, KeyError):
@@ -117,7 +120,7 @@ def _fit_classical(
     x = transformer.transform(tr)
     model: Any
     if method.model == "rf":
-        model = RandomForestModel(random_state=seed, n_jobs=-1)
+        model = RandomForestModel(n_estimators=RF_TREES, random_state=seed, n_jobs=-1)
     else:
         model = LightGBMModel(random_state=seed)
     model.fit(x, tr.labels)
