@@ -370,3 +370,36 @@ def test_glt_cells_of_the_points() -> None:
     gx, gy = glt()
     assert (gy[3, 2] - 1, gx[3, 2] - 1) == CLOUDY and gx[2, 2] == 0
     assert (gy[0, 0] - 1, gx[0, 0] - 1) != CLOUDY and (gy[1, 5] - 1, gx[1, 5] - 1) != CLOUDY
+
+
+def test_info_of_a_spectra_table(tmp_path: Path) -> None:
+    """Known counts: 21 bands 400-2400 nm, of which 1400, 1800 and 1900 nm lie in the
+    water-vapour ranges and 500 nm is flagged bad: 17 good; one gap among 4 x 17 values."""
+    wl = np.arange(400.0, 2401.0, 100.0)
+    values = np.tile(np.linspace(0.1, 0.5, wl.size, dtype=np.float32), (4, 1))
+    values[3, 2] = np.nan  # 600 nm, a good band
+    meta = pd.DataFrame({
+        "sample_id": ["p1", "p1", "p2", "p3"], "label": ["corn", "corn", "wheat", None],
+        "country": ["FRA", "FRA", "FRA", "BEL"],
+        "date": pd.to_datetime(["2023-07-01", "2023-08-15", "2023-07-01", "2023-07-01"]),
+        "granule": ["g1", "g2", "g1", "g1"],
+    })  # fmt: skip
+    good = wl != 500
+    path = write_spectra_table(Spectra(values, wl, good=good, meta=meta), tmp_path / "s.parquet")
+    run = CliRunner().invoke
+    res = run(cli, ["info", str(path), "--plot", str(tmp_path / "s.png")])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "kind: spectra (EMIT), 4 spectra of 3 points" in out
+    assert "bands (21): 400–2400 nm, 17 good" in out
+    assert "dates: 2023-07-01 … 2023-08-15 (2 days)" in out and "granules: 2" in out
+    assert f"missing values (good bands): {100 / 68:.1f} %; 1 spectra with gaps" in out
+    assert "points per class: corn 1, wheat 1, <unlabelled> 1" in out
+    assert (tmp_path / "s.png").stat().st_size > 10_000
+    res = run(cli, ["info", str(path), "--json", "--where", "country=FRA"])
+    assert res.exit_code == 0, res.output
+    desc = json.loads(res.output)
+    assert desc["where"]["spectra_kept"] == 3 and desc["n_points"] == 2
+    assert desc["class_counts"]["table"] == {"FRA": {"corn": 2, "wheat": 1, "total": 3}}
+    res = run(cli, ["info", str(path), "--group-by", "farm"])
+    assert res.exit_code == 2 and "no column 'farm' in the spectra table" in res.output

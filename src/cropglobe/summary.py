@@ -331,3 +331,107 @@ def infer_grid(obs: Observations, anchor: str = "01-01") -> TimeGrid:
     if spacing <= 20:
         return TimeGrid.regular(16, anchor=anchor)
     return TimeGrid.monthly(anchor)
+
+
+def describe_spectra(spectra: Any, group_by: str | None = None) -> dict[str, Any]:
+    """What a spectra table holds (:func:`cropglobe.io.emit.read_spectra_table`), as a dict.
+
+    Args:
+        spectra: a :class:`~cropglobe.io.emit.Spectra`.
+        group_by: meta column splitting the label counts; None: ``country`` or ``region``
+            when present.
+
+    Returns:
+        ``kind``, ``n_spectra``, ``n_points`` (distinct ``sample_id``), ``bands`` (count,
+        first and last wavelength in nm, good bands by the product's flags and outside the
+        water-vapour ranges), ``dates`` (first, last, days), ``granules``, ``missing`` (share
+        of NaN over the good bands; spectra with any NaN there) and ``class_counts`` (spectra
+        per label, per group; ``points_per_class`` counts each point once).
+    """
+    from cropglobe.features.hyperspectral import WATER_VAPOUR_NM
+
+    meta = spectra.meta
+    wl = np.asarray(spectra.wavelengths, dtype=np.float64)
+    water = np.zeros(wl.size, dtype=bool)
+    for lo, hi in WATER_VAPOUR_NM:
+        water |= (wl >= lo) & (wl <= hi)
+    good = np.asarray(spectra.good, dtype=bool) & ~water
+    values = spectra.values[:, good] if good.any() else spectra.values[:, :0]
+    desc: dict[str, Any] = {
+        "kind": "spectra (EMIT)",
+        "n_spectra": len(spectra),
+        "n_points": int(meta["sample_id"].nunique()) if "sample_id" in meta else len(spectra),
+        "bands": {
+            "count": int(wl.size),
+            "first_nm": float(wl[0]) if wl.size else None,
+            "last_nm": float(wl[-1]) if wl.size else None,
+            "good": int(good.sum()),
+        },
+    }
+    if "date" in meta and len(meta) and pd.api.types.is_datetime64_any_dtype(meta["date"]):
+        days = pd.to_datetime(meta["date"]).dt.normalize()
+        desc["dates"] = {
+            "first": str(days.min().date()),
+            "last": str(days.max().date()),
+            "days": int(days.nunique()),
+        }
+    if "granule" in meta:
+        desc["granules"] = int(meta["granule"].nunique())
+    desc["missing"] = {
+        "share": float(np.isnan(values).mean()) if values.size else 1.0,
+        "spectra_with_gaps": int(np.isnan(values).any(axis=1).sum()) if values.size else 0,
+    }
+    group = group_by if group_by is not None else _group_column(meta)
+    groups = meta[group].astype(str).to_numpy() if group in meta else None
+    if "label" in meta:
+        names = np.array(
+            [None if pd.isna(v) or str(v).strip() == "" else str(v) for v in meta["label"]],
+            dtype=object,
+        )
+        classes = tuple(sorted({str(v) for v in names if v is not None}))
+        table = _class_table(names, groups, classes)
+        desc["class_counts"] = {
+            "group_by": group if groups is not None else None,
+            "table": table.to_dict(orient="index"),
+        }
+        if "sample_id" in meta:
+            once = ~meta["sample_id"].astype(str).duplicated().to_numpy()
+            counts = pd.Series(names[once]).fillna("<unlabelled>").value_counts()
+            desc["points_per_class"] = {
+                c: int(counts[c]) for c in (*classes, "<unlabelled>") if c in counts.index
+            }
+    return desc
+
+
+def format_spectra_description(desc: dict[str, Any], source: str = "") -> str:
+    """The lines ``cropglobe info`` prints for :func:`describe_spectra`."""
+    b = desc["bands"]
+    lines = [source] if source else []
+    lines.append(
+        f"  kind: spectra (EMIT), {desc['n_spectra']:,} spectra of {desc['n_points']:,} points"
+    )
+    if b["count"]:
+        lines.append(
+            f"  bands ({b['count']}): {b['first_nm']:.0f}–{b['last_nm']:.0f} nm, {b['good']} good "
+            "(the product's flags, water-vapour ranges 1340–1450 and 1800–1970 nm left out)"
+        )
+    if "dates" in desc:
+        d = desc["dates"]
+        lines.append(f"  dates: {d['first']} … {d['last']} ({d['days']} days)")
+    if "granules" in desc:
+        lines.append(f"  granules: {desc['granules']}")
+    m = desc["missing"]
+    lines.append(
+        f"  missing values (good bands): {100 * m['share']:.1f} %; "
+        f"{m['spectra_with_gaps']:,} spectra with gaps"
+    )
+    if "class_counts" in desc:
+        cc = desc["class_counts"]
+        table = pd.DataFrame.from_dict(cc["table"], orient="index")
+        table.index.name = cc["group_by"]
+        lines.append("  spectra per class:")
+        lines.extend("    " + line for line in table.to_string().splitlines())
+    if "points_per_class" in desc:
+        per = ", ".join(f"{k} {v:,}" for k, v in desc["points_per_class"].items())
+        lines.append(f"  points per class: {per}")
+    return "\n".join(lines)

@@ -19,6 +19,7 @@ import click
 from cropglobe.errors import BandError, CropGlobeError
 
 if TYPE_CHECKING:
+    from cropglobe.io.emit import Spectra
     from cropglobe.series import Observations, SeriesSet
 
 T = TypeVar("T")
@@ -322,6 +323,18 @@ def apply_where(
     kept = data.where(**conditions)
     line = f"where {where_text(conditions)}: {kept.n_samples:,} of {data.n_samples:,} samples kept"
     return kept, line
+
+
+def spectra_where(spectra: Spectra, items: Sequence[str]) -> tuple[Spectra, str | None]:
+    """:func:`apply_where` for EMIT spectra: the rows ``--where`` keeps and a line saying so."""
+    conditions = where_arg(items)
+    if not conditions:
+        return spectra, None
+    from cropglobe.series import where_mask, where_text
+
+    keep = where_mask(spectra.meta, conditions)
+    line = f"where {where_text(conditions)}: {int(keep.sum()):,} of {len(spectra):,} spectra kept"
+    return spectra.subset(keep), line
 
 
 def bands_option(func: F) -> F:

@@ -17,6 +17,7 @@ from cropglobe.cli._common import (
     quiet_option,
     read_option,
     read_options_arg,
+    spectra_where,
     where_arg,
     where_option,
 )
@@ -287,22 +288,15 @@ def _hyperspectral(
         write_feature_table,
     )
     from cropglobe.io.emit import read_spectra_table
-    from cropglobe.series import where_mask, where_text
 
     if spectral != "pca" and n_components is not None:
         raise DataFormatError(
             f"--n-components applies to --spectral pca, not {spectral}; drop it or choose pca"
         )
     conditions = where_arg(where)
-    spectra = read_spectra_table(input_path)
-    if conditions:
-        keep = where_mask(spectra.meta, conditions)
-        line = (
-            f"where {where_text(conditions)}: {int(keep.sum()):,} of {len(spectra):,} spectra kept"
-        )
-        spectra = spectra.subset(keep)
-        if not is_quiet():
-            click.echo(line, err=True)
+    spectra, line = spectra_where(read_spectra_table(input_path), where)
+    if line is not None and not is_quiet():
+        click.echo(line, err=True)
     if len(spectra) == 0:
         raise DataFormatError(f"{input_path} holds no spectra; nothing to compute")
     pipe = hyperspectral_pipeline(spectral, n_components or 10, smooth)

@@ -20,6 +20,7 @@ from cropglobe.cli._common import (
     quiet_option,
     read_option,
     read_options_arg,
+    spectra_where,
     where_arg,
     where_option,
 )
@@ -94,6 +95,11 @@ def command(
     if (folder / "card.json").is_file():
         _model_summary(folder, as_json)
         return
+    from cropglobe.io import is_spectra_table
+
+    if is_spectra_table(path):
+        _spectra_summary(path, plot, group_by, as_json, where)
+        return
     where_arg(where)  # a malformed --where fails before the data are read
     data, selected = apply_where(read_dataset(path, **read_options_arg(read_option)), where)
     if data.n_samples == 0:
@@ -164,6 +170,41 @@ def command(
         plot_phenology(series, plot, band=band, group_by=group)
     text = (
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
+    )
+    click.echo(text if as_json or not selected else f"{selected}\n{text}")
+    if plot is not None:
+        click.echo(f"wrote {plot}")
+
+
+def _spectra_summary(
+    path: Path, plot: Path | None, group_by: str, as_json: bool, where: tuple[str, ...]
+) -> None:
+    """``info`` of an EMIT spectra table: spectra, points, bands, dates, granules, gaps and
+    counts per label; --plot draws the class-mean spectra."""
+    from cropglobe.io.emit import read_spectra_table
+    from cropglobe.summary import describe_spectra, format_spectra_description
+
+    where_arg(where)
+    spectra, selected = spectra_where(read_spectra_table(path), where)
+    meta = spectra.meta
+    if group_by not in meta.columns and group_by != "country":
+        raise click.BadParameter(
+            f"no column {group_by!r} in the spectra table; available: "
+            f"{', '.join(map(str, meta.columns))}",
+            param_hint="--group-by",
+        )
+    group = group_by if group_by in meta.columns else None
+    desc = describe_spectra(spectra, group_by=group)
+    if selected:
+        desc = {"where": {**where_arg(where), "spectra_kept": len(spectra)}, **desc}
+    if plot is not None:
+        from cropglobe.report.figures import plot_spectra
+
+        plot_spectra(spectra, plot, group_by=group or desc.get("class_counts", {}).get("group_by"))
+    text = (
+        json.dumps(desc, indent=2, default=str)
+        if as_json
+        else format_spectra_description(desc, str(path))
     )
     click.echo(text if as_json or not selected else f"{selected}\n{text}")
     if plot is not None:

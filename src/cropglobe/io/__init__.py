@@ -142,14 +142,23 @@ def _refuse_feature_table(path: Path, stored: bytes) -> None:
     )
 
 
-def _refuse_spectra_table(path: Path) -> None:
-    """DataFormatError when ``path`` is an EMIT spectra table (``R####`` band columns, as
-    ``cropglobe download`` of an EMIT collection writes): spectra, not time series."""
+def is_spectra_table(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a table with three or more ``R####`` band columns: EMIT spectra
+    (as ``cropglobe download`` of an EMIT collection writes them), not time series."""
+    p = Path(path)
+    suffixes = (".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz")
+    if not p.is_file() or not p.name.lower().endswith(suffixes):
+        return False
     try:
-        cols = _columns(path)
+        cols = _columns(p)
     except DataFormatError:
-        return  # the reader chosen next says what is wrong
-    if sum(bool(re.fullmatch(r"R\d{4}", c)) for c in cols) >= 3:
+        return False  # the reader chosen next says what is wrong
+    return sum(bool(re.fullmatch(r"R\d{4}", c)) for c in cols) >= 3
+
+
+def _refuse_spectra_table(path: Path) -> None:
+    """DataFormatError when ``path`` is an EMIT spectra table (:func:`is_spectra_table`)."""
+    if is_spectra_table(path):
         raise DataFormatError(
             f"{path} is a spectra table (one hyperspectral spectrum per row, band columns "
             "R####), not a time-series input; compute its features with 'cropglobe features "

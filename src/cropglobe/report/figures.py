@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,95 @@ def _label_time_axis(ax: Any, ss: SeriesSet, start: int | None) -> None:
     order = np.argsort(pos[keep])
     ax.set_xticks(pos[keep][order].tolist())
     ax.set_xticklabels([_MONTHS[i] for i in np.flatnonzero(keep)[order]], fontsize=7)
+
+
+def plot_spectra(
+    spectra: Any,
+    path: str | os.PathLike[str],
+    *,
+    group_by: str | None = None,
+    title: str | None = None,
+    max_groups: int = 8,
+) -> Path:
+    """Draw class-mean reflectance spectra (± 1 std band) to a PNG, one panel per group.
+
+    Bands the product flags as bad and the water-vapour ranges are gaps in the lines.
+
+    Args:
+        spectra: a :class:`~cropglobe.io.emit.Spectra` whose meta may hold ``label``.
+        path: output PNG path (written atomically).
+        group_by: meta column giving one panel per value, or None (one panel).
+        title: figure title; defaults to the number of spectra.
+        max_groups: panels beyond this many groups are left out (the largest are kept).
+
+    Returns:
+        The written path.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cropglobe.features.hyperspectral import WATER_VAPOUR_NM
+
+    wl = np.asarray(spectra.wavelengths, dtype=np.float64)
+    hide = ~np.asarray(spectra.good, dtype=bool)
+    for lo, hi in WATER_VAPOUR_NM:
+        hide |= (wl >= lo) & (wl <= hi)
+    values = spectra.values.astype(np.float64)
+    values[:, hide] = np.nan
+    meta = spectra.meta
+    if len(spectra) == 0 or hide.all():
+        raise DataFormatError("nothing to plot: the table holds no spectrum on a good band")
+    labels = (
+        meta["label"].where(meta["label"].notna(), "<unlabelled>").astype(str).to_numpy()
+        if "label" in meta
+        else np.full(len(spectra), "all spectra")
+    )
+    groups = (
+        meta[group_by].astype(str).to_numpy()
+        if group_by is not None and group_by in meta
+        else np.full(len(spectra), "")
+    )
+    sizes = _counts(groups)
+    chosen = sorted(sorted(sizes, key=lambda g: -sizes[g])[: max(max_groups, 1)])
+    classes = sorted(set(labels))
+    colors = dict(zip(classes, class_colors(classes), strict=True))
+    ncols = min(4, len(chosen))
+    nrows = int(np.ceil(len(chosen) / ncols))
+    with plt.rc_context({"text.parse_math": False}):
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False, sharey=True
+        )
+        for ax, g in zip(axes.flat, chosen, strict=False):
+            in_group = groups == g
+            for c in classes:
+                rows = values[in_group & (labels == c)]
+                if not len(rows):
+                    continue
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a band without values
+                    mean, std = np.nanmean(rows, axis=0), np.nanstd(rows, axis=0)
+                ax.plot(wl, mean, color=colors[c], lw=1.4, label=f"{c} ({len(rows):,})")
+                ax.fill_between(wl, mean - std, mean + std, color=colors[c], alpha=0.15, lw=0)
+            ax.set_title(f"{group_by} {g}" if group_by is not None and g else "all spectra")
+            ax.set_xlabel("wavelength (nm)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="upper left")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("reflectance")
+        for ax in list(axes.flat)[len(chosen) :]:
+            ax.set_visible(False)
+        fig.suptitle(title or f"class-mean reflectance spectra ({len(spectra):,} spectra)")
+        fig.tight_layout()
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return target
+
+
+def _counts(values: Any) -> dict[str, int]:
+    """Occurrences of each value of a 1-D array, as ``{value: count}``."""
+    uniq, counts = np.unique(np.asarray(values, dtype=str), return_counts=True)
+    return {str(u): int(n) for u, n in zip(uniq, counts, strict=True)}
