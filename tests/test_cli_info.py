@@ -610,3 +610,37 @@ def test_info_describes_a_model_folder(tmp_path) -> None:
         assert '  trained on: path "world", country ["FRA"]' in lines
     res = CliRunner().invoke(cli, ["info", str(tmp_path / "rf"), "--json"])
     assert json.loads(res.output)["model"] == "random_forest"
+
+
+def test_transfer_findings_known_answers() -> None:
+    """Leading method per scenario, hardest and easiest target, one augmentation line per
+    network run both ways, on hand-made scores (percent)."""
+    from cropglobe.report.findings import transfer_findings
+
+    rows = []
+    scores = {  # method -> target -> OA %
+        "tempcnn": {"BEL": 80.0, "USA": 60.0, "ARG": 50.0},
+        "tempcnn-aug": {"BEL": 82.0, "USA": 70.0, "ARG": 65.0},
+        "rf-median1d": {"BEL": 90.0, "USA": 58.0, "ARG": 40.0},
+    }
+    scen = {"BEL": "cross-country", "USA": "cross-continent", "ARG": "cross-hemisphere"}
+    for method, per in scores.items():
+        for target, oa in per.items():
+            rows.append({"method": method, "target": target, "scenario": scen[target],
+                         "oa_mean": oa})  # fmt: skip
+    lines = transfer_findings(pd.DataFrame(rows))
+    assert lines == [
+        "tempcnn: cross-country 80.0 %, cross-continent 60.0 %, cross-hemisphere 50.0 % — 30.0 "
+        "points lost from cross-country to cross-hemisphere",
+        "tempcnn-aug: cross-country 82.0 %, cross-continent 70.0 %, cross-hemisphere 65.0 % — "
+        "17.0 points lost from cross-country to cross-hemisphere",
+        "rf-median1d: cross-country 90.0 %, cross-continent 58.0 %, cross-hemisphere 40.0 % — "
+        "50.0 points lost from cross-country to cross-hemisphere",
+        "leading method: cross-country rf-median1d 90.0 % (next tempcnn-aug 82.0 %); "
+        "cross-continent tempcnn-aug 70.0 % (next tempcnn 60.0 %); cross-hemisphere "
+        "tempcnn-aug 65.0 % (next tempcnn 50.0 %)",
+        "hardest target: ARG (51.7 % mean OA over methods and sources); easiest: BEL (84.0 %)",
+        "augmentation (tempcnn-aug − tempcnn, OA points): cross-country +2.0, cross-continent "
+        "+10.0, cross-hemisphere +15.0; largest gain: cross-hemisphere",
+    ]
+    assert transfer_findings(pd.DataFrame(rows[:1])) == ["tempcnn: cross-country 80.0 %"]

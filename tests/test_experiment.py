@@ -47,6 +47,12 @@ def test_end_to_end(world, tmp_path) -> None:
     assert set(runs.scenario) == {"cross-country", "cross-continent", "cross-hemisphere"}
     assert runs.oa.between(0, 1).all() and (runs.n_scored > 0).all()
     assert rep.report.exists() and (tmp_path / "exp" / "results.csv").exists()
+    # the report opens with the findings, computed from the same scores
+    assert rep.findings[0].startswith("rf-median1d: cross-country ")
+    page = rep.report.read_text()
+    assert "<h3>Findings</h3>" in page and html.escape(rep.findings[-1]) in page
+    saved = json.loads((tmp_path / "exp" / "results.json").read_text())
+    assert saved["findings"] == rep.findings
     pred = pd.read_parquet(
         tmp_path / "exp" / "runs" / "rf-median1d" / "FRA" / "seed82" / "predictions.parquet"
     )
@@ -150,6 +156,7 @@ def test_transfer_cli(world, tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "cross-hemisphere" in res.output and (tmp_path / "out/report.html").exists()
+    assert "What the numbers say:\n  - rf-median1d: cross-country " in res.output
     bad = runner.invoke(
         cli,
         [

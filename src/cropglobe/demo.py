@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path
@@ -58,49 +57,12 @@ class DemoResult:
 
 
 def findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
-    """Plain statements computed from aggregated results (``aggregate_runs`` output).
+    """Plain statements computed from aggregated results (``aggregate_runs`` output): see
+    :func:`cropglobe.report.findings.transfer_findings`, which the transfer report opens with
+    too."""
+    from cropglobe.report.findings import transfer_findings
 
-    Per method: mean overall accuracy by scenario (pairs averaged) and whether it falls from
-    cross-country to cross-hemisphere; and, when both CropNet variants ran, the change
-    augmentation brings in each scenario — with its 95 % interval over seeds (paired by seed)
-    when the per-run table ``runs`` is given and holds at least two seeds.
-    """
-    order = ["cross-country", "cross-continent", "cross-hemisphere"]
-    table = agg.groupby(["method", "scenario"])["oa_mean"].mean().unstack("scenario")
-    cols = [c for c in order if c in table.columns]
-    out: list[str] = []
-    for method, row in table[cols].iterrows():
-        parts = ", ".join(f"{c} {row[c]:.1f} %" for c in cols)
-        trend = ""
-        if "cross-country" in cols and "cross-hemisphere" in cols:
-            drop = row["cross-country"] - row["cross-hemisphere"]
-            trend = (
-                f" — {drop:.1f} points lost from cross-country to cross-hemisphere"
-                if drop > 0
-                else f" — no loss across hemispheres ({-drop:+.1f} points)"
-            )
-        out.append(f"{method}: {parts}{trend}")
-    if {"cropnet", "cropnet-aug"} <= set(table.index):
-        gains = table.loc["cropnet-aug", cols] - table.loc["cropnet", cols]
-        intervals: dict[str, str] = {}
-        if runs is not None:
-            from cropglobe.evaluate.compare import paired_comparison
-            from cropglobe.report.transfer import signed_points
-
-            pair = runs[runs["method"].isin(["cropnet", "cropnet-aug"])]
-            cmp = paired_comparison(pair, "cropnet", metrics=("oa",))
-            for r in cmp.to_dict(orient="records"):
-                if r["n_seeds"] >= 2:
-                    intervals[str(r["scenario"])] = (
-                        f" ({signed_points(r['oa_low'])} … {signed_points(r['oa_high'])})"
-                    )
-        parts = ", ".join(f"{c} {gains[c]:+.1f}{intervals.get(c, '')}" for c in cols)
-        best = str(gains.idxmax())
-        ci = ", 95 % CI over seeds" if intervals else ""
-        shown = float(np.nanmax(gains.to_numpy(dtype=float))) >= 0.05  # visible at one decimal
-        verdict = f"largest gain: {best}" if shown else "no gain in any scenario"
-        out.append(f"augmentation (cropnet-aug − cropnet, OA points{ci}): {parts}; {verdict}")
-    return out
+    return transfer_findings(agg, runs)
 
 
 #: the ``cropglobe demo`` option of each setting saved in ``demo.json``
@@ -250,7 +212,7 @@ def run_demo(
             "channels, ten seeds on ~300,000 real samples).",
         ),
     )
-    found = findings(report.summary, report.result.runs)
+    found = report.findings
     return DemoResult(
         out,
         dataset,

@@ -300,4 +300,8 @@ def command(
         )
         return
     click.echo(result.summary_text)
+    if result.findings:
+        click.echo("What the numbers say:")
+        for line in result.findings:
+            click.echo(f"  - {line}")
     click.echo(f"report: {result.report}")

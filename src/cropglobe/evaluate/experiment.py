@@ -45,6 +45,8 @@ class ExperimentReport:
     summary: pd.DataFrame
     summary_text: str
     diagnostics: pd.DataFrame | None = None
+    #: plain statements about the scores (:func:`cropglobe.report.findings.transfer_findings`)
+    findings: list[str] = dataclasses.field(default_factory=list)
 
 
 def load_series(path: str | os.PathLike[str], **read_options: Any) -> SeriesSet:
@@ -455,7 +457,12 @@ def run_experiment(
         text += "\nPaired by seed (method − baseline, percentage points):\n" + "\n".join(
             "  " + line for line in lines
         )
-    return ExperimentReport(result, report, agg, text, shift)
+    from cropglobe.report.findings import transfer_findings
+
+    found = transfer_findings(
+        aggregate_runs(runs, ["method", "source", "target", "scenario"]), runs
+    )
+    return ExperimentReport(result, report, agg, text, shift, found)
 
 
 #: name of the shift diagnostics table in an experiment folder (also the cache of reruns)

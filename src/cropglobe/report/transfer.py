@@ -34,6 +34,7 @@ from cropglobe._fs import atomic_path, cap_name, safe_name
 from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
+from cropglobe.report.findings import transfer_findings
 
 __all__ = ["report_staging", "write_transfer_report"]
 
@@ -699,11 +700,23 @@ def _draw_report(
         payload["shift"] = {name: _json_records(t) for name, t in tables.items()}
         if applicability is not None:
             files["applicability.csv"] = applicability.to_csv(index=False, float_format="%.3f")
-    files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
 
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
     written: list[Path] = [Path(p) for p in phenology_figures]
+    found = transfer_findings(
+        aggregate_runs(scored, ["method", "source", "target", "scenario"]), scored
+    )
+    payload["findings"] = found
+    files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
+    if found:
+        sections.append(
+            "<h3>Findings</h3><p>Computed from the tables below (overall accuracy, mean over "
+            "seeds, pairs averaged within a scenario"
+            + (", pairs of one scored class left out" if single else "")
+            + "); whether the seeds tell two methods apart is in the paired comparison "
+            "below.</p><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in found) + "</ul>"
+        )
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
         table = scenario_table(scored, metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")

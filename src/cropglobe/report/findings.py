@@ -1,0 +1,114 @@
+"""What a transfer experiment found, in plain sentences computed from its scores.
+
+:func:`transfer_findings` turns the aggregated scores of a transfer experiment (one row per
+method, source, target and scenario: :func:`cropglobe.evaluate.metrics.aggregate_runs`) into a
+few statements a reader can check against the tables: how each method fares by scenario and
+how much it loses with distance, which method leads in each scenario, which targets are
+hardest, and what phenology augmentation changes for each network run with and without it
+(with its 95 % interval over seeds, paired by seed, when the runs are given). The transfer
+report opens with them; ``cropglobe demo`` and ``cropglobe transfer`` print them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SCENARIO_ORDER", "transfer_findings"]
+
+#: Scenarios from nearest to farthest; others (``unknown`` …) follow in name order.
+SCENARIO_ORDER: tuple[str, ...] = ("cross-country", "cross-continent", "cross-hemisphere")
+
+
+def _scenarios(present: list[str]) -> list[str]:
+    known = [s for s in SCENARIO_ORDER if s in present]
+    return known + sorted(s for s in present if s not in SCENARIO_ORDER)
+
+
+def _augmentation_pairs(methods: list[str]) -> list[tuple[str, str]]:
+    """``(plain, augmented)`` method names run both ways: ``cropnet`` and ``cropnet-aug`` …"""
+    return [(m[: -len("-aug")], m) for m in methods if m.endswith("-aug") and m[:-4] in methods]
+
+
+def _augmentation_line(
+    table: pd.DataFrame, cols: list[str], plain: str, aug: str, runs: pd.DataFrame | None
+) -> str:
+    from cropglobe.evaluate.compare import paired_comparison
+    from cropglobe.report.transfer import signed_points
+
+    gains = table.loc[aug, cols] - table.loc[plain, cols]
+    intervals: dict[str, str] = {}
+    if runs is not None:
+        pair = runs[runs["method"].isin([plain, aug])]
+        cmp = paired_comparison(pair, plain, metrics=("oa",))
+        for r in cmp.to_dict(orient="records"):
+            if r["n_seeds"] >= 2:
+                intervals[str(r["scenario"])] = (
+                    f" ({signed_points(r['oa_low'])} … {signed_points(r['oa_high'])})"
+                )
+    parts = ", ".join(f"{c} {gains[c]:+.1f}{intervals.get(c, '')}" for c in cols)
+    ci = ", 95 % CI over seeds" if intervals else ""
+    best = str(gains.idxmax())
+    shown = float(np.nanmax(gains.to_numpy(dtype=float))) >= 0.05  # visible at one decimal
+    verdict = f"largest gain: {best}" if shown else "no gain in any scenario"
+    return f"augmentation ({aug} − {plain}, OA points{ci}): {parts}; {verdict}"
+
+
+def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
+    """Plain statements about a transfer experiment's scores.
+
+    Args:
+        agg: aggregated scores with ``method``, ``target``, ``scenario`` and ``oa_mean``
+            (percent); pairs whose accuracy is no transfer score (one class scored) should
+            be left out beforehand.
+        runs: the per-run scores (``method``, ``source``, ``target``, ``scenario``, ``seed``,
+            ``oa``) the intervals of the augmentation lines are computed from; None: no
+            intervals.
+
+    Returns:
+        One line per method (mean OA per scenario, the pairs averaged, and the points lost from
+        the nearest to the farthest scenario), one naming the leading method of each scenario
+        (with two or more methods), one naming the hardest and easiest targets (with three or
+        more), then one per network run with and without augmentation (``X-aug`` against
+        ``X``), last.
+    """
+    if agg.empty:
+        return []
+    pct = agg
+    table = pct.groupby(["method", "scenario"])["oa_mean"].mean().unstack("scenario")
+    cols = _scenarios([str(c) for c in table.columns])
+    methods = list(dict.fromkeys(pct["method"]))
+    table = table.reindex(index=methods)
+    out: list[str] = []
+    for method, row in table[cols].iterrows():
+        parts = ", ".join(f"{c} {row[c]:.1f} %" for c in cols if np.isfinite(row[c]))
+        trend = ""
+        near, far = cols[0], cols[-1]
+        if len(cols) > 1 and np.isfinite(row[near]) and np.isfinite(row[far]):
+            drop = row[near] - row[far]
+            trend = (
+                f" — {drop:.1f} points lost from {near} to {far}"
+                if drop > 0
+                else f" — no loss from {near} to {far} ({-drop:+.1f} points)"
+            )
+        out.append(f"{method}: {parts}{trend}")
+    if len(methods) > 1:
+        leads = []
+        for c in cols:
+            ranked = table[c].dropna().sort_values(ascending=False)
+            if len(ranked) >= 2:
+                leads.append(
+                    f"{c} {ranked.index[0]} {ranked.iloc[0]:.1f} % "
+                    f"(next {ranked.index[1]} {ranked.iloc[1]:.1f} %)"
+                )
+        if leads:
+            out.append("leading method: " + "; ".join(leads))
+    per_target = pct.groupby("target")["oa_mean"].mean().sort_values()
+    if len(per_target) >= 3:
+        out.append(
+            f"hardest target: {per_target.index[0]} ({per_target.iloc[0]:.1f} % mean OA over "
+            f"methods and sources); easiest: {per_target.index[-1]} ({per_target.iloc[-1]:.1f} %)"
+        )
+    for plain, aug in _augmentation_pairs(methods):
+        out.append(_augmentation_line(table, cols, plain, aug, runs))
+    return out
