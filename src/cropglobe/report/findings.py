@@ -68,7 +68,7 @@ def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> li
     Returns:
         One line per method (mean OA per scenario, the pairs averaged, and the points lost from
         the nearest to the farthest scenario), one naming the leading method of each scenario
-        (with two or more methods), one naming the hardest and easiest targets (with three or
+        (with two or more methods), one naming the hardest and easiest targets (with two or
         more), then one per network run with and without augmentation (``X-aug`` against
         ``X``), last.
     """
@@ -104,7 +104,7 @@ def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> li
         if leads:
             out.append("leading method: " + "; ".join(leads))
     per_target = pct.groupby("target")["oa_mean"].mean().sort_values()
-    if len(per_target) >= 3:
+    if len(per_target) >= 2:
         out.append(
             f"hardest target: {per_target.index[0]} ({per_target.iloc[0]:.1f} % mean OA over "
             f"methods and sources); easiest: {per_target.index[-1]} ({per_target.iloc[-1]:.1f} %)"
