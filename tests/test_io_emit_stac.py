@@ -224,7 +224,7 @@ def test_features_hyperspectral(tmp_path: Path) -> None:
     assert len(res.output.strip().splitlines()) == 1
 
 
-def test_download_emit_options(tmp_path: Path) -> None:
+def test_download_emit_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     catalog = _catalog(tmp_path)
     res = CliRunner().invoke(cli, ["download", "--stac", str(catalog), "--collection",
                                    "emitl2arfl_001", "--bbox", "10", "44.9", "10.1", "45",
@@ -235,8 +235,19 @@ def test_download_emit_options(tmp_path: Path) -> None:
     points = _points(tmp_path / "points.csv")
     code, text = _download(catalog, points, tmp_path / "x.parquet", "--bands", "B04")
     assert code == 2 and "--bands applies to Sentinel-2, not to EMIT" in text
+    from cropglobe.io import stac
+
+    asked: list[object] = []
+    search = stac.search_items
+
+    def recorded(*args: Any, **kw: Any) -> Any:
+        asked.append(kw.get("max_cloud"))
+        return search(*args, **kw)
+
+    monkeypatch.setattr(stac, "search_items", recorded)
     code, text = _download(catalog, points, tmp_path / "y.parquet", "--max-cloud", "50")
     assert code == 0 and "found 2 granules, 1 holding points" in text, text
+    assert asked == [None]  # applied to the items found, not sent to CMR-STAC
     assert pd.read_parquet(tmp_path / "y.parquet")["granule"].tolist() == [A, A]
 
 

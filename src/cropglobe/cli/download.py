@@ -322,11 +322,13 @@ def _emit(
     box = check_bbox(bbox)
     if output.exists():
         log.warning("%s exists: it will be replaced once the new one is complete", output)
+    # --max-cloud is applied here, not sent: NASA's CMR-STAC has answered an eo:cloud_cover
+    # query with no items at all (nasa/cmr-stac#239) and refuses CQL2 filters
     items = search_items(
-        source, collection=collection, bbox=box, start=start, end=end, max_cloud=max_cloud,
+        source, collection=collection, bbox=box, start=start, end=end, max_cloud=None,
         limit=limit,
     )  # fmt: skip
-    if max_cloud is not None:  # an API without the query extension may not have filtered
+    if max_cloud is not None:
         clear = [it for it in items if (_cloud(it) or 0.0) < max_cloud]
         if len(clear) < len(items):
             log.info("%d granules at --max-cloud %g or above left out", len(items) - len(clear),
