@@ -501,7 +501,8 @@ def _shift_table(
             if g not in prints:
                 prints[g] = ss.subset(groups == g).fingerprint()
         # v2: exact duplicate series compared once, features without values on one side
-        # left out (rows of v1 were measured otherwise)
+        # left out; v3: a feature without spread in the source scaled by its band's typical
+        # spread (rows of earlier versions were measured otherwise)
         text = f"shift-v3|{prints[s]}|{prints[t]}|{config.window}"
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
