@@ -644,3 +644,29 @@ def test_transfer_findings_known_answers() -> None:
         "+10.0, cross-hemisphere +15.0; largest gain: cross-hemisphere",
     ]
     assert transfer_findings(pd.DataFrame(rows[:1])) == ["tempcnn: cross-country 80.0 %"]
+
+
+def test_transfer_findings_name_the_pair_farthest_outside() -> None:
+    """With diagnostics: the pair farthest outside, and from four pairs on the rank correlation
+    of the share outside with the first method's accuracy (here perfectly falling: ρ = −1)."""
+    from cropglobe.report.findings import transfer_findings
+
+    targets = {"BEL": (90.0, 0.04), "USA": (70.0, 0.20), "CHN": (60.0, 0.45), "ARG": (65.0, 0.3)}
+    names = list(targets)
+    agg = pd.DataFrame({
+        "method": "rf-median1d", "source": "FRA", "target": names, "scenario": "cross-country",
+        "oa_mean": [targets[t][0] for t in names],
+    })  # fmt: skip
+    diag = pd.DataFrame({
+        "source": "FRA", "target": names, "domain_auc": 0.9,
+        "outside_share": [targets[t][1] for t in names], "lag_days": 0.0,
+    })  # fmt: skip
+    lines = transfer_findings(agg, diagnostics=diag)
+    assert lines[-2:] == [
+        "farthest outside its source's range: FRA → CHN (45 % of its fields; about 5 % without "
+        "shift)",
+        "share outside against rf-median1d's OA over 4 pairs: Spearman ρ = -1.00 (p = 0; "
+        "negative: the farther outside, the lower the accuracy)",
+    ]
+    three = transfer_findings(agg[agg.target != "ARG"], diagnostics=diag)
+    assert three[-1].startswith("farthest outside its source's range: FRA → CHN")

@@ -460,7 +460,7 @@ def run_experiment(
     from cropglobe.report.findings import transfer_findings
 
     found = transfer_findings(
-        aggregate_runs(runs, ["method", "source", "target", "scenario"]), runs
+        aggregate_runs(runs, ["method", "source", "target", "scenario"]), runs, shift
     )
     return ExperimentReport(result, report, agg, text, shift, found)
 

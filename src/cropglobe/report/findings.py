@@ -54,7 +54,38 @@ def _augmentation_line(
     return f"augmentation ({aug} − {plain}, OA points{ci}): {parts}; {verdict}"
 
 
-def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> list[str]:
+def _shift_lines(agg: pd.DataFrame, diagnostics: pd.DataFrame, method: str) -> list[str]:
+    """The pair farthest outside its source's range and, from :data:`MIN_PAIRS` pairs on, how
+    the share outside ranks with ``method``'s accuracy."""
+    from cropglobe.report.shift import MIN_PAIRS, shift_correlations, shift_table
+
+    table = shift_table(diagnostics, agg)
+    keep = {(str(s), str(t)) for s, t in zip(agg["source"], agg["target"], strict=True)}
+    pairs = list(zip(table["source"], table["target"], strict=True))
+    table = table[np.array([p in keep for p in pairs], dtype=bool)]
+    share = table["outside_share"].to_numpy(dtype=np.float64)
+    if not np.isfinite(share).any():
+        return []
+    far = table.iloc[int(np.nanargmax(share))]
+    out = [
+        f"farthest outside its source's range: {far['source']} → {far['target']} "
+        f"({far['outside_share']:.0f} % of its fields; about 5 % without shift)"
+    ]
+    if len(table) >= MIN_PAIRS:
+        corr = shift_correlations(table, [method])
+        row = corr[corr["diagnostic"] == "outside_share"].iloc[0]
+        if np.isfinite(row["rho"]):
+            out.append(
+                f"share outside against {method}'s OA over {int(row['n_pairs'])} pairs: "
+                f"Spearman ρ = {row['rho']:+.2f} (p = {row['p']:.2g}; negative: the farther "
+                "outside, the lower the accuracy)"
+            )
+    return out
+
+
+def transfer_findings(
+    agg: pd.DataFrame, runs: pd.DataFrame | None = None, diagnostics: pd.DataFrame | None = None
+) -> list[str]:
     """Plain statements about a transfer experiment's scores.
 
     Args:
@@ -64,13 +95,16 @@ def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> li
         runs: the per-run scores (``method``, ``source``, ``target``, ``scenario``, ``seed``,
             ``oa``) the intervals of the augmentation lines are computed from; None: no
             intervals.
+        diagnostics: the pairs' label-free shift diagnostics
+            (:func:`cropglobe.evaluate.shift.pair_diagnostics`), or None.
 
     Returns:
         One line per method (mean OA per scenario, the pairs averaged, and the points lost from
         the nearest to the farthest scenario), one naming the leading method of each scenario
         (with two or more methods), one naming the hardest and easiest targets (with two or
-        more), then one per network run with and without augmentation (``X-aug`` against
-        ``X``), last.
+        more), with ``diagnostics`` the pair farthest outside its source's range and (from four
+        pairs on) how the share outside ranks with the first method's accuracy, then one per
+        network run with and without augmentation (``X-aug`` against ``X``), last.
     """
     if agg.empty:
         return []
@@ -109,6 +143,8 @@ def transfer_findings(agg: pd.DataFrame, runs: pd.DataFrame | None = None) -> li
             f"hardest target: {per_target.index[0]} ({per_target.iloc[0]:.1f} % mean OA over "
             f"methods and sources); easiest: {per_target.index[-1]} ({per_target.iloc[-1]:.1f} %)"
         )
+    if diagnostics is not None and len(diagnostics):
+        out += _shift_lines(pct, diagnostics, methods[0])
     for plain, aug in _augmentation_pairs(methods):
         out.append(_augmentation_line(table, cols, plain, aug, runs))
     return out

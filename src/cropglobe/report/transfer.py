@@ -705,7 +705,7 @@ def _draw_report(
     sections: list[str] = []
     written: list[Path] = [Path(p) for p in phenology_figures]
     found = transfer_findings(
-        aggregate_runs(scored, ["method", "source", "target", "scenario"]), scored
+        aggregate_runs(scored, ["method", "source", "target", "scenario"]), scored, diagnostics
     )
     payload["findings"] = found
     files["results.json"] = json.dumps(payload, indent=1, default=str, allow_nan=False)
