@@ -46,6 +46,18 @@ def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def _points_bbox(table: Any) -> tuple[float, float, float, float]:
+    """The points' extent (west, south, east, north), padded by 1e-4 degrees so that points
+    on the edge fall inside."""
+    pad = 1e-4
+    return (
+        float(table["lon"].min()) - pad,
+        float(table["lat"].min()) - pad,
+        float(table["lon"].max()) + pad,
+        float(table["lat"].max()) + pad,
+    )
+
+
 def _human(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -206,13 +218,7 @@ def command(
 
         table = read_points(points)
         if bbox is None:
-            pad = 1e-4  # degrees, so that points on the edge fall inside
-            bbox = (
-                float(table["lon"].min()) - pad,
-                float(table["lat"].min()) - pad,
-                float(table["lon"].max()) + pad,
-                float(table["lat"].max()) + pad,
-            )
+            bbox = _points_bbox(table)
     if bbox is None:
         raise ParameterError(
             "--bbox is needed for a raster stack: WEST SOUTH EAST NORTH in degrees, e.g. "
@@ -312,13 +318,7 @@ def _emit(
         )
     table = read_points(points)
     if bbox is None:
-        pad = 1e-4  # degrees, so that points on the edge fall inside
-        bbox = (
-            float(table["lon"].min()) - pad,
-            float(table["lat"].min()) - pad,
-            float(table["lon"].max()) + pad,
-            float(table["lat"].max()) + pad,
-        )
+        bbox = _points_bbox(table)
     box = check_bbox(bbox)
     if output.exists():
         log.warning("%s exists: it will be replaced once the new one is complete", output)
