@@ -670,3 +670,20 @@ def test_transfer_findings_name_the_pair_farthest_outside() -> None:
     ]
     three = transfer_findings(agg[agg.target != "ARG"], diagnostics=diag)
     assert three[-1].startswith("farthest outside its source's range: FRA → CHN")
+
+
+def test_transfer_findings_start_from_the_source_s_own_hold_out() -> None:
+    """With --within, the loss runs from the hold-out (the nearest scenario) to the farthest,
+    and the hold-out is no target to call easiest."""
+    from cropglobe.report.findings import transfer_findings
+
+    agg = pd.DataFrame({
+        "method": "rf-median1d", "source": "FRA", "target": ["FRA", "BEL", "ARG"],
+        "scenario": ["within-country", "cross-country", "cross-hemisphere"],
+        "oa_mean": [95.0, 80.0, 60.0],
+    })  # fmt: skip
+    assert transfer_findings(agg) == [
+        "rf-median1d: within-country 95.0 %, cross-country 80.0 %, cross-hemisphere 60.0 % — "
+        "35.0 points lost from within-country to cross-hemisphere",
+        "hardest target: ARG (60.0 % mean OA over methods and sources); easiest: BEL (80.0 %)",
+    ]

@@ -14,15 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SCENARIO_ORDER", "transfer_findings"]
-
-#: Scenarios from nearest to farthest; others (``unknown`` …) follow in name order.
-SCENARIO_ORDER: tuple[str, ...] = ("cross-country", "cross-continent", "cross-hemisphere")
-
-
-def _scenarios(present: list[str]) -> list[str]:
-    known = [s for s in SCENARIO_ORDER if s in present]
-    return known + sorted(s for s in present if s not in SCENARIO_ORDER)
+__all__ = ["transfer_findings"]
 
 
 def _augmentation_pairs(methods: list[str]) -> list[tuple[str, str]]:
@@ -100,17 +92,20 @@ def transfer_findings(
 
     Returns:
         One line per method (mean OA per scenario, the pairs averaged, and the points lost from
-        the nearest to the farthest scenario), one naming the leading method of each scenario
-        (with two or more methods), one naming the hardest and easiest targets (with two or
-        more), with ``diagnostics`` the pair farthest outside its source's range and (from four
-        pairs on) how the share outside ranks with the first method's accuracy, then one per
-        network run with and without augmentation (``X-aug`` against ``X``), last.
+        the nearest scenario, a source's own hold-out when there is one, to the farthest), one
+        naming the leading method of each scenario (with two or more methods), one naming the
+        hardest and easiest targets (with two or more; hold-outs left out), with
+        ``diagnostics`` the pair farthest outside its source's range and (from four pairs on)
+        how the share outside ranks with the first method's accuracy, then one per network
+        run with and without augmentation (``X-aug`` against ``X``), last.
     """
     if agg.empty:
         return []
     pct = agg
     table = pct.groupby(["method", "scenario"])["oa_mean"].mean().unstack("scenario")
-    cols = _scenarios([str(c) for c in table.columns])
+    from cropglobe.report.transfer import _scenario_order
+
+    cols = _scenario_order(pct)  # hold-outs (within-…) first, then by distance
     methods = list(dict.fromkeys(pct["method"]))
     table = table.reindex(index=methods)
     out: list[str] = []
@@ -137,7 +132,8 @@ def transfer_findings(
                 )
         if leads:
             out.append("leading method: " + "; ".join(leads))
-    per_target = pct.groupby("target")["oa_mean"].mean().sort_values()
+    moved = pct[~pct["scenario"].astype(str).str.startswith("within-")]  # no hold-outs
+    per_target = moved.groupby("target")["oa_mean"].mean().sort_values()
     if len(per_target) >= 2:
         out.append(
             f"hardest target: {per_target.index[0]} ({per_target.iloc[0]:.1f} % mean OA over "
