@@ -186,11 +186,7 @@ def feature_table(
     head = pd.DataFrame(
         {"sample_id": ids, "label": ss.labels, "label_name": ss.label_names().astype(object)}
     )
-    meta_cols = _meta_columns(ss.meta, {*head.columns, *names})
-    for name, col in meta_cols.items():
-        head[name] = parquet_ready(ss.meta[col].reset_index(drop=True))
-    feats = pd.DataFrame(X.astype(np.float32, copy=False), columns=names)
-    table = pd.concat([head, feats], axis=1)
+    table, meta_cols = _assemble(head, ss.meta, X, names)
     final = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
     params: dict[str, Any] = {
         "format": "cropglobe.features",
@@ -262,11 +258,7 @@ def spectra_feature_table(
     labels, label_names, classes = _spectra_labels(meta)
     head = pd.DataFrame({"sample_id": ids, "label": labels, "label_name": label_names})
     rest = meta.drop(columns=[c for c in ("label",) if c in meta.columns])
-    meta_cols = _meta_columns(rest, {*head.columns, *names})
-    for name, col in meta_cols.items():
-        head[name] = parquet_ready(rest[col].reset_index(drop=True))
-    feats = pd.DataFrame(X.astype(np.float32, copy=False), columns=names)
-    table = pd.concat([head, feats], axis=1)
+    table, meta_cols = _assemble(head, rest, X, names)
     final = transformer.steps[-1][1] if isinstance(transformer, Pipeline) else transformer
     params: dict[str, Any] = {
         "format": "cropglobe.features",
@@ -282,6 +274,18 @@ def spectra_feature_table(
     if isinstance(final, SpectralPCA):
         params["explained_variance_ratio"] = [float(v) for v in final.explained_variance_ratio_]
     return table, params
+
+
+def _assemble(
+    head: pd.DataFrame, meta: pd.DataFrame, X: Any, names: list[str]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The feature table: ``head`` (``sample_id``, ``label``, ``label_name``), the per-sample
+    meta columns (:func:`_meta_columns`), then the float32 features; and those meta columns."""
+    meta_cols = _meta_columns(meta, {*head.columns, *names})
+    for name, col in meta_cols.items():
+        head[name] = parquet_ready(meta[col].reset_index(drop=True))
+    feats = pd.DataFrame(np.asarray(X).astype(np.float32, copy=False), columns=names)
+    return pd.concat([head, feats], axis=1), meta_cols
 
 
 def _meta_columns(meta: pd.DataFrame, taken: set[str]) -> dict[str, Any]:
