@@ -162,7 +162,9 @@ class PeakRSS:
         self._t.join()
 
 
-def in_memory_throughput(model_dir: Path, ss: SeriesSet, batch_size: int) -> float:
+def in_memory_throughput(
+    model_dir: Path, ss: SeriesSet, batch_size: int, device: str = "cpu"
+) -> float:
     """Pixels/s of the mapping's own predictor on prepared inputs (median of 3 runs)."""
     from cropglobe.mapping import _Job, _load_predictor
     from cropglobe.models.folder import model_inputs, read_card
@@ -183,6 +185,7 @@ def in_memory_throughput(model_dir: Path, ss: SeriesSet, batch_size: int) -> flo
         batch_size,
         0,
         None,
+        device=device,
     )
     predict, _ = _load_predictor(job)
     x = model_inputs(card, ss)
@@ -204,6 +207,7 @@ def run_map(
     batch: int,
     engine: str = "torch",
     applicability: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     import psutil
 
@@ -222,6 +226,7 @@ def run_map(
             batch_size=batch,
             engine=engine,  # type: ignore[arg-type]
             applicability=out / "aoa.tif" if applicability else None,
+            device=device,
         )
         wall = time.perf_counter() - t0
     s = res.seconds
@@ -249,6 +254,15 @@ def main() -> None:
     ap.add_argument("--small", choices=["lightgbm", "tempcnn"], default="lightgbm")
     ap.add_argument("--cropnet-size", type=int, default=64, help="0 skips CropNet")
     ap.add_argument("--tmp", default=None, help="folder for the stack (default: a temp dir)")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device CropNet is mapped on (cpu, cuda); on a GPU the int8 comparison is "
+        "skipped and CropNet's in-memory CPU throughput is measured beside it",
+    )
+    ap.add_argument(
+        "--no-int8", action="store_true", help="skip CropNet through the onnx-int8 engine"
+    )
     ap.add_argument(
         "--applicability",
         action="store_true",
@@ -346,15 +360,38 @@ def main() -> None:
                         dst.write(data)
                         dst.descriptions = src.descriptions
             cblock = max(16, min(args.block_size, n // 2 // 16 * 16 or 16))
-            cmem = in_memory_throughput(cdir, probe.subset(np.arange(1024)), 1024)
-            rc = run_map(cdir, str(sub / "*.tif"), root / "out_cropnet", args.workers, cblock, 1024)
+            gpu = args.device != "cpu"
+            cbatch = args.batch_size if gpu else 1024
+            pix = probe.subset(np.arange(min(probe.n_samples, 8 * cbatch if gpu else 1024)))
+            cmem = in_memory_throughput(cdir, pix, cbatch, args.device)
+            rc = run_map(
+                cdir,
+                str(sub / "*.tif"),
+                root / "out_cropnet",
+                args.workers,
+                cblock,
+                cbatch,
+                device=args.device,
+            )
             rc.update(
                 model="cropnet",
+                device=args.device,
+                batch_size=cbatch,
                 block_size=cblock,
                 in_memory_px_s=round(cmem, 1),
                 ratio_to_in_memory=round(rc["end_to_end_px_s"] / cmem, 3),
             )
+            if gpu:  # the same model on this machine's CPU cores, for the ratio
+                import torch
+
+                cpu = in_memory_throughput(cdir, probe.subset(np.arange(1024)), 1024)
+                rc.update(
+                    cpu_in_memory_px_s=round(cpu, 1),
+                    cpu_threads=torch.get_num_threads(),
+                    end_to_end_vs_cpu_in_memory=round(rc["end_to_end_px_s"] / cpu, 1),
+                )
             result["cropnet"] = rc
+        if args.cropnet_size > 0 and args.device == "cpu" and not args.no_int8:
             # the same CropNet through the int8 ONNX engine (static quantization calibrated
             # on the first windows' pixels; the quantization time is part of the wall time)
             (root / "out_cropnet_int8").mkdir()

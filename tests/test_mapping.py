@@ -643,6 +643,79 @@ def test_neural_map_equals_table_prediction(
     agree = cls[has] == np.argmax(proba, axis=1)
     top2 = np.sort(proba, axis=1)[:, -2:]
     assert agree.all() or (top2[~agree, 1] - top2[~agree, 0] < 1e-5).all()
+    assert json.loads(res.sidecar.read_text())["options"]["device"] == "cpu"
+
+
+def test_the_device_a_map_runs_on(
+    tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path, monkeypatch: Any
+) -> None:
+    import torch
+
+    from cropglobe.mapping import _map_device
+
+    gpu = torch.cuda.is_available()
+    assert _map_device("auto", "torch", True) == ("cuda" if gpu else "cpu")
+    assert _map_device("cpu", "torch", True) == "cpu"
+    # classical models and the ONNX engines run on the CPU; "auto" never refuses
+    assert _map_device("cuda", "torch", False) == "cpu"
+    assert _map_device("auto", "onnx-int8", True) == "cpu"
+    assert _map_device("cpu", "onnx", True) == "cpu"
+    with pytest.raises(ParameterError, match="is not a torch device"):
+        _map_device("tpu", "torch", True)
+    if not gpu:  # asked for by name without one: refused before any output
+        folder, _scl = stack_dirs
+        with pytest.raises(ParameterError, match="no CUDA GPU is available"):
+            map_raster(tempcnn_model, folder, tmp_path / "m.tif", device="cuda")
+        assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _map_device("cuda:1", "torch", True) == "cuda:1"
+    with pytest.raises(ParameterError, match=r"engine 'onnx' runs on the CPU .*--engine torch"):
+        _map_device("cuda", "onnx", True)
+
+
+@pytest.mark.skipif(not pytest.importorskip("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_map_on_the_gpu_equals_the_cpu_map(
+    tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from cropglobe.cli.main import cli
+
+    folder, scl = stack_dirs
+    kw: dict[str, Any] = {"mask": scl, "block_size": 32, "probability_dtype": "float32"}
+    cpu = map_raster(
+        tempcnn_model, folder, tmp_path / "c.tif", probabilities=tmp_path / "pc.tif", **kw
+    )
+    gpu = map_raster(
+        tempcnn_model,
+        folder,
+        tmp_path / "g.tif",
+        probabilities=tmp_path / "pg.tif",
+        workers=4,
+        device="cuda",
+        **kw,
+    )
+    pc, pg = (_read(r.probabilities) for r in (cpu, gpu))  # type: ignore[arg-type]
+    np.testing.assert_allclose(pg, pc, rtol=0, atol=1e-4)
+    assert (np.isnan(pg) == np.isnan(pc)).all()
+    assert json.loads(gpu.sidecar.read_text())["options"]["device"] == "cuda"
+    # the command line's default ("auto") maps a neural model on the GPU and says so
+    r = CliRunner().invoke(
+        cli,
+        [
+            "map",
+            str(tempcnn_model),
+            "--stack",
+            str(folder / "*.tif"),
+            "--scl",
+            str(scl / "*.tif"),
+            "--block-size",
+            "32",
+            "-o",
+            str(tmp_path / "cli.tif"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert " on cuda)" in r.output
+    assert (_read(tmp_path / "cli.tif") == _read(cpu.output)).mean() > 0.999
 
 
 def test_onnx_engines(tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path) -> None:

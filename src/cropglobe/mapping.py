@@ -110,6 +110,7 @@ class _Job:
     tta: tuple[float, ...] = ()
     scale: float = 1.0
     applicability: bool = False
+    device: str = "cpu"
 
 
 @dataclass
@@ -145,7 +146,15 @@ def _predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[np.fl
     """A cached ``(predict_proba over card.classes, card)`` for this process."""
     # the ONNX file's size and time: a map written again to one output re-quantizes it
     onnx = tuple(_file_stat(job.onnx_path)) if job.onnx_path else None
-    key = (job.model_dir, job.model_stamp, job.engine, job.onnx_path, onnx, job.threads)
+    key = (
+        job.model_dir,
+        job.model_stamp,
+        job.engine,
+        job.onnx_path,
+        onnx,
+        job.threads,
+        job.device,
+    )
     with _PRED_LOCK:
         hit = _PREDICTORS.pop(key, None)
         if hit is None:
@@ -175,10 +184,14 @@ def _load_predictor(job: _Job) -> tuple[Callable[[NDArray[np.float32]], NDArray[
         return onnx_proba, card
     model, card = load_model(job.model_dir)
     if is_neural(card.model):
-        from cropglobe.models.inputs import predict_proba
+        from cropglobe.models.inputs import predict_proba, resolve_device
+
+        # moved once here, not by each call: the workers' threads share this model
+        dev = resolve_device(job.device)
+        model.to(dev)
 
         def torch_proba(x: NDArray[np.float32]) -> NDArray[np.float64]:
-            return predict_proba(model, x, batch_size=bs)
+            return predict_proba(model, x, batch_size=bs, device=dev)
 
         return torch_proba, card
     # classical: its columns are some of the card's classes (absent ones stay zero)
@@ -765,6 +778,7 @@ class MapJob:
         tta: Sequence[float] | None = None,
         scale: float = 1.0,
         applicability: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
     ) -> None:
         from cropglobe.models.folder import read_card
         from cropglobe.models.registry import is_neural
@@ -882,6 +896,7 @@ class MapJob:
                 f"{self.card.model!r} model — use engine='torch' (--engine torch)"
             )
         self._engine = engine
+        self.device = _map_device(device, engine, is_neural(self.card.model))
         self.tta = _check_tta(tta, self.card, self.model_dir)
         self.scale = float(scale)
         _check_scale(self.stack, self.card, self.windows, date_index, band_index, self.scale)
@@ -955,6 +970,7 @@ class MapJob:
                 tta=self.tta,
                 scale=self.scale,
                 applicability=self.applicability is not None,
+                device=self.device,
             )
             if engine != "torch":
                 self.job = dataclasses.replace(self.job, onnx_path=str(self._onnx_file(engine)))
@@ -1495,6 +1511,7 @@ class MapJob:
                 "workers": self.workers,
                 "dask": self.client is not None or self.dask_scheduler is not None,
                 "engine": self._engine,
+                "device": self.device,
                 "batch_size": self.job.batch_size,
                 "probability_dtype": self.probability_dtype,
                 "tta_shifts": list(self.tta),
@@ -1506,6 +1523,25 @@ class MapJob:
             "resumed_windows": result.resumed_windows,
             "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
         }
+
+
+def _map_device(device: str, engine: str, neural: bool) -> str:
+    """The device a map's model runs on, as a name (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+
+    ``"auto"`` is the GPU for a neural model on the torch engine and the CPU otherwise; a GPU
+    asked for by name with an ONNX engine is refused (onnxruntime runs here on the CPU).
+    """
+    from cropglobe.models.inputs import resolve_device
+
+    auto = isinstance(device, str) and device.strip().lower() == "auto"
+    if engine != "torch" and not auto and resolve_device(device).type != "cpu":
+        raise ParameterError(
+            f"engine {engine!r} runs on the CPU (onnxruntime), not on {device!r}; use "
+            "engine='torch' (--engine torch) to map on the GPU, or device='cpu' (--device cpu)"
+        )
+    if engine != "torch" or not neural:
+        return "cpu"
+    return str(resolve_device(device))
 
 
 def _folder_stamp(folder: Path) -> str:
@@ -1643,6 +1679,7 @@ def map_raster(
     tta: Sequence[float] | None = None,
     scale: float = 1.0,
     applicability: str | os.PathLike[str] | None = None,
+    device: str = "cpu",
     on_window: Callable[[int, int], Any] | None = None,
 ) -> MapResult:
     """Map a region: classify every pixel of a raster stack with a trained model folder.
@@ -1688,6 +1725,12 @@ def map_raster(
             COG (float32, NaN = no data; above 1 = outside their range: the model's area of
             applicability, :mod:`cropglobe.evaluate.applicability`); needs a model folder with
             a training reference (written by ``cropglobe train``).
+        device: torch device of a neural model with the ``"torch"`` engine: ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (the GPU when there is one). Windows are
+            still read and composited on the CPU (``workers`` threads) and fed to the one
+            model on the device. Classical models run on the CPU whatever it says; the ONNX
+            engines run on the CPU and refuse a GPU device. A map can be resumed on another
+            device (the probabilities agree to float32 rounding, not bit for bit).
         on_window: called as ``on_window(done, total)`` after each window is written.
 
     Returns:
@@ -1724,6 +1767,7 @@ def map_raster(
         tta=tta,
         scale=scale,
         applicability=applicability,
+        device=device,
     )
     try:
         total = len(job.windows)

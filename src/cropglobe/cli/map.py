@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from cropglobe.cli._common import PathArg, handle_errors, progress, quiet_option
+from cropglobe.cli._common import PathArg, device_option, handle_errors, progress, quiet_option
 from cropglobe.errors import BandError, ParameterError
 
 
@@ -133,6 +134,7 @@ def _cli_words(message: str) -> str:
     help="Inference engine for neural models (onnx needs onnxruntime); onnx-int8 quantizes "
     "the model, calibrated on the stack's own pixels (about 4x faster for CropNet).",
 )
+@device_option()
 @click.option("--season-year", type=int, default=None, help="Season to map (the year it starts).")
 @click.option(
     "--dask-scheduler",
@@ -169,6 +171,7 @@ def command(
     workers: int,
     batch_size: int,
     engine: str,
+    device: str,
     season_year: int | None,
     dask_scheduler: str | None,
     tta: bool,
@@ -190,6 +193,8 @@ def command(
             "default is 4096"
         )
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
+    if click.get_current_context().get_parameter_source("device") == ParameterSource.DEFAULT:
+        device = "auto"  # the GPU for a neural model on the torch engine, else the CPU
 
     try:
         job = MapJob(
@@ -212,6 +217,7 @@ def command(
             tta=shifts,
             scale=scale,
             applicability=applicability,
+            device=device,
         )
     except (BandError, ParameterError) as exc:
         raise type(exc)(_cli_words(str(exc))) from None
@@ -224,9 +230,10 @@ def command(
         raise
     finally:
         job.close()
+    on = "" if job.device == "cpu" else f" on {job.device}"
     click.echo(
         f"wrote {res.output} ({_part(res.n_valid, res.n_pixels, 'pixel')} mapped, "
-        f"{_plural(res.n_windows, 'window')}, {res.seconds.get('total', 0.0):.1f} s)",
+        f"{_plural(res.n_windows, 'window')}, {res.seconds.get('total', 0.0):.1f} s{on})",
         err=True,
     )
     if res.applicability is not None and res.outside_share is not None:
