@@ -840,7 +840,7 @@ def _fill_inplace(
     if v.size == 0 or t == 0:
         return
     centers = np.asarray(centers, dtype=np.float64)
-    if _FILL_COMPILED:
+    if _FILL_COMPILED and v.flags.c_contiguous:  # reshape must give a view to fill in place
         from cropglobe._kernels import fill_rows
 
         if fill_rows(v.reshape(-1, t), centers, max_gap_days, edge == "hold"):
