@@ -673,6 +673,22 @@ def test_the_device_a_map_runs_on(
         _map_device("cuda", "onnx", True)
 
 
+def test_default_workers_of_the_command_line(
+    tempcnn_model: Path, lgbm_model: Path, monkeypatch: Any
+) -> None:
+    import cropglobe.mapping
+    from cropglobe.cli import map as map_cli
+
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert map_cli._default_workers(tempcnn_model, "cpu", "torch") == 2
+    assert map_cli._default_workers(tempcnn_model / "missing", "cuda", "torch") == 2
+    monkeypatch.setattr(cropglobe.mapping, "_map_device", lambda d, e, n: "cuda" if n else "cpu")
+    assert map_cli._default_workers(tempcnn_model, "auto", "torch") == 15  # a network on a GPU
+    assert map_cli._default_workers(lgbm_model, "auto", "torch") == 2  # a forest: the CPU
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert map_cli._default_workers(tempcnn_model, "auto", "torch") == 16
+
+
 @pytest.mark.skipif(not pytest.importorskip("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_a_map_on_the_gpu_equals_the_cpu_map(
     tempcnn_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path

@@ -41,6 +41,23 @@ def _cli_words(message: str) -> str:
     return message
 
 
+def _default_workers(model_dir: Path, device: str, engine: str) -> int:
+    """2 threads; for a network on a GPU one per CPU core but one (at most 16), since there
+    the CPU threads reading and compositing windows are what limit the map's speed."""
+    import os
+
+    from cropglobe.errors import CropGlobeError
+    from cropglobe.mapping import _map_device
+    from cropglobe.models.folder import read_card
+    from cropglobe.models.registry import is_neural
+
+    try:
+        on = _map_device(device, engine, is_neural(read_card(model_dir).model))
+    except CropGlobeError:  # a bad folder or device: MapJob says what is wrong
+        return 2
+    return max(2, min(16, (os.cpu_count() or 2) - 1)) if on != "cpu" else 2
+
+
 @click.command("map")
 @click.argument("model_dir", type=PathArg(path_type=Path))
 @click.option(
@@ -119,9 +136,9 @@ def _cli_words(message: str) -> str:
 @click.option(
     "--workers",
     type=int,
-    default=2,
-    show_default=True,
-    help="Threads computing windows (1: none besides the main one).",
+    default=None,
+    help="Threads computing windows (1: none besides the main one) [default: 2; for a network "
+    "on a GPU one per CPU core but one, up to 16: they composite, the GPU classifies].",
 )
 @click.option(
     "--batch-size", type=int, default=4096, show_default=True, help="Pixels per model call."
@@ -168,7 +185,7 @@ def command(
     bands: str | None,
     scale: float,
     block_size: int,
-    workers: int,
+    workers: int | None,
     batch_size: int,
     engine: str,
     device: str,
@@ -182,6 +199,10 @@ def command(
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts
     from cropglobe.mapping import MapJob, _part, _plural
 
+    if click.get_current_context().get_parameter_source("device") == ParameterSource.DEFAULT:
+        device = "auto"  # the GPU for a neural model on the torch engine, else the CPU
+    if workers is None:
+        workers = _default_workers(model_dir, device, engine)
     if workers < 1:
         raise ParameterError(
             f"--workers must be at least 1 (threads computing windows), got {workers}; use "
@@ -193,8 +214,6 @@ def command(
             "default is 4096"
         )
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
-    if click.get_current_context().get_parameter_source("device") == ParameterSource.DEFAULT:
-        device = "auto"  # the GPU for a neural model on the torch engine, else the CPU
 
     try:
         job = MapJob(
