@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from cropglobe.errors import DataFormatError, ParameterError
 from cropglobe.io.emit import Spectra, emit_mask_reasons, read_emit_mask, read_emit_points
+from cropglobe.io.stac import ProgressFn
 
 if TYPE_CHECKING:
     import pystac
@@ -58,8 +59,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: called after each step with ``(done, in all)``
-ProgressFn = Callable[[int, int], Any]
 #: ``progress_callback``-like: a description in, a context yielding a ProgressFn (or None)
 ProgressFactory = Callable[[str], AbstractContextManager[ProgressFn | None]]
 
