@@ -506,6 +506,15 @@ def test_train_refuses_its_output_before_training_and_records_the_data(
     assert f"trained cropnet on {n} samples ({held} more held out to choose the epoch)" in (
         res.output
     )
+    # a relative --data is recorded as an absolute path: diagnose --model finds the data
+    # from any working folder
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        cli, ["train", "--data", "world", "--model", "random_forest", "-q", "-o", "rf"]
+    )
+    assert res.exit_code == 0, res.output
+    card = json.loads((tmp_path / "rf" / "card.json").read_text())
+    assert card["training"]["source_data"]["path"] == str(data)
 
 
 @pytest.mark.parametrize("window", ["360-9999", "0-50"])

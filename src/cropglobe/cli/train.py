@@ -161,7 +161,7 @@ def command(
         average=average,
         model_options=options,
         provenance={
-            "path": str(data_path),
+            "path": str(Path(data_path).absolute()),  # diagnose reads it from any folder
             **({"read_options": read_options_arg(read_option)} if read_option else {}),
             **({"where": where_arg(where)} if where else {}),
             **({group_by: list(sequence_arg(countries))} if countries else {}),
