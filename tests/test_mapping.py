@@ -1208,6 +1208,16 @@ def test_bands_for_files_without_band_descriptions(lgbm_model: Path, tmp_path: P
     np.testing.assert_array_equal(_read(tmp_path / "d.tif")[0], cls_ref)
     r = runner.invoke(cli, [*args, "-o", str(tmp_path / "e.tif"), "--bands", "B02,,B04"])
     assert r.exit_code == 2 and "--bands 'B02,,B04' has an empty name" in r.output
+    # files that name their own bands: --bands must agree with them, not be ignored
+    described, scl2 = write_stack(tmp_path / "described")
+    args = ["map", str(lgbm_model), "--stack", str(described), "--scl", str(scl2), "-q"]
+    swapped = ",".join([S2_BANDS[1], S2_BANDS[0], *S2_BANDS[2:]])
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "g.tif"), "--bands", swapped])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "names its own bands" in r.output and "leave --bands out" in r.output
+    assert not (tmp_path / "g.tif").exists()
+    r = runner.invoke(cli, [*args, "-o", str(tmp_path / "h.tif"), "--bands", ",".join(S2_BANDS)])
+    assert r.exit_code == 0, r.output
     xr = pytest.importorskip("xarray")
     cube = xr.DataArray(np.zeros((1, 1, 2, 2)), dims=("time", "band", "y", "x"))
     with pytest.raises(ParameterError, match="Zarr/xarray stack that names its own bands"):

@@ -161,6 +161,11 @@ def test_where_explains_what_it_cannot_match() -> None:
         ss.where(year="2019")
     with pytest.raises(DataFormatError, match=r"no value 'Fergana' \(it is a value of 'region'\)"):
         ss.where(country="Fergana")
+    # a country's ISO2 code or English name suggests its ISO3 code (as the group options take)
+    with pytest.raises(DataFormatError, match=r"'Belgium' \(did you mean 'BEL'\?\); its values"):
+        ss.where(country="Belgium")
+    with pytest.raises(DataFormatError, match=r"'fr' \(did you mean 'FRA'\?\)"):
+        ss.where(country="fr")
     with pytest.raises(DataFormatError, match="'year' holds numbers, but 'abc' is not a number"):
         ss.where(year="abc")
     with pytest.raises(DataFormatError) as err:

@@ -27,6 +27,7 @@ __all__ = [
     "class_colors",
     "collapse_to_target",
     "country",
+    "country_alias",
     "country_table",
     "encode_labels",
     "ewoc_is_unspecified",
@@ -327,6 +328,19 @@ def normalise_country(code: str) -> str:
         return c
     hit = table.index[table["iso2"] == c]
     return str(hit[0]) if len(hit) else c
+
+
+def country_alias(name: str, groups: Sequence[str]) -> str | None:
+    """The group of ``groups`` that country ``name`` stands for when the groups are ISO3
+    codes and ``name`` is the same country's ISO2 code or English name (``"BE"``,
+    ``"France"``: :func:`normalise_country` and the country table); None otherwise.
+    Unambiguous by construction: one country, one ISO3 code."""
+    iso3 = normalise_country(name)
+    if iso3 == name.strip().upper() and iso3 not in country_table().index:
+        names = country_table()["name"].str.lower()
+        hit = names.index[names == name.strip().lower()]
+        iso3 = str(hit[0]) if len(hit) else iso3
+    return iso3 if iso3 in groups and iso3 != name else None
 
 
 def country(code: str) -> Country:

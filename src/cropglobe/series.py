@@ -1111,6 +1111,11 @@ def _absent_message(meta: pd.DataFrame, col: str, absent: list[Any], columns: li
             numbers = [p for p in present if np.isfinite(float(p))]
             near = [min(numbers, key=lambda p: abs(float(p) - number))] if numbers else []
             near = near if np.isfinite(number) else []
+        if not near and _kind(meta[col]) == "text":  # "Belgium" or "BE" for BEL
+            from cropglobe.classes import country_alias
+
+            alias = country_alias(text, present)
+            near = [alias] if alias else []
         near = near or difflib.get_close_matches(text, present, n=3, cutoff=0.6)
         elsewhere = [
             c

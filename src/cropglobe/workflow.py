@@ -19,6 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from cropglobe._fs import atomic_path
+from cropglobe.classes import country_alias
 from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.series import Observations, SeriesSet
 
@@ -73,21 +74,6 @@ def select_groups(
     if missing:
         raise DataFormatError(f"{column} {missing} not in the data; present: {', '.join(present)}")
     return ss.subset(np.isin(names, wanted))
-
-
-def country_alias(name: str, groups: Sequence[str]) -> str | None:
-    """The group of ``groups`` that country ``name`` stands for when the groups are ISO3
-    codes and ``name`` is the same country's ISO2 code or English name (``"BE"``,
-    ``"France"``: :func:`cropglobe.classes.normalise_country` and the country table); None
-    otherwise. Unambiguous by construction: one country, one ISO3 code."""
-    from cropglobe.classes import country_table, normalise_country
-
-    iso3 = normalise_country(name)
-    if iso3 == name.strip().upper() and iso3 not in country_table().index:
-        names = country_table()["name"].str.lower()
-        hit = names.index[names == name.strip().lower()]
-        iso3 = str(hit[0]) if len(hit) else iso3
-    return iso3 if iso3 in groups and iso3 != name else None
 
 
 def _is_country(name: str) -> bool:

@@ -423,10 +423,22 @@ def _inspect(path: Path, bands: Sequence[str] | None, what: str) -> _FileInfo | 
             f"{path}: no acquisition date in the file name (expected YYYYMMDD or YYYY-MM-DD) or "
             f"in its tags ({', '.join(_DATE_TAGS)}); rename the file to include its date"
         )
+    own: list[str] | None = None  # the bands the file names itself
     if all(d for d in descriptions):
-        names = [canonical_band(str(d)) for d in descriptions]
+        own = [canonical_band(str(d)) for d in descriptions]
     elif count == 1 and _band_from_name(path) is not None:
-        names = [str(_band_from_name(path))]
+        own = [str(_band_from_name(path))]
+    if own is not None:
+        if (
+            bands is not None
+            and what != "mask file"
+            and [canonical_band(str(b)) for b in bands] != own
+        ):  # silently ignoring them would hide a mistake in either
+            raise BandError(
+                f"{path}: names its own bands {own} (band descriptions or file name), but "
+                f"bands= names {list(bands)}; leave bands out, or give the same names"
+            )
+        names = own
     elif bands is not None:
         if len(bands) != count and what == "mask file":
             raise DataFormatError(
