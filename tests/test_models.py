@@ -143,6 +143,9 @@ def test_prepare_inputs() -> None:
     np.testing.assert_array_equal(
         prepare_inputs(x, scale=(1.0, 2.0), nan=-1)[0, 0], [0, 0, 0.5, 1, 1]
     )
+    before = x.copy()
+    np.testing.assert_array_equal(prepare_inputs(x, fill="none", nan=7)[0, 0], [7, 1, 7, 3, 7])
+    np.testing.assert_array_equal(x, before)  # the caller's array is never written into
     with pytest.raises(DataFormatError, match="NaN"):
         predict_proba(CropNet(2), x)
 

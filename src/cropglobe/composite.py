@@ -819,7 +819,7 @@ def fill_gaps(
     return v
 
 
-#: fill gaps with the compiled loop (:func:`cropglobe._kernels.fill_rows`; about 40 times
+#: fill gaps with the compiled loop (:func:`cropglobe._kernels.fill_rows`; 8 to 15 times
 #: faster than the numpy path, whose results it equals bit for bit); the tests switch it off
 _FILL_COMPILED = True
 

@@ -1730,7 +1730,8 @@ def map_raster(
             still read and composited on the CPU (``workers`` threads) and fed to the one
             model on the device. Classical models run on the CPU whatever it says; the ONNX
             engines run on the CPU and refuse a GPU device. A map can be resumed on another
-            device (the probabilities agree to float32 rounding, not bit for bit).
+            device (the probabilities agree to about 2e-4, cuDNN's TF32 convolutions, not bit
+            for bit).
         on_window: called as ``on_window(done, total)`` after each window is written.
 
     Returns:

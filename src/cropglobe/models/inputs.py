@@ -70,10 +70,8 @@ def prepare_inputs(
         if np.any(div == 0):
             raise ParameterError("scale divisor must not be 0")
         v = (v - off) / div
-    if v is given or np.may_share_memory(
-        v, np.asarray(given)
-    ):  # never write into the caller's array
-        v = v.copy()
+    if np.may_share_memory(v, np.asarray(given)):  # never write into the caller's array
+        v = v.copy()  # (filling and scaling made copies; fill="none" alone did not)
     np.copyto(v, np.float32(nan), where=np.isnan(v))
     return v
 
