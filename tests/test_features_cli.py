@@ -53,6 +53,18 @@ def test_median_and_harmonics_tables(tmp_path: Path) -> None:
     assert pd.read_parquet(out).columns[3] == "NDVI_t00_median"
 
 
+def test_window_all_is_the_whole_season_as_in_train_and_transfer(tmp_path: Path) -> None:
+    src = _dataset(tmp_path / "ds.npz")
+    tables = []
+    for name in ("full", "all"):
+        out = tmp_path / f"{name}.parquet"
+        res = CliRunner().invoke(command, [str(src), "-o", str(out), "--window", name, "-q"])
+        assert res.exit_code == 0, res.output
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert tables[1].columns[3] == "B02_t00_median"
+
+
 def test_errors_are_one_line(tmp_path: Path) -> None:
     src = _dataset(tmp_path / "ds.npz")
     runner = CliRunner()

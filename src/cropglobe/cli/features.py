@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def _window(text: str | None) -> Any:
-    """``121-334`` -> (121, 334); a window name (``may-nov``, ``paper``, ``full``) as is."""
+    """``121-334`` -> (121, 334); a window name (``may-nov``, ``paper``, ``full``, …) as is."""
     if text is None:
         return None
     m = re.fullmatch(r"\s*(\d{1,3})\s*[-:,]\s*(\d{1,3})\s*", text)
@@ -37,7 +37,7 @@ def _window(text: str | None) -> Any:
         return text.lower()
     raise GridError(
         f"--window {text!r} is not a window; expected START-END days of season (e.g. 121-334) "
-        "or a name (may-nov, paper, full)"
+        "or a name (may-nov, paper, full or all)"
     )
 
 
@@ -108,7 +108,7 @@ def _check_bands(
     "--window",
     default=None,
     help="Season window: START-END days (121-334), or "
-    "may-nov / paper / full. Default: May–Nov (121-334).",
+    "may-nov / paper / full (= all). Default: May–Nov (121-334).",
 )
 @click.option("--bands", default=None, help="Comma-separated bands to use (default: all).")
 @click.option(

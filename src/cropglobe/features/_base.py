@@ -39,6 +39,7 @@ WINDOWS: dict[str, tuple[int, int] | None] = {
     "may-nov": PAPER_WINDOW,
     "maynov": PAPER_WINDOW,
     "full": None,
+    "all": None,  # as train / transfer --window all
     "season": None,
 }
 
@@ -54,8 +55,8 @@ def resolve_window(
 
     Args:
         window: ``(start, end)`` days of season (inclusive; a bin is kept when its centre lies
-            inside), a name from :data:`WINDOWS` (``"paper"``, ``"may-nov"``, ``"full"``), or
-            None for the whole grid.
+            inside), a name from :data:`WINDOWS` (``"paper"``, ``"may-nov"``, ``"full"`` =
+            ``"all"``), or None for the whole grid.
         grid: the time grid of the data.
         param: parameter name used in error messages.
 
