@@ -273,6 +273,8 @@ def main() -> None:
     from cropglobe.io.raster import open_stack
     from cropglobe.models import LightGBMModel, ModelCard, create_model, save_model
 
+    if args.tmp is not None:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         root = Path(tmp)
         (root / "stack").mkdir()
