@@ -304,3 +304,35 @@ def test_sample_reads_by_block(tmp_path: Path) -> None:
     want[want == 0] = np.nan
     np.testing.assert_array_equal(got, want)
     assert np.isnan(got[0]) and got[1] == arr[63, 63]
+
+
+def test_geotiff_stack_is_written_in_strips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A date is computed and written in strips of 256-row tiles (bounded memory), and the
+    files hold exactly the stack's values, whatever the strip size."""
+    import xarray as xr
+
+    from cropglobe.io import stac
+
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 5000, (2, 3, 600, 300)).astype(np.float32)
+    values[0, 1, 10:20, 5:9] = np.nan
+    da = xr.DataArray(
+        values,
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": np.array(["2021-05-01", "2021-06-10"], dtype="datetime64[ns]"),
+            "band": ["B02", "B04", "SCL"],
+            "y": Y0 - 10 * np.arange(600) - 5.0,
+            "x": X0 + 10 * np.arange(300) + 5.0,
+        },
+        attrs={"crs": "EPSG:32631"},
+    )
+    monkeypatch.setattr(stac, "_GEOTIFF_STRIP_BYTES", 3 * 300 * 4 * 256)  # 256 rows a strip
+    written = stac.write_stack(da, tmp_path / "tifs")
+    for i, day in enumerate(["2021-05-01", "2021-06-10"]):
+        with rasterio.open(written / f"{day}.tif") as ds:
+            np.testing.assert_array_equal(ds.read(), values[i])  # NaN where the stack has NaN
+            assert ds.descriptions == ("B02", "B04", "SCL") and ds.block_shapes[0] == (256, 256)
+            assert ds.transform.c == X0 and ds.transform.f == Y0

@@ -638,32 +638,43 @@ def write_stack(
                     progress(i + 1, n)
         return p
     import rasterio
+    from rasterio.windows import Window
 
     from cropglobe.io.raster import _xarray_georef
 
     crs, transform = _xarray_georef(da, None, None, str(p))
     names = [str(b) for b in da["band"].values]
+    c, h, w = len(names), int(da.sizes["y"]), int(da.sizes["x"])
+    # each date is computed and written in strips of whole 256-row tiles, so memory stays
+    # bounded whatever the extent (a whole date of a large box does not fit in memory)
+    rows = max(256, _GEOTIFF_STRIP_BYTES // max(1, c * w * 4) // 256 * 256)
     with atomic_dir(p) as tmp, _quiet_deprecations():
         for i in range(n):
-            arr = np.asarray(da.isel(time=i).values, dtype=np.float32)
             day = str(np.datetime64(da["time"].values[i], "D"))
             profile = {
-                "driver": "GTiff", "height": arr.shape[1], "width": arr.shape[2],
-                "count": arr.shape[0], "dtype": "float32", "crs": crs, "transform": transform,
-                "nodata": np.nan, "compress": "deflate", "tiled": True,
-                "blockxsize": 256, "blockysize": 256,
+                "driver": "GTiff", "height": h, "width": w, "count": c, "dtype": "float32",
+                "crs": crs, "transform": transform, "nodata": np.nan, "compress": "deflate",
+                "tiled": True, "blockxsize": 256, "blockysize": 256,
             }  # fmt: skip
-            if arr.shape[1] < 256 or arr.shape[2] < 256:
+            if h < 256 or w < 256:
                 profile.update(tiled=False)
                 profile.pop("blockxsize")
                 profile.pop("blockysize")
+            date = da.isel(time=i)
             with rasterio.open(tmp / f"{day}.tif", "w", **profile) as dst:
-                dst.write(arr)
+                for r0 in range(0, h, rows):
+                    r1 = min(h, r0 + rows)
+                    arr = np.asarray(date.isel(y=slice(r0, r1)).values, dtype=np.float32)
+                    dst.write(arr, window=Window(0, r0, w, r1 - r0))
                 for k, name in enumerate(names):
                     dst.set_band_description(k + 1, name)
             if progress is not None:
                 progress(i + 1, n)
     return p
+
+
+#: bytes of one date computed at once when writing GeoTIFFs (:func:`write_stack`)
+_GEOTIFF_STRIP_BYTES = 64 << 20
 
 
 # ---------------------------------------------------------------------------- points
