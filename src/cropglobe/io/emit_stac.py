@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from cropglobe.errors import DataFormatError, ParameterError
+from cropglobe.errors import DataFormatError
 from cropglobe.io.emit import Spectra, emit_mask_reasons, read_emit_mask, read_emit_points
-from cropglobe.io.stac import ProgressFn
+from cropglobe.io.stac import ProgressFn, sampling_points
 
 if TYPE_CHECKING:
     import pystac
@@ -261,17 +261,7 @@ def extract_emit_points(
     """
     from cropglobe.io.fetch import earthdata_session, fetch, is_remote
 
-    missing = [c for c in ("sample_id", "lon", "lat") if c not in points.columns]
-    if missing:
-        raise DataFormatError(
-            f"points lack columns {missing}; expected sample_id, lon, lat (read_points reads a "
-            "points file)"
-        )
-    if not items:
-        raise ParameterError("no items to sample; search_items found none")
-    pts = points.reset_index(drop=True)
-    lon = pts["lon"].to_numpy(dtype=np.float64)
-    lat = pts["lat"].to_numpy(dtype=np.float64)
+    pts, lon, lat = sampling_points(points, items)
     granules = plan_granules(items, pts)
     factory = download_progress or _no_progress
     hrefs = [h for g in granules for h in (g.reflectance, g.mask if use_mask else None) if h]

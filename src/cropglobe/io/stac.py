@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from cropglobe.bands import S2_CATALOGUE, canonical_band
 from cropglobe.errors import BandError, CropGlobeError, DataFormatError, ParameterError
@@ -594,6 +595,23 @@ def load_stack(
     return da
 
 
+def sampling_points(
+    points: pd.DataFrame, items: Sequence[Any]
+) -> tuple[pd.DataFrame, NDArray[np.float64], NDArray[np.float64]]:
+    """``(points, lon, lat)`` of a :func:`read_points` table to sample ``items`` at; one-line
+    errors for a table without its columns or an empty search."""
+    missing = [c for c in ("sample_id", "lon", "lat") if c not in points.columns]
+    if missing:
+        raise DataFormatError(
+            f"points lack columns {missing}; expected sample_id, lon, lat (read_points reads a "
+            "points file)"
+        )
+    if not items:
+        raise ParameterError("no items to sample; search_items found none")
+    pts = points.reset_index(drop=True)
+    return pts, pts["lon"].to_numpy(dtype=np.float64), pts["lat"].to_numpy(dtype=np.float64)
+
+
 def write_stack(
     da: xr.DataArray,
     path: str | os.PathLike[str],
@@ -786,18 +804,8 @@ def extract_points(
     from cropglobe.io.gee import combine_same_day
 
     bands = check_bands(bands, assets)
-    missing = [c for c in ("sample_id", "lon", "lat") if c not in points.columns]
-    if missing:
-        raise DataFormatError(
-            f"points lack columns {missing}; expected sample_id, lon, lat (read_points reads a "
-            "points file)"
-        )
-    if not items:
-        raise ParameterError("no items to sample; search_items found none")
+    pts, lon, lat = sampling_points(points, items)
     vocab = tuple(classes) if classes is not None else CROPGLOBE_CLASSES
-    pts = points.reset_index(drop=True)
-    lon = pts["lon"].to_numpy(dtype=np.float64)
-    lat = pts["lat"].to_numpy(dtype=np.float64)
     frames = []
     n_items = len(items)
     env = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MAX_RETRY": "3"}
