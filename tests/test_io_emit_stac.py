@@ -235,6 +235,9 @@ def test_download_emit_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     points = _points(tmp_path / "points.csv")
     code, text = _download(catalog, points, tmp_path / "x.parquet", "--bands", "B04")
     assert code == 2 and "--bands applies to Sentinel-2, not to EMIT" in text
+    code, text = _download(catalog, points, tmp_path / "x.parquet", "--no-harmonize", "--crs",
+                           "EPSG:32632")  # fmt: skip
+    assert code == 2 and "--crs, --no-harmonize apply to Sentinel-2, not to EMIT" in text
     from cropglobe.io import stac
 
     asked: list[object] = []

@@ -300,8 +300,8 @@ def _emit(
             "--bbox alone (a raster stack) is not written for EMIT"
         )
     ctx = click.get_current_context()
-    given = [
-        f"--{name.replace('_', '-')}"
+    given = [  # as typed: --no-harmonize when that is what was given
+        f"--{'no-' if ctx.params.get(name) is False else ''}{name.replace('_', '-')}"
         for name in _S2_ONLY
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
     ]
