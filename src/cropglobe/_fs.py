@@ -121,6 +121,15 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for piece in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 def json_default(obj: Any) -> Any:
     """``json.dumps(default=…)`` for NumPy scalars and arrays, paths, sets and objects with a
     ``to_dict()`` (such as :class:`cropglobe.series.TimeGrid`)."""

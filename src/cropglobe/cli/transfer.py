@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from cropglobe.evaluate.methods import available_methods
+
 from cropglobe.cli._common import (
     PathArg,
     bands_arg,
@@ -145,7 +147,9 @@ class ListOptionsCommand(click.Command):
     "--methods",
     default="cropnet-aug,cropnet,rf-median1d,rf-harmonic",
     show_default=True,
-    help="Comma-separated method names.",
+    help="Comma-separated method names, of: " + ", ".join(available_methods()) + " (what each "
+    "is: docs/methods.md; rf-presto, rf-alphaearth … read the release's precomputed files "
+    "beside its series).",
 )
 @click.option(
     "--baseline",

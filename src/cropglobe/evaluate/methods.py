@@ -44,8 +44,12 @@ class Method:
     Attributes:
         name: registry key (``cropnet-aug``).
         features: ``"series"`` (the windowed bands × time matrix, as CropNet and TempCNN see
-            it), ``"median1d"`` (the same matrix flattened) or ``"harmonic"`` (harmonic
-            coefficients per band).
+            it), ``"median1d"`` (the same matrix flattened), ``"harmonic"`` (harmonic
+            coefficients per band), or a precomputed family of the CropGlobe release read
+            beside its series, row by row: ``"release:presto"``, ``"release:presto_maynov"``,
+            ``"release:alphaearth"``, ``"release:harmonic"``
+            (:class:`cropglobe.features.embeddings.ReleaseFeatures`; the window does not
+            apply to them).
         model: ``"cropnet"``, ``"mlp"``, ``"tempcnn"``, ``"transformer"``, ``"rf"`` or
             ``"lightgbm"``.
         augment: ``"none"``, or ``"auto"`` (online augmentation under the clean protocol, the
@@ -89,7 +93,10 @@ def _full_proba(proba: NDArray[Any], cols: NDArray[np.int64], k: int) -> NDArray
 
 def _feature_transformer(kind: str, window: tuple[int, int] | None, grid: TimeGrid) -> Any:
     from cropglobe.features import Harmonics, Median1D
+    from cropglobe.features.embeddings import RELEASE_FEATURES, ReleaseFeatures
 
+    if kind in RELEASE_FEATURES:
+        return ReleaseFeatures(RELEASE_FEATURES[kind])
     win: Any = window if window is not None else (grid.edges[0], grid.edges[-1] - 1)
     if kind == "median1d":
         return Median1D(window=win)
@@ -187,7 +194,7 @@ def _fit_neural(
 
     tr = train.subset(train.labels >= 0)
     transformer = None
-    if method.features in ("median1d", "harmonic"):
+    if method.features != "series":
         transformer = _feature_transformer(method.features, window, tr.grid).fit(tr)
         tr = _as_feature_set(transformer, tr)
         window = None
@@ -267,6 +274,45 @@ METHODS: dict[str, Method] = {
             "none",
             "MLP (8 × 128) on flattened median composites",
         ),
+        Method(
+            "rf-presto",
+            "release:presto",
+            "rf",
+            "none",
+            "random forest on the release's Presto embeddings (presto_embedding_S2_{CC}.npz)",
+        ),
+        Method(
+            "rf-presto-maynov",
+            "release:presto_maynov",
+            "rf",
+            "none",
+            "random forest on the release's May–November Presto embeddings",
+        ),
+        Method(
+            "rf-alphaearth",
+            "release:alphaearth",
+            "rf",
+            "none",
+            "random forest on the release's AlphaEarth embeddings (alphaearth_embedding_{CC}.npz)",
+        ),
+        Method(
+            "mlp-presto", "release:presto", "mlp", "none", "MLP (8 × 128) on the Presto embeddings"
+        ),
+        Method(
+            "mlp-alphaearth",
+            "release:alphaearth",
+            "mlp",
+            "none",
+            "MLP (8 × 128) on the AlphaEarth embeddings",
+        ),
+        Method(
+            "rf-harmonic-release",
+            "release:harmonic",
+            "rf",
+            "none",
+            "random forest on the release's own harmonic coefficients "
+            "(harmonic_{CC}_month5-11.npz)",
+        ),
         Method("tempcnn", "series", "tempcnn", "none", "TempCNN over time"),
         Method("tempcnn-aug", "series", "tempcnn", "auto", "TempCNN with phenology augmentation"),
         Method(
@@ -281,6 +327,17 @@ METHODS: dict[str, Method] = {
         ),
     )
 }
+
+
+def precomputed(method: Method) -> bool:
+    """Whether ``method`` reads precomputed features of the release beside the series."""
+    return method.features.startswith("release:")
+
+
+def feature_files(fitted: Any) -> dict[str, str]:
+    """Country -> SHA-256 of the precomputed feature files a fitted method read ({} for
+    methods computing their features from the series)."""
+    return dict(getattr(getattr(fitted, "transformer", None), "files_", None) or {})
 
 
 def available_methods() -> tuple[str, ...]:

@@ -821,6 +821,43 @@ def check_plan(data: SeriesSet, config: ExperimentConfig) -> None:
                     f"can output ({names}); drop it from the targets or choose a source that "
                     "shares classes with it"
                 )
+    _check_precomputed(data, groups, config)
+
+
+def _check_precomputed(data: SeriesSet, groups: NDArray[Any], config: ExperimentConfig) -> None:
+    """Methods reading the release's precomputed features find them for every sample of
+    every group used (files present, row-aligned with the series), before any training."""
+    from cropglobe.evaluate.methods import get_method, precomputed
+    from cropglobe.features.embeddings import RELEASE_FEATURES, ReleaseFeatures
+
+    used = np.isin(groups, [*config.sources, *config.targets])
+    families = {RELEASE_FEATURES[m.features] for m in map(get_method, config.methods)
+                if precomputed(m)}  # fmt: skip
+    for family in sorted(families):
+        ReleaseFeatures(family).fit(data.subset(used))
+
+
+def _changed_feature_files(data: SeriesSet, method: Any, result: dict[str, Any]) -> list[str]:
+    """The countries whose precomputed feature files differ from those a finished run of
+    ``method`` read (runs saved without the record are taken as they are)."""
+    from cropglobe._fs import file_sha256
+    from cropglobe.evaluate.methods import precomputed
+    from cropglobe.features.embeddings import RELEASE_FEATURES
+    from cropglobe.io.cropglobe_npz import cropglobe_feature_files
+
+    read = result.get("feature_files")
+    if not precomputed(method) or not isinstance(read, dict) or not read:
+        return []
+    root = data.attrs.get("root")
+    if not root:
+        return sorted(read)
+    try:
+        now = cropglobe_feature_files(root, RELEASE_FEATURES[method.features], sorted(read))
+    except CropGlobeError:
+        return sorted(read)
+    return sorted(
+        cc for cc, digest in read.items() if cc not in now or file_sha256(now[cc]) != digest
+    )
 
 
 #: what a finished run's ``metrics.json`` holds, and what each target's scores hold
@@ -1114,6 +1151,7 @@ def _run_transfer(
     config.group_fingerprints = {adopted.get(g, g): v for g, v in config.group_fingerprints.items()}
     plan = [(m, s, seed) for m in config.methods for s in config.sources for seed in config.seeds]
     blocked: list[str] = []
+    refiled: list[str] = []  # runs whose precomputed feature files changed since
     old_within: list[str] = []
     old_holdout: list[str] = []
     repeats: dict[str, bool] = {}  # source -> holds identical samples
@@ -1122,6 +1160,8 @@ def _run_transfer(
         if done.exists():
             result = _read_run(done)
             blocked += _check_reused(done.parent, result, config, methods[mname])
+            if changed := _changed_feature_files(data, methods[mname], result):
+                refiled.append(f"{done.parent} ({', '.join(changed)})")
             if config.within and "within_n_train" not in result:
                 old_within.append(str(done.parent))
             elif config.within and result.get("within_holdout", 1) < HOLDOUT:
@@ -1129,6 +1169,12 @@ def _run_transfer(
                     repeats[source] = _has_repeats(data.subset(groups == source))
                 if repeats[source]:  # without repeats the old draw is the new one
                     old_holdout.append(str(done.parent))
+    if refiled:
+        raise ExperimentMismatchError(
+            f"{len(refiled)} finished run(s) read precomputed feature files that have changed "
+            f"since ({'; '.join(refiled[:5])}{' …' if len(refiled) > 5 else ''}); delete those "
+            "run folders to redo them with the new files, or choose another --output folder"
+        )
     if old_within:
         raise ExperimentMismatchError(
             f"{len(old_within)} finished run(s) were made by an earlier cropglobe whose "
@@ -1352,6 +1398,8 @@ def _one_run(
 ) -> dict[str, Any]:
     """Train one (method, source, seed) run, score it and save it in ``rdir``; ``carried``:
     scores and prediction rows of targets a run trained again keeps from before."""
+    from cropglobe.evaluate.methods import feature_files
+
     data, config = exp.data, exp.config
     train = exp.group(source)
     targets = [t for t in _scored_targets(config, source) if t != source]
@@ -1433,6 +1481,8 @@ def _one_run(
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
+    if files := feature_files(fitted):
+        result["feature_files"] = files  # country -> SHA-256 of the precomputed features read
     return _save_run(rdir, result)
 
 

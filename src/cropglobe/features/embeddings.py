@@ -186,3 +186,184 @@ class Embeddings(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+# ---------------------------------------------------------------------------- beside the series
+#: method feature name -> the release's precomputed family read beside the series
+RELEASE_FEATURES: dict[str, str] = {
+    "release:presto": "presto",
+    "release:presto_maynov": "presto_maynov",
+    "release:alphaearth": "alphaearth",
+    "release:harmonic": "harmonic",
+}
+
+#: (family, country, files with their size and time) -> (X, y, the series' sample id of each
+#: row, the feature file's SHA-256) of one country's features
+_TABLES: dict[tuple[Any, ...], tuple[NDArray[np.float32], NDArray[np.int64], Any, str]] = {}
+
+
+class ReleaseFeatures(TransformerMixin, BaseEstimator):
+    """The release's precomputed features of each sample of a series set (Presto or AlphaEarth
+    embeddings, the release's own harmonic coefficients), found by the sample's row.
+
+    The release keeps its files of one country row-aligned: ``for_CropNet/``, ``Median/``
+    and the feature files list the same samples in the same order (on the shared CAN and FRA
+    files ``Median`` is ``for_CropNet``'s bins 24…66 row for row, labels equal). A series set
+    read from the release (:func:`cropglobe.io.read_cropglobe`) names each sample by its row
+    (``FRA_000123``), so the features of its samples are those rows, duplicates dropped or
+    not. That alignment is checked, not assumed: each feature file must hold as many rows as
+    the country's series file, and the label of every row used must be the series' label.
+
+    Args:
+        family: ``"presto"``, ``"presto_maynov"``, ``"alphaearth"`` or ``"harmonic"``.
+
+    Attributes:
+        n_features_in_: the feature width F seen at fit.
+        files_: country -> SHA-256 of each feature file read, at fit and by ``transform``
+            since (provenance: a transfer run records them).
+    """
+
+    def __init__(self, family: str = "presto") -> None:
+        self.family = family
+
+    def _root(self, ss: Any) -> Path:
+        from cropglobe.errors import ParameterError
+        from cropglobe.io.cropglobe_npz import CROPGLOBE_FEATURE_FAMILIES
+
+        if self.family not in CROPGLOBE_FEATURE_FAMILIES:
+            raise ParameterError(
+                f"family={self.family!r} is not a precomputed feature of the release; "
+                f"expected one of {list(CROPGLOBE_FEATURE_FAMILIES)}"
+            )
+        attrs = getattr(ss, "attrs", {})
+        pattern = {**EMBEDDING_FILES, "harmonic": "harmonic_{country}_month5-11.npz"}[
+            self.family
+        ].format(country="{CC}")
+        if attrs.get("source") != "cropglobe" or not attrs.get("root"):
+            raise ParameterError(
+                f"{self.family} features are the CropGlobe release's {pattern} files, read "
+                "beside the release's series, but these samples were not read from a release "
+                f"folder (source: {attrs.get('source') or 'unknown'}); give the release folder "
+                "as the data, or use a method computing its features from the series"
+            )
+        return Path(str(attrs["root"]))
+
+    def _country(
+        self, root: Path, cc: str, series: Path, feat: Path
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.object_], str]:
+        """The features of country ``cc`` row by row, with the series' sample ids of the rows
+        and the feature file's SHA-256 (cached while neither file changes)."""
+        from cropglobe._fs import file_sha256
+        from cropglobe.io.cropglobe_npz import cropglobe_sample_ids, read_cropglobe_features
+
+        stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (series, feat))
+        key = (self.family, cc, stamp)
+        if key not in _TABLES:
+            x, y, _ = read_cropglobe_features(root, self.family, [cc])
+            ids = cropglobe_sample_ids(series, cc)
+            if len(ids) != len(x):
+                raise DataFormatError(
+                    f"{feat}: {len(x)} rows, but {cc}'s series file {series} holds {len(ids)}; "
+                    f"the {self.family} features are found by row, so the two files must list "
+                    "the same samples in the same order (as the release's files do)"
+                )
+            if len(_TABLES) >= 64:
+                _TABLES.pop(next(iter(_TABLES)))
+            _TABLES[key] = (x, y, ids, file_sha256(feat))
+        return _TABLES[key]
+
+    def _rows(self, ss: Any) -> tuple[NDArray[np.float32], dict[str, str]]:
+        import pandas as pd
+
+        from cropglobe.classes import CROPGLOBE_CLASSES
+        from cropglobe.io.cropglobe_npz import cropglobe_feature_files
+
+        root = self._root(ss)
+        meta = ss.meta
+        if "sample_id" not in meta.columns or "country" not in meta.columns:
+            raise DataFormatError(
+                "the samples lack the 'sample_id' and 'country' columns the release's reader "
+                f"gives; {self.family} features are found by them"
+            )
+        country = meta["country"].astype(str).to_numpy()
+        countries = sorted(set(country))
+        try:
+            files = cropglobe_feature_files(root, self.family, countries)
+        except MissingFileError as exc:
+            raise MissingFileError(
+                f"{exc}; the {self.family} features of every source and target country are "
+                "read from the release folder beside its series"
+            ) from None
+        series_files = dict(ss.attrs.get("files") or {})
+        if not series_files and ss.attrs.get("path") and len(countries) == 1:
+            series_files = {countries[0]: str(ss.attrs["path"])}  # one file read on its own
+        xs, ys, keys, digests = [], [], [], {}
+        for cc, feat in files.items():
+            if cc not in series_files:
+                raise DataFormatError(
+                    f"the samples of {cc} do not say which release file they were read from; "
+                    f"read the release folder with cropglobe.io.read_cropglobe"
+                )
+            series = Path(series_files[cc])
+            x, y, ids, digests[cc] = self._country(
+                root, cc, series if series.is_absolute() else root / series, feat
+            )
+            xs.append(x)
+            ys.append(y)
+            keys.append(np.char.add(f"{cc}\x1f", ids.astype(str)))
+        x = np.concatenate(xs)
+        y = np.concatenate(ys)
+        wanted = np.char.add(
+            np.char.add(country.astype(str), "\x1f"),
+            meta["sample_id"].astype(str).to_numpy().astype(str),
+        )
+        at = pd.Index(np.concatenate(keys)).get_indexer(pd.Index(wanted))
+        if (at < 0).any():
+            first = str(wanted[at < 0][0]).replace("\x1f", " ")
+            raise DataFormatError(
+                f"{int((at < 0).sum())} samples (first: {first}) are not rows of their country's "
+                "release series file; the release's precomputed features are found by row"
+            )
+        labels = np.asarray(ss.labels)
+        have = (labels >= 0) & (y[at] >= 0)
+        series_names = np.asarray(ss.classes, dtype=object)[labels[have]]
+        table = np.asarray(CROPGLOBE_CLASSES, dtype=object)
+        feat_y = y[at][have]
+        known = feat_y < len(table)
+        feat_names = np.where(known, table[np.clip(feat_y, 0, len(table) - 1)], "?")
+        wrong = np.flatnonzero(series_names != feat_names)
+        if wrong.size:
+            i = wrong[0]
+            sid = meta["sample_id"].astype(str).to_numpy()[have][i]
+            raise DataFormatError(
+                f"the {self.family} files disagree with the series on the class of "
+                f"{wrong.size} of {int(have.sum())} samples (first: {sid}, series "
+                f"{series_names[i]!r}, {self.family} {feat_names[i]!r}); the files are not "
+                "row-aligned with the series files; use feature files of the same release"
+            )
+        return x[at], digests
+
+    def fit(self, X: Any, y: Any = None) -> ReleaseFeatures:
+        """Find the samples' features; remember their width and the files read."""
+        rows, digests = self._rows(X)
+        self.n_features_in_ = int(rows.shape[1])
+        self.files_ = digests
+        return self
+
+    def transform(self, X: Any) -> NDArray[np.float32]:
+        """float32 (N, F): the features of ``X``'s samples, in its order."""
+        check_is_fitted(self, "n_features_in_")
+        rows, digests = self._rows(X)
+        self.files_ = {**getattr(self, "files_", {}), **digests}
+        if rows.shape[1] != self.n_features_in_:
+            raise DataFormatError(
+                f"{self.family} features were {self.n_features_in_} wide at fit but these "
+                f"files hold {rows.shape[1]}; use files of one release"
+            )
+        return np.ascontiguousarray(rows, dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """``presto_000`` … (``alphaearth_…``, ``harmonic_…``)."""
+        check_is_fitted(self, "n_features_in_")
+        prefix = _PREFIX.get(self.family, self.family)
+        return np.asarray([f"{prefix}_{i:03d}" for i in range(self.n_features_in_)], dtype=object)

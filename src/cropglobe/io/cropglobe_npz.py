@@ -582,6 +582,36 @@ def read_cropglobe_features(
     )
 
 
+def cropglobe_feature_files(
+    root: str | os.PathLike[str],
+    family: str,
+    countries: Sequence[str] | str | None = None,
+) -> dict[str, Path]:
+    """Country code -> the file :func:`read_cropglobe_features` reads for ``family``.
+
+    Raises:
+        MissingFileError, DataFormatError: as :func:`read_cropglobe_features`.
+    """
+    r = _check_root(root)
+    if family not in _FEATURE_KINDS:
+        raise DataFormatError(
+            f"family={family!r} is unknown; expected one of {list(_FEATURE_KINDS)}"
+        )
+    return dict(_select(r, _FEATURE_KINDS[family], countries))
+
+
+def cropglobe_sample_ids(path: str | os.PathLike[str], country: str) -> NDArray[np.object_]:
+    """The ``sample_id`` of each row of a release file, as :func:`read_cropglobe_file` names
+    them: from the file's ``meta_parquet`` when it has one, else ``{country}_000000`` …"""
+    p = Path(path)
+    z = _load_npz(p)
+    n = int(np.asarray(z["fea"]).shape[0])
+    _, meta = _extras(p, z, n)
+    if meta is not None and "sample_id" in meta:
+        return meta["sample_id"].to_numpy(dtype=object)
+    return _ids(country, n)
+
+
 def list_cropglobe(root: str | os.PathLike[str]) -> pd.DataFrame:
     """What the release folder holds: one row per file found.
 
