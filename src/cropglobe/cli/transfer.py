@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from cropglobe.evaluate.methods import available_methods
-
 from cropglobe.cli._common import (
     PathArg,
     bands_arg,
@@ -24,6 +22,7 @@ from cropglobe.cli._common import (
     where_arg,
     where_option,
 )
+from cropglobe.evaluate.methods import available_methods
 
 
 def parse_model_options(items: tuple[str, ...]) -> dict[str, dict[str, object]]:
