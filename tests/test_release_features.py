@@ -163,3 +163,25 @@ def test_docs_list_every_method() -> None:
     doc = (Path(__file__).parents[1] / "docs" / "methods.md").read_text()
     for m in methods_mod.METHODS.values():
         assert f"| `{m.name}` | {m.features} | {m.model} | {m.augment} |" in doc, m.name
+
+
+def test_info_names_the_files_beside_the_series(release) -> None:
+    from click.testing import CliRunner
+
+    from cropglobe.cli.main import cli
+
+    res = CliRunner().invoke(cli, ["info", str(release)])
+    assert res.exit_code == 0, res.output
+    assert (
+        "also in the folder: presto (BEL, FRA, USA; 8 features; transfer --methods rf-presto, "
+        "mlp-presto)" in res.output
+    )
+    res = CliRunner().invoke(cli, ["info", str(release), "--json"])
+    held = json.loads(res.output)["release_files"]
+    assert held == {
+        "presto": {
+            "countries": ["BEL", "FRA", "USA"],
+            "features": 8,
+            "methods": ["rf-presto", "mlp-presto"],
+        }
+    }

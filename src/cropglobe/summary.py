@@ -255,6 +255,13 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
     files = desc["attrs"].get("files")
     if isinstance(files, dict) and files:
         lines.append("  files: " + ", ".join(f"{c} {f}" for c, f in files.items()))
+    for kind, held in desc.get("release_files", {}).items():
+        about = [", ".join(held["countries"])]
+        if "features" in held:
+            about.append(f"{held['features']} features")
+        if held.get("methods"):
+            about.append("transfer --methods " + ", ".join(held["methods"]))
+        lines.append(f"  also in the folder: {kind} ({'; '.join(about)})")
     if "n_rows" in desc:
         lines.append(f"  rows: {desc['n_rows']:,} observations, dates {desc['dates']}")
         o = desc["observations_per_sample"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
@@ -129,6 +129,8 @@ def command(
     desc = describe(data, group_by=None if group_by == "country" else group_by)
     if selected:  # said with the summary: its counts are of the samples kept
         desc = {"where": {**where_arg(where), "samples_kept": data.n_samples}, **desc}
+    if isinstance(data, SeriesSet) and data.attrs.get("source") == "cropglobe" and path.is_dir():
+        desc["release_files"] = _release_files(path, str(data.attrs.get("kind", "")))
     series: SeriesSet | None = None
     if isinstance(data, SeriesSet):
         series = data
@@ -227,6 +229,26 @@ def _check_band(band: str, bands: tuple[str, ...]) -> str:
     if code in bands:
         return code
     raise not_a_band(band, bands, option="--band")
+
+
+def _release_files(root: Path, read: str) -> dict[str, dict[str, Any]]:
+    """The release's other files beside the series read (``Median``, Presto, AlphaEarth,
+    harmonics): kind -> countries, feature width and the transfer methods reading them."""
+    from cropglobe.evaluate.methods import METHODS
+    from cropglobe.io import list_cropglobe
+
+    listing = list_cropglobe(root)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, rows in listing[listing["kind"] != read].groupby("kind", sort=True):
+        shapes = {tuple(s)[1:] for s in rows["shape"]}
+        entry: dict[str, Any] = {"countries": sorted(rows["country"].astype(str))}
+        if len(shapes) == 1 and len(width := next(iter(shapes))) == 1:
+            entry["features"] = int(width[0])
+        methods = [m.name for m in METHODS.values() if m.features == f"release:{kind}"]
+        if methods:
+            entry["methods"] = methods
+        out[str(kind)] = entry
+    return out
 
 
 def _require_values(series: SeriesSet, band: str, group: str | None, path: Path) -> None:
