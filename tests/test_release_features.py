@@ -92,7 +92,7 @@ def test_misaligned_or_missing_files_are_refused(release, tmp_path) -> None:
         fea, lbl = z["fea"], z["lbl"]
     order = np.argsort(lbl, kind="stable")  # rows sorted by class: no longer the series' order
     np.savez(emb, fea=fea[order], lbl=lbl[order])
-    with pytest.raises(DataFormatError, match=r"disagree with the series on the class of \d+"):
+    with pytest.raises(DataFormatError, match=r"presto_embedding_S2_USA.npz: its labels disagree"):
         ReleaseFeatures("presto").fit(read_cropglobe(bad))
     np.savez(emb, fea=fea[:-1], lbl=lbl[:-1])
     with pytest.raises(DataFormatError, match=r"39 rows, but USA's series file .* holds 40"):
@@ -185,3 +185,122 @@ def test_info_names_the_files_beside_the_series(release) -> None:
             "methods": ["rf-presto", "mlp-presto"],
         }
     }
+
+
+def test_reuse_check_follows_the_countries_asked_for(release, tmp_path) -> None:
+    """A run trained again for a new target keeps the digests of the targets it carries, and
+    only the files of the countries asked for now are compared."""
+    import shutil
+
+    root = tmp_path / "rel"
+    shutil.copytree(release, root)
+    data = read_cropglobe(root)
+    out = tmp_path / "exp"
+
+    def run(targets):
+        return run_experiment(
+            data, sources=["FRA"], targets=targets, methods=["rf-presto"], seeds=[3],
+            output=out, diagnostics=False,
+        )  # fmt: skip
+
+    run(["BEL", "USA"])
+    run(["BEL"])  # nothing new
+    metrics = out / "runs" / "rf-presto" / "FRA" / "seed3" / "metrics.json"
+    emb = root / "Embeddings" / "presto_embedding_S2_USA.npz"
+    with np.load(emb) as z:
+        np.savez(emb, fea=z["fea"] * 2, lbl=z["lbl"])
+    run(["BEL"])  # USA is not asked for: its file does not matter now
+    assert set(json.loads(metrics.read_text())["feature_files"]) == {"FRA", "BEL", "USA"}
+    with pytest.raises(ExperimentMismatchError, match=r"seed3 \(USA\)"):
+        run(["BEL", "USA"])
+
+
+def test_retrained_run_keeps_the_digests_of_carried_targets(release, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "rel"
+    shutil.copytree(release, root)
+    shutil.rmtree(root / "Embeddings")
+    _write_embeddings(root)
+    data = read_cropglobe(root)
+    out = tmp_path / "exp"
+    kw = dict(sources=["FRA"], methods=["rf-presto"], seeds=[3], output=out, diagnostics=False)
+    run_experiment(data, targets=["USA"], **kw)
+    data_fb = read_cropglobe(root, ["FRA", "BEL"])
+    run_experiment(data_fb, targets=["BEL"], **kw)  # trained again for BEL, USA carried
+    metrics = out / "runs" / "rf-presto" / "FRA" / "seed3" / "metrics.json"
+    assert set(json.loads(metrics.read_text())["feature_files"]) == {"FRA", "BEL", "USA"}
+    emb = root / "Embeddings" / "presto_embedding_S2_USA.npz"
+    with np.load(emb) as z:
+        np.savez(emb, fea=z["fea"] * 2, lbl=z["lbl"])
+    with pytest.raises(ExperimentMismatchError, match=r"seed3 \(USA\)"):
+        run_experiment(data, targets=["USA"], **kw)
+
+
+def test_repeated_sample_ids_and_other_spellings(tmp_path) -> None:
+    import dataclasses
+
+    from cropglobe.io import write_cropglobe
+
+    world = simulate_world(("FRA", "BEL"), 20, random_state=1)
+    sets = {}
+    for cc in ("FRA", "BEL"):
+        part = world.where(country=cc)
+        meta = part.meta.assign(sample_id=[f"parcel{i // 2}" for i in range(part.n_samples)])
+        sets[cc] = dataclasses.replace(part, meta=meta)
+    write_cropglobe(tmp_path / "dup", sets, kinds=("for_CropNet",))
+    _write_embeddings(tmp_path / "dup", ("FRA", "BEL"))
+    with pytest.raises(DataFormatError, match=r"sample_id 'parcel0' names several rows"):
+        ReleaseFeatures("presto").fit(read_cropglobe(tmp_path / "dup"))
+    # series files named BE / FR, embedding files BEL / FRA
+    iso2 = tmp_path / "iso2"
+    (iso2 / "for_CropNet").mkdir(parents=True)
+    for cc, two in (("FRA", "FR"), ("BEL", "BE")):
+        part = world.where(country=cc)
+        name = f"median_S2_{two}_month1-12_day5.npz"
+        np.savez(iso2 / "for_CropNet" / name, fea=part.values, lbl=part.labels)
+    (iso2 / "Embeddings").mkdir()
+    for cc, two in (("FRA", "FR"), ("BEL", "BE")):
+        with np.load(iso2 / "for_CropNet" / f"median_S2_{two}_month1-12_day5.npz") as z:
+            np.savez(
+                iso2 / "Embeddings" / f"presto_embedding_S2_{cc}.npz",
+                fea=_embed(z["fea"]),
+                lbl=z["lbl"],
+            )
+    ss = read_cropglobe(iso2)
+    rows = ReleaseFeatures("presto").fit(ss).transform(ss)
+    np.testing.assert_array_equal(rows[:, 0], ss.meta.sample_id.str[-6:].astype(int))
+
+
+def test_rows_without_features_and_the_missing_files_folder(release, tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "rel"
+    shutil.copytree(release, root)
+    emb = root / "Embeddings" / "presto_embedding_S2_BEL.npz"
+    with np.load(emb) as z:
+        fea, lbl = z["fea"].copy(), z["lbl"]
+    fea[5] = np.nan
+    np.savez(emb, fea=fea, lbl=lbl)
+    ss = read_cropglobe(root, ["FRA", "BEL"])
+    with pytest.raises(
+        DataFormatError,
+        match=r"presto_embedding_S2_BEL.npz: the presto features of 1 samples are all NaN",
+    ):
+        ReleaseFeatures("presto").fit(ss)
+    keep = ss.subset(~((ss.meta.country == "BEL") & (np.arange(ss.n_samples) == 60 + 5)).to_numpy())
+    assert ReleaseFeatures("presto").fit(keep).transform(keep).shape == (keep.n_samples, 8)
+    # a missing country's file is expected beside the other countries' files
+    (root / "Embeddings" / "presto_embedding_S2_USA.npz").unlink()
+    with pytest.raises(
+        MissingFileError, match=r"Embeddings/presto_embedding_S2_USA.npz: no such file"
+    ):
+        ReleaseFeatures("presto").fit(read_cropglobe(root))
+
+
+def test_the_demo_refuses_methods_on_release_files(tmp_path) -> None:
+    from cropglobe.demo import run_demo
+
+    with pytest.raises(ParameterError, match="the demo's simulated world does not have"):
+        run_demo(tmp_path / "demo", methods=["cropnet", "rf-alphaearth"])
+    assert not (tmp_path / "demo").exists()

@@ -152,8 +152,9 @@ def run_demo(
         Paths of the dataset, figures and report; the dataset summary; the results table and
         the findings computed from it.
     """
+    from cropglobe.errors import ParameterError
     from cropglobe.evaluate.experiment import run_experiment
-    from cropglobe.evaluate.methods import get_method
+    from cropglobe.evaluate.methods import get_method, precomputed
     from cropglobe.io import read_cropglobe
     from cropglobe.report.figures import plot_phenology
     from cropglobe.simulate import simulate_world, write_world
@@ -171,7 +172,12 @@ def run_demo(
         "cropnet_width": cropnet_width,
     }
     for name in methods:  # an unknown method fails before anything is simulated or written
-        get_method(name)
+        if precomputed(get_method(name)):
+            raise ParameterError(
+                f"method {name!r} trains on the CropGlobe release's precomputed files, which "
+                "the demo's simulated world does not have; run it with cropglobe transfer "
+                "--data on the release folder, or choose another method for the demo"
+            )
     _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "demo.json") as tmp:

@@ -837,26 +837,40 @@ def _check_precomputed(data: SeriesSet, groups: NDArray[Any], config: Experiment
         ReleaseFeatures(family).fit(data.subset(used))
 
 
-def _changed_feature_files(data: SeriesSet, method: Any, result: dict[str, Any]) -> list[str]:
+def _changed_feature_files(
+    data: SeriesSet,
+    groups: NDArray[Any],
+    config: ExperimentConfig,
+    method: Any,
+    result: dict[str, Any],
+) -> list[str]:
     """The countries whose precomputed feature files differ from those a finished run of
-    ``method`` read (runs saved without the record are taken as they are)."""
-    from cropglobe._fs import file_sha256
+    ``method`` read, among the countries of the groups it is reported on now (its source and
+    the targets asked for); runs saved without the record are taken as they are."""
     from cropglobe.evaluate.methods import precomputed
-    from cropglobe.features.embeddings import RELEASE_FEATURES
+    from cropglobe.features.embeddings import RELEASE_FEATURES, file_digest
     from cropglobe.io.cropglobe_npz import cropglobe_feature_files
 
     read = result.get("feature_files")
     if not precomputed(method) or not isinstance(read, dict) or not read:
         return []
     root = data.attrs.get("root")
+    if "country" in data.meta.columns:
+        asked = np.isin(groups, [result["source"], *_scored_targets(config, result["source"])])
+        used = set(data.meta["country"].astype(str).to_numpy()[asked])
+        read = {cc: digest for cc, digest in read.items() if cc in used}
     if not root:
         return sorted(read)
+    family = RELEASE_FEATURES[method.features]
     try:
-        now = cropglobe_feature_files(root, RELEASE_FEATURES[method.features], sorted(read))
-    except CropGlobeError:
-        return sorted(read)
+        now = cropglobe_feature_files(root, family, sorted(read))
+    except CropGlobeError:  # a file is gone: which one(s)
+        now = {}
+        for cc in read:
+            with contextlib.suppress(CropGlobeError):
+                now.update(cropglobe_feature_files(root, family, [cc]))
     return sorted(
-        cc for cc, digest in read.items() if cc not in now or file_sha256(now[cc]) != digest
+        cc for cc, digest in read.items() if cc not in now or file_digest(now[cc]) != digest
     )
 
 
@@ -1160,7 +1174,7 @@ def _run_transfer(
         if done.exists():
             result = _read_run(done)
             blocked += _check_reused(done.parent, result, config, methods[mname])
-            if changed := _changed_feature_files(data, methods[mname], result):
+            if changed := _changed_feature_files(data, groups, config, methods[mname], result):
                 refiled.append(f"{done.parent} ({', '.join(changed)})")
             if config.within and "within_n_train" not in result:
                 old_within.append(str(done.parent))
@@ -1394,10 +1408,11 @@ def _one_run(
     rdir: Path,
     progress: Callable[[str], None] | None = None,
     *,
-    carried: tuple[dict[str, Any], pd.DataFrame] | None = None,
+    carried: tuple[dict[str, Any], pd.DataFrame, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Train one (method, source, seed) run, score it and save it in ``rdir``; ``carried``:
-    scores and prediction rows of targets a run trained again keeps from before."""
+    scores, prediction rows and precomputed feature files (country -> SHA-256) of targets a
+    run trained again keeps from before."""
     from cropglobe.evaluate.methods import feature_files
 
     data, config = exp.data, exp.config
@@ -1481,7 +1496,10 @@ def _one_run(
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
-    if files := feature_files(fitted):
+    files = feature_files(fitted)
+    if files and carried is not None:  # the kept targets' scores came from these files
+        files = {**carried[2], **files}
+    if files:
         result["feature_files"] = files  # country -> SHA-256 of the precomputed features read
     return _save_run(rdir, result)
 
@@ -1578,6 +1596,7 @@ def _retrain(
     carried = (
         {t: result["targets"][t] for t in kept},
         preds[preds["target"].astype(str).isin(kept)],
+        dict(result.get("feature_files") or {}),
     )
     new = _one_run(exp, method, source, seed, rdir, progress, carried=carried)
     changed = [

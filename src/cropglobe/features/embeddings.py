@@ -200,6 +200,22 @@ RELEASE_FEATURES: dict[str, str] = {
 #: (family, country, files with their size and time) -> (X, y, the series' sample id of each
 #: row, the feature file's SHA-256) of one country's features
 _TABLES: dict[tuple[Any, ...], tuple[NDArray[np.float32], NDArray[np.int64], Any, str]] = {}
+#: bytes of feature arrays :data:`_TABLES` keeps at most (the oldest go first)
+_TABLES_BYTES = 1 << 30
+#: (path, size, modification time) -> SHA-256 of a feature file
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file, computed again only when its size or modification time changes
+    (a rerun of an experiment checks every finished run's feature files)."""
+    from cropglobe._fs import file_sha256
+
+    st = Path(path).stat()
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
 
 
 class ReleaseFeatures(TransformerMixin, BaseEstimator):
@@ -253,7 +269,8 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
     ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.object_], str]:
         """The features of country ``cc`` row by row, with the series' sample ids of the rows
         and the feature file's SHA-256 (cached while neither file changes)."""
-        from cropglobe._fs import file_sha256
+        import pandas as pd
+
         from cropglobe.io.cropglobe_npz import cropglobe_sample_ids, read_cropglobe_features
 
         stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (series, feat))
@@ -267,9 +284,22 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
                     f"the {self.family} features are found by row, so the two files must list "
                     "the same samples in the same order (as the release's files do)"
                 )
-            if len(_TABLES) >= 64:
+            if np.isinf(x).any():
+                bad = np.flatnonzero(np.isinf(x).any(axis=1))
+                raise DataFormatError(
+                    f"{feat}: {bad.size} rows hold ±inf (first: row {int(bad[0])}); expected "
+                    "finite features (NaN for missing); fix or replace the file"
+                )
+            repeated = pd.Index(ids.astype(str)).duplicated()
+            if repeated.any():
+                raise DataFormatError(
+                    f"{series}: sample_id {str(ids[np.flatnonzero(repeated)[0]])!r} names "
+                    f"several rows, but the {self.family} features are found by each sample's "
+                    "row through its sample_id; rewrite the file with one sample_id per row"
+                )
+            while _TABLES and sum(v[0].nbytes for v in _TABLES.values()) + x.nbytes > _TABLES_BYTES:
                 _TABLES.pop(next(iter(_TABLES)))
-            _TABLES[key] = (x, y, ids, file_sha256(feat))
+            _TABLES[key] = (x, y, ids, file_digest(feat))
         return _TABLES[key]
 
     def _rows(self, ss: Any) -> tuple[NDArray[np.float32], dict[str, str]]:
@@ -295,9 +325,8 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
                 "read from the release folder beside its series"
             ) from None
         series_files = dict(ss.attrs.get("files") or {})
-        if not series_files and ss.attrs.get("path") and len(countries) == 1:
-            series_files = {countries[0]: str(ss.attrs["path"])}  # one file read on its own
         xs, ys, keys, digests = [], [], [], {}
+        paths: dict[str, Path] = {}  # country -> its series file
         for cc, feat in files.items():
             if cc not in series_files:
                 raise DataFormatError(
@@ -305,9 +334,8 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
                     f"read the release folder with cropglobe.io.read_cropglobe"
                 )
             series = Path(series_files[cc])
-            x, y, ids, digests[cc] = self._country(
-                root, cc, series if series.is_absolute() else root / series, feat
-            )
+            series = paths[cc] = series if series.is_absolute() else root / series
+            x, y, ids, digests[cc] = self._country(root, cc, series, feat)
             xs.append(x)
             ys.append(y)
             keys.append(np.char.add(f"{cc}\x1f", ids.astype(str)))
@@ -335,13 +363,25 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
         if wrong.size:
             i = wrong[0]
             sid = meta["sample_id"].astype(str).to_numpy()[have][i]
+            cc = country[have][i]
+            n_cc = int((country[have][wrong] == cc).sum())
             raise DataFormatError(
-                f"the {self.family} files disagree with the series on the class of "
-                f"{wrong.size} of {int(have.sum())} samples (first: {sid}, series "
+                f"{files[cc]}: its labels disagree with {cc}'s series file "
+                f"{paths[cc]} on the class of {n_cc} of "
+                f"{int((country[have] == cc).sum())} samples (first: {sid}, series "
                 f"{series_names[i]!r}, {self.family} {feat_names[i]!r}); the files are not "
-                "row-aligned with the series files; use feature files of the same release"
+                "row-aligned; use feature files of the same release as the series"
             )
-        return x[at], digests
+        rows = x[at]
+        empty = np.flatnonzero(np.isnan(rows).all(axis=1)) if rows.shape[1] else np.zeros(0, int)
+        if empty.size:
+            i = int(empty[0])
+            raise DataFormatError(
+                f"{files[country[i]]}: the {self.family} features of {empty.size} samples are "
+                f"all NaN (first: {meta['sample_id'].astype(str).iloc[i]}); expected features "
+                "for every sample used; leave those samples out (--where) or fix the file"
+            )
+        return rows, digests
 
     def fit(self, X: Any, y: Any = None) -> ReleaseFeatures:
         """Find the samples' features; remember their width and the files read."""

@@ -175,6 +175,8 @@ def _select(
         else:
             out.append((key, found[key]))
     if missing:
+        if not kind.folder:  # a kind found anywhere: beside the other countries' files
+            where = next(iter(found.values())).parent
         expected = where / kind.pattern.replace("{cc}", missing[0])
         raise MissingFileError(
             f"{expected}: no such file; countries {missing} are absent for kind "
@@ -587,7 +589,9 @@ def cropglobe_feature_files(
     family: str,
     countries: Sequence[str] | str | None = None,
 ) -> dict[str, Path]:
-    """Country code -> the file :func:`read_cropglobe_features` reads for ``family``.
+    """Country code -> the file :func:`read_cropglobe_features` reads for ``family``; with
+    ``countries`` keyed by the codes as given (``BE`` finds ``…_BEL.npz`` and stays ``BE``, so
+    that series read under one spelling find their features under the other).
 
     Raises:
         MissingFileError, DataFormatError: as :func:`read_cropglobe_features`.
@@ -597,7 +601,11 @@ def cropglobe_feature_files(
         raise DataFormatError(
             f"family={family!r} is unknown; expected one of {list(_FEATURE_KINDS)}"
         )
-    return dict(_select(r, _FEATURE_KINDS[family], countries))
+    selected = _select(r, _FEATURE_KINDS[family], countries)
+    if countries is None:
+        return dict(selected)
+    asked = [countries] if isinstance(countries, str) else list(countries)
+    return {str(c).strip(): path for c, (_, path) in zip(asked, selected, strict=True)}
 
 
 def cropglobe_sample_ids(path: str | os.PathLike[str], country: str) -> NDArray[np.object_]:
