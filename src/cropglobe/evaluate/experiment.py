@@ -65,8 +65,17 @@ def _load_series(
     Both series sets hold the same samples in the same order; a dataset that is already a
     series set is returned twice.
     """
-    from cropglobe.io import read_dataset
+    from cropglobe.features.table import read_feature_table
+    from cropglobe.io import feature_table_params, read_dataset
 
+    if feature_table_params(path) is not None:  # features computed elsewhere: *-table methods
+        if read_options:
+            raise ParameterError(
+                f"{path} is a feature table, which takes no read options (given: "
+                f"{', '.join(sorted(read_options))}); drop --read-option"
+            )
+        table = read_feature_table(path)
+        return table, table, None
     data = read_dataset(path, **read_options)
     if not isinstance(data, Observations):
         before = data.n_samples
@@ -198,6 +207,19 @@ def run_experiment(
         ss, observed = ss.subset(unique), observed.subset(unique)
         if echo and ss.n_samples < before:
             echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
+    from cropglobe.evaluate.methods import get_method
+    from cropglobe.features.table import is_feature_set
+
+    features_only = is_feature_set(ss)
+    if features_only:
+        _check_feature_table_plan(ss, methods, seasons, tta)
+        window = None  # a feature table has no time axis to window
+    elif tabled := [m for m in methods if get_method(m).features == "table"]:
+        raise ParameterError(
+            f"methods {', '.join(tabled)} train on a feature table's columns, but the data are "
+            "time series; give --data a table written by cropglobe features, or use methods "
+            "on the series (rf-median1d, rf-harmonic …)"
+        )
     groups = sorted(ss.meta[group_by].astype(str).unique())
     # as the data names them: 2020.0 (or "2020.0") is the group 2020 of a year read as floats
     asked = resolve_groups(sources, groups)
@@ -266,7 +288,7 @@ def run_experiment(
     filled_notes = (
         _filled_share_notes(ss, observed, group_by, [*src, *tgt], window) if filled_here else []
     )
-    season_notes = _season_notes(observed, group_by, [*src, *tgt], window)
+    season_notes = [] if features_only else _season_notes(observed, group_by, [*src, *tgt], window)
     for msg in [*filled_notes, *season_notes]:
         logger.warning(msg)
     notes = (*notes, *filled_notes, *season_notes)
@@ -397,7 +419,7 @@ def run_experiment(
         comparison = paired_comparison(runs, str(baseline)) if compared else None
         with report_staging(out) as stage:  # the figures join the report's other files at once
             phen = []
-            for s in config.sources:
+            for s in [] if features_only else config.sources:  # NDVI curves of time series
                 members = [s, *[t for t in tgt if t != s]]
                 sub = observed.subset(ss.meta[group_by].astype(str).isin(members).to_numpy())
                 shown = (
@@ -463,6 +485,30 @@ def run_experiment(
         aggregate_runs(runs, ["method", "source", "target", "scenario"]), runs, shift
     )
     return ExperimentReport(result, report, agg, text, shift, found)
+
+
+def _check_feature_table_plan(
+    table: SeriesSet,
+    methods: Sequence[str],
+    seasons: Mapping[str, str] | str | None,
+    tta: Sequence[float],
+) -> None:
+    """A feature table as the data: only the ``*-table`` methods, no season options."""
+    from cropglobe.evaluate.methods import get_method
+
+    series = [m for m in methods if get_method(m).features != "table"]
+    if series:
+        raise ParameterError(
+            f"{table.attrs.get('path', 'the data')} is a feature table (one column per "
+            f"feature, no time series), so methods {', '.join(series)} cannot train on it; "
+            "use rf-table, lightgbm-table or mlp-table, or give the time series the table was "
+            "computed from" + (f" ({table.attrs['input']})" if table.attrs.get("input") else "")
+        )
+    if seasons or tta:
+        raise ParameterError(
+            "--season and --tta move the days of a time series, and a feature table has none; "
+            "drop them"
+        )
 
 
 #: name of the shift diagnostics table in an experiment folder (also the cache of reruns)

@@ -49,7 +49,8 @@ class Method:
             beside its series, row by row: ``"release:presto"``, ``"release:presto_maynov"``,
             ``"release:alphaearth"``, ``"release:harmonic"``
             (:class:`cropglobe.features.embeddings.ReleaseFeatures`; the window does not
-            apply to them).
+            apply to them); or ``"table"``: the columns of a feature table given as the data
+            (:func:`cropglobe.features.table.read_feature_table`).
         model: ``"cropnet"``, ``"mlp"``, ``"tempcnn"``, ``"transformer"``, ``"rf"`` or
             ``"lightgbm"``.
         augment: ``"none"``, or ``"auto"`` (online augmentation under the clean protocol, the
@@ -97,6 +98,10 @@ def _feature_transformer(kind: str, window: tuple[int, int] | None, grid: TimeGr
 
     if kind in RELEASE_FEATURES:
         return ReleaseFeatures(RELEASE_FEATURES[kind])
+    if kind == "table":
+        from cropglobe.features.table import FeatureColumns
+
+        return FeatureColumns()
     win: Any = window if window is not None else (grid.edges[0], grid.edges[-1] - 1)
     if kind == "median1d":
         return Median1D(window=win)
@@ -313,6 +318,18 @@ METHODS: dict[str, Method] = {
             "random forest on the release's own harmonic coefficients "
             "(harmonic_{CC}_month5-11.npz)",
         ),
+        Method(
+            "rf-table",
+            "table",
+            "rf",
+            "none",
+            "random forest on a feature table's columns (cropglobe features: EMIT spectra, "
+            "embeddings of your own …)",
+        ),
+        Method(
+            "lightgbm-table", "table", "lightgbm", "none", "LightGBM on a feature table's columns"
+        ),
+        Method("mlp-table", "table", "mlp", "none", "MLP (8 × 128) on a feature table's columns"),
         Method("tempcnn", "series", "tempcnn", "none", "TempCNN over time"),
         Method("tempcnn-aug", "series", "tempcnn", "auto", "TempCNN with phenology augmentation"),
         Method(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from numpy.typing import NDArray
 from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
@@ -332,3 +333,129 @@ def write_feature_table(
         json.dump(params, fh, indent=2)
         fh.write("\n")
     return target, side
+
+
+#: the time axis of a feature table read as a SeriesSet: one step holding every feature
+FEATURE_GRID = TimeGrid((1, 366), "01-01", "features")
+
+
+def read_feature_table(path: str | os.PathLike[str]) -> SeriesSet:
+    """A feature table of ``cropglobe features`` (:func:`write_feature_table`) as a SeriesSet
+    of one step: values (N, F, 1), one band per feature, on :data:`FEATURE_GRID`.
+
+    This is how ``cropglobe transfer`` compares methods on features computed elsewhere (the
+    ``*-table`` methods): EMIT spectra's features, or embeddings of your own written as a
+    feature table. Each row is a sample (a spectra table's rows are spectra: a point seen on
+    two days is two samples of one ``sample_id``).
+
+    Raises:
+        MissingFileError: no such file.
+        DataFormatError: not a feature table, or its columns do not match its parameters.
+    """
+    from cropglobe.errors import MissingFileError
+    from cropglobe.io import feature_table_params
+
+    p = Path(path)
+    if not p.is_file():
+        raise MissingFileError(f"{p}: no such file; expected a feature table of cropglobe features")
+    params = feature_table_params(p)
+    if params is None:
+        raise DataFormatError(
+            f"{p}: not a feature table (no 'cropglobe.features' parameters in its Parquet "
+            "metadata or beside it); write one with cropglobe features, or "
+            "cropglobe.features.table.write_feature_table"
+        )
+    names = params.get("feature_names")
+    classes = params.get("classes")
+    if not isinstance(names, list) or not names or not isinstance(classes, list):
+        raise DataFormatError(
+            f"{p}: its parameters lack 'feature_names' or 'classes'; expected the parameters "
+            "cropglobe features writes; write the table again"
+        )
+    table = pd.read_parquet(p)
+    missing = [c for c in ("sample_id", "label", *names) if c not in table.columns]
+    if missing:
+        raise DataFormatError(
+            f"{p}: columns {missing[:5]} named by its parameters are absent; expected "
+            "sample_id, label and every feature column; write the table again"
+        )
+    labels = table["label"].to_numpy()
+    if (
+        not np.issubdtype(labels.dtype, np.integer)
+        or (labels >= len(classes)).any()
+        or (labels < -1).any()
+    ):
+        raise DataFormatError(
+            f"{p}: 'label' must hold class indices 0…{len(classes) - 1} (−1 unlabelled) into "
+            f"its classes {classes}; write the table again"
+        )
+    values = table[names].to_numpy(dtype=np.float32)[:, :, None]
+    meta = table.drop(columns=["label", "label_name", *names], errors="ignore")
+    meta["sample_id"] = meta["sample_id"].astype(str)
+    attrs = {
+        "source": "features",
+        "path": str(p),
+        "features": params.get("pipeline", {}),
+        **({"input": params["input"]} if params.get("input") else {}),
+    }
+    ss = SeriesSet(
+        values,
+        tuple(str(n) for n in names),
+        FEATURE_GRID,
+        labels.astype(np.int64),
+        tuple(str(c) for c in classes),
+        meta.reset_index(drop=True),
+        attrs,
+    )
+    return ss.validate(str(p), allow_empty=True)
+
+
+def is_feature_set(ss: SeriesSet) -> bool:
+    """Whether ``ss`` is a feature table read by :func:`read_feature_table` (one step of
+    features, no time series)."""
+    return ss.grid.kind == "features" and ss.n_steps == 1
+
+
+class FeatureColumns(BaseEstimator):
+    """The features of a feature table read as a SeriesSet (:func:`read_feature_table`) as a
+    plain (N, F) matrix: what the ``*-table`` transfer methods train on. Refuses time series
+    and a table of other features than the one it was fitted on.
+
+    Attributes:
+        names_: the F feature names seen at fit.
+    """
+
+    def fit(self, X: SeriesSet, y: Any = None) -> FeatureColumns:
+        """Remember the feature names."""
+        self._check(X)
+        self.names_ = np.asarray(X.bands, dtype=object)
+        return self
+
+    @staticmethod
+    def _check(X: Any) -> None:
+        if not isinstance(X, SeriesSet) or not is_feature_set(X):
+            raise DataFormatError(
+                "the *-table methods train on a feature table's columns, but the data are "
+                "time series; give --data a table written by cropglobe features, or use a "
+                "method on the series (rf-median1d, rf-harmonic …)"
+            )
+
+    def transform(self, X: SeriesSet) -> NDArray[np.float32]:
+        """float32 (N, F)."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "names_")
+        self._check(X)
+        if list(X.bands) != list(self.names_):
+            raise DataFormatError(
+                f"the table's features {list(X.bands)[:4]}… are not those fitted on "
+                f"{list(self.names_)[:4]}…; use tables of one cropglobe features run"
+            )
+        return np.ascontiguousarray(X.values[:, :, 0], dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
+        """The feature names."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "names_")
+        return np.asarray(self.names_, dtype=object)

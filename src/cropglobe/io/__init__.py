@@ -113,10 +113,24 @@ def _checked(ss: SeriesSet, source: Path) -> SeriesSet:
     return ss
 
 
-def _refuse_feature_table(path: Path, stored: bytes) -> None:
-    """DataFormatError when ``path`` is a feature table written by ``cropglobe features``
-    (recognised by its Parquet metadata or, for older tables, by the parameters JSON beside
-    it): one row per sample and one column per feature, no time series to read."""
+def feature_table_params(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The parameters of a feature table written by ``cropglobe features`` (its Parquet
+    metadata or, for older tables, the JSON beside it); None when ``path`` is no such table."""
+    p = Path(path)
+    if not p.is_file() or not p.name.lower().endswith((".parquet", ".geoparquet", ".pq")):
+        return None
+    try:
+        md = pq.read_schema(p).metadata or {}
+    except (pa.ArrowException, OSError):
+        return None
+    stored = md.get(b"cropglobe", b"")
+    info = _feature_table_info(p, stored)
+    return info if isinstance(info, dict) else None
+
+
+def _feature_table_info(path: Path, stored: bytes) -> Any:
+    """What :func:`feature_table_params` finds: the parameters, {} for a table whose stored
+    parameters cannot be read, None for no feature table."""
     info: Any = None
     if b"cropglobe.features" in stored:
         try:
@@ -131,6 +145,14 @@ def _refuse_feature_table(path: Path, stored: bytes) -> None:
             found = None
         if isinstance(found, dict) and found.get("format") == "cropglobe.features":
             info = found
+    return info
+
+
+def _refuse_feature_table(path: Path, stored: bytes) -> None:
+    """DataFormatError when ``path`` is a feature table written by ``cropglobe features``
+    (recognised by its Parquet metadata or, for older tables, by the parameters JSON beside
+    it): one row per sample and one column per feature, no time series to read."""
+    info = _feature_table_info(path, stored)
     if info is None:
         return
     source = info.get("input") if isinstance(info, dict) else None
@@ -138,7 +160,8 @@ def _refuse_feature_table(path: Path, stored: bytes) -> None:
         f"{path} is a feature table written by 'cropglobe features' (one row per sample, one "
         "column per feature), not a time-series input; give the dataset it was computed from"
         + (f" ({source})" if source else "")
-        + ", or open the table itself with pandas.read_parquet"
+        + "; cropglobe transfer takes it as it is with the methods rf-table, lightgbm-table "
+        "and mlp-table"
     )
 
 
