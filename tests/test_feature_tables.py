@@ -144,3 +144,22 @@ def test_transfer_on_emit_spectra_features(tmp_path) -> None:
     assert runs.oa_mean.iloc[0] > 0.9  # three well-separated spectral shapes
     pred = pd.read_parquet(out / "runs/rf-table/FRA/seed1/predictions.parquet")
     assert len(pred) == 20 and pred.sample_id.nunique() == 10  # spectra, two per point
+
+
+def test_real_data_rf_table_equals_rf_harmonic(shared_data, tmp_path) -> None:
+    """CAN -> FRA (WorldCereal, release layout): a forest on the harmonics table written by
+    cropglobe features predicts every French sample as rf-harmonic does on the series."""
+    data = shared_data / "cropglobe_format"
+    table = tmp_path / "harmonics.parquet"
+    res = CliRunner().invoke(
+        cli, ["features", str(data), "-o", str(table), "--family", "harmonics"]
+    )
+    assert res.exit_code == 0, res.output
+    kw = dict(sources=["CAN"], targets=["FRA"], seeds=[82], diagnostics=False)
+    run_experiment(table, methods=["rf-table"], output=tmp_path / "t", **kw)
+    run_experiment(data, methods=["rf-harmonic"], output=tmp_path / "s", **kw)
+    a = pd.read_parquet(tmp_path / "t/runs/rf-table/CAN/seed82/predictions.parquet")
+    b = pd.read_parquet(tmp_path / "s/runs/rf-harmonic/CAN/seed82/predictions.parquet")
+    assert len(a) == 499
+    assert (a.sample_id.to_numpy() == b.sample_id.to_numpy()).all()
+    np.testing.assert_array_equal(a.y_pred.to_numpy(), b.y_pred.to_numpy())
