@@ -163,3 +163,124 @@ def test_real_data_rf_table_equals_rf_harmonic(shared_data, tmp_path) -> None:
     assert len(a) == 499
     assert (a.sample_id.to_numpy() == b.sample_id.to_numpy()).all()
     np.testing.assert_array_equal(a.y_pred.to_numpy(), b.y_pred.to_numpy())
+
+
+def test_other_commands_refuse_a_table(harmonics, tmp_path) -> None:
+    """train and diagnose read series (load_series): a feature table is refused in one line,
+    not trained on as a one-step series."""
+    for args in (
+        ["train", "--data", str(harmonics), "--model", "rf", "-o", str(tmp_path / "m")],
+        ["diagnose", "--data", str(harmonics), "--source", "FRA", "--targets", "BEL"],
+    ):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "is a feature table" in res.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_no_season_lag_on_a_table(tmp_path) -> None:
+    """A table whose features are named B04 and B08 (EMIT --spectral s2) has no NDVI curve:
+    its season lag is not measured (one step gave noise lags of ±days)."""
+    from cropglobe.evaluate.shift import pair_diagnostics
+
+    rng = np.random.default_rng(1)
+    n = 60
+    names = ["B04", "B08", "B11"]
+    table = pd.DataFrame({
+        "sample_id": [f"s{i}" for i in range(n)],
+        "label": np.arange(n) % 2,
+        "country": np.where(np.arange(n) < 30, "FRA", "BEL"),
+    })  # fmt: skip
+    for i, name in enumerate(names):
+        table[name] = rng.uniform(0.05, 0.5, n).astype(np.float32) + i
+    path = tmp_path / "s2.parquet"
+    write_feature_table(
+        table, {"format": "cropglobe.features", "feature_names": names,
+                "classes": ["corn", "wheat"]}, path,
+    )  # fmt: skip
+    ss = read_feature_table(path)
+    found = pair_diagnostics(ss, [("FRA", "BEL")], window=None)
+    assert len(found) == 1 and np.isnan(found.lag_days.iloc[0])
+
+
+def test_table_refusals_name_the_file(harmonics, tmp_path) -> None:
+    table = pd.read_parquet(harmonics)
+    params = json.loads(harmonics.with_suffix(".json").read_text())
+    name = params["feature_names"][0]
+    cases = {
+        "text": (table.assign(**{name: table[name].astype(str)}), "not numeric"),
+        "huge": (table.assign(**{name: table[name].astype(np.float64) * 1e300}),
+                 "beyond float32's range"),
+        "float_label": (table.assign(label=table["label"].astype(float)), "holds float64"),
+    }  # fmt: skip
+    for case, (bad, said) in cases.items():
+        path = tmp_path / f"{case}.parquet"
+        write_feature_table(bad, params, path)
+        with pytest.raises(DataFormatError, match=said) as err:
+            read_feature_table(path)
+        assert str(path) in str(err.value)
+
+
+def test_series_table_is_no_feature_table(world, tmp_path) -> None:
+    """A series table whose metadata merely mention 'cropglobe.features' stays a series."""
+    import dataclasses
+
+    from cropglobe.io import feature_table_params, write_series_table
+
+    path = tmp_path / "series.parquet"
+    noted = dataclasses.replace(world, attrs={**world.attrs, "note": "see cropglobe.features"})
+    write_series_table(noted, path)
+    assert feature_table_params(path) is None
+
+
+def test_season_auto_and_own_holdout_on_a_table(harmonics, tmp_path) -> None:
+    with pytest.raises(ParameterError, match="a feature table has none"):
+        run_experiment(harmonics, sources=["FRA"], methods=["rf-table"], seeds=[1],
+                       seasons="auto", output=tmp_path / "a")  # fmt: skip
+    # a source scored only on its own hold-out: no pair to diagnose
+    done = run_experiment(harmonics, sources=["FRA"], targets=["FRA"], within=True,
+                          methods=["rf-table"], seeds=[1], output=tmp_path / "b")  # fmt: skip
+    assert done.diagnostics is not None and done.diagnostics.empty
+
+
+def test_applicability_of_repeated_sample_ids(tmp_path) -> None:
+    """Two rows of one sample id (a point seen on two days) are inside or outside the
+    source's range each on its own: here the first of each pair like the source, the second
+    far from it."""
+    rng = np.random.default_rng(2)
+    names = [f"f{i}" for i in range(4)]
+    src = rng.normal(0, 1, (40, 4))
+    near, far = rng.normal(0, 1, (10, 4)), rng.normal(60, 1, (10, 4))
+    tgt = np.stack([near, far], axis=1).reshape(20, 4)  # near, far, near, far …
+    table = pd.DataFrame({
+        "sample_id": [f"a{i}" for i in range(40)] + [f"p{i // 2}" for i in range(20)],
+        "label": np.arange(60) % 2,
+        "country": ["FRA"] * 40 + ["BEL"] * 20,
+    })  # fmt: skip
+    for i, name in enumerate(names):
+        table[name] = np.r_[src[:, i], tgt[:, i]].astype(np.float32)
+    path = tmp_path / "repeats.parquet"
+    write_feature_table(
+        table, {"format": "cropglobe.features", "feature_names": names,
+                "classes": ["corn", "wheat"]}, path,
+    )  # fmt: skip
+    run_experiment(path, sources=["FRA"], targets=["BEL"], methods=["rf-table"], seeds=[1],
+                   output=tmp_path / "exp")  # fmt: skip
+    row = pd.read_csv(tmp_path / "exp" / "applicability.csv").iloc[0]
+    assert (row.n_outside, row.n_inside) == (10, 10)
+
+
+def test_rows_without_any_feature_are_left_out(harmonics, tmp_path, caplog) -> None:
+    table = pd.read_parquet(harmonics)
+    params = json.loads(harmonics.with_suffix(".json").read_text())
+    table.loc[[0, 3], params["feature_names"]] = np.nan  # two French rows without features
+    path = tmp_path / "holes.parquet"
+    write_feature_table(table, params, path)
+    rep = run_experiment(
+        path, sources=["FRA"], targets=["BEL"], methods=["rf-table", "mlp-table"], seeds=[1],
+        epochs=1, output=tmp_path / "exp", diagnostics=False,
+    )  # fmt: skip
+    assert "2 of 150 rows hold no feature value (all NaN) and are left out" in caplog.text
+    assert set(rep.result.runs.method) == {"rf-table", "mlp-table"}
+    metrics = json.loads((tmp_path / "exp/runs/rf-table/FRA/seed1/metrics.json").read_text())
+    assert metrics["n_train"] == 48

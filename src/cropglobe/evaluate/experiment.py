@@ -65,18 +65,9 @@ def _load_series(
     Both series sets hold the same samples in the same order; a dataset that is already a
     series set is returned twice.
     """
-    from cropglobe.features.table import read_feature_table
-    from cropglobe.io import feature_table_params, read_dataset
+    from cropglobe.io import read_dataset
 
-    if feature_table_params(path) is not None:  # features computed elsewhere: *-table methods
-        if read_options:
-            raise ParameterError(
-                f"{path} is a feature table, which takes no read options (given: "
-                f"{', '.join(sorted(read_options))}); drop --read-option"
-            )
-        table = read_feature_table(path)
-        return table, table, None
-    data = read_dataset(path, **read_options)
+    data = read_dataset(path, **read_options)  # a feature table is refused, saying so
     if not isinstance(data, Observations):
         before = data.n_samples
         data = data.drop_empty()
@@ -92,6 +83,34 @@ def _load_series(
 
     filled, observed = _composited(data, infer_grid(data))
     return filled, observed, data
+
+
+def _load_feature_table(
+    path: str | os.PathLike[str], read_options: Mapping[str, Any]
+) -> SeriesSet | None:
+    """A feature table of ``cropglobe features`` as the data of a transfer experiment (the
+    ``*-table`` methods), or None when ``path`` is none. Only :func:`run_experiment` reads
+    them: the other commands loading series (train, diagnose) refuse them."""
+    from cropglobe.features.table import read_feature_table
+    from cropglobe.io import feature_table_params
+
+    if feature_table_params(path) is None:
+        return None
+    if read_options:
+        raise ParameterError(
+            f"{path} is a feature table, which takes no read options (given: "
+            f"{', '.join(sorted(read_options))}); drop --read-option"
+        )
+    table = read_feature_table(path)
+    kept = table.drop_empty()  # as series without observations are: every method, same rows
+    if kept.n_samples < table.n_samples:
+        logger.warning(
+            "%s: %d of %d rows hold no feature value (all NaN) and are left out",
+            path,
+            table.n_samples - kept.n_samples,
+            table.n_samples,
+        )
+    return kept
 
 
 def _composited(data: Observations, grid: TimeGrid) -> tuple[SeriesSet, SeriesSet]:
@@ -172,9 +191,12 @@ def run_experiment(
         write_transfer_report,
     )
 
+    given = None if isinstance(data, SeriesSet) else _load_feature_table(data, read_options or {})
     ss, observed, raw = (
         (data, data, None)
         if isinstance(data, SeriesSet)
+        else (given, given, None)
+        if given is not None
         else _load_series(data, **(read_options or {}))
     )
     filled_here = raw is not None  # raw observations, composited and gap-filled above
@@ -198,6 +220,19 @@ def run_experiment(
     meta[group_by] = group_names(ss.meta, group_by)
     ss = dataclasses.replace(ss, meta=meta)
     observed = dataclasses.replace(observed, meta=meta)  # the same samples, unfilled
+    from cropglobe.evaluate.methods import get_method
+    from cropglobe.features.table import is_feature_set
+
+    features_only = is_feature_set(ss)
+    if features_only:  # before the seasons are aligned: a table has none
+        _check_feature_table_plan(ss, methods, seasons, tta)
+        window = None  # a feature table has no time axis to window
+    elif tabled := [m for m in methods if get_method(m).features == "table"]:
+        raise ParameterError(
+            f"methods {', '.join(tabled)} train on a feature table's columns, but the data are "
+            "time series; give --data a table written by cropglobe features, or use methods "
+            "on the series (rf-median1d, rf-harmonic …)"
+        )
     aligned: dict[str, str] = {}
     if seasons:
         ss, observed, aligned = _align(ss, observed, raw, seasons, group_by, window, echo)
@@ -207,19 +242,6 @@ def run_experiment(
         ss, observed = ss.subset(unique), observed.subset(unique)
         if echo and ss.n_samples < before:
             echo(f"paper protocol: dropped {before - ss.n_samples} duplicate samples of {before}")
-    from cropglobe.evaluate.methods import get_method
-    from cropglobe.features.table import is_feature_set
-
-    features_only = is_feature_set(ss)
-    if features_only:
-        _check_feature_table_plan(ss, methods, seasons, tta)
-        window = None  # a feature table has no time axis to window
-    elif tabled := [m for m in methods if get_method(m).features == "table"]:
-        raise ParameterError(
-            f"methods {', '.join(tabled)} train on a feature table's columns, but the data are "
-            "time series; give --data a table written by cropglobe features, or use methods "
-            "on the series (rf-median1d, rf-harmonic …)"
-        )
     groups = sorted(ss.meta[group_by].astype(str).unique())
     # as the data names them: 2020.0 (or "2020.0") is the group 2020 of a year read as floats
     asked = resolve_groups(sources, groups)
@@ -575,9 +597,10 @@ def _shift_table(
     fresh["key"] = [keys[(s, t)] for s, t in zip(fresh["source"], fresh["target"], strict=True)]
     # rows without a key (a table from elsewhere) are never this run's: measured again
     old = cached[cached["key"].astype(str).isin(set(keys.values()))] if known else cached[:0]
-    table = pd.concat([df for df in (old, fresh) if len(df)], ignore_index=True)
-    if not len(table):
+    parts = [df for df in (old, fresh) if len(df)]
+    if not parts:  # no pair to measure (a source scored only on its own hold-out)
         return fresh
+    table = pd.concat(parts, ignore_index=True)
     order = {k: i for i, k in enumerate(keys.values())}
     table = table.assign(_o=table["key"].astype(str).map(order)).sort_values("_o")
     table = table.drop(columns="_o").drop_duplicates("key").reset_index(drop=True)
@@ -884,14 +907,16 @@ def _applicability_runs(ss: SeriesSet, config: ExperimentConfig, out: Path) -> p
         except CropGlobeError as exc:
             logger.info("no applicability scores for source %s: %s", source, exc)
             continue
-        outside: dict[str, dict[str, bool]] = {}
+        outside: dict[str, dict[tuple[str, int], bool]] = {}
         rules: dict[str, Any] = {}
         for t in config.targets:
             if t == source or (source, t) in skipped or not (groups == t).any():
                 continue
             tss = ss.subset(groups == t)
             far = reference.dissimilarity(tss) > 1.0
-            outside[t] = dict(zip(tss.meta["sample_id"].astype(str), far.tolist(), strict=True))
+            # keyed by sample id and repeat: a spectra table's point seen on two days is two
+            # rows of one sample id, each inside or outside on its own
+            outside[t] = dict(zip(_row_keys(tss.meta["sample_id"]), far.tolist(), strict=True))
             rules[t] = _country_rules(tss)
         for method in config.methods:
             for seed in config.seeds:
@@ -904,7 +929,7 @@ def _applicability_runs(ss: SeriesSet, config: ExperimentConfig, out: Path) -> p
                 for t, far_of in outside.items():
                     frame = preds[preds["target"].astype(str) == t]
                     ids = frame["sample_id"].astype(str)
-                    far = ids.map(far_of).fillna(False).to_numpy(dtype=bool)
+                    far = np.array([far_of.get(k, False) for k in _row_keys(ids)], dtype=np.bool_)
                     row: dict[str, Any] = {"method": method, "source": source, "target": t,
                                            "seed": seed}  # fmt: skip
                     for side, mask in (("inside", ~far), ("outside", far)):
@@ -926,6 +951,13 @@ def _applicability_runs(ss: SeriesSet, config: ExperimentConfig, out: Path) -> p
     columns = ["method", "source", "target", "seed", "n_inside", "oa_inside", "n_outside",
                "oa_outside"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _row_keys(ids: pd.Series) -> list[tuple[str, int]]:
+    """``(sample_id, n)`` of each row: its id and how many rows before it hold that id (the
+    predictions of a target keep its rows' order)."""
+    text = ids.astype(str).reset_index(drop=True)
+    return list(zip(text, text.groupby(text).cumcount().tolist(), strict=True))
 
 
 def _country_rules(samples: SeriesSet) -> str | dict[str, str] | None:

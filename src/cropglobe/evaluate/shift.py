@@ -367,14 +367,17 @@ def diagnose_shift(
     lag: float | None = None
     gain: float | None = None
     ps, pt = phenology if phenology is not None else (source, target)
-    try:
-        lag, gain = season_lag(
-            ps.drop_empty(), pt.drop_empty(), window=window, random_state=random_state
-        )
-    except BandError:
-        logger.info("no NDVI (B08 and B04) in the data: the season lag is not measured")
-    except DataFormatError as exc:  # B08 or B04 without values: the other measures stand
-        logger.warning("the season lag is not measured: %s", exc)
+    if ps.n_steps < 2:  # one step (a feature table's columns): no curve to shift
+        logger.info("one time step in the data: the season lag is not measured")
+    else:
+        try:
+            lag, gain = season_lag(
+                ps.drop_empty(), pt.drop_empty(), window=window, random_state=random_state
+            )
+        except BandError:
+            logger.info("no NDVI (B08 and B04) in the data: the season lag is not measured")
+        except DataFormatError as exc:  # B08 or B04 without values: the other measures stand
+            logger.warning("the season lag is not measured: %s", exc)
     return ShiftDiagnosis(
         source=source_name,
         target=target_name,

@@ -380,16 +380,33 @@ def read_feature_table(path: str | os.PathLike[str]) -> SeriesSet:
             "sample_id, label and every feature column; write the table again"
         )
     labels = table["label"].to_numpy()
-    if (
-        not np.issubdtype(labels.dtype, np.integer)
-        or (labels >= len(classes)).any()
-        or (labels < -1).any()
-    ):
+    integral = np.issubdtype(labels.dtype, np.integer)
+    if not integral or (labels >= len(classes)).any() or (labels < -1).any():
+        if not integral:
+            found = f"holds {table['label'].dtype} values"
+        else:
+            outside = labels[(labels >= len(classes)) | (labels < -1)]
+            found = f"holds {int(outside[0])}"
         raise DataFormatError(
-            f"{p}: 'label' must hold class indices 0…{len(classes) - 1} (−1 unlabelled) into "
-            f"its classes {classes}; write the table again"
+            f"{p}: 'label' must hold integer class indices 0…{len(classes) - 1} (−1 "
+            f"unlabelled) into its classes {classes}, but {found}; write the table again"
         )
-    values = table[names].to_numpy(dtype=np.float32)[:, :, None]
+    text = [n for n in names if not pd.api.types.is_numeric_dtype(table[n])]
+    if text:
+        raise DataFormatError(
+            f"{p}: feature columns {text[:5]} are not numeric ({table[text[0]].dtype}); "
+            "expected numbers (NaN for missing); write the table again"
+        )
+    wide = table[names].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        beyond = np.isfinite(wide) & (np.abs(wide) > np.finfo(np.float32).max)
+    if beyond.any():
+        cols = [n for n, b in zip(names, beyond.any(axis=0), strict=True) if b]
+        raise DataFormatError(
+            f"{p}: feature columns {cols[:5]} hold values beyond float32's range (±3.4e38), "
+            "which the models read as infinite; rescale them and write the table again"
+        )
+    values = wide.astype(np.float32)[:, :, None]
     meta = table.drop(columns=["label", "label_name", *names], errors="ignore")
     meta["sample_id"] = meta["sample_id"].astype(str)
     attrs = {

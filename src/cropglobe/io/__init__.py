@@ -137,6 +137,9 @@ def _feature_table_info(path: Path, stored: bytes) -> Any:
             info = json.loads(stored.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             info = {}
+        # another cropglobe table (a series table) whose metadata merely mention the name
+        if isinstance(info, dict) and info and info.get("format") != "cropglobe.features":
+            info = None
     else:
         side = path.with_suffix(".json")
         try:
