@@ -132,6 +132,12 @@ def test_correlations_known_answer(tmp_path) -> None:
     page, figs, tables = shift_section(diag, agg, tmp_path)
     assert [f.name for f in figs] == ["shift.png"] and figs[0].stat().st_size > 10_000
     assert "-1.00 (p" in page and len(tables["diagnostics"]) == 5
+    assert "season lag (days)" in page and "three measures" in page
+    # no lag measured (no NDVI, or a feature table): no column, no row, said once
+    (tmp_path / "nolag").mkdir()
+    page, _, _ = shift_section(diag.assign(lag_days=np.nan), agg, tmp_path / "nolag")
+    assert "season lag (days)" not in page and "|season lag|" not in page
+    assert "two measures" in page and "The season lag is not measured here" in page
 
 
 def _diagnose_model(data, model, where: str, *more: str):

@@ -155,7 +155,8 @@ def shift_section(
     # a scatter of fewer pairs than a correlation needs shows nothing the table does not
     many = len(shown_pairs) >= MIN_PAIRS
     figs = [shift_figure(shown_pairs, methods, stage / "shift.png")] if many else []
-    shown = table.drop(columns=["abs_lag"]).astype(object)
+    lagged = bool(table["lag_days"].notna().any())  # no NDVI curves over time: no lag at all
+    shown = table.drop(columns=["abs_lag"] if lagged else ["abs_lag", "lag_days"]).astype(object)
     formats = {"domain_auc": "{:.2f}", "outside_share": "{:.1f}", "lag_days": "{:+.0f}"}
     for col in shown.columns[3:]:
         fmt = formats.get(str(col), "{:.1f}")
@@ -170,17 +171,23 @@ def shift_section(
     if len(shown_pairs) < len(table):
         out = ~table.index.isin(shown_pairs.index)
         shown["note"] = np.where(out, "one class scored: left out below", "")
+    lag_text = (
+        "<b>Season lag</b>: the shift of the target's NDVI curves that brings them closest to "
+        "the source's (positive: later). "
+        if lagged
+        else "The season lag is not measured here: the data give no NDVI curves over time "
+        "(no B04 and B08 bands, or a feature table's single step). "
+    )
     parts = [
         "<h2>Shift: could the drop be seen without target labels?</h2>",
-        "<p>For each pair, three measures of how the target's series differ from the source's, "
-        "taken from the series alone (no target label), beside the accuracy each method "
-        "reached. <b>Source-vs-target AUC</b>: how well a nearest-neighbour classifier tells "
-        "source fields from target fields (0.5: alike, 1: apart). <b>Outside the source's "
-        "range</b>: the share of target fields farther from their nearest source fields than "
-        f"95 % of source fields are from theirs ({100 * OUTSIDE_LEVEL:.0f} % without shift). "
-        "<b>Season lag</b>: the shift of the target's NDVI curves that brings them closest to the "
-        "source's (positive: later). They measure difference, not harm: a model trained for "
-        "a shift (augmentation) may not suffer from it.</p>",
+        f"<p>For each pair, {'three' if lagged else 'two'} measures of how the target's data "
+        "differ from the source's, taken from the data alone (no target label), beside the "
+        "accuracy each method reached. <b>Source-vs-target AUC</b>: how well a "
+        "nearest-neighbour classifier tells source fields from target fields (0.5: alike, 1: "
+        "apart). <b>Outside the source's range</b>: the share of target fields farther from "
+        "their nearest source fields than 95 % of source fields are from theirs "
+        f"({100 * OUTSIDE_LEVEL:.0f} % without shift). {lag_text}They measure difference, "
+        "not harm: a model trained for a shift (augmentation) may not suffer from it.</p>",
         shown.to_html(index=False, escape=True)
         if len(table)
         else "<p>No pair could be diagnosed: the shift diagnostics need at least 10 samples "
@@ -196,7 +203,8 @@ def shift_section(
         wide = corr.assign(text=corr.apply(_rho_text, axis=1)).pivot(
             index="diagnostic", columns="method", values="text"
         )
-        wide = wide.reindex(index=list(DIAGNOSTICS), columns=methods)
+        measured = [c for c in DIAGNOSTICS if lagged or c != "abs_lag"]
+        wide = wide.reindex(index=measured, columns=methods)
         wide.index = [DIAGNOSTICS[c][0] for c in wide.index]
         parts.append(wide.to_html(escape=True))
         parts += [_img(p) for p in figs]
