@@ -103,9 +103,12 @@ def test_transfer_command_on_a_table(harmonics, tmp_path) -> None:
     res = CliRunner().invoke(cli, [*head, "--methods", "cropnet", *tail])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert "is a feature table" in res.output
-    # other commands still refuse a feature table, naming the transfer methods
+    # info summarises it; --plot (curves over time) is refused
     res = CliRunner().invoke(cli, ["info", str(harmonics)])
-    assert res.exit_code == 2 and "rf-table, lightgbm-table and mlp-table" in res.output
+    assert res.exit_code == 0 and "kind: feature table, 150 samples" in res.output
+    assert "features (70): B02_const" in res.output and "computed by Harmonics" in res.output
+    res = CliRunner().invoke(cli, ["info", str(harmonics), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and "no time axis" in res.output
 
 
 def test_transfer_on_emit_spectra_features(tmp_path) -> None:

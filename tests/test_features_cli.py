@@ -132,17 +132,22 @@ def test_tables_carry_the_samples_metadata_and_info_names_them(tmp_path: Path) -
     assert params["meta_columns"] == ["country", "region", "year", "meta_label_name"]
     assert len(params["feature_names"]) == df.shape[1] - 3 - 4
 
-    res = CliRunner().invoke(cli, ["info", str(out)])
-    assert res.exit_code == 2
-    lines = res.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: {out} is a feature table")
-    assert "not a time-series input" in lines[0] and str(src) in lines[0]
+    res = CliRunner().invoke(cli, ["info", str(out)])  # summarised as a feature table
+    assert res.exit_code == 0, res.output
+    assert "kind: feature table, 4 samples" in res.output
+    assert f"computed by Median1D of {src}" in res.output
+    assert "missing by feature" in res.output and "rf-table, lightgbm-table" in res.output
     # a table written without the Parquet metadata is known by the parameters beside it
     bare = tmp_path / "f2.parquet"
     df.to_parquet(bare)
     (tmp_path / "f2.json").write_text((tmp_path / "f.json").read_text())
-    res = CliRunner().invoke(cli, ["info", str(bare)])
-    assert res.exit_code == 2 and "f2.parquet is a feature table" in res.output
+    res = CliRunner().invoke(cli, ["info", str(bare), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["kind"] == "feature table"
+    # commands reading series refuse it, naming the dataset it was computed from
+    res = CliRunner().invoke(cli, ["train", "--data", str(out), "--model", "rf", "-o",
+                                   str(tmp_path / "m")])  # fmt: skip
+    assert res.exit_code == 2 and f"{out} is a feature table" in res.output
+    assert str(src) in res.output and "rf-table" in res.output
 
 
 def test_meta_of_mixed_objects_is_written_as_text(tmp_path: Path) -> None:

@@ -268,7 +268,16 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
         lines.append(
             f"  observations per sample: min {o['min']}, median {o['median']:g}, max {o['max']}"
         )
-    lines.append(f"  bands ({len(desc['bands'])}): {' '.join(desc['bands'])}")
+    if desc["kind"] == "feature table":
+        names = desc["bands"]
+        shown = " ".join(names) if len(names) <= 12 else f"{' '.join(names[:4])} … {names[-1]}"
+        source = f" of {desc['input']}" if desc.get("input") else ""
+        lines.append(
+            f"  features ({len(names)}): {shown}; computed by {desc['computed_by']}{source}"
+        )
+        lines.append(f"  transfer on it: --methods {', '.join(desc['methods'])}")
+    else:
+        lines.append(f"  bands ({len(desc['bands'])}): {' '.join(desc['bands'])}")
     if "grid" in desc:
         lines.append(f"  grid: {desc['grid']}")
     if desc.get("seasons"):
@@ -285,7 +294,10 @@ def format_description(desc: dict[str, Any], source: str = "") -> str:
         lines.append(f"  not observed: {filled}, when composited")
     shares = desc.get("band_missing_fraction", {})
     if shares:
-        lines.append(_band_missing_line(shares))
+        line = _band_missing_line(shares)
+        if desc["kind"] == "feature table":
+            line = line.replace("by band", "by feature").replace(" bands", " features")
+        lines.append(line)
     empty = desc.get("empty_bands", [])
     if empty:
         named = " ".join(empty[:20]) + (f" … ({len(empty)} in all)" if len(empty) > 20 else "")

@@ -95,10 +95,13 @@ def command(
     if (folder / "card.json").is_file():
         _model_summary(folder, as_json)
         return
-    from cropglobe.io import is_spectra_table
+    from cropglobe.io import feature_table_params, is_spectra_table
 
     if is_spectra_table(path):
         _spectra_summary(path, plot, group_by, as_json, where)
+        return
+    if feature_table_params(path) is not None:
+        _table_summary(path, plot, group_by, as_json, where)
         return
     where_arg(where)  # a malformed --where fails before the data are read
     data, selected = apply_where(read_dataset(path, **read_options_arg(read_option)), where)
@@ -211,6 +214,45 @@ def _spectra_summary(
     click.echo(text if as_json or not selected else f"{selected}\n{text}")
     if plot is not None:
         click.echo(f"wrote {plot}")
+
+
+def _table_summary(
+    path: Path, plot: Path | None, group_by: str, as_json: bool, where: tuple[str, ...]
+) -> None:
+    """``info`` of a feature table of ``cropglobe features``: samples, features, what computed
+    them, missing values and class counts (what ``transfer --methods rf-table`` would see)."""
+    from cropglobe.features.table import read_feature_table
+    from cropglobe.summary import describe, format_description
+
+    if plot is not None:
+        raise ParameterError(
+            f"--plot draws class-mean curves over time, and {path} is a feature table (one "
+            "column per feature, no time axis); drop --plot, or give the series it was "
+            "computed from"
+        )
+    where_arg(where)
+    data, selected = apply_where(read_feature_table(path), where)
+    if group_by not in data.meta.columns and group_by != "country":
+        raise click.BadParameter(
+            f"no metadata column {group_by!r}; available: {', '.join(map(str, data.meta.columns))}",
+            param_hint="--group-by",
+        )
+    desc = describe(data, group_by=None if group_by == "country" else group_by)
+    for key in ("grid", "n_steps", "years", "dates", "seasons"):
+        desc.pop(key, None)
+    pipeline = data.attrs.get("features") or {}
+    desc.update(
+        kind="feature table",
+        computed_by=pipeline.get("class", "unknown"),
+        **({"input": data.attrs["input"]} if data.attrs.get("input") else {}),
+        methods=["rf-table", "lightgbm-table", "mlp-table"],
+    )
+    if selected:
+        desc = {"where": {**where_arg(where), "samples_kept": data.n_samples}, **desc}
+    text = (
+        json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
+    )
+    click.echo(text if as_json or not selected else f"{selected}\n{text}")
 
 
 def _check_band(band: str, bands: tuple[str, ...]) -> str:
