@@ -287,3 +287,30 @@ def test_rows_without_any_feature_are_left_out(harmonics, tmp_path, caplog) -> N
     assert set(rep.result.runs.method) == {"rf-table", "mlp-table"}
     metrics = json.loads((tmp_path / "exp/runs/rf-table/FRA/seed1/metrics.json").read_text())
     assert metrics["n_train"] == 48
+
+
+def test_meta_renamed_by_the_writer_comes_back(tmp_path, caplog) -> None:
+    """A feature named 'country' made the writer call the samples' country 'meta_country';
+    the reader names it 'country' again, so --group-by country works; a window is said not
+    to apply."""
+    rng = np.random.default_rng(3)
+    n = 40
+    table = pd.DataFrame({
+        "sample_id": [f"s{i}" for i in range(n)],
+        "label": np.arange(n) % 2,
+        "label_name": np.where(np.arange(n) % 2, "wheat", "corn"),
+        "meta_country": np.where(np.arange(n) < 20, "FRA", "BEL"),
+        "country": rng.normal(size=n).astype(np.float32),  # a feature of that name
+        "f1": (np.arange(n) % 2 + rng.normal(0, 0.1, n)).astype(np.float32),
+    })  # fmt: skip
+    path = tmp_path / "t.parquet"
+    params = {"format": "cropglobe.features", "feature_names": ["country", "f1"],
+              "classes": ["corn", "wheat"]}  # fmt: skip
+    write_feature_table(table, params, path)
+    ss = read_feature_table(path)
+    assert ss.bands == ("country", "f1")
+    assert ss.meta["country"].tolist() == table["meta_country"].tolist()
+    rep = run_experiment(path, sources=["FRA"], targets=["BEL"], methods=["rf-table"],
+                         seeds=[1], window=(91, 300), output=tmp_path / "exp")  # fmt: skip
+    assert rep.result.runs.oa.iloc[0] == 1.0  # f1 tells the classes apart
+    assert "window 91-300 does not apply to a feature table" in caplog.text

@@ -226,6 +226,12 @@ def run_experiment(
     features_only = is_feature_set(ss)
     if features_only:  # before the seasons are aligned: a table has none
         _check_feature_table_plan(ss, methods, seasons, tta)
+        if window is not None and tuple(window) != (121, 334):  # not the default: said
+            logger.warning(
+                "window %d-%d does not apply to a feature table (no time axis); the table's "
+                "features were computed with the window they were written with",
+                *window,
+            )
         window = None  # a feature table has no time axis to window
     elif tabled := [m for m in methods if get_method(m).features == "table"]:
         raise ParameterError(

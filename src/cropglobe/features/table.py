@@ -409,6 +409,16 @@ def read_feature_table(path: str | os.PathLike[str]) -> SeriesSet:
     values = wide.astype(np.float32)[:, :, None]
     meta = table.drop(columns=["label", "label_name", *names], errors="ignore")
     meta["sample_id"] = meta["sample_id"].astype(str)
+    # the writer renamed meta columns whose names a feature (or the label) took: meta_country
+    # is the samples' country again where no column of that name is left
+    renamed: dict[str, str] = {}
+    for col in map(str, meta.columns):
+        name = col
+        while name.startswith("meta_") and name[5:] not in meta.columns:
+            name = name[5:]
+        if name != col and name not in renamed.values():
+            renamed[col] = name
+    meta = meta.rename(columns=renamed)
     attrs = {
         "source": "features",
         "path": str(p),
