@@ -183,6 +183,10 @@ def command(
     collection with --points): the bad bands (water vapour, the file's flags) are dropped,
     optionally smoothed (--smooth), and --spectral gives principal components, simulated
     Sentinel-2 bands or the good bands.
+
+    The table is a transfer experiment's data as it is: cropglobe transfer --data TABLE
+    --methods rf-table,lightgbm-table,mlp-table (docs/methods.md); cropglobe info TABLE
+    summarises it.
     """
     from cropglobe.features.table import feature_table, make_features, write_feature_table
     from cropglobe.io import read_dataset
