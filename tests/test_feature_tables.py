@@ -137,6 +137,10 @@ def test_transfer_on_emit_spectra_features(tmp_path) -> None:
               "-o", str(feats)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    # a table of the good bands (R0400 …) is a feature table, not a spectra table
+    res = CliRunner().invoke(cli, ["info", str(feats)])
+    assert res.exit_code == 0 and "kind: feature table, 60 samples" in res.output
+    assert "computed by GoodBands of" in res.output and "corn  wheat  other" in res.output
     out = tmp_path / "exp"
     res = CliRunner().invoke(
         cli, ["transfer", "--data", str(feats), "--source", "FRA", "--targets", "BEL",

@@ -241,9 +241,10 @@ def _table_summary(
     for key in ("grid", "n_steps", "years", "dates", "seasons"):
         desc.pop(key, None)
     pipeline = data.attrs.get("features") or {}
+    steps = [s[1].get("class", "?") for s in pipeline.get("steps", []) if len(s) == 2]
     desc.update(
         kind="feature table",
-        computed_by=pipeline.get("class", "unknown"),
+        computed_by=" → ".join(steps) if steps else pipeline.get("class", "unknown"),
         **({"input": data.attrs["input"]} if data.attrs.get("input") else {}),
         methods=["rf-table", "lightgbm-table", "mlp-table"],
     )

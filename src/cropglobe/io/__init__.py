@@ -170,10 +170,13 @@ def _refuse_feature_table(path: Path, stored: bytes) -> None:
 
 def is_spectra_table(path: str | os.PathLike[str]) -> bool:
     """True when ``path`` is a table with three or more ``R####`` band columns: EMIT spectra
-    (as ``cropglobe download`` of an EMIT collection writes them), not time series."""
+    (as ``cropglobe download`` of an EMIT collection writes them), not time series; a feature
+    table of the spectra's good bands (``features --spectral bands``) is none."""
     p = Path(path)
     suffixes = (".parquet", ".geoparquet", ".pq", ".csv", ".csv.gz")
     if not p.is_file() or not p.name.lower().endswith(suffixes):
+        return False
+    if feature_table_params(p) is not None:
         return False
     try:
         cols = _columns(p)
