@@ -304,3 +304,17 @@ def test_the_demo_refuses_methods_on_release_files(tmp_path) -> None:
     with pytest.raises(ParameterError, match="the demo's simulated world does not have"):
         run_demo(tmp_path / "demo", methods=["cropnet", "rf-alphaearth"])
     assert not (tmp_path / "demo").exists()
+
+
+def test_two_files_of_one_country_at_one_depth_are_named(release, tmp_path, caplog) -> None:
+    import shutil
+
+    root = tmp_path / "rel"
+    shutil.copytree(release, root)
+    shutil.copytree(root / "Embeddings", root / "Backup")
+    ss = read_cropglobe(root, ["FRA"])
+    ReleaseFeatures("presto").fit(ss)
+    ReleaseFeatures("presto").fit(ss)
+    said = [r.message for r in caplog.records if "two 'presto' files for FRA" in r.message]
+    assert len(said) == 1  # once, however often the folder is scanned
+    assert "Backup/presto_embedding_S2_FRA.npz" in said[0] and "reading Backup" in said[0]

@@ -112,6 +112,10 @@ def _cropglobe_grid(n_steps: int, anchor: str = "01-01") -> TimeGrid:
 
 
 # ---------------------------------------------------------------------------- discovery
+#: (root, kind, country, file) of two files at one depth already named in the log
+_TIES_SAID: set[tuple[str, str, str, str]] = set()
+
+
 def _scan(root: Path, kind: _Kind) -> dict[str, Path]:
     """Country code -> file of ``kind`` under ``root`` (the release folder first, then anywhere)."""
     rx = _regex(kind)
@@ -124,11 +128,24 @@ def _scan(root: Path, kind: _Kind) -> dict[str, Path]:
         cc = m.group(1)
         prev = found.get(cc)
         # Prefer the file inside the documented sub-folder, then the shallowest one.
-        if prev is None or (
-            (p.parent.name == kind.folder, -len(p.parts))
-            > (prev.parent.name == kind.folder, -len(prev.parts))
-        ):
+        rank = (p.parent.name == kind.folder, -len(p.parts))
+        if prev is None or rank > (prev.parent.name == kind.folder, -len(prev.parts)):
             found[cc] = p
+        elif (
+            rank == (prev.parent.name == kind.folder, -len(prev.parts))
+            and (said := (str(root), kind.name, cc, str(p))) not in _TIES_SAID
+        ):
+            _TIES_SAID.add(said)  # once per process, however often the folder is scanned
+            log.warning(
+                "%s: two '%s' files for %s at one depth (%s, %s); reading %s, the first by "
+                "name: move or delete the other to choose",
+                root,
+                kind.name,
+                cc,
+                prev.relative_to(root),
+                p.relative_to(root),
+                prev.relative_to(root),
+            )
     return found
 
 
