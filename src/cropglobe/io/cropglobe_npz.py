@@ -627,10 +627,20 @@ def cropglobe_feature_files(
 
 def cropglobe_sample_ids(path: str | os.PathLike[str], country: str) -> NDArray[np.object_]:
     """The ``sample_id`` of each row of a release file, as :func:`read_cropglobe_file` names
-    them: from the file's ``meta_parquet`` when it has one, else ``{country}_000000`` …"""
+    them: from the file's ``meta_parquet`` when it has one, else ``{country}_000000`` …
+    (the series values are not read: the row count comes from the array's header)."""
     p = Path(path)
-    z = _load_npz(p)
-    n = int(np.asarray(z["fea"]).shape[0])
+    info = _npz_shape(p, "fea")
+    z: Mapping[str, NDArray[Any]]
+    try:
+        if not info or not info[0]:
+            raise ValueError("no 'fea' header")
+        n = int(info[0][0])
+        with np.load(p, allow_pickle=False) as npz:
+            z = {k: npz[k] for k in ("meta_json", "meta_parquet") if k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError):
+        z = _load_npz(p)  # the whole file: the reader's errors say what is wrong
+        n = int(np.asarray(z["fea"]).shape[0])
     _, meta = _extras(p, z, n)
     if meta is not None and "sample_id" in meta:
         return meta["sample_id"].to_numpy(dtype=object)
