@@ -303,6 +303,8 @@ def test_the_demo_refuses_methods_on_release_files(tmp_path) -> None:
 
     with pytest.raises(ParameterError, match="the demo's simulated world does not have"):
         run_demo(tmp_path / "demo", methods=["cropnet", "rf-alphaearth"])
+    with pytest.raises(ParameterError, match="'rf-table' trains on a feature table's columns"):
+        run_demo(tmp_path / "demo", methods=["rf-table"])
     assert not (tmp_path / "demo").exists()
 
 

@@ -172,11 +172,17 @@ def run_demo(
         "cropnet_width": cropnet_width,
     }
     for name in methods:  # an unknown method fails before anything is simulated or written
-        if precomputed(get_method(name)):
+        method = get_method(name)
+        if precomputed(method) or method.features == "table":
+            what = (
+                "the CropGlobe release's precomputed files"
+                if precomputed(method)
+                else "a feature table's columns"
+            )
             raise ParameterError(
-                f"method {name!r} trains on the CropGlobe release's precomputed files, which "
-                "the demo's simulated world does not have; run it with cropglobe transfer "
-                "--data on the release folder, or choose another method for the demo"
+                f"method {name!r} trains on {what}, which the demo's simulated world does not "
+                "have; run it with cropglobe transfer --data on such data, or choose another "
+                "method for the demo"
             )
     _check_settings(out, settings)
     out.mkdir(parents=True, exist_ok=True)
