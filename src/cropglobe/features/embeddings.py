@@ -265,18 +265,18 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
         return Path(str(attrs["root"]))
 
     def _country(
-        self, root: Path, cc: str, series: Path, feat: Path
+        self, cc: str, series: Path, feat: Path
     ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.object_], str]:
         """The features of country ``cc`` row by row, with the series' sample ids of the rows
         and the feature file's SHA-256 (cached while neither file changes)."""
         import pandas as pd
 
-        from cropglobe.io.cropglobe_npz import cropglobe_sample_ids, read_cropglobe_features
+        from cropglobe.io.cropglobe_npz import cropglobe_sample_ids, read_cropglobe_feature_file
 
         stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in (series, feat))
         key = (self.family, cc, stamp)
         if key not in _TABLES:
-            x, y, _ = read_cropglobe_features(root, self.family, [cc])
+            x, y, _ = read_cropglobe_feature_file(feat, cc)  # the file found by _rows
             ids = cropglobe_sample_ids(series, cc)
             if len(ids) != len(x):
                 raise DataFormatError(
@@ -335,7 +335,7 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
                 )
             series = Path(series_files[cc])
             series = paths[cc] = series if series.is_absolute() else root / series
-            x, y, ids, digests[cc] = self._country(root, cc, series, feat)
+            x, y, ids, digests[cc] = self._country(cc, series, feat)
             xs.append(x)
             ys.append(y)
             keys.append(np.char.add(f"{cc}\x1f", ids.astype(str)))

@@ -572,25 +572,13 @@ def read_cropglobe_features(
     metas: list[pd.DataFrame] = []
     width: int | None = None
     for cc, path in _select(r, k, countries):
-        z = _load_npz(path)
-        fea = np.asarray(z["fea"])
-        if fea.ndim < 2 or not np.issubdtype(fea.dtype, np.number):
-            raise DataFormatError(
-                f"{path}: 'fea' has shape {fea.shape} and dtype {fea.dtype}; expected numeric "
-                "(samples, features)"
-            )
-        n = fea.shape[0]
-        x = fea.reshape(n, -1).astype(np.float32, copy=False)
+        x, y, meta = read_cropglobe_feature_file(path, cc)
         if width is not None and x.shape[1] != width:
             raise DataFormatError(
                 f"{path}: {x.shape[1]} features per sample, other countries have {width}; "
                 "all files of one family must have the same width"
             )
         width = x.shape[1]
-        y = _labels(path, z["lbl"], n)
-        _, meta = _extras(path, z, n)
-        if meta is None:
-            meta = pd.DataFrame({"sample_id": _ids(cc, n), "country": cc})
         xs.append(x)
         ys.append(y)
         metas.append(meta)
@@ -599,6 +587,33 @@ def read_cropglobe_features(
         np.concatenate(ys),
         pd.concat(metas, ignore_index=True),
     )
+
+
+def read_cropglobe_feature_file(
+    path: str | os.PathLike[str], country: str
+) -> tuple[NDArray[np.float32], NDArray[np.int64], pd.DataFrame]:
+    """One file of precomputed features (:func:`read_cropglobe_features` reads a family's
+    files with it): ``(X, y, meta)`` of ``country``'s samples, X float32 (N, F) (a ``fea``
+    of more dimensions flattened per sample).
+
+    Raises:
+        MissingFileError, DataFormatError, LabelError: as :func:`read_cropglobe_features`.
+    """
+    p = Path(path)
+    z = _load_npz(p)
+    fea = np.asarray(z["fea"])
+    if fea.ndim < 2 or not np.issubdtype(fea.dtype, np.number):
+        raise DataFormatError(
+            f"{p}: 'fea' has shape {fea.shape} and dtype {fea.dtype}; expected numeric "
+            "(samples, features)"
+        )
+    n = fea.shape[0]
+    x = fea.reshape(n, -1).astype(np.float32, copy=False)
+    y = _labels(p, z["lbl"], n)
+    _, meta = _extras(p, z, n)
+    if meta is None:
+        meta = pd.DataFrame({"sample_id": _ids(country, n), "country": country})
+    return x, y, meta
 
 
 def cropglobe_feature_files(
