@@ -21,14 +21,13 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from cropglobe.errors import DataFormatError, MissingFileError
+from cropglobe.io.cropglobe_npz import CROPGLOBE_FEATURE_FILES
 
 __all__ = ["EMBEDDING_FILES", "EmbeddingLoader", "EmbeddingTable", "Embeddings", "load_embeddings"]
 
 #: kind -> file name pattern of the CropGlobe release.
 EMBEDDING_FILES: dict[str, str] = {
-    "presto": "presto_embedding_S2_{country}.npz",
-    "presto_maynov": "presto_embedding_S2_{country}_MayNov.npz",
-    "alphaearth": "alphaearth_embedding_{country}.npz",
+    kind: CROPGLOBE_FEATURE_FILES[kind] for kind in ("presto", "presto_maynov", "alphaearth")
 }
 
 _PREFIX = {"presto": "presto", "presto_maynov": "presto", "alphaearth": "alphaearth"}
@@ -252,9 +251,7 @@ class ReleaseFeatures(TransformerMixin, BaseEstimator):
                 f"expected one of {list(CROPGLOBE_FEATURE_FAMILIES)}"
             )
         attrs = getattr(ss, "attrs", {})
-        pattern = {**EMBEDDING_FILES, "harmonic": "harmonic_{country}_month5-11.npz"}[
-            self.family
-        ].format(country="{CC}")
+        pattern = CROPGLOBE_FEATURE_FILES[self.family].format(country="{CC}")
         if attrs.get("source") != "cropglobe" or not attrs.get("root"):
             raise ParameterError(
                 f"{self.family} features are the CropGlobe release's {pattern} files, read "

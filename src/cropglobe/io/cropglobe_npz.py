@@ -45,6 +45,7 @@ from cropglobe.series import SeriesSet, TimeGrid
 
 __all__ = [
     "CROPGLOBE_FEATURE_FAMILIES",
+    "CROPGLOBE_FEATURE_FILES",
     "CROPGLOBE_KINDS",
     "list_cropglobe",
     "read_cropglobe",
@@ -90,6 +91,10 @@ _FEATURE_KINDS: dict[str, _Kind] = {
 CROPGLOBE_KINDS: tuple[str, ...] = ("for_CropNet", "median_maynov")
 #: Flat feature families accepted by :func:`read_cropglobe_features`.
 CROPGLOBE_FEATURE_FAMILIES: tuple[str, ...] = tuple(_FEATURE_KINDS)
+#: Flat feature family -> the release's file name, with ``{country}`` for the country code.
+CROPGLOBE_FEATURE_FILES: dict[str, str] = {
+    name: kind.pattern.replace("{cc}", "{country}") for name, kind in _FEATURE_KINDS.items()
+}
 
 
 def _regex(kind: _Kind) -> re.Pattern[str]:
