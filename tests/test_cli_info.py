@@ -672,6 +672,41 @@ def test_transfer_findings_name_the_pair_farthest_outside() -> None:
     assert three[-1].startswith("farthest outside its source's range: FRA → CHN")
 
 
+def test_transfer_findings_call_no_pair_far_outside_when_none_is() -> None:
+    """A pair at or below the 5 % expected without shift (CAN → FRA: 0 %) is no warning:
+    'farthest outside' is said only of a pair that is."""
+    from cropglobe.report.findings import transfer_findings
+
+    agg = pd.DataFrame({"method": "rf-median1d", "source": "CAN", "target": ["FRA"],
+                        "scenario": "cross-continent", "oa_mean": [77.8]})  # fmt: skip
+    diag = pd.DataFrame({"source": "CAN", "target": ["FRA"], "domain_auc": 0.99,
+                         "outside_share": [0.0], "lag_days": 0.0})  # fmt: skip
+    assert transfer_findings(agg, diagnostics=diag)[-1] == (
+        "no pair lies far outside its source's range: at most CAN → FRA (0 % of its fields; "
+        "about 5 % without shift)"
+    )
+
+
+def test_info_names_cropglobe_outputs_that_are_no_dataset(tmp_path) -> None:
+    """A predictions table, an experiment folder and its scores are named as what they are,
+    not as a 'tidy layout' short of a date column or an unknown folder."""
+
+    pd.DataFrame({"sample_id": ["a"], "label": ["corn"], "predicted": ["corn"],
+                  "confidence": [0.9], "p_corn": [0.9]}).to_parquet(
+        tmp_path / "p.parquet"
+    )  # fmt: skip
+    pd.DataFrame({"method": ["rf"], "source": ["A"], "target": ["B"],
+                  "oa_mean": [80.0]}).to_csv(tmp_path / "results.csv", index=False)  # fmt: skip
+    (tmp_path / "exp" / "runs").mkdir(parents=True)
+    (tmp_path / "exp" / "config.json").write_text("{}")
+    for name, said in (("p.parquet", "a predictions table of cropglobe predict"),
+                       ("results.csv", "the scores table of a cropglobe transfer experiment"),
+                       ("exp", "a cropglobe transfer experiment folder")):  # fmt: skip
+        res = CliRunner().invoke(cli, ["info", str(tmp_path / name)])
+        assert res.exit_code == 2 and said in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
+
+
 def test_transfer_findings_start_from_the_source_s_own_hold_out() -> None:
     """With --within, the loss runs from the hold-out (the nearest scenario) to the farthest,
     and the hold-out is no target to call easiest."""

@@ -1502,3 +1502,19 @@ def test_transfer_cli_where(world, tmp_path) -> None:
         "BEL, FRA, USA"
     )
     assert not (tmp_path / "b").exists()
+
+
+def test_network_options_for_forests_only_are_said_to_change_nothing(world, tmp_path) -> None:
+    """--epochs (or --lr …) with rf methods only was silently ignored; transfer says so, as it
+    does for --model-option and --adapt-prior."""
+    data = tmp_path / "world"
+    write_world(world.where(country=["FRA", "BEL"]), data)
+    res = CliRunner().invoke(cli, ["transfer", "--data", str(data), "--source", "FRA",
+                                   "--targets", "BEL", "--methods", "rf-median1d",
+                                   "--seeds", "1", "--epochs", "3", "-q",
+                                   "-o", str(tmp_path / "exp")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (
+        "--epochs applies to neural methods only, and none is asked for (rf-median1d); it "
+        "changes nothing here"
+    ) in res.output

@@ -185,3 +185,26 @@ def test_a_bands_name_the_data_lack_lists_the_bands_and_the_nearest_spelling(
     assert "--bands B2,B02 names B02 more than once (B2, B02 are the same band)" in res.output
     res = CliRunner().invoke(command, [str(src), "-o", str(out), "--bands", "B2,nir", "-q"])
     assert res.exit_code == 0, res.output  # other spellings of the data's bands are accepted
+
+
+def test_default_indices_are_those_the_bands_give(tmp_path: Path) -> None:
+    """--family indices without --indices on an NDVI-only dataset (CAWa) gives NDVI, not an
+    error about EVI's bands the user never asked for; bands giving no index are one line."""
+    rng = np.random.default_rng(0)
+    grid = TimeGrid.regular(16)
+    v = rng.random((8, 1, grid.n_steps)).astype(np.float32)
+    src = SeriesSet(v, ("NDVI",), grid, np.arange(8) % 2, ("corn", "wheat")).save(
+        tmp_path / "ndvi.npz"
+    )
+    out = tmp_path / "idx.parquet"
+    res = CliRunner().invoke(command, [str(src), "-o", str(out), "--family", "indices", "-q"])
+    assert res.exit_code == 0, res.output
+    first = next(c for c in pd.read_parquet(out).columns if c.endswith("_median"))
+    assert first.startswith("NDVI")
+    assert json.loads((tmp_path / "idx.json").read_text())["pipeline"]["steps"][0][1]["params"][
+        "indices"
+    ] == ["NDVI"]
+    vv = SeriesSet(v, ("VV",), grid, np.arange(8) % 2, ("corn", "wheat")).save(tmp_path / "vv.npz")
+    res = CliRunner().invoke(command, [str(vv), "-o", str(out), "--family", "indices", "-q"])
+    assert res.exit_code == 2 and "give none of the default indices" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1

@@ -655,3 +655,19 @@ def test_numeric_label_codes_with_a_table_of_number_keys(tmp_path: Path) -> None
     obs = read_observations(path, label_table={1: "wheat", 2.0: "corn"})
     names = dict(zip(obs.samples["sample_id"], obs.samples["label"], strict=True))
     assert [obs.classes[names["a"]], obs.classes[names["b"]], names["c"]] == ["wheat", "corn", -1]
+
+
+def test_a_missing_column_is_matched_to_the_nearest_and_a_cut_list_says_so(
+    tmp_path: Path,
+) -> None:
+    """label_column=crop7 on a table with 25 columns, crop6 among the last: the error names
+    crop6 and says the list of columns found is cut (it once showed the first 20 only)."""
+    f = tmp_path / "own.csv"
+    cols = {f"extra{i:02d}": [1.0, 2.0] for i in range(20)}
+    pd.DataFrame({"parcel": ["a", "a"], "obs_date": ["2023-05-01", "2023-06-01"], **cols,
+                  "B04": [500, 600], "B08": [3000, 3500], "crop6": ["corn", "corn"]}
+                 ).to_csv(f, index=False)  # fmt: skip
+    with pytest.raises(DataFormatError) as err:
+        read_observations(f, sample_column="parcel", date_column="obs_date", label_column="crop7")
+    text = str(err.value)
+    assert "did you mean 'crop6' for 'crop7'?" in text and "and 5 more" in text

@@ -363,6 +363,20 @@ def test_exact_duplicates_are_compared_once() -> None:
     assert ref.n_samples == 60 and float((ref.dissimilarity(tgt) > 1).mean()) < 0.2
 
 
+def test_the_season_lag_is_the_same_whether_transfer_or_diagnose_asks() -> None:
+    """transfer passes the same sets again as ``phenology``: its lag must be diagnose's, also
+    where the source repeats series (the real CAN file holds two), which once changed the
+    subsample of the lag alone (CAN → FRA: +30 days in transfer, +0 in diagnose)."""
+    rng = np.random.default_rng(3)
+    src = _ndvi_set(np.r_[rng.normal(170, 15, 150), rng.normal(230, 15, 150)], rng)
+    src = src.subset(np.r_[np.arange(300), [0, 1]])  # two exact repeats
+    tgt = _ndvi_set(rng.normal(190, 15, 120), rng)
+    for seed in range(4):
+        plain = diagnose_shift(src, tgt, random_state=seed)
+        again = diagnose_shift(src, tgt, random_state=seed, phenology=(src, tgt))
+        assert (again.lag_days, again.lag_gain) == (plain.lag_days, plain.lag_gain)
+
+
 def test_a_band_without_values_on_one_side_is_not_a_shift(tmp_path) -> None:
     """A band never observed in the source (or the training data) has no statistics: its raw
     values (thousands, in reflectance × 10⁴) must not count as a shift."""

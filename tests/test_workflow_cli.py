@@ -580,3 +580,66 @@ def test_device_auto_on_a_machine_without_gpu_imports_no_torch(world, tmp_path) 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "False"], out.stdout + out.stderr
+
+
+def test_predict_warns_of_a_model_band_without_any_value(world, tmp_path, caplog) -> None:
+    """A model band the data hold no value for (WorldCereal's B8A) is filled with a constant
+    the model never saw, and the dissimilarity cannot tell: predict says so."""
+    import dataclasses
+    import logging
+
+    fra = world.where(country="FRA")
+    train_to_folder(fra, "random_forest", tmp_path / "rf", model_options={"n_estimators": 5})
+    bel = world.where(country="BEL")
+    with caplog.at_level(logging.WARNING, logger="cropglobe.workflow"):
+        predict_dataset(tmp_path / "rf", bel)
+    assert "which the model was trained on" not in caplog.text
+    values = bel.values.copy()
+    values[:, list(bel.bands).index("B8A")] = np.nan
+    with caplog.at_level(logging.WARNING, logger="cropglobe.workflow"):
+        predict_dataset(tmp_path / "rf", dataclasses.replace(bel, values=values))
+    assert "band B8A, which the model was trained on, holds no value" in caplog.text
+
+
+def test_an_interrupted_network_training_says_how_to_resume(world, tmp_path, monkeypatch) -> None:
+    """Ctrl-C during train leaves a checkpoint beside the folder: the one-line message says
+    that --resume continues from it (a forest, which keeps none, gets no such hint)."""
+    from cropglobe import workflow
+
+    data = tmp_path / "world"
+    write_world(world, data)
+
+    def interrupted(ss, model, output, **kw):
+        (output.parent / f".{output.name}.checkpoint").mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "train_to_folder", interrupted)
+    base = ["train", "--data", str(data), "--country", "FRA", "-q"]
+    res = CliRunner().invoke(cli, [*base, "--model", "tempcnn", "-o", str(tmp_path / "nn")])
+    assert res.exit_code == 130
+    assert res.output.strip() == (
+        "Error: interrupted; rerun the same command with --resume to continue from the last "
+        "finished epoch"
+    )
+
+    def forest(ss, model, output, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "train_to_folder", forest)
+    res = CliRunner().invoke(cli, [*base, "--model", "random_forest", "-o", str(tmp_path / "rf")])
+    assert res.exit_code == 130 and res.output.strip() == "Error: interrupted"
+
+
+def test_train_refuses_network_options_for_a_classical_model(world, tmp_path) -> None:
+    """--epochs 3 (or --lr, --protocol …) with a forest trained the same forest as without:
+    silently ignored. Refused in one line, before the data are read."""
+    base = ["train", "--data", str(tmp_path / "absent"), "--model", "random_forest", "-q",
+            "-o", str(tmp_path / "rf")]  # fmt: skip
+    res = CliRunner().invoke(cli, [*base, "--epochs", "3"])
+    assert res.exit_code == 2 and res.output.startswith(
+        "Error: --epochs applies to neural models; 'random_forest' is a classical model, "
+        "which ignores it"
+    ), res.output
+    res = CliRunner().invoke(cli, [*base, "--lr", "0.01", "--protocol", "paper"])
+    assert res.exit_code == 2 and "--lr, --protocol apply to neural models" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "rf").exists()

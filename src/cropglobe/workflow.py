@@ -337,6 +337,19 @@ def predict_dataset(
         # bands are named: the model's bands are picked out of the data by name
         logger.info("using the model's bands %s out of the data's %s", card.bands, data.bands)
         data = data.select_bands(card.bands)
+    if data.n_samples and data.bands == card.bands:
+        blank = np.asarray(np.isnan(data.values).all(axis=(0, 2)), dtype=bool)
+        empty = [b for k, b in enumerate(card.bands) if blank[k]]
+        if empty:
+            # the model fills them with a constant it never saw in training, and the
+            # dissimilarity (NaN read as the training mean) cannot notice it
+            logger.warning(
+                "band%s %s, which the model was trained on, hold%s no value in these data: "
+                "the model sees a constant there and its predictions are unreliable; give data "
+                "with %s, or train a model without %s (--bands)",
+                "s" * (len(empty) > 1), ", ".join(empty), "" if len(empty) > 1 else "s",
+                "them" if len(empty) > 1 else "it", "them" if len(empty) > 1 else "it",
+            )  # fmt: skip
     if shifts is not None:
         proba = shift_averaged_proba(
             model, card, data, shifts, device=device, batch_size=batch_size

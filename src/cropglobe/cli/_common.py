@@ -108,6 +108,26 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+#: what continues an interrupted run of a command (commands not named here start afresh)
+_RESUME = {
+    "train": "rerun the same command with --resume to continue from the last finished epoch",
+    "map": "rerun the same command with --resume to continue the same map",
+}
+
+
+def _resume_hint() -> str:
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return ""
+    if ctx.info_name == "train":  # only a network checkpoints its epochs
+        out = ctx.params.get("output")
+        ckpt = Path(out).parent / f".{Path(out).name}.checkpoint" if out else None
+        if ckpt is None or not ckpt.is_dir():
+            return ""
+    hint = _RESUME.get(ctx.info_name or "")
+    return f"; {hint}" if hint else ""
+
+
 def handle_errors(func: F) -> F:
     """Decorator: CropGlobeError and common input errors become one line and exit status 2."""
 
@@ -138,7 +158,7 @@ def handle_errors(func: F) -> F:
         except EOFError as exc:  # a reader hit the end of an empty or cut-short file
             fail(f"a file ended unexpectedly ({exc or 'no data'}); it is empty or truncated")
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            fail("interrupted" + _resume_hint(), 130)
         return None
 
     return wrapper  # type: ignore[return-value]

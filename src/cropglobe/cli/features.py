@@ -88,6 +88,26 @@ def _check_bands(
             )
 
 
+def _default_indices(bands: tuple[str, ...]) -> tuple[str, ...]:
+    """The default indices of ``--family indices`` that ``bands`` can give (an NDVI-only
+    dataset such as CAWa gets NDVI, not an error about EVI's blue band it was never asked
+    for); a BandError naming the bands when none can be computed."""
+    from cropglobe.bands import canonical_band
+    from cropglobe.errors import BandError
+    from cropglobe.features.indices import INDEX_BANDS, SpectralIndices
+
+    have = {canonical_band(b) for b in bands}
+    default = tuple(str(i).upper() for i in SpectralIndices().indices)
+    usable = tuple(i for i in default if i in have or set(INDEX_BANDS[i]) <= have)
+    if not usable:
+        raise BandError(
+            f"--family indices: the data's bands {list(bands)} give none of the default "
+            f"indices {', '.join(default)}; name computable ones with --indices, or use "
+            "--family median1d"
+        )
+    return usable
+
+
 @click.command("features")
 @click.argument("input_path", metavar="INPUT", type=PathArg(path_type=Path))
 @click.option(
@@ -246,6 +266,8 @@ def command(
             f"{input_path} holds raw observations, not series on a time grid; run "
             "'cropglobe composite' first and compute features of its output"
         )
+    if family == "indices" and params["indices"] is None:
+        params["indices"] = _default_indices(data.bands)
     if params["bands"]:
         _check_bands(
             params["bands"],

@@ -103,6 +103,7 @@ def command(
     if feature_table_params(path) is not None:
         _table_summary(path, plot, group_by, as_json, where)
         return
+    _refuse_output(path)
     where_arg(where)  # a malformed --where fails before the data are read
     data, selected = apply_where(read_dataset(path, **read_options_arg(read_option)), where)
     if data.n_samples == 0:
@@ -254,6 +255,47 @@ def _table_summary(
         json.dumps(desc, indent=2, default=str) if as_json else format_description(desc, str(path))
     )
     click.echo(text if as_json or not selected else f"{selected}\n{text}")
+
+
+def _refuse_output(path: Path) -> None:
+    """A clear DataFormatError for cropglobe's own outputs that are no dataset (an experiment
+    folder, a predictions or scores table), which the readers would otherwise call an unknown
+    folder or a tidy table short of a date column."""
+    if path.is_dir() and (path / "config.json").is_file() and (path / "runs").is_dir():
+        raise DataFormatError(
+            f"{path}: a cropglobe transfer experiment folder, not a dataset; its scores are in "
+            f"{path / 'results.csv'} and {path / 'report.html'} (info summarises datasets and "
+            "model folders)"
+        )
+    if not path.is_file() or path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        return
+    try:
+        if path.suffix.lower() == ".csv":
+            import pandas as pd
+
+            columns = list(pd.read_csv(path, nrows=0).columns)
+        else:
+            import pyarrow.parquet as pq
+
+            columns = list(pq.read_schema(path).names)
+    except Exception:  # unreadable: the reader says why
+        return
+    if {"sample_id", "predicted", "confidence"} <= set(columns):
+        raise DataFormatError(
+            f"{path}: a predictions table of cropglobe predict (one row per sample: "
+            "predicted class, confidence, p_* probabilities), not a dataset; info summarises "
+            "datasets and model folders"
+        )
+    if {"source", "target", "domain_auc", "outside_share"} <= set(columns):
+        raise DataFormatError(
+            f"{path}: a table of shift diagnostics (cropglobe diagnose or transfer), not a "
+            "dataset; info summarises datasets and model folders"
+        )
+    if {"method", "source", "target", "oa_mean"} <= set(columns):
+        raise DataFormatError(
+            f"{path}: the scores table of a cropglobe transfer experiment, not a dataset; its "
+            f"folder's report.html shows them (info summarises datasets and model folders)"
+        )
 
 
 def _check_band(band: str, bands: tuple[str, ...]) -> str:

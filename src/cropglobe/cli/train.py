@@ -119,6 +119,7 @@ def command(
     options = _own_options(parse_model_options(tuple(
         item if "." in item.partition("=")[0] else f"{model}.{item}" for item in model_option
     )), canonical_name(model))  # fmt: skip
+    _refuse_neural_options(canonical_name(model))
     check_model_target(output)  # before the data are read and the model trained
     if (output / "card.json").is_file() and not resume:
         logging.getLogger("cropglobe").warning("%s holds a model: it will be replaced", output)
@@ -181,6 +182,44 @@ def command(
         if isinstance(value, float):
             click.echo(f"  {key}: {value:.4f}")
     click.echo(f"model folder: {summary.folder}")
+
+
+#: options of train that only a network uses (the library refuses --augment, --average and
+#: --early-stopping itself; these have defaults, so only the command line knows they were given)
+_NEURAL_ONLY = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "precision": "--precision",
+    "protocol": "--protocol",
+    "resume": "--resume",
+}
+
+
+def _refuse_neural_options(model: str) -> None:
+    """A classical model given an option only networks use: one line, before any work (the
+    option was silently ignored: --epochs 3 trained the same forest as without it)."""
+    from click.core import ParameterSource
+
+    from cropglobe.errors import ParameterError
+    from cropglobe.models.registry import is_neural
+
+    if is_neural(model):
+        return
+    ctx = click.get_current_context()
+    given = [
+        flag
+        for name, flag in _NEURAL_ONLY.items()
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        it = "it" if len(given) == 1 else "them"
+        raise ParameterError(
+            f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to neural models; "
+            f"{model!r} is a classical model, which ignores {it} (drop {it}, or train a "
+            "neural model; a classical model's own settings go in --model-option, e.g. "
+            "n_estimators=100)"
+        )
 
 
 def _own_options(parsed: dict[str, dict[str, object]], model: str) -> dict[str, object]:

@@ -266,6 +266,7 @@ def command(
             raise click.UsageError(
                 f"{option} names no group; give group names (e.g. FRA), or {other}"
             )
+    _warn_unused_network_options(ctx, sequence_arg(methods))
     try:
         result = run_experiment(
             data_path,
@@ -308,3 +309,32 @@ def command(
         for line in result.findings:
             click.echo(f"  - {line}")
     click.echo(f"report: {result.report}")
+
+
+def _warn_unused_network_options(ctx: click.Context, methods: list[str]) -> None:
+    """--epochs, --batch-size, --lr or --precision given for methods none of which trains a
+    network: they change nothing, said as --model-option and --adapt-prior say it (they were
+    silently ignored)."""
+    import logging
+
+    from click.core import ParameterSource
+
+    from cropglobe.evaluate.methods import get_method
+
+    flags = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
+             "precision": "--precision"}  # fmt: skip
+    given = [
+        flag
+        for name, flag in flags.items()
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    try:
+        neural = any(get_method(m).model not in ("rf", "lightgbm") for m in methods)
+    except Exception:  # an unknown method: run_experiment names it
+        return
+    if given and not neural:
+        logging.getLogger("cropglobe").warning(
+            "%s appl%s to neural methods only, and none is asked for (%s); %s change%s nothing "
+            "here", ", ".join(given), "y" if len(given) > 1 else "ies", ", ".join(methods),
+            "they" if len(given) > 1 else "it", "" if len(given) > 1 else "s",
+        )  # fmt: skip

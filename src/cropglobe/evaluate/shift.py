@@ -366,14 +366,18 @@ def diagnose_shift(
     outside = _outside_share(za, zb)
     lag: float | None = None
     gain: float | None = None
-    ps, pt = phenology if phenology is not None else (source, target)
+    # the season-lag sets as the others: without empty samples and exact duplicates (which
+    # would otherwise change the subsample, so that transfer and diagnose disagreed)
+    ps, pt = (
+        (_distinct(phenology[0].drop_empty()), _distinct(phenology[1].drop_empty()))
+        if phenology is not None
+        else (source, target)
+    )
     if ps.n_steps < 2:  # one step (a feature table's columns): no curve to shift
         logger.info("one time step in the data: the season lag is not measured")
     else:
         try:
-            lag, gain = season_lag(
-                ps.drop_empty(), pt.drop_empty(), window=window, random_state=random_state
-            )
+            lag, gain = season_lag(ps, pt, window=window, random_state=random_state)
         except BandError:
             logger.info("no NDVI (B08 and B04) in the data: the season lag is not measured")
         except DataFormatError as exc:  # B08 or B04 without values: the other measures stand
@@ -480,7 +484,15 @@ def pair_diagnostics(
             logger.warning("shift diagnostics of %s → %s skipped: %s", s, t, exc)
             continue
         if progress is not None:
-            lag = "–" if d.lag_days is None else f"{d.lag_days:+.0f} d"
+            lag = (
+                "–"
+                if d.lag_days is None or d.lag_gain is None
+                else f"{d.lag_days:+.0f} d"
+                if d.lag_gain >= 0.05 and abs(d.lag_days) >= 10
+                # as diagnose words it: a shift that hardly brings the curves closer is none
+                else f"none to speak of ({d.lag_days:+.0f} d brings the curves "
+                f"{100 * d.lag_gain:.0f} % closer)"
+            )
             progress(
                 f"shift {s} → {t}: AUC {d.domain_auc:.2f}, outside "
                 f"{100 * d.outside_share:.0f} %, season lag {lag}"

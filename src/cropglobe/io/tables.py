@@ -160,9 +160,21 @@ def warn_empty_bands(
 def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: str) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
+        import difflib
+
+        columns = [str(c) for c in df.columns]
+        # a long table's first 20 columns may not hold the one meant (crop6 for crop7): the
+        # nearest names are said, and a cut list says so
+        near = {
+            m: hit[0]
+            for m in missing
+            if (hit := difflib.get_close_matches(str(m), columns, n=1, cutoff=0.6))
+        }
+        hint = "".join(f" (did you mean {v!r} for {k!r}?)" for k, v in near.items())
+        more = f" and {len(columns) - 20} more" if len(columns) > 20 else ""
         raise DataFormatError(
-            f"{path}: the {fmt} layout needs columns {list(needed)} but {missing} are missing; "
-            f"found {list(df.columns)[:20]}; rename the columns or choose another format="
+            f"{path}: the {fmt} layout needs columns {list(needed)} but {missing} are missing"
+            f"{hint}; found {columns[:20]}{more}; rename the columns or choose another format="
         )
 
 

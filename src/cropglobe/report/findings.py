@@ -58,9 +58,17 @@ def _shift_lines(agg: pd.DataFrame, diagnostics: pd.DataFrame, method: str) -> l
     share = table["outside_share"].to_numpy(dtype=np.float64)
     if not np.isfinite(share).any():
         return []
+    from cropglobe.evaluate.shift import OUTSIDE_LEVEL
+
     far = table.iloc[int(np.nanargmax(share))]
+    if far["outside_share"] <= 200 * OUTSIDE_LEVEL:  # percent; "close" as diagnose says it
+        # no pair is far outside: naming the largest share "farthest outside" would read as
+        # a warning about a pair at or below the 5 % expected without any shift
+        head = "no pair lies far outside its source's range: at most"
+    else:
+        head = "farthest outside its source's range:"
     out = [
-        f"farthest outside its source's range: {far['source']} → {far['target']} "
+        f"{head} {far['source']} → {far['target']} "
         f"({far['outside_share']:.0f} % of its fields; about 5 % without shift)"
     ]
     if len(table) >= MIN_PAIRS:
