@@ -125,6 +125,8 @@ def test_correlations_known_answer(tmp_path) -> None:
     assert table["OA m"].tolist() == [90.0, 80.0, 70.0, 60.0, 50.0]
     corr = shift_correlations(table, ["m"]).set_index("diagnostic")
     assert corr.loc["domain_auc", "rho"] == pytest.approx(-1.0)
+    # exact p-value: 2 of the 5! orderings give |ρ| = 1 (the t approximation says 0)
+    assert corr.loc["domain_auc", "p"] == pytest.approx(2 / 120)
     assert corr.loc["abs_lag", "rho"] == pytest.approx(-1.0)  # |lag| 0, 5, 10, 20, 40
     # a pair left out (one class scored) leaves 4: still shown; 3 would be too few
     two_out = shift_correlations(table, ["m"], exclude=[("FRA", "A"), ("FRA", "B")])
@@ -138,6 +140,31 @@ def test_correlations_known_answer(tmp_path) -> None:
     page, _, _ = shift_section(diag.assign(lag_days=np.nan), agg, tmp_path / "nolag")
     assert "season lag (days)" not in page and "|season lag|" not in page
     assert "two measures" in page and "The season lag is not measured here" in page
+
+
+def test_spearman_p_is_exact_on_few_pairs() -> None:
+    """The rank correlation's p-value counts the pairs' orderings (ties included) up to 8
+    pairs, as a permutation test does; beyond, never below the exact test's 2 / n!."""
+    from scipy.stats import permutation_test, spearmanr
+
+    from cropglobe.report.shift import spearman
+
+    rng = np.random.default_rng(3)
+    for n in (4, 6, 8):
+        x = rng.normal(size=n)
+        y = x + rng.normal(size=n)
+        y[0] = y[1]  # a tie
+        want = permutation_test(  # one sample, paired with x: the n! orderings of y
+            (y,),
+            lambda v, x=x: spearmanr(x, v).statistic,
+            permutation_type="pairings",
+            n_resamples=np.inf,
+        )
+        rho, p = spearman(x, y)
+        assert rho == pytest.approx(want.statistic) and p == pytest.approx(want.pvalue)
+    assert spearman(np.arange(4.0), -np.arange(4.0)) == pytest.approx((-1.0, 1 / 12))
+    rho, p = spearman(np.arange(10.0), np.arange(10.0))
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 3_628_800)
 
 
 def _diagnose_model(data, model, where: str, *more: str):

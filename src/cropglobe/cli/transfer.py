@@ -25,17 +25,21 @@ from cropglobe.cli._common import (
 from cropglobe.evaluate.methods import available_methods
 
 
-def parse_model_options(items: tuple[str, ...]) -> dict[str, dict[str, object]]:
+def parse_model_options(
+    items: tuple[str, ...], option: str = "--model-option", example: str = "cropnet.width=64"
+) -> dict[str, dict[str, object]]:
     """``("cropnet.width=64",)`` -> ``{"cropnet": {"width": 64}}`` (values read as JSON:
-    numbers, true/false, lists; anything else stays text)."""
+    numbers, true/false, lists; anything else stays text); ``option`` and ``example`` name
+    the option in errors."""
     out: dict[str, dict[str, object]] = {}
     for item in items:
         key, sep, text = item.partition("=")
         family, dot, name = key.strip().partition(".")
         if not sep or not dot or not family or not name.strip():
             raise click.BadParameter(
-                f"{item!r} is not MODEL.NAME=VALUE; e.g. cropnet.width=64",
-                param_hint="'--model-option'",
+                f"{item!r} is not {'MODEL' if option == '--model-option' else 'FEATURE'}"
+                f".NAME=VALUE; e.g. {example}",
+                param_hint=f"'{option}'",
             )
         out.setdefault(family.strip().lower(), {})[name.strip()] = option_value(text)
     return out
@@ -197,6 +201,15 @@ class ListOptionsCommand(click.Command):
     "cropnet.width=64 (a quarter of the paper's compute); repeatable.",
 )
 @click.option(
+    "--feature-option",
+    "feature_option",
+    multiple=True,
+    metavar="FEATURE.NAME=VALUE",
+    help="A setting of computed features for every method using them: "
+    "harmonic.n_harmonics=1 (default 3) or harmonic.omega=1.5 (cycles per year, default 1), "
+    "e.g. for series with few steps in the window; repeatable.",
+)
+@click.option(
     "--season",
     "seasons",
     multiple=True,
@@ -241,6 +254,7 @@ def command(
     tta: bool,
     tta_shifts: str | None,
     model_option: tuple[str, ...],
+    feature_option: tuple[str, ...],
     seasons: tuple[str, ...],
     output: Path,
 ) -> None:
@@ -290,6 +304,9 @@ def command(
             output=output,
             baseline=baseline,
             model_options=parse_model_options(model_option),
+            feature_options=parse_model_options(
+                feature_option, "--feature-option", "harmonic.n_harmonics=1"
+            ),
             bands=bands_arg(bands),
             read_options=read_options_arg(read_option),
             where=conditions,

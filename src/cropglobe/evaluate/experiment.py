@@ -159,6 +159,7 @@ def run_experiment(
     where: Mapping[str, Any] | None = None,
     seasons: Mapping[str, str] | str | None = None,
     diagnostics: bool = True,
+    feature_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> ExperimentReport:
     """Run the experiment, write ``report.html`` and return the tables.
 
@@ -177,6 +178,9 @@ def run_experiment(
     unaligned gets the anchor it suggests. Raw observations are composited again with the
     group's anchor; composited series are moved with
     :func:`cropglobe.composite.shift_anchor` (``wrap=True``). Saved with the config.
+    ``feature_options``: settings of computed features for every method using them,
+    ``{"harmonic": {"n_harmonics": 1}}`` (:data:`cropglobe.evaluate.transfer.FEATURE_OPTIONS`;
+    saved with the config, and runs on other settings are not reused).
     ``diagnostics``: measure each pair's label-free shift (:mod:`cropglobe.evaluate.shift`)
     and report it beside the accuracies (``diagnostics.csv``; kept in the folder for reruns).
     """
@@ -394,7 +398,9 @@ def run_experiment(
             for k, v in (where or {}).items()
         },
         seasons=aligned,
+        feature_options={str(k): dict(v) for k, v in (feature_options or {}).items()},
     )
+    _say_feature_options(ss, config)
     check_plan(ss, config)
     if echo:
         echo(
@@ -414,6 +420,7 @@ def run_experiment(
             f"{config.methods}, seeds {config.seeds}, group by {group_by}, protocol {protocol}, "
             f"{training}window {window}, device {device}{selected}"
             + (f", seasons {aligned}" if aligned else "")
+            + (f", features {config.feature_options}" if config.feature_options else "")
         )
     # one process per folder: a second one would mix its runs and staging with this one's
     with folder_lock(output, "cropglobe transfer"):
@@ -513,6 +520,48 @@ def run_experiment(
         aggregate_runs(runs, ["method", "source", "target", "scenario"]), runs, shift
     )
     return ExperimentReport(result, report, agg, text, shift, found)
+
+
+#: harmonic fits with fewer window steps per coefficient than this are said to be unstable
+STEPS_PER_COEFFICIENT = 3
+
+
+def _say_feature_options(ss: SeriesSet, config: ExperimentConfig) -> None:
+    """Warn of feature options no method uses, and of harmonic fits with few window steps per
+    coefficient (on CAWa's 13 steps, n = 3's seven coefficients swing between fields and
+    rf-harmonic transfers at about a quarter of the accuracy of rf-median1d)."""
+    from cropglobe.evaluate.methods import get_method
+    from cropglobe.evaluate.transfer import FEATURE_OPTIONS
+
+    used = {get_method(m).features for m in config.methods}
+    unused = sorted(set(config.feature_options) - used)
+    if unused:
+        logger.warning(
+            "feature options for %s: no method of this experiment computes those features, so "
+            "they change nothing",
+            ", ".join(unused),
+        )
+    harmonic = [m for m in config.methods if get_method(m).features == "harmonic"]
+    if not harmonic:
+        return
+    settings = {**FEATURE_OPTIONS["harmonic"], **config.feature_options.get("harmonic", {})}
+    n = int(settings["n_harmonics"])
+    coefficients = 2 * n + 1
+    window = config.window
+    steps = ss.select_window(*window).grid.n_steps if window else ss.grid.n_steps
+    if n > 0 and steps < STEPS_PER_COEFFICIENT * coefficients:
+        lower = (
+            "; try --feature-option harmonic.n_harmonics=1 (or a wider --window)"
+            if n > 1
+            else " (or a wider --window)"
+        )
+        logger.warning(
+            "%s: each field's harmonic fit has %d coefficients (n_harmonics=%d) for at most %d "
+            "time steps of the window; with under %d steps per coefficient the fits follow "
+            "noise and gaps and the coefficients of one crop differ between groups (on CAWa, "
+            "13 steps: rf-harmonic transfers far worse at n=3 than at n=1)%s",
+            ", ".join(harmonic), coefficients, n, steps, STEPS_PER_COEFFICIENT, lower,
+        )  # fmt: skip
 
 
 def _check_feature_table_plan(

@@ -7,7 +7,7 @@ Each method fits on a labelled source :class:`SeriesSet` and returns a predictor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -82,7 +82,9 @@ class Method:
         train.require_one_season(f"training {self.name}")
         window = tuple(config.window) if config.window else None
         if self.model in ("rf", "lightgbm"):
-            return _fit_classical(self, train, seed, window)
+            return _fit_classical(
+                self, train, seed, window, getattr(config, "feature_options", None)
+            )
         return _fit_neural(self, train, seed, window, config, on_epoch)
 
 
@@ -92,7 +94,14 @@ def _full_proba(proba: NDArray[Any], cols: NDArray[np.int64], k: int) -> NDArray
     return out
 
 
-def _feature_transformer(kind: str, window: tuple[int, int] | None, grid: TimeGrid) -> Any:
+def _feature_transformer(
+    kind: str,
+    window: tuple[int, int] | None,
+    grid: TimeGrid,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
+    """The transformer computing features ``kind`` (with the experiment's feature
+    ``options``, e.g. ``{"harmonic": {"n_harmonics": 1}}``)."""
     from cropglobe.features import Harmonics, Median1D
     from cropglobe.features.embeddings import RELEASE_FEATURES, ReleaseFeatures
 
@@ -106,7 +115,7 @@ def _feature_transformer(kind: str, window: tuple[int, int] | None, grid: TimeGr
     if kind == "median1d":
         return Median1D(window=win)
     if kind == "harmonic":
-        return Harmonics(window=win)
+        return Harmonics(window=win, **dict((options or {}).get("harmonic", {})))
     raise ValueError(kind)
 
 
@@ -123,12 +132,16 @@ class _ClassicalPredictor:
 
 
 def _fit_classical(
-    method: Method, train: SeriesSet, seed: int, window: tuple[int, int] | None
+    method: Method,
+    train: SeriesSet,
+    seed: int,
+    window: tuple[int, int] | None,
+    feature_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Predictor:
     from cropglobe.models.classical import LightGBMModel, RandomForestModel
 
     tr = train.subset(train.labels >= 0)
-    transformer = _feature_transformer(method.features, window, tr.grid).fit(tr)
+    transformer = _feature_transformer(method.features, window, tr.grid, feature_options).fit(tr)
     x = transformer.transform(tr)
     model: Any
     if method.model == "rf":
@@ -200,7 +213,8 @@ def _fit_neural(
     tr = train.subset(train.labels >= 0)
     transformer = None
     if method.features != "series":
-        transformer = _feature_transformer(method.features, window, tr.grid).fit(tr)
+        options = getattr(config, "feature_options", None)
+        transformer = _feature_transformer(method.features, window, tr.grid, options).fit(tr)
         tr = _as_feature_set(transformer, tr)
         window = None
     augment = "none" if method.augment == "none" or transformer is not None else None

@@ -132,6 +132,9 @@ class ExperimentConfig:
         model_options: hyperparameters of neural model families, e.g.
             ``{"cropnet": {"width": 64}}`` (a quarter of the paper's compute; the demo uses
             it); applied to every method of that family. Empty: the paper's models.
+        feature_options: settings of computed feature families, for every method using them:
+            ``{"harmonic": {"n_harmonics": 1, "omega": 1.0}}`` (:data:`FEATURE_OPTIONS`).
+            Empty: the defaults (n = 3, ω = 1).
     """
 
     sources: list[str]
@@ -157,8 +160,10 @@ class ExperimentConfig:
     read_options: dict[str, Any] = field(default_factory=dict)
     where: dict[str, list[Any]] = field(default_factory=dict)
     seasons: dict[str, str] = field(default_factory=dict)
+    feature_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.feature_options = check_feature_options(self.feature_options)
         from cropglobe.models.registry import MODELS
 
         neural = sorted(k for k, v in MODELS.items() if v[2] == "neural")
@@ -187,6 +192,55 @@ class ExperimentConfig:
             d.pop(key)
         d["window"] = list(self.window) if self.window else None
         return d
+
+
+#: computed feature family -> its settings a transfer experiment takes, with their defaults
+#: (those of :class:`cropglobe.features.Harmonics`)
+FEATURE_OPTIONS: dict[str, dict[str, Any]] = {"harmonic": {"n_harmonics": 3, "omega": 1.0}}
+
+
+def check_feature_options(options: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``options`` checked against :data:`FEATURE_OPTIONS` (one-line ParameterError naming
+    the valid families, settings and values), as plain numbers."""
+    out: dict[str, dict[str, Any]] = {}
+    for family, given in options.items():
+        known = FEATURE_OPTIONS.get(str(family))
+        if known is None:
+            raise ParameterError(
+                f"feature options for {family!r}: only {', '.join(FEATURE_OPTIONS)} take "
+                "options (the other features have no setting to choose)"
+            )
+        if not isinstance(given, Mapping):
+            raise ParameterError(
+                f"feature options for {family!r} must be a dictionary of settings, got {given!r}"
+            )
+        out[str(family)] = {}
+        for name, value in given.items():
+            if name not in known:
+                raise ParameterError(
+                    f"feature option {family}.{name}: unknown; {family} takes "
+                    f"{', '.join(f'{family}.{k} (default {v})' for k, v in known.items())}"
+                )
+            ok = (
+                isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 12
+                if name == "n_harmonics"
+                else isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and 0 < float(value) <= 12
+            )
+            if not ok:
+                raise ParameterError(
+                    f"feature option {family}.{name}={value!r}: expected "
+                    + (
+                        "a whole number of harmonics from 0 to 12 (e.g. 1 or 2)"
+                        if name == "n_harmonics"
+                        else "a frequency in cycles per year above 0 and at most 12 (e.g. 1.5)"
+                    )
+                )
+            value = int(value) if name == "n_harmonics" else float(value)
+            if value != known[name]:  # a default given is no change: the same features
+                out[str(family)][str(name)] = value
+    return {k: v for k, v in out.items() if v}
 
 
 @dataclass
@@ -513,6 +567,15 @@ def _check_output(
     new_groups = new_id.pop("group_fingerprints", {})
     diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
     diff = _neural_settings_that_matter(output, diff, old_id, new_id)
+    if "feature_options" in diff and not _feature_families_run(output) & {
+        f
+        for f in FEATURE_OPTIONS
+        if (old_id.get("feature_options") or {}).get(f)
+        != (new_id.get("feature_options") or {}).get(f)
+    }:
+        diff.remove(
+            "feature_options"
+        )  # no finished run computed the features whose options changed
     if old_groups:
         changed = sorted(
             g for g in set(old_groups) & set(new_groups) if old_groups[g] != new_groups[g]
@@ -546,6 +609,20 @@ def _check_output(
         )
     # groups the folder's earlier runs used stay recorded for later reruns
     config.group_fingerprints = {**old_groups, **config.group_fingerprints}
+
+
+def _feature_families_run(output: Path) -> set[str]:
+    """The computed feature families (``harmonic`` …) of the finished runs under ``output``;
+    every family when a run's method is unknown (so that every setting counts)."""
+    from cropglobe.evaluate.methods import get_method
+
+    families: set[str] = set()
+    for path in _finished_runs(output):
+        try:
+            families.add(get_method(json.loads(path.read_text())["method"]).features)
+        except (ValueError, KeyError, TypeError, CropGlobeError):
+            return set(FEATURE_OPTIONS)
+    return families
 
 
 #: identity fields only neural training reads
