@@ -134,3 +134,15 @@ def test_cli_feature_option(world, tmp_path) -> None:
     ]:
         res = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "bad"), "--feature-option", bad])
         assert res.exit_code == 2 and match in res.output and "Traceback" not in res.output
+
+
+def test_features_cli_warns_of_few_steps_per_coefficient(world, tmp_path) -> None:
+    data = tmp_path / "world.npz"
+    world.save(data)
+    base = ["features", str(data), "--family", "harmonics", "--window", "151-200"]
+    res = CliRunner().invoke(cli, [*base, "-o", str(tmp_path / "h3.parquet")])
+    assert res.exit_code == 0, res.output
+    assert "7 coefficients (n_harmonics=3) for at most 10 time steps" in res.output
+    assert "try --n-harmonics 1" in res.output
+    res = CliRunner().invoke(cli, [*base, "--n-harmonics", "1", "-o", str(tmp_path / "h1.parquet")])
+    assert res.exit_code == 0 and "coefficients" not in res.output, res.output

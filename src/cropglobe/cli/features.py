@@ -277,6 +277,12 @@ def command(
         )
     transformer = make_features(family, **params)
     table, meta = feature_table(data, transformer)
+    if family == "harmonics":
+        from cropglobe.features.harmonics import sparse_fit_note
+
+        if note := sparse_fit_note(transformer.n_harmonics, len(transformer.window_idx_)):
+            lower = "; try --n-harmonics 1" if transformer.n_harmonics > 1 else ""
+            logging.getLogger("cropglobe").warning("%s%s (or a wider --window)", note, lower)
     values = table[list(meta["feature_names"])]
     if len(values) and values.isna().all().all():
         raise DataFormatError(

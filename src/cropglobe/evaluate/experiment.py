@@ -522,10 +522,6 @@ def run_experiment(
     return ExperimentReport(result, report, agg, text, shift, found)
 
 
-#: harmonic fits with fewer window steps per coefficient than this are said to be unstable
-STEPS_PER_COEFFICIENT = 3
-
-
 def _say_feature_options(ss: SeriesSet, config: ExperimentConfig) -> None:
     """Warn of feature options no method uses, and of harmonic fits with few window steps per
     coefficient (on CAWa's 13 steps, n = 3's seven coefficients swing between fields and
@@ -544,24 +540,15 @@ def _say_feature_options(ss: SeriesSet, config: ExperimentConfig) -> None:
     harmonic = [m for m in config.methods if get_method(m).features == "harmonic"]
     if not harmonic:
         return
+    from cropglobe.features.harmonics import sparse_fit_note
+
     settings = {**FEATURE_OPTIONS["harmonic"], **config.feature_options.get("harmonic", {})}
     n = int(settings["n_harmonics"])
-    coefficients = 2 * n + 1
     window = config.window
     steps = ss.select_window(*window).grid.n_steps if window else ss.grid.n_steps
-    if n > 0 and steps < STEPS_PER_COEFFICIENT * coefficients:
-        lower = (
-            "; try --feature-option harmonic.n_harmonics=1 (or a wider --window)"
-            if n > 1
-            else " (or a wider --window)"
-        )
-        logger.warning(
-            "%s: each field's harmonic fit has %d coefficients (n_harmonics=%d) for at most %d "
-            "time steps of the window; with under %d steps per coefficient the fits follow "
-            "noise and gaps and the coefficients of one crop differ between groups (on CAWa, "
-            "13 steps: rf-harmonic transfers far worse at n=3 than at n=1)%s",
-            ", ".join(harmonic), coefficients, n, steps, STEPS_PER_COEFFICIENT, lower,
-        )  # fmt: skip
+    if note := sparse_fit_note(n, steps):
+        lower = "; try --feature-option harmonic.n_harmonics=1" if n > 1 else ""
+        logger.warning("%s: %s%s (or a wider --window)", ", ".join(harmonic), note, lower)
 
 
 def _check_feature_table_plan(
