@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/cropglobe demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
