@@ -287,7 +287,11 @@ def main() -> None:
             small = LightGBMModel(n_estimators=40, num_leaves=15, random_state=0)
             win = train.select_window(*WINDOW)
             small.fit(win.values, win.labels)
-            card = ModelCard(model="lightgbm", params={"n_estimators": 40}, features={}, **card_kw)  # type: ignore[arg-type]
+            # trained on medians without gap filling: the card says so, so map does not fill
+            no_fill = {"composite": {"reducer": "median", "fill": False}}
+            card = ModelCard(
+                model="lightgbm", params={"n_estimators": 40}, features=no_fill, **card_kw
+            )  # type: ignore[arg-type]
         else:
             from cropglobe.train import train as train_fn
 

@@ -164,7 +164,9 @@ def lgbm_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         grid=GRID,
         classes=CLASSES,
         window=WINDOW,
-        features={"fill": "none"},
+        # trained on composites without gap filling: the card says so (else map and predict
+        # fill the gaps of a model's raw inputs, as training from a table does)
+        features={"fill": "none", "composite": {"reducer": "median", "fill": False}},
     )
     return save_model(tmp_path_factory.mktemp("models") / "lgbm", model, card)
 
@@ -850,6 +852,35 @@ def test_a_model_trained_on_gap_filled_composites_maps_as_it_predicts(
     assert side["applicability"] == str(tmp_path / "aoa.tif")
 
 
+def test_a_model_trained_on_series_maps_as_predict_composites_for_it(
+    stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A card without compositing settings (trained on series, not on a raw table): map and
+    predict composite raw inputs alike, with training-from-a-table's gap filling (map used not
+    to fill, predict to fill: 492 of 9,000 pixels of a forest's map differed)."""
+    import dataclasses
+
+    from cropglobe.workflow import predict_dataset, series_for_model, train_to_folder
+
+    ss = composite(observations(seed=1), GRID, season_year=2023, fill=True, allow_empty=True)
+    ss = dataclasses.replace(ss.drop_empty(), attrs={})  # series of unknown making
+    summary = train_to_folder(ss, "random_forest", tmp_path / "m", seed=1,
+                              model_options={"n_estimators": 10})  # fmt: skip
+    assert "composite" not in json.loads((summary.folder / "card.json").read_text())["features"]
+    table = predict_dataset(summary.folder, series_for_model(observations(), summary.folder))
+    folder, scl = stack_dirs
+    map_raster(
+        summary.folder, str(folder / "*.tif"), tmp_path / "map.tif", mask=str(scl / "*.tif"),
+        probabilities=tmp_path / "p.tif", probability_dtype="float32", block_size=32,
+    )  # fmt: skip
+    proba = _read(tmp_path / "p.tif").reshape(len(summary.classes), -1)
+    pixels = table["sample_id"].astype(int).to_numpy()
+    np.testing.assert_allclose(
+        proba[:, pixels].T, table[[f"p_{c}" for c in summary.classes]], rtol=0, atol=1e-6
+    )
+    assert np.isnan(np.delete(proba, pixels, axis=1)).all()
+
+
 def test_resume_survives_a_cut_log_line_and_refuses_another_mask_kind(
     lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -889,6 +920,15 @@ def test_a_scheduler_address_without_port_is_a_clear_error(
     lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
 ) -> None:
     folder, scl = stack_dirs
+    import distributed
+
+    def no_client(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a half-built Client hangs 40 s when collected")
+
+    with pytest.MonkeyPatch.context() as mp:  # refused before a Client is made
+        mp.setattr(distributed, "Client", no_client)
+        with pytest.raises(ParameterError, match="cannot connect to the Dask scheduler 'host'"):
+            map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, dask_scheduler="host")
     with pytest.raises(ParameterError, match="cannot connect to the Dask scheduler 'localhost'"):
         map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, dask_scheduler="localhost")
     assert list(tmp_path.iterdir()) == []  # no empty partial folder left behind
@@ -1421,3 +1461,12 @@ def test_cli_names_the_bad_batch_size_only(
     assert "strip_pixels" not in r.output and list(tmp_path.iterdir()) == []
     with pytest.raises(ParameterError, match=r"^strip_pixels must be >= 1 .* got 0"):
         map_raster(lgbm_model, folder, tmp_path / "m.tif", mask=scl, strip_pixels=0)
+
+
+def test_an_output_on_the_sidecar_path_is_named_in_the_error(
+    lgbm_model: Path, stack_dirs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    folder, scl = stack_dirs
+    out = tmp_path / "m.tif"
+    with pytest.raises(ParameterError, match=r"sidecar .*m\.json"):
+        map_raster(lgbm_model, folder, out, mask=scl, probabilities=tmp_path / "m.json")

@@ -217,7 +217,7 @@ def _composite_pixels(
         valid: bool (T, h, w), False = masked by the SCL / validity layer.
         dos: int (T,) day of season of each date, increasing.
         grid: the target :class:`~cropglobe.series.TimeGrid`.
-        comp: the card's ``features["composite"]`` settings (reducer, gap filling), may be empty.
+        comp: the card's compositing (:func:`cropglobe.models.folder.composite_of`).
 
     Returns:
         float32 (h · w, C, T_grid), pixels row-major; NaN where a bin holds no valid value.
@@ -231,7 +231,7 @@ def _composite_pixels(
         reducer=comp.get("reducer", "median"),
     )
     if comp.get("fill"):
-        gap = comp.get("max_gap_days", "auto")  # as composite() fills when the card does not say
+        gap = comp.get("max_gap_days", "auto")
         out = fill_gaps(
             out,
             grid,
@@ -248,10 +248,11 @@ def _plan(card: Any, dos: NDArray[np.int64]) -> tuple[Any, NDArray[np.int64]]:
     the whole grid. Classical models read only the window, and median bins are independent:
     compositing straight to the window's bins gives the same values for less work.
     """
+    from cropglobe.models.folder import composite_of
     from cropglobe.models.registry import is_neural
 
-    comp = card.features.get("composite") or {}
-    if card.window is not None and not is_neural(card.model) and not comp.get("fill"):
+    comp = composite_of(card)
+    if card.window is not None and not is_neural(card.model) and not comp["fill"]:
         grid = card.model_grid
     else:
         grid = card.grid
@@ -308,12 +309,12 @@ def _window_inputs(
     yielded, the mapped pixels' distance from the training data (the model folder's training
     reference).
     """
-    from cropglobe.models.folder import model_inputs
+    from cropglobe.models.folder import composite_of, model_inputs
 
     _r0, _c0, h, w = job.windows[index]
     dos = np.asarray(job.dos, dtype=np.int64)
     grid, sel = _plan(card, dos)
-    comp = card.features.get("composite") or {}
+    comp = composite_of(card)  # as predict composites a table for the card
     rows = max(1, job.strip_pixels // max(w, 1))
     t0 = time.perf_counter()  # the whole window is read at once, in the files' dtype
     with rasterio_env(), job.stack.reader() as rd:
@@ -869,7 +870,7 @@ class MapJob:
             raise ParameterError(
                 f"output paths must differ: map {self.output}, probabilities "
                 f"{self.probabilities}, uncertainty {self.uncertainty_path}, applicability "
-                f"{self.applicability}"
+                f"{self.applicability}, sidecar {self.sidecar} (the map's name with .json)"
             )
         inputs = {Path(f).resolve() for f in self.stack.files}
         for p in [*outs, self.sidecar]:
@@ -1617,6 +1618,12 @@ def _connect_dask(address: str) -> Any:
             "Dask mapping needs the package 'distributed'; pip install 'dask[distributed]'"
         ) from None
     try:
+        from distributed.comm import get_address_host_port, parse_address
+
+        # a malformed address is refused before a Client exists: a half-built one hangs for
+        # its close timeout when it is collected and prints a traceback then
+        if parse_address(address)[0] in ("tcp", "tls"):
+            get_address_host_port(address)
         # not the process's default scheduler: the job submits to it by name, and a client
         # left open must not take over the user's (or a later) dask.compute
         return Client(address, timeout=_DASK_CONNECT_TIMEOUT, set_as_default=False)

@@ -448,19 +448,10 @@ def series_for_model(
     )
     if isinstance(data, Observations):
         from cropglobe.composite import composite
+        from cropglobe.models.folder import composite_of
 
         card = read_card(model_dir)
-        comp = card.features.get("composite") or {}
-        data = composite(
-            data,
-            card.grid,
-            mask=comp.get("mask", "auto"),
-            fill=comp.get("fill", True),
-            max_gap_days=comp.get("max_gap_days", "auto"),
-            edge=comp.get("edge", "hold"),
-            reducer=comp.get("reducer", "median"),
-            allow_empty=True,
-        )
+        data = composite(data, card.grid, **composite_of(card), allow_empty=True)
         logger.info(
             "composited %s to the model's grid (%s)", data.attrs.get("source", path), card.grid
         )

@@ -459,6 +459,21 @@ def composite_settings(data: SeriesSet) -> dict[str, Any]:
     return {"composite": dict(comp)} if isinstance(comp, dict) else {}
 
 
+def composite_of(card: ModelCard) -> dict[str, Any]:
+    """How raw observations are composited for ``card`` (by ``predict`` from a table and by
+    ``map`` from a raster stack alike): the card's ``features["composite"]`` settings, and
+    where the card does not say (a model trained on series), the defaults of training from a
+    table: median, linear gap filling across gaps up to ``"auto"`` days, ends held."""
+    comp = card.features.get("composite") or {}
+    return {
+        "reducer": comp.get("reducer", "median"),
+        "mask": comp.get("mask", "auto"),
+        "fill": bool(comp.get("fill", True)),
+        "max_gap_days": comp.get("max_gap_days", "auto"),
+        "edge": comp.get("edge", "hold"),
+    }
+
+
 def proba_columns(model: Any, card: ModelCard, where: object = "model") -> NDArray[np.int64]:
     """Which of the card's classes each ``predict_proba`` column of ``model`` is.
 
