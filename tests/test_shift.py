@@ -150,7 +150,7 @@ def test_spearman_p_is_exact_on_few_pairs() -> None:
     from cropglobe.report.shift import spearman
 
     rng = np.random.default_rng(3)
-    for n in (4, 6, 8):
+    for n in (4, 5, 6):  # 8 pairs (40,320 orderings) take scipy's loop 20 s: the same path
         x = rng.normal(size=n)
         y = x + rng.normal(size=n)
         y[0] = y[1]  # a tie
