@@ -525,7 +525,7 @@ def run_experiment(
 def _say_feature_options(ss: SeriesSet, config: ExperimentConfig) -> None:
     """Warn of feature options no method uses, and of harmonic fits with few window steps per
     coefficient (on CAWa's 13 steps, n = 3's seven coefficients swing between fields and
-    rf-harmonic transfers at about a quarter of the accuracy of rf-median1d)."""
+    rf-harmonic transfers at about a third of the accuracy it reaches at n = 1)."""
     from cropglobe.evaluate.methods import get_method
     from cropglobe.evaluate.transfer import FEATURE_OPTIONS
 

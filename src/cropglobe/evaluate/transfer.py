@@ -567,15 +567,10 @@ def _check_output(
     new_groups = new_id.pop("group_fingerprints", {})
     diff = sorted(k for k in set(old_id) | set(new_id) if old_id.get(k) != new_id.get(k))
     diff = _neural_settings_that_matter(output, diff, old_id, new_id)
-    if "feature_options" in diff and not _feature_families_run(output) & {
-        f
-        for f in FEATURE_OPTIONS
-        if (old_id.get("feature_options") or {}).get(f)
-        != (new_id.get("feature_options") or {}).get(f)
-    }:
-        diff.remove(
-            "feature_options"
-        )  # no finished run computed the features whose options changed
+    old_fo, new_fo = old_id.get("feature_options") or {}, new_id.get("feature_options") or {}
+    changed_fo = {f for f in FEATURE_OPTIONS if old_fo.get(f) != new_fo.get(f)}
+    if "feature_options" in diff and not _feature_families_run(output) & changed_fo:
+        diff.remove("feature_options")  # no finished run computed the features changed
     if old_groups:
         changed = sorted(
             g for g in set(old_groups) & set(new_groups) if old_groups[g] != new_groups[g]
