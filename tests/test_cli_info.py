@@ -702,10 +702,42 @@ def test_info_names_cropglobe_outputs_that_are_no_dataset(tmp_path) -> None:
     (tmp_path / "exp" / "config.json").write_text("{}")
     for name, said in (("p.parquet", "a predictions table of cropglobe predict"),
                        ("results.csv", "the scores table of a cropglobe transfer experiment"),
-                       ("exp", "a cropglobe transfer experiment folder")):  # fmt: skip
+                       ("exp", "is not a transfer experiment's config")):  # fmt: skip
         res = CliRunner().invoke(cli, ["info", str(tmp_path / name)])
         assert res.exit_code == 2 and said in res.output, res.output
         assert len(res.output.strip().splitlines()) == 1
+
+
+def test_info_summarises_a_transfer_experiment(tmp_path) -> None:
+    """An experiment folder: its plan, its finished runs and its scores, in text and JSON."""
+    exp = tmp_path / "exp"
+    for seed in (1, 2):
+        (exp / "runs" / "rf-median1d" / "FRA" / f"seed{seed}").mkdir(parents=True)
+        (exp / "runs" / "rf-median1d" / "FRA" / f"seed{seed}" / "metrics.json").write_text("{}")
+    config = {"methods": ["rf-median1d", "cropnet"], "sources": ["FRA"], "targets": ["BEL"],
+              "seeds": [1, 2], "group_by": "country", "protocol": "clean"}  # fmt: skip
+    (exp / "config.json").write_text(json.dumps({"identity": {}, "config": config}))
+    res = CliRunner().invoke(cli, ["info", str(exp)])
+    assert res.exit_code == 0, res.output
+    assert res.output.splitlines()[1:] == [
+        "methods: rf-median1d, cropnet",
+        "sources: FRA; targets: BEL (group by country)",
+        "seeds: 1, 2; protocol clean; finished runs: 2 of 4",
+        "no scores yet: rerun the same transfer command to finish the runs",
+    ]
+    pd.DataFrame({"method": ["rf-median1d"], "source": "FRA", "target": "BEL",
+                  "scenario": "cross-country", "oa_mean": [81.25], "oa_std": [1.5],
+                  "macro_f1_mean": [70.0], "macro_f1_std": [0.25],
+                  "n_runs": [2]}).to_csv(exp / "results.csv", index=False)  # fmt: skip
+    res = CliRunner().invoke(cli, ["info", str(exp)])
+    assert res.output.splitlines()[-1] == (
+        "  rf-median1d: FRA → BEL (cross-country): 81.2 ± 1.5 / 70.0 ± 0.2 (2 seeds)"
+    )
+    got = json.loads(CliRunner().invoke(cli, ["info", str(exp), "--json"]).output)
+    assert (got["finished_runs"], got["planned_runs"], got["report"]) == (2, 4, None)
+    assert got["results"][0]["oa_mean"] == 81.25
+    res = CliRunner().invoke(cli, ["info", str(exp), "--plot", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "--plot and --where apply to datasets" in res.output
 
 
 def test_transfer_findings_start_from_the_source_s_own_hold_out() -> None:

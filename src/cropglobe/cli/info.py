@@ -79,7 +79,8 @@ def command(
     PATH may be a CropGlobe release folder, a CropGlobe or SeriesSet .npz, a long table
     (CSV, Parquet, GeoParquet: WorldCereal extraction, tidy or monthly format), a wide table
     (one column per date or day of year) or the CAWa folder — or a model folder (its card:
-    model, classes, bands, grid and window, how and on what it was trained, its figures).
+    model, classes, bands, grid and window, how and on what it was trained, its figures), or
+    a transfer experiment folder (its plan, finished runs and scores).
     """
     from cropglobe.io import read_dataset
     from cropglobe.series import SeriesSet
@@ -94,6 +95,9 @@ def command(
     folder = path.parent if path.name == "card.json" and path.is_file() else path
     if (folder / "card.json").is_file():
         _model_summary(folder, as_json)
+        return
+    if path.is_dir() and (path / "config.json").is_file() and (path / "runs").is_dir():
+        _experiment_summary(path, as_json, plot, where)
         return
     from cropglobe.io import feature_table_params, is_spectra_table
 
@@ -257,16 +261,72 @@ def _table_summary(
     click.echo(text if as_json or not selected else f"{selected}\n{text}")
 
 
+def _experiment_summary(
+    path: Path, as_json: bool, plot: Path | None, where: tuple[str, ...]
+) -> None:
+    """``info`` on a transfer experiment folder: its plan, how many runs have finished, and
+    the scores of ``results.csv`` (mean ± std over seeds per pair)."""
+    import pandas as pd
+
+    if plot is not None or where:
+        raise ParameterError(
+            f"{path} is a transfer experiment folder: --plot and --where apply to datasets; "
+            f"its figures are in {path / 'report.html'}"
+        )
+    try:
+        saved = json.loads((path / "config.json").read_text())
+        config = saved["config"]
+        plan = {k: list(config[k]) for k in ("methods", "sources", "targets", "seeds")}
+    except (ValueError, KeyError, TypeError):
+        raise DataFormatError(
+            f"{path / 'config.json'} is not a transfer experiment's config (damaged, or not "
+            "written by cropglobe transfer); info summarises experiments, datasets and model "
+            "folders"
+        ) from None
+    finished = len(list(path.glob("runs/*/*/seed*/metrics.json")))
+    planned = len(plan["methods"]) * len(plan["sources"]) * len(plan["seeds"])
+    scores = path / "results.csv"
+    results = pd.read_csv(scores) if scores.is_file() else None
+    report = path / "report.html"
+    if as_json:
+        out = {
+            "kind": "transfer experiment",
+            **plan,
+            "group_by": config.get("group_by"),
+            "protocol": config.get("protocol"),
+            "finished_runs": finished,
+            "planned_runs": planned,
+            "report": str(report) if report.is_file() else None,
+            "results": None if results is None else results.to_dict(orient="records"),
+        }
+        click.echo(json.dumps(out, indent=1, default=str))
+        return
+    lines = [
+        f"transfer experiment in {path}"
+        + (f" (report: {report})" if report.is_file() else " (no report yet)"),
+        f"methods: {', '.join(plan['methods'])}",
+        f"sources: {', '.join(map(str, plan['sources']))}; targets: "
+        f"{', '.join(map(str, plan['targets']))} (group by {config.get('group_by')})",
+        f"seeds: {', '.join(map(str, plan['seeds']))}; protocol {config.get('protocol')}; "
+        f"finished runs: {finished} of {planned}",
+    ]
+    if results is None or results.empty:
+        lines.append("no scores yet: rerun the same transfer command to finish the runs")
+    else:
+        lines.append("overall accuracy / macro-F1 (%), mean ± std over seeds:")
+        for r in results.itertuples(index=False):
+            lines.append(
+                f"  {r.method}: {r.source} → {r.target} ({r.scenario}): "
+                f"{r.oa_mean:.1f} ± {r.oa_std:.1f} / {r.macro_f1_mean:.1f} ± "
+                f"{r.macro_f1_std:.1f} ({int(r.n_runs)} seed{'s' * (int(r.n_runs) != 1)})"
+            )
+    click.echo("\n".join(lines))
+
+
 def _refuse_output(path: Path) -> None:
     """A clear DataFormatError for cropglobe's own outputs that are no dataset (an experiment
     folder, a predictions or scores table), which the readers would otherwise call an unknown
     folder or a tidy table short of a date column."""
-    if path.is_dir() and (path / "config.json").is_file() and (path / "runs").is_dir():
-        raise DataFormatError(
-            f"{path}: a cropglobe transfer experiment folder, not a dataset; its scores are in "
-            f"{path / 'results.csv'} and {path / 'report.html'} (info summarises datasets and "
-            "model folders)"
-        )
     if not path.is_file() or path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         return
     try:
