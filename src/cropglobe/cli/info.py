@@ -314,11 +314,12 @@ def _experiment_summary(
         lines.append("no scores yet: rerun the same transfer command to finish the runs")
     else:
         lines.append("overall accuracy / macro-F1 (%), mean ± std over seeds:")
-        for r in results.itertuples(index=False):
+        for r in results.to_dict(orient="records"):
+            n = int(r["n_runs"])
             lines.append(
-                f"  {r.method}: {r.source} → {r.target} ({r.scenario}): "
-                f"{r.oa_mean:.1f} ± {r.oa_std:.1f} / {r.macro_f1_mean:.1f} ± "
-                f"{r.macro_f1_std:.1f} ({int(r.n_runs)} seed{'s' * (int(r.n_runs) != 1)})"
+                f"  {r['method']}: {r['source']} → {r['target']} ({r['scenario']}): "
+                f"{r['oa_mean']:.1f} ± {r['oa_std']:.1f} / {r['macro_f1_mean']:.1f} ± "
+                f"{r['macro_f1_std']:.1f} ({n} seed{'s' * (n != 1)})"
             )
     click.echo("\n".join(lines))
 
