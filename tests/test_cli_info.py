@@ -715,7 +715,9 @@ def test_info_summarises_a_transfer_experiment(tmp_path) -> None:
         (exp / "runs" / "rf-median1d" / "FRA" / f"seed{seed}").mkdir(parents=True)
         (exp / "runs" / "rf-median1d" / "FRA" / f"seed{seed}" / "metrics.json").write_text("{}")
     config = {"methods": ["rf-median1d", "cropnet"], "sources": ["FRA"], "targets": ["BEL"],
-              "seeds": [1, 2], "group_by": "country", "protocol": "clean"}  # fmt: skip
+              "seeds": [1, 2], "group_by": "country", "protocol": "clean",
+              "window": [121, 334], "feature_options": {"harmonic": {"n_harmonics": 1}},
+              "model_options": {}}  # fmt: skip
     (exp / "config.json").write_text(json.dumps({"identity": {}, "config": config}))
     res = CliRunner().invoke(cli, ["info", str(exp)])
     assert res.exit_code == 0, res.output
@@ -723,6 +725,7 @@ def test_info_summarises_a_transfer_experiment(tmp_path) -> None:
         "methods: rf-median1d, cropnet",
         "sources: FRA; targets: BEL (group by country)",
         "seeds: 1, 2; protocol clean; finished runs: 2 of 4",
+        "window: 121-334; features {'harmonic': {'n_harmonics': 1}}",
         "no scores yet: rerun the same transfer command to finish the runs",
     ]
     pd.DataFrame({"method": ["rf-median1d"], "source": "FRA", "target": "BEL",

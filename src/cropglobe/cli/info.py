@@ -310,6 +310,21 @@ def _experiment_summary(
         f"seeds: {', '.join(map(str, plan['seeds']))}; protocol {config.get('protocol')}; "
         f"finished runs: {finished} of {planned}",
     ]
+    chosen = [  # the settings that make these runs differ from the defaults' runs
+        f"{name} {config[key]}"
+        for key, name in (
+            ("model_options", "models"),
+            ("feature_options", "features"),
+            ("seasons", "seasons"),
+            ("where", "where"),
+        )
+        if config.get(key)
+    ]
+    window = config.get("window")
+    lines.append(
+        f"window: {'-'.join(map(str, window)) if window else 'all'}"
+        + (f"; {'; '.join(chosen)}" if chosen else "")
+    )
     if results is None or results.empty:
         lines.append("no scores yet: rerun the same transfer command to finish the runs")
     else:
