@@ -81,7 +81,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Refuse, before anything is written, a folder holding something other than a demo, or a
     demo made with other settings whose runs have started (its world and its runs would no
     longer match). A demo stopped before any run finished takes the new settings."""
-    from cropglobe.evaluate.transfer import _finished_runs
+    from cropglobe.evaluate.transfer import finished_runs
 
     if out.exists() and not out.is_dir():
         raise ExperimentMismatchError(f"{out} is a file; give a folder for the demo (-o)")
@@ -102,7 +102,7 @@ def _check_settings(out: Path, settings: dict[str, Any]) -> None:
             f"{marker} is damaged (not the settings of a demo); choose another output folder "
             "(-o) or delete that one"
         ) from None
-    if old != settings and _finished_runs(out / "transfer"):
+    if old != settings and finished_runs(out / "transfer"):
         diff = [_OPTIONS.get(k, k) for k in settings if old.get(k) != settings[k]]
         raise ExperimentMismatchError(
             f"{out} holds a demo made with other settings (differs in {', '.join(diff)}); "

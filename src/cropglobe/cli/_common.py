@@ -115,6 +115,30 @@ _RESUME = {
 }
 
 
+#: options of train and transfer that only neural models read (parameter name -> flag)
+NEURAL_ONLY_OPTIONS = {
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "precision": "--precision",
+    "protocol": "--protocol",
+    "resume": "--resume",
+}
+
+
+def options_given(names: Iterable[str]) -> list[str]:
+    """The flags (``NEURAL_ONLY_OPTIONS``' spelling) of the options among ``names`` that the
+    current command's user gave, as opposed to their defaults."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    return [
+        NEURAL_ONLY_OPTIONS.get(name, "--" + name.replace("_", "-"))
+        for name in names
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+
+
 def _resume_hint() -> str:
     ctx = click.get_current_context(silent=True)
     if ctx is None:

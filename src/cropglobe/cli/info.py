@@ -283,7 +283,9 @@ def _experiment_summary(
             "written by cropglobe transfer); info summarises experiments, datasets and model "
             "folders"
         ) from None
-    finished = len(list(path.glob("runs/*/*/seed*/metrics.json")))
+    from cropglobe.evaluate.transfer import finished_runs
+
+    finished = len(finished_runs(path))
     planned = len(plan["methods"]) * len(plan["sources"]) * len(plan["seeds"])
     scores = path / "results.csv"
     results = pd.read_csv(scores) if scores.is_file() else None

@@ -184,34 +184,16 @@ def command(
     click.echo(f"model folder: {summary.folder}")
 
 
-#: options of train that only a network uses (the library refuses --augment, --average and
-#: --early-stopping itself; these have defaults, so only the command line knows they were given)
-_NEURAL_ONLY = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "precision": "--precision",
-    "protocol": "--protocol",
-    "resume": "--resume",
-}
-
-
 def _refuse_neural_options(model: str) -> None:
     """A classical model given an option only networks use: one line, before any work (the
     option was silently ignored: --epochs 3 trained the same forest as without it)."""
-    from click.core import ParameterSource
-
+    from cropglobe.cli._common import NEURAL_ONLY_OPTIONS, options_given
     from cropglobe.errors import ParameterError
     from cropglobe.models.registry import is_neural
 
     if is_neural(model):
         return
-    ctx = click.get_current_context()
-    given = [
-        flag
-        for name, flag in _NEURAL_ONLY.items()
-        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
-    ]
+    given = options_given(NEURAL_ONLY_OPTIONS)
     if given:
         it = "it" if len(given) == 1 else "them"
         raise ParameterError(

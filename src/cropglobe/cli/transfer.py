@@ -280,7 +280,7 @@ def command(
             raise click.UsageError(
                 f"{option} names no group; give group names (e.g. FRA), or {other}"
             )
-    _warn_unused_network_options(ctx, sequence_arg(methods))
+    _warn_unused_network_options(sequence_arg(methods))
     try:
         result = run_experiment(
             data_path,
@@ -328,26 +328,20 @@ def command(
     click.echo(f"report: {result.report}")
 
 
-def _warn_unused_network_options(ctx: click.Context, methods: list[str]) -> None:
+def _warn_unused_network_options(methods: list[str]) -> None:
     """--epochs, --batch-size, --lr or --precision given for methods none of which trains a
     network: they change nothing, said as --model-option and --adapt-prior say it (they were
     silently ignored)."""
     import logging
 
-    from click.core import ParameterSource
+    from cropglobe.cli._common import options_given
+    from cropglobe.evaluate.methods import UnknownMethodError, get_method
+    from cropglobe.models.registry import is_neural
 
-    from cropglobe.evaluate.methods import get_method
-
-    flags = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr",
-             "precision": "--precision"}  # fmt: skip
-    given = [
-        flag
-        for name, flag in flags.items()
-        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
-    ]
+    given = options_given(("epochs", "batch_size", "lr", "precision"))
     try:
-        neural = any(get_method(m).model not in ("rf", "lightgbm") for m in methods)
-    except Exception:  # an unknown method: run_experiment names it
+        neural = any(is_neural(get_method(m).model) for m in methods)
+    except UnknownMethodError:  # run_experiment names it, with the valid ones
         return
     if given and not neural:
         logging.getLogger("cropglobe").warning(

@@ -320,7 +320,7 @@ def _save_run(rdir: Path, result: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(result, default=json_default)))
 
 
-def _finished_runs(output: Path) -> list[Path]:
+def finished_runs(output: Path) -> list[Path]:
     """The ``metrics.json`` of every finished run under ``output``."""
     return sorted(output.glob("runs/*/*/seed*/metrics.json"))
 
@@ -548,7 +548,7 @@ def _check_output(
         if not isinstance(old_groups, dict):
             raise ValueError("not an experiment's config")
     except ValueError:  # JSONDecodeError included
-        if not _finished_runs(output):  # nothing to protect: the new config replaces it
+        if not finished_runs(output):  # nothing to protect: the new config replaces it
             logger.info("%s is damaged and no run has finished; replacing it", path)
             return
         raise ExperimentMismatchError(
@@ -579,7 +579,7 @@ def _check_output(
     elif old_whole and old_whole != whole_fingerprint():
         diff.append("data_fingerprint")
     if diff:
-        if not _finished_runs(output):  # e.g. a first try stopped before any run finished
+        if not finished_runs(output):  # e.g. a first try stopped before any run finished
             logger.info("no run in %s has finished; its new configuration replaces the old", output)
             return
         saved = old.get("config")
@@ -612,7 +612,7 @@ def _feature_families_run(output: Path) -> set[str]:
     from cropglobe.evaluate.methods import get_method
 
     families: set[str] = set()
-    for path in _finished_runs(output):
+    for path in finished_runs(output):
         try:
             families.add(get_method(json.loads(path.read_text())["method"]).features)
         except (ValueError, KeyError, TypeError, CropGlobeError):
@@ -635,7 +635,7 @@ def _neural_settings_that_matter(
     from cropglobe.evaluate.methods import get_method
 
     families: set[str] = set()
-    for path in _finished_runs(output):
+    for path in finished_runs(output):
         try:
             families.add(get_method(json.loads(path.read_text())["method"]).model)
         except (ValueError, KeyError, TypeError, CropGlobeError):
@@ -1063,7 +1063,7 @@ def _check_precision(
 
     now = resolve_precision(config.precision, resolve_device(config.device))
     other: dict[str, list[str]] = {}
-    for path in _finished_runs(out):
+    for path in finished_runs(out):
         used = _run_precision(path.parent, _read_run(path))
         if used is not None and used != now:
             other.setdefault(used, []).append("/".join(path.parent.parts[-3:]))
@@ -1455,7 +1455,7 @@ def _unplanned_note(out: Path, plan: Sequence[tuple[str, str, int]]) -> list[str
     """A note on finished runs in the folder that this call did not ask for (methods, sources
     or seeds left out): they are kept on disk but not in the report."""
     planned = {_run_dir(out, *key) for key in plan}
-    others = [p.parent for p in _finished_runs(out) if p.parent not in planned]
+    others = [p.parent for p in finished_runs(out) if p.parent not in planned]
     if not others:
         return []
     methods = sorted({p.parts[-3] for p in others})
@@ -1893,7 +1893,7 @@ def collect_runs(output: str | os.PathLike[str], *, planned: bool = True) -> pd.
                 "planned=False to read every finished run"
             ) from None
     rows: list[dict[str, Any]] = []
-    for path in _finished_runs(out):
+    for path in finished_runs(out):
         result = _read_run(path)
         m, src, seed = result["method"], result["source"], result["seed"]
         kinds = {"": result["targets"], **result.get("adapted", {})}
