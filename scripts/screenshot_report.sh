@@ -15,7 +15,7 @@ profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$profile" --hide-scrollbars --window-size=1400,2400 \
+  --user-data-dir="$profile" --hide-scrollbars --window-size=1400,"${HEIGHT:-2400}" \
   --screenshot="$out" "file://$report" >/dev/null 2>&1
 test -s "$out"
 echo "wrote $out"

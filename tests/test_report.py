@@ -72,7 +72,10 @@ def test_report_files(tmp_path) -> None:
     row = res[(res.method == "rf-median1d") & (res.target == "USA")].iloc[0]
     assert row.oa_mean == np.round(100 * one.mean(), 3)
     assert json.loads((tmp_path / "results.json").read_text())["config"] == {"source": "FRA"}
-    assert (tmp_path / "figures" / "matrix_oa_cropnet-aug.png").stat().st_size > 1000
+    # one source: one method × target matrix per metric, not a one-row matrix per method
+    assert (tmp_path / "figures" / "matrix_oa.png").stat().st_size > 1000
+    assert not list((tmp_path / "figures").glob("matrix_oa_*.png"))
+    assert "Method × target matrices" in text
     assert (tmp_path / "figures" / "scenarios.png").stat().st_size > 1000
     assert "By scenario, seed by seed" in text
     # the other method against the first, paired by seed, per scenario and over all of them
@@ -413,3 +416,58 @@ def test_p_values_never_round_across_five_percent(p: float, text: str) -> None:
     from cropglobe.report.transfer import p_text
 
     assert p_text(p) == text
+
+
+def test_several_sources_get_a_source_by_target_matrix_per_method(tmp_path) -> None:
+    runs, cms = _pair_runs([("FRA", "BEL"), ("BEL", "FRA")])
+    page = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
+    figures = {p.name for p in (tmp_path / "figures").glob("matrix_*.png")}
+    assert figures == {"matrix_oa_rf-median1d.png", "matrix_f1_rf-median1d.png"}
+    assert "Source × target matrices" in page.read_text()
+
+
+def test_one_source_matrix_has_a_row_per_method_in_order(tmp_path, monkeypatch) -> None:
+    import cropglobe.report.transfer as rt
+
+    runs, pcs, cms = _runs()
+    runs = pd.concat([runs[runs.method == "rf-median1d"], runs[runs.method == "cropnet-aug"]])
+    shown: list[list[str]] = []
+    real = rt._save
+    monkeypatch.setattr(
+        rt,
+        "_save",
+        lambda fig, path: (
+            (
+                shown.append([t.get_text() for t in fig.axes[0].get_yticklabels()])
+                if path.name == "matrix_oa.png"
+                else None
+            )
+            or real(fig, path)
+        ),
+    )
+    write_transfer_report(tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES)
+    assert shown == [["rf-median1d", "cropnet-aug"]]
+
+
+def test_confusion_rows_are_the_targets_classes(tmp_path, monkeypatch) -> None:
+    """A class the target lacks gets no (empty) row; it keeps its column when predicted."""
+    import cropglobe.report.transfer as rt
+
+    cm = np.zeros((7, 7), dtype=int)
+    cm[0, 0], cm[0, 1], cm[3, 3], cm[6, 0] = 5, 2, 4, 1  # corn → soybeans; no soybean field
+    ticks: list[tuple[list[str], list[str]]] = []
+    real = rt._save
+
+    def save(fig, path):
+        ax = fig.axes[0]
+        ticks.append(
+            (
+                [t.get_text() for t in ax.get_yticklabels()],
+                [t.get_text() for t in ax.get_xticklabels()],
+            )
+        )
+        return real(fig, path)
+
+    monkeypatch.setattr(rt, "_save", save)
+    rt.confusion_figure(cm, CROPGLOBE_CLASSES, "t", tmp_path / "c.png")
+    assert ticks == [(["corn", "wheat", "other"], ["corn", "soybeans", "wheat", "other"])]

@@ -87,13 +87,27 @@ def _save(fig: Any, path: Path) -> Path:
 
 def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> Path:
     """Source × target matrix of ``metric`` (mean over seeds, percent) for one method."""
-    plt = _plt()
     sub = agg[agg["method"] == method]
-    mat = sub.pivot(index="source", columns="target", values=f"{metric}_mean")
-    std = sub.pivot(index="source", columns="target", values=f"{metric}_std")
-    runs = sub.pivot(index="source", columns="target", values="n_runs")
+    return _matrix_figure(sub, "source", metric, f"{method}: {metric}", path)
+
+
+def methods_heatmap_figure(agg: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Method × target matrix of ``metric`` (mean over seeds, percent) for an experiment with
+    one source: every method in one figure, in the experiment's order."""
+    source = str(agg["source"].iloc[0])
+    return _matrix_figure(agg, "method", metric, f"from {source}: {metric}", path)
+
+
+def _matrix_figure(sub: pd.DataFrame, rows: str, metric: str, name: str, path: Path) -> Path:
+    """A heatmap of ``metric`` with ``rows`` (source or method) down and targets across, each
+    cell its mean ± std over seeds; pairs where one class was scored are hatched."""
+    plt = _plt()
+    order = list(dict.fromkeys(sub[rows]))
+    mat = sub.pivot(index=rows, columns="target", values=f"{metric}_mean").reindex(order)
+    std = sub.pivot(index=rows, columns="target", values=f"{metric}_std").reindex(order)
+    runs = sub.pivot(index=rows, columns="target", values="n_runs").reindex(order)
     one_class = (
-        sub.pivot(index="source", columns="target", values="classes_scored")
+        sub.pivot(index=rows, columns="target", values="classes_scored")
         .reindex(index=mat.index, columns=mat.columns)
         .to_numpy(dtype=float)
         if "classes_scored" in sub.columns
@@ -107,7 +121,7 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
         plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_yticks(range(mat.shape[0]), mat.index)
     ax.set_xlabel("target")
-    ax.set_ylabel("source")
+    ax.set_ylabel(rows)
     mvals = mat.to_numpy(dtype=float)
     svals = std.to_numpy(dtype=float)
     nvals = runs.to_numpy(dtype=float)
@@ -135,7 +149,7 @@ def heatmap_figure(agg: pd.DataFrame, method: str, metric: str, path: Path) -> P
                     color="white" if v < 60 else "black",
                 )
     fig.colorbar(im, ax=ax, label=f"{metric} (%)")
-    title = f"{method}: {metric} (mean ± std over seeds)"
+    title = f"{name} (mean ± std over seeds)"
     if one_class.any():
         title += "\n* only one target class scored: not a transfer score"
     ax.set_title(title, fontsize=10 if one_class.any() else None)
@@ -194,21 +208,23 @@ def per_class_figure(
 
 
 def confusion_figure(cm: np.ndarray, classes: Sequence[str], title: str, path: Path) -> Path:
-    """Row-normalised confusion matrix with counts."""
+    """Row-normalised confusion matrix with counts: a row for each class the target holds, a
+    column for each class it holds or was predicted as (empty rows say nothing)."""
     plt = _plt()
-    keep = np.flatnonzero((cm.sum(axis=0) + cm.sum(axis=1)) > 0)
-    sub = cm[np.ix_(keep, keep)]
-    names = [classes[int(i)] for i in keep]
+    cols = np.flatnonzero((cm.sum(axis=0) + cm.sum(axis=1)) > 0)
+    keep = np.flatnonzero(cm.sum(axis=1) > 0)
+    sub = cm[np.ix_(keep, cols)]
+    names = [classes[int(i)] for i in cols]
     rows = sub.sum(axis=1, keepdims=True)
     norm = np.divide(sub, rows, out=np.zeros(sub.shape), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(names), 1.0 + 0.65 * len(names)))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.75 * len(cols), 1.0 + 0.65 * max(len(keep), 1)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(keep)), [classes[int(i)] for i in keep])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(len(names)):
-        for j in range(len(names)):
+    for i in range(len(keep)):
+        for j in range(len(cols)):
             ax.text(
                 j,
                 i,
@@ -720,7 +736,7 @@ def _draw_report(
     for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
         table = scenario_table(scored, metric)
         sections.append(f"<h3>{label} by scenario (%, mean ± std over seeds)</h3>")
-        sections.append(table.to_html(escape=True))
+        sections.append(table.reset_index().to_html(index=False, escape=True))
     if len(scored):
         fig = scenario_figure(scored, stage / "scenarios.png")
         written.append(fig)
@@ -739,15 +755,24 @@ def _draw_report(
         for metric, label in (("oa", "Overall accuracy"), ("macro_f1", "Macro-F1")):
             sections.append(f"<h4>{label}</h4>")
             sections.append(comparison_table(comparison, metric).to_html(index=False, escape=True))
-    heat = [heatmap_figure(agg, m, "oa", stage / f"matrix_oa_{safe_name(m)}.png") for m in methods]
-    heat += [
-        heatmap_figure(agg, m, "macro_f1", stage / f"matrix_f1_{safe_name(m)}.png") for m in methods
-    ]
+    one_source = len(agg) > 0 and agg["source"].nunique() == 1
+    if one_source:  # one figure per metric, the methods down: no page of one-row matrices
+        heat = [
+            methods_heatmap_figure(agg, "oa", stage / "matrix_oa.png"),
+            methods_heatmap_figure(agg, "macro_f1", stage / "matrix_f1.png"),
+        ]
+    else:
+        heat = [
+            heatmap_figure(agg, m, metric, stage / f"matrix_{short}_{safe_name(m)}.png")
+            for metric, short in (("oa", "oa"), ("macro_f1", "f1"))
+            for m in methods
+        ]
     written += heat
     n_targets = agg["target"].nunique() if len(agg) else 0
     # a large matrix is shown at full width, a small one two to a row
     sections.append(
-        "<h2>Source × target matrices</h2>" + ("<div>" if n_targets > 5 else "<div class='grid'>")
+        ("<h2>Method × target matrices</h2>" if one_source else "<h2>Source × target matrices</h2>")
+        + ("<div>" if n_targets > 5 else "<div class='grid'>")
     )
     sections += [_img(p) for p in heat]
     sections.append("</div>")
@@ -761,12 +786,15 @@ def _draw_report(
             + _img(pc)
             + "<p>The bars' numbers (%, mean over the transfer pairs and seeds; per pair and "
             "seed in <code>per_class.csv</code>):</p>"
-            + means.to_html(escape=True, float_format=lambda v: f"{v:.1f}", na_rep="–")
+            + means.rename_axis("method")
+            .reset_index()
+            .to_html(index=False, escape=True, float_format=lambda v: f"{v:.1f}", na_rep="–")
         )
     sections.append(
         "<h2>Confusion matrices (summed over seeds)</h2><p>Cells hold counts; their shade is "
         "the share of the true class's row, so rows of rare classes read as clearly as common "
-        "ones.</p><div class='grid'>"
+        "ones. A row for each class the target holds, a column for each class it holds or was "
+        "predicted as.</p><div class='grid'>"
     )
     names = _confusion_names(list(confusions))
     for (method, source, target), cm in confusions.items():
