@@ -2,6 +2,7 @@
 # Render a cropglobe report in headless Chromium and save a PNG, to check that the page renders
 # with no network (the report embeds its figures; it loads no CDN assets).
 #   scripts/screenshot_report.sh demo-output/transfer/report.html report.png
+# HEIGHT=9000 (pixels; default 2400) captures more of a long page.
 # Needs Debian's chromium (apt-get install chromium).
 set -euo pipefail
 report=$(realpath "${1:?usage: $0 REPORT.html OUT.png}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -471,3 +474,25 @@ def test_confusion_rows_are_the_targets_classes(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(rt, "_save", save)
     rt.confusion_figure(cm, CROPGLOBE_CLASSES, "t", tmp_path / "c.png")
     assert ticks == [(["corn", "wheat", "other"], ["corn", "soybeans", "wheat", "other"])]
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
+    reason="Debian's chromium is not installed (apt-get install chromium)",
+)
+def test_report_renders_in_headless_chromium(tmp_path) -> None:
+    """scripts/screenshot_report.sh renders the page offline: figures drawn, not blank."""
+    from PIL import Image
+
+    runs, pcs, cms = _runs()
+    page = write_transfer_report(tmp_path / "r", runs, pcs, cms, CROPGLOBE_CLASSES)
+    script = Path(__file__).parents[1] / "scripts" / "screenshot_report.sh"
+    out = tmp_path / "shot.png"
+    done = subprocess.run(
+        ["bash", str(script), str(page), str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    pixels = np.asarray(Image.open(out).convert("L"), dtype=float)
+    assert pixels.shape == (2400, 1400)
+    # text, tables and figures: far from a blank page
+    assert (pixels < 128).mean() > 0.01 and pixels.std() > 20
