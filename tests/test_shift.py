@@ -553,3 +553,39 @@ def test_a_feature_constant_in_the_source_takes_its_band_s_spread(tmp_path) -> N
     assert diagnose_shift(src, tgt, window=(121, 334)).outside_share < 0.2
     ref = TrainingReference.fit(src, (121, 334))
     assert float((ref.dissimilarity(tgt) > 1).mean()) < 0.2
+
+
+def test_a_target_identical_to_the_source_cannot_be_told_apart() -> None:
+    # each target field's twin in the source used to vote for the other side from distance 0:
+    # AUC 0.08 for a target that is the source itself
+    rng = np.random.default_rng(11)
+    grid = TimeGrid.cropglobe()
+    v = rng.normal(0, 1, (200, 3, grid.n_steps)).astype(np.float32)
+    src = SeriesSet(v, ("B02", "B03", "B11"), grid)
+    d = diagnose_shift(src, SeriesSet(v.copy(), src.bands, grid))
+    assert d.domain_auc == pytest.approx(0.5, abs=0.02)
+    assert d.outside_share <= 0.06
+
+
+def test_the_domain_auc_is_not_tilted_on_few_samples() -> None:
+    # leaving a sample alone out, it chose among one more of the other side: 0.36 on sets of 10
+    rng = np.random.default_rng(12)
+    aucs = [
+        shift_mod._domain_auc(rng.normal(size=(10, 4)), rng.normal(size=(10, 4)))
+        for _ in range(150)
+    ]
+    assert np.mean(aucs) == pytest.approx(0.5, abs=0.04)
+
+
+def test_the_components_are_the_exact_principal_components() -> None:
+    # scikit-learn's randomised solver (its choice for hundreds of features) approximates them
+    from scipy.spatial.distance import pdist
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(600, 430)) / np.sqrt(np.arange(1, 431))[None, :]
+    src, tgt = x[:300], x[300:] + 0.1
+    za, zb = shift_mod._components(src, tgt, 10, 16, 0)
+    z = np.vstack([(src - src.mean(0)) / src.std(0), (tgt - src.mean(0)) / src.std(0)])
+    axes = np.linalg.svd(z - z.mean(0), full_matrices=False)[2][:16]
+    exact = (z - z.mean(0)) @ axes.T
+    np.testing.assert_allclose(pdist(np.vstack([za, zb])), pdist(exact), atol=1e-8)

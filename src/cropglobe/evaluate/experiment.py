@@ -612,9 +612,10 @@ def _shift_table(
                 prints[g] = ss.subset(groups == g).fingerprint()
         # v2: exact duplicate series compared once, features without values on one side
         # left out; v3: a feature without spread in the source scaled by its band's typical
-        # spread; v4: the season lag's curves without exact duplicates too (rows of earlier
-        # versions were measured otherwise)
-        text = f"shift-v4|{prints[s]}|{prints[t]}|{config.window}"
+        # spread; v4: the season lag's curves without exact duplicates too; v5: the AUC
+        # leave-pair-out, repeats of a series out of its neighbours, exact components (rows
+        # of earlier versions were measured otherwise)
+        text = f"shift-v5|{prints[s]}|{prints[t]}|{config.window}"
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     keys = {pair: key(*pair) for pair in pairs}
