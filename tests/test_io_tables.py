@@ -533,7 +533,7 @@ def test_day_first_dates_are_read_with_one_format(tmp_path: Path, caplog) -> Non
 def test_iso_dates_and_native_timestamps_are_read_as_they_are(tmp_path: Path) -> None:
     f = _dated(tmp_path / "iso.csv", ["2023-05-01T10:00:00+02:00", "2023-05-02", "2023/06/13"])
     got = read_observations(f).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
-    assert got == ["2023-05-01 08:00", "2023-05-02 00:00", "2023-06-13 00:00"]
+    assert got == ["2023-05-01 10:00", "2023-05-02 00:00", "2023-06-13 00:00"]
     p = tmp_path / "native.parquet"
     dates = pd.to_datetime(["2023-01-05", "2023-02-06"])
     pd.DataFrame({"sample_id": ["a", "a"], "date": dates, "B04": [1.0, 2.0]}).to_parquet(p)
@@ -671,3 +671,63 @@ def test_a_missing_column_is_matched_to_the_nearest_and_a_cut_list_says_so(
         read_observations(f, sample_column="parcel", date_column="obs_date", label_column="crop7")
     text = str(err.value)
     assert "did you mean 'crop6' for 'crop7'?" in text and "and 5 more" in text
+
+
+def test_dates_with_utc_offsets_keep_their_local_day(tmp_path: Path) -> None:
+    # dates stored at local midnight by a time-zone-aware tool: 1 July in Paris is 30 June in
+    # UTC, and converting moved every observation into the month (or 5-day bin) before
+    from cropglobe.composite import composite
+
+    text = ["2023-06-15T00:00:00+02:00", "2023-07-01T00:00:00+02:00", "2023-08-01T00:00+0200"]
+    f = _dated(tmp_path / "tz.csv", text)
+    got = read_observations(f).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
+    assert got == ["2023-06-15 00:00", "2023-07-01 00:00", "2023-08-01 00:00"]
+    ss = composite(read_observations(f), TimeGrid.monthly())
+    assert ss.values[0, 0, 5:8].tolist() == [0.0, 1.0, 2.0]  # June, July, August
+    p = tmp_path / "tz.parquet"
+    dates = pd.to_datetime(["2023-07-01", "2023-08-01"]).tz_localize("Europe/Paris")
+    pd.DataFrame({"sample_id": ["a", "a"], "date": dates, "B04": [1.0, 2.0]}).to_parquet(p)
+    got = read_observations(p).table["date"].dt.strftime("%Y-%m-%d").tolist()
+    assert got == ["2023-07-01", "2023-08-01"]
+
+
+def test_tidy_integer_65535_is_no_data(tmp_path: Path, caplog) -> None:
+    p = tmp_path / "u16.parquet"
+    df = pd.DataFrame({"sample_id": ["a"] * 3, "date": ["2023-05-01", "2023-05-02", "2023-05-03"],
+                       "B04": np.array([500, 65535, 700], dtype=np.uint16),
+                       "B08": np.array([3000, 3100, 3200], dtype=np.uint16)})  # fmt: skip
+    df.to_parquet(p, index=False)
+    with caplog.at_level("WARNING", logger="cropglobe.io.tables"):
+        obs = read_observations(p)
+    assert np.isnan(obs.table["B04"].to_numpy()[1]) and obs.table["B08"].notna().all()
+    assert any("65535" in r.getMessage() and "B04 1 row" in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+
+
+def test_tidy_reflectance_in_0_1_is_warned_about(tmp_path: Path, caplog) -> None:
+    p = tmp_path / "unit.csv"
+    pd.DataFrame({"sample_id": ["a", "a"], "date": ["2023-05-01", "2023-05-11"],
+                  "B04": [0.05, 0.06], "B08": [0.3, 0.35]}).to_csv(p, index=False)  # fmt: skip
+    with caplog.at_level("WARNING"):
+        read_observations(p)
+    assert any("0-1" in r.getMessage() for r in caplog.records)
+
+
+def test_tidy_rows_repeated_exactly_count_once(tmp_path: Path, caplog) -> None:
+    from cropglobe.composite import composite
+
+    p = tmp_path / "dup.csv"
+    pd.DataFrame({"sample_id": ["a"] * 3, "date": ["2023-05-02", "2023-05-02", "2023-05-20"],
+                  "B04": [100.0, 100.0, 300.0]}).to_csv(p, index=False)  # fmt: skip
+    with caplog.at_level("WARNING", logger="cropglobe.io.tables"):
+        obs = read_observations(p)
+    assert len(obs.table) == 2
+    assert any("repeat another row exactly" in r.getMessage() for r in caplog.records)
+    assert composite(obs, TimeGrid.monthly()).values[0, 0, 4] == 200.0  # not 100: no copy
+
+
+def test_offsets_of_several_zones_in_unusual_forms_are_read(tmp_path: Path) -> None:
+    # forms the offset stripping leaves (an hour without minutes) fall back to one clock, UTC
+    f = _dated(tmp_path / "zones.csv", ["2023-05-01T10+02:00", "2023-05-01T10+03:00"])
+    got = read_observations(f).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
+    assert sorted(got) == ["2023-05-01 07:00", "2023-05-01 08:00"]

@@ -282,7 +282,7 @@ def observations_from_frame(
             f"{p}: no row holds a band value (all {len(df)} are empty); the points lie outside "
             "the exported images, or the images were masked before export; check the export"
         )
-    _warn_unit_scale(p, work, list(band_cols))
+    warn_unit_scale(p, work, list(band_cols))
     work = combine_same_day(
         p, work, ["sample_id", "date"], list(band_cols), error=duplicates == "error"
     )
@@ -509,7 +509,7 @@ def _lonlat(p: Path, df: pd.DataFrame) -> tuple[NDArray[np.float64], NDArray[np.
     return np.full(n, np.nan), np.full(n, np.nan)
 
 
-def _warn_unit_scale(p: Path, work: pd.DataFrame, bands: Sequence[str]) -> None:
+def warn_unit_scale(p: Path, work: pd.DataFrame, bands: Sequence[str]) -> None:
     """WARNING when the reflectances look like 0–1 instead of cropglobe's × 10,000."""
     from cropglobe.bands import S2_CATALOGUE
 

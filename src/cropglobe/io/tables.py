@@ -223,9 +223,14 @@ def _text_dates(path: Path, column: str, text: pd.Index) -> pd.DatetimeIndex:
     the single text format that reads every value (logged at INFO); DataFormatError when
     values are no dates, formats mix, or day and month cannot be told apart."""
     where = f"{path}: column {column!r}"
-    iso = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True))
+    try:
+        iso = pd.DatetimeIndex(pd.to_datetime(text, format="ISO8601", errors="coerce"))
+    except ValueError:  # offsets of several zones left in forms not stripped: one clock, UTC
+        iso = pd.DatetimeIndex(
+            pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+        ).tz_convert(None)
     if iso.notna().all():
-        return iso.tz_convert(None)
+        return iso.tz_localize(None) if iso.tz is not None else iso
     other = [str(v) for v in text[iso.isna()]]
     guesses = {v: _date_guesses(v) for v in other[:200]}
     cands = list(dict.fromkeys([f for g in guesses.values() for f in g]))
@@ -305,7 +310,7 @@ def _parse_dates(path: Path, column: str, values: pd.Series, fmt: str | None = N
         out = values
     else:
         codes, uniques = pd.factorize(values.astype(str).str.strip())
-        text = pd.Index(uniques, dtype=object)
+        text = _local_times(path, column, pd.Index(uniques, dtype=object))
         if fmt is not None:
             parsed = _strptime_all(text, fmt)
             if parsed.isna().any():
@@ -318,8 +323,31 @@ def _parse_dates(path: Path, column: str, values: pd.Series, fmt: str | None = N
             parsed = _text_dates(path, column, text)
         out = pd.Series(parsed.to_numpy()[codes], index=values.index)
     if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert(None)
+        out = out.dt.tz_localize(None)  # the local date and time, as for text with offsets
     return out.astype("datetime64[ns]")
+
+
+#: an ISO 8601 date and time followed by its UTC offset (``Z``, ``+02:00``, ``-0500``)
+_ISO_OFFSET = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+)
+
+
+def _local_times(path: Path, column: str, text: pd.Index) -> pd.Index:
+    """``text`` with the UTC offsets of ISO 8601 date-times left out: each value is read as
+    the local date and time written, not moved to UTC. A date stored at local midnight
+    (``2023-07-01T00:00:00+02:00``, as time-zone-aware tools write dates) is 30 June in UTC:
+    converting would move every such observation to the day before, and across bin edges;
+    an acquisition time (Sentinel-2 passes mid-morning) has the same date either way."""
+    stripped = text.str.replace(_ISO_OFFSET, r"\1", regex=True)
+    changed = int((stripped != text).sum())
+    if changed:
+        log.info(
+            "%s: column %r: %d distinct date-times carry a UTC offset (e.g. %r); each is read "
+            "as the local date and time written, not converted to UTC",
+            path, column, changed, str(text[np.flatnonzero(stripped != text)[0]]),
+        )  # fmt: skip
+    return pd.Index(stripped, dtype=object)
 
 
 # ---------------------------------------------------------------------------- WKB points
@@ -787,9 +815,62 @@ def read_observations(
     lcol = label_column or ("label" if "label" in df.columns else None)
     if lcol is not None and lcol not in df.columns:
         _missing_columns(p, df, [lcol], "tidy")
+    from cropglobe.io.gee import warn_unit_scale
+
+    df, dates = _drop_repeated_rows(p, df, dates, sample_column, list(band_cols))
+    df = _integer_nodata(p, df, list(band_cols))
+    warn_unit_scale(p, df, list(band_cols))
     return _build(p, df, sample_col=sample_column, dates=dates, band_cols=band_cols,
                   label_col=lcol, label_table=label_table, nodata=None,
                   exclude_meta={dcol}, **common)  # fmt: skip
+
+
+def _drop_repeated_rows(
+    p: Path, df: pd.DataFrame, dates: pd.Series, sample_col: str, band_cols: list[str]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """``df`` and ``dates`` without the rows that repeat another row of the same sample and
+    date exactly (every band and validity column equal), with one WARNING: a copy (tables
+    concatenated twice, overlapping exports) would otherwise count twice in its bin's median."""
+    flags = [c for c in ("valid", "SCL", "cloud") if c in df.columns]
+    key = df[[sample_col, *band_cols, *flags]].assign(_date=dates.to_numpy())
+    dup = key.duplicated().to_numpy()
+    if not dup.any():
+        return df, dates
+    first = df.loc[dup].iloc[0]
+    log.warning(
+        "%s: %d row(s) repeat another row exactly (same %s, date and values; e.g. %r on %s); "
+        "each is kept once, so that a copy does not count twice in a composite's median",
+        p, int(dup.sum()), sample_col, first[sample_col], f"{dates[dup].iloc[0]:%Y-%m-%d}",
+    )  # fmt: skip
+    return df.loc[~dup].reset_index(drop=True), dates[~dup].reset_index(drop=True)
+
+
+def _integer_nodata(p: Path, df: pd.DataFrame, band_cols: list[str]) -> pd.DataFrame:
+    """``df`` with the value 65535 in integer-coded band columns read as no data (NaN), with
+    one WARNING naming the bands: it is the uint16 no-data value of WorldCereal extractions
+    (and Sentinel-2's saturation code), never a reflectance, and would pull medians far up."""
+    hit: dict[str, int] = {}
+    out = df
+    for col in band_cols:
+        series = df[col]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        v = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        finite = v[np.isfinite(v)]
+        if not (finite == WORLDCEREAL_NODATA).any() or (finite != np.round(finite)).any():
+            continue
+        if out is df:
+            out = df.copy()
+        hit[col] = int((v == WORLDCEREAL_NODATA).sum())
+        out[col] = np.where(v == WORLDCEREAL_NODATA, np.nan, v)
+    if hit:
+        log.warning(
+            "%s: the value %d in integer band columns is read as no data (NaN): %s",
+            p,
+            WORLDCEREAL_NODATA,
+            ", ".join(f"{c} {n} row(s)" for c, n in hit.items()),
+        )
+    return out
 
 
 def _gee_settings(
