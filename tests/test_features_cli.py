@@ -208,3 +208,32 @@ def test_default_indices_are_those_the_bands_give(tmp_path: Path) -> None:
     res = CliRunner().invoke(command, [str(vv), "-o", str(out), "--family", "indices", "-q"])
     assert res.exit_code == 2 and "give none of the default indices" in res.output
     assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_harmonics_of_a_gap_filled_composite_say_so(tmp_path: Path) -> None:
+    from cropglobe.cli.main import cli
+    from cropglobe.composite import composite
+    from cropglobe.io.tables import read_observations
+
+    rng = np.random.default_rng(1)
+    days = pd.to_datetime("2023-01-01") + pd.to_timedelta(np.arange(5, 360, 30), "D")
+    table = pd.DataFrame(
+        {
+            "sample_id": np.repeat(["a", "b", "c"], len(days)),
+            "date": np.tile(days, 3),
+            "B04": rng.uniform(300, 900, 3 * len(days)),
+            "B08": rng.uniform(2000, 4000, 3 * len(days)),
+        }
+    )
+    table.to_csv(tmp_path / "obs.csv", index=False)
+    obs = read_observations(tmp_path / "obs.csv")
+    runner = CliRunner()
+    for fill, said in ((True, True), (False, False)):
+        ss = composite(obs, TimeGrid.cropglobe(), fill=fill)
+        assert (ss.attrs["composite"].get("filled_fraction", 0.0) > 0.5) is fill
+        path = ss.save(tmp_path / f"c{fill}.npz")
+        out = tmp_path / f"h{fill}.parquet"
+        res = runner.invoke(cli, ["features", str(path), "--family", "harmonics", "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert ("interpolated across gaps" in res.output) is said, res.output
+        assert ("--no-fill" in res.output) is said

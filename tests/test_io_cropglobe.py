@@ -300,3 +300,10 @@ def test_reader_messages_give_the_command_line_form_of_their_advice(tmp_path: Pa
     f = _raw(tmp_path / "y.npz", np.zeros((3, 11, 73), np.float32), np.zeros(3, int))
     with pytest.raises(BandError, match=r"""--read-option 'bands=\["B02", …\]'"""):
         read_dataset(f)
+
+
+def test_a_transposed_fea_is_named_as_such(tmp_path: Path) -> None:
+    fea = np.zeros((4, 73, 10), dtype=np.float32)  # (samples, steps, bands)
+    f = _raw(tmp_path / "for_CropNet" / "median_S2_FRA_month1-12_day5.npz", fea, np.zeros(4))
+    with pytest.raises(DataFormatError, match=r"axes look swapped.*np\.swapaxes\(fea, 1, 2\)"):
+        read_cropglobe_file(f)

@@ -731,3 +731,15 @@ def test_offsets_of_several_zones_in_unusual_forms_are_read(tmp_path: Path) -> N
     f = _dated(tmp_path / "zones.csv", ["2023-05-01T10+02:00", "2023-05-01T10+03:00"])
     got = read_observations(f).table["date"].dt.strftime("%Y-%m-%d %H:%M").tolist()
     assert sorted(got) == ["2023-05-01 07:00", "2023-05-01 08:00"]
+
+
+def test_day_of_year_numbers_and_per_date_columns_get_a_way_out(tmp_path: Path) -> None:
+    f = _dated(tmp_path / "doy.csv", [121, 136, 151])
+    with pytest.raises(DataFormatError, match=r"not dates, e\.g\. '121'.*day-of-year numbers"):
+        read_observations(f)
+    p = tmp_path / "wide.csv"
+    pd.DataFrame({"sample_id": ["a"], "B04_2023-05-01": [1.0], "B04_2023-05-11": [2.0]}).to_csv(
+        p, index=False
+    )
+    with pytest.raises(DataFormatError, match=r"one column per band and date.*pandas\.melt"):
+        read_observations(p)

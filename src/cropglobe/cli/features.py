@@ -108,6 +108,11 @@ def _default_indices(bands: tuple[str, ...]) -> tuple[str, ...]:
     return usable
 
 
+#: share of a composite's values interpolated across gaps from which ``features --family
+#: harmonics`` says that the fit treats them as observations
+FILLED_NOTE_SHARE = 0.1
+
+
 @click.command("features")
 @click.argument("input_path", metavar="INPUT", type=PathArg(path_type=Path))
 @click.option(
@@ -280,9 +285,19 @@ def command(
     if family == "harmonics":
         from cropglobe.features.harmonics import sparse_fit_note
 
+        log = logging.getLogger("cropglobe")
         if note := sparse_fit_note(transformer.n_harmonics, len(transformer.window_idx_)):
             lower = "; try --n-harmonics 1" if transformer.n_harmonics > 1 else ""
-            logging.getLogger("cropglobe").warning("%s%s (or a wider --window)", note, lower)
+            log.warning("%s%s (or a wider --window)", note, lower)
+        filled = float(data.attrs.get("composite", {}).get("filled_fraction", 0.0) or 0.0)
+        if filled >= FILLED_NOTE_SHARE:
+            log.warning(
+                "%.0f %% of %s's values were interpolated across gaps by 'cropglobe "
+                "composite': the harmonics fit them as if observed; for a fit to the "
+                "observations only, composite with --no-fill",
+                100 * filled,
+                input_path,
+            )
     values = table[list(meta["feature_names"])]
     if len(values) and values.isna().all().all():
         raise DataFormatError(

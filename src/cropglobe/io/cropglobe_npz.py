@@ -402,9 +402,15 @@ def read_cropglobe_file(
     n, c, t = fea.shape
     if kind is None:
         if t not in (73, 43):
+            swapped = (
+                "; the axes look swapped: 'fea' must be (samples, bands, time steps), e.g. "
+                "np.swapaxes(fea, 1, 2)"
+                if c in (73, 43)
+                else ""
+            )
             raise DataFormatError(
                 f"{p}: 'fea' has {t} time steps; expected 73 (for_CropNet, whole year) or 43 "
-                "(Median, days 121–334)"
+                f"(Median, days 121–334){swapped}"
             )
         k = _SERIES_KINDS["for_CropNet" if t == 73 else "Median"]
     else:
@@ -414,6 +420,9 @@ def read_cropglobe_file(
             fix = (
                 f"pass kind={fits!r} (on the command line: --read-option kind={fits})"
                 if fits
+                else "the axes look swapped: 'fea' must be (samples, bands, time steps), "
+                "e.g. np.swapaxes(fea, 1, 2)"
+                if fea.shape[1] == k.n_steps
                 else "check the folder"
             )
             raise DataFormatError(

@@ -157,6 +157,10 @@ def warn_empty_bands(
     return names
 
 
+#: a column name holding a date (``B04_2023-05-01``, ``NDVI_20230501``)
+_DATED_COLUMN = re.compile(r"(?:19|20)\d{2}-?[01]\d-?[0-3]\d")
+
+
 def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: str) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -171,6 +175,13 @@ def _missing_columns(path: Path, df: pd.DataFrame, needed: Sequence[str], fmt: s
             if (hit := difflib.get_close_matches(str(m), columns, n=1, cutoff=0.6))
         }
         hint = "".join(f" (did you mean {v!r} for {k!r}?)" for k, v in near.items())
+        dated = [c for c in columns if _DATED_COLUMN.search(c)]
+        if len(dated) >= 2 and fmt == "tidy":  # one column per band and date (B04_2023-05-01)
+            hint += (
+                f" ({len(dated)} columns such as {dated[0]!r} look like one column per band "
+                "and date: reshape to one row per sample and date with a column per band, "
+                "e.g. with pandas.melt)"
+            )
         more = f" and {len(columns) - 20} more" if len(columns) > 20 else ""
         raise DataFormatError(
             f"{path}: the {fmt} layout needs columns {list(needed)} but {missing} are missing"
@@ -268,9 +279,16 @@ def _text_dates(path: Path, column: str, text: pd.Index) -> pd.DatetimeIndex:
     # costs a dozen single-value parses), the rest counted as dates mixing formats
     not_date = next((v for v in unread[:300] if not _is_some_date(v)), None)
     if not_date is not None:
+        doy = not_date.isdigit() and 1 <= int(not_date) <= 366
         raise DataFormatError(
             f"{where} holds values that are not dates, e.g. {not_date!r}; expected dates "
-            "like '2023-05-01'; fix those rows or pass date_column="
+            "like '2023-05-01'; "
+            + (
+                "day-of-year numbers need their year: convert them to dates (Jan 1 of the "
+                "year + day - 1) or pass date_column= to another column"
+                if doy
+                else "fix those rows or pass date_column="
+            )
         )
     if iso.notna().any():
         example, odd = str(text[iso.notna()][0]), other[0]
