@@ -246,14 +246,18 @@ def _series_ids(x: NDArray[np.float64]) -> NDArray[np.int64]:
 
 
 def _outside_share(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 5) -> float:
-    """Share of ``b`` farther from its k-th nearest sample of ``a`` than the
-    (1 − :data:`OUTSIDE_LEVEL`) quantile of ``a``'s own (leave-one-out) k-th distances."""
+    """Share of ``b`` farther from its k-th nearest sample of ``a`` than ``a``'s own
+    (leave-one-out) k-th distances allow at level 1 − :data:`OUTSIDE_LEVEL`: the
+    ⌈(1 − level)(n + 1)⌉-th smallest of them (the conformal rank: a sample alike the source
+    lies beyond it with probability at most the level, at any n; the plain 95 % quantile of
+    10 distances let 13 % of alike samples out)."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k, len(a) - 1)
     nn = NearestNeighbors(n_neighbors=k + 1).fit(a)
-    own = nn.kneighbors(a)[0][:, k]  # column 0 is the sample itself
-    limit = float(np.quantile(own, 1.0 - OUTSIDE_LEVEL))
+    own = np.sort(nn.kneighbors(a)[0][:, k])  # column 0 is the sample itself
+    rank = int(np.ceil((1.0 - OUTSIDE_LEVEL) * (len(own) + 1)))
+    limit = float(own[rank - 1]) if rank <= len(own) else np.inf
     other = nn.kneighbors(b, n_neighbors=k)[0][:, k - 1]
     return float((other > limit).mean())
 
