@@ -274,8 +274,8 @@ def test_bad_plot_band_fails_before_printing(tmp_path) -> None:
 def test_info_plot_of_ndvi_without_red_or_nir_names_the_bands(tmp_path) -> None:
     src = tmp_path / "t.csv"
     pd.DataFrame(
-        {"sample_id": ["a", "b"], "date": ["2023-05-01"] * 2, "B04": [0.1, 0.2],
-         "B11": [0.3, 0.3], "label": ["corn", "wheat"], "country": ["FRA"] * 2}
+        {"sample_id": ["a", "b"], "date": ["2023-05-01"] * 2, "B04": [1000.0, 2000.0],
+         "B11": [3000.0, 3000.0], "label": ["corn", "wheat"], "country": ["FRA"] * 2}
     ).to_csv(src, index=False)  # fmt: skip
     res = CliRunner().invoke(cli, ["info", str(src), "--plot", str(tmp_path / "p.png")])
     assert res.exit_code == 2 and res.output.strip().splitlines() == [res.output.strip()]
@@ -758,3 +758,25 @@ def test_transfer_findings_start_from_the_source_s_own_hold_out() -> None:
         "35.0 points lost from within-country to cross-hemisphere",
         "hardest target: ARG (60.0 % mean OA over methods and sources); easiest: BEL (80.0 %)",
     ]
+
+
+def test_info_says_how_a_network_was_augmented_and_its_hyperparameters(tmp_path) -> None:
+    """The card tells online augmentation from the release's offline copies, and CropNet's
+    width; info's summary showed neither (a width-64 CropNet read like the paper's)."""
+    from cropglobe.models import ModelCard, create_model, save_model
+    from cropglobe.series import TimeGrid
+
+    model = create_model("cropnet", 3, 2, 43, width=16)
+    augment = {"name": "Compose", "members": [{"name": "TimeShift"}, {"name": "TimeScale"}]}
+    for offline, said in ((True, "(offline: the originals + 2 augmented copies)"),
+                          (False, "(online: fresh draws every batch)")):  # fmt: skip
+        card = ModelCard(model="cropnet", params=model.config, bands=("B04", "B08"),
+                         grid=TimeGrid.cropglobe(), classes=("a", "b", "c"), window=(121, 334),
+                         training={"protocol": "paper", "augment": augment,
+                                   "offline": offline, "copies": 2})  # fmt: skip
+        save_model(tmp_path / "m", model, card)
+        res = CliRunner().invoke(cli, ["info", str(tmp_path / "m")])
+        assert res.exit_code == 0, res.output
+        lines = res.output.splitlines()
+        assert f"  training: protocol paper, augment TimeShift+TimeScale {said}" in lines
+        assert "  hyperparameters: width 16, dropout [0.2, 0.3, 0.3, 0.4]" in lines

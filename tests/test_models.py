@@ -439,3 +439,35 @@ def test_a_card_naming_another_model_than_its_weights_is_refused(tmp_path: Path)
     assert "the card does not match the weights in model folder" in msg
     assert str(tmp_path / "m") in msg and "damaged or was edited" in msg
     assert "give values like the model's defaults" not in msg
+
+
+def test_a_truncated_forest_file_is_one_line(tmp_path) -> None:
+    """A forest.npz cut short (an interrupted copy) raised zipfile.BadZipFile: a traceback."""
+    from cropglobe.errors import ModelError
+    from cropglobe.models.classical import RandomForestModel
+
+    rng = np.random.default_rng(0)
+    model = RandomForestModel(n_estimators=3, random_state=0).fit(
+        rng.normal(size=(40, 2, 5)), np.arange(40) % 2
+    )
+    model.save(tmp_path / "rf")
+    path = tmp_path / "rf" / "forest.npz"
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ModelError, match=r"forest.npz: not a cropglobe forest file .*re-save"):
+        RandomForestModel.load(tmp_path / "rf")
+
+
+def test_a_damaged_weights_file_is_named_as_such(tmp_path) -> None:
+    """A truncated model.safetensors was reported as a damaged or edited card."""
+    from cropglobe.errors import ModelError
+
+    model = create_model("mlp", 3, 2, 5)
+    card = ModelCard(model="mlp", params=model.config, bands=("a", "b"),
+                     grid=TimeGrid.regular(5, 1, 25), classes=("x", "y", "z"))  # fmt: skip
+    save_model(tmp_path / "m", model, card)
+    path = tmp_path / "m" / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ModelError) as err:
+        load_model(tmp_path / "m")
+    assert "model.safetensors: unreadable weights" in str(err.value)
+    assert "card" not in str(err.value)

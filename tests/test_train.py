@@ -400,3 +400,14 @@ def test_batchnorm_statistics_are_the_plain_mean_over_batches() -> None:
 def test_bad_average(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ParameterError, match=match):
         train("mlp", phenology_set(60), **{**AVG_KW, "model_kw": None}, **kw)
+
+
+def test_resuming_without_a_checkpoint_says_so(tmp_path: Path, caplog) -> None:
+    """--resume into a folder without a checkpoint (a typo in -o) trained from epoch 1 with
+    only an info line, invisible on the command line: a warning now."""
+    import logging
+
+    ss = phenology_set(60)
+    with caplog.at_level(logging.WARNING, logger="cropglobe.train"):
+        train("mlp", ss, checkpoint_dir=tmp_path / "none", resume=True, **{**FAST, "epochs": 1})
+    assert "no checkpoint to resume in" in caplog.text and "starting afresh" in caplog.text

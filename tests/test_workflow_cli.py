@@ -643,3 +643,49 @@ def test_train_refuses_network_options_for_a_classical_model(world, tmp_path) ->
     res = CliRunner().invoke(cli, [*base, "--lr", "0.01", "--protocol", "paper"])
     assert res.exit_code == 2 and "--lr, --protocol apply to neural models" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not (tmp_path / "rf").exists()
+
+
+def test_predict_never_overwrites_its_input(world, tmp_path) -> None:
+    """-o naming the --data table replaced the dataset with the predictions: refused before
+    anything is read, the data untouched."""
+    train_to_folder(world.where(country="FRA"), "random_forest", tmp_path / "rf",
+                    model_options={"n_estimators": 5})  # fmt: skip
+    data = tmp_path / "fields.parquet"
+    data.write_bytes(b"the user's fields")
+    for out in (data, tmp_path / "." / "fields.parquet"):
+        res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data", str(data),
+                                       "-o", str(out)])  # fmt: skip
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "is the input file; write the predictions elsewhere" in res.output
+    assert data.read_bytes() == b"the user's fields"
+
+
+def test_predict_names_samples_without_observation_and_refuses_nothing(world, tmp_path) -> None:
+    """Samples without any observation have no row in the predictions: predict says how many
+    (they vanished silently); data with no sample left to predict is one error line, exit 2
+    (it wrote an empty table and claimed it lay 'as in data like the training data')."""
+    import dataclasses
+
+    train_to_folder(world.where(country="FRA"), "random_forest", tmp_path / "rf",
+                    model_options={"n_estimators": 5})  # fmt: skip
+    bel = world.where(country="BEL")
+    values = bel.values.copy()
+    values[:3] = np.nan
+    dataclasses.replace(bel, values=values).save(tmp_path / "gaps.npz")
+    out = tmp_path / "p.csv"
+    res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data",
+                                   str(tmp_path / "gaps.npz"), "-o", str(out)])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(out)) == bel.n_samples - 3
+    assert "3 of the 60 samples hold no valid observation" in res.output
+    out = tmp_path / "n.csv"
+    for values in (np.full_like(bel.values, np.nan), bel.values[:0]):
+        ss = dataclasses.replace(bel, values=values, labels=bel.labels[: len(values)],
+                                 meta=bel.meta.iloc[: len(values)])  # fmt: skip
+        ss.save(tmp_path / "none.npz")
+        res = CliRunner().invoke(cli, ["predict", str(tmp_path / "rf"), "--data",
+                                       str(tmp_path / "none.npz"), "-o", str(out)])  # fmt: skip
+        assert res.exit_code == 2, res.output
+        last = res.output.strip().splitlines()[-1]
+        assert last.startswith("Error: no sample to predict"), res.output
+        assert "Traceback" not in res.output and not out.exists()

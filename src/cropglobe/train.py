@@ -594,7 +594,12 @@ def train(
             )
             logger.info("resuming from %s after epoch %d", ckpt, start)
         elif resume:
-            logger.info("no checkpoint to resume in %s; starting afresh", checkpoint_dir)
+            # a warning: a mistyped output folder would otherwise retrain from epoch 1 unnoticed
+            logger.warning(
+                "no checkpoint to resume in %s; starting afresh from epoch 1 (check the output "
+                "folder: --resume continues the run written to that same folder)",
+                checkpoint_dir,
+            )
 
         n = int(y_train.shape[0])
         passes = 1 + int(copies) if x_fit_tm is not None else 1

@@ -455,7 +455,18 @@ def series_for_model(
         logger.info(
             "composited %s to the model's grid (%s)", data.attrs.get("source", path), card.grid
         )
-    return data.drop_empty()
+    empty = data.empty_samples()
+    if empty.any() and not empty.all():  # none left: the caller says so
+        has_ids = "sample_id" in data.meta
+        ids = data.meta["sample_id"].astype(str).to_numpy()[empty] if has_ids else []
+        logger.warning(
+            "%d of the %d samples hold no valid observation and are left out (no row in the "
+            "output)%s",
+            int(empty.sum()),
+            data.n_samples,
+            f": {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}" if len(ids) else "",
+        )
+    return data.subset(~empty)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -448,8 +448,20 @@ def _model_summary(folder: Path, as_json: bool) -> None:
     lines.append(f"  bands ({len(card.bands)}): {' '.join(card.bands)}")
     window = f"; the model sees days {card.window[0]}–{card.window[1]}" if card.window else ""
     lines.append(f"  grid: {card.grid}{window}")
+    shapes = ("n_classes", "n_bands", "n_steps")  # shown above as classes, bands and grid
+    hyper = [f"{k} {v}" for k, v in card.params.items() if k not in shapes and _brief(v)]
+    if hyper:  # CropNet's width (64 is a quarter of the paper's compute), a forest's trees …
+        lines.append(f"  hyperparameters: {', '.join(hyper)}")
     keys = ("protocol", "augment", "seed", "epochs", "epochs_run", "device", "precision_used")
     how = [f"{k} {_short(t[k])}" for k in (*keys, "n_train", "n_val") if t.get(k) not in (None, "")]
+    if t.get("augment") not in (None, "", "none") and "offline" in t:
+        # online and the release's offline copies are different trainings of one pipeline
+        at = next(i for i, h in enumerate(how) if h.startswith("augment "))
+        how[at] += (
+            f" (offline: the originals + {t.get('copies')} augmented copies)"
+            if t["offline"]
+            else " (online: fresh draws every batch)"
+        )
     if how:
         lines.append(f"  training: {', '.join(how)}")
     source = t.get("source_data")
@@ -476,6 +488,14 @@ def _model_summary(folder: Path, as_json: bool) -> None:
     )
     lines.append(f"  created {card.created} by cropglobe {card.version}")
     click.echo("\n".join(lines))
+
+
+def _brief(value: object) -> bool:
+    """Whether a hyperparameter is worth a place on info's line: a number, a word or a short
+    list (not the Transformer's 43 day positions)."""
+    if isinstance(value, list | tuple):
+        return 0 < len(value) <= 8
+    return value is not None and isinstance(value, int | float | str)
 
 
 def _short(value: object) -> str:

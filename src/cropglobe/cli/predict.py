@@ -73,6 +73,7 @@ def command(
     Raw observation tables are composited to the model's own grid first. Labelled samples are
     scored as they are (no class remapping; `cropglobe transfer` applies the paper's rules).
     """
+    from cropglobe.errors import DataFormatError, ParameterError
     from cropglobe.evaluate.transfer import DEFAULT_SHIFTS, parse_shifts, sequence_arg
     from cropglobe.workflow import (
         check_table_path,
@@ -83,6 +84,10 @@ def command(
     )
 
     check_table_path(output)  # before the work: a typo in -o must not waste it
+    if output.resolve() == data_path.resolve():
+        raise ParameterError(
+            f"output {output} is the input file; write the predictions elsewhere (-o)"
+        )
     shifts = parse_shifts(tta_shifts or DEFAULT_SHIFTS) if tta or tta_shifts else None
     where_arg(where)  # a malformed --where fails before the data are read
     from cropglobe.io import read_dataset
@@ -94,6 +99,12 @@ def command(
     if selected and not is_quiet():
         click.echo(selected, err=True)
     ss = select_groups(data, sequence_arg(countries), group_by)
+    if ss.n_samples == 0:
+        raise DataFormatError(
+            f"no sample to predict: {data_path} holds no sample with a valid observation"
+            f"{' among those selected' if where or countries else ''}; check the data "
+            "(cropglobe info) and the selection (--where, --country)"
+        )
     table = predict_dataset(model_dir, ss, device=device, shifts=shifts)
     write_table(table, output)
     click.echo(f"predicted {len(table):,} samples -> {output}")

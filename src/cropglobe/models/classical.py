@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Self
 
@@ -226,10 +227,15 @@ class RandomForestModel(_Classical):
         if not path.is_file():
             raise MissingFileError(f"{src}: forest.npz is missing; re-save the model")
         try:
+            if not zipfile.is_zipfile(path):  # cut short (an interrupted copy) or empty
+                raise ValueError("not a complete .npz archive")
             with np.load(path, allow_pickle=False) as z:
                 model.trees_ = {k: z[k] for k in _FOREST_KEYS}
-        except (KeyError, ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
-            raise ModelError(f"{path}: not a cropglobe forest file ({exc})") from None
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ModelError(
+                f"{path}: not a cropglobe forest file ({exc}); copy the model folder again or "
+                "re-save the model"
+            ) from None
         return model
 
 

@@ -304,8 +304,15 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
         ) from None
     try:
         state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:  # the file itself: cut short, not safetensors
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"{path}: unreadable weights file ({msg}); it is damaged or truncated: copy the "
+            f"model folder {src} again or re-train it"
+        ) from None
+    try:
         model.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError, OSError) as exc:
+    except RuntimeError as exc:
         msg = str(exc).splitlines()[0]
         raise ModelError(
             f"{path}: weights do not match the card's {card.model!r} model ({msg}); the card of "
