@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from cropglobe._fs import safe_name
 from cropglobe.cli.main import cli
-from cropglobe.errors import CropGlobeError, DataFormatError, LabelError
+from cropglobe.errors import CropGlobeError, DataFormatError, LabelError, ParameterError
 from cropglobe.evaluate import methods as methods_mod
 from cropglobe.evaluate.experiment import run_experiment
 from cropglobe.evaluate.transfer import ExperimentMismatchError, parse_seeds
@@ -656,6 +656,81 @@ def test_full_matrix_leaves_out_what_cannot_run(world, tmp_path) -> None:
     assert ("ARG", "BEL") not in pairs and ("BEL", "ARG") not in pairs and ("FRA", "ARG") in pairs
     assert any("left out (no class in common): ARG → BEL, BEL → ARG" in ln for ln in lines)
     assert "Left out of the matrix: ARG → BEL, BEL → ARG" in rep.report.read_text()
+
+
+def test_full_matrix_lists_as_left_out_only_pairs_of_its_sources(world, tmp_path) -> None:
+    # BEL keeps only its wheat: no source (one class), and ARG holds no wheat
+    countries = world.meta.country.to_numpy()
+    keep = (countries != "BEL") | (world.labels == world.classes.index("wheat"))
+    lines: list[str] = []
+    rep = _run(world.subset(keep), tmp_path / "a", sources=["all"], targets=None, seeds=[82],
+               echo=lines.append)  # fmt: skip
+    assert sorted(set(rep.result.runs.source)) == ["ARG", "FRA", "USA"]
+    # BEL → ARG was never to run (BEL is no source): only ARG → BEL is left out
+    assert [ln for ln in lines if ln.startswith("left out")] == [
+        "left out (no class in common): ARG → BEL"
+    ]
+    assert "not used as sources (under 2 classes, or no target): BEL" in lines
+    saved = json.loads((tmp_path / "a/config.json").read_text())
+    assert saved["config"]["skip_pairs"] == [["ARG", "BEL"]]
+
+
+def test_full_matrix_without_a_source_fails_in_one_line(world, tmp_path) -> None:
+    # one group per crop: every group holds one class, so none can be a source
+    meta = world.meta.copy()
+    meta["crop"] = [world.classes[i] for i in world.labels]
+    by_crop = dataclasses.replace(world, meta=meta)
+    lines: list[str] = []
+    with pytest.raises(ParameterError, match="--source all leaves no source"):
+        _run(by_crop, tmp_path / "a", sources=["all"], targets=None, group_by="crop",
+             echo=lines.append)  # fmt: skip
+    assert not lines  # no list of the pairs of sources that are none, before the error
+    by_crop.save(tmp_path / "crops.npz")
+    args = ["transfer", "--data", str(tmp_path / "crops.npz"), "--source", "all"]
+    args += ["--group-by", "crop", "--methods", "rf-median1d", "-o", str(tmp_path / "b")]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert not (tmp_path / "b").exists()
+
+
+def test_group_by_a_misspelt_column_names_the_nearest(world, tmp_path) -> None:
+    with pytest.raises(DataFormatError) as err:
+        _run(world, tmp_path / "a", group_by="regoin")
+    assert str(err.value).startswith(
+        "data has no metadata column 'regoin' to group by (did you mean 'region'?); give one "
+        "of its columns (--group-by): sample_id, country, region, year"
+    )
+
+
+def test_groups_observed_in_different_years_are_said_to_be_so(world, tmp_path) -> None:
+    meta = world.meta.copy()  # CAWa-like: each region sampled in its own year(s)
+    meta["year"] = meta["region"].str[-2:].map({"R1": 2015, "R2": 2016, "R3": 2016})
+    meta.loc[meta.region == "FRA-R1", "year"] = 2016
+    years = dataclasses.replace(world, meta=meta)
+    plan = dict(group_by="region", sources=["FRA-R1"], targets=["BEL-R1", "BEL-R2"], seeds=[82])
+    rep = _run(years, tmp_path / "a", **plan)
+    note = [w for w in rep.result.warnings if "different years" in w]
+    assert note == [
+        "Groups by 'region' were observed in different years (BEL-R1: 2015; BEL-R2: 2016; "
+        "FRA-R1: 2016): a pair of them is a transfer across years as well as across region "
+        "values, which its scenario tag does not say. To compare them in one year, keep only "
+        "its samples (--where year=2016 on the command line, SeriesSet.where(year=2016) in "
+        "Python)."
+    ]
+    assert html.escape(note[0]) in rep.report.read_text()
+    # no year shared by two groups: no selection to suggest
+    apart = _run(years, tmp_path / "d", **{**plan, "targets": ["BEL-R1"]})
+    said = [w for w in apart.result.warnings if "different years" in w]
+    assert len(said) == 1 and said[0].endswith(
+        "No year holds two of them, so these data cannot tell the change of region from the "
+        "change of year."
+    )
+    # one year for every group used (or groups by year): nothing to say
+    same = _run(years, tmp_path / "b", **{**plan, "targets": ["BEL-R2"]})
+    assert not any("different years" in w for w in same.result.warnings)
+    by_year = _run(years, tmp_path / "c", group_by="year", sources=["2015"], targets=["2016"],
+                   seeds=[82])  # fmt: skip
+    assert not any("different years" in w for w in by_year.result.warnings)
 
 
 def test_a_group_added_to_the_data_leaves_finished_runs_valid(world, tmp_path) -> None:

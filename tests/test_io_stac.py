@@ -336,3 +336,17 @@ def test_geotiff_stack_is_written_in_strips(
             np.testing.assert_array_equal(ds.read(), values[i])  # NaN where the stack has NaN
             assert ds.descriptions == ("B02", "B04", "SCL") and ds.block_shapes[0] == (256, 256)
             assert ds.transform.c == X0 and ds.transform.f == Y0
+
+
+def test_planetary_computer_without_its_package_says_how_to_sign(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "planetary_computer", None)  # not installed
+    url = "http://127.0.0.1:9/planetarycomputer/api/stac/v1"  # refused at once
+    with caplog.at_level("WARNING", logger="cropglobe.io.stac"), pytest.raises(StacError):
+        search_items(url, bbox=(1, 43, 2, 44), start="2021-01-01", end="2021-12-31")
+    text = caplog.text
+    assert "pip install planetary-computer" in text
+    assert "modifier=planetary_computer.sign_inplace" in text and "403" in text

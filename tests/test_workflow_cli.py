@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import click
 import numpy as np
 import pandas as pd
 import pytest
@@ -233,6 +234,18 @@ def test_cards_from_a_newer_cropglobe_or_damaged_are_refused(world, tmp_path) ->
 def test_bare_command_shows_help_and_exit_codes_pass_through(tmp_path) -> None:
     res = CliRunner().invoke(cli, [])
     assert res.exit_code == 2 and "Commands:" in res.output and "\n" in res.output.strip()
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    ctx = click.Context(cli)
+    bare = [
+        f"{name} {opt.opts[0]}"
+        for name in cli.list_commands(ctx)
+        for opt in cli.get_command(ctx, name).params  # type: ignore[union-attr]
+        if isinstance(opt, click.Option) and not opt.hidden and not opt.help
+    ]
+    assert len(cli.list_commands(ctx)) >= 12
+    assert not bare, f"options without a help text: {bare}"
 
 
 @pytest.mark.parametrize("labels_as", ["names", "indices without one class"])

@@ -458,7 +458,9 @@ def series_for_model(
     empty = data.empty_samples()
     if empty.any() and not empty.all():  # none left: the caller says so
         has_ids = "sample_id" in data.meta
-        ids = data.meta["sample_id"].astype(str).to_numpy()[empty] if has_ids else []
+        ids: list[str] = (
+            data.meta["sample_id"].astype(str).to_numpy()[empty].tolist() if has_ids else []
+        )
         logger.warning(
             "%d of the %d samples hold no valid observation and are left out (no row in the "
             "output)%s",

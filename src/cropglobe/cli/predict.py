@@ -34,7 +34,12 @@ from cropglobe.cli._common import (
 @read_option
 @where_option
 @click.option("--country", "countries", multiple=True, help="Predict these groups only.")
-@click.option("--group-by", default="country", show_default=True)
+@click.option(
+    "--group-by",
+    default="country",
+    show_default=True,
+    help="Metadata column --country selects from (country, region, year).",
+)
 @device_option()
 @click.option(
     "--tta",

@@ -55,7 +55,14 @@ from cropglobe.cli._common import (
     help="Phenology augmentation (default: online for clean, paper for paper).",
 )
 @training_options
-@click.option("--seed", type=click.IntRange(0), default=82, show_default=True)
+@click.option(
+    "--seed",
+    type=click.IntRange(0),
+    default=82,
+    show_default=True,
+    help="Seed of everything random: validation split, initial weights, augmentation, "
+    "batch order (a forest's trees).",
+)
 @click.option(
     "--early-stopping",
     type=click.IntRange(1, 10_000),

@@ -362,17 +362,17 @@ def run_experiment(
     skip_pairs: list[list[str]] = []
     if full_matrix:  # leave out what cannot run
         skip_pairs, src = _matrix_plan(ss, group_by, groups, tgt, within)
-        if echo and skip_pairs:
-            echo(f"left out (no class in common): {_pairs_text(skip_pairs)}")
         dropped = [g for g in groups if g not in src]
-        if not src:
+        if not src:  # said before the pairs left out: with no source, none of them is news
             raise ParameterError(
                 f"--source all leaves no source: the data holds {len(groups)} group(s) "
-                f"({', '.join(groups)}) and none has 2 classes and a target sharing one; add "
+                f"({_names_text(groups)}) and none has 2 classes and a target sharing one; add "
                 "groups, or pass --within to score a source on a hold-out of itself"
             )
+        if echo and skip_pairs:
+            echo(f"left out (no class in common): {_pairs_text(skip_pairs)}")
         if echo and dropped:
-            echo(f"not used as sources (under 2 classes, or no target): {', '.join(dropped)}")
+            echo(f"not used as sources (under 2 classes, or no target): {_names_text(dropped)}")
     config = ExperimentConfig(
         sources=src,
         targets=tgt,
@@ -671,7 +671,8 @@ def _matrix_plan(
         for s in sources
         if len(classes[s]) >= 2 and (within or any(t != s and [s, t] not in skip for t in targets))
     ]
-    return skip, kept
+    # pairs of a group that is no source (under 2 classes) were never to run: not "left out"
+    return [pair for pair in skip if pair[0] in kept], kept
 
 
 #: a group whose window values are gap-filled more than this share of the time is named
@@ -890,9 +891,22 @@ def _day_ranges(days: NDArray[np.float64], grid: TimeGrid) -> str:
     return ", ".join(parts)
 
 
+#: the most pairs or groups a line of the plan lists
+_LISTED = 12
+
+
 def _pairs_text(pairs: Sequence[Sequence[str]]) -> str:
-    """``AUS → BEL, ARG → CHN``."""
-    return ", ".join(f"{s} → {t}" for s, t in pairs)
+    """``AUS → BEL, ARG → CHN``; past :data:`_LISTED` pairs, the first of them and the count
+    (config.json's ``skip_pairs`` holds them all)."""
+    text = ", ".join(f"{s} → {t}" for s, t in pairs[:_LISTED])
+    more = len(pairs) - _LISTED
+    return text + (f" and {more} more ({len(pairs)} in all)" if more > 0 else "")
+
+
+def _names_text(names: Sequence[str]) -> str:
+    """``ARG, BEL``; past :data:`_LISTED` names, the first of them and the count."""
+    more = len(names) - _LISTED
+    return ", ".join(names[:_LISTED]) + (f" … ({len(names)} in all)" if more > 0 else "")
 
 
 def _row_suffix_notes(runs: pd.DataFrame, config: ExperimentConfig) -> list[str]:

@@ -386,8 +386,14 @@ def group_names(meta: pd.DataFrame, group_by: str) -> NDArray[np.str_]:
         DataFormatError: the column is missing, or some samples have no value in it.
     """
     if group_by not in meta.columns:
+        import difflib
+
+        columns = [str(c) for c in meta.columns]
+        near = difflib.get_close_matches(str(group_by), columns, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise DataFormatError(
-            f"data has no metadata column {group_by!r} to group by; available: {list(meta.columns)}"
+            f"data has no metadata column {group_by!r} to group by{hint}; give one of its "
+            f"columns (--group-by): {', '.join(columns)}"
         )
     col = meta[group_by]
     empty = col.isna().to_numpy() | (col.astype(str).str.strip() == "").to_numpy()
@@ -1292,7 +1298,10 @@ def _run_transfer(
     _write_config(out, config, used_countries)
     if progress:
         progress(f"config saved in {out / 'config.json'}")
-    said = _mixed_groups_note(data, groups, config.group_by, used)  # before the training
+    said = [  # before the training
+        *_mixed_groups_note(data, groups, config.group_by, used),
+        *_years_note(data, groups, config.group_by, used),
+    ]
     for msg in said:
         logger.warning(msg)
 
@@ -1449,6 +1458,37 @@ def _mixed_groups_note(
             f"SeriesSet.where({column}={common!r}) in Python)."
         ]
     return []
+
+
+def _years_note(
+    data: SeriesSet, groups: NDArray[Any], group_by: str, used: Sequence[str]
+) -> list[str]:
+    """A note (one line, or none) when the groups used were observed in different years
+    (CAWa's regions: Fergana 2011 and 2015–2018, Samarkand 2016, Kashkadarya 2018): each pair
+    is then also a transfer across years, which its tag (``cross-region``) does not say."""
+    if group_by == "year" or "year" not in data.meta.columns or len(used) < 2:
+        return []
+    values = data.meta["year"]
+    held = {g: sorted(set(values[groups == g].dropna().map(group_name))) for g in used}
+    if len({tuple(v) for v in held.values()}) <= 1:
+        return []
+    listed = [f"{g}: {', '.join(v) or '(none)'}" for g, v in held.items()]
+    if len(listed) > _NOTE_GROUPS:
+        listed = [*listed[:_NOTE_GROUPS], f"… ({len(listed)} groups)"]
+    counts = pd.Series([v for years in held.values() for v in years]).value_counts()
+    common = str(counts.index[0])  # the year most groups hold
+    fix = (
+        f"To compare them in one year, keep only its samples (--where year={common} on the "
+        f"command line, SeriesSet.where(year={common}) in Python)."
+        if counts.iloc[0] >= 2
+        else f"No year holds two of them, so these data cannot tell the change of {group_by} "
+        "from the change of year."
+    )
+    return [
+        f"Groups by {group_by!r} were observed in different years ({'; '.join(listed)}): a "
+        f"pair of them is a transfer across years as well as across {group_by} values, which "
+        f"its scenario tag does not say. {fix}"
+    ]
 
 
 def _unplanned_note(out: Path, plan: Sequence[tuple[str, str, int]]) -> list[str]:

@@ -350,8 +350,9 @@ def _search_api(
             modifier = planetary_computer.sign_inplace
         except ImportError:
             log.warning(
-                "%s: the Planetary Computer's assets need signed URLs; pip install "
-                "planetary-computer (used automatically then), or pass modifier=",
+                "%s: the Planetary Computer's assets need signed URLs, else their reads fail "
+                "with HTTP 403; pip install planetary-computer (used automatically then), or "
+                "in Python pass search_items(..., modifier=planetary_computer.sign_inplace)",
                 url,
             )
     pool_log = logging.getLogger("urllib3.connectionpool")
