@@ -102,3 +102,14 @@ def test_vanished_of_old_and_new_scores() -> None:
     new = {**old, "n_adapted": 499}
     assert _vanished_of(old) == _vanished_of(new) == ["soybeans"]
     assert _vanished_of({"n_scored": 10}) == []
+
+
+def test_em_that_does_not_settle_says_so(caplog) -> None:
+    p, _ = gaussian_posteriors([0.7, 0.2, 0.1], 2_000)
+    with caplog.at_level("WARNING", logger="cropglobe.evaluate.adapt"):
+        _, iterations = estimate_target_prior(p, max_iter=3)
+    assert iterations == 3 and "did not settle within 3 EM iterations" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cropglobe.evaluate.adapt"):
+        estimate_target_prior(p)
+    assert not caplog.text

@@ -1192,8 +1192,12 @@ def test_neural_settings_do_not_bind_a_folder_of_forests(world, tmp_path) -> Non
     # now a CropNet run has finished: its settings count
     with pytest.raises(ExperimentMismatchError, match=r"differs in \['epochs'\]"):
         again({"cropnet": {"width": 8}}, epochs=2)
-    with pytest.raises(ExperimentMismatchError, match=r"differs in \['model_options'\]"):
+    with pytest.raises(ExperimentMismatchError, match=r"differs in \['model_options'\]") as err:
         again({"cropnet": {"width": 16}})
+    # the old and the new value, so the user sees what to give to reuse the runs
+    assert 'model_options: {"cropnet": {"width": 8}} then, {"cropnet": {"width": 16}} now' in str(
+        err.value
+    )
     # an option for a family with no finished run changes nothing
     again({"cropnet": {"width": 8}, "tempcnn": {"filters": 16}})
     # options are compared with the model's defaults filled in: the paper's width is no change

@@ -205,6 +205,9 @@ def test_single_class_note_says_what_the_tables_hold(tmp_path) -> None:
     runs, cms = _pair_runs([("FRA", "AUS")], n_classes=1)
     text = write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES).read_text()
     assert "Left out of the scenario tables" not in text
+    # no findings drawn from accuracies that are no transfer score ("hardest target: …")
+    assert "<h3>Findings</h3>" not in text
+    assert json.loads((tmp_path / "results.json").read_text())["findings"] == []
     assert "On every pair of this experiment only one class" in text
     runs2, cms2 = _pair_runs([("FRA", "AUS"), ("FRA", "BEL")])
     runs2.loc[runs2.target == "AUS", "n_classes_scored"] = 1

@@ -21,6 +21,8 @@ model families the transfer experiment adapts.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -108,12 +110,20 @@ def estimate_target_prior(
             f"{max_iter!r}, {tol!r}"
         )
     est = prior.copy()
+    move = np.inf
     for it in range(1, int(max_iter) + 1):
         new = adapt_posteriors(p, est, prior).mean(axis=0)
-        done = bool(np.abs(new - est).max() <= tol)
+        move = float(np.abs(new - est).max())
         est = new
-        if done:
+        if move <= tol:
             return est, it
+    logging.getLogger(__name__).warning(
+        "the class-prior estimate did not settle within %d EM iterations (its last step moved "
+        "a share by %.2g, more than %.2g); the shares of the last iteration are used",
+        int(max_iter),
+        move,
+        tol,
+    )
     return est, int(max_iter)
 
 

@@ -603,13 +603,25 @@ def _check_output(
             if data_changed and old_seasons != config.seasons
             else ""
         )
+        values = "".join(
+            f"; {k}: {_setting_text(old_id.get(k))} then, {_setting_text(new_id.get(k))} now"
+            for k in diff
+            if k in old_id or k in new_id
+        )
         raise ExperimentMismatchError(
-            f"{output} holds runs of a different experiment (differs in {diff}{selection}); "
+            f"{output} holds runs of a different experiment (differs in {diff}{values}"
+            f"{selection}); "
             "choose another --output folder or delete the old one (its runs were left "
             "untouched)"
         )
     # groups the folder's earlier runs used stay recorded for later reruns
     config.group_fingerprints = {**old_groups, **config.group_fingerprints}
+
+
+def _setting_text(value: object, most: int = 60) -> str:
+    """A setting of config.json for a one-line message: JSON, cut past ``most`` characters."""
+    text = "none" if value is None else json.dumps(value, default=str)
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def _feature_families_run(output: Path) -> set[str]:

@@ -109,6 +109,9 @@ def transfer_findings(
     """
     if agg.empty:
         return []
+    scored = runs["n_classes_scored"] if runs is not None and "n_classes_scored" in runs else None
+    if scored is not None and len(scored) and bool((scored <= 1).all()):
+        return []  # one class scored on every pair: no accuracy here is a transfer score
     pct = agg
     table = pct.groupby(["method", "scenario"])["oa_mean"].mean().unstack("scenario")
     from cropglobe.report.transfer import _scenario_order
