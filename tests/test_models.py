@@ -471,3 +471,30 @@ def test_a_damaged_weights_file_is_named_as_such(tmp_path) -> None:
         load_model(tmp_path / "m")
     assert "model.safetensors: unreadable weights" in str(err.value)
     assert "card" not in str(err.value)
+
+
+def test_a_card_whose_bands_or_classes_were_reordered_is_refused(tmp_path) -> None:
+    """The weights record the bands and classes they were trained on: a card edited to
+    another order would mislabel every prediction silently."""
+    import json
+
+    from cropglobe.errors import ModelError
+
+    model = create_model("mlp", 3, 2, 5)
+    card = ModelCard(model="mlp", params=model.config, bands=("B04", "B08"),
+                     grid=TimeGrid.regular(5, 1, 25),
+                     classes=("corn", "wheat", "other"))  # fmt: skip
+    save_model(tmp_path / "m", model, card)
+    load_model(tmp_path / "m")  # as saved: loads
+    path = tmp_path / "m" / "card.json"
+    saved = json.loads(path.read_text())
+    for key, value in (("classes", ["wheat", "corn", "other"]), ("bands", ["B08", "B04"])):
+        path.write_text(json.dumps({**saved, key: value}))
+        with pytest.raises(ModelError, match=rf"the card's {key} .* are not those the weights"):
+            load_model(tmp_path / "m")
+    # weights saved before cropglobe recorded them (no such metadata) still load
+    from safetensors.torch import load_file, save_file
+
+    weights = tmp_path / "m" / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights), metadata={"format": saved["format"]})
+    load_model(tmp_path / "m")

@@ -219,9 +219,11 @@ def save_model(
             state = {
                 k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()
             }
-            save_file(
-                state, str(tmp / WEIGHTS_FILE), metadata={"format": _FORMAT, "model": c.model}
-            )
+            # the bands and classes the weights were trained on, in order, travel with them: a
+            # card edited (or swapped) later is caught at load instead of mislabelling
+            meta = {"format": _FORMAT, "model": c.model}
+            meta |= {"bands": json.dumps(list(c.bands)), "classes": json.dumps(list(c.classes))}
+            save_file(state, str(tmp / WEIGHTS_FILE), metadata=meta)
         else:
             if not hasattr(model, "save"):
                 raise ModelError(
@@ -273,7 +275,7 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
         model = model_class(card.model).load(src)
         _check_classical_card(src, card, model)
         return model, card
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = src / WEIGHTS_FILE
@@ -304,12 +306,27 @@ def load_model(folder: str | os.PathLike[str]) -> tuple[Any, ModelCard]:
         ) from None
     try:
         state = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            stored = f.metadata() or {}
     except (SafetensorError, OSError) as exc:  # the file itself: cut short, not safetensors
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(
             f"{path}: unreadable weights file ({msg}); it is damaged or truncated: copy the "
             f"model folder {src} again or re-train it"
         ) from None
+    for name, have in (("bands", card.bands), ("classes", card.classes)):
+        if name not in stored:  # weights saved before cropglobe recorded them
+            continue
+        try:
+            trained = [str(v) for v in json.loads(stored[name])]
+        except (ValueError, TypeError):
+            continue
+        if trained != list(have):
+            raise ModelError(
+                f"{src / CARD_FILE}: the card's {name} ({', '.join(have)}) are not those the "
+                f"weights were trained on ({', '.join(trained)}, in this order); the card was "
+                "edited or belongs to another model: restore card.json or re-save the model"
+            )
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
