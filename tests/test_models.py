@@ -498,3 +498,22 @@ def test_a_card_whose_bands_or_classes_were_reordered_is_refused(tmp_path) -> No
     weights = tmp_path / "m" / "model.safetensors"
     save_file(load_file(str(weights)), str(weights), metadata={"format": saved["format"]})
     load_model(tmp_path / "m")
+
+
+def test_a_card_naming_an_unknown_input_step_is_refused(tmp_path) -> None:
+    """A later cropglobe's preprocessing step would be skipped silently: refused instead."""
+    import json
+
+    from cropglobe.errors import ModelError
+
+    model = create_model("mlp", 3, 2, 5)
+    card = ModelCard(model="mlp", params=model.config, bands=("B04", "B08"),
+                     grid=TimeGrid.regular(5, 1, 25), classes=("a", "b", "c"),
+                     features={"fill": "linear", "scale": None, "nan": 0.0})  # fmt: skip
+    save_model(tmp_path / "m", model, card)
+    path = tmp_path / "m" / "card.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "version": "9.9.0",
+                                "features": {**saved["features"], "detrend": True}}))  # fmt: skip
+    with pytest.raises(ModelError, match=r"names \['detrend'\].*cropglobe 9\.9\.0.*upgrade"):
+        load_model(tmp_path / "m")

@@ -61,6 +61,10 @@ CARD_FILE = "card.json"
 WEIGHTS_FILE = "model.safetensors"
 _FORMAT = "cropglobe.model"
 _VERSION = 1
+#: what a card's ``features`` may say about preparing a model's inputs: gap filling, scaling,
+#: NaN value, flattening, compositing of raw observations, training value percentiles. A card
+#: naming another step was made by a later cropglobe, whose step this one would skip.
+CARD_FEATURE_KEYS = frozenset({"fill", "scale", "nan", "flatten", "composite", "value_percentiles"})
 
 
 @dataclass
@@ -146,6 +150,14 @@ class ModelCard:
             raise ModelError(
                 f"{source}: model card format version {version!r} is newer than this cropglobe "
                 f"reads ({_VERSION}); upgrade cropglobe to use this model"
+            )
+        features = d.get("features") or {}
+        unknown = sorted(set(features) - CARD_FEATURE_KEYS) if isinstance(features, dict) else []
+        if unknown:  # a later version's preprocessing step, which this one would skip
+            raise ModelError(
+                f"{source}: the card's input preparation names {unknown}, which this cropglobe "
+                f"does not know (the model was made by cropglobe {d.get('version') or '?'}); "
+                "upgrade cropglobe to use this model"
             )
         try:
             return cls(
