@@ -411,3 +411,13 @@ def test_resuming_without_a_checkpoint_says_so(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="cropglobe.train"):
         train("mlp", ss, checkpoint_dir=tmp_path / "none", resume=True, **{**FAST, "epochs": 1})
     assert "no checkpoint to resume in" in caplog.text and "starting afresh" in caplog.text
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path: Path) -> None:
+    ss = phenology_set(60)
+    train("mlp", ss, checkpoint_dir=tmp_path / "c", **{**FAST, "epochs": 3})
+    with pytest.raises(ModelError, match=r"has trained 3 epochs, more than the 2 asked"):
+        train("mlp", ss, checkpoint_dir=tmp_path / "c", resume=True, **{**FAST, "epochs": 2})
+    # as many as trained: nothing left to do, the same run
+    again = train("mlp", ss, checkpoint_dir=tmp_path / "c", resume=True, **{**FAST, "epochs": 3})
+    assert len(again.history) == 3

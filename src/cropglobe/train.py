@@ -592,6 +592,12 @@ def train(
                 int(meta["best_epoch"]),
                 int(meta["epoch"]),
             )
+            if start > int(epochs):  # the card would say epochs 2, epochs_run 3
+                raise ModelError(
+                    f"{ckpt}: the checkpoint has trained {start} epochs, more than the "
+                    f"{int(epochs)} asked; give --epochs {start} or more to continue it, or "
+                    "train afresh without --resume"
+                )
             logger.info("resuming from %s after epoch %d", ckpt, start)
         elif resume:
             # a warning: a mistyped output folder would otherwise retrain from epoch 1 unnoticed
