@@ -1598,3 +1598,13 @@ def test_network_options_for_forests_only_are_said_to_change_nothing(world, tmp_
         "--epochs applies to neural methods only, and none is asked for (rf-median1d); it "
         "changes nothing here"
     ) in res.output
+
+
+def test_a_group_the_selection_removed_is_named_as_such(world, tmp_path) -> None:
+    with pytest.raises(DataFormatError) as err:
+        _run(world, tmp_path / "exp", where={"country": ["FRA", "BEL"]})
+    assert str(err.value).startswith(
+        "group 'USA' has no sample left after the selection where country=FRA,BEL; groups it "
+        "keeps: BEL, FRA"
+    )
+    assert not (tmp_path / "exp").exists()

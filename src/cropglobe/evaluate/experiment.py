@@ -21,6 +21,7 @@ from cropglobe.evaluate.transfer import (
     ExperimentConfig,
     ExperimentResult,
     check_plan,
+    group_name,
     group_names,
     resolve_groups,
     run_transfer,
@@ -205,6 +206,7 @@ def run_experiment(
     )
     filled_here = raw is not None  # raw observations, composited and gap-filled above
     selected = ""  # what `where` kept, for the config line
+    unselected = ss.meta  # the groups before `where`: a group it removed is named as such
     if where:  # on the data's own column types, before groups become text
         before, rows = ss.n_samples, ss.where_rows(**where)
         ss, observed = ss.subset(rows), observed.subset(rows)
@@ -288,6 +290,13 @@ def run_experiment(
     for g in [*src, *tgt]:
         if g in groups:
             continue
+        if where and group_by in unselected.columns:
+            if g in set(unselected[group_by].dropna().map(group_name)):
+                raise DataFormatError(
+                    f"group {g!r} has no sample left after the selection where "
+                    f"{where_text(where)}; groups it keeps: {', '.join(groups)}; drop {g!r} "
+                    "from the sources/targets or widen the selection (--where)"
+                )
         suggest_group(ss, g, groups, group_by)
         in_release = ss.attrs.get("source") == "cropglobe" and "root" in ss.attrs
         if group_by == "country" and in_release:
