@@ -290,13 +290,13 @@ def run_experiment(
     for g in [*src, *tgt]:
         if g in groups:
             continue
-        if where and group_by in unselected.columns:
-            if g in set(unselected[group_by].dropna().map(group_name)):
-                raise DataFormatError(
-                    f"group {g!r} has no sample left after the selection where "
-                    f"{where_text(where)}; groups it keeps: {', '.join(groups)}; drop {g!r} "
-                    "from the sources/targets or widen the selection (--where)"
-                )
+        removed = where and group_by in unselected.columns
+        if removed and g in set(unselected[group_by].dropna().map(group_name)):
+            raise DataFormatError(
+                f"group {g!r} has no sample left after the selection where "
+                f"{where_text(where)}; groups it keeps: {', '.join(groups)}; drop {g!r} "
+                "from the sources/targets or widen the selection (--where)"
+            )
         suggest_group(ss, g, groups, group_by)
         in_release = ss.attrs.get("source") == "cropglobe" and "root" in ss.attrs
         if group_by == "country" and in_release:
