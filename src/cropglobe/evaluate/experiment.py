@@ -290,11 +290,11 @@ def run_experiment(
     for g in [*src, *tgt]:
         if g in groups:
             continue
-        removed = where and group_by in unselected.columns
-        if removed and g in set(unselected[group_by].dropna().map(group_name)):
+        before_where = unselected[group_by] if where and group_by in unselected else None
+        if before_where is not None and g in set(before_where.dropna().map(group_name)):
             raise DataFormatError(
                 f"group {g!r} has no sample left after the selection where "
-                f"{where_text(where)}; groups it keeps: {', '.join(groups)}; drop {g!r} "
+                f"{where_text(where or {})}; groups it keeps: {', '.join(groups)}; drop {g!r} "
                 "from the sources/targets or widen the selection (--where)"
             )
         suggest_group(ss, g, groups, group_by)
