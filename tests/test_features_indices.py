@@ -82,3 +82,10 @@ def test_missing_band_error_names_band_and_index() -> None:
     t = SpectralIndices(indices=("NDVI",)).fit(_ss())
     with pytest.raises(BandError, match="fitted on bands"):
         t.transform(ss)
+
+
+def test_feature_names_before_fit_is_not_fitted_error() -> None:
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        SpectralIndices().get_feature_names_out()

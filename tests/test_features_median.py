@@ -88,3 +88,20 @@ def test_median_refuses_mismatch_and_bad_window() -> None:
         Median1D(bands=("B09",)).fit(ss)
     arr = Median1D(input_bands=BANDS, input_grid=TimeGrid.cropglobe())
     np.testing.assert_array_equal(arr.fit_transform(ss.values), m.transform(ss))
+
+
+def test_series_pipeline_cross_validates_on_a_seriesset() -> None:
+    """scikit-learn splits a SeriesSet as it splits arrays (X[rows, ...]), so a pipeline of a
+    series transformer and a classifier runs in cross_val_score on the set itself."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(0)
+    n = 24
+    labels = np.repeat([0, 1], n // 2)
+    v = rng.normal(0, 1, (n, 2, 73)).astype(np.float32) + labels[:, None, None] * 10
+    ss = SeriesSet(v, ("B04", "B08"), TimeGrid.cropglobe(), labels, ("a", "b"))
+    pipe = make_pipeline(Median1D(), RandomForestClassifier(n_estimators=5, random_state=0))
+    scores = cross_val_score(pipe, ss, ss.labels, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.7

@@ -517,3 +517,11 @@ def test_a_card_naming_an_unknown_input_step_is_refused(tmp_path) -> None:
                                 "features": {**saved["features"], "detrend": True}}))  # fmt: skip
     with pytest.raises(ModelError, match=r"names \['detrend'\].*cropglobe 9\.9\.0.*upgrade"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("cls", [RandomForestModel, LightGBMModel])
+def test_classical_predict_before_fit_is_a_clear_error(cls: type) -> None:
+    x, _ = _tabular()
+    for method in ("predict", "predict_proba"):
+        with pytest.raises(ModelError, match="not fitted yet"):
+            getattr(cls(), method)(x)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -297,3 +299,67 @@ def test_anchors_have_one_spelling() -> None:
     assert TimeGrid.cropglobe("7-1").same_axis(TimeGrid.cropglobe("07-01"))
     with pytest.raises(GridError, match="'2-30' is not a valid 'MM-DD' day"):
         anchor_text("2-30")
+
+
+def test_equality_is_identity_and_sets_are_hashable() -> None:
+    """``==`` on two sets must not raise NumPy's "truth value is ambiguous" (the dataclass
+    comparison of arrays); a set compares equal to itself only, and can go into a dict."""
+    ss = make_set()
+    copy = ss.subset(slice(None))
+    assert ss == ss
+    assert (ss == copy) is False and ss != copy
+    assert len({ss, copy}) == 2
+    obs_like = {ss: "a"}
+    assert obs_like[ss] == "a"
+
+
+def test_indexing_selects_samples_as_subset() -> None:
+    ss = make_set(6)
+    np.testing.assert_array_equal(ss[1:3].values, ss.values[1:3])
+    np.testing.assert_array_equal(ss[[4, 0]].labels, ss.labels[[4, 0]])
+    mask = np.array([True, False] * 3)
+    assert list(ss[mask].meta["sample_id"]) == ["s0", "s2", "s4"]
+    one = ss[5]
+    assert one.shape == (1, ss.n_bands, ss.n_steps) and one.meta["sample_id"][0] == "s5"
+    assert ss[-1].meta["sample_id"][0] == "s5"
+    # scikit-learn's indexing (cross-validation splits) writes X[rows, ...]
+    np.testing.assert_array_equal(ss[np.array([2, 3]), ...].values, ss.values[[2, 3]])
+    with pytest.raises(IndexError):
+        ss[6]
+    assert len(list(ss)) == 6  # iteration stops at the end
+    with pytest.raises(DataFormatError, match="select_bands"):
+        ss[0, 1]
+    # NumPy sees the values, not a sequence of one-sample sets
+    assert np.asarray(ss).shape == ss.shape and np.shares_memory(np.asarray(ss), ss.values)
+    assert np.asarray(ss, dtype=np.float64).dtype == np.float64
+
+
+def test_subset_refuses_fractional_positions() -> None:
+    ss = make_set(4)
+    with pytest.raises(DataFormatError, match="integer positions"):
+        ss.subset([0.5, 1.7])
+
+
+def test_construction_refuses_what_would_go_wrong_later() -> None:
+    g = TimeGrid.monthly()
+    with pytest.raises(LabelError, match="unique"):
+        SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), g, np.array([0, 1]), ("a", "a"))
+    with pytest.raises(GridError, match="TimeGrid"):
+        SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), "monthly")  # type: ignore[arg-type]
+    with pytest.raises(DataFormatError, match="DataFrame"):
+        SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), g, meta={"sample_id": ["a", "b"]})  # type: ignore[arg-type]
+    # a single band name is one band, not its characters
+    one = SeriesSet(np.zeros((2, 1, 12)), "NDVI", g)  # type: ignore[arg-type]
+    assert one.bands == ("NDVI",)
+    with pytest.raises(BandError, match="1 band names"):
+        SeriesSet(np.zeros((2, 3, 12)), "B04", g)  # type: ignore[arg-type]
+
+
+def test_attrs_none_is_empty_and_saves(tmp_path: Path) -> None:
+    ss = SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), TimeGrid.monthly(), attrs=None)  # type: ignore[arg-type]
+    assert ss.attrs == {}
+    assert SeriesSet.load(ss.save(tmp_path / "a.npz")).attrs == {}
+    given = {"source": "x"}
+    ss2 = SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), TimeGrid.monthly(), attrs=given)
+    ss2.attrs["note"] = 1
+    assert given == {"source": "x"}  # the caller's dict is not the set's

@@ -359,7 +359,7 @@ def _default_meta(n: int) -> pd.DataFrame:
     return pd.DataFrame({"sample_id": [str(i) for i in range(n)]})
 
 
-@dataclass
+@dataclass(eq=False)
 class SeriesSet:
     """Labelled (or unlabelled) pixel time series on one time grid.
 
@@ -377,6 +377,10 @@ class SeriesSet:
 
     Construction checks shapes and label range (cheap); readers validate content once with
     :meth:`validate`.
+
+    ``ss[rows]`` is :meth:`subset` (``ss[5]`` is a set of one sample; ``ss[rows, ...]``, as
+    scikit-learn's cross-validation indexes, works too). ``==`` is identity: compare contents
+    with ``np.array_equal`` on the arrays or :meth:`fingerprint`.
     """
 
     values: NDArray[np.float32]
@@ -395,6 +399,8 @@ class SeriesSet:
             )
         self.values = np.ascontiguousarray(v, dtype=np.float32)
         n, c, t = self.values.shape
+        if isinstance(self.bands, str):  # one name, not its characters
+            self.bands = (self.bands,)
         self.bands = tuple(str(b) for b in self.bands)
         if len(self.bands) != c:
             raise BandError(
@@ -403,6 +409,11 @@ class SeriesSet:
             )
         if len(set(self.bands)) != c:
             raise BandError(f"band names must be unique, got {list(self.bands)}")
+        if not isinstance(self.grid, TimeGrid):
+            raise GridError(
+                f"SeriesSet grid must be a TimeGrid, got {type(self.grid).__name__} "
+                f"{self.grid!r}; build one, e.g. TimeGrid.monthly() or TimeGrid.regular(5)"
+            )
         if self.grid.n_steps != t:
             raise GridError(
                 f"SeriesSet values have {t} time steps but the grid has {self.grid.n_steps} "
@@ -420,6 +431,10 @@ class SeriesSet:
             )
         self.labels = labels.astype(np.int64, copy=False)
         self.classes = tuple(str(c_) for c_ in self.classes)
+        if len(set(self.classes)) != len(self.classes):
+            raise LabelError(
+                f"class names must be unique, got {list(self.classes)}; give each class once"
+            )
         if self.labels.size:
             lo, hi = int(self.labels.min()), int(self.labels.max())
             if lo < -1 or hi >= len(self.classes):
@@ -428,10 +443,16 @@ class SeriesSet:
                     f"classes {list(self.classes)}; expected −1 (unlabelled) or 0…"
                     f"{len(self.classes) - 1}"
                 )
+        if not isinstance(self.meta, pd.DataFrame):
+            raise DataFormatError(
+                f"SeriesSet meta must be a pandas DataFrame (one row per sample), got "
+                f"{type(self.meta).__name__}; wrap it: pd.DataFrame(meta)"
+            )
         meta = self.meta if len(self.meta.columns) else _default_meta(n)
         if len(meta) != n:
             raise DataFormatError(f"meta has {len(meta)} rows for {n} samples; give one per sample")
         self.meta = meta.reset_index(drop=True)
+        self.attrs = {} if self.attrs is None else dict(self.attrs)
         if SEASON_ANCHOR in self.meta.columns:
             self._settle_seasons()
 
@@ -457,6 +478,38 @@ class SeriesSet:
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        """``np.asarray(ss)`` is ``ss.values`` (N, C, T) (and not a nest of one-sample sets,
+        which indexing would otherwise make NumPy build)."""
+        if copy:
+            return np.array(self.values, dtype=dtype, copy=True)
+        return np.asarray(self.values, dtype=dtype)
+
+    def __getitem__(self, index: Any) -> SeriesSet:
+        """``ss[rows]``: :meth:`subset` (an integer gives a set of one sample).
+
+        ``ss[rows, ...]`` (how scikit-learn indexes arrays in cross-validation) is the same;
+        bands and time steps are selected by name and day instead (:meth:`select_bands`,
+        :meth:`select_window`).
+
+        Raises:
+            IndexError: an integer outside ``-N … N-1``.
+            DataFormatError: an index other than rows.
+        """
+        if isinstance(index, tuple):
+            if len(index) == 1 or (len(index) == 2 and index[1] is Ellipsis):
+                index = index[0]
+            else:
+                raise DataFormatError(
+                    f"a SeriesSet is indexed by samples only, got {index!r}; select bands with "
+                    "select_bands(names) and time steps with select_window(start, end)"
+                )
+        if isinstance(index, (int, np.integer)) and not isinstance(index, (bool, np.bool_)):
+            if not -self.n_samples <= int(index) < self.n_samples:
+                raise IndexError(f"sample {index} is out of range for {self.n_samples} samples")
+            index = [int(index)]
+        return self.subset(index)
 
     @property
     def n_samples(self) -> int:
@@ -592,6 +645,11 @@ class SeriesSet:
                         f"boolean mask must have shape ({self.n_samples},), got {arr.shape}"
                     )
                 idx = np.flatnonzero(arr)
+            elif arr.size and not np.issubdtype(arr.dtype, np.integer):
+                raise DataFormatError(
+                    f"subset takes a slice, a boolean mask or integer positions, got values of "
+                    f"dtype {arr.dtype} (e.g. {arr.reshape(-1)[:3].tolist()})"
+                )
             else:
                 idx = arr.astype(np.int64).reshape(-1)
         return SeriesSet(
@@ -879,7 +937,7 @@ class SeriesSet:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Observations:
     """Raw, irregular observations before compositing: the long-table contract.
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.utils.validation import check_is_fitted
 
 from cropglobe.bands import canonical_band
 from cropglobe.errors import BandError, DataFormatError
@@ -233,6 +234,7 @@ class SpectralIndices(SeriesTransformer):
 
     def get_feature_names_out(self, input_features: Any = None) -> NDArray[np.object_]:
         """Output band names (the series keep their time axis)."""
+        check_is_fitted(self, "bands_out_")
         return np.asarray(self.bands_out_, dtype=object)
 
     def __sklearn_tags__(self) -> Any:

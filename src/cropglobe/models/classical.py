@@ -95,7 +95,8 @@ class _Classical(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Most probable class (N,) (values of ``classes_``)."""
-        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+        proba = self.predict_proba(X)  # first: it says when the model is not fitted yet
+        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
 
     def _meta(self) -> dict[str, Any]:
         return {
@@ -206,7 +207,8 @@ class RandomForestModel(_Classical):
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Mean over trees of the leaf class fractions, (N, K) float64 (numpy traversal)."""
-        return forest_predict_proba(self.trees_, self._prepare(X))
+        x = self._prepare(X)  # first: it says when the forest is not fitted yet
+        return forest_predict_proba(self.trees_, x)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write ``forest.npz`` (tree arrays) and ``estimator.json`` into ``folder``."""
