@@ -499,3 +499,25 @@ def test_report_renders_in_headless_chromium(tmp_path) -> None:
     assert pixels.shape == (2400, 1400)
     # text, tables and figures: far from a blank page
     assert (pixels < 128).mean() > 0.01 and pixels.std() > 20
+
+
+def test_one_source_matrix_marks_the_sources_hold_out(tmp_path, monkeypatch) -> None:
+    import cropglobe.report.transfer as rt
+
+    runs, cms = _pair_runs([("FRA", "FRA"), ("FRA", "BEL")])
+    shown: list[list[str]] = []
+    real = rt._save
+    monkeypatch.setattr(
+        rt,
+        "_save",
+        lambda fig, path: (
+            (
+                shown.append([t.get_text() for t in fig.axes[0].get_xticklabels()])
+                if path.name == "matrix_oa.png"
+                else None
+            )
+            or real(fig, path)
+        ),
+    )
+    write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
+    assert shown == [["BEL", "FRA\n(hold-out)"]]

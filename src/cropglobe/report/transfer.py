@@ -116,7 +116,9 @@ def _matrix_figure(sub: pd.DataFrame, rows: str, metric: str, name: str, path: P
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * mat.shape[1], 0.9 + 0.6 * mat.shape[0]))
     im = ax.imshow(mat.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
     long = mat.shape[1] > 6 or any(len(str(c)) > 5 for c in mat.columns)
-    ax.set_xticks(range(mat.shape[1]), mat.columns, rotation=45 if long else 0)
+    own = set(sub["source"]) if rows == "method" else set()  # one source: its hold-out column
+    ticks = [f"{c}\n(hold-out)" if c in own else str(c) for c in mat.columns]
+    ax.set_xticks(range(mat.shape[1]), ticks, rotation=45 if long else 0)
     if long:
         plt.setp(ax.get_xticklabels(), ha="right")
     ax.set_yticks(range(mat.shape[0]), mat.index)
