@@ -432,27 +432,31 @@ def test_several_sources_get_a_source_by_target_matrix_per_method(tmp_path) -> N
     assert "Source × target matrices" in page.read_text()
 
 
-def test_one_source_matrix_has_a_row_per_method_in_order(tmp_path, monkeypatch) -> None:
+def _tick_labels(monkeypatch) -> dict[str, tuple[list[str], list[str]]]:
+    """Filled as the report saves its figures: each file name's (y, x) tick labels."""
     import cropglobe.report.transfer as rt
 
+    ticks: dict[str, tuple[list[str], list[str]]] = {}
+    real = rt._save
+
+    def save(fig, path):
+        ax = fig.axes[0]
+        ticks[path.name] = (
+            [t.get_text() for t in ax.get_yticklabels()],
+            [t.get_text() for t in ax.get_xticklabels()],
+        )
+        return real(fig, path)
+
+    monkeypatch.setattr(rt, "_save", save)
+    return ticks
+
+
+def test_one_source_matrix_has_a_row_per_method_in_order(tmp_path, monkeypatch) -> None:
     runs, pcs, cms = _runs()
     runs = pd.concat([runs[runs.method == "rf-median1d"], runs[runs.method == "cropnet-aug"]])
-    shown: list[list[str]] = []
-    real = rt._save
-    monkeypatch.setattr(
-        rt,
-        "_save",
-        lambda fig, path: (
-            (
-                shown.append([t.get_text() for t in fig.axes[0].get_yticklabels()])
-                if path.name == "matrix_oa.png"
-                else None
-            )
-            or real(fig, path)
-        ),
-    )
+    ticks = _tick_labels(monkeypatch)
     write_transfer_report(tmp_path, runs, pcs, cms, CROPGLOBE_CLASSES)
-    assert shown == [["rf-median1d", "cropnet-aug"]]
+    assert ticks["matrix_oa.png"][0] == ["rf-median1d", "cropnet-aug"]
 
 
 def test_confusion_rows_are_the_targets_classes(tmp_path, monkeypatch) -> None:
@@ -461,22 +465,9 @@ def test_confusion_rows_are_the_targets_classes(tmp_path, monkeypatch) -> None:
 
     cm = np.zeros((7, 7), dtype=int)
     cm[0, 0], cm[0, 1], cm[3, 3], cm[6, 0] = 5, 2, 4, 1  # corn → soybeans; no soybean field
-    ticks: list[tuple[list[str], list[str]]] = []
-    real = rt._save
-
-    def save(fig, path):
-        ax = fig.axes[0]
-        ticks.append(
-            (
-                [t.get_text() for t in ax.get_yticklabels()],
-                [t.get_text() for t in ax.get_xticklabels()],
-            )
-        )
-        return real(fig, path)
-
-    monkeypatch.setattr(rt, "_save", save)
+    ticks = _tick_labels(monkeypatch)
     rt.confusion_figure(cm, CROPGLOBE_CLASSES, "t", tmp_path / "c.png")
-    assert ticks == [(["corn", "wheat", "other"], ["corn", "soybeans", "wheat", "other"])]
+    assert ticks == {"c.png": (["corn", "wheat", "other"], ["corn", "soybeans", "wheat", "other"])}
 
 
 @pytest.mark.skipif(
@@ -502,22 +493,7 @@ def test_report_renders_in_headless_chromium(tmp_path) -> None:
 
 
 def test_one_source_matrix_marks_the_sources_hold_out(tmp_path, monkeypatch) -> None:
-    import cropglobe.report.transfer as rt
-
     runs, cms = _pair_runs([("FRA", "FRA"), ("FRA", "BEL")])
-    shown: list[list[str]] = []
-    real = rt._save
-    monkeypatch.setattr(
-        rt,
-        "_save",
-        lambda fig, path: (
-            (
-                shown.append([t.get_text() for t in fig.axes[0].get_xticklabels()])
-                if path.name == "matrix_oa.png"
-                else None
-            )
-            or real(fig, path)
-        ),
-    )
+    ticks = _tick_labels(monkeypatch)
     write_transfer_report(tmp_path, runs, pd.DataFrame(), cms, CROPGLOBE_CLASSES)
-    assert shown == [["BEL", "FRA\n(hold-out)"]]
+    assert ticks["matrix_oa.png"][1] == ["BEL", "FRA\n(hold-out)"]
