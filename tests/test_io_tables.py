@@ -743,3 +743,13 @@ def test_day_of_year_numbers_and_per_date_columns_get_a_way_out(tmp_path: Path) 
     )
     with pytest.raises(DataFormatError, match=r"one column per band and date.*pandas\.melt"):
         read_observations(p)
+
+
+def test_to_frame_is_the_written_table_in_memory(tmp_path: Path) -> None:
+    ss = _series()
+    frame = ss.to_frame()
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(write_series_table(ss, tmp_path / "s.pq")))
+    # row (sample i, step j) holds values[i, :, j]; unlabelled samples have no class name
+    row = frame[(frame["sample"] == 1) & (frame["step"] == 3)].iloc[0]
+    np.testing.assert_array_equal(row[["B02", "B08", "VV"]].to_numpy(float), ss.values[1, :, 3])
+    assert frame.loc[frame["sample"] == 2, "label"].isna().all()

@@ -363,3 +363,13 @@ def test_attrs_none_is_empty_and_saves(tmp_path: Path) -> None:
     ss2 = SeriesSet(np.zeros((2, 1, 12)), ("NDVI",), TimeGrid.monthly(), attrs=given)
     ss2.attrs["note"] = 1
     assert given == {"source": "x"}  # the caller's dict is not the set's
+
+
+def test_labels_are_each_sets_own() -> None:
+    labels = np.array([0, 1, 0], dtype=np.int64)
+    ss = SeriesSet(np.zeros((3, 2, 5), np.float32), ("B04", "B08"), TimeGrid.regular(90),
+                   labels, ("corn", "wheat"))  # fmt: skip
+    sub = ss.select_bands(["B04"])
+    sub.labels[0] = 1
+    labels[1] = 0
+    assert ss.labels.tolist() == [0, 1, 0]

@@ -381,6 +381,10 @@ class SeriesSet:
     ``ss[rows]`` is :meth:`subset` (``ss[5]`` is a set of one sample; ``ss[rows, ...]``, as
     scikit-learn's cross-validation indexes, works too). ``==`` is identity: compare contents
     with ``np.array_equal`` on the arrays or :meth:`fingerprint`.
+
+    ``values`` are not copied (a float32, C-ordered array is kept as given, and sets made by
+    :meth:`on_anchor`, :meth:`relabel` and :meth:`subset` of a slice may view it): copy them
+    before editing in place. ``labels``, ``meta`` and ``attrs`` are each set's own.
     """
 
     values: NDArray[np.float32]
@@ -429,7 +433,8 @@ class SeriesSet:
                 f"labels must be integer class indices, got dtype {labels.dtype}; map names to "
                 "indices with cropglobe.classes.encode_labels"
             )
-        self.labels = labels.astype(np.int64, copy=False)
+        # the set's own labels (small): one set's relabelling never reaches another's
+        self.labels = labels.astype(np.int64, copy=True)
         self.classes = tuple(str(c_) for c_ in self.classes)
         if len(set(self.classes)) != len(self.classes):
             raise LabelError(
@@ -478,6 +483,16 @@ class SeriesSet:
     # ------------------------------------------------------------------ shape
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        """The set as a long table, one row per sample × time step: ``sample`` (row position),
+        ``sample_id``, ``step``, ``date`` (the bin's first day in the sample's season year),
+        one column per band, ``label`` (class name; None when unlabelled) and the meta columns,
+        as :func:`cropglobe.io.write_series_table` writes it (which also keeps the grid,
+        classes and attrs, so :func:`cropglobe.io.read_series_table` restores the set)."""
+        from cropglobe.io.tables import series_frame
+
+        return series_frame(self)[0]
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
         """``np.asarray(ss)`` is ``ss.values`` (N, C, T) (and not a nest of one-sample sets,

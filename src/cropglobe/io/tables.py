@@ -1015,6 +1015,15 @@ def write_series_table(ss: SeriesSet, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if _suffix(p) not in _PARQUET_SUFFIXES:
         raise DataFormatError(f"{p}: series tables are Parquet; use a .parquet file name")
+    out, info = series_frame(ss)
+    return _write_table(out, p, info)
+
+
+def series_frame(ss: SeriesSet) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A SeriesSet as the long table :func:`write_series_table` writes (one row per sample ×
+    time step; the columns are described there), in memory, with the metadata that restores
+    the set (grid, bands, classes, attrs, meta order). ``SeriesSet.to_frame()`` is its table.
+    """
     n, c, t = ss.shape
     meta = ss.meta
     reserved = {"sample", "sample_id", "step", "date", "label", *ss.bands}
@@ -1062,7 +1071,7 @@ def write_series_table(ss: SeriesSet, path: str | os.PathLike[str]) -> Path:
         "has_sample_id": "sample_id" in meta,
         "meta_order": [str(x) for x in meta.columns],
     }
-    return _write_table(out, p, info)
+    return out, info
 
 
 def read_series_table(path: str | os.PathLike[str]) -> SeriesSet:
