@@ -1608,3 +1608,12 @@ def test_a_group_the_selection_removed_is_named_as_such(world, tmp_path) -> None
         "keeps: BEL, FRA"
     )
     assert not (tmp_path / "exp").exists()
+
+
+def test_long_plan_lines_are_cut_with_their_count() -> None:
+    from cropglobe.evaluate.experiment import _names_text, _pairs_text
+
+    assert _pairs_text([["A", "B"], ["C", "D"]]) == "A → B, C → D"
+    names = [f"G{i}" for i in range(20)]
+    assert _names_text(names) == ", ".join(names[:12]) + " … (20 in all)"
+    assert _pairs_text([[n, "X"] for n in names]).endswith("G11 → X … (20 in all)")

@@ -905,11 +905,9 @@ _LISTED = 12
 
 
 def _pairs_text(pairs: Sequence[Sequence[str]]) -> str:
-    """``AUS → BEL, ARG → CHN``; past :data:`_LISTED` pairs, the first of them and the count
-    (config.json's ``skip_pairs`` holds them all)."""
-    text = ", ".join(f"{s} → {t}" for s, t in pairs[:_LISTED])
-    more = len(pairs) - _LISTED
-    return text + (f" and {more} more ({len(pairs)} in all)" if more > 0 else "")
+    """``AUS → BEL, ARG → CHN``, cut as :func:`_names_text` cuts (config.json's
+    ``skip_pairs`` holds them all)."""
+    return _names_text([f"{s} → {t}" for s, t in pairs])
 
 
 def _names_text(names: Sequence[str]) -> str:

@@ -1453,23 +1453,35 @@ def _mixed_groups_note(
     for column, plural in _PLACES.items():
         if column == group_by or column not in data.meta.columns:
             continue
-        values = data.meta[column]
-        held = {g: sorted(set(values[groups == g].dropna().astype(str))) for g in used}
+        held = _held_by_group(data.meta[column].map(str, na_action="ignore"), groups, used)
         if all(len(v) <= 1 for v in held.values()):
             continue
-        listed = [f"{g}: {', '.join(v) or '(none)'}" for g, v in held.items()]
-        if len(listed) > _NOTE_GROUPS:
-            listed = [*listed[:_NOTE_GROUPS], f"… ({len(listed)} groups)"]
-        counts = pd.Series([v for held_by in held.values() for v in held_by]).value_counts()
-        common = str(counts.index[0])  # the value most groups hold: the likely subject
+        listed, common, _ = _held_text(held)  # common: the value most groups hold
         return [
-            f"Groups by {group_by!r} mix {plural} ({'; '.join(listed)}): each pair of such "
+            f"Groups by {group_by!r} mix {plural} ({listed}): each pair of such "
             f"groups is tagged as one scenario and scored over all of their {plural} "
             f"together. To compare within one {column}, keep only its samples "
             f"(--where {column}={common} on the command line, "
             f"SeriesSet.where({column}={common!r}) in Python)."
         ]
     return []
+
+
+def _held_by_group(
+    values: pd.Series, groups: NDArray[Any], used: Sequence[str]
+) -> dict[str, list[str]]:
+    """Each used group's distinct values of a metadata column (text), sorted."""
+    return {g: sorted(set(values[groups == g].dropna())) for g in used}
+
+
+def _held_text(held: Mapping[str, list[str]]) -> tuple[str, str, int]:
+    """``held`` as one listing (``A: x, y; B: z``, cut past :data:`_NOTE_GROUPS` groups), the
+    value most groups hold and how many hold it."""
+    listed = [f"{g}: {', '.join(v) or '(none)'}" for g, v in held.items()]
+    if len(listed) > _NOTE_GROUPS:
+        listed = [*listed[:_NOTE_GROUPS], f"… ({len(listed)} groups)"]
+    counts = pd.Series([v for values in held.values() for v in values]).value_counts()
+    return "; ".join(listed), str(counts.index[0]), int(counts.iloc[0])
 
 
 def _years_note(
@@ -1480,24 +1492,19 @@ def _years_note(
     is then also a transfer across years, which its tag (``cross-region``) does not say."""
     if group_by == "year" or "year" not in data.meta.columns or len(used) < 2:
         return []
-    values = data.meta["year"]
-    held = {g: sorted(set(values[groups == g].dropna().map(group_name))) for g in used}
+    held = _held_by_group(data.meta["year"].map(group_name, na_action="ignore"), groups, used)
     if len({tuple(v) for v in held.values()}) <= 1:
         return []
-    listed = [f"{g}: {', '.join(v) or '(none)'}" for g, v in held.items()]
-    if len(listed) > _NOTE_GROUPS:
-        listed = [*listed[:_NOTE_GROUPS], f"… ({len(listed)} groups)"]
-    counts = pd.Series([v for years in held.values() for v in years]).value_counts()
-    common = str(counts.index[0])  # the year most groups hold
+    listed, common, n_common = _held_text(held)  # common: the year most groups hold
     fix = (
         f"To compare them in one year, keep only its samples (--where year={common} on the "
         f"command line, SeriesSet.where(year={common}) in Python)."
-        if counts.iloc[0] >= 2
+        if n_common >= 2
         else f"No year holds two of them, so these data cannot tell the change of {group_by} "
         "from the change of year."
     )
     return [
-        f"Groups by {group_by!r} were observed in different years ({'; '.join(listed)}): a "
+        f"Groups by {group_by!r} were observed in different years ({listed}): a "
         f"pair of them is a transfer across years as well as across {group_by} values, which "
         f"its scenario tag does not say. {fix}"
     ]

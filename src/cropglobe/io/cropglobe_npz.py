@@ -362,6 +362,12 @@ def _resolve_bands(
     )
 
 
+#: the hint for a 'fea' whose time steps sit where its bands belong
+_SWAPPED = (
+    "the axes look swapped: 'fea' must be (samples, bands, time steps), e.g. np.swapaxes(fea, 1, 2)"
+)
+
+
 def read_cropglobe_file(
     path: str | os.PathLike[str],
     *,
@@ -402,12 +408,7 @@ def read_cropglobe_file(
     n, c, t = fea.shape
     if kind is None:
         if t not in (73, 43):
-            swapped = (
-                "; the axes look swapped: 'fea' must be (samples, bands, time steps), e.g. "
-                "np.swapaxes(fea, 1, 2)"
-                if c in (73, 43)
-                else ""
-            )
+            swapped = f"; {_SWAPPED}" if c in (73, 43) else ""
             raise DataFormatError(
                 f"{p}: 'fea' has {t} time steps; expected 73 (for_CropNet, whole year) or 43 "
                 f"(Median, days 121–334){swapped}"
@@ -420,8 +421,7 @@ def read_cropglobe_file(
             fix = (
                 f"pass kind={fits!r} (on the command line: --read-option kind={fits})"
                 if fits
-                else "the axes look swapped: 'fea' must be (samples, bands, time steps), "
-                "e.g. np.swapaxes(fea, 1, 2)"
+                else _SWAPPED
                 if fea.shape[1] == k.n_steps
                 else "check the folder"
             )
