@@ -27,7 +27,7 @@ KW = {
     "batch_size": 32,
     "lr": 1e-3,
     "seed": 3,
-    "model_kw": {"width": 16},
+    "model_options": {"width": 16},
     "device": "cuda",
     "precision": "fp32",
 }

@@ -592,7 +592,7 @@ def _tiny_tempcnn(path: Path, window: tuple[int, int] | None, every: int) -> Pat
         window=window,
         augment="none",
         batch_size=64,
-        model_kw={"filters": 8, "hidden": 16},
+        model_options={"filters": 8, "hidden": 16},
     )
     assert res.card is not None
     return save_model(path, res.model, res.card)

@@ -10,9 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import NotFittedError
 
 from cropglobe.composite import fill_gaps
-from cropglobe.errors import BandError, DataFormatError, GridError, ModelError, ParameterError
+from cropglobe.errors import (
+    BandError,
+    DataFormatError,
+    GridError,
+    LabelError,
+    ModelError,
+    ParameterError,
+)
 from cropglobe.models import (
     CropNet,
     LightGBMModel,
@@ -184,7 +192,7 @@ def test_lightgbm_round_trip(tmp_path: Path) -> None:
     loaded = LightGBMModel.load(tmp_path / "lgb")
     np.testing.assert_allclose(loaded.predict_proba(x), lg.predict_proba(x), rtol=1e-12)
     assert lg.score(x, y) > 0.95
-    with pytest.raises(DataFormatError, match="fitted on 24"):
+    with pytest.raises(DataFormatError, match=r"expecting 24 features.*fitted on shape \(3, 8\)"):
         lg.predict_proba(x[:, :2])
 
 
@@ -525,3 +533,46 @@ def test_classical_predict_before_fit_is_a_clear_error(cls: type) -> None:
     for method in ("predict", "predict_proba"):
         with pytest.raises(ModelError, match="not fitted yet"):
             getattr(cls(), method)(x)
+    # scikit-learn's own exception too, as code written for its estimators catches
+    with pytest.raises(NotFittedError):
+        cls().predict(x)
+
+
+@pytest.mark.parametrize("cls", [RandomForestModel, LightGBMModel])
+def test_classical_models_pass_scikit_learns_estimator_checks(cls: type) -> None:
+    """The estimator contract DESIGN.md anchors on: every scikit-learn check (input
+    validation and its messages, cloning, pickling, fit idempotence, n_features_in_ …)."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    est = cls(n_estimators=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks' own skip notes and LightGBM's remarks
+        results = check_estimator(est, on_fail=None)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    assert len(results) > 40
+    assert failed == []
+
+
+def test_classical_input_errors_say_what_to_do() -> None:
+    import scipy.sparse
+
+    x, y = _tabular()
+    x = np.nan_to_num(x.reshape(len(x), -1))  # (N, F) features
+    rf = RandomForestModel(n_estimators=5, random_state=0)
+    with pytest.raises(DataFormatError, match=r"sparse input is not supported.*toarray"):
+        rf.fit(scipy.sparse.csr_matrix(x), y)
+    with pytest.raises(LabelError, match=r"Unknown label type: 'continuous'.*bin them"):
+        rf.fit(x, np.linspace(0.1, 0.9, len(x)))
+    with pytest.raises(LabelError, match="target y is None"):
+        rf.fit(x, None)
+    rf.fit(x, y)
+    with pytest.raises(DataFormatError, match=r"Reshape your data"):
+        rf.predict(x[0])
+    with pytest.raises(
+        DataFormatError, match="X has 2 features, but RandomForestModel is expecting 24"
+    ):
+        rf.predict(x[:, :2])
+    with pytest.raises(TypeError, match="not numbers"):
+        rf.predict(np.array([["a"] * x.shape[1]], dtype=object))

@@ -99,7 +99,7 @@ def test_learns_a_separable_set(name: str) -> None:
     # on torch 2.13, 0.86 best of four on torch 2.11): eight epochs settle it on every seed
     kw = {**FAST, "epochs": 8 if name == "mlp" else 4}
     model_kw = {"width": 64} if name == "cropnet" else None
-    r = train(name, ss, model_kw=model_kw, **kw)
+    r = train(name, ss, model_options=model_kw, **kw)
     assert r.best_val_f1 > 0.9, r.history
     assert r.classes == ("corn", "wheat", "other")
     assert r.val_index.size == 72 and r.train_index.size == 288
@@ -125,7 +125,7 @@ def test_global_rng_untouched() -> None:
 
 def test_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
     ss = phenology_set(200)
-    kw = {"epochs": 4, "batch_size": 32, "lr": 1e-3, "seed": 3, "model_kw": {"width": 16}}
+    kw = {"epochs": 4, "batch_size": 32, "lr": 1e-3, "seed": 3, "model_options": {"width": 16}}
     full = train("cropnet", ss, checkpoint_dir=tmp_path / "a", **kw)
 
     with pytest.raises(Killed):
@@ -306,7 +306,7 @@ AVG_KW: dict[str, Any] = {
     "batch_size": 32,
     "lr": 1e-3,
     "seed": 7,
-    "model_kw": {"width": 16},
+    "model_options": {"width": 16},
 }
 
 
@@ -399,7 +399,7 @@ def test_batchnorm_statistics_are_the_plain_mean_over_batches() -> None:
 )
 def test_bad_average(kw: dict[str, Any], match: str) -> None:
     with pytest.raises(ParameterError, match=match):
-        train("mlp", phenology_set(60), **{**AVG_KW, "model_kw": None}, **kw)
+        train("mlp", phenology_set(60), **{**AVG_KW, "model_options": None}, **kw)
 
 
 def test_resuming_without_a_checkpoint_says_so(tmp_path: Path, caplog) -> None:
@@ -421,3 +421,14 @@ def test_resuming_with_fewer_epochs_than_trained_is_refused(tmp_path: Path) -> N
     # as many as trained: nothing left to do, the same run
     again = train("mlp", ss, checkpoint_dir=tmp_path / "c", resume=True, **{**FAST, "epochs": 3})
     assert len(again.history) == 3
+
+
+def test_model_kw_is_the_deprecated_name_of_model_options() -> None:
+    ss = phenology_set(60)
+    kw = {**FAST, "epochs": 1}
+    new = train("cropnet", ss, model_options={"width": 8}, **kw)
+    with pytest.warns(FutureWarning, match="now model_options"):
+        old = train("cropnet", ss, model_kw={"width": 8}, **kw)
+    assert weights_equal(new.model.state_dict(), old.model.state_dict())
+    with pytest.raises(ParameterError, match="not both"):
+        train("cropnet", ss, model_options={"width": 8}, model_kw={"width": 8}, **kw)

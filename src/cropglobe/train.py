@@ -51,6 +51,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -372,8 +373,9 @@ def train(
     val_fraction: float = 0.2,
     copies: int = 2,
     precision: str = "auto",
-    model_kw: dict[str, Any] | None = None,
+    model_options: dict[str, Any] | None = None,
     average: float | None = None,
+    model_kw: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a neural classifier on a labelled :class:`SeriesSet`.
 
@@ -404,13 +406,16 @@ def train(
             plus ``copies`` copies; an online epoch is ``1 + copies`` augmented passes.
         precision: ``"auto"`` (bf16 autocast on CUDA and on CPUs with native bf16, float32
             otherwise), ``"fp32"`` or ``"bf16"`` (autocast on any device).
-        model_kw: extra hyperparameters for :func:`cropglobe.models.create_model`.
+        model_options: the model's hyperparameters for :func:`cropglobe.models.create_model`
+            (``{"width": 64}`` for CropNet), as ``train_to_folder`` and ``run_experiment``
+            name them.
         average: weight averaging (stochastic weight averaging, dense): the share (0, 1] of the
             final epochs over which the weights after every optimizer step are averaged, e.g.
             0.25 averages epochs 38–50 of 50. The averaged weights get BatchNorm statistics
             recomputed over one pass of the training inputs and replace the best epoch's
             (which stay available as ``selected_model``); training itself is unchanged.
             None (default): no averaging, the best epoch is returned.
+        model_kw: the former name of ``model_options`` (deprecated; warns).
 
     Returns:
         A :class:`TrainResult` holding the best epoch's model (or the averaged one).
@@ -494,7 +499,16 @@ def train(
             )
     else:
         name = str(getattr(model, "name", type(model).__name__.lower()))
-    kw = dict(model_kw or {})
+    if model_kw is not None:
+        if model_options is not None:
+            raise ParameterError("give model_options only (model_kw is its former name), not both")
+        warnings.warn(
+            "train(model_kw=...) is deprecated: the argument is now model_options",
+            FutureWarning,
+            stacklevel=2,
+        )
+        model_options = model_kw
+    kw = dict(model_options or {})
     if name == "transformer" and "days" not in kw and isinstance(model, str):
         kw["days"] = model_grid.centers.tolist()
     config = {

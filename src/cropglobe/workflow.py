@@ -224,7 +224,7 @@ def train_to_folder(
             early_stopping=early_stopping,
             progress=progress,
             average=average,
-            model_kw=model_options,
+            model_options=model_options,
         )
         if result.card is None:  # only unregistered modules lack a card; names are registered
             raise DataFormatError(f"model {name!r} produced no model card; cannot save it")

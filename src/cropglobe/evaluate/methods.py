@@ -235,7 +235,7 @@ def _fit_neural(
         device=config.device,
         window=window,
         average=method.average,
-        model_kw=getattr(config, "model_options", {}).get(method.model),
+        model_options=getattr(config, "model_options", {}).get(method.model),
     )
     cols = np.asarray([train.classes.index(c) for c in result.classes], dtype=np.int64)
     return _NeuralPredictor(result, cols, len(train.classes), config.device, transformer)

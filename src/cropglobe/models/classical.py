@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Self
@@ -25,45 +26,120 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import DataConversionWarning, NotFittedError
 
 from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError, LabelError, MissingFileError, ModelError
 
-__all__ = ["LightGBMModel", "RandomForestModel", "flatten_features"]
+__all__ = [
+    "LightGBMModel",
+    "NotFittedModelError",
+    "NotNumbersError",
+    "RandomForestModel",
+    "flatten_features",
+]
 
 _META = "estimator.json"
+
+
+class NotNumbersError(DataFormatError, TypeError):
+    """Classifier input holding values that are not numbers: a
+    :class:`~cropglobe.errors.DataFormatError` that is also a ``TypeError``, as numpy and
+    scikit-learn raise for it."""
+
+
+class NotFittedModelError(ModelError, NotFittedError):
+    """A classical model used before ``fit``: a :class:`~cropglobe.errors.ModelError` that is
+    also scikit-learn's ``NotFittedError``, so code (and ``check_is_fitted`` habits) written
+    for scikit-learn estimators catch it as they expect."""
 
 
 def flatten_features(X: ArrayLike) -> tuple[NDArray[np.float32], tuple[int, ...] | None]:
     """(N, C, T) -> (N, C · T) float32 (band-major); (N, F) passes through.
 
+    Refused, in scikit-learn's words (so code written for its estimators reads them as it
+    expects): sparse matrices, complex numbers, non-numeric values, 1-D and 4-D input.
+
     Returns:
         the matrix and the per-sample input shape ((C, T) or None for 2-D input).
     """
-    x = np.asarray(X, dtype=np.float32)
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise DataFormatError(
+            "sparse input is not supported: classifier input must be a dense array of "
+            "(samples, bands, time) or (samples, features); convert it with X.toarray()"
+        )
+    try:
+        raw = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(f"classifier input is not an array of numbers ({exc})") from None
+    if np.iscomplexobj(raw):
+        raise DataFormatError(
+            "Complex data not supported: classifier input must be real numbers (reflectance, "
+            "features); give the real part (X.real) or the magnitude (abs(X))"
+        )
+    if raw.ndim == 1:
+        raise DataFormatError(
+            f"classifier input must be (samples, bands, time) or (samples, features), got a 1-D "
+            f"array of shape {raw.shape}; Reshape your data using array.reshape(-1, 1) for a "
+            "single feature or array.reshape(1, -1) for a single sample"
+        )
+    if raw.ndim not in (2, 3):
+        raise DataFormatError(
+            f"classifier input must be (samples, bands, time) or (samples, features), got shape "
+            f"{raw.shape}"
+        )
+    try:
+        x = raw.astype(np.float32)
+    except (TypeError, ValueError) as exc:
+        raise NotNumbersError(
+            f"classifier input holds values that are not numbers ({exc}); encode categories "
+            "as numbers first"
+        ) from None
     if x.ndim == 3:
         return x.reshape(x.shape[0], -1), (int(x.shape[1]), int(x.shape[2]))
-    if x.ndim == 2:
-        return x, None
-    raise DataFormatError(
-        f"classifier input must be (samples, bands, time) or (samples, features), got shape "
-        f"{x.shape}"
-    )
+    return x, None
 
 
 def _check_fit_input(
-    X: ArrayLike, y: ArrayLike
+    X: ArrayLike, y: ArrayLike | None
 ) -> tuple[NDArray[np.float32], NDArray[Any], tuple[int, ...] | None]:
+    from sklearn.utils.multiclass import type_of_target
+
+    if y is None:
+        raise LabelError(
+            "this classifier requires y to be passed, but the target y is None; give one "
+            "class label per sample: fit(X, y)"
+        )
     x, shape = flatten_features(X)
-    labels = np.asarray(y).reshape(-1)
+    labels = np.asarray(y)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it was raveled "
+            "(give y.ravel() to silence this)",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+    labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
+    if labels.ndim != 1:
+        raise LabelError(f"y must hold one class label per sample (1-D), got shape {labels.shape}")
     if x.shape[0] == 0:
         raise DataFormatError("cannot fit on an empty training set (0 samples); give labelled data")
     if labels.shape[0] != x.shape[0]:
         raise LabelError(f"y has {labels.shape[0]} labels for {x.shape[0]} samples; give one each")
+    if np.iscomplexobj(labels):
+        raise LabelError(
+            "Complex data not supported in y: class labels must be names or whole numbers"
+        )
+    kind = type_of_target(labels)
+    if kind not in ("binary", "multiclass"):
+        raise LabelError(
+            f"Unknown label type: {kind!r}: a classifier needs class labels (names or whole "
+            "numbers), not continuous values; bin them into classes first"
+        )
     if np.unique(labels).size < 2:
         raise LabelError(
-            f"training needs at least 2 classes, got only {np.unique(labels).tolist()}; add "
-            "samples of other classes"
+            f"training needs at least 2 classes (got 1 class: {np.unique(labels).tolist()} in "
+            f"{labels.size} sample{'s' if labels.size != 1 else ''}); add samples of other classes"
         )
     if np.isinf(x).any():
         raise DataFormatError("features contain ±inf; expected finite numbers (NaN = missing)")
@@ -77,14 +153,22 @@ class _Classical(ClassifierMixin, BaseEstimator):
     n_features_in_: int
     input_shape_: tuple[int, ...] | None
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing observations are routed natively
+        return tags
+
     def _prepare(self, X: ArrayLike) -> NDArray[np.float32]:
         if not hasattr(self, "classes_"):
-            raise ModelError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+            raise NotFittedModelError(
+                f"this {type(self).__name__} is not fitted yet; call fit(X, y) first"
+            )
         x, _ = flatten_features(X)
         if x.shape[1] != self.n_features_in_:
             raise DataFormatError(
-                f"input has {x.shape[1]} features but the model was fitted on "
-                f"{self.n_features_in_} (shape {self.input_shape_}); give data with the same bands "
+                f"X has {x.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input (fitted on shape "
+                f"{self.input_shape_ or (self.n_features_in_,)}); give data with the same bands "
                 "and time steps"
             )
         return x
