@@ -32,7 +32,7 @@ def test_loader_finds_files_and_transformer(tmp_path: Path) -> None:
     emb = Embeddings("presto").fit(t.X)
     np.testing.assert_array_equal(emb.transform(t), t.X)
     assert list(emb.get_feature_names_out()) == list(t.feature_names)
-    with pytest.raises(DataFormatError, match="fitted on 4 features"):
+    with pytest.raises(DataFormatError, match="X has 5 features, but Embeddings is expecting 4"):
         emb.transform(np.zeros((2, 5)))
     with pytest.raises(MissingFileError, match="alphaearth_embedding_BEL"):
         EmbeddingLoader(tmp_path, "alphaearth").load("BEL")
@@ -45,3 +45,16 @@ def test_bad_file(tmp_path: Path) -> None:
     np.savez(p, fea=np.zeros((2, 3, 4)), lbl=np.zeros(2))
     with pytest.raises(DataFormatError, match="samples, features"):
         load_embeddings(p)
+
+
+def test_embeddings_pass_scikit_learns_estimator_checks() -> None:
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks' own skip notes
+        results = check_estimator(Embeddings(), on_fail=None)
+    failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
+    assert len(results) > 40
+    assert failed == []

@@ -17,6 +17,7 @@ __all__ = [
     "LabelError",
     "MissingFileError",
     "ModelError",
+    "NotNumbersError",
     "ParameterError",
 ]
 
@@ -29,6 +30,11 @@ class CropGlobeError(Exception):
 
 class DataFormatError(CropGlobeError, ValueError):
     """A file or array does not have the layout, columns, dtype or shape that was expected."""
+
+
+class NotNumbersError(DataFormatError, TypeError):
+    """An array holds values that are not numbers (text, objects): also a ``TypeError``, as
+    numpy and scikit-learn raise for it."""
 
 
 class MissingFileError(CropGlobeError, FileNotFoundError):

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from cropglobe._arrays import float32_array
 from cropglobe.errors import DataFormatError, MissingFileError
 from cropglobe.io.cropglobe_npz import CROPGLOBE_FEATURE_FILES
 
@@ -151,16 +152,21 @@ class Embeddings(TransformerMixin, BaseEstimator):
         self.prefix = prefix
 
     def _array(self, X: Any) -> NDArray[np.float32]:
-        arr = np.asarray(X.X if isinstance(X, EmbeddingTable) else X, dtype=np.float32)
-        if arr.ndim != 2:
-            raise DataFormatError(
-                f"Embeddings input must be (samples, features), got shape {arr.shape}"
-            )
-        return arr
+        return float32_array(
+            X.X if isinstance(X, EmbeddingTable) else X,
+            "Embeddings input",
+            "(samples, features)",
+            (2,),
+        )
 
     def fit(self, X: Any, y: Any = None) -> Embeddings:
         """Remember the embedding width F."""
-        self.n_features_in_ = self._array(X).shape[1]
+        arr = self._array(X)
+        if arr.shape[0] == 0:
+            raise DataFormatError(
+                "Embeddings cannot be fitted on 0 samples; give at least one embedding row"
+            )
+        self.n_features_in_ = arr.shape[1]
         return self
 
     def transform(self, X: Any) -> NDArray[np.float32]:
@@ -169,8 +175,9 @@ class Embeddings(TransformerMixin, BaseEstimator):
         arr = self._array(X)
         if arr.shape[1] != self.n_features_in_:
             raise DataFormatError(
-                f"Embeddings was fitted on {self.n_features_in_} features but received "
-                f"{arr.shape[1]}; use embeddings of the same kind or refit"
+                f"X has {arr.shape[1]} features, but Embeddings is expecting "
+                f"{self.n_features_in_} features as input; use embeddings of the same kind or "
+                "refit"
             )
         return arr
 
@@ -184,6 +191,8 @@ class Embeddings(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float32"]  # embeddings are float32
         return tags
 
 

@@ -28,24 +28,18 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 
+from cropglobe._arrays import float32_array
 from cropglobe._fs import atomic_path
 from cropglobe.errors import DataFormatError, LabelError, MissingFileError, ModelError
 
 __all__ = [
     "LightGBMModel",
     "NotFittedModelError",
-    "NotNumbersError",
     "RandomForestModel",
     "flatten_features",
 ]
 
 _META = "estimator.json"
-
-
-class NotNumbersError(DataFormatError, TypeError):
-    """Classifier input holding values that are not numbers: a
-    :class:`~cropglobe.errors.DataFormatError` that is also a ``TypeError``, as numpy and
-    scikit-learn raise for it."""
 
 
 class NotFittedModelError(ModelError, NotFittedError):
@@ -63,38 +57,9 @@ def flatten_features(X: ArrayLike) -> tuple[NDArray[np.float32], tuple[int, ...]
     Returns:
         the matrix and the per-sample input shape ((C, T) or None for 2-D input).
     """
-    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
-        raise DataFormatError(
-            "sparse input is not supported: classifier input must be a dense array of "
-            "(samples, bands, time) or (samples, features); convert it with X.toarray()"
-        )
-    try:
-        raw = np.asarray(X)
-    except (TypeError, ValueError) as exc:
-        raise DataFormatError(f"classifier input is not an array of numbers ({exc})") from None
-    if np.iscomplexobj(raw):
-        raise DataFormatError(
-            "Complex data not supported: classifier input must be real numbers (reflectance, "
-            "features); give the real part (X.real) or the magnitude (abs(X))"
-        )
-    if raw.ndim == 1:
-        raise DataFormatError(
-            f"classifier input must be (samples, bands, time) or (samples, features), got a 1-D "
-            f"array of shape {raw.shape}; Reshape your data using array.reshape(-1, 1) for a "
-            "single feature or array.reshape(1, -1) for a single sample"
-        )
-    if raw.ndim not in (2, 3):
-        raise DataFormatError(
-            f"classifier input must be (samples, bands, time) or (samples, features), got shape "
-            f"{raw.shape}"
-        )
-    try:
-        x = raw.astype(np.float32)
-    except (TypeError, ValueError) as exc:
-        raise NotNumbersError(
-            f"classifier input holds values that are not numbers ({exc}); encode categories "
-            "as numbers first"
-        ) from None
+    x = float32_array(
+        X, "classifier input", "(samples, bands, time) or (samples, features)", (2, 3)
+    )
     if x.ndim == 3:
         return x.reshape(x.shape[0], -1), (int(x.shape[1]), int(x.shape[2]))
     return x, None
