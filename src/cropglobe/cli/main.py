@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "composite": ("cropglobe.cli.composite", "Composite irregular observations to a time grid."),
     "features": ("cropglobe.cli.features", "Compute invariant features into a Parquet table."),
     "map": ("cropglobe.cli.map", "Map a region from a raster stack with a trained model."),
+    "area": (
+        "cropglobe.cli.area",
+        "Accuracy and area of a crop map with confidence intervals: plan, sample, estimate.",
+    ),
     "train": ("cropglobe.cli.train", "Train a model into a model folder."),
     "predict": ("cropglobe.cli.predict", "Predict labels and probabilities with a model folder."),
     "export": ("cropglobe.cli.export", "Export a neural model folder to ONNX."),
