@@ -6,7 +6,8 @@ every model folder written by ``cropglobe train``, a compact reference of its tr
 gap-filled, cut to its window, standardised) projected on their 16 principal components (plus
 each one's distance from that subspace, so that a way of differing the training data never
 show still counts), and the distance within which 95 % of them have their 5th-nearest other
-training sample.
+training sample (the conformal rank ⌈0.95 (n + 1)⌉ of those n distances, as ``diagnose`` sets its
+own limit: a new sample alike the training data lies beyond it with probability at most 5 %).
 
 A new sample's **dissimilarity** is its distance to its 5th-nearest reference sample divided
 by that limit: at most 1 inside the training data's range, above 1 outside it. About 5 % of
@@ -107,8 +108,10 @@ class TrainingReference:
         components: (k, F) principal axes; ``centre`` (F,) their origin.
         points: (n, k + 1) the reference samples' coordinates: k principal components and the
             distance from their subspace.
-        limit: the 95 % quantile of the reference samples' distances to their 5th-nearest
-            other reference sample.
+        limit: the distance to its 5th-nearest reference sample that a new sample alike the
+            training data exceeds with probability at most 5 %: the ⌈0.95 (n + 1)⌉-th smallest
+            of the n reference samples' distances to their 5th-nearest other reference sample
+            (models trained before this rule kept the plain 95 % quantile, nearly the same).
     """
 
     bands: tuple[str, ...]
@@ -134,7 +137,7 @@ class TrainingReference:
         from sklearn.decomposition import PCA
         from sklearn.neighbors import NearestNeighbors
 
-        from cropglobe.evaluate.shift import _distinct
+        from cropglobe.evaluate.shift import _distinct, conformal_limit
 
         # a repeated series is its twin's neighbour at distance 0: six copies of most samples
         # would set the limit to 0 and put every new sample outside
@@ -168,7 +171,12 @@ class TrainingReference:
         pca = PCA(n_components=k, random_state=random_state).fit(z)
         points = _with_residual(z, pca.mean_, pca.components_)
         own = NearestNeighbors(n_neighbors=K + 1).fit(points).kneighbors(points)[0][:, K]
-        limit = float(np.quantile(own, LEVEL))
+        # the conformal rank, as diagnose's outside share: a new sample alike the training
+        # data lies beyond it with probability at most 1 − LEVEL at any n (under 19 samples
+        # no rank says that much; the largest distance is the best there is, and rough)
+        limit = conformal_limit(own, 1.0 - LEVEL)
+        if not np.isfinite(limit):
+            limit = float(own.max())
         return cls(
             bands=tuple(ss.bands),
             window=window,

@@ -51,6 +51,7 @@ __all__ = [
     "OUTSIDE_LEVEL",
     "ModelView",
     "ShiftDiagnosis",
+    "conformal_limit",
     "diagnose_shift",
     "diagnosis_lines",
     "model_view",
@@ -245,6 +246,15 @@ def _series_ids(x: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.asarray(np.unique(filled, axis=0, return_inverse=True)[1], dtype=np.int64).ravel()
 
 
+def conformal_limit(own: NDArray[np.float64], level: float) -> float:
+    """The distance a new sample alike those of ``own`` (their leave-one-out distances) exceeds
+    with probability at most ``level``: the ⌈(1 − level)(n + 1)⌉-th smallest of the n
+    distances (the conformal rank; infinite when n is too small to say)."""
+    d = np.sort(np.asarray(own, dtype=np.float64).ravel())
+    rank = int(np.ceil((1.0 - level) * (d.size + 1)))
+    return float(d[rank - 1]) if rank <= d.size else float("inf")
+
+
 def _outside_share(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 5) -> float:
     """Share of ``b`` farther from its k-th nearest sample of ``a`` than ``a``'s own
     (leave-one-out) k-th distances allow at level 1 − :data:`OUTSIDE_LEVEL`: the
@@ -255,9 +265,8 @@ def _outside_share(a: NDArray[np.float64], b: NDArray[np.float64], k: int = 5) -
 
     k = min(k, len(a) - 1)
     nn = NearestNeighbors(n_neighbors=k + 1).fit(a)
-    own = np.sort(nn.kneighbors(a)[0][:, k])  # column 0 is the sample itself
-    rank = int(np.ceil((1.0 - OUTSIDE_LEVEL) * (len(own) + 1)))
-    limit = float(own[rank - 1]) if rank <= len(own) else np.inf
+    own = nn.kneighbors(a)[0][:, k]  # column 0 is the sample itself
+    limit = conformal_limit(own, OUTSIDE_LEVEL)
     other = nn.kneighbors(b, n_neighbors=k)[0][:, k - 1]
     return float((other > limit).mean())
 
