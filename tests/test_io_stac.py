@@ -306,6 +306,52 @@ def test_sample_reads_by_block(tmp_path: Path) -> None:
     assert np.isnan(got[0]) and got[1] == arr[63, 63]
 
 
+def test_zarr_stack_is_written_in_strips_of_chunk_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Dask-backed date is computed and written in strips of whole chunk rows (bounded
+    memory, as the GeoTIFFs), and the store holds exactly the stack's values and the
+    coordinates `cropglobe map` reads."""
+    pytest.importorskip("zarr")
+    import xarray as xr
+
+    from cropglobe.io import stac
+
+    rng = np.random.default_rng(4)
+    values = rng.uniform(0, 5000, (2, 3, 300, 200)).astype(np.float32)
+    values[1, 0, 40:90, 10:30] = np.nan
+    da = xr.DataArray(
+        values,
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": np.array(["2021-05-01", "2021-06-10"], dtype="datetime64[ns]"),
+            "band": ["B02", "B04", "SCL"],
+            "y": Y0 - 10 * np.arange(300) - 5.0,
+            "x": X0 + 10 * np.arange(200) + 5.0,
+        },
+        attrs={"crs": "EPSG:32631"},
+    ).chunk({"time": 1, "band": 3, "y": 64, "x": 200})
+    computed: list[tuple[int, ...]] = []
+    real = xr.Dataset.compute
+
+    def spy(self: xr.Dataset, **kw: object) -> xr.Dataset:
+        computed.append(tuple(self["reflectance"].shape))
+        return real(self, **kw)
+
+    monkeypatch.setattr(xr.Dataset, "compute", spy)
+    monkeypatch.setattr(stac, "_GEOTIFF_STRIP_BYTES", 3 * 200 * 4 * 150)  # 150 rows: 2 chunks
+    stac.write_stack(da, tmp_path / "s.zarr")
+    # strips of 128 rows (whole 64-row chunks), the last one shorter, for each date
+    assert computed == [(1, 3, 128, 200), (1, 3, 128, 200), (1, 3, 44, 200)] * 2
+    back = xr.open_zarr(tmp_path / "s.zarr")["reflectance"]
+    np.testing.assert_array_equal(back.values, values)
+    np.testing.assert_array_equal(back["x"].values, da["x"].values)
+    np.testing.assert_array_equal(back["y"].values, da["y"].values)
+    assert list(back["band"].values) == ["B02", "B04", "SCL"]
+    st = stack_from_xarray(tmp_path / "s.zarr")
+    assert st.bands == ("B02", "B04") and "32631" in str(st.crs)
+
+
 def test_geotiff_stack_is_written_in_strips(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

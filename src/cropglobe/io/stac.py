@@ -647,12 +647,23 @@ def write_stack(
             ) from None
         ds = da.to_dataset(name="reflectance")
         ds["reflectance"].attrs = dict(da.attrs)
+        c, h, w = int(da.sizes["band"]), int(da.sizes["y"]), int(da.sizes["x"])
         with atomic_dir(p) as tmp, _quiet_deprecations():
             ds.to_zarr(tmp, mode="w", compute=False, zarr_format=2, consolidated=True)
+            # each date is computed and written in strips of whole chunk rows, as the GeoTIFFs
+            # are: memory stays bounded whatever the extent (a whole date of a large box does
+            # not fit in memory)
+            step = _zarr_row_chunk(tmp, h)
+            rows = max(step, _GEOTIFF_STRIP_BYTES // max(1, c * w * 4) // step * step)
+            # a region write takes only variables along its dimensions (not x, band, crs)
+            other = [v for v in ds.coords if not {"time", "y"} & set(ds[v].dims)]
             for i in range(n):
-                part = ds.isel(time=slice(i, i + 1))
-                part = part.drop_vars([v for v in part.coords if "time" not in part[v].dims])
-                part.to_zarr(tmp, region={"time": slice(i, i + 1)}, zarr_format=2)
+                for r0 in range(0, h, rows):
+                    r1 = min(h, r0 + rows)
+                    part = ds.isel(time=slice(i, i + 1), y=slice(r0, r1)).drop_vars(other)
+                    part.compute().to_zarr(
+                        tmp, region={"time": slice(i, i + 1), "y": slice(r0, r1)}, zarr_format=2
+                    )
                 if progress is not None:
                     progress(i + 1, n)
         return p
@@ -692,8 +703,20 @@ def write_stack(
     return p
 
 
-#: bytes of one date computed at once when writing GeoTIFFs (:func:`write_stack`)
+#: bytes of one date computed at once when writing a stack (:func:`write_stack`)
 _GEOTIFF_STRIP_BYTES = 64 << 20
+
+
+def _zarr_row_chunk(store: Path, height: int) -> int:
+    """Rows of one chunk of the ``reflectance`` array of a Zarr store just laid out (y is its
+    third axis: time, band, y, x); the whole height when it is not chunked along y."""
+    import zarr
+
+    try:
+        chunks = zarr.open_array(str(store / "reflectance"), mode="r").chunks
+    except Exception:  # any layout surprise: one strip per date, as before
+        return height
+    return max(1, int(chunks[2])) if len(chunks) == 4 else height
 
 
 # ---------------------------------------------------------------------------- points
