@@ -55,7 +55,10 @@ OLOFSSON_AREA = ([21_158, 11_686, 285_770, 581_386], [6_158, 3_756, 15_510, 16_2
 
 
 def _olofsson() -> Any:
-    return stratified_estimate(OLOFSSON_COUNTS, OLOFSSON_PIXELS, 0.09, OLOFSSON_CLASSES)
+    # the paper's equations leave out the finite population correction
+    return stratified_estimate(
+        OLOFSSON_COUNTS, OLOFSSON_PIXELS, 0.09, OLOFSSON_CLASSES, finite_population_correction=False
+    )
 
 
 def test_olofsson_2014_worked_example() -> None:
@@ -146,7 +149,7 @@ def _compare(est: Any, ref: dict[str, Any]) -> None:
 
 def test_the_vectorised_estimator_equals_plain_loops() -> None:
     _compare(
-        stratified_estimate(OLOFSSON_COUNTS, OLOFSSON_PIXELS),
+        stratified_estimate(OLOFSSON_COUNTS, OLOFSSON_PIXELS, finite_population_correction=False),
         _by_hand(OLOFSSON_COUNTS, OLOFSSON_PIXELS),
     )
     rng = np.random.default_rng(7)
@@ -157,7 +160,7 @@ def test_the_vectorised_estimator_equals_plain_loops() -> None:
         pixels[4] = 0  # a class never mapped, found in the reference: area from omission
         n[4] = 0
         n[0, 4] = max(n[0, 4], 1)
-        est = stratified_estimate(n, pixels)
+        est = stratified_estimate(n, pixels, finite_population_correction=False)
         assert est.unit == "px"
         _compare(est, _by_hand(n.tolist(), pixels.tolist()))
         assert est.area[4] > 0 and math.isnan(est.users_accuracy[4])
@@ -193,19 +196,96 @@ def test_edge_cases_of_the_strata() -> None:
     with pytest.raises(ParameterError, match="confidence must lie between 0 and 1"):
         stratified_estimate(OLOFSSON_COUNTS, OLOFSSON_PIXELS, confidence=95)
     # another level: the 90 % interval is narrower by z(0.95) / z(0.975)
-    e90 = stratified_estimate(OLOFSSON_COUNTS, OLOFSSON_PIXELS, confidence=0.9)
+    e90 = stratified_estimate(
+        OLOFSSON_COUNTS, OLOFSSON_PIXELS, confidence=0.9, finite_population_correction=False
+    )
     assert e90.overall_accuracy_ci == pytest.approx(
         _olofsson().overall_accuracy_ci * 1.6448536269514722 / 1.959963984540054
     )
 
 
+def _stehman(counts: list[list[int]], big_n: list[int], fpc: bool) -> dict[str, Any]:
+    """Stehman's (2014) stratified estimators from one record per sample point (map class,
+    reference class): totals sum_h N_h ybar_h, ratios R = Y / X with the linearised variance
+    sum_h N_h² (1 − n_h / N_h) s²(y − R x)_h / n_h / X²; a second independent check."""
+    k = len(big_n)
+    units = [[(i, j)] * counts[i][j] for i in range(k) for j in range(k)]
+    strata = [[u for part in units for u in part if u[0] == h] for h in range(k)]
+
+    def total(y: Any) -> float:
+        return sum(big_n[h] * sum(map(y, s)) / len(s) for h, s in enumerate(strata) if s)
+
+    def var(y: Any) -> float:
+        v = 0.0
+        for h, s in enumerate(strata):
+            if len(s) < 2:
+                continue
+            vals = [float(y(u)) for u in s]
+            mean = sum(vals) / len(vals)
+            s2 = sum((x - mean) ** 2 for x in vals) / (len(vals) - 1)
+            v += big_n[h] ** 2 * (1 - len(s) / big_n[h] if fpc else 1.0) * s2 / len(s)
+        return v
+
+    def ratio(y: Any, x: Any) -> tuple[float, float]:
+        big_x = total(x)
+        if big_x == 0:
+            return math.nan, math.nan
+        r = total(y) / big_x
+        return r, math.sqrt(var(lambda u: y(u) - r * x(u))) / big_x
+
+    out: dict[str, Any] = {"users": [], "producers": [], "area": []}
+    out["overall"] = ratio(lambda u: u[0] == u[1], lambda u: 1)
+    for c in range(k):
+        out["users"].append(ratio(lambda u, c=c: u[0] == c == u[1], lambda u, c=c: u[0] == c))
+        out["producers"].append(ratio(lambda u, c=c: u[0] == c == u[1], lambda u, c=c: u[1] == c))
+        out["area"].append(
+            (total(lambda u, c=c: u[1] == c), math.sqrt(var(lambda u, c=c: u[1] == c)))
+        )
+    return out
+
+
+def test_finite_population_correction_against_unit_level_estimators() -> None:
+    """A class sampled completely is known: no variance (it had one, ±0.49 in user's accuracy,
+    before the correction), and every estimate equals Stehman's with the correction."""
+    cases = [
+        ([[3, 1, 0], [0, 20, 5], [1, 2, 30]], [4, 1000, 5000]),  # class 0: every pixel
+        ([[6, 3, 0, 0], [2, 7, 0, 1], [0, 0, 9, 1], [0, 0, 0, 0]], [9, 40, 12, 0]),
+        (OLOFSSON_COUNTS, OLOFSSON_PIXELS),
+    ]
+    for counts, pixels in cases:
+        for fpc in (True, False):
+            est = stratified_estimate(counts, pixels, finite_population_correction=fpc)
+            ref = _stehman(counts, pixels, fpc)
+            got = [
+                (est.overall_accuracy, est.overall_accuracy_se),
+                *zip(est.users_accuracy, est.users_accuracy_se, strict=True),
+                *zip(est.producers_accuracy, est.producers_accuracy_se, strict=True),
+                *zip(est.area, est.area_se, strict=True),
+            ]
+            want = [ref["overall"], *ref["users"], *ref["producers"], *ref["area"]]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True)
+    est = stratified_estimate(*cases[0])
+    assert est.users_accuracy[0] == 0.75 and est.users_accuracy_se[0] == 0
+    assert est.to_dict()["finite_population_correction"] is True
+    with pytest.raises(ParameterError, match=r"'class 0' has 5 sample points but 4 mapped"):
+        stratified_estimate([[4, 1, 0], [0, 20, 5], [1, 2, 30]], [4, 1000, 5000])
+
+
 # ---------------------------------------------------------------------------- sample size
 def test_sample_size_by_hand_and_the_papers_plan() -> None:
-    # two equal classes, U = 0.8: S_i = 0.4, n = (0.4 / 0.02)² = 400
-    plan = sample_size([5_000, 5_000], 0.8, target_se=0.02, allocation="proportional")
+    # two equal classes, U = 0.8: S_i = 0.4, n = (0.4 / 0.02)² = 400 on a large map
+    plan = sample_size([5_000_000] * 2, 0.8, target_se=0.02, allocation="proportional")
     assert plan.n_total == 400 and plan.per_class.tolist() == [200, 200]
-    # the expected SE of that allocation, eq. 5: sqrt(2 × 0.25 × 0.16 / 199)
-    assert plan.expected_se == pytest.approx(math.sqrt(2 * 0.25 * 0.16 / 199))
+    # the expected SE of that allocation, eq. 5 (with the fpc 1 − 200 / 5,000,000)
+    assert plan.expected_se == pytest.approx(math.sqrt(2 * 0.25 * 0.16 / 199), rel=1e-4)
+    # on 10,000 pixels eq. 13's finite term counts: 0.16 / (0.02² + 0.16 / 10,000) = 384.6,
+    # and the plan's expected SE is then the target (it said 0.0196 for 400 points before)
+    plan = sample_size([5_000, 5_000], 0.8, target_se=0.02, allocation="proportional")
+    assert plan.n_total == 385 and plan.per_class.tolist() == [193, 192]
+    v = [0.25 * 0.16 * (1 - n / 5_000) / (n - 1) for n in (193, 192)]
+    assert plan.expected_se == pytest.approx(math.sqrt(sum(v))) == pytest.approx(0.02, abs=1e-4)
+    # every pixel of both classes: known exactly
+    assert sample_size([20, 20], 0.8, target_se=0.001, allocation="equal").expected_se == 0
     # Olofsson et al. (2014) section 5.1: W = 0.020, 0.015, 0.320, 0.645; U = 0.70, 0.60,
     # 0.90, 0.95; S(O) = 0.01 -> n = 641; proportional 13/10/205/413, equal 160 each
     u = [0.70, 0.60, 0.90, 0.95]
@@ -512,3 +592,99 @@ def test_cli_bad_inputs_are_one_line(tmp_path: Path) -> None:
                  "--label-column", "crop"]),
         "'rapeseed' (9 mapped pixels) has 0 sample points, needs 2 more",
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- review fixes
+def test_reference_points_on_one_pixel_another_map_or_another_crs(tmp_path: Path) -> None:
+    """Two points on one pixel are refused (sampling is without replacement: a duplicated row
+    counted twice before); a map_class that is not the map's (a sample drawn from another
+    map) is refused; x/y in another CRS are read with xy_crs; X/Y columns in capitals."""
+    a = _array()
+    path = write_class_map(tmp_path / "map.tif", a)
+    pts = draw_sample(path, 6, random_state=0)
+    pts["truth"] = pts["map_class"]
+    twice = pd.concat([pts, pts.iloc[[2]]], ignore_index=True)
+    with pytest.raises(DataFormatError, match=r"1 pixel of the map holds more than one labelled "
+                       r"point \(1 point too many; rows 3 and 25 of the table"):  # fmt: skip
+        read_reference(twice, path, "truth")
+    other = pts.iloc[[0]].assign(x=pts["x"].iloc[0] + 2.0, truth="grassland")  # same pixel
+    with pytest.raises(DataFormatError, match="more than one labelled point"):
+        read_reference(pd.concat([pts, other], ignore_index=True), path, "truth")
+    # an unlabelled duplicate is dropped anyway: no error
+    ok = read_reference(pd.concat([pts, other.assign(truth="")], ignore_index=True), path, "truth")
+    assert len(ok.map_ids) == len(pts)
+    # the strata of another map
+    moved = pts.copy()
+    moved.loc[3, "map_class"] = "wheat" if moved.loc[3, "map_class"] != "wheat" else "maize"
+    with pytest.raises(DataFormatError, match=r"the map_class of 1 of its 24 points is not the "
+                       r"class of map.tif at the point \(row 4 of the table"):  # fmt: skip
+        read_reference(moved, path, "truth")
+    # x/y in Web Mercator: placed with xy_crs, refused (with the hint) without it
+    from rasterio.warp import transform
+
+    mx, my = transform("EPSG:32631", "EPSG:3857", pts["x"].tolist(), pts["y"].tolist())
+    merc = pts[["truth"]].assign(x=mx, y=my)
+    with pytest.raises(DataFormatError, match=r"--xy-crs EPSG:…"):
+        read_reference(merc, path, "truth")
+    ref = read_reference(merc, path, "truth", xy_crs="EPSG:3857")
+    assert ref.frame["row"].tolist() == pts["row"].tolist()
+    assert ref.frame["col"].tolist() == pts["col"].tolist()
+    with pytest.raises(ParameterError, match=r"xy_crs 'EPSG:999999' is not a CRS"):
+        read_reference(merc, path, "truth", xy_crs="EPSG:999999")
+    with pytest.raises(ParameterError, match=r"read from lon/lat columns"):
+        read_reference(pts.drop(columns=["x", "y"]), path, "truth", xy_crs="EPSG:3857")
+    caps = read_reference(pts.rename(columns={"x": "X", "y": "Y"}), path, "truth")
+    assert caps.coords == "xy" and caps.frame["row"].tolist() == pts["row"].tolist()
+    # on the command line
+    merc.to_csv(tmp_path / "merc.csv", index=False)
+    args = ["area", "estimate", str(path), "--reference", str(tmp_path / "merc.csv")]
+    r = _invoke([*args, "--label-column", "truth", "--xy-crs", "EPSG:3857", "-q"])
+    assert r.exit_code == 0 and "overall accuracy 100.0 ± 0.0 %" in r.output, r.output
+
+
+def test_cli_sample_keeps_labels_and_refuses_other_layers(tmp_path: Path) -> None:
+    """A new sample does not replace a labelled table (it did, silently); cropglobe map's
+    uncertainty layer is named as such (it read as class ids without names); an interval
+    has its estimate's decimals (``± 0`` before)."""
+    path = write_class_map(tmp_path / "map.tif", _array())
+    points = tmp_path / "points.csv"
+    sample = ["area", "sample", str(path), "-n", "4", "-o", str(points), "-q"]
+    assert _invoke(sample).exit_code == 0
+    assert _invoke([*sample, "--seed", "1"]).exit_code == 0  # no labels yet: replaced
+    pts = pd.read_csv(points, dtype={"reference": "string"})
+    pts.loc[:2, "reference"] = pts.loc[:2, "map_class"]
+    pts.to_csv(points, index=False)
+    _one_line_error(_invoke(sample), "holds 3 labelled points (its 'reference' column)")
+    assert pd.read_csv(points)["reference"].notna().sum() == 3
+    # the uncertainty layer of cropglobe map: one band of uint8, as the class map
+    unc = write_class_map(tmp_path / "map.uncertainty.tif", np.full((45, 70), 200, np.uint8))
+    with rasterio.open(unc, "r+") as ds:
+        ds.update_tags(CROPGLOBE_UNCERTAINTY="margin", CROPGLOBE_ENCODING="uint8 × 254")
+    _one_line_error(
+        _invoke(["area", "plan", str(unc)]), "is the uncertainty layer (margin) of cropglobe map"
+    )
+    from cropglobe.cli.area import _pm
+
+    assert _pm(9.28, 0.0) == "9.28 ± 0.00" and _pm(0.0765, 0.0) == "0.0765 ± 0.0000"
+    assert _pm(21_158.4, 6_157.5) == "21,158 ± 6,158" and _pm(0.56, 0.98) == "0.560 ± 0.980"
+
+
+def test_counting_memory_is_bounded(tmp_path: Path) -> None:
+    """count_pixels holds a strip and a chunk, not an int64 copy of the whole strip (a
+    2,000 × 2,000 map took 40 MB, now under 16 MB); the chunks count as the whole does."""
+    import tracemalloc
+
+    a = np.tile(_array(50, 80), (40, 25))
+    a[a == 255] = 0
+    path = write_class_map(tmp_path / "big.tif", a)
+    want = np.bincount(a.ravel(), minlength=4).tolist()
+    tracemalloc.start()
+    try:
+        got = count_pixels(path).tolist()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert got == want and peak < 16e6, peak
+    a[-1, -1] = 7  # an id without a name in the last chunk is found
+    with pytest.raises(DataFormatError, match="holds class id 7"):
+        count_pixels(write_class_map(tmp_path / "bad.tif", a))

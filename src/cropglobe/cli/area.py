@@ -159,20 +159,33 @@ def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int
     return [line(headers), *(line(r) for r in rows)]
 
 
-def _area_text(value: float) -> str:
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3g}"
+def _decimals(value: float) -> int:
+    """Decimals to show of an area: none from 100, 2 from 1, else 3 significant digits."""
+    import math
+
+    a = abs(value)
+    if a >= 100:
+        return 0
+    if a >= 1 or a == 0 or not math.isfinite(a):
+        return 2
+    return 2 - math.floor(math.log10(a))
+
+
+def _area_text(value: float, decimals: int | None = None) -> str:
+    d = _decimals(value) if decimals is None else decimals
+    return f"{value:,.{d}f}"
 
 
 def _pm(est: float, ci: float, percent: bool = False) -> str:
+    """``est ± ci``, the interval to the estimate's decimals (``9.28 ± 0.00``, not ``± 0``)."""
     import math
 
     if not math.isfinite(est):
         return "–"
     if percent:
         return f"{100 * est:.1f} ± {100 * ci:.1f}"
-    return f"{_area_text(est)} ± {_area_text(ci)}"
+    d = _decimals(est)
+    return f"{_area_text(est, d)} ± {_area_text(ci, d)}"
 
 
 def _check_output(path: Path | None, suffixes: Sequence[str], option: str) -> None:
@@ -184,6 +197,28 @@ def _check_output(path: Path | None, suffixes: Sequence[str], option: str) -> No
         raise DataFormatError(
             f"{option} {path}: unknown format {path.suffix or '(no suffix)'!r}; the file is "
             f"written by its suffix: {', '.join(suffixes)}"
+        )
+
+
+def _refuse_to_replace_labels(output: Path) -> None:
+    """Refuse to draw a new sample over a table whose 'reference' column holds labels: a
+    re-run with the same -o would throw away the work of labelling them."""
+    if not output.is_file():
+        return
+    from cropglobe.io.tables import _read_table
+
+    try:
+        table, _ = _read_table(output)
+    except DataFormatError:  # unreadable: no labels to keep, it is replaced
+        return
+    if "reference" not in table.columns:
+        return
+    labels = table["reference"].astype("string").str.strip()
+    n = int((labels.notna() & (labels != "")).sum())
+    if n:
+        raise ParameterError(
+            f"-o {output} holds {n:,} labelled points (its 'reference' column): a new sample "
+            "would replace them; write it to another file, or delete that one first"
         )
 
 
@@ -302,6 +337,7 @@ def sample_command(
     from cropglobe.workflow import check_table_path, write_table
 
     check_table_path(output)
+    _refuse_to_replace_labels(output)
     ctx = click.get_current_context()
     planned = [
         f"--{name.replace('_', '-')}"
@@ -372,6 +408,13 @@ def sample_command(
 @click.option("--x-column", default=None, help="Column of the x (or longitude) coordinate.")
 @click.option("--y-column", default=None, help="Column of the y (or latitude) coordinate.")
 @click.option(
+    "--xy-crs",
+    default=None,
+    metavar="CRS",
+    help="CRS of the x/y columns when it is not the map's, e.g. EPSG:2154 (lon/lat columns "
+    "are WGS 84; a GeoParquet records its own).",
+)
+@click.option(
     "--label-map",
     multiple=True,
     metavar="REF=CLASS",
@@ -416,6 +459,7 @@ def estimate_command(
     coords: str,
     x_column: str | None,
     y_column: str | None,
+    xy_crs: str | None,
     label_map: tuple[str, ...],
     classes: str | None,
     pixel_area: float | None,
@@ -444,6 +488,7 @@ def estimate_command(
         y_column=y_column,
         label_map=mapping or None,
         confidence=confidence,
+        xy_crs=xy_crs,
     )
     click.echo("\n".join(estimate_lines(estimate)))
     if output is not None:

@@ -19,6 +19,13 @@ of each class give, by :func:`stratified_estimate` (equation numbers are the pap
   (eq. 11), A = N × the area of one pixel;
 - confidence intervals estimate ± z S (normal approximation: z = 1.96 for 95 %).
 
+Each stratum's variance term is multiplied by the finite population correction 1 − n_i./N_i
+(Cochran 1977, eq. 5.7; Stehman 2014). The paper leaves it out, since it is negligible when a
+class has millions of pixels; it matters for a small class, most of whose pixels are in the
+sample, and makes the variance of a class sampled completely 0, as it should be (its accuracy
+is then known, not estimated). ``finite_population_correction=False`` gives the paper's
+equations exactly.
+
 :func:`sample_size` plans the sample (eq. 13) and allocates it to the classes;
 :func:`count_pixels`, :func:`draw_sample` and :func:`read_reference` stream the map window by
 window (strips of whole rows), so a map of any size is read with bounded memory;
@@ -70,8 +77,12 @@ MIN_PER_CLASS = 50
 ALLOCATIONS: tuple[str, ...] = ("compromise", "proportional", "equal")
 Allocation = Literal["compromise", "proportional", "equal"]
 
-#: pixels read per strip of whole rows when streaming a map (16 MB of uint8)
-STRIP_PIXELS = 1 << 24
+#: pixels read per strip of whole rows when streaming a map (4 MB of uint8)
+STRIP_PIXELS = 1 << 22
+#: pixels counted at a time within a strip
+_COUNT_CHUNK = 1 << 20
+#: GDAL's block cache while streaming a map (MB): each block is read once per pass
+_GDAL_CACHE_MB = 64
 
 _CITE = "Olofsson et al. 2014"
 
@@ -137,6 +148,7 @@ class AreaEstimate:
         area, area_se: the estimated area Â_j of each reference class and S(Â_j), (K,).
         notes: where the sample came from (map, reference table, points dropped …), for the
             record; empty when built from counts.
+        finite_population_correction: whether the variances carry 1 − n_i./N_i.
     """
 
     classes: tuple[str, ...]
@@ -159,6 +171,7 @@ class AreaEstimate:
     area: NDArray[np.float64]
     area_se: NDArray[np.float64]
     notes: Mapping[str, Any] = field(default_factory=dict)
+    finite_population_correction: bool = True
 
     @property
     def overall_accuracy_ci(self) -> float:
@@ -266,6 +279,7 @@ class AreaEstimate:
         ]
         return {
             "method": f"stratified estimator by map class ({_CITE}, RSE 148: 42-57)",
+            "finite_population_correction": self.finite_population_correction,
             "unit": self.unit,
             "pixel_area": self.pixel_area,
             "total_area": self.total_area,
@@ -329,6 +343,18 @@ def _check_strata(
             "are the map's classes: give the map's pixel counts (mapped_pixels) and the sample "
             "points by the map class at each point"
         )
+    over = [i for i in np.flatnonzero(n_i > pixels) if pixels[i] > 0]
+    if over:
+        parts = [
+            f"{names[i]!r} has {_plural(int(n_i[i]), 'sample point')} but "
+            f"{_plural(int(pixels[i]), 'mapped pixel')}"
+            for i in over
+        ]
+        raise ParameterError(
+            f"{'; '.join(parts)}: a stratified sample draws each pixel at most once (without "
+            "replacement), so a class has no more points than pixels; remove the points "
+            "counted twice, and check that mapped_pixels are this map's pixel counts"
+        )
     short = [i for i in np.flatnonzero((pixels > 0) & (n_i < np.minimum(2, pixels)))]
     if short:
         parts = [
@@ -349,6 +375,7 @@ def stratified_estimate(
     pixel_area: float | None = None,
     classes: Sequence[str] | None = None,
     confidence: float = 0.95,
+    finite_population_correction: bool = True,
 ) -> AreaEstimate:
     """Accuracy and class areas from a stratified sample, by map class (Olofsson et al. 2014).
 
@@ -360,6 +387,9 @@ def stratified_estimate(
             pixels.
         classes: (K,) class names; default ``class 0`` …
         confidence: level of the confidence intervals (normal approximation).
+        finite_population_correction: multiply each stratum's variance term by
+            1 − n_i./N_i (a class sampled completely then has no variance); False gives the
+            paper's equations, which leave it out.
 
     Returns:
         An :class:`AreaEstimate`.
@@ -367,9 +397,10 @@ def stratified_estimate(
     Raises:
         ParameterError: ``counts`` is not a square matrix of counts, ``mapped_pixels`` does
             not match it, a mapped class has fewer than 2 sample points (the message names
-            it and how many more it needs), or the sample holds points of a class the map
-            never shows. A class that is never mapped but found in the reference is fine: its
-            area comes from the other classes' omission errors.
+            it and how many more it needs), a class has more sample points than pixels, or
+            the sample holds points of a class the map never shows. A class that is never
+            mapped but found in the reference is fine: its area comes from the other
+            classes' omission errors.
     """
     n = _as_counts(counts)
     k = n.shape[0]
@@ -391,6 +422,12 @@ def stratified_estimate(
     f = n / rows[:, None]  # n_ij / n_i. (0 in unsampled, unmapped strata)
     # n_i. − 1; infinite (no variance) for a one-pixel class whose pixel is in the sample
     df = np.where(n_i >= 2, n_i - 1, np.inf).astype(np.float64)
+    if finite_population_correction:
+        # the variances' n_i. − 1 divided by 1 − n_i./N_i: infinite for a class sampled
+        # completely (it is known, not estimated)
+        part = n_i < pixels
+        fpc = np.where(part, 1.0 - n_i / np.maximum(pixels, 1), 1.0)
+        df = np.where(part, df / fpc, np.inf)
     p = w[:, None] * f  # eq. 4 / 9: p̂_ij
     p_k = p.sum(axis=0)  # p̂_.j
     diag = np.diag(p)
@@ -402,7 +439,7 @@ def stratified_estimate(
     u0 = np.nan_to_num(users)
     var_users = np.where(sampled, u0 * (1 - u0) / df, np.nan)  # eq. 6
     var_overall = float(np.sum(w**2 * u0 * (1 - u0) / df))  # eq. 5
-    cell = f * (1 - f) / df[:, None]  # n_ij/n_i. (1 − n_ij/n_i.) / (n_i. − 1)
+    cell = f * (1 - f) / df[:, None]  # n_ij/n_i. (1 − n_ij/n_i.) / (n_i. − 1) (× the fpc)
     var_pk = np.sum((w**2)[:, None] * cell, axis=0)  # eq. 10 squared
 
     # eq. 7: producer's accuracy, with the estimated reference totals N̂_.j = Σ_i N_i n_ij/n_i.
@@ -440,6 +477,7 @@ def stratified_estimate(
         mapped_area=pixels.astype(np.float64) * unit_area,
         area=p_k * total,  # eq. 9: Â_j = A p̂_.j
         area_se=np.sqrt(var_pk) * total,  # eq. 11
+        finite_population_correction=bool(finite_population_correction),
     )
 
 
@@ -459,7 +497,8 @@ class SamplePlan:
         per_class: int64 (K,) the points to draw in each class (never more than its pixels;
             0 for a class without pixels).
         expected_se: the standard error of the overall accuracy that ``per_class`` gives if
-            the user's accuracies are as expected (eq. 5).
+            the user's accuracies are as expected (eq. 5, with the finite population
+            correction of :func:`stratified_estimate`).
     """
 
     classes: tuple[str, ...]
@@ -602,8 +641,9 @@ def sample_size(
 ) -> SamplePlan:
     """Plan a stratified random sample for a map's accuracy and area (Olofsson et al. 2014).
 
-    The total is eq. 13 (Cochran 1977, eq. 5.25, with the finite-population term dropped):
-    n = (Σ_i W_i S_i / S(Ô))², S_i = √(U_i (1 − U_i)), rounded up. It is then allocated:
+    The total is eq. 13 (Cochran 1977, eq. 5.25): n = (Σ_i W_i S_i)² / (S(Ô)² + Σ_i W_i S_i² /
+    N), S_i = √(U_i (1 − U_i)), N the mapped pixels, rounded up; for a map of many pixels it
+    is (Σ_i W_i S_i / S(Ô))². It is then allocated:
 
     - ``"proportional"``: n W_i, as whole numbers summing to n (largest remainders);
     - ``"equal"``: n / K in each mapped class (rounded);
@@ -649,7 +689,10 @@ def sample_size(
     ua = _expected_accuracy(expected_user_accuracy, names)
     w = pixels / pixels.sum()
     s = np.sqrt(ua * (1 - ua))
-    n_total = math.ceil(round(float(np.sum(w * s) / target_se) ** 2, 9))  # eq. 13
+    # eq. 13 with its finite-population term, which the estimate's correction matches
+    big_n = float(pixels.sum())
+    n_exact = float(np.sum(w * s)) ** 2 / (target_se**2 + float(np.sum(w * s**2)) / big_n)
+    n_total = math.ceil(round(n_exact, 9))
     active = pixels > 0
     k_active = int(active.sum())
     per = np.zeros(pixels.size, dtype=np.int64)
@@ -674,7 +717,9 @@ def sample_size(
         per[fixed] = floor[fixed]
     per = np.minimum(per, pixels)
     sampled = per >= 2
-    var = np.sum(np.where(sampled, w**2 * ua * (1 - ua) / np.where(sampled, per - 1, 1), 0.0))
+    fpc = 1.0 - per / np.maximum(pixels, 1)  # as stratified_estimate: 0 for every pixel
+    term = w**2 * ua * (1 - ua) * fpc / np.where(sampled, per - 1, 1)
+    var = float(np.sum(np.where(sampled, term, 0.0)))
     if np.any(active & (per < np.minimum(2, pixels))):
         var = float("inf")  # a mapped class with under 2 points: no standard error
     return SamplePlan(
@@ -758,7 +803,7 @@ class ClassMap:
 
         bh = max(1, self.block_shape[0])
         rows = max(bh, (max(1, strip_pixels // max(self.width, 1)) // bh) * bh)
-        with rasterio.open(self.path) as ds:
+        with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), rasterio.open(self.path) as ds:
             for r0 in range(0, self.height, rows):
                 h = min(rows, self.height - r0)
                 yield r0, ds.read(1, window=Window(0, r0, self.width, h))
@@ -839,6 +884,17 @@ def open_class_map(path: str | os.PathLike[str], classes: Sequence[str] | None =
                 f"{p} has {ds.count} bands; expected one band of class ids (the class map of "
                 "cropglobe map, not its probabilities)"
             )
+        tags = ds.tags()
+        if "CROPGLOBE_ENCODING" in tags:  # a layer of values beside the class map
+            layer = (
+                f"uncertainty layer ({tags['CROPGLOBE_UNCERTAINTY']})"
+                if "CROPGLOBE_UNCERTAINTY" in tags
+                else "probabilities or applicability layer"
+            )
+            raise DataFormatError(
+                f"{p} is the {layer} of cropglobe map, not its class map; give the class map "
+                "(the GeoTIFF named by cropglobe map's -o)"
+            )
         dtype = np.dtype(ds.dtypes[0])
         if dtype.kind not in "ui":
             raise DataFormatError(
@@ -893,22 +949,26 @@ def _as_map(
 def _class_counts(cmap: ClassMap, values: NDArray[Any]) -> NDArray[np.int64]:
     """Pixels of each class in ``values`` (no data left out), (K,); refuses ids without a
     name."""
-    flat = values.ravel()
-    if cmap.nodata is not None:
-        flat = flat[flat != cmap.nodata]
-    if flat.size == 0:
-        return np.zeros(len(cmap.classes), dtype=np.int64)
-    lo, hi = int(flat.min()), int(flat.max())
     k = len(cmap.classes)
-    if lo < 0 or hi >= k:
-        bad = lo if lo < 0 else hi
-        nd = "" if cmap.nodata is None else f" (no data is {cmap.nodata})"
-        raise DataFormatError(
-            f"{cmap.path} holds class id {bad} but names only {_plural(k, 'class')} (ids 0–"
-            f"{k - 1}){nd}; give every class id a name with classes=[…] (--classes a,b,…), or "
-            "set the map's no-data value"
-        )
-    return np.bincount(flat.astype(np.int64), minlength=k).astype(np.int64)
+    total = np.zeros(k, dtype=np.int64)
+    values = values.ravel()
+    for start in range(0, values.size, _COUNT_CHUNK):  # bounds the int64 copy bincount makes
+        flat = values[start : start + _COUNT_CHUNK]
+        if cmap.nodata is not None:
+            flat = flat[flat != cmap.nodata]
+        if flat.size == 0:
+            continue
+        lo, hi = int(flat.min()), int(flat.max())
+        if lo < 0 or hi >= k:
+            bad = lo if lo < 0 else hi
+            nd = "" if cmap.nodata is None else f" (no data is {cmap.nodata})"
+            raise DataFormatError(
+                f"{cmap.path} holds class id {bad} but names only {_plural(k, 'class')} (ids "
+                f"0–{k - 1}){nd}; give every class id a name with classes=[…] (--classes "
+                "a,b,…), or set the map's no-data value"
+            )
+        total += np.bincount(flat.astype(np.intp), minlength=k)
+    return total
 
 
 def count_pixels(
@@ -1219,7 +1279,7 @@ def _values_at(
     key = (rows // bh) * nbx + cols // bw
     order = np.argsort(key, kind="stable")
     bounds = np.flatnonzero(np.diff(key[order])) + 1
-    with rasterio.open(cmap.path) as ds:
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_MB), rasterio.open(cmap.path) as ds:
         for group in np.split(order, bounds):
             b = int(key[group[0]])
             r0, c0 = (b // nbx) * bh, (b % nbx) * bw
@@ -1239,18 +1299,22 @@ def read_reference(
     y_column: str | None = None,
     label_map: Mapping[str, str] | None = None,
     classes: Sequence[str] | None = None,
+    xy_crs: str | None = None,
 ) -> ReferencePoints:
     """Read labelled reference points and find each one's class on the map.
 
-    Coordinates: ``coords="xy"`` reads ``x``/``y`` (or ``x_column``/``y_column``) in the map's
-    CRS; ``"lonlat"`` reads ``lon``/``lat`` (also ``longitude``/``latitude``; or the columns
-    named) in degrees, WGS 84; ``"auto"`` takes ``x``/``y`` when the table has them (the
-    points :func:`draw_sample` writes: exact pixel centres), else longitude/latitude columns,
-    else a GeoParquet ``geometry`` of points (in its recorded CRS, else lon/lat).
+    Coordinates: ``coords="xy"`` reads ``x``/``y`` (any case; or ``x_column``/``y_column``) in
+    the map's CRS, or in ``xy_crs`` when given; ``"lonlat"`` reads ``lon``/``lat`` (also
+    ``longitude``/``latitude``; or the columns named) in degrees, WGS 84; ``"auto"`` takes
+    ``x``/``y`` when the table has them (the points :func:`draw_sample` writes: exact pixel
+    centres), else longitude/latitude columns, else a GeoParquet ``geometry`` of points (in
+    its recorded CRS, else lon/lat).
 
     Points outside the map, on its no-data pixels, without coordinates or without a label
     are counted, dropped and logged (WARNING). Reference classes must be the map's class
-    names, after ``label_map``.
+    names, after ``label_map``. Two points on one pixel are refused (a stratified sample
+    holds each pixel once), and so is a ``map_class`` column (written by
+    :func:`draw_sample`) that disagrees with the map: the sample was drawn from another map.
 
     Args:
         reference: a CSV / Parquet / GeoParquet table, or a DataFrame.
@@ -1260,13 +1324,16 @@ def read_reference(
         x_column, y_column: the coordinate columns (need ``coords`` ``"xy"`` or ``"lonlat"``).
         label_map: reference label -> map class name, for a reference legend that differs.
         classes: class names when the map records none.
+        xy_crs: the CRS of the x/y columns when it is not the map's (``"EPSG:2154"``, any
+            form rasterio reads).
 
     Returns:
         :class:`ReferencePoints`.
 
     Raises:
-        DataFormatError: a column is missing (the message suggests the nearest), or no
-            labelled point lies on the map's mapped pixels.
+        DataFormatError: a column is missing (the message suggests the nearest), no
+            labelled point lies on the map's mapped pixels, two points lie on one pixel, or
+            the table's ``map_class`` is not the map's class at a point.
         LabelError: a reference class is not a class of the map.
     """
     cmap = _as_map(map_or_path, classes)
@@ -1287,7 +1354,7 @@ def read_reference(
             "writes the points to label)"
         )
     labels = _column(df, label_column, where, "reference class", "label_column (--label-column)")
-    crs_of_points: str | None = None
+    crs_of_points: Any = None  # a CRS rasterio reads; None: the map's
     kind: str = coords
     if kind == "auto":
         if x_column is not None or y_column is not None:
@@ -1295,8 +1362,8 @@ def read_reference(
                 "x_column/y_column need coords='xy' (the map's CRS) or 'lonlat' (degrees): say "
                 "which (--coords xy or --coords lonlat)"
             )
-        if {"x", "y"} <= set(map(str, df.columns)):
-            kind, x_column, y_column = "xy", "x", "y"
+        if (xc := _first_present(df, ("x",))) and (yc := _first_present(df, ("y",))):
+            kind, x_column, y_column = "xy", xc, yc
         elif (lon := _first_present(df, _LON_NAMES)) and (lat := _first_present(df, _LAT_NAMES)):
             kind, x_column, y_column = "lonlat", lon, lat
         elif "geometry" in df.columns:
@@ -1308,11 +1375,27 @@ def read_reference(
                 f"geometry columns among {columns}; name them with x_column=, y_column= and "
                 "coords= (--x-column, --y-column, --coords xy|lonlat)"
             )
+    if xy_crs is not None:
+        if kind != "xy":
+            source = (
+                "lon/lat columns (WGS 84)"
+                if kind == "lonlat"
+                else "a GeoParquet geometry, whose CRS the file records"
+            )
+            raise ParameterError(
+                f"xy_crs (--xy-crs) is the CRS of x/y columns, but the points are read from "
+                f"{source}; leave it out, or read x/y columns with coords='xy' (--coords xy)"
+            )
+        crs_of_points = _parse_crs(xy_crs)
     if kind == "geometry":
         x, y, crs_of_points = _geometry_xy(df, meta)
     else:
-        xn = x_column or ("x" if kind == "xy" else _first_present(df, _LON_NAMES) or "lon")
-        yn = y_column or ("y" if kind == "xy" else _first_present(df, _LAT_NAMES) or "lat")
+        if kind == "xy":
+            xn = x_column or _first_present(df, ("x",)) or "x"
+            yn = y_column or _first_present(df, ("y",)) or "y"
+        else:
+            xn = x_column or _first_present(df, _LON_NAMES) or "lon"
+            yn = y_column or _first_present(df, _LAT_NAMES) or "lat"
         opt = "x_column / y_column (--x-column, --y-column)"
         xs = pd.to_numeric(_column(df, xn, where, "x coordinate", opt), errors="coerce")
         ys = pd.to_numeric(_column(df, yn, where, "y coordinate", opt), errors="coerce")
@@ -1328,8 +1411,9 @@ def read_reference(
     if crs_of_points is not None:
         if cmap.crs is None:
             raise DataFormatError(
-                f"{cmap.path} has no CRS, so longitude/latitude cannot be placed on it; give "
-                "the points' x/y in the map's own coordinates (coords='xy', --coords xy)"
+                f"{cmap.path} has no CRS, so points in another CRS cannot be placed on it; "
+                "give the points' x/y in the map's own coordinates (coords='xy', --coords xy, "
+                "without xy_crs)"
             )
         from rasterio.crs import CRS
         from rasterio.warp import transform
@@ -1380,6 +1464,9 @@ def read_reference(
         )
     if not keep.any():
         raise DataFormatError(_no_points_message(where, cmap, kind, x, y, labelled, n_nodata))
+    _check_one_point_per_pixel(where, rows, cols, keep, cmap.width)
+    if "map_class" in df.columns:
+        _check_map_class(where, cmap, df["map_class"], values, rows, cols, keep)
     frame = df.loc[keep].copy()
     frame["row"] = rows[keep]
     frame["col"] = cols[keep]
@@ -1395,6 +1482,80 @@ def read_reference(
         n_outside=n_outside,
         n_nodata=n_nodata,
         coords=kind,
+    )
+
+
+def _parse_crs(text: str) -> Any:
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        with rasterio.Env():  # GDAL's messages go to logging, not straight to stderr
+            return CRS.from_user_input(text)
+    except CRSError as exc:
+        raise ParameterError(
+            f"xy_crs {text!r} is not a CRS rasterio knows ({str(exc).splitlines()[0]}); give it "
+            "as EPSG:code, e.g. --xy-crs EPSG:2154"
+        ) from None
+
+
+def _check_one_point_per_pixel(
+    where: str,
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    keep: NDArray[np.bool_],
+    width: int,
+) -> None:
+    """Refuse two kept points on one pixel: a stratified random sample draws each pixel at
+    most once, and a pixel counted twice weighs twice in its stratum."""
+    index = np.flatnonzero(keep)
+    pixel = rows[index] * width + cols[index]
+    uniq, counts = np.unique(pixel, return_counts=True)
+    if not np.any(counts > 1):
+        return
+    first = uniq[counts > 1][0]
+    at = index[pixel == first]
+    numbers = [str(int(i) + 1) for i in at[:5]]
+    shown = ", ".join(numbers[:-1]) + f" and {numbers[-1]}"
+    n_pixels = int(np.sum(counts > 1))
+    raise DataFormatError(
+        f"{where}: {_plural(n_pixels, 'pixel')} of the map {'holds' if n_pixels == 1 else 'hold'} "
+        f"more than one labelled point ({_plural(int(np.sum(counts[counts > 1] - 1)), 'point')} "
+        f"too many; rows {shown} of the table are on the pixel at row {int(first // width)}, "
+        f"column {int(first % width)}); a stratified random sample holds each pixel once "
+        "(drawn without replacement), and a pixel counted twice weighs twice: keep one row per "
+        "pixel, with one reference class"
+    )
+
+
+def _check_map_class(
+    where: str,
+    cmap: ClassMap,
+    stated: pd.Series,
+    values: NDArray[np.int64],
+    rows: NDArray[np.int64],
+    cols: NDArray[np.int64],
+    keep: NDArray[np.bool_],
+) -> None:
+    """Refuse a table whose ``map_class`` (the stratum :func:`draw_sample` wrote) is not the
+    map's class at the point: the sample was stratified by another map."""
+    text = stated.astype("string").str.strip().to_numpy(dtype=object, na_value="")
+    index = np.flatnonzero(keep)
+    on_map = np.asarray(cmap.classes, dtype=object)[values[index]]
+    named = np.isin(text[index], np.asarray(cmap.classes, dtype=object))
+    wrong = index[named & (text[index] != on_map)]
+    if wrong.size == 0:
+        return
+    i = int(wrong[0])
+    raise DataFormatError(
+        f"{where}: the map_class of {wrong.size:,} of its {index.size:,} points is not the "
+        f"class of {cmap.path.name} at the point (row {i + 1} of the table: {text[i]!r} "
+        f"in the table, {cmap.classes[values[i]]!r} on the map at pixel row {int(rows[i])}, "
+        f"column {int(cols[i])}): the sample was drawn from another map, or another version "
+        "of this one, and the estimate needs a sample stratified by the map it assesses; draw "
+        "the sample again from this map (cropglobe area sample), or drop the map_class column "
+        "if it means something else"
     )
 
 
@@ -1439,7 +1600,10 @@ def _no_points_message(
     elif coords == "lonlat" and not degrees:
         hint = "they are not degrees: read them in the map's CRS with coords='xy' (--coords xy)"
     else:
-        hint = "check that the points and the map cover the same region"
+        hint = (
+            "check that the points and the map cover the same region, and give the points' "
+            "CRS with xy_crs= (--xy-crs EPSG:…) when their x/y are not in the map's"
+        )
     return (
         f"no reference point of {where} lies inside {cmap.path} (points: {span}; map: {bounds} "
         f"in {cmap.crs.to_string() if cmap.crs is not None else 'its pixel grid'}); {hint}"
@@ -1459,6 +1623,7 @@ def assess_map(
     label_map: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     strip_pixels: int = STRIP_PIXELS,
+    xy_crs: str | None = None,
 ) -> AreaEstimate:
     """Accuracy and class areas of a class map from labelled reference points.
 
@@ -1475,7 +1640,7 @@ def assess_map(
         classes: class names when the map records none.
         pixel_area: area of one pixel in hectares; default: from the map's transform
             (projected CRS only).
-        coords, x_column, y_column, label_map: see :func:`read_reference`.
+        coords, x_column, y_column, label_map, xy_crs: see :func:`read_reference`.
         confidence: level of the confidence intervals.
         strip_pixels: pixels read at a time.
 
@@ -1494,6 +1659,7 @@ def assess_map(
         x_column=x_column,
         y_column=y_column,
         label_map=label_map,
+        xy_crs=xy_crs,
     )
     pixels = count_pixels(cmap, strip_pixels=strip_pixels)
     est = stratified_estimate(
