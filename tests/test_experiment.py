@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import itertools
 import json
 
 import numpy as np
@@ -67,6 +68,46 @@ def test_end_to_end(world, tmp_path) -> None:
     assert metrics["targets"]["BEL"]["oa"] == pytest.approx(np.mean(bel.y_true == bel.y_pred))
     assert "Overall accuracy" in rep.summary_text
     assert "Paired by seed" not in rep.summary_text  # one method: nothing to compare
+    # calibration, from the saved probabilities: in results.csv as the accuracies (percent)
+    res = pd.read_csv(tmp_path / "exp" / "results.csv")
+    for col in ("ece", "ece_mass", "overconfidence", "brier", "nll"):
+        assert {f"{col}_mean", f"{col}_std"} <= set(res.columns)
+    assert res.ece_mean.between(0, 100).all() and res.ece_mass_mean.between(0, 100).all()
+    assert res.overconfidence_mean.between(-100, 100).all() and res.brier_mean.between(0, 2).all()
+    # ECE by hand on ARG, where the truth has no wheat: wheat's probability goes to "other"
+    other, wheat = world.classes.index("other"), world.classes.index("wheat")
+    by_seed = []
+    for seed in (82, 83):
+        run = tmp_path / f"exp/runs/rf-median1d/FRA/seed{seed}"
+        arg = pd.read_parquet(run / "predictions.parquet").query("target == 'ARG'")
+        model = json.loads((run / "metrics.json").read_text())["model_classes"]
+        arg = arg[[world.classes[i] in model for i in arg.y_true]]
+        q = arg[[f"p_{c}" for c in world.classes]].to_numpy(dtype=np.float64, copy=True)
+        q[:, other] += q[:, wheat]
+        q[:, wheat] = 0.0
+        pred = arg.y_pred.replace(wheat, other).to_numpy()
+        conf = q[np.arange(len(q)), pred]
+        by_seed.append(_ece_loop(conf, pred == arg.y_true.to_numpy()))
+    row = runs[(runs.target == "ARG") & (runs.seed == 82)]
+    assert row.ece.item() == pytest.approx(by_seed[0], abs=1e-9)
+    reported = res.loc[res.target == "ARG", "ece_mean"].item()
+    assert reported == pytest.approx(100 * np.mean(by_seed), abs=1e-3)
+    assert rep.summary.loc[rep.summary.target == "ARG", "ece_mean"].item() == pytest.approx(
+        100 * np.mean(by_seed)
+    )
+    assert "Calibration in the targets" in page and "reliability" in saved["calibration"]
+    assert (tmp_path / "exp" / "figures" / "reliability.png").stat().st_size > 1000
+
+
+def _ece_loop(conf: np.ndarray, right: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE as textbooks write it: equal-width bins (lo, hi], one at a time."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    total = 0.0
+    for lo, hi in itertools.pairwise(edges):
+        inside = (conf > lo) & (conf <= hi) | ((lo == 0) & (conf == 0))
+        if inside.any():
+            total += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
+    return total
 
 
 def test_summary_compares_methods_paired_by_seed(world, tmp_path) -> None:
@@ -236,6 +277,13 @@ def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
     )
     assert adapted["oa"] == pytest.approx(expect["oa"])
     assert sum(adapted["estimated_prior"].values()) == pytest.approx(1.0)
+    # its calibration is that of the adapted posteriors (BEL collapses nothing)
+    post = adapt_posteriors(p, prior)
+    scored = np.isin(pred.y_true, model_classes)
+    ece = _ece_loop(post.max(axis=1)[scored], (y == pred.y_true.to_numpy())[scored])
+    row = rep[rep.method == "tempcnn+prior"]
+    assert row.ece.item() == pytest.approx(ece, abs=1e-9)
+    assert row.ece.item() != rep.loc[rep.method == "tempcnn", "ece"].item()
     assert set(collect_runs(tmp_path / "exp").method) == set(rep.method)
     page = (tmp_path / "exp/report.html").read_text()
     assert "Rows METHOD+prior" in page and "Rows METHOD+tta" not in page
@@ -369,7 +417,14 @@ def test_shift_averaging_with_prior_adaptation(world, tmp_path) -> None:
     assert saved["shifts"] == [-10.0, 0.0, 10.0]
     row = runs[(runs.method == "tempcnn+tta+prior") & (runs.target == "USA")]
     assert row.oa.item() == pytest.approx(expect["oa"])
-    assert "Rows METHOD+tta+prior" in (tmp_path / "exp/report.html").read_text()
+    page = (tmp_path / "exp/report.html").read_text()
+    assert "Rows METHOD+tta+prior" in page
+    # shift-averaged probabilities are not saved: their calibration is blank, not 0
+    res = pd.read_csv(tmp_path / "exp/results.csv")
+    shifted = res.method.str.contains("+tta", regex=False)
+    assert res[shifted].ece_mean.isna().all() and res[shifted].ece_std.isna().all()
+    assert res[~shifted].ece_mean.notna().all()
+    assert "Rows METHOD+tta and METHOD+tta+prior are left blank" in page
     # nothing left to compute on a rerun
     lines.clear()
     _run(world, tmp_path / "exp", tta=[-10, 0, 10], adapt_prior=True, echo=lines.append, **kw)

@@ -185,6 +185,11 @@ def run_experiment(
     ``diagnostics``: measure each pair's label-free shift (:mod:`cropglobe.evaluate.shift`)
     and report it beside the accuracies (``diagnostics.csv``; kept in the folder for reruns).
     """
+    from cropglobe.evaluate.calibration import (
+        aggregate_calibration,
+        calibrate_runs,
+        merge_calibration,
+    )
     from cropglobe.evaluate.compare import paired_comparison
     from cropglobe.report.figures import plot_phenology
     from cropglobe.report.transfer import (
@@ -435,6 +440,11 @@ def run_experiment(
     with folder_lock(output, "cropglobe transfer"):
         result = run_transfer(ss, config, output, progress=echo)
         out = Path(output)
+        # from the runs' saved probabilities: no retraining, and older folders get it too
+        calibration, reliability = calibrate_runs(
+            out, result.runs, ss.classes, _calibration_rules(ss, config)
+        )
+        result = dataclasses.replace(result, runs=merge_calibration(result.runs, calibration))
         trained_in = result.runs.get("precision_used", pd.Series(dtype=object)).dropna()
         config_dict = {
             **config.__dict__,
@@ -499,8 +509,12 @@ def run_experiment(
                 comparison=comparison,
                 diagnostics=shift,
                 applicability=inside,
+                reliability=reliability,
             )
-    agg = aggregate_runs(result.runs, ["method", "source", "target", "scenario"])
+    by = ["method", "source", "target", "scenario"]
+    agg = aggregate_runs(result.runs, by)
+    if (cal := aggregate_calibration(result.runs, by)) is not None:
+        agg = agg.merge(cal, on=by, how="left")
     table = scenario_table(runs, "oa")
     text = "Overall accuracy (%) by scenario, mean ± std over seeds:\n" + table.to_string()
     single = single_class_pairs(result.runs)
@@ -1016,6 +1030,31 @@ def _applicability_runs(ss: SeriesSet, config: ExperimentConfig, out: Path) -> p
     columns = ["method", "source", "target", "seed", "n_inside", "oa_inside", "n_outside",
                "oa_outside"]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _calibration_rules(
+    ss: SeriesSet, config: ExperimentConfig
+) -> dict[str, str | dict[str, str] | None]:
+    """What each group's samples collapse by when scored, as the runs scored them
+    (``_Experiment.country_rules``): the group's one country, ``{sample_id: country}`` for a
+    group of several, None when unknown."""
+    from cropglobe.evaluate.transfer import _group_countries
+
+    groups = ss.meta[config.group_by].astype(str).to_numpy()
+    countries = _group_countries(ss, groups, config.group_by)
+    rules: dict[str, str | dict[str, str] | None] = {}
+    for g in dict.fromkeys([*config.targets, *config.sources]):
+        held = countries.get(g, ())
+        if len(held) == 1:
+            rules[g] = held[0]
+        elif len(held) > 1 and "country" in ss.meta.columns:
+            rows = groups == g
+            ids = ss.meta["sample_id"][rows].astype(str)
+            names = ss.meta["country"][rows].fillna("").astype(str)
+            rules[g] = dict(zip(ids, names, strict=True))
+        else:
+            rules[g] = None
+    return rules
 
 
 def _row_keys(ids: pd.Series) -> list[tuple[str, int]]:

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from cropglobe.classes import CROPGLOBE_CLASSES, collapse_to_target
 from cropglobe.errors import LabelError
 
-__all__ = ["aggregate_runs", "confusion", "f1_per_class", "score_transfer"]
+__all__ = ["aggregate_runs", "confusion", "f1_per_class", "score_transfer", "scored_subset"]
 
 
 def confusion(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> NDArray[np.int64]:
@@ -88,6 +88,55 @@ def score_transfer(
             )
     if p.size and p.min() < 0:
         raise LabelError(f"y_pred holds class index {int(p.min())}; predictions must be 0…{k - 1}")
+    keep, collapses = scored_subset(t, model_classes=model_classes, target=target, classes=classes)
+    n_excluded = int(t.size - keep.sum())
+    t, p = t[keep], p[keep].copy()
+    # the predictions only; the truth is the target's own labels
+    for rows, country, mapped in collapses:
+        p[rows] = collapse_to_target(p[rows], country, classes, mapped=mapped)
+    cm = confusion(t, p, k)
+    f1 = f1_per_class(cm)
+    support = cm.sum(axis=1)
+    present = [int(i) for i in np.flatnonzero(support > 0)]
+    return {
+        "oa": float(np.trace(cm) / cm.sum()),
+        "macro_f1": float(f1[present].mean()),
+        "weighted_f1": float((f1 * support).sum() / support.sum()),
+        "per_class_f1": {classes[i]: float(f1[i]) for i in present},
+        "confusion": cm,
+        "n_scored": int(t.size),
+        "n_excluded": n_excluded,
+        "present": [classes[i] for i in present],
+    }
+
+
+def scored_subset(
+    y_true: NDArray[np.int64],
+    *,
+    model_classes: Sequence[int] | None = None,
+    target: str | ArrayLike | None = None,
+    classes: Sequence[str] = CROPGLOBE_CLASSES,
+) -> tuple[NDArray[np.bool_], list[tuple[NDArray[np.bool_], str, NDArray[np.int64]]]]:
+    """Which samples :func:`score_transfer` scores and how their predictions collapse.
+
+    Args:
+        y_true: true class indices (N,), already checked against ``classes``.
+        model_classes, target, classes: as :func:`score_transfer` takes them.
+
+    Returns:
+        ``keep``, a boolean mask (N,) of the samples scored (labelled, of a class the model
+        can output), and the collapses to apply to the kept samples: ``(rows, country,
+        mapped)`` with ``rows`` a mask over the kept samples, ``country`` the rules they
+        follow (:func:`cropglobe.classes.collapse_to_target`) and ``mapped`` the classes of
+        their ground truth (which count as mapped). Predicted labels and probabilities
+        (:mod:`cropglobe.evaluate.calibration`) are collapsed by the same plan.
+
+    Raises:
+        LabelError: when no sample has a class the model can output, or ``target`` gives
+            a country per sample for another number of samples.
+    """
+    t = np.asarray(y_true, dtype=np.int64).reshape(-1)
+    k = len(classes)
     per_sample = None
     if target is not None and not isinstance(target, str):
         per_sample = np.asarray(target, dtype=object).reshape(-1)
@@ -107,44 +156,31 @@ def score_transfer(
         allowed = np.zeros(k, dtype=bool)
         allowed[mc] = True
         keep &= allowed[np.clip(t, 0, k - 1)]
-    n_excluded = int(t.size - keep.sum())
-    t, p = t[keep], p[keep]
-    if t.size == 0:
+    kept = t[keep]
+    if kept.size == 0:
         names = [classes[i] for i in model_classes] if model_classes is not None else classes
         which = f"target {target}" if isinstance(target, str) else "the target"
         raise LabelError(
             f"{which} has no sample of a class the model can output "
             f"({list(names)}); choose a target that shares classes with the source"
         )
-    # the predictions only; the truth is the target's own labels
+    collapses: list[tuple[NDArray[np.bool_], str, NDArray[np.int64]]] = []
     if per_sample is not None:
         where = per_sample[keep]
-        p = p.copy()
         for c in dict.fromkeys(where.tolist()):
-            idx = where == c
-            p[idx] = collapse_to_target(p[idx], str(c or ""), classes, mapped=np.unique(t[idx]))
+            rows = np.asarray(where == c, dtype=bool)
+            collapses.append((rows, str(c or ""), np.unique(kept[rows])))
     elif isinstance(target, str):
-        p = collapse_to_target(p, target, classes, mapped=np.unique(t))
-    cm = confusion(t, p, k)
-    f1 = f1_per_class(cm)
-    support = cm.sum(axis=1)
-    present = [int(i) for i in np.flatnonzero(support > 0)]
-    return {
-        "oa": float(np.trace(cm) / cm.sum()),
-        "macro_f1": float(f1[present].mean()),
-        "weighted_f1": float((f1 * support).sum() / support.sum()),
-        "per_class_f1": {classes[i]: float(f1[i]) for i in present},
-        "confusion": cm,
-        "n_scored": int(t.size),
-        "n_excluded": n_excluded,
-        "present": [classes[i] for i in present],
-    }
+        collapses.append((np.ones(kept.size, dtype=bool), target, np.unique(kept)))
+    return keep, collapses
 
 
 def aggregate_runs(
     runs: pd.DataFrame,
     by: Sequence[str],
     metrics: Sequence[str] = ("oa", "macro_f1", "weighted_f1"),
+    *,
+    percent: bool = True,
 ) -> pd.DataFrame:
     """Mean ± std (ddof 0) in percent of metrics over seeds.
 
@@ -152,15 +188,20 @@ def aggregate_runs(
         runs: one row per run with the ``by`` columns and metric columns (fractions 0…1).
         by: grouping columns (e.g. ``["method", "source", "target"]``).
         metrics: metric columns.
+        percent: scale the fractions to percent; False keeps the metrics' own units (a
+            Brier score, a log-likelihood).
 
     Returns:
         One row per group with ``{metric}_mean``, ``{metric}_std`` (percent) and ``n_runs``.
+        A metric missing from every run of a group (NaN: a method without probabilities has
+        no calibration) gives NaN for both, not a spread of 0.
     """
     cols = list(metrics)
+    scale = 100.0 if percent else 1.0
     grouped = runs.groupby(list(by), sort=False)
-    mean = grouped[cols].mean() * 100.0
+    mean = grouped[cols].mean() * scale
     # ddof 0: the paper reports the population standard deviation over its ten seeds.
-    std = grouped[cols].std(ddof=0).fillna(0.0) * 100.0
+    std = grouped[cols].std(ddof=0).fillna(0.0).where(mean.notna()) * scale
     out = pd.concat([mean.add_suffix("_mean"), std.add_suffix("_std")], axis=1)
     out["n_runs"] = grouped.size()
     return out.reset_index()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cropglobe._fs import atomic_path, cap_name, safe_name
+from cropglobe.evaluate.calibration import aggregate_calibration
 from cropglobe.evaluate.compare import ALL_SCENARIOS, mean_ci, paired_comparison
 from cropglobe.evaluate.metrics import aggregate_runs
 from cropglobe.evaluate.scenarios import SCENARIOS
@@ -575,6 +576,7 @@ def write_transfer_report(
     comparison: pd.DataFrame | None = None,
     diagnostics: pd.DataFrame | None = None,
     applicability: pd.DataFrame | None = None,
+    reliability: pd.DataFrame | None = None,
 ) -> Path:
     """Write ``report.html``, PNG figures, ``results.csv``, ``comparison.csv``,
     ``confusion.csv`` (the confusion matrices summed over seeds, one row per cell) and
@@ -598,6 +600,12 @@ def write_transfer_report(
             it is.
         applicability: each run's accuracy inside and outside its source's range (one row per
             method, source, target and seed; ``applicability.csv``), shown in that section.
+        reliability: each run's reliability bins in its target
+            (:func:`cropglobe.evaluate.calibration.calibrate_runs`), with ``runs`` holding the
+            calibration columns (:func:`cropglobe.evaluate.calibration.merge_calibration`):
+            the calibration section, ``reliability.csv`` (the diagram's bins, pooled per
+            method and target or scenario) and ``results.json``'s ``calibration``. The
+            calibration columns of ``runs`` join ``results.csv`` whether or not it is given.
 
     Returns:
         The path of ``report.html``.
@@ -620,6 +628,7 @@ def write_transfer_report(
             comparison=comparison,
             diagnostics=diagnostics,
             applicability=applicability,
+            reliability=reliability,
         )
         figures = list(dict.fromkeys(files.pop("figures")))  # a figure given twice moves once
         fig_dir.mkdir(parents=True, exist_ok=True)
@@ -660,6 +669,7 @@ def _draw_report(
     comparison: pd.DataFrame | None,
     diagnostics: pd.DataFrame | None = None,
     applicability: pd.DataFrame | None = None,
+    reliability: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The report's figures (drawn into ``stage``) and the text of its files, by file name
     (``figures``: the PNG paths; ``report.html`` last)."""
@@ -671,6 +681,9 @@ def _draw_report(
             "n_classes_scored"
         ].max()
         agg["classes_scored"] = n.to_numpy()
+    by = ["method", "source", "target", "scenario"]
+    if (calibrated := aggregate_calibration(runs, by)) is not None:
+        agg = agg.merge(calibrated, on=by, how="left")
     single = single_class_pairs(runs)
     scored = scored_runs(runs)
     if single and len(scored) < len(runs):
@@ -718,6 +731,19 @@ def _draw_report(
         payload["shift"] = {name: _json_records(t) for name, t in tables.items()}
         if applicability is not None:
             files["applicability.csv"] = applicability.to_csv(index=False, float_format="%.3f")
+
+    calibration_html, calibration_figs = "", list[Path]()
+    if reliability is not None and "ece" in scored.columns and len(scored):
+        from cropglobe.report.calibration import calibration_section
+
+        calibration_html, calibration_figs, tables, said = calibration_section(
+            scored, reliability, stage
+        )
+        files["reliability.csv"] = tables["reliability"].to_csv(index=False, float_format="%.6g")
+        payload["calibration"] = {
+            **{name: _json_records(t) for name, t in tables.items()},
+            "findings": said,
+        }
 
     methods = list(dict.fromkeys(runs["method"]))
     sections: list[str] = []
@@ -812,6 +838,9 @@ def _draw_report(
     if shift_html:
         sections.append(shift_html)
         written += shift_figs
+    if calibration_html:
+        sections.append(calibration_html)
+        written += calibration_figs
     detail = agg.copy()
     for m in ("oa", "macro_f1", "weighted_f1"):
         detail[m] = [
