@@ -279,3 +279,8 @@ def test_report_section(tmp_path) -> None:
     ).read_text()
     assert "Calibration in the targets" not in page
     assert "ece_mean" in pd.read_csv(tmp_path / "plain" / "results.csv").columns
+    # the same folder rewritten without the section: its table and figure go with it
+    write_transfer_report(tmp_path, runs, pd.DataFrame(), {}, CROPGLOBE_CLASSES)
+    assert not (tmp_path / "reliability.csv").exists()
+    assert not (tmp_path / "figures" / "reliability.png").exists()
+    assert (tmp_path / "results.csv").exists()

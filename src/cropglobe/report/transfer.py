@@ -645,7 +645,15 @@ def write_transfer_report(
     for old in fig_dir.glob("*.png"):
         if old.resolve() not in kept:
             old.unlink()
+    # tables of sections this report no longer has (diagnostics.csv stays: reruns reuse it)
+    for name in _SECTION_TABLES:
+        if name not in files:
+            (out / name).unlink(missing_ok=True)
     return out / "report.html"
+
+
+#: tables written only with their section of the report
+_SECTION_TABLES = ("applicability.csv", "reliability.csv")
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
