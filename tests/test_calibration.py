@@ -284,3 +284,140 @@ def test_report_section(tmp_path) -> None:
     assert not (tmp_path / "reliability.csv").exists()
     assert not (tmp_path / "figures" / "reliability.png").exists()
     assert (tmp_path / "results.csv").exists()
+
+
+def _tempered(t0: float, n: int = 4000, k: int = 5, seed: int = 0):
+    """Logits z, labels drawn from softmax(z), and a model's probabilities softmax(t0 · z):
+    over-confident by t0 (> 1), so the temperature that undoes it is t0."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 2.0, (n, k))
+    truth = np.exp(z - z.max(axis=1, keepdims=True))
+    truth /= truth.sum(axis=1, keepdims=True)
+    y = (truth.cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
+    p = np.exp(t0 * z - (t0 * z).max(axis=1, keepdims=True))
+    return z, y, p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("t0", [0.5, 1.0, 2.5])
+def test_fit_temperature_recovers_a_known_temperature(t0: float) -> None:
+    from cropglobe.evaluate.calibration import apply_temperature, fit_temperature
+
+    z, y, p = _tempered(t0)
+    found = fit_temperature(p, y)
+    assert found == pytest.approx(t0, rel=0.05)
+    # scaling by it gives back the labels' own distribution softmax(z)
+    truth = np.exp(z - z.max(axis=1, keepdims=True))
+    truth /= truth.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(apply_temperature(p, t0), truth, atol=1e-9)
+    # and the NLL there is no higher than at any other temperature nearby
+    at = negative_log_likelihood(y, apply_temperature(p, found))
+    for other in (found * 0.8, found * 1.25):
+        assert at <= negative_log_likelihood(y, apply_temperature(p, other))
+
+
+def test_temperature_keeps_the_argmax_and_zeros() -> None:
+    from cropglobe.evaluate.calibration import apply_temperature
+
+    _, y, p = _tempered(2.0, n=500, k=7, seed=1)
+    p[:, [SUGARCANE, OTHER]] = 0.0  # classes the model cannot output
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(apply_temperature(p, 1.0), p, atol=1e-12)  # T = 1: as given
+    for t in (0.05, 0.3, 1.7, 20.0):
+        q = apply_temperature(p, t)
+        np.testing.assert_allclose(q.sum(axis=1), 1.0, atol=1e-12)
+        assert (q.argmax(axis=1) == p.argmax(axis=1)).all()
+        assert (q[:, [SUGARCANE, OTHER]] == 0.0).all()
+        # so every accuracy is the same, and the top-label confidence moves the right way
+        a, b = score_transfer(y, p.argmax(axis=1)), score_transfer(y, q.argmax(axis=1))
+        assert a["oa"] == b["oa"] and a["macro_f1"] == b["macro_f1"]
+        top = q.max(axis=1).mean()
+        assert top < p.max(axis=1).mean() if t > 1 else top > p.max(axis=1).mean()
+
+
+def test_temperature_bad_input_is_refused_clearly() -> None:
+    from cropglobe.evaluate.calibration import apply_temperature, fit_temperature
+
+    _, y, p = _tempered(1.5, n=40)
+    with pytest.raises(ParameterError, match="at least 10 labelled samples, got 5"):
+        fit_temperature(p[:5], y[:5])
+    with pytest.raises(ParameterError, match="at least 2 classes, got only class 2"):
+        fit_temperature(p, np.full(40, 2))
+    with pytest.raises(ParameterError, match="40 rows but y_true 39 labels"):
+        fit_temperature(p, y[:39])
+    with pytest.raises(LabelError, match="class index 5 but proba has 5 columns"):
+        fit_temperature(p, np.where(np.arange(40) == 0, 5, y))
+    with pytest.raises(ParameterError, match="whole class indices"):
+        fit_temperature(p, y.astype(float))
+    with pytest.raises(ParameterError, match="finite probabilities"):
+        fit_temperature(np.where(p > 0.5, np.nan, p), y)
+    with pytest.raises(ParameterError, match="bounds must be"):
+        fit_temperature(p, y, bounds=(2.0, 5.0))
+    with pytest.raises(ParameterError, match="rows whose probabilities are all 0"):
+        apply_temperature(np.zeros((2, 3)), 1.0)
+    for bad in (0.0, -1.0, float("inf"), "warm"):
+        with pytest.raises(ParameterError, match="temperature must be a finite number > 0"):
+            apply_temperature(p, bad)  # type: ignore[arg-type]
+
+
+def test_a_validation_split_the_model_gets_all_right_pulls_the_temperature_low() -> None:
+    from cropglobe.evaluate.calibration import TEMPERATURE_BOUNDS, fit_temperature
+
+    y, p = _binary(0.7, 20, 0)
+    p = np.vstack([p, p[:, ::-1]])  # both classes, every prediction right at 0.7
+    y = np.r_[y, np.ones_like(y)]
+    assert fit_temperature(p, y) == pytest.approx(TEMPERATURE_BOUNDS[0], rel=1e-3)
+
+
+def test_temperature_table_compares_the_same_runs_before_and_after() -> None:
+    from cropglobe.evaluate.calibration import aggregate_calibration
+    from cropglobe.report.calibration import (
+        temperature_by_scenario,
+        temperature_finding,
+        temperature_table,
+    )
+
+    rows = []
+    for method, t in (("net", 1.5), ("forest", np.nan)):
+        for target in ("BEL", "USA"):
+            for seed, ece in ((82, 0.2), (83, 0.1)):
+                rows.append(
+                    {
+                        "method": method,
+                        "source": "FRA",
+                        "target": target,
+                        "seed": seed,
+                        "scenario": scenario("FRA", target),
+                        "ece": ece,
+                        "ece_mass": ece,
+                        "overconfidence": ece,
+                        "brier": 0.5,
+                        "nll": 1.0,
+                        "temperature": t,
+                        # USA: scaling fitted in France helps less there
+                        "ece_ts": ece / (4 if target == "BEL" else 2) if t == t else np.nan,
+                        "overconfidence_ts": 0.01 if t == t else np.nan,
+                        "brier_ts": 0.4 if t == t else np.nan,
+                        "nll_ts": 0.8 if t == t else np.nan,
+                    }
+                )
+    runs = pd.DataFrame(rows)
+    agg = aggregate_calibration(runs, ["method", "target"]).set_index(["method", "target"])
+    assert agg.loc[("net", "USA"), "ece_ts_mean"] == pytest.approx(7.5)  # percent
+    assert agg.loc[("net", "USA"), "ece_ts_std"] == pytest.approx(2.5)
+    assert agg.loc[("net", "USA"), "temperature_mean"] == pytest.approx(1.5)
+    assert agg.loc[("forest", "USA"), ["ece_ts_mean", "temperature_mean"]].isna().all()
+    by = temperature_by_scenario(runs).set_index(["method", "scenario"])
+    assert set(by.index.get_level_values("method")) == {"net"}  # no temperature: not shown
+    usa = by.loc[("net", "cross-continent")]
+    assert usa.ece_mean == pytest.approx(15.0) and usa.ece_ts_mean == pytest.approx(7.5)
+    assert usa.seeds == 2 and usa.nll_ts_mean == pytest.approx(0.8)
+    shown = temperature_table(runs)
+    assert shown.columns[:4].tolist() == ["method", "scenario", "T", "ECE (%) before"]
+    assert shown.loc[1, "ECE (%) after"] == "7.5 ± 2.5" and shown.loc[0, "T"] == "1.50 ± 0.00"
+    # 15 % before; after: BEL 3.75, USA 7.5 -> 5.625
+    assert temperature_finding(runs) == (
+        "Temperature scaling fitted on the source's validation split lowered the ECE of net "
+        "from 15.0 % to 5.6 % (-9.4 points; lower in 4 of 4 runs, median T = 1.50) in the "
+        "targets."
+    )
+    assert temperature_finding(runs[runs.method == "forest"]) is None

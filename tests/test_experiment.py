@@ -249,7 +249,7 @@ def test_neural_run_keeps_its_model(world, tmp_path) -> None:
     assert table["predicted"].tolist() == [world.classes[i] for i in pred["y_pred"]]
 
 
-def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
+def test_prior_adaptation_rescores_neural_runs(world, tmp_path, monkeypatch) -> None:
     from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
     from cropglobe.evaluate.metrics import score_transfer
     from cropglobe.evaluate.transfer import collect_runs
@@ -287,6 +287,51 @@ def test_prior_adaptation_rescores_neural_runs(world, tmp_path) -> None:
     assert set(collect_runs(tmp_path / "exp").method) == set(rep.method)
     page = (tmp_path / "exp/report.html").read_text()
     assert "Rows METHOD+prior" in page and "Rows METHOD+tta" not in page
+    # temperature scaling: fitted on the source's validation split, saved with the run
+    t = metrics["temperature"]
+    assert isinstance(t, float) and 0.05 <= t <= 20.0
+    assert metrics["temperature_fit"]["n_val"] == metrics["training"]["n_val"] > 0
+    forest = json.loads((tmp_path / "exp/runs/rf-median1d/FRA/seed82/metrics.json").read_text())
+    assert forest["temperature"] is None and "classical" in forest["temperature_fit"]["reason"]
+    # ECE after scaling, by hand: p^(1/T) renormalised, the same predictions
+    q = pred[[f"p_{c}" for c in world.classes]].to_numpy(dtype=np.float64) ** (1.0 / t)
+    q /= q.sum(axis=1, keepdims=True)
+    yp = pred.y_pred.to_numpy()
+    conf = q[np.arange(len(q)), yp][scored]
+    ece_ts = _ece_loop(conf, (yp == pred.y_true.to_numpy())[scored])
+    res = pd.read_csv(tmp_path / "exp/results.csv").set_index("method")
+    assert rep.loc[rep.method == "tempcnn", "ece_ts"].item() == pytest.approx(ece_ts, abs=1e-9)
+    assert res.loc["tempcnn", "ece_ts_mean"] == pytest.approx(100 * ece_ts, abs=1e-3)
+    assert res.loc["tempcnn", "temperature_mean"] == pytest.approx(t, abs=1e-3)
+    # +prior: scaled first, then EM from the scaled probabilities
+    qm = q[:, model_classes]
+    post_ts = adapt_posteriors(qm, estimate_target_prior(qm)[0])
+    y_ts = np.asarray(model_classes)[post_ts.argmax(axis=1)]
+    ece = _ece_loop(post_ts.max(axis=1)[scored], (y_ts == pred.y_true.to_numpy())[scored])
+    assert rep.loc[rep.method == "tempcnn+prior", "ece_ts"].item() == pytest.approx(ece, abs=1e-9)
+    # a forest has no temperature: blank, not 0
+    cols = ["temperature_mean", "ece_ts_mean", "ece_ts_std", "overconfidence_ts_mean",
+            "nll_ts_mean"]  # fmt: skip
+    assert res.loc["rf-median1d", cols].isna().all() and res.loc["tempcnn", cols].notna().all()
+    assert "After temperature scaling fitted on the source" in page
+    assert "No temperature for rf-median1d" in page
+    found = json.loads((tmp_path / "exp/results.json").read_text())["calibration"]["findings"]
+    assert found[-1].startswith("Temperature scaling fitted on the source")
+    assert "the ECE of tempcnn from" in found[-1]
+    # a run saved before temperatures were fitted: blank after scaling, and not trained again
+    for key in ("temperature", "temperature_fit"):
+        del metrics[key]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(methods_mod.Method, "fit", no_training)
+    old = _run(world, tmp_path / "exp", adapt_prior=True, **kw).result.runs
+    tempcnn = old[old.method.str.startswith("tempcnn")]
+    assert tempcnn[["temperature", "ece_ts", "nll_ts"]].isna().all().all()
+    assert tempcnn.ece.tolist() == rep[rep.method.str.startswith("tempcnn")].ece.tolist()
+    assert pd.read_csv(tmp_path / "exp/results.csv").ece_ts_mean.isna().all()
 
 
 def test_averaged_method_also_scores_its_best_epoch(world, tmp_path) -> None:
@@ -934,6 +979,15 @@ def test_paper_quirks_are_cropnets_only(world, tmp_path) -> None:
     n, n_val = n_train["mlp-median1d"]
     assert 0.15 * n < n_val < 0.25 * n
     assert len(rep.result.runs) == 2
+    # a temperature only where the validation samples were held out of training
+    cropnet = json.loads((tmp_path / "p/runs/cropnet/FRA/seed82/metrics.json").read_text())
+    assert cropnet["temperature"] is None
+    assert cropnet["temperature_fit"]["reason"].startswith("paper protocol")
+    mlp = json.loads((tmp_path / "p/runs/mlp-median1d/FRA/seed82/metrics.json").read_text())
+    assert mlp["temperature"] > 0 and mlp["temperature_fit"]["n_val"] == n_val
+    runs = rep.result.runs.set_index("method")
+    assert np.isnan(runs.loc["cropnet", "ece_ts"])
+    assert np.isfinite(runs.loc["mlp-median1d", "ece_ts"])
 
 
 def test_model_options_reach_the_network(world, tmp_path) -> None:
@@ -988,6 +1042,28 @@ def test_within_leaves_the_transfer_scores_unchanged(world, tmp_path) -> None:
         == n_fra
     )  # the hold-out model saw the rest
     assert m["targets"]["FRA"]["scenario"] == "within-country"
+
+
+def test_within_hold_out_is_scaled_by_its_own_models_temperature(world, tmp_path) -> None:
+    from cropglobe.evaluate.calibration import apply_temperature, score_calibration
+
+    kw = {"methods": ["tempcnn"], "seeds": [82], "targets": ["BEL"], "epochs": 1}
+    runs = _run(world, tmp_path / "exp", within=True, **kw).result.runs.set_index("target")
+    run = tmp_path / "exp/runs/tempcnn/FRA/seed82"
+    m = json.loads((run / "metrics.json").read_text())
+    t, t_within = m["temperature"], m["within_temperature"]
+    assert t > 0 and t_within > 0 and m["temperature_fit"]["within"]["n_val"] > 0
+    pred = pd.read_parquet(run / "predictions.parquet")
+    model_classes = [world.classes.index(c) for c in m["model_classes"]]
+    for target, temp in (("BEL", t), ("FRA", t_within)):
+        rows = pred[pred.target == target]
+        p = rows[[f"p_{c}" for c in world.classes]].to_numpy(dtype=np.float64)
+        s = score_calibration(
+            rows.y_true, apply_temperature(p, temp), y_pred=rows.y_pred,
+            model_classes=model_classes, target=target, classes=world.classes,
+        )  # fmt: skip
+        assert runs.loc[target, "ece_ts"] == pytest.approx(s["ece"], abs=1e-12)
+        assert runs.loc[target, "temperature"] == pytest.approx(temp)
 
 
 def test_scenario_tags_follow_the_country_table_not_the_saved_runs(world, tmp_path) -> None:

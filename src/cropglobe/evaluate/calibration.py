@@ -23,6 +23,18 @@ predicted for it; it is right when that class is its true one.
 
 All values are fractions (ECE 0.04 = 4 %); the experiment's ``results.csv`` gives ECE and
 over-confidence in percent, as it gives the accuracies, and Brier and NLL in their own units.
+
+**Temperature scaling** (Guo et al. 2017, "On calibration of modern neural networks"): the
+probabilities are sharpened or softened by one number T > 0, softmax(logits / T), with T
+chosen to minimise the negative log-likelihood on labelled samples the model did not train on
+(:func:`fit_temperature`). Since log p equals the logits up to a constant per row,
+softmax(log p / T) is exactly softmax(logits / T), so it applies to saved probabilities
+(:func:`apply_temperature`); a class of probability 0 stays 0, and the most probable class,
+hence every accuracy, is unchanged. A neural run of a transfer experiment fits T on its
+source's held-out validation split (:func:`cropglobe.evaluate.methods.source_temperature`) and
+saves it in its ``metrics.json``; :func:`calibrate_runs` measures the targets again after
+scaling (``ece_ts``, ``overconfidence_ts``, ``brier_ts``, ``nll_ts``), which says whether a
+temperature fitted on source data still helps where the model is applied.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
+from scipy.optimize import minimize_scalar
 
 from cropglobe.classes import CROPGLOBE_CLASSES, collapse_to_target
 from cropglobe.errors import CropGlobeError, LabelError, ParameterError
@@ -44,12 +57,16 @@ from cropglobe.evaluate.metrics import aggregate_runs, scored_subset
 __all__ = [
     "CALIBRATION_METRICS",
     "N_BINS",
+    "SCALED_METRICS",
+    "TEMPERATURE_BOUNDS",
     "aggregate_calibration",
+    "apply_temperature",
     "brier_score",
     "calibrate_runs",
     "calibration_inputs",
     "collapse_proba",
     "expected_calibration_error",
+    "fit_temperature",
     "merge_calibration",
     "negative_log_likelihood",
     "overconfidence",
@@ -69,6 +86,16 @@ NLL_FLOOR = 1e-12
 CALIBRATION_METRICS = ("ece", "ece_mass", "overconfidence", "brier", "nll")
 _PERCENT = ("ece", "ece_mass", "overconfidence")
 _PLAIN = ("brier", "nll")
+#: per-run columns after temperature scaling: ``temperature`` (the run's T, fitted on its
+#: source's validation split; NaN: none) and the calibration in the target after scaling,
+#: ``ece_ts``, ``overconfidence_ts`` (fractions, reported in percent), ``brier_ts``, ``nll_ts``
+SCALED_METRICS = ("temperature", "ece_ts", "overconfidence_ts", "brier_ts", "nll_ts")
+_PERCENT_TS = ("ece_ts", "overconfidence_ts")
+_PLAIN_TS = ("temperature", "brier_ts", "nll_ts")
+#: the range searched for the temperature (a fit at either end is logged)
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+#: the fewest labelled samples a temperature is fitted on
+MIN_TEMPERATURE_SAMPLES = 10
 _KEYS = ["method", "source", "target", "seed"]
 
 
@@ -286,6 +313,162 @@ def reliability_table(
     )
 
 
+def _check_proba_rows(p: NDArray[np.float64], what: str) -> None:
+    """``p`` must be a 2-D array of finite probabilities >= 0, each row with a positive sum."""
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ParameterError(
+            f"{what} must be a (samples, classes) array with at least 2 classes, got shape "
+            f"{p.shape}"
+        )
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ParameterError(
+            f"{what} must hold finite probabilities >= 0; it holds NaN, infinite or negative "
+            "values (check the predictions it was read from)"
+        )
+    if p.shape[0] and not (p.sum(axis=1) > 0).all():
+        raise ParameterError(
+            f"{what} has rows whose probabilities are all 0; every row needs a class of "
+            "probability > 0"
+        )
+
+
+def _check_temperature(temperature: float) -> float:
+    try:
+        t = float(temperature)
+    except (TypeError, ValueError):
+        t = float("nan")
+    if not np.isfinite(t) or t <= 0:
+        raise ParameterError(
+            f"temperature must be a finite number > 0 (1: unchanged), got {temperature!r}"
+        )
+    return t
+
+
+def _scaled_log(log_p: NDArray[np.float64], temperature: float) -> NDArray[np.float64]:
+    """log softmax(log p / T) per row, from log p (−inf for p = 0, which stays −inf)."""
+    z = log_p / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.asarray(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), dtype=np.float64)
+
+
+def _log_proba(p: NDArray[np.float64]) -> NDArray[np.float64]:
+    with np.errstate(divide="ignore"):
+        return np.asarray(np.log(p), dtype=np.float64)
+
+
+def apply_temperature(proba: ArrayLike, temperature: float) -> NDArray[np.float64]:
+    """Probabilities after temperature scaling: softmax(log p / T) per row.
+
+    softmax(log p / T) equals softmax(logits / T) exactly (log p is the logits minus a
+    constant per row), so saved probabilities can be scaled without the model. Each row's
+    order is kept, so its most probable class (hence any accuracy) is unchanged; classes of
+    probability 0 stay 0. T > 1 softens (less confident), T < 1 sharpens, T = 1 returns the
+    rows as given (renormalised).
+
+    Args:
+        proba: (N, K) probabilities, finite, >= 0, each row with a positive sum.
+        temperature: T > 0.
+
+    Returns:
+        (N, K) float64 probabilities, rows summing to 1.
+
+    Raises:
+        ParameterError: ``proba`` is not such an array, or ``temperature`` is not > 0.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    _check_proba_rows(p, "proba")
+    t = _check_temperature(temperature)
+    if p.shape[0] == 0:
+        return p.copy()
+    return np.exp(_scaled_log(_log_proba(p), t))
+
+
+def fit_temperature(
+    proba: ArrayLike,
+    y_true: ArrayLike,
+    *,
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+    min_samples: int = MIN_TEMPERATURE_SAMPLES,
+) -> float:
+    """The temperature T minimising the mean negative log-likelihood of
+    softmax(log p / T) on labelled samples (Guo et al. 2017).
+
+    A bounded one-dimensional search over log T (the NLL is convex in 1/T, so it has one
+    minimum). The samples must be ones the model did not train on (a held-out validation
+    split): on its training samples a model looks better calibrated than it is, and the
+    temperature fitted there is too low. The true class's scaled probability is clipped at
+    1e-12 before its log is taken, as :func:`negative_log_likelihood` does.
+
+    Args:
+        proba: (N, K) predicted probabilities (finite, >= 0, rows with a positive sum).
+        y_true: (N,) true class indices 0 … K−1 (columns of ``proba``).
+        bounds: the range (low, high) searched, 0 < low < 1 < high; an optimum at either
+            end is logged (a validation split the model gets all right pulls T to ``low``).
+        min_samples: the fewest samples a temperature is fitted on.
+
+    Returns:
+        T > 0 (> 1: the probabilities were over-confident, and are softened).
+
+    Raises:
+        ParameterError: too few samples, labels of one class only, bad shapes or values.
+        LabelError: labels outside 0 … K−1.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    t = np.asarray(y_true).reshape(-1)
+    if not np.issubdtype(t.dtype, np.integer):
+        raise ParameterError(
+            f"y_true must hold whole class indices (columns of proba), got dtype {t.dtype}"
+        )
+    t = t.astype(np.int64)
+    _check_proba_rows(p, "proba")
+    if p.shape[0] != t.size:
+        raise ParameterError(
+            f"proba has {p.shape[0]} rows but y_true {t.size} labels; give one row per label"
+        )
+    lo, hi = (float(b) for b in bounds)
+    if not (0 < lo < 1 < hi and np.isfinite(hi)):
+        raise ParameterError(
+            f"bounds must be (low, high) with 0 < low < 1 < high, got {tuple(bounds)!r}"
+        )
+    if t.size < int(min_samples):
+        raise ParameterError(
+            f"a temperature needs at least {int(min_samples)} labelled samples, got {t.size}; "
+            "give a larger validation set"
+        )
+    if t.size and (t.min() < 0 or t.max() >= p.shape[1]):
+        raise LabelError(
+            f"y_true holds class index {int(t.min() if t.min() < 0 else t.max())} but proba "
+            f"has {p.shape[1]} columns; give indices 0…{p.shape[1] - 1}"
+        )
+    if np.unique(t).size < 2:
+        raise ParameterError(
+            f"a temperature needs labels of at least 2 classes, got only class {int(t[0])}; "
+            "give a validation set holding several classes"
+        )
+    log_p = _log_proba(p)
+    rows = np.arange(t.size)
+    floor = np.log(NLL_FLOOR)
+
+    def nll(log_t: float) -> float:
+        scaled = _scaled_log(log_p, float(np.exp(log_t)))[rows, t]
+        return float(-np.maximum(scaled, floor).mean())
+
+    found = minimize_scalar(
+        nll, bounds=(np.log(lo), np.log(hi)), method="bounded", options={"xatol": 1e-6}
+    )
+    temperature = float(np.exp(found.x))
+    if temperature < lo * 1.001 or temperature > hi / 1.001:
+        logger.info(
+            "temperature %.3g is at the end of the range searched (%g-%g): the samples pull "
+            "it further (a validation split the model gets all right pulls it low)",
+            temperature,
+            lo,
+            hi,
+        )
+    return temperature
+
+
 def score_calibration(
     y_true: ArrayLike,
     proba: ArrayLike,
@@ -354,6 +537,15 @@ def calibrate_runs(
     are not saved (``+tta``, ``+tta+prior``: shift-averaged when scored), runs without
     probability columns and pairs with nothing to score get NaN.
 
+    After temperature scaling (:data:`SCALED_METRICS`): the probabilities scaled by the
+    temperature the run saved in its ``metrics.json`` (``temperature``, fitted on its
+    source's validation split; ``within_temperature`` for the ``--within`` hold-out, scored
+    by a second model) and measured again with the same predictions. ``METHOD+prior`` rows
+    scale first and re-estimate the class mix from the scaled probabilities (EM assumes
+    calibrated posteriors), so their predictions can differ from the row's. NaN where the run
+    has no temperature (classical models, the paper protocol's CropNet, runs saved before
+    temperatures were fitted).
+
     Args:
         output: the experiment folder.
         runs: one row per (method, source, target, seed) (:func:`run_transfer`'s table).
@@ -364,10 +556,10 @@ def calibrate_runs(
 
     Returns:
         ``per_run``: the runs' keys with ``ece``, ``ece_mass``, ``overconfidence``, ``brier``,
-        ``nll``, ``confidence``, ``accuracy``, ``n_scored``; ``reliability``: one row per run
-        and bin (:func:`reliability_table`'s columns after the keys).
+        ``nll``, ``confidence``, ``accuracy``, ``n_scored``, then ``temperature``, ``ece_ts``,
+        ``overconfidence_ts``, ``brier_ts``, ``nll_ts`` and ``accuracy_ts``; ``reliability``:
+        one row per run and bin (:func:`reliability_table`'s columns after the keys).
     """
-    from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
     from cropglobe.evaluate.transfer import _read_predictions, _read_run, _run_dir
 
     out = Path(output)
@@ -380,12 +572,17 @@ def calibrate_runs(
     for _, group in keys.groupby(["_base", "source", "seed"], sort=False):
         preds: pd.DataFrame | None = None
         model_classes: list[int] = []
+        temperatures: dict[str, float | None] = {}
         first = group.iloc[0]
         rdir = _run_dir(out, str(first["_base"]), str(first["source"]), int(first["seed"]))
         if (group["_kind"] != "tta").any() and (rdir / "metrics.json").is_file():
             try:
-                names = _read_run(rdir / "metrics.json")["model_classes"]
-                model_classes = [list(classes).index(c) for c in names]
+                saved = _read_run(rdir / "metrics.json")
+                model_classes = [list(classes).index(c) for c in saved["model_classes"]]
+                temperatures = {
+                    "": _saved_temperature(saved, "temperature"),
+                    "within": _saved_temperature(saved, "within_temperature"),
+                }
                 preds = _read_predictions(rdir)
             except (CropGlobeError, KeyError, ValueError) as exc:
                 logger.warning("no calibration for %s: %s", rdir, exc)
@@ -407,30 +604,44 @@ def calibrate_runs(
                 if isinstance(rule, Mapping)
                 else rule
             )
+            y_true = frame["y_true"].to_numpy(dtype=np.int64)
+            how: dict[str, Any] = {
+                "y_true": y_true,
+                "prior": r["_kind"] == "prior",
+                "model_classes": model_classes,
+                "target": country,
+                "classes": classes,
+                "n_bins": n_bins,
+            }
             try:
-                if r["_kind"] == "prior":  # as the run scored it: EM over all the target's rows
-                    mc = np.asarray(model_classes, dtype=np.int64)
-                    pm = p[:, mc]
-                    adapted = adapt_posteriors(pm, estimate_target_prior(pm)[0])
-                    p = np.zeros_like(p)
-                    p[:, mc] = adapted
-                    y_pred = mc[adapted.argmax(axis=1)]
-                s = score_calibration(
-                    frame["y_true"].to_numpy(dtype=np.int64),
-                    p,
-                    y_pred=y_pred,
-                    model_classes=model_classes,
-                    target=country,
-                    classes=classes,
-                    n_bins=n_bins,
-                )
+                s = _measured(p, y_pred, **how)
             except (LabelError, ParameterError) as exc:  # nothing scored, or damaged values
                 logger.info("no calibration for %s on %s: %s", rdir, r["target"], exc)
                 continue
             table = s.pop("reliability")
             row.update(s)
             tables.append(table.assign(**{k: row[k] for k in _KEYS}))
-    columns = [*_KEYS, *CALIBRATION_METRICS, "confidence", "accuracy", "n_scored"]
+            # the hold-out of --within is scored by the second model, with its own temperature
+            temperature = temperatures.get("within" if r["target"] == r["source"] else "")
+            if temperature is None:
+                continue
+            try:  # the same predictions (argmax kept); +prior: scaled, then EM
+                ts = _measured(apply_temperature(p, temperature), y_pred, **how)
+            except (LabelError, ParameterError) as exc:
+                logger.info("no scaled calibration for %s on %s: %s", rdir, r["target"], exc)
+                continue
+            row["temperature"] = temperature
+            row.update({f"{k}_ts": ts[k] for k in ("ece", "overconfidence", "brier", "nll")})
+            row["accuracy_ts"] = ts["accuracy"]
+    columns = [
+        *_KEYS,
+        *CALIBRATION_METRICS,
+        "confidence",
+        "accuracy",
+        "n_scored",
+        *SCALED_METRICS,
+        "accuracy_ts",
+    ]
     per_run = pd.DataFrame(rows).reindex(columns=columns)
     bins = ["bin", "lower", "upper", "count", "confidence", "accuracy"]
     reliability = (
@@ -441,25 +652,85 @@ def calibrate_runs(
     return per_run, reliability
 
 
+def _measured(
+    p: NDArray[np.float64],
+    y_pred: NDArray[np.int64],
+    *,
+    y_true: NDArray[np.int64],
+    prior: bool,
+    model_classes: Sequence[int],
+    target: str | NDArray[Any] | None,
+    classes: Sequence[str],
+    n_bins: int,
+) -> dict[str, Any]:
+    """:func:`score_calibration` of one target's rows of a run; ``prior``: of the posteriors
+    EM re-weights to the target's class mix, over all its rows (as the run scored them)."""
+    from cropglobe.evaluate.adapt import adapt_posteriors, estimate_target_prior
+
+    if prior:
+        mc = np.asarray(model_classes, dtype=np.int64)
+        pm = p[:, mc]
+        adapted = adapt_posteriors(pm, estimate_target_prior(pm)[0])
+        p = np.zeros_like(p)
+        p[:, mc] = adapted
+        y_pred = mc[adapted.argmax(axis=1)]
+    return score_calibration(
+        y_true,
+        p,
+        y_pred=y_pred,
+        model_classes=model_classes,
+        target=target,
+        classes=classes,
+        n_bins=n_bins,
+    )
+
+
 def merge_calibration(runs: pd.DataFrame, per_run: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with the :data:`CALIBRATION_METRICS` columns of ``per_run`` (NaN where a run
-    has none), rows in their order."""
-    base = runs.drop(columns=[c for c in CALIBRATION_METRICS if c in runs.columns])
+    """``runs`` with the :data:`CALIBRATION_METRICS` columns of ``per_run``, and its
+    :data:`SCALED_METRICS` when it has them (NaN where a run has none), rows in their
+    order."""
+    metrics = [
+        *CALIBRATION_METRICS,
+        *(SCALED_METRICS if all(c in per_run.columns for c in SCALED_METRICS) else ()),
+    ]
+    ours = (*CALIBRATION_METRICS, *SCALED_METRICS)
+    base = runs.drop(columns=[c for c in ours if c in runs.columns])
     if not len(base):
-        return base.reindex(columns=[*base.columns, *CALIBRATION_METRICS])
-    cal = per_run[[*_KEYS, *CALIBRATION_METRICS]].drop_duplicates(_KEYS)
+        return base.reindex(columns=[*base.columns, *metrics])
+    cal = per_run[[*_KEYS, *metrics]].drop_duplicates(_KEYS)
     merged = base.merge(cal, on=_KEYS, how="left", validate="many_to_one")
     merged.index = base.index
-    return merged.astype(dict.fromkeys(CALIBRATION_METRICS, np.float64))
+    return merged.astype(dict.fromkeys(metrics, np.float64))
 
 
 def aggregate_calibration(runs: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame | None:
     """Per group of ``by``: ``{metric}_mean`` and ``{metric}_std`` (ddof 0) over seeds —
     ECE, equal-mass ECE and over-confidence in percent (as the accuracies), Brier and NLL in
-    their own units; NaN where no run of the group has probabilities. None when ``runs`` has
-    no calibration columns."""
+    their own units; NaN where no run of the group has probabilities. With the
+    :data:`SCALED_METRICS` columns in ``runs`` also ``ece_ts`` and ``overconfidence_ts`` (in
+    percent), ``brier_ts``, ``nll_ts`` and ``temperature`` (their own units), NaN where no run
+    of the group has a temperature. None when ``runs`` has no calibration columns."""
     if not all(c in runs.columns for c in CALIBRATION_METRICS):
         return None
     pct = aggregate_runs(runs, by, _PERCENT).drop(columns="n_runs")
     plain = aggregate_runs(runs, by, _PLAIN, percent=False).drop(columns="n_runs")
-    return pct.merge(plain, on=list(by), how="left")
+    out = pct.merge(plain, on=list(by), how="left")
+    if all(c in runs.columns for c in SCALED_METRICS):
+        pct = aggregate_runs(runs, by, _PERCENT_TS).drop(columns="n_runs")
+        plain = aggregate_runs(runs, by, _PLAIN_TS, percent=False).drop(columns="n_runs")
+        out = out.merge(pct, on=list(by), how="left").merge(plain, on=list(by), how="left")
+    return out
+
+
+def _saved_temperature(result: Mapping[str, Any], key: str) -> float | None:
+    """The temperature a run saved under ``key``; None when it has none (null, absent: runs
+    saved before temperatures were fitted) or a value that is no temperature (logged)."""
+    value = result.get(key)
+    if value is None:
+        return None
+    try:
+        return _check_temperature(value)
+    except ParameterError as exc:
+        logger.warning("run %s/%s/seed%s: %s; left blank", result.get("method"),
+                       result.get("source"), result.get("seed"), exc)  # fmt: skip
+        return None

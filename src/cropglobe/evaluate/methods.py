@@ -8,7 +8,7 @@ Each method fits on a labelled source :class:`SeriesSet` and returns a predictor
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -160,6 +160,10 @@ class _NeuralPredictor:
     n_classes: int
     device: str
     transformer: Any = None
+    #: temperature fitted on the source's validation split (None: none, ``temperature_fit``
+    #: says why), and how it was fitted (:func:`source_temperature`)
+    temperature: float | None = None
+    temperature_fit: dict[str, Any] = field(default_factory=dict)
 
     def predict_proba(self, ss: SeriesSet) -> NDArray[np.float64]:
         from cropglobe.models.folder import model_inputs
@@ -238,7 +242,74 @@ def _fit_neural(
         model_options=getattr(config, "model_options", {}).get(method.model),
     )
     cols = np.asarray([train.classes.index(c) for c in result.classes], dtype=np.int64)
-    return _NeuralPredictor(result, cols, len(train.classes), config.device, transformer)
+    predictor = _NeuralPredictor(result, cols, len(train.classes), config.device, transformer)
+    labelled = train.subset(train.labels >= 0)  # the samples train() indexed, before features
+    predictor.temperature, predictor.temperature_fit = source_temperature(
+        predictor, labelled, result.val_index, protocol
+    )
+    return predictor
+
+
+#: why a run has no temperature, by cause
+NO_TEMPERATURE = {
+    "paper": "paper protocol: validated on its own training samples, and a temperature "
+    "fitted on samples the model trained on is biased (too low), so none was fitted",
+    "classical": "classical model: no held-out validation split to fit one on, so none was fitted",
+}
+
+
+def source_temperature(
+    predictor: Predictor,
+    labelled: SeriesSet,
+    val_index: NDArray[np.int64],
+    protocol: str,
+) -> tuple[float | None, dict[str, Any]]:
+    """Temperature scaling fitted on the source: the temperature minimising the NLL of the
+    model's probabilities on its validation split, samples held out of its training
+    (:func:`cropglobe.evaluate.calibration.fit_temperature`).
+
+    Args:
+        predictor: the fitted method.
+        labelled: its labelled training samples, in the order :func:`cropglobe.train.train`
+            indexed them.
+        val_index: the validation split's positions in ``labelled``
+            (``TrainResult.val_index``).
+        protocol: the protocol it trained under; ``"paper"`` validates on the training
+            samples themselves, so no temperature is fitted.
+
+    Returns:
+        ``(T, details)``: T, or None when none was fitted; details ``n_val``, ``val_nll``,
+        ``val_nll_scaled``, ``val_ece``, ``val_ece_scaled`` (the validation split before and
+        after scaling), or ``reason`` when there is no T.
+    """
+    from cropglobe.errors import LabelError, ParameterError
+    from cropglobe.evaluate.calibration import (
+        apply_temperature,
+        expected_calibration_error,
+        fit_temperature,
+        negative_log_likelihood,
+    )
+
+    if protocol == "paper":
+        return None, {"reason": NO_TEMPERATURE["paper"]}
+    idx = np.asarray(val_index, dtype=np.int64)
+    val = labelled.subset(np.isin(np.arange(labelled.n_samples), idx))
+    y = np.asarray(val.labels, dtype=np.int64)
+    try:
+        if y.size == 0:
+            raise ParameterError("the run has no validation split")
+        proba = predictor.predict_proba(val)
+        temperature = fit_temperature(proba, y)
+    except (LabelError, ParameterError) as exc:
+        return None, {"reason": f"not fitted: {exc}", "n_val": int(y.size)}
+    scaled = apply_temperature(proba, temperature)
+    return temperature, {
+        "n_val": int(y.size),
+        "val_nll": negative_log_likelihood(y, proba),
+        "val_nll_scaled": negative_log_likelihood(y, scaled),
+        "val_ece": expected_calibration_error(y, proba),
+        "val_ece_scaled": expected_calibration_error(y, scaled),
+    }
 
 
 METHODS: dict[str, Method] = {

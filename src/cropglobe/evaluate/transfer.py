@@ -7,6 +7,8 @@ An experiment is a dataset, a grouping column, sources, targets, methods and see
         model/                the trained model folder (neural methods)
         predictions.parquet   target, sample_id, y_true, y_pred, p_{class}…
         metrics.json          per-target scores (written last: its presence marks the run done)
+                              and the temperature fitted on the source's validation split
+                              (neural runs; :mod:`cropglobe.evaluate.calibration`)
 
 so that a rerun skips finished runs and an interrupted experiment continues where it stopped.
 ``OUTPUT/config.json`` records the experiment; an output folder holding a different
@@ -1580,6 +1582,7 @@ def _one_run(
     preds: list[pd.DataFrame] = []
     # (group, its samples, the model scoring it, that model's training samples)
     evaluations = [(t, exp.target(t, train.grid.anchor), fitted, train) for t in targets]
+    within_model: Any = None
     if holdout is not None:  # a second model, on the other 80 %, scores the source's hold-out
         if progress:
             progress(f"    within {source}: a second model on 80 % of it for the hold-out")
@@ -1624,6 +1627,7 @@ def _one_run(
         ),
         "targets": scores,
         "scoring": SCORING,
+        **_temperature_record(fitted, within_model),
     }
     if selected_scores:
         result["best_epoch_targets"] = selected_scores
@@ -1754,6 +1758,25 @@ def _save_run_model(fitted: Any, folder: Path) -> None:
     from cropglobe.models.folder import save_model
 
     save_model(folder, result.model, result.card)
+
+
+def _temperature_record(fitted: Any, within_model: Any = None) -> dict[str, Any]:
+    """What a run's ``metrics.json`` records of temperature scaling: ``temperature`` (fitted
+    on the source's validation split; None when none was, ``temperature_fit`` saying why) and
+    ``temperature_fit`` (validation samples, NLL and ECE before and after); with ``--within``
+    also ``within_temperature``, the hold-out model's own."""
+    from cropglobe.evaluate.methods import NO_TEMPERATURE
+
+    def of(model: Any) -> tuple[float | None, dict[str, Any]]:
+        if not hasattr(model, "temperature_fit"):
+            return None, {"reason": NO_TEMPERATURE["classical"]}
+        return model.temperature, dict(model.temperature_fit)
+
+    temperature, how = of(fitted)
+    out: dict[str, Any] = {"temperature": temperature, "temperature_fit": how}
+    if within_model is not None:
+        out["within_temperature"], how["within"] = of(within_model)
+    return out
 
 
 def _training_summary(fitted: Any) -> dict[str, Any]:

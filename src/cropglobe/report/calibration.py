@@ -4,7 +4,9 @@ Per method and scenario, how well the confidence of each prediction (the probabi
 class predicted, after the target's collapse to "other") matched how often it was right in
 the targets (:mod:`cropglobe.evaluate.calibration`): a reliability diagram pooled over the
 scenario's pairs and seeds, a table of ECE and over-confidence, and a finding computed from
-them.
+them. Where runs saved a temperature fitted on their source's validation split, a second table
+sets the calibration in the targets before and after temperature scaling side by side, with a
+sentence saying whether source-fitted scaling lowered the target ECE, and by how much.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import html
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +28,9 @@ __all__ = [
     "calibration_table",
     "pooled_reliability",
     "reliability_figure",
+    "temperature_by_scenario",
+    "temperature_finding",
+    "temperature_table",
 ]
 
 _KEYS = ["method", "source", "target", "seed"]
@@ -97,6 +103,109 @@ def calibration_table(runs: pd.DataFrame) -> pd.DataFrame:
                     cells.append(f"{v:{sign}.1f} ± {row[f'{metric}_std']:.1f}")
             cols[(scen, label)] = cells
     return pd.DataFrame(cols)
+
+
+#: before/after pairs of the temperature table: (column before, column after, label, percent)
+_SCALED = (
+    ("ece", "ece_ts", "ECE (%)", True),
+    ("overconfidence", "overconfidence_ts", "over-confidence (points)", True),
+    ("nll", "nll_ts", "NLL", False),
+)
+
+
+def _scaled_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Rows measured both before and after temperature scaling (a temperature saved)."""
+    if not all(c in runs.columns for c in ("temperature", "ece_ts", "ece")):
+        return runs.iloc[0:0]
+    return runs[runs["temperature"].notna() & runs["ece_ts"].notna() & runs["ece"].notna()]
+
+
+def temperature_by_scenario(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method and scenario, on the runs with a temperature only (so that before and after
+    compare the same runs): the temperature, and ECE, over-confidence (percent) and NLL
+    before and after scaling — mean and std (ddof 0) over seeds, each seed's value the mean
+    over the scenario's pairs, as :func:`calibration_by_scenario`.
+
+    Returns:
+        ``method``, ``scenario``, ``seeds``, then ``{m}_mean`` and ``{m}_std`` for ``m`` in
+        ``temperature``, ``ece``, ``ece_ts``, ``overconfidence``, ``overconfidence_ts``,
+        ``nll``, ``nll_ts``; empty when no run has a temperature.
+    """
+    from cropglobe.report.transfer import _scenario_order
+
+    metrics = ["temperature", *(c for pair in _SCALED for c in pair[:2])]
+    columns = ["method", "scenario", "seeds",
+               *(f"{m}_{k}" for m in metrics for k in ("mean", "std"))]  # fmt: skip
+    rows = _scaled_runs(runs)
+    if not len(rows):
+        return pd.DataFrame(columns=columns)
+    scale = pd.Series(
+        {m: 100.0 if m.startswith(("ece", "overconfidence")) else 1.0 for m in metrics}
+    )
+    per_seed = rows.groupby(["method", "scenario", "seed"], sort=False)[metrics].mean() * scale
+    grouped = per_seed.groupby(level=["method", "scenario"], sort=False)
+    mean, std = grouped.mean(), grouped.std(ddof=0)
+    parts = [grouped["ece"].count().rename("seeds")]
+    for m in metrics:
+        parts += [mean[m].rename(f"{m}_mean"), std[m].rename(f"{m}_std")]
+    out = pd.concat(parts, axis=1).reset_index()
+    rank = {sc: i for i, sc in enumerate(_scenario_order(runs))}
+    methods = {m: i for i, m in enumerate(dict.fromkeys(runs["method"]))}
+    key = [(methods[m], rank[sc]) for m, sc in zip(out["method"], out["scenario"], strict=True)]
+    order = sorted(range(len(out)), key=key.__getitem__)
+    return out.iloc[order].reset_index(drop=True)[columns]
+
+
+def temperature_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """:func:`temperature_by_scenario` as the report shows it: a row per method and
+    scenario, the temperature and each measure before and after scaling, ``mean ± std``."""
+    numbers = temperature_by_scenario(runs)
+
+    def cell(row: dict[Any, Any], m: str, fmt: str) -> str:
+        v = float(row[f"{m}_mean"])
+        if not np.isfinite(v):
+            return "–"
+        if int(row["seeds"]) == 1:
+            return f"{v:{fmt}} (1 seed)"
+        return f"{v:{fmt}} ± {float(row[f'{m}_std']):{fmt.lstrip('+')}}"
+
+    out: dict[str, list[str]] = {"method": [], "scenario": [], "T": []}
+    for _, _, label, _ in _SCALED:
+        out[f"{label} before"], out[f"{label} after"] = [], []
+    for row in numbers.to_dict(orient="records"):
+        out["method"].append(str(row["method"]))
+        out["scenario"].append(str(row["scenario"]))
+        out["T"].append(cell(row, "temperature", ".2f"))
+        for before, after, label, pct in _SCALED:
+            fmt = (".1f" if pct else ".3f") if before != "overconfidence" else "+.1f"
+            out[f"{label} before"].append(cell(row, before, fmt))
+            out[f"{label} after"].append(cell(row, after, fmt))
+    return pd.DataFrame(out)
+
+
+def temperature_finding(runs: pd.DataFrame) -> str | None:
+    """One plain sentence: whether temperature scaling fitted on the source lowered the ECE
+    in the targets, per method (mean over the transfer pairs and seeds with a temperature,
+    and on how many of them it was lower); None when no transfer run has a temperature."""
+    rows = _scaled_runs(_transfers(runs))
+    if not len(rows):
+        return None
+    parts = []
+    for m, sub in rows.groupby("method", sort=False):
+        before, after = 100.0 * float(sub["ece"].mean()), 100.0 * float(sub["ece_ts"].mean())
+        lower = int((sub["ece_ts"] < sub["ece"]).sum())
+        t = float(sub["temperature"].median())
+        verb = "lowered" if after < before else "raised" if after > before else "left"
+        parts.append(
+            f"{verb} the ECE of {m} from {before:.1f} % to {after:.1f} % "
+            f"({after - before:+.1f} points; lower in {lower} of {len(sub)} runs, median "
+            f"T = {t:.2f})"
+        )
+    return (
+        "Temperature scaling fitted on the source's validation split "
+        + "; it ".join(parts)
+        + " in the targets."
+    )
 
 
 #: an experiment with one source and at most this many targets is drawn target by target
@@ -354,4 +463,54 @@ def calibration_section(
     parts.append(table.to_html(index=False, escape=True))
     parts += [_img(p) for p in figs]
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
-    return "\n".join(parts), figs, {"by_scenario": numbers, "reliability": pooled}, found
+    tables = {"by_scenario": numbers, "reliability": pooled}
+    if all(c in runs.columns for c in ("temperature", "ece_ts")):
+        scaled_html, tables["temperature"], said = _temperature_part(runs, methods)
+        parts.append(scaled_html)
+        found = [*found, *said]
+    return "\n".join(parts), figs, tables, found
+
+
+def _temperature_part(
+    runs: pd.DataFrame, methods: Sequence[str]
+) -> tuple[str, pd.DataFrame, list[str]]:
+    """The section's part on temperature scaling: HTML, its numbers and its sentence."""
+    numbers = temperature_by_scenario(runs)
+    with_t = list(dict.fromkeys(numbers["method"].astype(str)))
+    without = [m for m in methods if m not in with_t and "+tta" not in m]
+    parts = [
+        "<h3>After temperature scaling fitted on the source</h3>",
+        "<p>Temperature scaling (Guo et al. 2017) divides a network's logits by one number T "
+        "before the softmax (T &gt; 1 softens over-confident probabilities), T chosen to "
+        "minimise the log-loss on the source's validation split (the 20 % held out of "
+        "training). It leaves every prediction, and so every accuracy above, as it is. Here each "
+        "run's T is applied to its saved target probabilities and the calibration measured "
+        "again: does a fix fitted where the model was trained still help where it is "
+        "applied? Per pair in <code>results.csv</code> (<code>ece_ts_mean</code>, "
+        "<code>overconfidence_ts_mean</code>, <code>brier_ts_mean</code>, "
+        "<code>nll_ts_mean</code>, <code>temperature_mean</code>); each run's T and its "
+        "validation figures in its <code>metrics.json</code>.</p>",
+    ]
+    said = []
+    if (sentence := temperature_finding(runs)) is not None:
+        said.append(sentence)
+        parts.append(f"<p><b>{html.escape(sentence)}</b></p>")
+    if len(numbers):
+        parts.append(temperature_table(runs).to_html(index=False, escape=True))
+    notes = []
+    if any(m.endswith("+prior") for m in with_t):
+        notes.append(
+            "Rows METHOD+prior after scaling: the probabilities are scaled first and EM "
+            "re-estimates the class mix from them (it assumes calibrated posteriors), so their "
+            "predictions, and accuracy, can differ a little from the row's above."
+        )
+    if without:
+        notes.append(
+            f"No temperature for {', '.join(without)}: left blank. Temperatures are fitted for "
+            "neural models only, on a validation split held out of training; CropNet under "
+            "the paper protocol validates on its own training samples, where a temperature "
+            "comes out biased low, so none is fitted; runs saved before temperatures were "
+            "fitted have none (they are not trained again for it)."
+        )
+    parts += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
+    return "\n".join(parts), numbers, said
